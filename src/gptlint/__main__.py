@@ -1,0 +1,5 @@
+"""`python -m gptlint`."""
+
+from gptlint.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""The `gptlint` command line. Heavy modules are imported after the arguments are read, so
+`gptlint --version` starts fast and never loads libcst."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from gptlint import __version__
+
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # exit 2 with one line, as argparse does, but no usage dump
+        self.exit(EXIT_ERROR, f"gptlint: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gptlint",
+        description="Lint nanoGPT-style training configs without running them.",
+    )
+    parser.add_argument(
+        "paths", nargs="*", help="config files or folders (default: .); - reads stdin"
+    )
+    parser.add_argument("--fix", action="store_true", help="apply safe fixes in place")
+    parser.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe fixes")
+    parser.add_argument(
+        "--diff", action="store_true", help="print the fixes as a diff, write nothing"
+    )
+    parser.add_argument(
+        "--select", help="comma-separated codes or prefixes to enable (ALL for all)"
+    )
+    parser.add_argument("--ignore", help="comma-separated codes or prefixes to disable")
+    parser.add_argument("--output-format", choices=("text", "json", "github"), default="text")
+    parser.add_argument("--statistics", action="store_true", help="count diagnostics per code")
+    parser.add_argument("--exit-zero", action="store_true", help="exit 0 even if problems remain")
+    parser.add_argument("--explain", metavar="CODE", help="explain a rule and exit")
+    parser.add_argument("--list-rules", action="store_true", help="list every rule and exit")
+    parser.add_argument("--stdin-filename", help="the name of the file read from stdin")
+    parser.add_argument("--gpu", help="target GPU profile (default rtx4070)")
+    parser.add_argument("--memory-budget", help="memory budget, e.g. 11GB (default: the GPU's)")
+    parser.add_argument("--world-size", help="number of training processes (DDP)")
+    parser.add_argument("--defaults", help="the fork's train.py to read keys and defaults from")
+    parser.add_argument("--model", help="the fork's model.py")
+    parser.add_argument("--fix-strategy", help="GPT101 fix: keep-width (default) or keep-heads")
+    parser.add_argument("--exclude", help="comma-separated glob patterns to skip")
+    parser.add_argument("--version", action="version", version=f"gptlint {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run gptlint; returns the exit code (0 clean, 1 problems remain, 2 error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        from gptlint.runner import run
+
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback for the user; GPTLINT_DEBUG=1 shows it
+        if os.environ.get("GPTLINT_DEBUG"):
+            raise
+        print(f"gptlint: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,254 @@
+"""What a config file says, read from its libcst tree in file order (nothing is executed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from gptlint.source import Source, SourceError
+
+SHAPE_KEYS = frozenset({"n_layer", "n_head", "n_embd"})
+MODEL_ARG_KEYS = frozenset(
+    {"n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout"}
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Assignment:
+    """`key = value` (or `key: T = value`, `key += value`) somewhere in the file.
+
+    `statement` is the top-level statement that holds it, `index` that statement's position in
+    the module body; `conditional` marks assignments inside `if`/`for`/`try`/`with`/`while`
+    blocks, whose effect cannot be known statically.
+    """
+
+    key: str
+    target: cst.Name
+    value: cst.BaseExpression | None
+    node: cst.BaseSmallStatement
+    statement: cst.BaseStatement
+    index: int
+    conditional: bool = False
+    operator: cst.BaseAugOp | None = None
+
+    @property
+    def is_plain(self) -> bool:
+        """A plain top-level `key = value` whose value a fix may replace."""
+        return not self.conditional and self.operator is None and self.value is not None
+
+
+@dataclass(frozen=True, eq=False)
+class Binding:
+    """A top-level statement that binds names to values static reading cannot know.
+
+    `names` is None for `from x import *` and `exec(...)`, which may bind anything.
+    """
+
+    names: frozenset[str] | None
+    statement: cst.BaseStatement
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class ShapeCall:
+    """A `GPTConfig(...)` call, or a `dict(...)`/`{...}` preset carrying model shape keys."""
+
+    kind: str  # 'GPTConfig' | 'preset'
+    node: cst.Call | cst.Dict
+    args: dict[str, tuple[cst.BaseExpression, cst.CSTNode]] = field(default_factory=dict)
+    index: int = 0
+    top_level: bool = True
+
+
+@dataclass(eq=False)
+class ConfigFile:
+    """A parsed config: its source, tree, assignments and unknown bindings in file order."""
+
+    source: Source
+    module: cst.Module
+    assignments: list[Assignment]
+    bindings: list[Binding]
+    shape_calls: list[ShapeCall]
+
+    @property
+    def path(self) -> str:
+        return self.source.path
+
+    @cached_property
+    def _positions(self) -> dict[cst.CSTNode, CodeRange]:
+        wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+        return dict(wrapper.resolve(PositionProvider))
+
+    def position(self, node: cst.CSTNode) -> CodeRange:
+        """Where `node` is (1-based lines, 0-based columns); computed once, on first use."""
+        return self._positions[node]
+
+    def assignments_of(self, key: str) -> list[Assignment]:
+        """Every assignment of `key`, in file order."""
+        return [a for a in self.assignments if a.key == key]
+
+    @property
+    def looks_like_config(self) -> bool:
+        """Whether the file assigns anything at top level or defines a model shape."""
+        return bool(self.assignments or self.shape_calls)
+
+
+def parse_config(source: Source) -> ConfigFile:
+    """Parse `source` with libcst and collect what it assigns; SourceError if it isn't Python."""
+    try:
+        module = cst.parse_module(source.text)
+    except cst.ParserSyntaxError as exc:
+        message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
+        raise SourceError(f"syntax error: {message}", exc.raw_line, exc.raw_column + 1) from None
+    except RecursionError:
+        raise SourceError("expression nested too deeply to read") from None
+    assignments: list[Assignment] = []
+    bindings: list[Binding] = []
+    for index, statement in enumerate(module.body):
+        _collect(statement, statement, index, False, assignments, bindings)
+    shape_calls = _find_shape_calls(module) if _may_hold_shapes(source.text) else []
+    return ConfigFile(source, module, assignments, bindings, shape_calls)
+
+
+def _collect(
+    node: cst.CSTNode,
+    statement: cst.BaseStatement,
+    index: int,
+    conditional: bool,
+    assignments: list[Assignment],
+    bindings: list[Binding],
+) -> None:
+    if isinstance(node, cst.SimpleStatementLine):
+        for small in node.body:
+            _collect_small(small, statement, index, conditional, assignments, bindings)
+    elif isinstance(node, cst.FunctionDef | cst.ClassDef):
+        bindings.append(Binding(frozenset({node.name.value}), statement, index, "definition"))
+    elif isinstance(node, cst.BaseCompoundStatement):
+        for child in node.children:
+            _collect(child, statement, index, True, assignments, bindings)
+    elif isinstance(node, cst.BaseSuite | cst.Else | cst.ExceptHandler | cst.Finally):
+        for child in node.children:
+            _collect(child, statement, index, conditional, assignments, bindings)
+    elif isinstance(node, cst.BaseStatement):
+        for child in node.children:
+            _collect(child, statement, index, True, assignments, bindings)
+
+
+def _collect_small(
+    small: cst.BaseSmallStatement,
+    statement: cst.BaseStatement,
+    index: int,
+    conditional: bool,
+    assignments: list[Assignment],
+    bindings: list[Binding],
+) -> None:
+    def add(target: cst.BaseExpression, value: cst.BaseExpression | None, op=None) -> None:
+        if isinstance(target, cst.Name):
+            assignments.append(
+                Assignment(target.value, target, value, small, statement, index, conditional, op)
+            )
+        elif isinstance(target, cst.Tuple | cst.List):
+            values = value.elements if isinstance(value, cst.Tuple | cst.List) else None
+            if values is not None and len(values) == len(target.elements):
+                for t, v in zip(target.elements, values, strict=True):
+                    add(t.value, None if isinstance(v, cst.StarredElement) else v.value)
+            else:
+                for t in target.elements:
+                    add(t.value, None)
+
+    if isinstance(small, cst.Assign):
+        for target in small.targets:
+            add(target.target, small.value)
+    elif isinstance(small, cst.AnnAssign):
+        add(small.target, small.value)
+    elif isinstance(small, cst.AugAssign):
+        add(small.target, small.value, small.operator)
+    elif isinstance(small, cst.ImportFrom):
+        if isinstance(small.names, cst.ImportStar):
+            bindings.append(Binding(None, statement, index, "star import"))
+        else:
+            bindings.append(Binding(_import_names(small.names), statement, index, "import"))
+    elif isinstance(small, cst.Import):
+        bindings.append(Binding(_import_names(small.names), statement, index, "import"))
+    elif isinstance(small, cst.Expr) and _is_exec_call(small.value):
+        bindings.append(Binding(None, statement, index, "exec()"))
+
+
+def _import_names(aliases: list[cst.ImportAlias] | tuple[cst.ImportAlias, ...]) -> frozenset[str]:
+    names = set()
+    for alias in aliases:
+        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+            names.add(alias.asname.name.value)
+        else:
+            node = alias.name
+            while isinstance(node, cst.Attribute):
+                node = node.value
+            names.add(node.value)
+    return frozenset(names)
+
+
+def _is_exec_call(node: cst.BaseExpression) -> bool:
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Name)
+        and node.func.value
+        in (
+            "exec",
+            "execfile",
+        )
+    )
+
+
+def _may_hold_shapes(text: str) -> bool:
+    return "GPTConfig" in text or ("n_head" in text and ("dict(" in text or "{" in text))
+
+
+def _find_shape_calls(module: cst.Module) -> list[ShapeCall]:
+    finder = _ShapeCallFinder()
+    for index, statement in enumerate(module.body):
+        finder.index = index
+        finder.top_level = not isinstance(statement, cst.FunctionDef | cst.ClassDef)
+        statement.visit(finder)
+    return finder.found
+
+
+class _ShapeCallFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[ShapeCall] = []
+        self.index = 0
+        self.top_level = True
+
+    def visit_Call(self, node: cst.Call) -> None:
+        name = _callee_name(node.func)
+        if name not in ("GPTConfig", "dict"):
+            return
+        args = {
+            arg.keyword.value: (arg.value, arg)
+            for arg in node.args
+            if arg.keyword is not None and not arg.star
+        }
+        if name == "GPTConfig" or len(SHAPE_KEYS & args.keys()) >= 2:
+            kind = "GPTConfig" if name == "GPTConfig" else "preset"
+            self.found.append(ShapeCall(kind, node, args, self.index, self.top_level))
+
+    def visit_Dict(self, node: cst.Dict) -> None:
+        args: dict[str, tuple[cst.BaseExpression, cst.CSTNode]] = {}
+        for element in node.elements:
+            if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
+                key = element.key.evaluated_value
+                if isinstance(key, str):
+                    args[key] = (element.value, element)
+        if len(SHAPE_KEYS & args.keys()) >= 2:
+            self.found.append(ShapeCall("preset", node, args, self.index, self.top_level))
+
+
+def _callee_name(func: cst.BaseExpression) -> str | None:
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return None

@@ -1,0 +1,50 @@
+"""What a rule reports: a Diagnostic with its position, message and optional Fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+SEVERITIES = ("error", "warning", "info")
+
+
+Rewrite = Callable[[cst.CSTNode], "cst.CSTNode | cst.FlattenSentinel"]
+
+
+@dataclass(frozen=True, eq=False)
+class Edit:
+    """Rewrite the node `old` of the file's tree: `rewrite` gets the node as other edits left
+    it and returns its replacement (a `cst.FlattenSentinel` inserts statements beside it)."""
+
+    old: cst.CSTNode
+    rewrite: Rewrite
+
+
+@dataclass(frozen=True, eq=False)
+class Fix:
+    """A rewrite that resolves a diagnostic. `safety` is 'safe' or 'unsafe' (Ruff's sense:
+    unsafe fixes may change what the run does beyond the reported problem)."""
+
+    description: str
+    edits: tuple[Edit, ...]
+    safety: str = "safe"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding, located with 1-based line and column."""
+
+    code: str
+    severity: str
+    path: str
+    line: int
+    col: int
+    message: str
+    end_line: int = 0
+    end_col: int = 0
+    fix: Fix | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.code} {self.message}"

@@ -1,0 +1,68 @@
+"""Which files to lint: named files, and the `.py` files under named folders minus exclusions."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_EXCLUDE = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    "__pycache__",
+    "build",
+    "dist",
+    "node_modules",
+    "site-packages",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".eggs",
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A file to lint; `explicit` when the user named it (then it is linted even if it does
+    not look like a config)."""
+
+    path: Path
+    explicit: bool
+
+
+def excluded(path: Path, patterns: tuple[str, ...], root: Path | None) -> bool:
+    """Whether `path` matches an exclude pattern: by any path component's name, or by its path
+    relative to `root` (the folder of the pyproject.toml that set the patterns)."""
+    names = path.parts
+    if any(fnmatch.fnmatch(name, p) for name in names for p in patterns):
+        return True
+    if root is not None:
+        try:
+            relative = path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            return False
+        return any(
+            fnmatch.fnmatch(relative, p) or relative.startswith(p.rstrip("/") + "/")
+            for p in patterns
+        )
+    return False
+
+
+def walk(folder: Path, patterns: tuple[str, ...], root: Path | None) -> Iterator[Path]:
+    """The `.py` files under `folder`, sorted, skipping default and configured exclusions."""
+    for current, dirs, files in os.walk(folder):
+        base = Path(current)
+        dirs[:] = sorted(
+            d for d in dirs if d not in DEFAULT_EXCLUDE and not excluded(base / d, patterns, root)
+        )
+        for name in sorted(files):
+            path = base / name
+            if name.endswith(".py") and not excluded(path, patterns, root):
+                yield path

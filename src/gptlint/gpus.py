@@ -1,0 +1,88 @@
+"""GPU profiles: what a memory or kernel check targets. Pure data, no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024**2
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class GpuProfile:
+    """One target card: its memory as `nvidia-smi` reports it, and what its kernels can do."""
+
+    name: str
+    label: str
+    total_mib: int
+    compute_capability: tuple[int, int]
+    bf16: bool
+
+    @property
+    def total_bytes(self) -> int:
+        return self.total_mib * MIB
+
+    @property
+    def flash_attention(self) -> bool:
+        """PyTorch's flash SDPA kernel needs sm80 or newer."""
+        return self.compute_capability >= (8, 0)
+
+
+PROFILES: dict[str, GpuProfile] = {
+    p.name: p
+    for p in (
+        GpuProfile("rtx4070", "NVIDIA GeForce RTX 4070 (12 GB)", 12282, (8, 9), True),
+        GpuProfile("rtx3060-12gb", "NVIDIA GeForce RTX 3060 (12 GB)", 12288, (8, 6), True),
+        GpuProfile("rtx4070-ti", "NVIDIA GeForce RTX 4070 Ti (12 GB)", 12282, (8, 9), True),
+        GpuProfile("rtx4080", "NVIDIA GeForce RTX 4080 (16 GB)", 16376, (8, 9), True),
+        GpuProfile("rtx3090", "NVIDIA GeForce RTX 3090 (24 GB)", 24576, (8, 6), True),
+        GpuProfile("rtx4090", "NVIDIA GeForce RTX 4090 (24 GB)", 24564, (8, 9), True),
+        GpuProfile("t4", "NVIDIA Tesla T4 (16 GB)", 15360, (7, 5), False),
+        GpuProfile("a100-40gb", "NVIDIA A100 40GB", 40960, (8, 0), True),
+        GpuProfile("a100-80gb", "NVIDIA A100 80GB", 81920, (8, 0), True),
+        GpuProfile("h100-80gb", "NVIDIA H100 80GB", 81559, (9, 0), True),
+    )
+}
+
+DEFAULT_GPU = "rtx4070"
+
+
+def get_profile(name: str) -> GpuProfile:
+    """The profile called `name`; raises KeyError naming the known profiles."""
+    try:
+        return PROFILES[name.lower()]
+    except KeyError:
+        known = ", ".join(PROFILES)
+        raise KeyError(f"unknown GPU profile {name!r} (known: {known})") from None
+
+
+def parse_memory(text: str) -> int:
+    """Bytes from a size such as `12GB`, `11.5GiB`, `10500MiB` or a plain byte count.
+
+    GB/MB are read as GiB/MiB, as nvidia-smi and PyTorch report memory.
+    """
+    units = {
+        "": 1,
+        "b": 1,
+        "k": 1024,
+        "kb": 1024,
+        "kib": 1024,
+        "m": MIB,
+        "mb": MIB,
+        "mib": MIB,
+        "g": GIB,
+        "gb": GIB,
+        "gib": GIB,
+    }
+    s = text.strip().lower().replace(" ", "").replace("_", "")
+    number = s.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = s[len(number) :]
+    if unit not in units or not number:
+        raise ValueError(f"cannot read memory size {text!r} (write e.g. 12GB, 10500MiB)")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"cannot read memory size {text!r} (write e.g. 12GB, 10500MiB)") from None
+    if value <= 0:
+        raise ValueError(f"memory size must be positive, got {text!r}")
+    return int(value * units[unit])

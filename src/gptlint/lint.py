@@ -1,0 +1,119 @@
+"""Linting one config: read, parse, resolve, run the enabled rules, drop `# noqa`'d findings."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gptlint.configfile import ConfigFile, parse_config
+from gptlint.context import LintContext
+from gptlint.diagnostics import Diagnostic
+from gptlint.resolve import resolve
+from gptlint.rules import RULES_BY_CODE, enabled_codes
+from gptlint.settings import Settings, schema_for
+from gptlint.source import Source, SourceError, decode_source
+
+_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)
+_LOWERCASE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass
+class LintResult:
+    """The outcome for one file: its diagnostics, and the parsed file when it could be read."""
+
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    file: ConfigFile | None = None
+
+    @property
+    def unreadable(self) -> bool:
+        return self.file is None
+
+
+def lint_source(source: Source, settings: Settings, schema_path: Path | None = None) -> LintResult:
+    """Lint decoded `source`; `schema_path` is where to look for a train.py (default: the file)."""
+    codes = enabled_codes(settings.select, settings.ignore)
+    try:
+        file = parse_config(source)
+    except SourceError as exc:
+        diagnostics = []
+        if "GPT000" in codes:
+            diagnostics.append(_unreadable(source.path, exc))
+        return LintResult(source.path, diagnostics)
+    schema = schema_for(schema_path or Path(source.path), settings)
+    ctx = LintContext(resolve(file, schema), settings)
+    diagnostics = []
+    for code in sorted(codes):
+        rule = RULES_BY_CODE[code]()
+        for violation in rule.check(ctx):
+            diagnostics.append(_locate(file, rule, violation))
+    diagnostics = [d for d in diagnostics if not _suppressed(source, d)]
+    diagnostics.sort(key=lambda d: (d.line, d.col, d.code))
+    return LintResult(source.path, diagnostics, file)
+
+
+def lint_bytes(
+    path: str, raw: bytes, settings: Settings, schema_path: Path | None = None
+) -> LintResult:
+    """Lint a file's bytes (as read from disk or stdin)."""
+    try:
+        source = decode_source(path, raw)
+    except SourceError as exc:
+        codes = enabled_codes(settings.select, settings.ignore)
+        return LintResult(path, [_unreadable(path, exc)] if "GPT000" in codes else [])
+    return lint_source(source, settings, schema_path)
+
+
+def lint_file(path: str | Path, settings: Settings) -> list[Diagnostic]:
+    """The diagnostics for the config at `path` (GPT000 when it cannot be read)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        return [_unreadable(str(path), SourceError(f"cannot read file: {exc.strerror or exc}"))]
+    return lint_bytes(str(path), raw, settings).diagnostics
+
+
+def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
+    """Whether a .py file found in a folder is a config rather than a helper module: it sets a
+    known key or a model shape, or it only assigns lowercase names (no functions, no classes)."""
+    schema = schema_for(Path(file.path), settings)
+    if file.shape_calls or any(a.key in schema for a in file.assignments):
+        return True
+    defines = any(b.reason == "definition" for b in file.bindings)
+    return not defines and any(_LOWERCASE_NAME.match(a.key) for a in file.assignments)
+
+
+def _unreadable(path: str, exc: SourceError) -> Diagnostic:
+    return Diagnostic("GPT000", "error", path, exc.line, exc.col, exc.message)
+
+
+def _locate(file: ConfigFile, rule, violation) -> Diagnostic:
+    if violation.node is None:
+        line, col, end_line, end_col = 1, 1, 1, 1
+    else:
+        where = file.position(violation.node)
+        line, col = where.start.line, where.start.column + 1
+        end_line, end_col = where.end.line, where.end.column + 1
+    return Diagnostic(
+        rule.code,
+        rule.severity,
+        file.path,
+        line,
+        col,
+        violation.message,
+        end_line,
+        end_col,
+        violation.fix,
+    )
+
+
+def _suppressed(source: Source, diagnostic: Diagnostic) -> bool:
+    for line in range(diagnostic.line, max(diagnostic.line, diagnostic.end_line) + 1):
+        match = _NOQA.search(source.line_text(line))
+        if match is None:
+            continue
+        codes = match.group("codes")
+        if codes is None or diagnostic.code in {c.strip().upper() for c in codes.split(",")}:
+            return True
+    return False

@@ -1,0 +1,51 @@
+"""Human-readable output: `path:line:col: CODE message`, how to fix it, and a summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from gptlint.diagnostics import Diagnostic
+
+
+def render(diagnostics: list[Diagnostic]) -> str:
+    """One line per diagnostic, with an indented `fix:` line where a fix exists."""
+    lines = []
+    for d in diagnostics:
+        lines.append(str(d))
+        if d.fix is not None:
+            flag = "--fix" if d.fix.safety == "safe" else "--fix --unsafe-fixes"
+            lines.append(f"  fix: {d.fix.description} (gptlint {flag})")
+    return "".join(line + "\n" for line in lines)
+
+
+def summary(diagnostics: list[Diagnostic], fixed: int = 0) -> str:
+    """`Found 2 errors (1 fixable with --fix).` or `All checks passed!`."""
+    parts = []
+    if fixed:
+        parts.append(f"Fixed {fixed} {'error' if fixed == 1 else 'errors'}.")
+    if not diagnostics:
+        return " ".join([*parts, "All checks passed!"]) + "\n"
+    n = len(diagnostics)
+    safe = sum(1 for d in diagnostics if d.fix is not None and d.fix.safety == "safe")
+    unsafe = sum(1 for d in diagnostics if d.fix is not None and d.fix.safety != "safe")
+    hints = []
+    if safe:
+        hints.append(f"{safe} fixable with `gptlint --fix`")
+    if unsafe:
+        hints.append(f"{unsafe} with `--unsafe-fixes`")
+    found = f"Found {n} {'problem' if n == 1 else 'problems'}"
+    found += f" ({', '.join(hints)})." if hints else "."
+    return " ".join([*parts, found]) + "\n"
+
+
+def statistics(diagnostics: list[Diagnostic]) -> str:
+    """Counts per code, most frequent first, with `[*]` where a fix exists."""
+    from gptlint.rules import RULES_BY_CODE
+
+    counts = Counter(d.code for d in diagnostics)
+    fixable = {d.code for d in diagnostics if d.fix is not None}
+    rows = []
+    for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        marker = "[*]" if code in fixable else "   "
+        rows.append(f"{count:>5}  {code}  {marker} {RULES_BY_CODE[code].name}")
+    return "".join(row + "\n" for row in rows)

@@ -1,0 +1,173 @@
+"""What a config means to nanoGPT: every key's effective value and where it came from.
+
+nanoGPT `exec`s a config file in train.py's globals, so statements run in order, later ones
+win, and expressions may use earlier keys or train.py's defaults. This module replays that
+statically: values that would need running code are UNKNOWN, never guessed.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gptlint.configfile import Assignment, Binding, ConfigFile, parse_config
+from gptlint.evaluate import apply_augmented, evaluate
+from gptlint.schema import NANOGPT_SCHEMA, Schema
+from gptlint.source import SourceError, read_source
+from gptlint.values import UNKNOWN
+
+
+class ConfigError(Exception):
+    """A config file that cannot be read or parsed; str() is `path:line:col: problem`."""
+
+
+class OverrideError(Exception):
+    """A `KEY=VALUE` override nanoGPT's configurator would reject."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A key's effective value and its provenance.
+
+    `kind` is 'default' (from the schema), 'file' (an assignment in the config), 'unknown'
+    (an import, `exec` or conditional block made it unknowable) or 'override' (`KEY=VALUE`).
+    """
+
+    key: str
+    value: Any
+    kind: str
+    assignment: Assignment | None = None
+    binding: Binding | None = None
+    text: str = ""
+
+
+class EffectiveConfig:
+    """A config file resolved against a schema: `get(key)`, `origin(key)`, `resolved(key)`."""
+
+    def __init__(self, file: ConfigFile, schema: Schema, values: dict[str, Resolved]) -> None:
+        self.file = file
+        self.schema = schema
+        self._values = values
+
+    @property
+    def path(self) -> str:
+        return self.file.path
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._values
+
+    def keys(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def get(self, key: str) -> Any:
+        """The effective value of `key`, or UNKNOWN."""
+        resolved = self._values.get(key)
+        return UNKNOWN if resolved is None else resolved.value
+
+    def env(self) -> dict[str, Any]:
+        """Every key and name bound so far with its value (as expressions see them)."""
+        return {key: resolved.value for key, resolved in self._values.items()}
+
+    def resolved(self, key: str) -> Resolved | None:
+        return self._values.get(key)
+
+    def origin(self, key: str) -> str:
+        """Where `key`'s value comes from, e.g. `config/x.py:3` or `default (nanoGPT train.py)`."""
+        resolved = self._values.get(key)
+        if resolved is None:
+            return "not set"
+        if resolved.kind == "default":
+            return f"default ({self.schema.origin})"
+        if resolved.kind == "override":
+            return f"override {resolved.text}"
+        node = resolved.assignment.target if resolved.assignment else None
+        if node is None and resolved.binding is not None:
+            node = resolved.binding.statement
+        line = self.file.position(node).start.line if node is not None else 1
+        where = f"{self.path}:{line}"
+        return where if resolved.kind == "file" else f"{where} ({resolved.text})"
+
+    def with_overrides(self, items: Iterable[str]) -> EffectiveConfig:
+        """Apply `--key=value` overrides as nanoGPT's configurator.py does.
+
+        The key must exist; the value is `ast.literal_eval`'d, falling back to the raw string;
+        its type must equal the current value's type.
+        """
+        values = dict(self._values)
+        for item in items:
+            key, sep, raw = item.removeprefix("--").partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise OverrideError(f"override {item!r} is not KEY=VALUE")
+            if key not in values:
+                raise OverrideError(f"unknown config key: {key} (from override {item!r})")
+            try:
+                new = ast.literal_eval(raw)
+            except (SyntaxError, ValueError):
+                new = raw
+            old = values[key].value
+            if old is not UNKNOWN and type(new) is not type(old):
+                raise OverrideError(
+                    f"override {key}={raw}: type {type(new).__name__} does not match the"
+                    f" config's {type(old).__name__} value {old!r} (nanoGPT asserts equal types)"
+                )
+            values[key] = Resolved(key, new, "override", text=f"{key}={raw}")
+        return EffectiveConfig(self.file, self.schema, values)
+
+
+def resolve(
+    file: ConfigFile, schema: Schema = NANOGPT_SCHEMA, until: int | None = None
+) -> EffectiveConfig:
+    """Replay `file`'s top-level statements over `schema`'s defaults (those before the
+    top-level statement number `until`, if given)."""
+    values = {key: Resolved(key, spec.default, "default") for key, spec in schema.keys.items()}
+    env = {key: r.value for key, r in values.items()}
+    events = sorted(
+        [(a.index, 0, a) for a in file.assignments] + [(b.index, 1, b) for b in file.bindings],
+        key=lambda event: (event[0], event[1]),
+    )
+    for index, _, event in events:
+        if until is not None and index >= until:
+            break
+        if isinstance(event, Binding):
+            names = event.names if event.names is not None else set(env) | set(schema.keys)
+            for name in names:
+                values[name] = Resolved(name, UNKNOWN, "unknown", binding=event, text=event.reason)
+                env[name] = UNKNOWN
+            continue
+        value = _assigned_value(event, env)
+        kind = "file"
+        if event.conditional:
+            value, kind = UNKNOWN, "unknown"
+        values[event.key] = Resolved(
+            event.key,
+            value,
+            kind,
+            assignment=event,
+            text="set inside a block" if event.conditional else "",
+        )
+        env[event.key] = value
+    return EffectiveConfig(file, schema, values)
+
+
+def _assigned_value(assignment: Assignment, env: dict[str, Any]) -> Any:
+    if assignment.value is None:
+        return UNKNOWN
+    value = evaluate(assignment.value, env)
+    if assignment.operator is None or value is UNKNOWN:
+        return value
+    return apply_augmented(assignment.operator, env.get(assignment.key, UNKNOWN), value)
+
+
+def load_config(path: str | Path, settings: Any = None) -> EffectiveConfig:
+    """Read, parse and resolve the config at `path` with the schema `settings` selects."""
+    from gptlint.settings import schema_for
+
+    try:
+        file = parse_config(read_source(str(path)))
+    except SourceError as exc:
+        raise ConfigError(f"{path}:{exc.line}:{exc.col}: {exc.message}") from None
+    return resolve(file, schema_for(Path(path), settings))

@@ -1,0 +1,38 @@
+"""The rule registry: every rule class, in code order."""
+
+from __future__ import annotations
+
+from gptlint.rules import parse, shape
+from gptlint.rules.base import Rule
+
+ALL_RULES: list[type[Rule]] = sorted(
+    [parse.UnreadableFile, *shape.RULES],
+    key=lambda rule: rule.code,
+)
+RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
+
+
+def enabled_codes(select: tuple[str, ...] | None, ignore: tuple[str, ...]) -> set[str]:
+    """The codes that run: the most specific matching prefix decides (Ruff's rule); with no
+    `select`, the rules that are on by default."""
+    enabled = set()
+    for rule in ALL_RULES:
+        chosen = _longest_prefix(rule.code, select or ())
+        dropped = _longest_prefix(rule.code, ignore)
+        on = rule.default_enabled if select is None and chosen is None else chosen is not None
+        if dropped is not None and _specificity(dropped) >= _specificity(chosen):
+            on = False
+        if on:
+            enabled.add(rule.code)
+    return enabled
+
+
+def _specificity(prefix: str | None) -> int:
+    if prefix is None:
+        return -1
+    return 0 if prefix == "ALL" else len(prefix)
+
+
+def _longest_prefix(code: str, prefixes: tuple[str, ...]) -> str | None:
+    matches = [p for p in prefixes if p == "ALL" or code.startswith(p)]
+    return max(matches, key=_specificity, default=None)

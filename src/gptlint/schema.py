@@ -1,0 +1,175 @@
+"""The keys a config may set and their defaults: nanoGPT's train.py, or a fork's, read
+statically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+
+from gptlint.evaluate import evaluate
+from gptlint.values import UNKNOWN
+
+NANOGPT_DEFAULTS: dict[str, Any] = {
+    "out_dir": "out",
+    "eval_interval": 2000,
+    "log_interval": 1,
+    "eval_iters": 200,
+    "eval_only": False,
+    "always_save_checkpoint": True,
+    "init_from": "scratch",
+    "wandb_log": False,
+    "wandb_project": "owt",
+    "wandb_run_name": "gpt2",
+    "dataset": "openwebtext",
+    "gradient_accumulation_steps": 5 * 8,
+    "batch_size": 12,
+    "block_size": 1024,
+    "n_layer": 12,
+    "n_head": 12,
+    "n_embd": 768,
+    "dropout": 0.0,
+    "bias": False,
+    "learning_rate": 6e-4,
+    "max_iters": 600000,
+    "weight_decay": 1e-1,
+    "beta1": 0.9,
+    "beta2": 0.95,
+    "grad_clip": 1.0,
+    "decay_lr": True,
+    "warmup_iters": 2000,
+    "lr_decay_iters": 600000,
+    "min_lr": 6e-5,
+    "backend": "nccl",
+    "device": "cuda",
+    # train.py: 'bfloat16' if the GPU supports it else 'float16'; the default GPU has bf16.
+    "dtype": "bfloat16",
+    "compile": True,
+}
+
+# nanoGPT's `from_pretrained` shapes; only `dropout` is taken from the config for these.
+PRETRAINED: dict[str, dict[str, Any]] = {
+    name: {
+        "n_layer": n_layer,
+        "n_head": n_head,
+        "n_embd": n_embd,
+        "vocab_size": 50257,
+        "block_size": 1024,
+        "bias": True,
+    }
+    for name, n_layer, n_head, n_embd in (
+        ("gpt2", 12, 12, 768),
+        ("gpt2-medium", 24, 16, 1024),
+        ("gpt2-large", 36, 20, 1280),
+        ("gpt2-xl", 48, 25, 1600),
+    )
+}
+
+# nanoGPT model.py's `GPTConfig` dataclass defaults, used for keywords a GPTConfig(...) omits.
+GPTCONFIG_DEFAULTS: dict[str, Any] = {
+    "block_size": 1024,
+    "vocab_size": 50304,
+    "n_layer": 12,
+    "n_head": 12,
+    "n_embd": 768,
+    "dropout": 0.0,
+    "bias": True,
+}
+
+# A scratch run without data/<dataset>/meta.pkl: GPT-2's 50257 padded up to a multiple of 64.
+DEFAULT_VOCAB_SIZE = 50304
+
+_CONFIG_TYPES = (int, float, bool, str)
+
+
+class SchemaError(Exception):
+    """A `defaults` train.py that cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One config key: its default (or UNKNOWN) and the type a config value must keep."""
+
+    name: str
+    default: Any
+    type: type | None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The known keys and where their defaults come from (`origin`, for messages)."""
+
+    keys: dict[str, KeySpec]
+    origin: str
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def default(self, key: str) -> Any:
+        spec = self.keys.get(key)
+        return UNKNOWN if spec is None else spec.default
+
+
+NANOGPT_SCHEMA = Schema(
+    {k: KeySpec(k, v, type(v)) for k, v in NANOGPT_DEFAULTS.items()}, "nanoGPT train.py"
+)
+
+
+def schema_from_train_py(path: Path) -> Schema:
+    """Read a fork's train.py without running it: the keys are the top-level globals of simple
+    type (int, float, bool, str) assigned before it runs `configurator.py`, as train.py's own
+    `config_keys` list collects them.
+    """
+    from gptlint.configfile import parse_config
+    from gptlint.source import SourceError, read_source
+
+    try:
+        config = parse_config(read_source(str(path)))
+    except SourceError as exc:
+        raise SchemaError(f"{path}:{exc.line}: cannot read defaults: {exc.message}") from None
+    env: dict[str, Any] = {}
+    specs: dict[str, KeySpec] = {}
+    stop = _configurator_index(config.module)
+    for assignment in config.assignments:
+        if assignment.index >= stop or assignment.conditional:
+            continue
+        value = UNKNOWN if assignment.value is None else evaluate(assignment.value, env)
+        if assignment.operator is not None:
+            value = UNKNOWN
+        env[assignment.key] = value
+        if assignment.key.startswith("_"):
+            continue
+        if value is UNKNOWN:
+            kind = _branch_type(assignment.value, env)
+            if kind is None:
+                specs.pop(assignment.key, None)
+                continue
+        elif not isinstance(value, _CONFIG_TYPES):
+            specs.pop(assignment.key, None)
+            continue
+        else:
+            kind = type(value)
+        line = config.position(assignment.target).start.line
+        specs[assignment.key] = KeySpec(assignment.key, value, kind, line)
+    return Schema(specs, str(path))
+
+
+def _configurator_index(module: cst.Module) -> int:
+    """Index of the first top-level statement that mentions configurator (or the end)."""
+    for index, statement in enumerate(module.body):
+        if "configurator" in module.code_for_node(statement):
+            return index
+    return len(module.body)
+
+
+def _branch_type(value: cst.BaseExpression | None, env: dict[str, Any]) -> type | None:
+    """For `'bfloat16' if cuda_bf16 else 'float16'`: the type both branches share, if simple."""
+    if not isinstance(value, cst.IfExp):
+        return None
+    body, orelse = evaluate(value.body, env), evaluate(value.orelse, env)
+    if UNKNOWN in (body, orelse) or type(body) is not type(orelse):
+        return None
+    return type(body) if isinstance(body, _CONFIG_TYPES) else None

@@ -1,0 +1,79 @@
+"""Reading a config file's bytes into text, and writing text back in the same encoding."""
+
+from __future__ import annotations
+
+import io
+import tokenize
+from dataclasses import dataclass
+from functools import cached_property
+
+
+class SourceError(Exception):
+    """The file cannot be read as Python source; `line`/`col` locate the problem (1-based)."""
+
+    def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.col = col
+
+
+@dataclass(frozen=True)
+class Source:
+    """A config file's text with what is needed to write it back byte for byte."""
+
+    path: str
+    raw: bytes
+    text: str
+    encoding: str
+
+    def encode(self, text: str) -> bytes:
+        """`text` in this file's encoding (a UTF-8 BOM is kept by the `utf-8-sig` codec)."""
+        return text.encode(self.encoding)
+
+    def line_text(self, line: int) -> str:
+        """The text of 1-based `line`, without its line ending ('' past the end)."""
+        lines = self._lines
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+    @cached_property
+    def _lines(self) -> list[str]:
+        return self.text.splitlines()
+
+
+def decode_source(path: str, raw: bytes) -> Source:
+    """Decode `raw` as Python would (BOM, PEP 263 coding declaration, else UTF-8).
+
+    Raises SourceError for binary files, unknown or wrong encodings, naming the line.
+    """
+    if b"\x00" in raw:
+        line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
+        raise SourceError("binary file (contains a NUL byte), not a Python config", line)
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    except SyntaxError as exc:
+        raise SourceError(f"bad coding declaration: {exc}", exc.lineno or 1) from None
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SourceError(
+            f"cannot decode byte 0x{raw[exc.start]:02x} as {encoding}"
+            " (save the file as UTF-8 or declare its encoding)",
+            line,
+            col,
+        ) from None
+    except LookupError:
+        raise SourceError(f"unknown encoding {encoding!r} in coding declaration") from None
+    return Source(path=path, raw=raw, text=text, encoding=encoding)
+
+
+def read_source(path: str) -> Source:
+    """Read and decode the file at `path`; OSError becomes SourceError."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise SourceError(f"cannot read file: {exc.strerror or exc}") from None
+    return decode_source(path, raw)
