@@ -1,0 +1,156 @@
+"""Test items for one config: `::lint` (gptlint's static checks) and `::memory[<gpu>]`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gptlint.gpus import GpuProfile, get_profile
+from gptlint.lint import lint_file
+from gptlint.resolve import ConfigError, OverrideError, load_config
+from gptlint.settings import Settings, SettingsError, load_settings
+from pytest_gptcfg import report
+from pytest_gptcfg.options import Options
+from pytest_gptcfg.shapes import ShapeError, TrainStep, project_root, train_step
+from pytest_gptcfg.usermodel import UserModelError, model_factory
+
+OPTIONS = pytest.StashKey[Options]()
+
+
+class CheckFailed(Exception):
+    """A verdict or a reason the check could not run; its text is the whole failure report."""
+
+
+class ConfigFile(pytest.File):
+    """A nanoGPT config, collected without importing it."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield LintItem.from_parent(self, name="lint")
+        try:
+            gpu = self.options.gpu or self.settings().gpu
+        except CheckFailed:
+            gpu = self.options.gpu or "rtx4070"
+        yield MemoryItem.from_parent(self, name=f"memory[{gpu}]")
+
+    @property
+    def options(self) -> Options:
+        return self.config.stash[OPTIONS]
+
+    @property
+    def shown_path(self) -> Path:
+        """The path as messages show it: relative to the working directory when inside it."""
+        try:
+            return self.path.relative_to(Path.cwd())
+        except ValueError:
+            return self.path
+
+    def settings(self) -> Settings:
+        """`[tool.gptlint]` from the pyproject.toml nearest to the config."""
+        try:
+            return load_settings(self.path.parent)
+        except SettingsError as exc:
+            raise CheckFailed(str(exc)) from None
+
+
+class ConfigItem(pytest.Item):
+    """Shared failure rendering: a CheckFailed is shown as its text, without a traceback."""
+
+    parent: ConfigFile
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CheckFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.parent.shown_path}::{self.name}"
+
+
+class LintItem(ConfigItem):
+    """Fails on error-level gptlint diagnostics; warnings and infos go to the session summary."""
+
+    def runtest(self) -> None:
+        diagnostics = lint_file(self.parent.shown_path, self.parent.settings())
+        errors = [d for d in diagnostics if d.severity == "error"]
+        self.user_properties.append(
+            (report.LINT_KEY, [f"{d} [{d.severity}]" for d in diagnostics if d not in errors])
+        )
+        if errors:
+            lines = [f"{len(errors)} gptlint error(s) in {self.parent.shown_path}:"]
+            lines += [f"  {d}" for d in diagnostics]
+            if any(d.fix is not None for d in diagnostics):
+                lines.append(f"  fix with: gptlint --fix {self.parent.shown_path}")
+            raise CheckFailed("\n".join(lines))
+
+
+class MemoryItem(ConfigItem):
+    """Runs the config's training step (measured on CUDA or simulated) against the budget."""
+
+    def runtest(self) -> None:
+        options, path = self.parent.options, str(self.parent.shown_path)
+        settings = self.parent.settings()
+        profile = get_profile(options.gpu or settings.gpu)
+        budget = options.memory_budget or settings.memory_budget or profile.total_bytes
+        try:
+            step = self._step(options, settings, profile)
+            mode, device = _device(options.mode)
+        except CheckFailed as exc:
+            self._record(report.memory_record(path, profile, budget, error=str(exc)))
+            raise
+        from pytest_gptcfg.memory import check_memory, find_max_batch_size
+
+        result = check_memory(step.spec, profile, budget, mode=mode, device_index=device)
+        max_batch = None
+        if not result.fits or options.report is not None:
+            max_batch = find_max_batch_size(step.spec, profile, budget)
+        self._record(report.memory_record(path, profile, budget, step, result, max_batch))
+        if not result.fits:
+            raise CheckFailed(report.failure_text(path, profile, step, result, max_batch or 0))
+
+    def _step(self, options: Options, settings: Settings, profile: GpuProfile) -> TrainStep:
+        try:
+            cfg = load_config(self.parent.shown_path, settings)
+            cfg = cfg.with_overrides(options.overrides)
+            model = options.model or settings.model
+            return train_step(
+                cfg,
+                root=project_root(self.path, self.config.invocation_params.dir),
+                profile=profile,
+                compile_mode=options.compile,
+                world_size=settings.world_size,
+                model_factory=model_factory(model) if model else None,
+            )
+        except (ConfigError, ShapeError, UserModelError) as exc:
+            raise CheckFailed(f"{self.parent.shown_path}: memory check not run: {exc}") from None
+        except OverrideError as exc:
+            raise CheckFailed(f"--gpt-set: {exc}") from None
+
+    def _record(self, record: dict[str, Any]) -> None:
+        self.user_properties.append((report.MEMORY_KEY, record))
+
+
+def _device(mode: str) -> tuple[str, int]:
+    """The concrete mode and, on CUDA, this process's GPU: xdist worker N uses GPU N mod count."""
+    import torch
+
+    if mode == "auto":
+        mode = "cuda" if torch.cuda.is_available() else "simulate"
+    if mode == "simulate":
+        return mode, 0
+    if not torch.cuda.is_available():
+        raise CheckFailed(
+            f"--gpt-mode=cuda, but CUDA is not available (torch {torch.__version__}); "
+            "use --gpt-mode=simulate or auto"
+        )
+    return mode, worker_device(os.environ.get("PYTEST_XDIST_WORKER"), torch.cuda.device_count())
+
+
+def worker_device(worker_id: str | None, device_count: int) -> int:
+    """GPU index for an xdist worker id such as `gw3` (0 outside xdist)."""
+    if not worker_id or not worker_id.startswith("gw") or device_count < 1:
+        return 0
+    return int(worker_id[2:]) % device_count

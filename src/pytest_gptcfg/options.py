@@ -1,0 +1,185 @@
+"""The plugin's options: command line, ini twins, `[tool.gptlint]`, validated once (no torch)."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gptlint.gpus import PROFILES, parse_memory
+
+MODES = ("auto", "cuda", "simulate")
+COMPILE_MODES = ("auto", "on", "off")
+TORCH_EXTRA = "pip install 'gptlint[torch]'"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the `gptcfg` option group; every option has an ini twin."""
+    group = parser.getgroup("gptcfg", "nanoGPT config checks (pytest-gptcfg)")
+    gpus = ", ".join(PROFILES)
+
+    def option(name: str, ini_type: str, text: str, **kwargs: object) -> None:
+        dest = name.replace("-", "_")
+        group.addoption(f"--{name}", dest=dest, help=f"{text} (ini: {dest})", **kwargs)
+        parser.addini(dest, text, type=ini_type)
+
+    option(
+        "gpt-configs",
+        "paths",
+        "config files or folders to check",
+        nargs="+",
+        action="extend",
+        metavar="PATH",
+        default=None,
+    )
+    option(
+        "gpt-gpu",
+        "string",
+        f"GPU profile to check against ({gpus}); default: [tool.gptlint] gpu, else rtx4070",
+        metavar="NAME",
+    )
+    option(
+        "gpt-memory-budget",
+        "string",
+        "memory budget, e.g. 11GB; default: "
+        "[tool.gptlint] memory-budget, else the GPU's total memory",
+        metavar="SIZE",
+    )
+    option(
+        "gpt-mode",
+        "string",
+        "auto: measure on CUDA when available, else simulate on fake tensors; cuda; simulate",
+        choices=MODES,
+    )
+    option(
+        "gpt-compile",
+        "string",
+        "torch.compile the model: auto (the config's `compile`), on, off",
+        choices=COMPILE_MODES,
+    )
+    option(
+        "gpt-model",
+        "string",
+        "a project's model.py whose GPT/GPTConfig to build instead "
+        "of nanoGPT's; default: [tool.gptlint] model",
+        metavar="PATH",
+    )
+    option(
+        "gpt-set",
+        "linelist",
+        "override a config key as nanoGPT's --KEY=VALUE does (repeatable)",
+        action="append",
+        metavar="KEY=VALUE",
+        default=None,
+    )
+    option(
+        "gpt-report", "string", "write per-config memory results to this JSON file", metavar="FILE"
+    )
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user asked for; None where `[tool.gptlint]` or a default decides per config."""
+
+    configs: tuple[Path, ...]
+    gpu: str | None
+    memory_budget: int | None
+    mode: str
+    compile: str
+    model: Path | None
+    overrides: tuple[str, ...]
+    report: Path | None
+
+    def is_config(self, path: Path) -> bool:
+        """True for a `.py` file given by `--gpt-configs` or inside a folder it names."""
+        if path.suffix != ".py" or path.name in ("conftest.py", "__init__.py"):
+            return False
+        return any(path == c or c in path.parents for c in self.configs)
+
+
+def read_options(config: pytest.Config) -> Options | None:
+    """The validated options, or None when no configs were asked for.
+
+    Raises `pytest.UsageError` with a one-line reason for anything unusable, including a
+    missing torch (the memory check needs it).
+    """
+    configs = _configs(config)
+    if not configs:
+        return None
+    if importlib.util.find_spec("torch") is None:
+        raise pytest.UsageError(f"--gpt-configs needs PyTorch for the memory check: {TORCH_EXTRA}")
+    gpu = _value(config, "gpt_gpu")
+    if gpu is not None and gpu.lower() not in PROFILES:
+        raise pytest.UsageError(
+            f"--gpt-gpu: unknown GPU profile {gpu!r} (known: {', '.join(PROFILES)})"
+        )
+    budget = _value(config, "gpt_memory_budget")
+    try:
+        budget_bytes = parse_memory(budget) if budget is not None else None
+    except ValueError as exc:
+        raise pytest.UsageError(f"--gpt-memory-budget: {exc}") from None
+    mode = _choice(config, "gpt_mode", MODES)
+    compile_mode = _choice(config, "gpt_compile", COMPILE_MODES)
+    overrides = tuple(config.getoption("gpt_set") or config.getini("gpt_set"))
+    for item in overrides:
+        if "=" not in item:
+            raise pytest.UsageError(f"--gpt-set: {item!r} is not KEY=VALUE")
+    return Options(
+        configs=configs,
+        gpu=gpu.lower() if gpu else None,
+        memory_budget=budget_bytes,
+        mode=mode,
+        compile=compile_mode,
+        model=_existing_file(config, "gpt_model"),
+        overrides=overrides,
+        report=_path(config, "gpt_report"),
+    )
+
+
+def _configs(config: pytest.Config) -> tuple[Path, ...]:
+    given = config.getoption("gpt_configs")
+    if given:
+        paths = [config.invocation_params.dir / p for p in given]
+    else:
+        paths = list(config.getini("gpt_configs"))
+    for path in paths:
+        if not path.exists():
+            raise pytest.UsageError(f"--gpt-configs: no such file or folder: {path}")
+    return tuple(dict.fromkeys(p.resolve() for p in paths))
+
+
+def _value(config: pytest.Config, name: str) -> str | None:
+    """The command-line value, else the ini value, else None."""
+    value = config.getoption(name)
+    if value is None:
+        value = config.getini(name) or None
+    return value
+
+
+def _choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
+    value = _value(config, name) or "auto"
+    if value not in choices:
+        flag = "--" + name.replace("_", "-")
+        raise pytest.UsageError(f"{flag}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _path(config: pytest.Config, name: str) -> Path | None:
+    """A path from the command line (relative to the cwd) or the ini file (relative to it)."""
+    value = config.getoption(name)
+    if value is not None:
+        return config.invocation_params.dir / value
+    value = config.getini(name)
+    if not value:
+        return None
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return base / value
+
+
+def _existing_file(config: pytest.Config, name: str) -> Path | None:
+    path = _path(config, name)
+    if path is not None and not path.is_file():
+        raise pytest.UsageError(f"--{name.replace('_', '-')}: no such file: {path}")
+    return path.resolve() if path else None

@@ -1,0 +1,88 @@
+"""pytest hooks of pytest-gptcfg: `pytest --gpt-configs config/` checks nanoGPT configs.
+
+This module is loaded in every pytest run of the environment, so it imports neither torch nor
+the linter; they are imported once configs are asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_gptcfg.options import Options, add_options, read_options
+
+if TYPE_CHECKING:
+    from pytest_gptcfg.report import Results
+
+_OPTIONS = pytest.StashKey[Options]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    options = read_options(config)
+    if options is None:
+        return
+    from pytest_gptcfg.items import OPTIONS
+    from pytest_gptcfg.report import Results
+
+    config.stash[_OPTIONS] = config.stash[OPTIONS] = options
+    config.pluginmanager.register(_SessionHooks(config, options, Results()), "gptcfg-session")
+    _add_collection_args(config, options.configs)
+
+
+def _add_collection_args(config: pytest.Config, configs: tuple[Path, ...]) -> None:
+    """Collect the configs also when the command line or `testpaths` names other folders."""
+    base = config.invocation_params.dir
+    given = [(base / arg.split("::")[0]).resolve() for arg in config.args]
+    for path in configs:
+        if not any(path == g or g in path.parents for g in given):
+            config.args.append(str(path))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[None, Any, None]:
+    """A config becomes a ConfigFile, never a Python test module (it is not imported)."""
+    outcome = yield
+    options = parent.config.stash.get(_OPTIONS, None)
+    if options is not None and options.is_config(file_path):
+        from pytest_gptcfg.items import ConfigFile
+
+        outcome.force_result([ConfigFile.from_parent(parent, path=file_path)])
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    options = config.stash.get(_OPTIONS, None)
+    if options is None:
+        return None
+    budget = "the GPU's memory" if options.memory_budget is None else f"{options.memory_budget:,} B"
+    return (
+        f"gptcfg: gpu {options.gpu or '[tool.gptlint] / rtx4070'}, budget {budget}, "
+        f"mode {options.mode}, compile {options.compile}"
+    )
+
+
+class _SessionHooks:
+    """Per-run hooks, registered once configs are asked for: gather, summarise, report."""
+
+    def __init__(self, config: pytest.Config, options: Options, results: Results) -> None:
+        self.config, self.options, self.results = config, options, results
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.results.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        lines = self.results.summary()
+        if lines:
+            terminalreporter.write_sep("=", "gptcfg summary")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.options.report is not None and not hasattr(self.config, "workerinput"):
+            self.results.write_json(self.options.report)

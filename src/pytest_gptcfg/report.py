@@ -1,0 +1,235 @@
+"""What users read: failure text, the end-of-session table, the JSON report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gptlint import __version__
+from gptlint.estimate import count_params, format_params
+from gptlint.gpus import GIB, GpuProfile
+from pytest_gptcfg.memory import MemoryResult
+from pytest_gptcfg.shapes import TrainStep, rebatch
+
+MEMORY_KEY = "gptcfg_memory"
+LINT_KEY = "gptcfg_lint"
+
+BREAKDOWN_LABELS = {
+    "parameters": "parameters",
+    "gradients": "gradients",
+    "optimizer_state": "optimizer state",
+    "activations": "activations",
+    "logits_and_loss": "logits and loss",
+    "allocator_overhead": "allocator overhead",
+    "context": "CUDA context",
+}
+
+
+def mode_word(mode: str) -> str:
+    """`measured` for a CUDA run, `simulated` for fake tensors."""
+    return "measured" if mode == "cuda" else "simulated"
+
+
+def gib(n: int) -> str:
+    return f"{n / GIB:.2f} GiB"
+
+
+def memory_record(
+    path: str,
+    profile: GpuProfile,
+    budget_bytes: int,
+    step: TrainStep | None = None,
+    result: MemoryResult | None = None,
+    max_batch_size: int | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """One config's row in the table and the JSON report (plain data, sent by xdist workers)."""
+    record: dict[str, Any] = {
+        "path": path,
+        "gpu": profile.name,
+        "budget_bytes": budget_bytes,
+        "error": error,
+        "mode": None,
+        "torch_version": None,
+        "device_name": None,
+        "params": None,
+        "params_total": None,
+        "tokens_per_iter": None,
+        "batch_size": None,
+        "block_size": None,
+        "gradient_accumulation_steps": None,
+        "dtype": None,
+        "compile": None,
+        "peak_allocated_bytes": None,
+        "peak_reserved_bytes": None,
+        "context_bytes": None,
+        "fits": None,
+        "max_batch_size": max_batch_size,
+    }
+    if step is not None:
+        shape = step.spec.shape
+        args = (shape.n_layer, shape.n_embd, shape.vocab_size, shape.block_size, shape.bias)
+        record.update(
+            params=count_params(*args),
+            params_total=count_params(*args, non_embedding=False),
+            tokens_per_iter=step.tokens_per_iter,
+            batch_size=step.spec.batch_size,
+            block_size=step.spec.block_size,
+            gradient_accumulation_steps=step.gradient_accumulation_steps,
+            dtype=step.spec.dtype,
+            compile=step.spec.compile,
+        )
+    if result is not None:
+        record.update(
+            mode=mode_word(result.mode),
+            torch_version=result.torch_version,
+            device_name=result.device_name,
+            peak_allocated_bytes=result.peak_allocated_bytes,
+            peak_reserved_bytes=result.peak_reserved_bytes,
+            context_bytes=result.context_bytes,
+            fits=result.fits,
+        )
+    return record
+
+
+def failure_text(
+    path: str, profile: GpuProfile, step: TrainStep, result: MemoryResult, max_batch: int
+) -> str:
+    """Why a config does not fit, and the batch that would, as plain text (no traceback)."""
+    spec, shape = step.spec, step.spec.shape
+    how = (
+        "measured on " + result.device_name
+        if result.mode == "cuda"
+        else "simulated on fake tensors, no GPU used"
+    )
+    total = result.peak_reserved_bytes + result.context_bytes
+    params = count_params(
+        shape.n_layer, shape.n_embd, shape.vocab_size, shape.block_size, shape.bias
+    )
+    lines = [
+        f"{path} does not fit {profile.label} ({how}; torch {result.torch_version})",
+        f"  peak {gib(total)} > budget {gib(result.budget_bytes)}: "
+        f"{gib(result.peak_reserved_bytes)} reserved "
+        f"({gib(result.peak_allocated_bytes)} allocated) + {gib(result.context_bytes)} CUDA context"
+        + (" (the step ran out of memory)" if result.oom else ""),
+        f"  model ({step.model_from}): n_layer {shape.n_layer}, n_head {shape.n_head}, n_embd "
+        f"{shape.n_embd}, block_size {shape.block_size}, vocab_size {shape.vocab_size}, "
+        f"bias {shape.bias}: {format_params(params)} params",
+        f"  step: batch_size {spec.batch_size} x block_size {spec.block_size}, "
+        f"gradient_accumulation_steps {step.gradient_accumulation_steps} "
+        f"({step.tokens_per_iter:,} tokens/iter), {spec.dtype}, compile "
+        f"{'on' if spec.compile else 'off'}, attention {result.attention_kernel}",
+        "  at the peak:",
+    ]
+    width = max(len(label) for label in BREAKDOWN_LABELS)
+    for key, label in BREAKDOWN_LABELS.items():
+        if key in result.breakdown:
+            lines.append(f"    {label:<{width}}  {gib(result.breakdown[key]):>11}")
+    if result.largest_tensors:
+        lines.append("  largest tensors:")
+        lines += [f"    {gib(size):>11}  {name}" for name, size in result.largest_tensors[:5]]
+    lines.append("  " + suggestion(step, max_batch))
+    lines += [f"  note: {note}" for note in result.notes]
+    return "\n".join(lines)
+
+
+def suggestion(step: TrainStep, max_batch: int) -> str:
+    """The largest batch_size that fits, with the accumulation that keeps tokens per iteration."""
+    batch, gas = step.spec.batch_size, step.gradient_accumulation_steps
+    if max_batch == 0:
+        return "batch_size 1 does not fit either: shrink the model or block_size (simulated)"
+    new = rebatch(batch, gas, max_batch, step.world_size)
+    if new is None:
+        return (
+            f"the largest batch_size that fits is {max_batch} (simulated); no "
+            f"gradient_accumulation_steps keeps {step.tokens_per_iter:,} tokens/iter"
+        )
+    new_batch, new_gas = new
+    fitting = (
+        f"the largest batch_size that fits is {max_batch} (simulated); "
+        if new_batch != max_batch
+        else ""
+    )
+    return (
+        f"{fitting}fits: batch_size = {new_batch}, gradient_accumulation_steps = {new_gas} "
+        f"(same {step.tokens_per_iter:,} tokens/iter); try it with "
+        f"--gpt-set batch_size={new_batch} --gpt-set gradient_accumulation_steps={new_gas}"
+    )
+
+
+class Results:
+    """Records gathered from test reports, on the xdist controller as in a plain run."""
+
+    def __init__(self) -> None:
+        self.memory: dict[str, dict[str, Any]] = {}
+        self.lint: dict[str, list[str]] = {}
+
+    def add(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for key, value in report.user_properties:
+            if key == MEMORY_KEY:
+                self.memory[report.nodeid] = value
+            elif key == LINT_KEY and value:
+                self.lint[report.nodeid] = value
+
+    def summary(self) -> list[str]:
+        """The memory table, then the non-error lint diagnostics of passing and failing configs."""
+        lines = table(list(self.memory.values())) if self.memory else []
+        notes = [line for entries in self.lint.values() for line in entries]
+        if notes:
+            lines += ["", "gptlint diagnostics:", *(f"  {n}" for n in notes)]
+        return lines
+
+    def write_json(self, path: Path) -> None:
+        data = {"gptlint_version": __version__, "configs": list(self.memory.values())}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def table(records: list[dict[str, Any]]) -> list[str]:
+    """One row per config: gpu, mode, params, tokens/iter, peak vs budget, verdict, max batch."""
+    header = (
+        "config",
+        "gpu",
+        "mode",
+        "params",
+        "tokens/iter",
+        "peak",
+        "budget",
+        "fits",
+        "max batch",
+    )
+    rows = [header]
+    for r in sorted(records, key=lambda r: r["path"]):
+        if r["error"] is not None:
+            rows.append(
+                (r["path"], r["gpu"], "-", "-", "-", "-", gib(r["budget_bytes"]), "error", "-")
+            )
+            continue
+        peak = r["peak_reserved_bytes"] + r["context_bytes"]
+        rows.append(
+            (
+                r["path"],
+                r["gpu"],
+                r["mode"],
+                format_params(r["params"]),
+                f"{r['tokens_per_iter']:,}",
+                gib(peak),
+                gib(r["budget_bytes"]),
+                "yes" if r["fits"] else "NO",
+                "-" if r["max_batch_size"] is None else str(r["max_batch_size"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    right = {3, 4, 5, 6, 8}
+    return [
+        "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]

@@ -1,0 +1,56 @@
+"""A project's own model.py: its `GPT` and `GPTConfig`, built the way train.py builds them."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pytest_gptcfg.memory import ModelShape
+
+
+class UserModelError(Exception):
+    """The model.py cannot be used; the message names the file and the problem."""
+
+
+def model_factory(path: Path) -> Callable[[ModelShape], Any]:
+    """A function that builds `GPT(GPTConfig(**model_args))` from `path` for a shape.
+
+    The module is imported once (it is the project's own code, run on purpose), with its folder
+    on sys.path so that sibling imports work.
+    """
+    module = _load(path.resolve())
+    for name in ("GPT", "GPTConfig"):
+        if not callable(getattr(module, name, None)):
+            raise UserModelError(f"{path}: defines no {name} (nanoGPT's model.py has both)")
+    gpt, gpt_config = module.GPT, module.GPTConfig
+
+    def build(shape: ModelShape) -> Any:
+        return gpt(gpt_config(**dataclasses.asdict(shape)))
+
+    return build
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path) -> ModuleType:
+    name = "_gptcfg_model_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UserModelError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise UserModelError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
