@@ -1,0 +1,220 @@
+"""The step a config gets, built the way nanoGPT's train.py builds it (no torch needed)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gptlint.gpus import get_profile
+from gptlint.resolve import load_config
+from pytest_gptcfg.memory import ModelShape
+from pytest_gptcfg.shapes import (
+    ShapeError,
+    project_root,
+    read_checkpoint_model_args,
+    read_meta_vocab,
+    rebatch,
+    train_step,
+)
+
+RTX4070 = get_profile("rtx4070")
+
+
+def step_for(tmp_path: Path, text: str, **kwargs):
+    path = tmp_path / "config" / "train_x.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    cfg = load_config(path)
+    kwargs.setdefault("profile", RTX4070)
+    return train_step(cfg, root=tmp_path, **kwargs)
+
+
+def write_meta(tmp_path: Path, dataset: str, meta: object) -> Path:
+    path = tmp_path / "data" / dataset / "meta.pkl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps(meta))
+    return path
+
+
+def test_scratch_takes_the_shape_from_the_config_and_nanogpt_defaults(tmp_path):
+    step = step_for(tmp_path, "n_layer = 6\nn_embd = 384\nn_head = 6\nbatch_size = 16\n")
+    assert step.spec.shape == ModelShape(6, 6, 384, 1024, 50304, False, 0.0)
+    assert (step.spec.batch_size, step.spec.block_size) == (16, 1024)
+    assert step.gradient_accumulation_steps == 40
+    assert step.tokens_per_iter == 40 * 16 * 1024
+    assert (step.spec.dtype, step.spec.compile) == ("bfloat16", True)
+    assert step.vocab_from.startswith("nanoGPT's default 50304")
+
+
+def test_scratch_vocab_comes_from_the_datasets_meta_pkl(tmp_path):
+    meta = write_meta(tmp_path, "shakespeare_char", {"vocab_size": 65, "itos": {0: "\n"}})
+    step = step_for(tmp_path, "dataset = 'shakespeare_char'\nblock_size = 256\n")
+    assert step.spec.shape.vocab_size == 65
+    assert step.vocab_from == str(meta)
+
+
+def test_meta_pkl_that_would_run_code_is_refused_unrun(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    write_meta(tmp_path, "evil", {"vocab_size": Exploit()})
+    with pytest.raises(ShapeError, match=r"refused (posix|nt)\.system: only plain data"):
+        step_for(tmp_path, "dataset = 'evil'\n")
+    assert not marker.exists()
+
+
+def test_meta_pkl_without_vocab_size_falls_back_to_50304(tmp_path):
+    meta = write_meta(tmp_path, "words", {"stoi": {"a": 0}})
+    assert read_meta_vocab(meta) is None
+    assert step_for(tmp_path, "dataset = 'words'\n").spec.shape.vocab_size == 50304
+
+
+@pytest.mark.parametrize(
+    ("preset", "layers", "heads", "width"),
+    [
+        ("gpt2", 12, 12, 768),
+        ("gpt2-medium", 24, 16, 1024),
+        ("gpt2-large", 36, 20, 1280),
+        ("gpt2-xl", 48, 25, 1600),
+    ],
+)
+def test_gpt2_presets_ignore_the_configs_shape_but_keep_dropout(
+    tmp_path, preset, layers, heads, width
+):
+    step = step_for(
+        tmp_path,
+        f"init_from = '{preset}'\nn_layer = 2\nn_head = 2\nn_embd = 64\nbias = False\n"
+        "dropout = 0.1\n",
+    )
+    assert step.spec.shape == ModelShape(layers, heads, width, 1024, 50257, True, 0.1)
+    assert step.model_from == f"{preset} preset"
+
+
+def test_a_shorter_block_size_crops_the_pretrained_model(tmp_path):
+    step = step_for(tmp_path, "init_from = 'gpt2'\nblock_size = 512\n")
+    assert (step.spec.shape.block_size, step.spec.block_size) == (512, 512)
+
+
+def test_a_longer_block_size_than_the_pretrained_model_fails_like_nanogpt(tmp_path):
+    with pytest.raises(ShapeError, match=r"block_size=2048 .* larger than the gpt2 preset .*1024"):
+        step_for(tmp_path, "init_from = 'gpt2'\nblock_size = 2048\n")
+
+
+def save_checkpoint(path: Path, model_args: dict) -> None:
+    torch = pytest.importorskip("torch")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "model": {"wte.weight": torch.ones(3, 4)},
+            "model_args": model_args,
+            "iter_num": 7,
+            "best_val_loss": torch.tensor(1.5),
+            "config": {"batch_size": 8},
+        },
+        path,
+    )
+
+
+def test_resume_takes_the_checkpoints_model_args_and_the_configs_dropout(tmp_path):
+    args = {
+        "n_layer": 4,
+        "n_head": 4,
+        "n_embd": 128,
+        "block_size": 256,
+        "bias": True,
+        "vocab_size": 65,
+        "dropout": 0.2,
+    }
+    save_checkpoint(tmp_path / "out-small" / "ckpt.pt", args)
+    step = step_for(tmp_path, "init_from = 'resume'\nout_dir = 'out-small'\nblock_size = 256\n")
+    assert step.spec.shape == ModelShape(4, 4, 128, 256, 65, True, 0.0)
+    assert step.model_from == f"checkpoint {tmp_path / 'out-small' / 'ckpt.pt'}"
+
+
+def test_checkpoint_model_args_are_read_without_loading_tensors(tmp_path):
+    args = {
+        "n_layer": 1,
+        "n_head": 1,
+        "n_embd": 8,
+        "block_size": 16,
+        "bias": False,
+        "vocab_size": 10,
+        "dropout": 0.0,
+    }
+    save_checkpoint(tmp_path / "ckpt.pt", args)
+    assert read_checkpoint_model_args(tmp_path / "ckpt.pt") == {
+        k: v for k, v in args.items() if k != "dropout"
+    }
+
+
+def test_resume_without_a_checkpoint_says_where_it_looked(tmp_path):
+    with pytest.raises(ShapeError, match=r"reads .*out/ckpt.pt .*which does not exist"):
+        step_for(tmp_path, "init_from = 'resume'\n")
+
+
+def test_a_value_only_known_at_run_time_names_the_key_its_line_and_the_way_out(tmp_path):
+    with pytest.raises(ShapeError) as error:
+        step_for(tmp_path, "import os\nbatch_size = int(os.environ['BS'])\n")
+    assert "batch_size is not known without running the config" in str(error.value)
+    assert "train_x.py:2" in str(error.value)
+    assert "--gpt-set batch_size=VALUE" in str(error.value)
+
+
+def test_default_dtype_follows_nanogpt_on_a_gpu_without_bf16(tmp_path):
+    assert step_for(tmp_path, "", profile=get_profile("t4")).spec.dtype == "float16"
+    explicit = step_for(tmp_path, "dtype = 'float32'\n", profile=get_profile("t4"))
+    assert explicit.spec.dtype == "float32"
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("auto", False), ("on", True), ("off", False)])
+def test_compile_mode_overrides_the_configs_compile(tmp_path, mode, expected):
+    assert step_for(tmp_path, "compile = False\n", compile_mode=mode).spec.compile is expected
+
+
+def test_world_size_divides_accumulation_per_process_but_not_tokens_per_iter(tmp_path):
+    step = step_for(tmp_path, "batch_size = 12\n", world_size=8)
+    assert (step.spec.gradient_accumulation_steps, step.tokens_per_iter) == (5, 40 * 12 * 1024)
+    with pytest.raises(ShapeError, match="not divisible by the world size 3"):
+        step_for(tmp_path, "", world_size=3)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("init_from = 'gpt3'\n", "init_from='gpt3' .* is not one nanoGPT accepts"),
+        ("dtype = 'fp16'\n", "dtype='fp16' .* is not one of float32, bfloat16, float16"),
+        ("batch_size = 0\n", "batch_size=0 .* must be positive"),
+        ("batch_size = 8.0\n", "batch_size=8.0 .* must be int"),
+        ("n_embd = 512\n", "n_embd=512 is not divisible by n_head=12"),
+    ],
+)
+def test_configs_nanogpt_would_reject_are_explained(tmp_path, text, message):
+    with pytest.raises(ShapeError, match=message):
+        step_for(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("batch", "gas", "max_batch", "world", "expected"),
+    [
+        (16, 32, 10, 1, (8, 64)),
+        (12, 40, 7, 1, (6, 80)),
+        (12, 40, 11, 8, (10, 48)),
+        (16, 32, 64, 1, (64, 8)),
+        (3, 1, 2, 1, (1, 3)),
+        (3, 1, 2, 2, None),
+    ],
+)
+def test_rebatch_keeps_tokens_per_iteration(batch, gas, max_batch, world, expected):
+    assert rebatch(batch, gas, max_batch, world) == expected
+
+
+def test_project_root_is_the_folder_above_config_else_the_working_directory(tmp_path):
+    assert project_root(tmp_path / "config" / "x.py", Path("/cwd")) == tmp_path.resolve()
+    assert project_root(tmp_path / "configs" / "x.py", Path("/cwd")) == Path("/cwd")
