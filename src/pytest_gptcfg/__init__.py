@@ -1,0 +1,1 @@
+"""pytest-gptcfg: check nanoGPT configs in pytest, memory included. Imports no torch."""

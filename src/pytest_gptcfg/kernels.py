@@ -1,0 +1,91 @@
+"""Which CUDA kernels the target GPU runs, and CPU stand-ins that keep the same tensors alive.
+
+Attention backend choice follows `select_sdp_backend` in
+`aten/src/ATen/native/transformers/cuda/sdp_utils.cpp` (priority flash, mem-efficient, math):
+
+- flash: sm80 or newer, q/k/v in fp16/bf16, head_dim <= 256 (a head_dim that is not a multiple
+  of 8 is padded up to one by `scaled_dot_product_attention` before the kernel), and on sm86/sm89
+  with gradients not head_dim in (192, 224], nor head_dim > 224 with dropout.
+- mem-efficient: sm50 and newer, head_dim a multiple of the GEMM alignment (8 for 16-bit inputs,
+  4 for fp32).
+- math: anything else; it upcasts 16-bit inputs to fp32 and materialises B x H x T x T scores.
+
+Flash and mem-efficient save the output and an fp32 logsumexp and draw dropout from a seed, so the
+CPU flash kernel (which saves output + logsumexp) stands in for both. The math stand-in repeats
+`_scaled_dot_product_attention_math`'s ops with `native_dropout`, whose bool mask is what CUDA's
+`dropout` keeps (CPU's `dropout` keeps a mask in the input dtype instead).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+FLASH, EFFICIENT, MATH = "flash", "efficient", "math"
+
+
+def attention_kernel(
+    compute_capability: tuple[int, int], dtype: torch.dtype, head_dim: int, dropout: float
+) -> str:
+    """The SDPA backend a GPU of `compute_capability` runs for training inputs of `dtype`."""
+    half = dtype in (torch.float16, torch.bfloat16)
+    consumer = compute_capability in ((8, 6), (8, 9), (12, 0), (12, 1))
+    flash_head_ok = head_dim <= 256 and not (
+        consumer and (192 < head_dim <= 224 or (head_dim > 224 and dropout > 0.0))
+    )
+    if compute_capability >= (8, 0) and half and flash_head_ok:
+        return FLASH
+    alignment = 8 if half else 4
+    if compute_capability >= (5, 0) and head_dim % alignment == 0:
+        return EFFICIENT
+    return MATH
+
+
+def fused_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool, scale: float | None
+) -> torch.Tensor:
+    """Flash / mem-efficient attention: output plus fp32 logsumexp saved, dropout from a seed."""
+    head_dim = q.size(-1)
+    scale = scale if scale is not None else 1.0 / math.sqrt(head_dim)
+    pad = -head_dim % 8
+    if pad:
+        q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
+    out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, is_causal, scale=scale
+    )[0]
+    return out[..., :head_dim] if pad else out
+
+
+def math_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    is_causal: bool,
+    dropout_p: float,
+    scale: float | None,
+) -> torch.Tensor:
+    """The math backend's ops, as `_scaled_dot_product_attention_math` runs them on CUDA."""
+    dtype = q.dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        q, k, v = q.float(), k.float(), v.float()
+    scale = scale if scale is not None else 1.0 / math.sqrt(q.size(-1))
+    root = math.sqrt(scale)
+    scores = (q * root) @ (k.transpose(-2, -1) * root)
+    if is_causal:
+        keep = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
+        zero = torch.zeros((), dtype=scores.dtype, device=q.device)
+        ninf = torch.full((), float("-inf"), dtype=scores.dtype, device=q.device)
+        scores = scores + torch.where(keep, zero, ninf)
+    attn = torch.softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        attn = torch.native_dropout(attn, dropout_p, True)[0]
+    return (attn @ v).to(dtype)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """CUDA's dropout: identity when off, else `native_dropout` keeping a bool mask."""
+    if not training or p == 0.0 or x.numel() == 0:
+        return x
+    return torch.native_dropout(x, p, True)[0]

@@ -1,0 +1,141 @@
+"""Memory check interface: the step to run, the verdict, and the entry points.
+
+Importing this module does not import torch; the engines (`cuda`, `simulate`) are imported
+when a check runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from gptlint.gpus import GpuProfile
+
+BREAKDOWN_KEYS = (
+    "parameters",
+    "gradients",
+    "optimizer_state",
+    "activations",
+    "logits_and_loss",
+    "allocator_overhead",
+    "context",
+)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The model arguments nanoGPT passes to `GPTConfig`."""
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    vocab_size: int
+    bias: bool
+    dropout: float
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One training step of one config: model shape, batch, precision and optimizer settings."""
+
+    shape: ModelShape
+    batch_size: int
+    block_size: int
+    gradient_accumulation_steps: int
+    dtype: str
+    compile: bool
+    weight_decay: float = 0.1
+    learning_rate: float = 6e-4
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    model_factory: Callable[[ModelShape], torch.nn.Module] | None = None
+
+
+@dataclass
+class MemoryResult:
+    """The verdict of one check; `fits` is `peak_reserved_bytes + context_bytes <= budget_bytes`."""
+
+    mode: str
+    fits: bool
+    peak_allocated_bytes: int
+    peak_reserved_bytes: int
+    context_bytes: int
+    budget_bytes: int
+    breakdown: dict[str, int]
+    largest_tensors: list[tuple[str, int]]
+    oom: bool
+    torch_version: str
+    device_name: str
+    attention_kernel: str
+    notes: list[str] = field(default_factory=list)
+
+
+def fits_budget(peak_reserved_bytes: int, context_bytes: int, budget_bytes: int) -> bool:
+    """The rule both modes apply."""
+    return peak_reserved_bytes + context_bytes <= budget_bytes
+
+
+def check_memory(
+    spec: StepSpec,
+    profile: GpuProfile,
+    budget_bytes: int,
+    mode: str = "auto",
+    device_index: int = 0,
+) -> MemoryResult:
+    """Run the step of `spec` and judge its peak against `budget_bytes`.
+
+    `mode`: 'cuda' measures on GPU `device_index`, 'simulate' runs the step on fake tensors,
+    'auto' measures when CUDA is available and simulates otherwise.
+    """
+    if mode not in ("auto", "cuda", "simulate"):
+        raise ValueError(f"mode must be 'auto', 'cuda' or 'simulate', got {mode!r}")
+    if mode == "auto":
+        import torch
+
+        mode = "cuda" if torch.cuda.is_available() else "simulate"
+    if mode == "cuda":
+        from pytest_gptcfg.cuda import measure
+
+        return measure(spec, profile, budget_bytes, device_index=device_index)
+    from pytest_gptcfg.simulate import simulate
+
+    return simulate(spec, profile, budget_bytes)
+
+
+def find_max_batch_size(
+    spec: StepSpec,
+    profile: GpuProfile,
+    budget_bytes: int,
+    mode: str = "simulate",
+    limit: int = 4096,
+) -> int:
+    """The largest `batch_size` whose step fits the budget (0 if batch 1 does not).
+
+    Doubles the batch until a check fails, then bisects; each probe runs a full check.
+    """
+
+    def fits(batch: int) -> bool:
+        probe = dataclasses.replace(spec, batch_size=batch)
+        return check_memory(probe, profile, budget_bytes, mode=mode).fits
+
+    if not fits(1):
+        return 0
+    good, bad = 1, 2
+    while bad <= limit and fits(bad):
+        good, bad = bad, bad * 2
+    if bad > limit:
+        return good
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good

@@ -1,0 +1,260 @@
+"""Simulation: the CUDA training step run on fake tensors, with no memory and no GPU.
+
+Method
+------
+The model is built and the step of `trainstep.run_training` is run under `FakeTensorMode` on the
+CPU device: tensors carry shapes, dtypes and strides but no data, and autograd, fused AdamW and
+GradScaler run as they would (fake CUDA tensors cannot run backward without a GPU). Three layers
+make the CPU run keep alive the tensors a CUDA run keeps alive:
+
+1. `CudaBehaviour`, a TorchFunctionMode above autograd, applies CUDA autocast's casting policy
+   (`autocast_policy`) instead of CPU autocast, computes `cross_entropy` as CUDA does
+   (log_softmax in the logits' dtype, then nll_loss in fp32), runs dropout as CUDA's
+   `native_dropout` (bool mask) and attention with the kernel the target GPU would pick
+   (`kernels`): flash / mem-efficient save output + fp32 logsumexp, math keeps B x H x T x T
+   fp32 scores.
+2. `StorageTracker`, a TorchDispatchMode, turns storage creation and release into allocations.
+3. `CachingAllocator` turns those into reserved memory under a cap of budget - context.
+
+Two cuBLAS workspaces (forward thread and autograd's device thread) are added, and the CUDA
+context is a modelled constant. `fits` is peak reserved + context <= budget, as when measuring.
+
+Known gaps
+----------
+- `torch.compile` is not simulated: the eager step is (compiled steps usually need less memory).
+- Kernel-internal scratch memory that never becomes a tensor (cuBLAS/cuDNN beyond the modelled
+  workspace, embedding-backward sort buffers, fused-kernel temporaries) is not seen.
+- The CUDA context is modelled, not measured; it varies with driver, GPU and CUDA version.
+- Only CUDA behaviour reachable from `torch.*` / `F.*` calls is emulated: user models calling
+  other composite ops get CPU's decomposition below the call (usually the same memory).
+- The caching allocator model assumes default settings (no expandable segments, one stream).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
+
+from gptlint.gpus import MIB, GpuProfile
+from pytest_gptcfg import kernels
+from pytest_gptcfg.allocator import CachingAllocator
+from pytest_gptcfg.autocast_policy import CastCache, apply_policy, op_name
+from pytest_gptcfg.memory import MemoryResult, StepSpec, fits_budget
+from pytest_gptcfg.tracker import Allocation, StorageTracker
+from pytest_gptcfg.trainstep import (
+    StepObserver,
+    build_model,
+    make_optimizer,
+    random_batches,
+    resolve_dtype,
+    run_training,
+)
+
+SIMULATED_CONTEXT_BYTES = 500 * MIB
+"""CUDA context + kernels + library handles of a PyTorch process (measured ~0.3-0.5 GiB)."""
+
+_CROSS_ENTROPY = inspect.signature(F.cross_entropy)
+_SDPA_PARAMS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
+
+
+def cublas_workspace_bytes(compute_capability: tuple[int, int]) -> int:
+    """Default cuBLAS workspace PyTorch allocates per handle and stream (larger on Hopper+)."""
+    return 32 * MIB if compute_capability >= (9, 0) else 4096 * 1024 * 2 + 16 * 1024 * 8
+
+
+class CudaBehaviour(TorchFunctionMode):
+    """The forward pass as CUDA runs it: autocast casts and the target GPU's kernels.
+
+    `lower` is autocast's dtype (None when the config trains in float32).
+    """
+
+    def __init__(self, lower: torch.dtype | None, compute_capability: tuple[int, int]) -> None:
+        super().__init__()
+        self.lower = lower
+        self.compute_capability = compute_capability
+        self.cache = CastCache()
+        self.attention_kernels: set[str] = set()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cache.clear()
+        super().__exit__(*exc)
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        name = op_name(func)
+        if name == "cross_entropy" and self.lower is not None:
+            return self._cross_entropy(func, args, kwargs)
+        if self.lower is not None:
+            args, kwargs = apply_policy(name, args, kwargs, self.lower, self.cache)
+        if name == "scaled_dot_product_attention":
+            return self._attention(func, args, kwargs)
+        if name == "dropout" and func is F.dropout:
+            bound = inspect.signature(F.dropout).bind(*args, **kwargs)
+            bound.apply_defaults()
+            if not bound.arguments["inplace"]:
+                a = bound.arguments
+                return kernels.dropout(a["input"], a["p"], a["training"])
+        return func(*args, **kwargs)
+
+    def _cross_entropy(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        a = _CROSS_ENTROPY.bind(*args, **kwargs)
+        a.apply_defaults()
+        x, target = a.arguments["input"], a.arguments["target"]
+        plain = (
+            a.arguments["label_smoothing"] == 0.0
+            and a.arguments["size_average"] is None
+            and a.arguments["reduce"] is None
+            and not target.is_floating_point()
+        )
+        if not plain or not x.is_floating_point():
+            args, kwargs = apply_policy("cross_entropy", args, kwargs, self.lower, self.cache)
+            return func(*args, **kwargs)
+        logp = torch.log_softmax(x, 1 if x.dim() > 1 else 0, dtype=x.dtype)
+        nll_args, nll_kwargs = apply_policy(
+            "nll_loss",
+            (logp, target),
+            {
+                "weight": a.arguments["weight"],
+                "ignore_index": a.arguments["ignore_index"],
+                "reduction": a.arguments["reduction"],
+            },
+            self.lower,
+            self.cache,
+        )
+        return F.nll_loss(*nll_args, **nll_kwargs)
+
+    def _attention(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        a = dict(zip(_SDPA_PARAMS, args))
+        a.update(kwargs)
+        if a.get("enable_gqa") or a.get("attn_mask") is not None:
+            self.attention_kernels.add(kernels.MATH)
+            return func(*args, **kwargs)
+        q, k, v = a["query"], a["key"], a["value"]
+        dropout_p = a.get("dropout_p", 0.0)
+        is_causal, scale = a.get("is_causal", False), a.get("scale")
+        kernel = kernels.attention_kernel(self.compute_capability, q.dtype, q.size(-1), dropout_p)
+        self.attention_kernels.add(kernel)
+        if kernel == kernels.MATH:
+            return kernels.math_attention(q, k, v, is_causal, dropout_p, scale)
+        return kernels.fused_attention(q, k, v, is_causal, scale)
+
+
+class _Labeller(StepObserver):
+    """Names parameters, gradients and optimizer state in the tracker as the step runs."""
+
+    def __init__(self, tracker: StorageTracker, names: dict[int, str]) -> None:
+        self.tracker = tracker
+        self.names = names
+
+    def after_backward(self, model: torch.nn.Module) -> None:
+        for p in model.parameters():
+            if p.grad is not None:
+                name = self.names.get(id(p), "parameter")
+                self.tracker.label(p.grad, "gradients", f"grad of {name}")
+
+    def after_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        for p, state in optimizer.state.items():
+            name = self.names.get(id(p), "parameter")
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    self.tracker.label(value, "optimizer_state", f"{key} of {name}")
+
+
+def simulate(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> MemoryResult:
+    """Simulate the step of `spec` on `profile` and judge it against `budget_bytes`."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    notes = ["simulated on fake tensors (no GPU used); the CUDA context is a modelled 500 MiB"]
+    if spec.compile:
+        notes.append("torch.compile is not simulated: the eager step was simulated")
+    dtype = resolve_dtype(spec.dtype, profile.bf16, notes)
+    lower = None if dtype == torch.float32 else dtype
+    context = SIMULATED_CONTEXT_BYTES
+    allocator = CachingAllocator(limit=max(budget_bytes - context, 0))
+    logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
+    tracker = StorageTracker(allocator, logits_numel)
+    behaviour = CudaBehaviour(lower, profile.compute_capability)
+    workspace = cublas_workspace_bytes(profile.compute_capability)
+    with FakeTensorMode(), tracker, torch.device("cpu"):
+        model = build_model(spec)
+        names = {id(p): n for n, p in model.named_parameters()}
+        for n, p in model.named_parameters():
+            tracker.label(p, "parameters", f"parameter {n}")
+        for i in range(2):
+            tracker.add(-1 - i, Allocation(workspace, "activations", "cuBLAS workspace"))
+        optimizer = make_optimizer(model, spec, "cuda")
+        scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
+        run_training(
+            model,
+            optimizer,
+            scaler,
+            random_batches(spec, "cpu"),
+            lambda: behaviour,
+            spec,
+            _Labeller(tracker, names),
+        )
+        del model, optimizer, scaler
+    if dtype == torch.float16:
+        notes.append("float16: GradScaler enabled, as train.py does")
+    peak = tracker.at_peak()
+    return _result(spec, profile, budget_bytes, allocator, peak, context, behaviour, notes)
+
+
+def _result(
+    spec: StepSpec,
+    profile: GpuProfile,
+    budget_bytes: int,
+    allocator: CachingAllocator,
+    peak: list[Allocation],
+    context: int,
+    behaviour: CudaBehaviour,
+    notes: list[str],
+) -> MemoryResult:
+    breakdown = dict.fromkeys(
+        ("parameters", "gradients", "optimizer_state", "activations", "logits_and_loss"), 0
+    )
+    for allocation in peak:
+        breakdown[allocation.category] += allocation.size
+    breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
+    breakdown["context"] = context
+    kernel = _kernel_name(behaviour.attention_kernels)
+    if kernel == kernels.MATH:
+        head_dim = spec.shape.n_embd // spec.shape.n_head
+        notes.append(
+            f"attention falls back to the math kernel on {profile.label} (head_dim {head_dim}): "
+            "it materialises B x H x T x T scores per layer"
+        )
+    if allocator.oom:
+        notes.append("the step exceeds the memory cap: a real run raises CUDA out of memory")
+    return MemoryResult(
+        mode="simulated",
+        fits=fits_budget(allocator.peak_reserved, context, budget_bytes) and not allocator.oom,
+        peak_allocated_bytes=allocator.peak_allocated,
+        peak_reserved_bytes=allocator.peak_reserved,
+        context_bytes=context,
+        budget_bytes=budget_bytes,
+        breakdown=breakdown,
+        largest_tensors=[(a.description, a.size) for a in peak[:10]],
+        oom=allocator.oom,
+        torch_version=torch.__version__,
+        device_name=f"{profile.label} (simulated)",
+        attention_kernel=kernel,
+        notes=notes,
+    )
+
+
+def _kernel_name(used: set[str]) -> str:
+    for kernel in (kernels.MATH, kernels.EFFICIENT, kernels.FLASH):
+        if kernel in used:
+            return kernel
+    return kernels.FLASH

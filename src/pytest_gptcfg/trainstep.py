@@ -1,0 +1,136 @@
+"""The training step of nanoGPT's `train.py`, shared by the CUDA measurement and the simulation.
+
+Per optimizer step: `micro_steps` forward passes under the autocast context, each loss divided
+by the config's gradient accumulation and back-propagated through the GradScaler (enabled for
+float16 only); then unscale, `clip_grad_norm_`, `scaler.step`, `scaler.update` and
+`zero_grad(set_to_none=True)`. As in `train.py`, the next batch is fetched while the previous
+micro-step's logits are still referenced, so the previous logits stay alive until the next forward
+returns. Two optimizer steps run, so that at the peak the optimizer state, accumulated gradients
+and activations coexist as they do in a long run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import torch
+
+from pytest_gptcfg.memory import StepSpec
+
+PTDTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+OPTIMIZER_STEPS = 2
+
+
+def resolve_dtype(dtype: str, bf16_supported: bool, notes: list[str]) -> torch.dtype:
+    """The compute dtype for config `dtype`; bf16 becomes fp16 (+GradScaler) where unsupported."""
+    if dtype not in PTDTYPE:
+        raise ValueError(f"dtype must be one of {', '.join(PTDTYPE)}, got {dtype!r}")
+    if dtype == "bfloat16" and not bf16_supported:
+        notes.append("the target GPU has no bfloat16: checked as float16 with a GradScaler")
+        return torch.float16
+    return PTDTYPE[dtype]
+
+
+def micro_steps(spec: StepSpec) -> int:
+    """Micro-steps per optimizer step that the check runs: the config's, at most two."""
+    return max(1, min(spec.gradient_accumulation_steps, 2))
+
+
+def build_model(spec: StepSpec) -> torch.nn.Module:
+    """The model of `spec` (built-in nanoGPT unless a factory is given), in training mode."""
+    if spec.model_factory is not None:
+        model = spec.model_factory(spec.shape)
+    else:
+        from pytest_gptcfg.nanogpt import GPT
+
+        model = GPT(spec.shape)
+    return model.train()
+
+
+def make_optimizer(
+    model: torch.nn.Module, spec: StepSpec, device_type: str
+) -> torch.optim.Optimizer:
+    """The model's own `configure_optimizers`, else AdamW over all parameters like nanoGPT's."""
+    betas = (spec.beta1, spec.beta2)
+    configure = getattr(model, "configure_optimizers", None)
+    if callable(configure):
+        return configure(spec.weight_decay, spec.learning_rate, betas, device_type)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": spec.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups, lr=spec.learning_rate, betas=betas, fused=device_type == "cuda"
+    )
+
+
+class StepObserver:
+    """Told where the step is; the simulation uses it to label memory. Does nothing by default."""
+
+    def phase(self, name: str) -> None:
+        """Entering phase `name`: 'forward', 'backward', 'optimizer' or 'idle'."""
+
+    def after_backward(self, model: torch.nn.Module) -> None:
+        """A backward pass has finished."""
+
+    def after_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """An optimizer step has finished (before `zero_grad`)."""
+
+
+def run_training(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    get_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    autocast: Callable[[], AbstractContextManager[object]],
+    spec: StepSpec,
+    observer: StepObserver | None = None,
+) -> None:
+    """Run `OPTIMIZER_STEPS` optimizer steps of `micro_steps(spec)` micro-steps each."""
+    observer = observer or StepObserver()
+    accumulation = spec.gradient_accumulation_steps
+    X, Y = get_batch()
+    logits = loss = None
+    for _ in range(OPTIMIZER_STEPS):
+        for _ in range(micro_steps(spec)):
+            observer.phase("forward")
+            with autocast():
+                logits, loss = model(X, Y)
+                loss = loss / accumulation
+            X, Y = get_batch()
+            observer.phase("backward")
+            scaler.scale(loss).backward()
+            observer.after_backward(model)
+        observer.phase("optimizer")
+        if spec.grad_clip != 0.0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        observer.after_optimizer_step(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        observer.phase("idle")
+    del logits, loss, X, Y
+
+
+def random_batches(
+    spec: StepSpec, device: torch.device | str
+) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    """`get_batch` returning random token ids of shape (batch_size, block_size) on `device`."""
+
+    def get_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        size = (spec.batch_size, spec.block_size)
+        vocab = spec.shape.vocab_size
+        x = torch.randint(0, vocab, size, dtype=torch.long, device=device)
+        y = torch.randint(0, vocab, size, dtype=torch.long, device=device)
+        return x, y
+
+    return get_batch
+
+
+def no_autocast() -> AbstractContextManager[object]:
+    """A context that changes nothing."""
+    return contextlib.nullcontext()
