@@ -133,6 +133,8 @@ def _collect(
     elif isinstance(node, cst.BaseSuite | cst.Else | cst.ExceptHandler | cst.Finally):
         for child in node.children:
             _collect(child, statement, index, conditional, assignments, bindings)
+    elif isinstance(node, cst.BaseSmallStatement):  # `if x: key = value` on one line
+        _collect_small(node, statement, index, conditional, assignments, bindings)
     elif isinstance(node, cst.BaseStatement):
         for child in node.children:
             _collect(child, statement, index, True, assignments, bindings)

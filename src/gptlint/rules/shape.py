@@ -82,6 +82,7 @@ class EmbdNotDivisibleByHeads(Rule):
         Valid("init_from = 'gpt2'\nn_head = 12\nn_embd = 512\n"),
         Valid("import os\nn_head = int(os.environ['HEADS'])\nn_embd = 512\n"),
         Valid("if big:\n    n_embd = 1000\nn_head = 12\n"),
+        Valid("n_embd = 1000\nif small: n_embd = 768\n"),
     )
     INVALID = (
         Invalid(
