@@ -62,7 +62,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         return None
     budget = "the GPU's memory" if options.memory_budget is None else f"{options.memory_budget:,} B"
     return (
-        f"gptcfg: gpu {options.gpu or '[tool.gptlint] / rtx4070'}, budget {budget}, "
+        f"gptcfg: gpu {options.gpu or 'from [tool.gptlint], else rtx4070'}, budget {budget}, "
         f"mode {options.mode}, compile {options.compile}"
     )
 

@@ -46,7 +46,11 @@ def memory_record(
     max_batch_size: int | None = None,
     error: str | None = None,
 ) -> dict[str, Any]:
-    """One config's row in the table and the JSON report (plain data, sent by xdist workers)."""
+    """One config's row in the table and the JSON report.
+
+    Plain builtins only: xdist workers send it to the controller (execnet refuses subclasses
+    such as torch's TorchVersion).
+    """
     record: dict[str, Any] = {
         "path": path,
         "gpu": profile.name,
@@ -85,12 +89,12 @@ def memory_record(
     if result is not None:
         record.update(
             mode=mode_word(result.mode),
-            torch_version=result.torch_version,
-            device_name=result.device_name,
-            peak_allocated_bytes=result.peak_allocated_bytes,
-            peak_reserved_bytes=result.peak_reserved_bytes,
-            context_bytes=result.context_bytes,
-            fits=result.fits,
+            torch_version=str(result.torch_version),
+            device_name=str(result.device_name),
+            peak_allocated_bytes=int(result.peak_allocated_bytes),
+            peak_reserved_bytes=int(result.peak_reserved_bytes),
+            context_bytes=int(result.context_bytes),
+            fits=bool(result.fits),
         )
     return record
 

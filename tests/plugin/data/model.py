@@ -1,0 +1,41 @@
+"""A project's own model.py for `--gpt-model`: nanoGPT's interface, a different (tiny) model.
+
+Building it leaves `built-<n_layer>x<n_embd>.txt` beside this file, so tests can tell it ran.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        Path(__file__).with_name(f"built-{config.n_layer}x{config.n_embd}.txt").write_text("")
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.mlp = nn.Sequential(
+            *[nn.Linear(config.n_embd, config.n_embd) for _ in range(config.n_layer)]
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.lm_head(self.mlp(self.wte(idx)))
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss
