@@ -1,4 +1,4 @@
-"""A model of PyTorch's CUDA caching allocator, to turn a stream of allocations into reserved memory.
+"""A model of PyTorch's CUDA caching allocator: from a stream of allocations to reserved memory.
 
 Follows `c10/cuda/CUDACachingAllocator.cpp` with its default settings (no
 `PYTORCH_CUDA_ALLOC_CONF`, one stream):
@@ -85,7 +85,7 @@ class CachingAllocator:
         self._ids = itertools.count()
 
     def malloc(self, size: int) -> Block | None:
-        """Hand out a block for `size` bytes (None for 0 bytes, which CUDA serves without memory)."""
+        """Hand out a block for `size` bytes; None for 0 bytes, which need no memory."""
         if size == 0:
             return None
         size = round_size(size)

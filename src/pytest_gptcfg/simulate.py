@@ -58,7 +58,9 @@ SIMULATED_CONTEXT_BYTES = 500 * MIB
 """CUDA context + kernels + library handles of a PyTorch process (measured ~0.3-0.5 GiB)."""
 
 _CROSS_ENTROPY = inspect.signature(F.cross_entropy)
-_SDPA_PARAMS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
+_SDPA_PARAMS = (
+    "query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"
+)  # fmt: skip
 
 
 def cublas_workspace_bytes(compute_capability: tuple[int, int]) -> int:
@@ -134,7 +136,7 @@ class CudaBehaviour(TorchFunctionMode):
         return F.nll_loss(*nll_args, **nll_kwargs)
 
     def _attention(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        a = dict(zip(_SDPA_PARAMS, args))
+        a = dict(zip(_SDPA_PARAMS, args, strict=False))
         a.update(kwargs)
         if a.get("enable_gqa") or a.get("attn_mask") is not None:
             self.attention_kernels.add(kernels.MATH)

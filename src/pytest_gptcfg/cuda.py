@@ -1,0 +1,197 @@
+"""CUDA mode: run the step on a real GPU and read PyTorch's peak memory statistics.
+
+The CUDA context is measured as the device memory this process uses outside PyTorch's caching
+allocator: `nvidia-smi`'s used memory before CUDA is initialised is taken as the baseline of other
+processes, then context = (total - free) - memory_reserved - baseline. The allocator is capped at
+budget - context (`set_per_process_memory_fraction`), so a step that does not fit raises CUDA out
+of memory, which is reported (`oom=True`) rather than raised. Everything is freed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import subprocess
+
+import torch
+
+from gptlint.gpus import MIB, GpuProfile
+from pytest_gptcfg import kernels
+from pytest_gptcfg.allocator import round_size
+from pytest_gptcfg.memory import MemoryResult, StepSpec, fits_budget
+from pytest_gptcfg.trainstep import (
+    build_model,
+    make_optimizer,
+    random_batches,
+    resolve_dtype,
+    run_training,
+)
+
+_baseline_used: dict[int, int] = {}
+"""Bytes other processes used on each device before this process initialised CUDA."""
+
+
+def _nvidia_smi_used(device_index: int) -> int | None:
+    """Used memory of the device (bytes) as nvidia-smi reports it, or None if unavailable."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",")] if visible else None
+    target = ids[device_index] if ids and device_index < len(ids) else str(device_index)
+    try:
+        query = ["--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", target]
+        out = subprocess.run(
+            ["nvidia-smi", *query],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+        return int(out.split()[0]) * MIB
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def _context_bytes(device: torch.device, notes: list[str]) -> int:
+    free, total = torch.cuda.mem_get_info(device)
+    outside_allocator = total - free - torch.cuda.memory_reserved(device)
+    baseline = _baseline_used.get(device.index)
+    if baseline is None:
+        notes.append(
+            "CUDA context measured as all device memory outside PyTorch's allocator "
+            "(no nvidia-smi baseline): other processes on this GPU are counted in it"
+        )
+        return max(outside_allocator, 0)
+    return max(outside_allocator - baseline, 0)
+
+
+def _initialise(device: torch.device) -> None:
+    if device.index not in _baseline_used and not torch.cuda.is_initialized():
+        used = _nvidia_smi_used(device.index)
+        if used is not None:
+            _baseline_used[device.index] = used
+    torch.cuda.set_device(device)
+    torch.empty(1, device=device)
+    torch.cuda.synchronize(device)
+
+
+def _is_oom(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, torch.cuda.OutOfMemoryError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def measure(
+    spec: StepSpec, profile: GpuProfile, budget_bytes: int, device_index: int = 0
+) -> MemoryResult:
+    """Run the step of `spec` on CUDA device `device_index`, capped at budget - context."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("CUDA mode needs a CUDA GPU; use mode='simulate'")
+    device = torch.device("cuda", device_index)
+    notes: list[str] = []
+    _initialise(device)
+    name = torch.cuda.get_device_name(device)
+    capability = torch.cuda.get_device_capability(device)
+    total = torch.cuda.get_device_properties(device).total_memory
+    if name != profile.label:
+        notes.append(f"measured on {name}; its kernels apply, the budget is {profile.label}'s")
+    if budget_bytes > total:
+        notes.append(f"the budget exceeds this GPU's {total / 2**30:.1f} GiB: capped at the GPU")
+    dtype = resolve_dtype(spec.dtype, profile.bf16 and torch.cuda.is_bf16_supported(), notes)
+    gc.collect()
+    torch.cuda.empty_cache()
+    context_before = _context_bytes(device, [])
+    base_allocated = torch.cuda.memory_allocated(device)
+    base_reserved = torch.cuda.memory_reserved(device)
+    fraction = min(1.0, max(budget_bytes - context_before, 0) / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    torch.cuda.reset_peak_memory_stats(device)
+    oom = False
+    parameters = optimizer_state = 0
+    largest: list[tuple[str, int]] = []
+    model = step_model = optimizer = scaler = None
+    try:
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = build_model(spec)
+        parameters = sum(round_size(p.nbytes) for p in model.parameters())
+        optimizer = make_optimizer(model, spec, "cuda")
+        step_model = torch.compile(model) if spec.compile else model
+        scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+        run_training(
+            step_model,
+            optimizer,
+            scaler,
+            random_batches(spec, device),
+            lambda: torch.autocast("cuda", dtype=dtype),
+            spec,
+        )
+        torch.cuda.synchronize(device)
+    except Exception as error:
+        if not _is_oom(error):
+            raise
+        oom = True
+        notes.append("CUDA out of memory under the cap of budget - context")
+    finally:
+        if model is not None:
+            names = {id(p): n for n, p in model.named_parameters()}
+            tensors = [(f"parameter {n}", round_size(p.nbytes)) for n, p in names.items()]
+            if optimizer is not None:
+                for p, state in optimizer.state.items():
+                    for key, value in state.items():
+                        if isinstance(value, torch.Tensor):
+                            size = round_size(value.nbytes)
+                            optimizer_state += size
+                            tensors.append((f"{key} of {names.get(id(p), 'parameter')}", size))
+            largest = sorted(tensors, key=lambda t: t[1], reverse=True)[:10]
+        peak_allocated = torch.cuda.max_memory_allocated(device) - base_allocated
+        peak_reserved = torch.cuda.max_memory_reserved(device) - base_reserved
+        context = max(context_before, _context_bytes(device, notes))
+        del model, step_model, optimizer, scaler
+        _release(device, spec.compile)
+    gradients = parameters
+    breakdown = {
+        "parameters": parameters,
+        "gradients": gradients,
+        "optimizer_state": optimizer_state,
+        "activations": max(peak_allocated - parameters - gradients - optimizer_state, 0),
+        "logits_and_loss": 0,
+        "allocator_overhead": peak_reserved - peak_allocated,
+        "context": context,
+    }
+    notes.append(
+        "measured breakdown: gradients taken as one fp32 copy of the parameters; logits and "
+        "loss are counted in activations"
+    )
+    if spec.compile:
+        notes.append("the step ran under torch.compile, as the config asks")
+    head_dim = spec.shape.n_embd // spec.shape.n_head
+    attention = kernels.attention_kernel(capability, dtype, head_dim, spec.shape.dropout)
+    return MemoryResult(
+        mode="measured",
+        fits=fits_budget(peak_reserved, context, budget_bytes) and not oom,
+        peak_allocated_bytes=peak_allocated,
+        peak_reserved_bytes=peak_reserved,
+        context_bytes=context,
+        budget_bytes=budget_bytes,
+        breakdown=breakdown,
+        largest_tensors=largest,
+        oom=oom,
+        torch_version=torch.__version__,
+        device_name=name,
+        attention_kernel=attention,
+        notes=notes,
+    )
+
+
+def _release(device: torch.device, compiled: bool) -> None:
+    """Free what the step left so the next config starts clean; lift the cap."""
+    if compiled:
+        with contextlib.suppress(Exception):
+            torch._dynamo.reset()
+    gc.collect()
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(1.0, device)

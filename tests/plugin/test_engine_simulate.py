@@ -1,0 +1,195 @@
+"""The simulation engine: the CUDA step on fake tensors, its verdict and what it reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
+from torch.overrides import TorchFunctionMode  # noqa: E402
+
+from gptlint.estimate import count_params  # noqa: E402
+from gptlint.gpus import get_profile  # noqa: E402
+from pytest_gptcfg.allocator import CachingAllocator  # noqa: E402
+from pytest_gptcfg.memory import (  # noqa: E402
+    ModelShape,
+    StepSpec,
+    check_memory,
+    find_max_batch_size,
+)
+from pytest_gptcfg.simulate import CudaBehaviour  # noqa: E402
+from pytest_gptcfg.tracker import StorageTracker  # noqa: E402
+from pytest_gptcfg.trainstep import (  # noqa: E402
+    StepObserver,
+    build_model,
+    make_optimizer,
+    random_batches,
+    run_training,
+)
+
+GiB, MiB = 1024**3, 1024**2
+RTX4070 = get_profile("rtx4070")
+SMALL = StepSpec(ModelShape(2, 4, 128, 128, 1000, False, 0.0), 4, 128, 8, "bfloat16", False)
+
+
+def simulate(spec=SMALL, profile=RTX4070, budget=12 * GiB):
+    return check_memory(spec, profile, budget, mode="simulate")
+
+
+def test_a_small_config_fits_and_the_result_says_simulated():
+    result = simulate()
+    assert result.mode == "simulated"
+    assert result.fits and not result.oom
+    assert result.device_name == "NVIDIA GeForce RTX 4070 (12 GB) (simulated)"
+    assert result.attention_kernel == "flash"
+    assert result.torch_version == torch.__version__
+    assert 0 < result.peak_allocated_bytes <= result.peak_reserved_bytes
+    assert any("simulated" in note for note in result.notes)
+
+
+def test_breakdown_adds_up_to_what_is_compared_with_the_budget():
+    result = simulate()
+    assert set(result.breakdown) == {
+        "parameters", "gradients", "optimizer_state", "activations", "logits_and_loss",
+        "allocator_overhead", "context",
+    }  # fmt: skip
+    assert sum(result.breakdown.values()) == result.peak_reserved_bytes + result.context_bytes
+    assert result.breakdown["context"] == result.context_bytes
+
+
+def test_largest_tensors_are_sorted_and_at_most_ten():
+    result = simulate()
+    sizes = [size for _, size in result.largest_tensors]
+    assert 0 < len(sizes) <= 10
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_peak_grows_with_batch_size():
+    peaks = [
+        simulate(dataclasses.replace(SMALL, batch_size=b)).peak_allocated_bytes for b in (2, 4, 8)
+    ]
+    assert peaks[0] < peaks[1] < peaks[2]
+
+
+def test_math_attention_fallback_costs_more_than_flash():
+    # same parameters: only the head count differs (head_dim 260 -> math, 130 -> flash)
+    flash_spec = dataclasses.replace(
+        SMALL, shape=ModelShape(2, 4, 520, 256, 1000, False, 0.0), block_size=256
+    )
+    math_spec = dataclasses.replace(
+        flash_spec, shape=dataclasses.replace(flash_spec.shape, n_head=2)
+    )
+    flash, math = simulate(flash_spec), simulate(math_spec)
+    assert (flash.attention_kernel, math.attention_kernel) == ("flash", "math")
+    assert math.peak_allocated_bytes > flash.peak_allocated_bytes
+    assert any("math kernel" in note for note in math.notes)
+
+
+def test_head_dim_36_falls_back_to_math_on_a_t4():
+    spec = dataclasses.replace(SMALL, shape=ModelShape(2, 4, 144, 128, 1000, False, 0.0))
+    assert simulate(spec).attention_kernel == "flash"
+    assert simulate(spec, get_profile("t4")).attention_kernel == "math"
+
+
+class OpRecorder(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.names = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.add(getattr(func, "__name__", ""))
+        return func(*args, **(kwargs or {}))
+
+
+def ops_called(spec, profile=RTX4070):
+    with OpRecorder() as recorder:
+        result = simulate(spec, profile)
+    return recorder.names, result
+
+
+def test_float16_uses_the_grad_scaler_and_bfloat16_does_not():
+    names, _ = ops_called(dataclasses.replace(SMALL, dtype="float16"))
+    assert "_amp_foreach_non_finite_check_and_unscale_" in names
+    assert "_amp_update_scale_" in names
+    names, _ = ops_called(SMALL)
+    assert "_amp_foreach_non_finite_check_and_unscale_" not in names
+
+
+def test_bfloat16_on_a_gpu_without_it_runs_as_float16_with_a_note():
+    names, result = ops_called(SMALL, get_profile("t4"))
+    assert "_amp_foreach_non_finite_check_and_unscale_" in names
+    assert any("no bfloat16" in note for note in result.notes)
+
+
+def test_live_memory_returns_to_the_same_level_after_each_optimizer_step():
+    tracker = StorageTracker(CachingAllocator(), logits_numel=-1)
+    levels = []
+
+    class Levels(StepObserver):
+        def phase(self, name):
+            if name == "idle":
+                levels.append(tracker.live_bytes)
+
+    behaviour = CudaBehaviour(torch.bfloat16, (8, 9))
+    with FakeTensorMode(), tracker, torch.device("cpu"):
+        model = build_model(SMALL)
+        optimizer = make_optimizer(model, SMALL, "cuda")
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        batches = random_batches(SMALL, "cpu")
+        run_training(model, optimizer, scaler, batches, lambda: behaviour, SMALL, Levels())
+        run_training(model, optimizer, scaler, batches, lambda: behaviour, SMALL, Levels())
+    assert len(levels) == 4
+    assert levels[1] == levels[2] == levels[3]
+    assert levels[0] <= levels[1]
+
+
+def test_a_step_over_the_cap_is_reported_as_out_of_memory():
+    result = simulate(budget=520 * 1024**2)
+    assert result.oom
+    assert not result.fits
+    assert any("out of memory" in note for note in result.notes)
+
+
+def test_compile_is_not_simulated_and_says_so():
+    result = simulate(dataclasses.replace(SMALL, compile=True))
+    assert any("torch.compile is not simulated" in note for note in result.notes)
+
+
+def test_find_max_batch_size_returns_a_batch_that_fits_while_one_more_does_not():
+    budget = simulate(dataclasses.replace(SMALL, batch_size=24)).peak_reserved_bytes + 500 * 2**20
+    best = find_max_batch_size(SMALL, RTX4070, budget)
+    assert best >= 1
+    assert simulate(dataclasses.replace(SMALL, batch_size=best), budget=budget).fits
+    assert not simulate(dataclasses.replace(SMALL, batch_size=best + 1), budget=budget).fits
+
+
+def test_find_max_batch_size_is_zero_when_batch_one_does_not_fit():
+    assert find_max_batch_size(SMALL, RTX4070, 100 * 2**20) == 0
+
+
+def test_unknown_mode_is_rejected():
+    with pytest.raises(ValueError, match="mode"):
+        check_memory(SMALL, RTX4070, GiB, mode="gpu")
+
+
+def test_memory_interface_imports_without_torch():
+    code = "import sys, pytest_gptcfg.memory; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_gpt2_124m_at_batch_12_does_not_fit_12_gb_and_logits_dominate():
+    shape = ModelShape(12, 12, 768, 1024, 50304, False, 0.0)
+    result = simulate(StepSpec(shape, 12, 1024, 40, "bfloat16", False))
+    param_bytes = 4 * count_params(12, 768, 50304, 1024, False, non_embedding=False)
+    # blocks are the tensors rounded up; a 2 MiB-rounded segment's last < 1 MiB is not split off
+    assert param_bytes <= result.breakdown["parameters"] < param_bytes + 2 * MiB
+    state = result.breakdown["optimizer_state"]
+    assert 2 * param_bytes <= state < 2 * param_bytes + 4 * MiB
+    assert not result.fits
+    assert max(result.breakdown, key=result.breakdown.get) == "logits_and_loss"
+    assert 11 * GiB < result.peak_allocated_bytes < 14 * GiB
