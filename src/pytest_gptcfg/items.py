@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gptlint.gpus import GpuProfile, get_profile
+from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.lint import lint_file
 from gptlint.resolve import ConfigError, OverrideError, load_config
 from gptlint.settings import Settings, SettingsError, load_settings
@@ -33,7 +33,7 @@ class ConfigFile(pytest.File):
         try:
             gpu = self.options.gpu or self.settings().gpu
         except CheckFailed:
-            gpu = self.options.gpu or "rtx4070"
+            gpu = self.options.gpu or DEFAULT_GPU
         yield MemoryItem.from_parent(self, name=f"memory[{gpu}]")
 
     @property

@@ -120,8 +120,9 @@ def failure_text(
         f"({gib(result.peak_allocated_bytes)} allocated) + {gib(result.context_bytes)} CUDA context"
         + (" (the step ran out of memory)" if result.oom else ""),
         f"  model ({step.model_from}): n_layer {shape.n_layer}, n_head {shape.n_head}, n_embd "
-        f"{shape.n_embd}, block_size {shape.block_size}, vocab_size {shape.vocab_size}, "
-        f"bias {shape.bias}: {format_params(params)} params",
+        f"{shape.n_embd}, block_size {shape.block_size}, vocab_size {shape.vocab_size}"
+        + (f" ({step.vocab_from})" if step.model_from == "scratch" else "")
+        + f", bias {shape.bias}: {format_params(params)} params",
         f"  step: batch_size {spec.batch_size} x block_size {spec.block_size}, "
         f"gradient_accumulation_steps {step.gradient_accumulation_steps} "
         f"({step.tokens_per_iter:,} tokens/iter), {spec.dtype}, compile "

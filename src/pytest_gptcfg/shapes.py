@@ -208,12 +208,12 @@ def _scratch(
     cfg: ConfigValues, root: Path, block_size: int, dropout: float
 ) -> tuple[ModelShape, str, str]:
     dataset = _get(cfg, "dataset", str)
-    meta = root / "data" / dataset / "meta.pkl"
-    vocab = read_meta_vocab(meta) if meta.is_file() else None
+    meta = Path("data", dataset, "meta.pkl")
+    vocab = read_meta_vocab(root / meta) if (root / meta).is_file() else None
     if vocab is None:
-        vocab, vocab_from = FALLBACK_VOCAB, f"nanoGPT's default {FALLBACK_VOCAB} (no {meta})"
+        vocab, vocab_from = FALLBACK_VOCAB, f"no {meta}: nanoGPT's default"
     else:
-        vocab_from = str(meta)
+        vocab_from = f"from {meta}"
     n_head = _positive(cfg, "n_head")
     n_embd = _positive(cfg, "n_embd")
     if n_embd % n_head:

@@ -99,6 +99,7 @@ def test_options_are_listed_in_a_gptcfg_group(project):
     ("args", "message"),
     [
         (["--gpt-configs", "missing"], "*--gpt-configs: no such file or folder:*missing*"),
+        (["--gpt-configs", "notes.txt"], "*--gpt-configs: not a Python config file:*notes.txt"),
         (["--gpt-configs", "config", "--gpt-gpu", "gtx1080"], "*unknown GPU profile 'gtx1080'*"),
         (["--gpt-configs", "config", "--gpt-memory-budget", "lots"], "*cannot read memory size*"),
         (["--gpt-configs", "config", "--gpt-set", "batch_size"], "*'batch_size' is not KEY=VALUE*"),
@@ -107,6 +108,7 @@ def test_options_are_listed_in_a_gptcfg_group(project):
 )
 def test_unusable_options_are_usage_errors(project, args, message):
     project.config("train_a.py")
+    (project.path / "notes.txt").write_text("")
     result = project.run(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])

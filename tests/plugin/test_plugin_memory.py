@@ -71,7 +71,8 @@ def test_over_budget_fails_with_peak_breakdown_tensors_and_a_batch_that_fits(pro
             "config/train_tiny.py does not fit NVIDIA GeForce RTX 4070 (12 GB) (simulated on fake "
             "tensors, no GPU used; torch *)",
             "  peak * GiB > budget 1.00 GiB: * reserved (* allocated) + * CUDA context*",
-            "  model (scratch): n_layer 2, n_head 2, n_embd 64, block_size 32, vocab_size 50304*",
+            "  model (scratch): n_layer 2, n_head 2, n_embd 64, block_size 32, vocab_size 50304 "
+            "(no data/tiny/meta.pkl: nanoGPT's default), bias False: 3.32M params",
             "  step: batch_size 64 x block_size 32, gradient_accumulation_steps 2 "
             "(4,096 tokens/iter)*",
             "  at the peak:",

@@ -47,14 +47,14 @@ def test_scratch_takes_the_shape_from_the_config_and_nanogpt_defaults(tmp_path):
     assert step.gradient_accumulation_steps == 40
     assert step.tokens_per_iter == 40 * 16 * 1024
     assert (step.spec.dtype, step.spec.compile) == ("bfloat16", True)
-    assert step.vocab_from.startswith("nanoGPT's default 50304")
+    assert step.vocab_from == "no data/openwebtext/meta.pkl: nanoGPT's default"
 
 
 def test_scratch_vocab_comes_from_the_datasets_meta_pkl(tmp_path):
-    meta = write_meta(tmp_path, "shakespeare_char", {"vocab_size": 65, "itos": {0: "\n"}})
+    write_meta(tmp_path, "shakespeare_char", {"vocab_size": 65, "itos": {0: "\n"}})
     step = step_for(tmp_path, "dataset = 'shakespeare_char'\nblock_size = 256\n")
     assert step.spec.shape.vocab_size == 65
-    assert step.vocab_from == str(meta)
+    assert step.vocab_from == "from data/shakespeare_char/meta.pkl"
 
 
 def test_meta_pkl_that_would_run_code_is_refused_unrun(tmp_path):
