@@ -11,7 +11,6 @@ and activations coexist as they do in a long run.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -129,8 +128,3 @@ def random_batches(
         return x, y
 
     return get_batch
-
-
-def no_autocast() -> AbstractContextManager[object]:
-    """A context that changes nothing."""
-    return contextlib.nullcontext()
