@@ -14,11 +14,9 @@ from gptlint.lint import lint_file
 from gptlint.resolve import ConfigError, OverrideError, load_config
 from gptlint.settings import Settings, SettingsError, load_settings
 from pytest_gptcfg import report
-from pytest_gptcfg.options import Options
+from pytest_gptcfg.options import OPTIONS_KEY, Options
 from pytest_gptcfg.shapes import ShapeError, TrainStep, project_root, train_step
 from pytest_gptcfg.usermodel import UserModelError, model_factory
-
-OPTIONS = pytest.StashKey[Options]()
 
 
 class CheckFailed(Exception):
@@ -38,7 +36,7 @@ class ConfigFile(pytest.File):
 
     @property
     def options(self) -> Options:
-        return self.config.stash[OPTIONS]
+        return self.config.stash[OPTIONS_KEY]
 
     @property
     def shown_path(self) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.gpus import PROFILES, parse_memory
+from gptlint.gpus import GIB, PROFILES, parse_memory
 
 MODES = ("auto", "cuda", "simulate")
 COMPILE_MODES = ("auto", "on", "off")
@@ -92,11 +92,26 @@ class Options:
     overrides: tuple[str, ...]
     report: Path | None
 
+    def header(self) -> str:
+        """The line pytest prints in its session header."""
+        gpu = self.gpu or "from [tool.gptlint], else rtx4070"
+        budget = (
+            "the GPU's memory"
+            if self.memory_budget is None
+            else f"{self.memory_budget / GIB:.2f} GiB"
+        )
+        return f"gptcfg: gpu {gpu}, budget {budget}, mode {self.mode}, compile {self.compile}"
+
     def is_config(self, path: Path) -> bool:
         """True for a `.py` file given by `--gpt-configs` or inside a folder it names."""
         if path.suffix != ".py" or path.name in ("conftest.py", "__init__.py"):
             return False
+        path = path.resolve()
         return any(path == c or c in path.parents for c in self.configs)
+
+
+OPTIONS_KEY = pytest.StashKey[Options]()
+"""Where the plugin keeps the validated options on the pytest config."""
 
 
 def read_options(config: pytest.Config) -> Options | None:

@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_gptcfg.options import Options, add_options, read_options
+from pytest_gptcfg.options import OPTIONS_KEY, Options, add_options, read_options
 
 if TYPE_CHECKING:
     from pytest_gptcfg.report import Results
-
-_OPTIONS = pytest.StashKey[Options]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,10 +26,9 @@ def pytest_configure(config: pytest.Config) -> None:
     options = read_options(config)
     if options is None:
         return
-    from pytest_gptcfg.items import OPTIONS
     from pytest_gptcfg.report import Results
 
-    config.stash[_OPTIONS] = config.stash[OPTIONS] = options
+    config.stash[OPTIONS_KEY] = options
     config.pluginmanager.register(_SessionHooks(config, options, Results()), "gptcfg-session")
     _add_collection_args(config, options.configs)
 
@@ -49,7 +46,7 @@ def _add_collection_args(config: pytest.Config, configs: tuple[Path, ...]) -> No
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[None, Any, None]:
     """A config becomes a ConfigFile, never a Python test module (it is not imported)."""
     outcome = yield
-    options = parent.config.stash.get(_OPTIONS, None)
+    options = parent.config.stash.get(OPTIONS_KEY, None)
     if options is not None and options.is_config(file_path):
         from pytest_gptcfg.items import ConfigFile
 
@@ -57,14 +54,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    options = config.stash.get(_OPTIONS, None)
-    if options is None:
-        return None
-    budget = "the GPU's memory" if options.memory_budget is None else f"{options.memory_budget:,} B"
-    return (
-        f"gptcfg: gpu {options.gpu or 'from [tool.gptlint], else rtx4070'}, budget {budget}, "
-        f"mode {options.mode}, compile {options.compile}"
-    )
+    options = config.stash.get(OPTIONS_KEY, None)
+    return None if options is None else options.header()
 
 
 class _SessionHooks:

@@ -38,6 +38,12 @@ def test_named_files_only_and_ordinary_tests_when_testpaths_point_elsewhere(proj
     ]
 
 
+def test_a_config_named_twice_is_collected_once(project):
+    project.config("train_a.py")
+    result = project.run("--collect-only", "-q", "config", "--gpt-configs", "config/train_a.py")
+    assert collected(result) == ["config/train_a.py::lint", "config/train_a.py::memory[rtx4070]"]
+
+
 def test_configs_are_never_imported_even_when_named_like_tests(project):
     project.config("test_exits.py", "raise SystemExit('imported!')\nbatch_size = 4\n")
     project.config("train_imports.py", "import nonexistent_module\nbatch_size = 4\n")
@@ -59,6 +65,22 @@ def test_command_line_wins_over_ini(project):
     project.config("train_a.py")
     result = project.run("--collect-only", "-q", "--gpt-gpu", "T4", "--gpt-configs", "config")
     assert "config/train_a.py::memory[t4]" in collected(result)
+
+
+def test_the_session_header_says_what_is_checked(project):
+    project.config("train_a.py")
+    result = project.run(
+        "--collect-only",
+        "--gpt-configs",
+        "config",
+        "--gpt-gpu",
+        "t4",
+        "--gpt-memory-budget",
+        "10GB",
+        "--gpt-mode",
+        "simulate",
+    )
+    result.stdout.fnmatch_lines(["gptcfg: gpu t4, budget 10.00 GiB, mode simulate, compile auto"])
 
 
 def test_gpu_from_tool_gptlint_settings(project):
