@@ -163,3 +163,12 @@ def test_lint_warnings_pass_and_are_listed_in_the_summary(project):
     result = project.run("-q", "--gpt-configs", "config", "-k", "lint")
     result.assert_outcomes(passed=1, deselected=1)
     result.stdout.fnmatch_lines(["*gptlint diagnostics:*", "*config/train_warn.py:*GPT102*"])
+
+
+def test_an_unparsable_config_fails_both_items_with_its_line(project):
+    project.config("train_broken.py", "batch_size = (\n")
+    result = project.run("-q", "--gpt-configs", "config")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*config/train_broken.py:*: GPT000 *"])
+    result.stdout.fnmatch_lines(["config/train_broken.py: memory check not run: *"])
+    assert "Traceback" not in result.stdout.str()

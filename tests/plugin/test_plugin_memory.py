@@ -134,6 +134,29 @@ def test_gpt_model_builds_the_projects_own_model(project):
     assert (project.path / "built-2x64.txt").exists()
 
 
+def test_resume_checks_the_checkpoints_model(project):
+    model_args = {
+        "n_layer": 1,
+        "n_head": 2,
+        "n_embd": 32,
+        "block_size": 64,
+        "bias": True,
+        "vocab_size": 65,
+        "dropout": 0.0,
+    }
+    (project.path / "out").mkdir()
+    torch.save(
+        {"model": {"w": torch.zeros(2)}, "model_args": model_args}, project.path / "out" / "ckpt.pt"
+    )
+    project.config(
+        "train_resume.py",
+        "init_from = 'resume'\nblock_size = 64\nbatch_size = 2\ncompile = False\n",
+    )
+    result, data = report(project, "-k", "memory")
+    result.assert_outcomes(passed=1, deselected=1)
+    assert data["configs"][0]["params"] == count_params(1, 32, 65, 64, True)
+
+
 def test_the_gpu_profile_and_the_item_name_agree(project):
     project.config("train_tiny.py")
     result, data = report(project, "-k", "memory", "--gpt-gpu", "t4")
