@@ -43,6 +43,7 @@ SKIPPED_MODULES = (
     "torch",
     "_pytest",
     "pluggy",
+    "pytest_gptcfg.allocator",
     "pytest_gptcfg.tracker",
     "pytest_gptcfg.simulate",
     "pytest_gptcfg.snapshot",
@@ -87,8 +88,10 @@ class SnapshotRecorder:
     """Collects the caching-allocator model's events of one device into a memory_viz snapshot.
 
     Addresses are the model's virtual device addresses: a segment's base plus a block's offset
-    in it. Calls must describe a consistent allocator (blocks inside live segments, no overlaps,
-    only empty segments freed); a call that does not raises ValueError and records nothing.
+    in it (bases handed out as a running sum of segment sizes from a non-zero origin keep them
+    unique; they must stay below 2**53, where JavaScript numbers stop being exact). Calls must
+    describe a consistent allocator (blocks inside live segments, no overlaps, only empty
+    segments freed); a call that does not raises ValueError and records nothing.
     """
 
     def __init__(self, device: int = 0) -> None:
