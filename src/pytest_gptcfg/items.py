@@ -65,7 +65,7 @@ class ConfigItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.parent.shown_path}::{self.name}"
+        return self.path, None, self.name
 
 
 class LintItem(ConfigItem):

@@ -67,6 +67,12 @@ class _SessionHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.results.add(report)
 
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
+        from pytest_gptcfg.report import verbose_status
+
+        word = verbose_status(report)
+        return None if word is None else ("passed", ".", (word, {"green": True}))
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         lines = self.results.summary()
         if lines:

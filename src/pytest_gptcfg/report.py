@@ -165,6 +165,15 @@ def suggestion(step: TrainStep, max_batch: int) -> str:
     )
 
 
+def verbose_status(report: pytest.TestReport) -> str | None:
+    """`PASSED (simulated: peak 7.19 GiB of 11.99 GiB)` for a memory item that fits, under -v."""
+    record = dict(report.user_properties).get(MEMORY_KEY)
+    if report.when != "call" or not report.passed or not record or not record["fits"]:
+        return None
+    peak = record["peak_reserved_bytes"] + record["context_bytes"]
+    return f"PASSED ({record['mode']}: peak {gib(peak)} of {gib(record['budget_bytes'])})"
+
+
 class Results:
     """Records gathered from test reports, on the xdist controller as in a plain run."""
 

@@ -27,10 +27,11 @@ def report(project, *args: str) -> tuple[pytest.RunResult, dict]:
 
 def test_a_config_that_fits_passes_and_the_summary_says_simulated(project):
     project.config("train_tiny.py")
-    result = project.run_subprocess("--gpt-configs", "config")
+    result = project.run_subprocess("--gpt-configs", "config", "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
+            "config/train_tiny.py::memory?rtx4070? PASSED (simulated: peak * GiB of 11.99 GiB)*",
             "*= gptcfg summary =*",
             "config *gpu *mode *params *tokens/iter *peak *budget *fits *max batch",
             "config/train_tiny.py *rtx4070 *simulated *3.32M *256 *GiB *11.99 GiB *yes *-",
