@@ -8,7 +8,8 @@ from functools import cached_property
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-from gptlint.source import Source, SourceError
+from gptlint.positions import StatementPositions, statement_lines
+from gptlint.source import Source, SourceError, check_syntax
 
 SHAPE_KEYS = frozenset({"n_layer", "n_head", "n_embd"})
 MODEL_ARG_KEYS = frozenset(
@@ -73,6 +74,7 @@ class ConfigFile:
     assignments: list[Assignment]
     bindings: list[Binding]
     shape_calls: list[ShapeCall]
+    statement_lines: list[int] | None = None  # each top-level statement's first line
 
     @property
     def path(self) -> str:
@@ -83,8 +85,29 @@ class ConfigFile:
         wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
         return dict(wrapper.resolve(PositionProvider))
 
+    @cached_property
+    def _statement_positions(self) -> StatementPositions | None:
+        if self.statement_lines is None or len(self.statement_lines) != len(self.module.body):
+            return None
+        return StatementPositions(self.module, self.statement_lines)
+
+    @cached_property
+    def _statement_of(self) -> dict[cst.CSTNode, int]:
+        """The top-level statement index of the nodes rules report on."""
+        index: dict[cst.CSTNode, int] = {s: i for i, s in enumerate(self.module.body)}
+        for a in self.assignments:
+            index.update({n: a.index for n in (a.target, a.value, a.node) if n is not None})
+        for call in self.shape_calls:
+            index[call.node] = call.index
+            index.update({n: call.index for pair in call.args.values() for n in pair})
+        return index
+
     def position(self, node: cst.CSTNode) -> CodeRange:
-        """Where `node` is (1-based lines, 0-based columns); computed once, on first use."""
+        """Where `node` is (1-based lines, 0-based columns). Only the top-level statement that
+        holds a known node is regenerated; any other node costs the whole module, once."""
+        index = self._statement_of.get(node)
+        if index is not None and self._statement_positions is not None:
+            return self._statement_positions.position(node, index)
         return self._positions[node]
 
     def assignments_of(self, key: str) -> list[Assignment]:
@@ -99,6 +122,7 @@ class ConfigFile:
 
 def parse_config(source: Source) -> ConfigFile:
     """Parse `source` with libcst and collect what it assigns; SourceError if it isn't Python."""
+    tree = check_syntax(source.text)
     try:
         module = cst.parse_module(source.text)
     except cst.ParserSyntaxError as exc:
@@ -111,7 +135,9 @@ def parse_config(source: Source) -> ConfigFile:
     for index, statement in enumerate(module.body):
         _collect(statement, statement, index, False, assignments, bindings)
     shape_calls = _find_shape_calls(module) if _may_hold_shapes(source.text) else []
-    return ConfigFile(source, module, assignments, bindings, shape_calls)
+    return ConfigFile(
+        source, module, assignments, bindings, shape_calls, statement_lines(tree)
+    )
 
 
 def _collect(

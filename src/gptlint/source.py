@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import tokenize
 from dataclasses import dataclass
@@ -67,6 +68,51 @@ def decode_source(path: str, raw: bytes) -> Source:
     except LookupError:
         raise SourceError(f"unknown encoding {encoding!r} in coding declaration") from None
     return Source(path=path, raw=raw, text=text, encoding=encoding)
+
+
+MAX_NESTING = 200
+
+
+def check_syntax(text: str) -> ast.Module:
+    """Parse `text` with CPython's own parser, as nanoGPT's `exec` would, and return the tree.
+
+    Raises SourceError for a syntax error (with CPython's message, line and column) and for an
+    expression nested deeper than MAX_NESTING levels: libcst's parser slows down sharply on
+    deep nesting and can crash the process, so this runs before it.
+    """
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as exc:
+        raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise SourceError(f"expression nested too deeply to read (limit {MAX_NESTING})") from None
+    for statement in tree.body:
+        if _may_nest_deeply(statement) and _depth(statement) > MAX_NESTING:
+            raise SourceError(
+                f"expression nested more than {MAX_NESTING} levels deep, too deeply to read",
+                statement.lineno,
+                statement.col_offset + 1,
+            )
+    return tree
+
+
+def _may_nest_deeply(statement: ast.stmt) -> bool:
+    """False when the statement is too short to nest MAX_NESTING deep (each level of an
+    expression takes at least one character, and a few levels take none)."""
+    if statement.end_lineno != statement.lineno or statement.end_col_offset is None:
+        return True
+    return 2 * (statement.end_col_offset - statement.col_offset) + 4 > MAX_NESTING
+
+
+def _depth(root: ast.AST) -> int:
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            break
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def read_source(path: str) -> Source:
