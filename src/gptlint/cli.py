@@ -27,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="*", help="config files or folders (default: .); - reads stdin"
     )
     parser.add_argument("--fix", action="store_true", help="apply safe fixes in place")
-    parser.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe fixes")
+    parser.add_argument(
+        "--unsafe-fixes",
+        action="store_true",
+        help="with --fix or --diff, also apply fixes that may change what the run does",
+    )
     parser.add_argument(
         "--diff", action="store_true", help="print the fixes as a diff, write nothing"
     )
@@ -35,12 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--select", help="comma-separated codes or prefixes to enable (ALL for all)"
     )
     parser.add_argument("--ignore", help="comma-separated codes or prefixes to disable")
-    parser.add_argument("--output-format", choices=("text", "json", "github"), default="text")
+    parser.add_argument(
+        "--output-format", default="text", help="text (default), json, github or sarif"
+    )
     parser.add_argument("--statistics", action="store_true", help="count diagnostics per code")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even if problems remain")
     parser.add_argument("--explain", metavar="CODE", help="explain a rule and exit")
     parser.add_argument("--list-rules", action="store_true", help="list every rule and exit")
-    parser.add_argument("--stdin-filename", help="the name of the file read from stdin")
+    parser.add_argument(
+        "--stdin-filename", help="lint stdin as this file (its settings, its train.py)"
+    )
     parser.add_argument("--gpu", help="target GPU profile (default rtx4070)")
     parser.add_argument("--memory-budget", help="memory budget, e.g. 11GB (default: the GPU's)")
     parser.add_argument("--world-size", help="number of training processes (DDP)")
@@ -61,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `gptlint config/ | head`: stop quietly, as other CLIs do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except Exception as exc:  # never a traceback for the user; GPTLINT_DEBUG=1 shows it
         if os.environ.get("GPTLINT_DEBUG"):
             raise

@@ -38,21 +38,20 @@ class Target:
 
 
 def excluded(path: Path, patterns: tuple[str, ...], root: Path | None) -> bool:
-    """Whether `path` matches an exclude pattern: by any path component's name, or by its path
-    relative to `root` (the folder of the pyproject.toml that set the patterns)."""
-    names = path.parts
-    if any(fnmatch.fnmatch(name, p) for name in names for p in patterns):
-        return True
-    if root is not None:
-        try:
-            relative = path.resolve().relative_to(root).as_posix()
-        except ValueError:
-            return False
-        return any(
-            fnmatch.fnmatch(relative, p) or relative.startswith(p.rstrip("/") + "/")
-            for p in patterns
-        )
-    return False
+    """Whether `path` matches an exclude pattern, by the name of one of its folders or its
+    own, or by its path, taken relative to `root` (the folder of the pyproject.toml that set
+    the patterns; the current folder for `--exclude`)."""
+    if not patterns:
+        return False
+    try:
+        relative = path.resolve().relative_to(root or Path.cwd())
+    except ValueError:  # outside the project: match what the user typed
+        relative = path
+    names = relative.parts
+    text = relative.as_posix()
+    return any(fnmatch.fnmatch(name, p) for name in names for p in patterns) or any(
+        fnmatch.fnmatch(text, p) or text.startswith(p.rstrip("/") + "/") for p in patterns
+    )
 
 
 def walk(folder: Path, patterns: tuple[str, ...], root: Path | None) -> Iterator[Path]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import libcst as cst
 
+from gptlint.configfile import ConfigFile
 from gptlint.diagnostics import Diagnostic, Edit
 from gptlint.lint import LintResult, lint_source
 from gptlint.settings import Settings
@@ -47,13 +48,10 @@ def fix_source(
     current, applied = source, 0
     result = lint_source(current, settings, schema_path)
     for _ in range(MAX_PASSES):
-        if result.file is None:
+        chosen = chosen_fixes(result.diagnostics, unsafe)
+        if result.file is None or not chosen:
             break
-        chosen = _non_conflicting([d for d in result.diagnostics if applicable(d, unsafe)])
-        if not chosen:
-            break
-        edits = {edit.old: edit for diagnostic in chosen for edit in diagnostic.fix.edits}
-        text = result.file.module.visit(_Rewriter(edits)).code
+        text = apply_fixes(result.file, chosen)
         if text == current.text:
             break
         applied += len(chosen)
@@ -62,10 +60,21 @@ def fix_source(
     return FixOutcome(source, current.raw, applied, result)
 
 
-def _non_conflicting(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+def apply_fixes(file: ConfigFile, chosen: list[Diagnostic]) -> str:
+    """The file's text with the fixes of `chosen` (from `chosen_fixes`) applied: the tree is
+    regenerated, so only the nodes the fixes name change."""
+    edits = {edit.old: edit for diagnostic in chosen for edit in diagnostic.fix.edits}
+    return file.module.visit(_Rewriter(edits)).code
+
+
+def chosen_fixes(diagnostics: list[Diagnostic], unsafe: bool) -> list[Diagnostic]:
+    """The diagnostics whose fixes one pass applies: applicable ones, skipping any whose edits
+    touch a node an earlier one already claimed."""
     claimed: set[int] = set()
     chosen = []
     for diagnostic in diagnostics:
+        if not applicable(diagnostic, unsafe):
+            continue
         ids = {id(edit.old) for edit in diagnostic.fix.edits}
         if ids & claimed:
             continue
@@ -85,20 +94,28 @@ class _Rewriter(cst.CSTTransformer):
 
 
 def unified_diff(path: str, before: str, after: str) -> str:
-    """A unified diff of a file's text before and after fixing."""
+    """A unified diff of a file's text before and after fixing, as `patch -p0` applies it:
+    both headers name the file (as Ruff's `--diff` does), line endings are kept, and a last
+    line without a newline is marked `\\ No newline at end of file`."""
+    lines = difflib.unified_diff(_lines(before), _lines(after), fromfile=path, tofile=path)
     return "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            fromfile=path,
-            tofile=path,
-        )
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )
 
 
+def _lines(text: str) -> list[str]:
+    """`text` split after each `\\n` only (str.splitlines also splits at form feeds and other
+    characters that Python source treats as part of a line)."""
+    lines = text.split("\n")
+    last = lines.pop()
+    return [line + "\n" for line in lines] + ([last] if last else [])
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path`'s contents with `data` in one step, keeping its permission bits: write a
-    temporary file beside it, flush it to disk, then rename it over the original."""
+    """Replace the contents of `path` (of the file it links to, for a symbolic link) with
+    `data` in one step, keeping its permission bits: write a temporary file beside it, flush
+    it to disk, then rename it over the original."""
+    path = path.resolve()
     mode = stat.S_IMODE(path.stat().st_mode)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

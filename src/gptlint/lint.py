@@ -75,13 +75,16 @@ def lint_file(path: str | Path, settings: Settings) -> list[Diagnostic]:
 
 
 def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
-    """Whether a .py file found in a folder is a config rather than a helper module: it sets a
-    known key or a model shape, or it only assigns lowercase names (no functions, no classes)."""
+    """Whether a .py file found in a folder is a config rather than code. A module that defines
+    functions or classes (model.py) or calls exec (train.py, sample.py, configurator.py run
+    the configs that way) is not; otherwise it is one if it sets a known key or a model
+    shape, or assigns a lowercase name."""
+    if any(b.reason in ("definition", "exec()") for b in file.bindings):
+        return False
     schema = schema_for(Path(file.path), settings)
     if file.shape_calls or any(a.key in schema for a in file.assignments):
         return True
-    defines = any(b.reason == "definition" for b in file.bindings)
-    return not defines and any(_LOWERCASE_NAME.match(a.key) for a in file.assignments)
+    return any(_LOWERCASE_NAME.match(a.key) for a in file.assignments)
 
 
 def _unreadable(path: str, exc: SourceError) -> Diagnostic:

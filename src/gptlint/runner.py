@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from gptlint.diagnostics import Diagnostic
 from gptlint.discover import Target, excluded, walk
-from gptlint.fix import fix_source, unified_diff, write_atomically
-from gptlint.lint import LintResult, lint_bytes, looks_like_config
+from gptlint.fix import FixOutcome, fix_source, unified_diff, write_atomically
+from gptlint.lint import lint_bytes, looks_like_config
 from gptlint.output import FORMATS
 from gptlint.output import text as text_output
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.schema import SchemaError
 from gptlint.settings import Settings, SettingsError, convert, load_settings
-from gptlint.source import SourceError, decode_source
+from gptlint.source import decode_source
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 _CLI_SETTINGS = (
@@ -34,12 +36,36 @@ _CLI_SETTINGS = (
 
 @dataclass
 class Report:
-    """What the run found, across files."""
+    """What the run found, across files. `errors` means exit 2: a path, file or write failed."""
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
     fixed: int = 0
     would_change: bool = False
     errors: bool = False
+
+    def error(self, message: str) -> None:
+        print(f"gptlint: error: {message}", file=sys.stderr)
+        self.errors = True
+
+
+class _Run:
+    """One invocation's options, with the settings of each folder looked up once."""
+
+    def __init__(self, args: argparse.Namespace, overrides: dict) -> None:
+        self.args = args
+        self.overrides = overrides
+        self.report = Report()
+        self._settings: dict[Path, Settings] = {}
+
+    @property
+    def fixing(self) -> bool:
+        return bool(self.args.fix or self.args.diff)
+
+    def settings_for(self, folder: Path) -> Settings:
+        """`[tool.gptlint]` from the nearest pyproject.toml above `folder`, CLI values on top."""
+        if folder not in self._settings:
+            self._settings[folder] = load_settings(folder).merged(self.overrides)
+        return self._settings[folder]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,14 +74,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CLEAN
     if args.explain:
         return _explain(args.explain)
+    if args.output_format not in FORMATS:
+        known = ", ".join(FORMATS)
+        return _fail(f"unknown output format {args.output_format!r} (choose from {known})")
     try:
-        overrides = _cli_settings(args)
-        paths = args.paths or ["."]
+        current = _Run(args, _cli_settings(args))
+        paths = args.paths or (["-"] if args.stdin_filename else ["."])
         if "-" in paths:
             if len(paths) > 1:
                 return _fail("'-' (stdin) cannot be combined with other paths")
-            return _run_stdin(args, overrides)
-        return _run_paths(args, paths, overrides)
+            return _run_stdin(current)
+        return _run_paths(current, paths)
     except (SettingsError, SchemaError) as exc:
         return _fail(str(exc))
 
@@ -78,35 +107,28 @@ def _cli_settings(args: argparse.Namespace) -> dict:
     return values
 
 
-def _settings_for(path: Path, overrides: dict) -> Settings:
-    return load_settings(path).merged(overrides)
-
-
-def _run_paths(args: argparse.Namespace, paths: list[str], overrides: dict) -> int:
-    report = Report()
+def _run_paths(current: _Run, paths: list[str]) -> int:
     for name in paths:
         path = Path(name)
         if not path.exists():
-            print(f"gptlint: error: {name}: no such file or directory", file=sys.stderr)
-            report.errors = True
+            current.report.error(f"{name}: no such file or directory")
             continue
-        settings = _settings_for(path, overrides)
         if path.is_dir():
-            targets = [Target(p, False) for p in walk(path, settings.exclude, settings.root)]
-        elif excluded(path, settings.exclude, settings.root):
-            targets = []
-        else:
-            targets = [Target(path, True)]
-        linted = sum(_process(target, args, overrides, report) for target in targets)
-        if path.is_dir() and not linted:
-            print(f"gptlint: error: {name}: no config files found", file=sys.stderr)
-            report.errors = True
-    return _finish(args, report)
+            settings = current.settings_for(path)
+            found = walk(path, settings.exclude, settings.root)
+            if not sum(_process(current, Target(p, False)) for p in found):
+                current.report.error(f"{name}: no config files found")
+            continue
+        settings = current.settings_for(path.parent)
+        if not excluded(path, settings.exclude, settings.root):
+            _process(current, Target(path, True))
+    return _finish(current)
 
 
-def _process(target: Target, args: argparse.Namespace, overrides: dict, report: Report) -> bool:
-    """Lint (or fix) one file; False if it was skipped as not being a config."""
-    settings = _settings_for(target.path, overrides)
+def _process(current: _Run, target: Target) -> bool:
+    """Lint (or fix) one file; False if it was skipped as not being a config. A failure in one
+    file is reported and the run goes on with the next."""
+    report = current.report
     try:
         raw = target.path.read_bytes()
     except OSError as exc:
@@ -115,90 +137,103 @@ def _process(target: Target, args: argparse.Namespace, overrides: dict, report: 
                 "GPT000", "error", str(target.path), 1, 1, f"cannot read file: {exc.strerror}"
             )
         )
-        report.errors = True
         return True
+    try:
+        return _lint_or_fix(current, target, raw)
+    except (SettingsError, SchemaError):
+        raise
+    except Exception as exc:  # a bug in gptlint: name the file, go on with the others
+        if os.environ.get("GPTLINT_DEBUG"):
+            raise
+        report.error(
+            f"{target.path}: internal error: {type(exc).__name__}: {exc}"
+            " (please report it; GPTLINT_DEBUG=1 shows the traceback)"
+        )
+        return True
+
+
+def _lint_or_fix(current: _Run, target: Target, raw: bytes) -> bool:
+    settings = current.settings_for(target.path.parent)
     result = lint_bytes(str(target.path), raw, settings)
-    if (
-        not target.explicit
-        and result.file is not None
-        and not looks_like_config(result.file, settings)
-    ):
+    skip = not target.explicit and result.file is not None
+    if skip and not looks_like_config(result.file, settings):
         return False
-    if result.unreadable:
-        report.errors = report.errors or bool(result.diagnostics)
-        report.diagnostics.extend(result.diagnostics)
+    if result.unreadable or not current.fixing:
+        current.report.diagnostics.extend(result.diagnostics)
         return True
-    if args.fix or args.diff or (args.unsafe_fixes and args.fix):
-        result = _fix(target.path, raw, settings, args, report)
-    report.diagnostics.extend(result.diagnostics)
+    outcome = fix_source(decode_source(str(target.path), raw), settings, current.args.unsafe_fixes)
+    current.report.diagnostics.extend(outcome.remaining.diagnostics)
+    if not outcome.changed:
+        return True
+    current.report.would_change = True
+    if current.args.diff:
+        sys.stdout.write(_diff(str(target.path), outcome))
+        return True
+    try:
+        write_atomically(target.path, outcome.fixed)
+    except OSError as exc:
+        current.report.error(f"{target.path}: cannot write the fixed file: {exc.strerror or exc}")
+        return True
+    current.report.fixed += outcome.applied
     return True
 
 
-def _fix(
-    path: Path, raw: bytes, settings: Settings, args: argparse.Namespace, report: Report
-) -> LintResult:
-    outcome = fix_source(decode_source(str(path), raw), settings, args.unsafe_fixes)
-    if outcome.changed:
-        report.would_change = True
-        if args.diff:
-            after = outcome.fixed.decode(outcome.source.encoding)
-            sys.stdout.write(unified_diff(str(path), outcome.source.text, after))
-        else:
-            write_atomically(path, outcome.fixed)
-            report.fixed += outcome.applied
-    return outcome.remaining
+def _diff(name: str, outcome: FixOutcome) -> str:
+    return unified_diff(name, outcome.source.text, outcome.fixed.decode(outcome.source.encoding))
 
 
-def _run_stdin(args: argparse.Namespace, overrides: dict) -> int:
+def _run_stdin(current: _Run) -> int:
+    """Lint stdin. With `--fix` the (fixed) file goes to stdout, unchanged where nothing could be
+    fixed, and the report to stderr; with `--diff` the diff goes to stdout."""
+    args, report = current.args, current.report
     name = args.stdin_filename or "-"
-    anchor = Path(args.stdin_filename) if args.stdin_filename else Path.cwd() / "-"
-    settings = _settings_for(anchor.parent, overrides)
+    anchor = Path(name).absolute() if args.stdin_filename else Path.cwd() / "-"
+    settings = current.settings_for(anchor.parent)
     raw = sys.stdin.buffer.read()
-    report = Report()
     result = lint_bytes(name, raw, settings, schema_path=anchor)
-    if result.unreadable:
-        report.errors = bool(result.diagnostics)
-    elif args.fix or args.diff:
-        try:
-            source = decode_source(name, raw)
-        except SourceError:  # pragma: no cover - lint_bytes reported it already
-            return EXIT_ERROR
-        outcome = fix_source(source, settings, args.unsafe_fixes, schema_path=anchor)
+    fixed = raw
+    if result.unreadable or not current.fixing:
+        report.diagnostics = result.diagnostics
+    else:
+        outcome = fix_source(decode_source(name, raw), settings, args.unsafe_fixes, anchor)
+        report.diagnostics = outcome.remaining.diagnostics
         report.would_change = outcome.changed
-        result = outcome.remaining
+        fixed = outcome.fixed
         if args.diff:
-            sys.stdout.write(unified_diff(name, source.text, outcome.fixed.decode(source.encoding)))
+            sys.stdout.write(_diff(name, outcome))
         else:
-            sys.stdout.buffer.write(outcome.fixed)
-            sys.stdout.flush()
             report.fixed = outcome.applied
-            report.diagnostics = result.diagnostics
-            return _finish(args, report, stream=sys.stderr)
-    report.diagnostics = result.diagnostics
-    return _finish(args, report)
+    if args.fix and not args.diff:
+        sys.stdout.buffer.write(fixed)
+        sys.stdout.flush()
+        return _finish(current, stream=sys.stderr)
+    return _finish(current)
 
 
-def _finish(args: argparse.Namespace, report: Report, stream=None) -> int:
+def _finish(current: _Run, stream: TextIO | None = None) -> int:
+    args, report = current.args, current.report
     out = stream or sys.stdout
-    report.errors = report.errors or any(d.code == "GPT000" for d in report.diagnostics)
+    diagnostics = report.diagnostics
+    errors = report.errors or any(d.code == "GPT000" for d in diagnostics)
     if args.diff:
-        for d in report.diagnostics:
+        for d in diagnostics:
             if d.code == "GPT000":
                 print(d, file=sys.stderr)
-        if report.errors:
+        if errors:
             return EXIT_ERROR
         return EXIT_FOUND if report.would_change else EXIT_CLEAN
     if args.statistics:
-        out.write(text_output.statistics(report.diagnostics))
+        out.write(text_output.statistics(diagnostics))
     elif args.output_format == "text":
-        out.write(text_output.render(report.diagnostics))
-        out.write(text_output.summary(report.diagnostics, report.fixed))
+        out.write(text_output.render(diagnostics))
+        if diagnostics or report.fixed or not report.errors:
+            out.write(text_output.summary(diagnostics, report.fixed, args.unsafe_fixes))
     else:
-        out.write(FORMATS[args.output_format](report.diagnostics))
+        out.write(FORMATS[args.output_format](diagnostics))
     out.flush()
-    if report.errors:
+    if errors:
         return EXIT_ERROR
-    if report.diagnostics and not args.exit_zero:
+    if diagnostics and not args.exit_zero:
         return EXIT_FOUND
     return EXIT_CLEAN
 

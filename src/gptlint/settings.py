@@ -59,11 +59,7 @@ _KEYS = {
 
 def find_pyproject(start: Path) -> Path | None:
     """The nearest pyproject.toml at or above `start` that has a `[tool.gptlint]` table."""
-    return _find_pyproject(start.resolve())
-
-
-@lru_cache(maxsize=256)
-def _find_pyproject(start: Path) -> Path | None:
+    start = start.resolve()
     directory = start if start.is_dir() else start.parent
     for candidate_dir in (directory, *directory.parents):
         candidate = candidate_dir / "pyproject.toml"
@@ -86,11 +82,12 @@ def load_settings(start: Path) -> Settings:
     pyproject = find_pyproject(start)
     if pyproject is None:
         return Settings()
-    return _load_pyproject(pyproject)
+    return _load_pyproject(pyproject, pyproject.stat().st_mtime_ns)
 
 
 @lru_cache(maxsize=64)
-def _load_pyproject(path: Path) -> Settings:
+def _load_pyproject(path: Path, mtime_ns: int) -> Settings:
+    """The settings in `path` (cached until the file changes: `mtime_ns` is part of the key)."""
     text = _read_text(path)
     try:
         data = tomllib.loads(text)
@@ -122,8 +119,7 @@ def convert(name: str, value: Any, base: Path) -> Any:
             raise TypeError("must be a list of strings")
         if name != "exclude":
             for code in value:
-                if not _CODE.match(code.upper()):
-                    raise ValueError(f"{code!r} is not a rule code or prefix (e.g. GPT101, GPT1)")
+                _check_code(code)
             return tuple(v.upper() for v in value)
         return tuple(value)
     if name == "gpu":
@@ -154,6 +150,17 @@ def convert(name: str, value: Any, base: Path) -> Any:
             raise ValueError(f"must be one of {', '.join(FIX_STRATEGIES)}, not {value!r}")
         return value
     raise ValueError(f"unknown setting {name}")
+
+
+def _check_code(code: str) -> None:
+    """ValueError unless `code` is ALL or a prefix of at least one rule's code."""
+    from gptlint.rules import ALL_RULES
+
+    upper = code.upper()
+    if not _CODE.match(upper):
+        raise ValueError(f"{code!r} is not a rule code or prefix (e.g. GPT101, GPT1)")
+    if upper != "ALL" and not any(rule.code.startswith(upper) for rule in ALL_RULES):
+        raise ValueError(f"{code!r} matches no rule (see gptlint --list-rules)")
 
 
 def _key_line(text: str, key: str) -> int:
@@ -194,11 +201,12 @@ def _schema_from(train_py: Path):
 def find_train_py(config_path: Path) -> Path | None:
     """A nanoGPT-style train.py (one that runs configurator.py) in the config's folder or above,
     up to the project root (a folder with pyproject.toml or .git)."""
-    return _find_train_py(config_path.resolve().parent)
+    return _find_train_py(config_path.parent.absolute())
 
 
 @lru_cache(maxsize=256)
-def _find_train_py(directory: Path) -> Path | None:
+def _find_train_py(folder: Path) -> Path | None:
+    directory = folder.resolve()
     for candidate_dir in (directory, *directory.parents):
         candidate = candidate_dir / "train.py"
         if candidate.is_file():

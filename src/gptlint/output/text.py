@@ -8,7 +8,8 @@ from gptlint.diagnostics import Diagnostic
 
 
 def render(diagnostics: list[Diagnostic]) -> str:
-    """One line per diagnostic, with an indented `fix:` line where a fix exists."""
+    """One line per diagnostic, with an indented `fix:` line and the command that applies it
+    where a fix exists."""
     lines = []
     for d in diagnostics:
         lines.append(str(d))
@@ -18,21 +19,24 @@ def render(diagnostics: list[Diagnostic]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def summary(diagnostics: list[Diagnostic], fixed: int = 0) -> str:
-    """`Found 2 errors (1 fixable with --fix).` or `All checks passed!`."""
+def summary(diagnostics: list[Diagnostic], fixed: int = 0, unsafe_fixes: bool = False) -> str:
+    """`Found 2 problems (1 fixable with `gptlint --fix`).` or `All checks passed!`."""
     parts = []
     if fixed:
-        parts.append(f"Fixed {fixed} {'error' if fixed == 1 else 'errors'}.")
+        parts.append(f"Fixed {fixed} {'problem' if fixed == 1 else 'problems'}.")
     if not diagnostics:
         return " ".join([*parts, "All checks passed!"]) + "\n"
     n = len(diagnostics)
     safe = sum(1 for d in diagnostics if d.fix is not None and d.fix.safety == "safe")
     unsafe = sum(1 for d in diagnostics if d.fix is not None and d.fix.safety != "safe")
     hints = []
-    if safe:
-        hints.append(f"{safe} fixable with `gptlint --fix`")
-    if unsafe:
-        hints.append(f"{unsafe} with `--unsafe-fixes`")
+    if unsafe_fixes and safe + unsafe:
+        hints.append(f"{safe + unsafe} fixable with `gptlint --fix --unsafe-fixes`")
+    else:
+        if safe:
+            hints.append(f"{safe} fixable with `gptlint --fix`")
+        if unsafe:
+            hints.append(f"{unsafe} with `--fix --unsafe-fixes`")
     found = f"Found {n} {'problem' if n == 1 else 'problems'}"
     found += f" ({', '.join(hints)})." if hints else "."
     return " ".join([*parts, found]) + "\n"

@@ -1,0 +1,191 @@
+"""How fast gptlint lints a folder of realistic nanoGPT configs, against Fixit on the same files.
+
+    python benchmarks/lint_speed.py [--files 1000] [--repeat 3] [--keep DIR]
+
+Generates a corpus of configs (seeded, so every run lints the same files), then times:
+
+* `gptlint (subprocess)`: `python -m gptlint --exit-zero FOLDER`, a fresh process, startup
+  included, the way pre-commit and CI run it;
+* `gptlint (in-process)`: `gptlint.cli.main([...])` in this process, after one warm-up run;
+* `fixit lint (subprocess)` where Fixit is installed: `fixit lint FOLDER` with its default
+  rules (Fixit spreads files over all CPU cores; gptlint uses one).
+
+Each timing is the best of `--repeat` runs. The ratio is Fixit's seconds over the tool's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HEADERS = (
+    "# train a miniature character-level shakespeare model\n# good for debugging\n",
+    "# GPT-2 small from scratch on one RTX 4070\n# $ python train.py config/{name}.py\n",
+    "# finetune on a small dataset; only save when val improves\n",
+    "# fineweb run, tokens per iteration kept near 0.5M\n",
+    "",
+)
+SHAPES = ((6, 6, 384), (12, 12, 768), (12, 8, 512), (8, 8, 512), (4, 4, 128), (24, 16, 1024))
+DATASETS = ("shakespeare_char", "openwebtext", "fineweb", "shakespeare", "tinystories")
+COMMENTS = (
+    "",
+    "",
+    "",
+    "  # keep frequent because we'll overfit",
+    " # override via command line if you like",
+    "  # make equal to max_iters usually",
+    "  # context of up to 256 previous characters",
+    "  # TODO: tune",
+)
+
+
+def make_config(rng: random.Random, name: str) -> str:
+    """One config in the style of nanoGPT's `config/*.py`: comments, arithmetic, references to
+    earlier keys, now and then an import, a GPTConfig call or a shape mistake."""
+    n_layer, n_head, n_embd = rng.choice(SHAPES)
+    if rng.random() < 0.15:  # the scenario's mistake: a width the heads do not divide
+        n_embd = rng.choice((500, 520, 600, 700))
+    quote = rng.choice(("'", '"'))
+    dataset = rng.choice(DATASETS)
+
+    def c() -> str:
+        return rng.choice(COMMENTS)
+
+    lines = [rng.choice(HEADERS).format(name=name)]
+    if rng.random() < 0.3:
+        lines.append("import time\n")
+    lines.append(f"out_dir = {quote}out-{dataset}{quote}{c()}\n")
+    lines.append(f"eval_interval = {rng.choice((250, 500, 1000, 2000))}{c()}\n")
+    lines.append(f"eval_iters = {rng.choice((20, 40, 100, 200))}\n")
+    lines.append(f"log_interval = {rng.choice((1, 10, 100))}\n\n")
+    lines.append(f"wandb_log = {rng.choice(('False', 'True'))}{c()}\n")
+    lines.append(f"wandb_project = {quote}{dataset}{quote}\n")
+    if "import time" in lines[1]:
+        lines.append(f"wandb_run_name = {quote}run-{quote} + str(time.time())\n\n")
+    else:
+        lines.append(f"wandb_run_name = {quote}mini-gpt{quote}\n\n")
+    lines.append(f"dataset = {quote}{dataset}{quote}\n")
+    accumulation = rng.choice(("1", "4", "5 * 8", "32", "2 * 4"))
+    lines.append(f"gradient_accumulation_steps = {accumulation}\n")
+    lines.append(f"batch_size = {rng.choice((4, 8, 12, 16, 32, 64))}\n")
+    lines.append(f"block_size = {rng.choice((256, 512, 1024))}{c()}\n\n")
+    lines.append("# model\n")
+    lines.append(f"n_layer = {n_layer}\nn_head = {n_head}{c()}\nn_embd = {n_embd}\n")
+    lines.append(f"dropout = {rng.choice(('0.0', '0.1', '0.2'))}\n")
+    if rng.random() < 0.1:
+        lines.append("bias = False\n")
+    if rng.random() < 0.05:
+        lines.append(f"n_embed = {n_embd}  # typo\n")
+    lines.append("\n# adamw optimizer\n")
+    lines.append(f"learning_rate = {rng.choice(('6e-4', '1e-3', '3e-4', '3e-5'))}{c()}\n")
+    lines.append(f"max_iters = {rng.choice((5000, 20000, 600000))}\n")
+    lines.append(f"lr_decay_iters = {rng.choice(('max_iters', '5000', '600000'))}{c()}\n")
+    lines.append(f"min_lr = {rng.choice(('learning_rate / 10', '6e-5', '1e-4'))}\n")
+    lines.append(f"beta2 = {rng.choice(('0.95', '0.99'))}\n")
+    lines.append(f"warmup_iters = {rng.choice((100, 500, 2000))}{c()}\n")
+    if rng.random() < 0.2:
+        lines.append("\n# on macbook also add\ndevice = 'cpu'\ncompile = False\n")
+    if rng.random() < 0.05:
+        lines.append(
+            "\nfrom model import GPTConfig\n"
+            f"config = GPTConfig(n_layer={n_layer}, n_head={n_head}, n_embd={n_embd})\n"
+        )
+    return "".join(lines)
+
+
+def write_corpus(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """Write `count` configs under `folder/config/` (same files for the same seed)."""
+    rng = random.Random(seed)
+    target = folder / "config"
+    target.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in range(count):
+        path = target / f"train_{number:04d}.py"
+        path.write_text(make_config(rng, path.stem), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def best_of(repeat: int, action: Callable[[], object]) -> float:
+    """The shortest wall time of `repeat` runs of `action`, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def run_quietly(command: list[str], cwd: Path) -> None:
+    subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def gptlint_in_process(folder: Path) -> None:
+    from gptlint.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["--exit-zero", str(folder)])
+    if code != 0:
+        raise SystemExit(f"gptlint exited {code} on the corpus")
+
+
+def fixit_command() -> list[str] | None:
+    """How to run Fixit from this environment, or None if it is not installed."""
+    script = Path(sys.executable).with_name("fixit")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("fixit")
+    return [found] if found else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1000, help="configs to generate")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool; best is kept")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, help="write the corpus here and keep it")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.keep or Path(scratch)
+        write_corpus(root, args.files, args.seed)
+        folder = root / "config"
+        env_note = f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+        print(f"corpus: {args.files} configs in {folder} ({env_note})")
+
+        rows: list[tuple[str, float]] = []
+        command = [sys.executable, "-m", "gptlint", "--exit-zero", str(folder)]
+        subprocess_seconds = best_of(args.repeat, lambda: run_quietly(command, root))
+        rows.append(("gptlint (subprocess)", subprocess_seconds))
+        gptlint_in_process(folder)  # warm-up: imports, caches
+        in_process_seconds = best_of(args.repeat, lambda: gptlint_in_process(folder))
+        rows.append(("gptlint (in-process)", in_process_seconds))
+        fixit = fixit_command()
+        fixit_seconds = None
+        if fixit is not None:
+            fixit_seconds = best_of(
+                args.repeat, lambda: run_quietly([*fixit, "lint", str(folder)], root)
+            )
+            rows.append(("fixit lint (subprocess)", fixit_seconds))
+        else:
+            print("fixit is not installed: no comparison")
+
+    print(f"\n{'tool':<26}{'files':>7}{'seconds':>10}{'files/s':>10}{'ratio':>8}")
+    for tool, seconds in rows:
+        ratio = f"{fixit_seconds / seconds:.1f}x" if fixit_seconds else "-"
+        print(f"{tool:<26}{args.files:>7}{seconds:>10.3f}{args.files / seconds:>10.0f}{ratio:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
