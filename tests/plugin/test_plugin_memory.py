@@ -187,7 +187,16 @@ def test_under_xdist_the_controller_gathers_every_workers_results(project):
     pytest.importorskip("xdist")
     project.config("train_a.py")
     project.config("train_b.py")
-    result = project.run_subprocess("-n", "2", "--gpt-configs", "config", "--gpt-report", "r.json")
+    result = project.run_subprocess(
+        "-n",
+        "2",
+        "--gpt-configs",
+        "config",
+        "--gpt-report",
+        "r.json",
+        "--gpt-memory-budget",
+        "1GiB",
+    )
     result.assert_outcomes(passed=4)
     data = json.loads((project.path / "r.json").read_text())
     assert sorted(r["path"] for r in data["configs"]) == ["config/train_a.py", "config/train_b.py"]
