@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
 
 from gptlint.configfile import ConfigFile
 from gptlint.gpus import GpuProfile, get_profile
 from gptlint.resolve import EffectiveConfig
+from gptlint.schema import DEFAULT_VOCAB_SIZE, PRETRAINED, dataset_vocab
 from gptlint.scopes import CallScope, ConfigScope, shape_scopes
 from gptlint.settings import Settings
+from gptlint.values import UNKNOWN
+
+_NPROC = re.compile(r"--nproc[_-]per[_-]node[=\s]+(\d+)")
+_NNODES = re.compile(r"--nnodes[=\s]+(\d+)")
+
+
+@dataclass(frozen=True)
+class Model:
+    """The model a run trains: its shape and where the shape comes from ('config' for a scratch
+    run, else the pretrained checkpoint's name)."""
+
+    n_layer: Any
+    n_head: Any
+    n_embd: Any
+    vocab_size: Any
+    bias: Any
+    source: str
+    vocab_origin: str = ""
+
+
+@dataclass(frozen=True)
+class WorldSize:
+    """How many DDP processes train, and what says so."""
+
+    size: int
+    origin: str
+    node: cst.CSTNode | None = None
 
 
 @dataclass
@@ -27,6 +60,101 @@ class LintContext:
     def gpu(self) -> GpuProfile:
         return get_profile(self.settings.gpu)
 
+    @property
+    def budget(self) -> int:
+        """Bytes a training step may use: the `memory-budget` setting, else the GPU's total."""
+        return self.settings.memory_budget or self.gpu.total_bytes
+
+    @cached_property
+    def scratch_vocab(self) -> tuple[int, str]:
+        """vocab_size of a scratch run (meta.pkl of the dataset, else 50304) and its origin."""
+        if "vocab_size" in self.config.schema:
+            return self.config.get("vocab_size"), self.config.origin("vocab_size")
+        if "dataset" not in self.config.schema:
+            return DEFAULT_VOCAB_SIZE, "nanoGPT's default 50304"
+        return dataset_vocab(Path(self.file.path), self.config.get("dataset"))
+
     @cached_property
     def shape_scopes(self) -> list[ConfigScope | CallScope]:
-        return shape_scopes(self.config)
+        vocab = self.scratch_vocab[0]
+        return shape_scopes(self.config, vocab if isinstance(vocab, int) else DEFAULT_VOCAB_SIZE)
+
+    @cached_property
+    def model(self) -> Model | None:
+        """The model train.py builds: the config's shape from scratch, a gpt2* checkpoint's
+        shape, or None (resume, unknown or invalid init_from)."""
+        init_from = self.config.get("init_from")
+        if "init_from" not in self.config.schema or init_from == "scratch":
+            get = self.config.get
+            vocab, origin = self.scratch_vocab
+            return Model(
+                get("n_layer"), get("n_head"), get("n_embd"), vocab, get("bias"), "config", origin
+            )
+        preset = PRETRAINED.get(init_from) if isinstance(init_from, str) else None
+        if preset is None:
+            return None
+        return Model(
+            preset["n_layer"],
+            preset["n_head"],
+            preset["n_embd"],
+            preset["vocab_size"],
+            preset["bias"],
+            init_from,
+            f"{init_from}'s",
+        )
+
+    @cached_property
+    def world_size(self) -> WorldSize:
+        """The `world-size` setting, else a `torchrun --nproc_per_node=N` (times `--nnodes=M`)
+        in the file's comments or docstring, else 1."""
+        if self.settings.world_size > 1:
+            return WorldSize(self.settings.world_size, "the world-size setting")
+        for node, text in self.comment_nodes:
+            match = _NPROC.search(text)
+            if match:
+                nodes = _NNODES.search(text)
+                size = int(match.group(1)) * (int(nodes.group(1)) if nodes else 1)
+                origin = f"`{match.group(0).strip()}` in the file's comments"
+                return WorldSize(size, origin, node)
+        return WorldSize(1, "a single process")
+
+    @cached_property
+    def comment_nodes(self) -> list[tuple[cst.CSTNode, str]]:
+        """Comment nodes and the module docstring's string node, with their text; empty when
+        the source has neither (found without walking the tree)."""
+        text = self.file.source.text
+        if "#" not in text and '"""' not in text and "'''" not in text:
+            return []
+        found: list[tuple[cst.CSTNode, str]] = []
+        docstring = _docstring_node(self.file.module)
+        if docstring is not None:
+            found.append((docstring, str(docstring.evaluated_value)))
+        if "#" in text:
+            collector = _CommentCollector()
+            self.file.module.visit(collector)
+            found.extend((node, node.value) for node in collector.comments)
+        return found
+
+    def is_set_in_file(self, key: str) -> bool:
+        resolved = self.config.resolved(key)
+        return resolved is not None and resolved.kind == "file"
+
+    def known(self, *keys: str) -> bool:
+        return all(self.config.get(key) is not UNKNOWN for key in keys)
+
+
+def _docstring_node(module: cst.Module) -> cst.SimpleString | None:
+    if not module.body or not isinstance(module.body[0], cst.SimpleStatementLine):
+        return None
+    first = module.body[0].body[0] if module.body[0].body else None
+    if isinstance(first, cst.Expr) and isinstance(first.value, cst.SimpleString):
+        return first.value
+    return None
+
+
+class _CommentCollector(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.comments: list[cst.Comment] = []
+
+    def visit_Comment(self, node: cst.Comment) -> None:
+        self.comments.append(node)

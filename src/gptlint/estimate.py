@@ -1,6 +1,47 @@
-"""Parameter counts for nanoGPT's GPT, computed from the shape alone (no torch)."""
+"""Parameter counts and an analytical peak-memory estimate of nanoGPT's training step (no torch).
+
+The estimate follows one step of nanoGPT's `train.py` on CUDA tensor by tensor: what the step
+allocates, what autograd keeps alive for the backward pass, and when the peak happens. Every
+term is derived in the docstring of the function that computes it. It models eager execution:
+with `compile = True` Inductor fuses the loss and usually needs less, so for compiled runs the
+estimate errs high. `pytest --gpt-configs` runs the real step (on CUDA, or on fake tensors).
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from gptlint.gpus import MIB, GpuProfile
+
+FLASH, EFFICIENT, MATH = "flash", "mem-efficient", "math"
+KERNEL_LABELS = {
+    FLASH: "flash attention",
+    EFFICIENT: "memory-efficient attention",
+    MATH: "math attention",
+}
+
+CUDA_CONTEXT_BYTES = 500 * MIB
+"""CUDA context, kernel images and library handles of a PyTorch process (0.3-0.5 GiB measured
+on recent drivers; the same constant as pytest-gptcfg's simulation)."""
+
+ALLOCATOR_OVERHEAD = 0.15
+"""Reserved-but-unused memory of PyTorch's caching allocator, as a fraction of the peak tensor
+bytes. Requests round up to 512 B and to 2 MiB segments, and a large request can only reuse a
+cached free block that is at least as large: the B x T x vocab loss buffers of different sizes
+leave holes. pytest-gptcfg's allocator replay of nanoGPT steps gives 4-25% (the most for large
+logits); 15% is the middle of that range until CUDA measurements calibrate it."""
+
+TERM_LABELS = {
+    "parameters": "parameters",
+    "gradients": "gradients",
+    "optimizer_state": "AdamW state",
+    "weight_copies": "autocast weight copies",
+    "activations": "activations",
+    "logits_and_loss": "logits and loss",
+    "allocator_overhead": "allocator overhead",
+    "cuda_context": "CUDA context",
+}
 
 
 def count_params(
@@ -36,3 +77,215 @@ def format_params(count: int) -> str:
     if count >= 10**9:
         return f"{count / 1e9:.2f}B"
     return f"{count / 1e6:.2f}M"
+
+
+def format_gib(size: int) -> str:
+    """`12.37 GiB`."""
+    return f"{size / 1024**3:.2f} GiB"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training configuration: the model nanoGPT builds and the batch it trains on.
+
+    `block_size` is the sequence length of a batch (the config's); `positions` the rows of the
+    position embedding (the same, or a pretrained model's 1024 cropped to `block_size`).
+    `dtype` is the config's: 'bfloat16' | 'float16' | 'float32'.
+    """
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    vocab_size: int
+    bias: bool
+    dropout: float
+    batch_size: int
+    block_size: int
+    dtype: str = "bfloat16"
+    positions: int | None = None
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def tokens(self) -> int:
+        return self.batch_size * self.block_size
+
+    @property
+    def half(self) -> bool:
+        return self.dtype in ("bfloat16", "float16")
+
+    @property
+    def params(self) -> int:
+        """Every parameter, position embedding included (all of them take memory)."""
+        rows = self.block_size if self.positions is None else self.positions
+        return count_params(
+            self.n_layer, self.n_embd, self.vocab_size, rows, self.bias, non_embedding=False
+        )
+
+
+def attention_kernel(gpu: GpuProfile, half: bool, head_dim: int, dropout: float) -> str:
+    """The kernel `F.scaled_dot_product_attention` picks for training on `gpu`.
+
+    PyTorch's `select_sdp_backend` tries flash, then memory-efficient, then math:
+
+    * flash: sm80 or newer, 16-bit inputs, head_dim <= 256 (since PyTorch 2.1 a head_dim that
+      is not a multiple of 8 is padded up to one first); on consumer sm86/sm89 cards its
+      backward does not support head_dim in (192, 224], nor head_dim > 224 with dropout.
+    * memory-efficient: head_dim a multiple of 8 for 16-bit inputs (4 for fp32).
+    * math: anything else.
+    """
+    consumer = gpu.compute_capability in ((8, 6), (8, 9), (12, 0), (12, 1))
+    flash_head = head_dim <= 256 and not (
+        consumer and (192 < head_dim <= 224 or (head_dim > 224 and dropout > 0))
+    )
+    if gpu.flash_attention and half and flash_head:
+        return FLASH
+    if head_dim % (8 if half else 4) == 0:
+        return EFFICIENT
+    return MATH
+
+
+def attention_scores(run: Run) -> int:
+    """B x H x T x T: the attention matrix of one layer."""
+    return run.batch_size * run.n_head * run.block_size**2
+
+
+def math_attention_bytes(run: Run) -> int:
+    """What the math fallback keeps per layer: `_scaled_dot_product_attention_math` upcasts
+    16-bit q, k, v to fp32 (PyTorch >= 2.5) and saves the softmax output, B x H x T x T fp32
+    values, for the backward pass; with dropout also the bool mask and the dropped copy."""
+    return attention_scores(run) * (4 + (5 if run.dropout > 0 else 0))
+
+
+def layer_activation_bytes(run: Run, kernel: str) -> int:
+    """Bytes autograd saves for one transformer block (`x + attn(ln_1(x))`,
+    `x + mlp(ln_2(x))`), per the ops of nanoGPT's `Block` under CUDA autocast.
+
+    Per token, with C = n_embd, H = n_head, 16-bit autocast and a fused kernel:
+
+    * ln_1 and ln_2 (`layer_norm` runs in fp32) save their input, the fp32 residual stream
+      (2 x 4C), and fp32 mean and rstd (2 x 8 B).
+    * `c_attn` saves its input cast to 16 bit (2C); its 16-bit output q|k|v (6C) stays alive
+      because SDPA saves q, k, v as views of it; SDPA also saves its output (2C, which
+      `.transpose(1, 2).contiguous()` leaves in place and attention's `c_proj` saves) and an
+      fp32 logsumexp (4H). A head_dim that is not a multiple of 8 is padded for flash: q, k, v
+      and the output are then padded copies, plus a 2C contiguous copy of the output.
+    * `c_fc` saves its 16-bit input (2C); GELU saves its input, the 16-bit `c_fc` output (8C);
+      the MLP's `c_proj` saves the GELU output (8C).
+    * dropout > 0: each `native_dropout` saves a bool mask (attention's and the MLP's: 2 x C).
+
+    In fp32 (no autocast) the same tensors are 4 bytes wide and the casts disappear
+    (64C in all). The math kernel replaces q|k|v and the output by fp32 copies of q, k, v
+    (12C) plus a 2C output copy, and adds `math_attention_bytes` per layer.
+    """
+    c, h, tokens = run.n_embd, run.n_head, run.tokens
+    width = 2 if run.half else 4
+    norms = 2 * (4 * c + 8)
+    linear_inputs = 2 * width * c if run.half else 2 * 4 * c  # c_attn and c_fc inputs
+    mlp = 2 * 4 * c * width  # c_fc output (GELU input) and GELU output
+    masks = 2 * c if run.dropout > 0 else 0
+    if kernel == MATH:
+        attention = 3 * 4 * c + width * c
+        per_token = norms + linear_inputs + mlp + masks + attention
+        return tokens * per_token + math_attention_bytes(run)
+    padded = -(-run.head_dim // 8) * 8 * h if kernel == FLASH else c
+    attention = 3 * width * padded + width * padded + 4 * h
+    if padded != c:
+        attention += width * c
+    return tokens * (norms + linear_inputs + mlp + masks + attention)
+
+
+def activation_bytes(run: Run, kernel: str) -> int:
+    """All blocks' saved tensors plus what lives outside them: ln_f's fp32 input (4C) and
+    stats, `lm_head`'s 16-bit input (2C), the embedding dropout mask (C, if dropout), and the
+    int64 batches X, Y and the prefetched next X, Y (4 x 8 B per token)."""
+    c, tokens = run.n_embd, run.tokens
+    outside = 4 * c + 8 + (2 * c if run.half else 0) + (c if run.dropout > 0 else 0) + 32
+    return run.n_layer * layer_activation_bytes(run, kernel) + tokens * outside
+
+
+def loss_bytes(run: Run) -> int:
+    """The B x T x vocab buffers at their peak, at the start of the backward pass.
+
+    `lm_head` writes 16-bit logits (2 B per element), which stay alive through the backward
+    because train.py holds them in `logits`. `F.cross_entropy` is not on autocast's fp32 list:
+    it runs `log_softmax` in the logits' dtype (saved, 2 B) and `nll_loss`, which autocast
+    runs in fp32, on an fp32 copy (saved, 4 B). The backward of `nll_loss` first allocates its
+    fp32 gradient (4 B): 2 + 2 + 4 + 4 = 12 B per element. In fp32 the logits and log-probs are
+    4 B each and `log_softmax`'s backward adds a 4 B result to the 4 B incoming gradient:
+    16 B per element.
+    """
+    return run.tokens * run.vocab_size * (12 if run.half else 16)
+
+
+def weight_copy_bytes(run: Run) -> int:
+    """Autocast casts each Linear weight to 16 bit once per forward and caches the copy until
+    the autocast region exits; the Linear backward keeps it, so the copies of every matmul
+    weight (12 C^2 per layer and the tied wte / lm_head, vocab x C) live through the step."""
+    if not run.half:
+        return 0
+    return 2 * (12 * run.n_embd**2 * run.n_layer + run.vocab_size * run.n_embd)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The estimated peak of one training iteration, term by term (bytes)."""
+
+    run: Run
+    kernel: str
+    terms: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.terms.values())
+
+    def breakdown(self) -> str:
+        """`parameters 0.29 + gradients 0.29 + ... GiB`."""
+        parts = [f"{TERM_LABELS[k]} {v / 1024**3:.2f}" for k, v in self.terms.items() if v]
+        return " + ".join(parts) + " GiB"
+
+
+def estimate_memory(run: Run, gpu: GpuProfile) -> MemoryEstimate:
+    """Peak memory of nanoGPT's training step for `run` on `gpu`.
+
+    The peak comes in the second iteration or later, when gradients (fp32, 4 B per parameter,
+    accumulated over micro-steps; `zero_grad(set_to_none=True)` frees them only after the
+    optimizer step) and AdamW's `exp_avg` and `exp_avg_sq` (2 x 4 B per parameter, created by
+    the first step) exist beside the fp32 parameters (4 B). Within a micro-step it is at the
+    start of the backward pass: every activation is saved and the loss buffers are at their
+    largest. With the math attention kernel the backward of a block can peak higher, holding
+    the B x H x T x T gradient and softmax-backward result (2 x 4 B per score) while the
+    logits are still alive. On top: the caching allocator's overhead and the CUDA context.
+    """
+    kernel = attention_kernel(gpu, run.half, run.head_dim, run.dropout)
+    params = run.params
+    activations = activation_bytes(run, kernel)
+    loss = loss_bytes(run)
+    if kernel == MATH:
+        backward = 8 * attention_scores(run) + run.tokens * run.vocab_size * 2
+        loss = max(loss, backward)
+    terms = {
+        "parameters": 4 * params,
+        "gradients": 4 * params,
+        "optimizer_state": 8 * params,
+        "weight_copies": weight_copy_bytes(run),
+        "activations": activations,
+        "logits_and_loss": loss,
+    }
+    terms["allocator_overhead"] = int(ALLOCATOR_OVERHEAD * sum(terms.values()))
+    terms["cuda_context"] = CUDA_CONTEXT_BYTES
+    return MemoryEstimate(run, kernel, terms)
+
+
+def largest_batch(run: Run, gpu: GpuProfile, budget: int, limit: int = 4096) -> int:
+    """The largest batch_size whose estimate fits `budget` (0 if batch_size 1 does not)."""
+    low, high = 0, limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if estimate_memory(dataclasses.replace(run, batch_size=middle), gpu).total <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low

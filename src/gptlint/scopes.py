@@ -25,12 +25,13 @@ class ConfigScope:
 
     kind = "config"
 
-    def __init__(self, config: EffectiveConfig) -> None:
+    def __init__(self, config: EffectiveConfig, vocab_size: int = DEFAULT_VOCAB_SIZE) -> None:
         self.config = config
+        self.vocab_size = vocab_size
 
     def value(self, key: str) -> Any:
         if key == "vocab_size" and key not in self.config.schema:
-            return DEFAULT_VOCAB_SIZE  # nanoGPT ignores a config's vocab_size (meta.pkl or 50304)
+            return self.vocab_size  # nanoGPT ignores a config's vocab_size (meta.pkl or 50304)
         return self.config.get(key)
 
     def is_default(self, key: str) -> bool:
@@ -48,10 +49,23 @@ class ConfigScope:
         if assignment is not None and _replaceable(assignment):
             return (Edit(assignment.value, lambda _old: literal(value)),)
         anchor = assignment.statement if assignment is not None else self._anchor()
-        line = cst.SimpleStatementLine(
-            [cst.Assign([cst.AssignTarget(cst.Name(key))], literal(value))]
-        )
+        line = _assign_line(key, value)
         return (Edit(anchor, lambda old: cst.FlattenSentinel([old, line])),)
+
+    def set_values(self, values: dict[str, Any]) -> tuple[Edit, ...]:
+        """Edits that make every key of `values` equal its value; keys added at the same place
+        share one edit, in the order given."""
+        edits: list[Edit] = []
+        added: dict[cst.CSTNode, list[cst.SimpleStatementLine]] = {}
+        for key, value in values.items():
+            edit = self.set_value(key, value)[0]
+            if isinstance(edit.old, cst.BaseStatement):
+                added.setdefault(edit.old, []).append(_assign_line(key, value))
+            else:
+                edits.append(edit)
+        for anchor, lines in added.items():
+            edits.append(Edit(anchor, lambda old, lines=lines: cst.FlattenSentinel([old, *lines])))
+        return tuple(edits)
 
     def _anchor(self) -> cst.BaseStatement:
         """Where a new shape assignment goes: after the last top-level shape assignment,
@@ -62,6 +76,46 @@ class ConfigScope:
         if chosen:
             return chosen[-1].statement
         return self.config.file.module.body[-1]
+
+
+def _assign_line(key: str, value: Any) -> cst.SimpleStatementLine:
+    return cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(key))], literal(value))])
+
+
+def removable(assignment: Assignment) -> bool:
+    """A plain top-level `key = value` that is the only statement on its line."""
+    statement = assignment.statement
+    return (
+        _replaceable(assignment)
+        and isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+    )
+
+
+def remove_statements(module: cst.Module, doomed: list[cst.BaseStatement]) -> tuple[Edit, ...]:
+    """Edits that delete the top-level statements `doomed`, keeping the comment lines above
+    each one: they move to the next statement that stays. None (empty) if a deleted statement
+    has comment lines above it and nothing follows it."""
+    gone = set(doomed)
+    edits = [Edit(statement, lambda _old: cst.RemovalSentinel.REMOVE) for statement in doomed]
+    carried: list[cst.EmptyLine] = []
+    for statement in module.body:
+        if statement in gone:
+            carried.extend(statement.leading_lines)
+        elif carried:
+            moved = tuple(carried)
+            edits.append(
+                Edit(
+                    statement,
+                    lambda old, moved=moved: old.with_changes(
+                        leading_lines=(*moved, *old.leading_lines)
+                    ),
+                )
+            )
+            carried = []
+    if any(line.comment is not None for line in carried):
+        return ()
+    return tuple(edits)
 
 
 def _replaceable(assignment: Assignment) -> bool:
@@ -131,13 +185,15 @@ def _append(items: tuple, new: cst.Arg | cst.DictElement) -> tuple:
     )
 
 
-def shape_scopes(config: EffectiveConfig) -> list[ConfigScope | CallScope]:
+def shape_scopes(
+    config: EffectiveConfig, vocab_size: int = DEFAULT_VOCAB_SIZE
+) -> list[ConfigScope | CallScope]:
     """Every shape definition in the file. The top-level config counts only for a scratch run:
     with `init_from` 'resume' or a gpt2* preset nanoGPT takes the shape from elsewhere."""
     scopes: list[ConfigScope | CallScope] = []
     init_from = config.get("init_from")
     if init_from == "scratch" or (init_from is UNKNOWN and "init_from" not in config.schema):
-        scopes.append(ConfigScope(config))
+        scopes.append(ConfigScope(config, vocab_size))
     for call in config.file.shape_calls:
         env = resolve(config.file, config.schema, until=call.index).env() if call.top_level else {}
         scopes.append(CallScope(call, env))

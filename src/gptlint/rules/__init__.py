@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from gptlint.rules import parse, shape
+from gptlint.rules import attention, keys, memory, parse, pretrained, shape, training, values
 from gptlint.rules.base import Rule
 
 ALL_RULES: list[type[Rule]] = sorted(
-    [parse.UnreadableFile, *shape.RULES],
+    [
+        parse.UnreadableFile,
+        *shape.RULES,
+        *attention.RULES,
+        *values.RULES,
+        *keys.RULES,
+        *pretrained.RULES,
+        *training.RULES,
+        *memory.RULES,
+    ],
     key=lambda rule: rule.code,
 )
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}

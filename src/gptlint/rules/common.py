@@ -1,0 +1,56 @@
+"""Small helpers the rule families share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import libcst as cst
+
+from gptlint.context import LintContext
+from gptlint.estimate import format_gib
+
+
+def positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def target(ctx: LintContext, key: str) -> cst.CSTNode | None:
+    """The name in the assignment that gives `key` its value, if the file assigns it."""
+    resolved = ctx.config.resolved(key)
+    if resolved is None or resolved.assignment is None:
+        return None
+    return resolved.assignment.target
+
+
+def line_of(ctx: LintContext, key: str) -> int | None:
+    node = target(ctx, key)
+    return None if node is None else ctx.file.position(node).start.line
+
+
+def latest(ctx: LintContext, *keys: str) -> cst.CSTNode | None:
+    """The target of whichever of `keys` the file assigns last (None if it sets none)."""
+    assigned = [ctx.config.resolved(k) for k in keys]
+    found = [r.assignment for r in assigned if r is not None and r.assignment is not None]
+    return max(found, key=lambda a: a.index).target if found else None
+
+
+def where(ctx: LintContext, key: str) -> str:
+    """`line 4` for a key the file sets, `the default` otherwise (for messages)."""
+    line = line_of(ctx, key)
+    return f"line {line}" if line is not None else f"the default of {ctx.config.schema.origin}"
+
+
+def gib(size: int) -> str:
+    return format_gib(size)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def value_repr(value: Any) -> str:
+    return repr(value)

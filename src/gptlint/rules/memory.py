@@ -1,0 +1,307 @@
+"""Memory and size rules: the analytical peak against the GPU budget, parameter-count claims."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+
+import libcst as cst
+
+from gptlint.context import LintContext, Model
+from gptlint.diagnostics import Edit, Fix
+from gptlint.estimate import (
+    KERNEL_LABELS,
+    Run,
+    count_params,
+    estimate_memory,
+    format_gib,
+    format_params,
+    largest_batch,
+)
+from gptlint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.rules.common import is_number, positive_int, target
+from gptlint.schema import DTYPE_VALUES
+from gptlint.scopes import ConfigScope
+
+
+def _model_known(model: Model | None) -> bool:
+    return (
+        model is not None
+        and all(positive_int(v) for v in (model.n_layer, model.n_head, model.n_embd))
+        and positive_int(model.vocab_size)
+        and isinstance(model.bias, bool)
+        and model.n_embd % model.n_head == 0
+    )
+
+
+def training_run(ctx: LintContext) -> Run | None:
+    """The run the config trains, when every value it needs is known statically."""
+    model, get = ctx.model, ctx.config.get
+    batch, block, dropout, dtype = (
+        get(k) for k in ("batch_size", "block_size", "dropout", "dtype")
+    )
+    if not _model_known(model) or not (positive_int(batch) and positive_int(block)):
+        return None
+    if not is_number(dropout) or not 0 <= dropout < 1 or dtype not in DTYPE_VALUES:
+        return None
+    if dtype == "bfloat16" and not ctx.gpu.bf16 and not ctx.is_set_in_file("dtype"):
+        dtype = "float16"  # train.py's default on a card without bf16
+    positions = block if model.source == "config" else min(block, 1024)
+    return Run(
+        model.n_layer,
+        model.n_head,
+        model.n_embd,
+        model.vocab_size,
+        model.bias,
+        float(dropout),
+        batch,
+        block,
+        dtype,
+        positions,
+    )
+
+
+def _rebatch(batch: int, accum: int, fits: int, world: int) -> tuple[int, int] | None:
+    """The largest batch_size <= `fits` whose gradient_accumulation_steps keeps batch x accum
+    (and stays divisible by the world size)."""
+    total = batch * accum
+    for candidate in range(min(fits, total), 0, -1):
+        if total % candidate == 0 and (total // candidate) % world == 0:
+            return candidate, total // candidate
+    return None
+
+
+class PeakMemoryAboveBudget(Rule):
+    """Estimates the peak GPU memory of one nanoGPT training iteration, analytically and
+    without torch, and compares it with the budget: the `memory-budget` setting, else the
+    total memory of the `gpu` profile (default rtx4070, 12282 MiB). The estimate adds fp32
+    parameters, fp32 gradients, AdamW's two fp32 moments, autocast's 16-bit weight copies, the
+    activations autograd saves per layer (for the attention kernel the target GPU runs), the
+    B x T x vocab logits and cross-entropy buffers, the caching allocator's overhead and the
+    CUDA context; `gptlint.estimate` derives each term. It models eager execution
+    (`torch.compile` usually needs less) and the shape train.py builds (a gpt2* checkpoint's
+    shape for `init_from = 'gpt2*'`; nothing for 'resume', whose shape is in the checkpoint).
+
+    The message gives the breakdown and the largest batch_size that fits, with the
+    gradient_accumulation_steps that keeps the tokens per iteration (batch_size x
+    gradient_accumulation_steps) unchanged; the unsafe fix writes both. For a measurement
+    of the real step, run `pytest --gpt-configs`.
+    """
+
+    code = "GPT501"
+    name = "peak-memory-above-budget"
+    severity = "error"
+    summary = "estimated peak training memory exceeds the budget on the target GPU"
+    fix_safety = "unsafe"
+    VALID = (
+        Valid(
+            "dataset = 'shakespeare_char'\nn_layer = 6\nn_head = 6\nn_embd = 384\n"
+            "batch_size = 64\nblock_size = 256\n"
+        ),
+        Valid("batch_size = 16\n", settings={"gpu": "a100-80gb"}),
+        Valid("init_from = 'resume'\nbatch_size = 64\n"),
+    )
+    INVALID = (
+        Invalid(
+            "n_layer = 12\nn_head = 12\nn_embd = 576\nbatch_size = 16\nblock_size = 1024\n"
+            "gradient_accumulation_steps = 32\n",
+            "n_layer = 12\nn_head = 12\nn_embd = 576\nbatch_size = 8\nblock_size = 1024\n"
+            "gradient_accumulation_steps = 64\n",
+            message="exceeds the 11.99 GiB budget of rtx4070",
+            unsafe_fixes=True,
+        ),
+        Invalid(
+            "init_from = 'gpt2-xl'\nbatch_size = 1\n",
+            message="even batch_size=1 needs",
+        ),
+        Invalid(
+            "batch_size = 12\n",
+            "batch_size = 3\ngradient_accumulation_steps = 160\n",
+            message="budget of 6.00 GiB (the memory-budget setting)",
+            settings={"memory_budget": 6 * 1024**3},
+            unsafe_fixes=True,
+        ),
+    )
+
+    def check(self, ctx: LintContext) -> Iterator[Violation]:
+        run = training_run(ctx)
+        if run is None or ctx.config.get("eval_only") is True:
+            return
+        estimate = estimate_memory(run, ctx.gpu)
+        budget = ctx.budget
+        if estimate.total <= budget:
+            return
+        gpu = ctx.gpu
+        if ctx.settings.memory_budget:
+            against = f"the budget of {format_gib(budget)} (the memory-budget setting)"
+        else:
+            against = (
+                f"the {format_gib(budget)} budget of {gpu.name} ({gpu.label}, {gpu.total_mib} MiB)"
+            )
+        engine = "eager; torch.compile usually needs less" if ctx.config.get("compile") else "eager"
+        message = (
+            f"estimated peak training memory {format_gib(estimate.total)} exceeds {against}:"
+            f" {estimate.breakdown()} at batch_size {run.batch_size} x block_size"
+            f" {run.block_size}, {KERNEL_LABELS[estimate.kernel]}, {run.dtype}, {engine}"
+        )
+        fits = largest_batch(run, gpu, budget)
+        fix = None
+        if fits == 0:
+            message += "; even batch_size=1 needs more: shrink the model or block_size"
+        else:
+            fix, advice = self._advice(ctx, run, fits)
+            message += advice
+        yield Violation(target(ctx, "batch_size") or _shape_node(ctx), message, fix)
+
+    def _advice(self, ctx: LintContext, run: Run, fits: int) -> tuple[Fix | None, str]:
+        fitted = estimate_memory(replace(run, batch_size=fits), ctx.gpu).total
+        advice = f"; the largest batch_size that fits is {fits} ({format_gib(fitted)})"
+        accum = ctx.config.get("gradient_accumulation_steps")
+        if not positive_int(accum):
+            return None, advice
+        choice = _rebatch(run.batch_size, accum, fits, ctx.world_size.size)
+        if choice is None:
+            return None, advice
+        batch, new_accum = choice
+        tokens = run.batch_size * accum * run.block_size * ctx.world_size.size
+        advice += (
+            f"; batch_size={batch} with gradient_accumulation_steps={new_accum} keeps"
+            f" {tokens:,} tokens per iteration"
+        )
+        edits = ConfigScope(ctx.config).set_values(
+            {"batch_size": batch, "gradient_accumulation_steps": new_accum}
+        )
+        description = f"set batch_size = {batch}, gradient_accumulation_steps = {new_accum}"
+        return Fix(description, edits, "unsafe"), advice
+
+
+def _shape_node(ctx: LintContext) -> cst.CSTNode | None:
+    for key in ("block_size", "n_embd", "n_layer", "init_from"):
+        node = target(ctx, key)
+        if node is not None:
+            return node
+    return None
+
+
+_CLAIM = re.compile(
+    r"(?<![\w.])(?P<prefix>~|≈|about |approx\.? |approximately )?"
+    r"(?P<number>\d+(?:\.\d+)?)\s?(?P<unit>[MB])\b"
+    r"(?P<after>\s*\)|\s+[A-Za-z]+)?"
+)
+_NOT_PARAMS = frozenset(
+    {
+        "tokens", "token", "toks", "samples", "examples", "steps", "iterations", "iters",
+        "words", "chars", "characters", "bytes", "rows", "lines", "documents", "docs", "images",
+    }
+)  # fmt: skip
+
+
+def claims(text: str) -> Iterator[re.Match[str]]:
+    """Parameter-count claims in a comment: `124M params`, `~125M parameters`, `(1.5B)`, or
+    any `<number>M/B` in a comment that talks about parameters; never `0.5M tokens`."""
+    talks_params = "param" in text.lower()
+    for match in _CLAIM.finditer(text):
+        after = (match.group("after") or "").strip().lower()
+        if after in _NOT_PARAMS:
+            continue
+        in_parens = after == ")" and text[: match.start()].rstrip().endswith("(")
+        if after.startswith("param") or in_parens or talks_params:
+            yield match
+
+
+def _claimed(match: re.Match[str]) -> int:
+    scale = 10**9 if match.group("unit") == "B" else 10**6
+    return round(float(match.group("number")) * scale)
+
+
+def _restated(match: re.Match[str], count: int) -> str:
+    """The true count written like the claim: `77M`, `1.6B`, `76.8M`."""
+    number = match.group("number")
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    if count >= 10**9:
+        return f"{count / 1e9:.{max(decimals, 1)}f}B"
+    return f"{count / 1e6:.{decimals if match.group('unit') == 'M' else 0}f}M"
+
+
+class ParameterClaimMismatch(Rule):
+    """Configs often say how big their model is ("~125M parameters", "GPT-2 (124M)", "1.5B"),
+    and the number is easy to get wrong when a shape is changed by hand: 12 layers with
+    n_embd 576 is 76.77M, not the ~125M one might guess. The rule reads such claims in
+    comments and the module docstring and compares them with the model train.py builds,
+    counted as nanoGPT's `get_num_params()` does (position embeddings excluded; a claim that
+    matches the count with them is accepted too). A claim more than 10% off is reported with
+    the true count. Numbers followed by "tokens", "samples", "steps" and the like are not
+    claims. The unsafe fix rewrites the number in the comment.
+    """
+
+    code = "GPT502"
+    name = "parameter-claim-mismatch"
+    severity = "warning"
+    summary = "a comment claims a parameter count > 10% off the computed one"
+    fix_safety = "unsafe"
+    VALID = (
+        Valid("# GPT-2 (124M)\nn_layer = 12\n"),
+        Valid("# batch of ~0.5M tokens\nn_layer = 6\n"),
+        Valid("init_from = 'gpt2-xl'  # 1.5B parameters\n"),
+    )
+    INVALID = (
+        Invalid(
+            "n_layer = 12\nn_head = 12\nn_embd = 576  # ~125M parameters\n",
+            "n_layer = 12\nn_head = 12\nn_embd = 576  # ~77M parameters\n",
+            message="the comment claims ~125M parameters, but this config's model (12 layers,"
+            " n_embd 576, vocab_size 50304) has 76.77M (nanoGPT's get_num_params(): position"
+            " embeddings excluded): 63% too high",
+            unsafe_fixes=True,
+        ),
+        Invalid(
+            '"""A 1.5B-parameter model."""\ninit_from = \'gpt2-medium\'\n',
+            '"""A 354M-parameter model."""\ninit_from = \'gpt2-medium\'\n',
+            message="gpt2-medium's model",
+            unsafe_fixes=True,
+        ),
+    )
+
+    def check(self, ctx: LintContext) -> Iterator[Violation]:
+        nodes = ctx.comment_nodes
+        model = ctx.model
+        if not nodes or not _model_known(model):
+            return
+        positions = ctx.config.get("block_size")
+        count = count_params(model.n_layer, model.n_embd, model.vocab_size, 0, model.bias)
+        with_wpe = count + (positions * model.n_embd if positive_int(positions) else 0)
+        for node, _ in nodes:
+            raw = node.value
+            for match in claims(raw):
+                claimed = _claimed(match)
+                if min(abs(claimed - count), abs(claimed - with_wpe)) <= 0.1 * count:
+                    continue
+                yield self._violation(ctx, model, node, match, count)
+
+    def _violation(
+        self, ctx: LintContext, model: Model, node: cst.CSTNode, match: re.Match[str], count: int
+    ) -> Violation:
+        said = match.group(0).rstrip(") ").strip()
+        said = said if "param" in said.lower() else f"{said} parameters"
+        if model.source == "config":
+            whose = (
+                f"this config's model ({model.n_layer} layers, n_embd {model.n_embd},"
+                f" vocab_size {model.vocab_size})"
+            )
+        else:
+            whose = f"{model.source}'s model"
+        claimed = _claimed(match)
+        off = abs(claimed - count) / count
+        direction = "too high" if claimed > count else "too low"
+        message = (
+            f"the comment claims {said}, but {whose} has {format_params(count)} (nanoGPT's"
+            f" get_num_params(): position embeddings excluded): {off:.0%} {direction}"
+        )
+        start, end = match.span("number")[0], match.span("unit")[1]
+        new = _restated(match, count)
+        text = node.value[:start] + new + node.value[end:]
+        edit = Edit(node, lambda old: old.with_changes(value=text))
+        return Violation(node, message, Fix(f"write {new} in the comment", (edit,), "unsafe"))
+
+
+RULES = [PeakMemoryAboveBudget, ParameterClaimMismatch]
