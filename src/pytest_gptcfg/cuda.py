@@ -100,8 +100,7 @@ def measure(
     if budget_bytes > total:
         notes.append(f"the budget exceeds this GPU's {total / 2**30:.1f} GiB: capped at the GPU")
     dtype = resolve_dtype(spec.dtype, profile.bf16 and torch.cuda.is_bf16_supported(), notes)
-    gc.collect()
-    torch.cuda.empty_cache()
+    _free_cached(device)
     context_before = _context_bytes(device, [])
     base_allocated = torch.cuda.memory_allocated(device)
     base_reserved = torch.cuda.memory_reserved(device)
@@ -186,12 +185,20 @@ def measure(
     )
 
 
+def _free_cached(device: torch.device) -> None:
+    """Collect garbage, drop cuBLAS workspaces (each check allocates its own) and cached blocks."""
+    gc.collect()
+    torch.cuda.synchronize(device)
+    clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+    if clear_workspaces is not None:
+        clear_workspaces()
+    torch.cuda.empty_cache()
+
+
 def _release(device: torch.device, compiled: bool) -> None:
     """Free what the step left so the next config starts clean; lift the cap."""
     if compiled:
         with contextlib.suppress(Exception):
             torch._dynamo.reset()
-    gc.collect()
-    torch.cuda.synchronize(device)
-    torch.cuda.empty_cache()
+    _free_cached(device)
     torch.cuda.set_per_process_memory_fraction(1.0, device)

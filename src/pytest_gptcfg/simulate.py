@@ -58,14 +58,19 @@ SIMULATED_CONTEXT_BYTES = 500 * MIB
 """CUDA context + kernels + library handles of a PyTorch process (measured ~0.3-0.5 GiB)."""
 
 _CROSS_ENTROPY = inspect.signature(F.cross_entropy)
+_DROPOUT = inspect.signature(F.dropout)
 _SDPA_PARAMS = (
     "query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"
 )  # fmt: skip
 
 
 def cublas_workspace_bytes(compute_capability: tuple[int, int]) -> int:
-    """Default cuBLAS workspace PyTorch allocates per handle and stream (larger on Hopper+)."""
-    return 32 * MIB if compute_capability >= (9, 0) else 4096 * 1024 * 2 + 16 * 1024 * 8
+    """Default cuBLAS workspace PyTorch allocates per handle and stream (32 MiB on sm90/sm100).
+
+    It comes from the caching allocator and cuBLASLt shares it (unified workspace, the default).
+    """
+    large = compute_capability == (9, 0) or compute_capability[0] == 10
+    return 32 * MIB if large else 4096 * 1024 * 2 + 16 * 1024 * 8
 
 
 class CudaBehaviour(TorchFunctionMode):
@@ -101,14 +106,16 @@ class CudaBehaviour(TorchFunctionMode):
         if name == "scaled_dot_product_attention":
             return self._attention(func, args, kwargs)
         if name == "dropout" and func is F.dropout:
-            bound = inspect.signature(F.dropout).bind(*args, **kwargs)
+            bound = _DROPOUT.bind(*args, **kwargs)
             bound.apply_defaults()
-            if not bound.arguments["inplace"]:
-                a = bound.arguments
+            a = bound.arguments
+            if not a["inplace"]:
                 return kernels.dropout(a["input"], a["p"], a["training"])
         return func(*args, **kwargs)
 
     def _cross_entropy(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """CUDA's `cross_entropy_loss` composite: log_softmax in the input's dtype (it passes
+        that dtype explicitly, so autocast leaves it), then `nll_loss` under the fp32 policy."""
         a = _CROSS_ENTROPY.bind(*args, **kwargs)
         a.apply_defaults()
         x, target = a.arguments["input"], a.arguments["target"]
@@ -119,7 +126,6 @@ class CudaBehaviour(TorchFunctionMode):
             and not target.is_floating_point()
         )
         if not plain or not x.is_floating_point():
-            args, kwargs = apply_policy("cross_entropy", args, kwargs, self.lower, self.cache)
             return func(*args, **kwargs)
         logp = torch.log_softmax(x, 1 if x.dim() > 1 else 0, dtype=x.dtype)
         nll_args, nll_kwargs = apply_policy(
