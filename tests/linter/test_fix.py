@@ -1,0 +1,179 @@
+"""`gptlint --fix` and `--diff` on files: every byte the fix does not target survives, the write
+is atomic and keeps the file's mode, and fixing twice changes nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gptlint.cli import main
+from gptlint.rules import ALL_RULES
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def fix(path: Path, *extra: str) -> int:
+    return main(["--select", "GPT101", "--fix", *extra, str(path)])
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(
+            b"n_layer = 12\r\nn_head   =  12   # twelve 'heads'\r\nn_embd = 512\r\n",
+            b"n_layer = 12\r\nn_head   =  8   # twelve 'heads'\r\nn_embd = 512\r\n",
+            id="crlf-spacing-comment",
+        ),
+        pytest.param(
+            b"n_embd = 512  # from the default 12 heads\r\nlr = 6e-4\r\n",
+            b"n_embd = 512  # from the default 12 heads\r\nn_head = 8\r\nlr = 6e-4\r\n",
+            id="crlf-inserted-line",
+        ),
+        pytest.param(
+            BOM + "# réglages — 4070\nn_head = 12\nn_embd = 512\n".encode(),
+            BOM + "# réglages — 4070\nn_head = 8\nn_embd = 512\n".encode(),
+            id="bom",
+        ),
+        pytest.param(
+            b"# -*- coding: latin-1 -*-\n# r\xe9glages\nn_head = 12\nn_embd = 512  # \xa3\n",
+            b"# -*- coding: latin-1 -*-\n# r\xe9glages\nn_head = 8\nn_embd = 512  # \xa3\n",
+            id="latin-1-declaration",
+        ),
+        pytest.param(
+            b"n_head = 12\nn_embd = 512",
+            b"n_head = 8\nn_embd = 512",
+            id="no-final-newline",
+        ),
+        pytest.param(b"n_embd = 512", b"n_embd = 512\nn_head = 8", id="no-final-newline-insert"),
+        pytest.param(
+            b'dataset = "owt"\nn_head = (12)\nn_embd = 2 ** 9\n',
+            b'dataset = "owt"\nn_head = 8\nn_embd = 2 ** 9\n',
+            id="expression-value",
+        ),
+        pytest.param(
+            b"cfg = GPTConfig(\n    n_layer=6,\n    n_head=6,\n    n_embd=500,  # wide\n)\n",
+            b"cfg = GPTConfig(\n    n_layer=6,\n    n_head=6,\n    n_embd=480,  # wide\n)\n",
+            id="gptconfig-call",
+        ),
+    ],
+)
+def test_fix_changes_only_its_target(project, capsys, before, after):
+    path = project / "c.py"
+    path.write_bytes(before)
+    assert fix(path) == 0
+    assert path.read_bytes() == after
+    assert capsys.readouterr().out == "Fixed 1 problem. All checks passed!\n"
+    assert fix(path) == 0  # fixing twice changes nothing
+    assert path.read_bytes() == after
+    assert capsys.readouterr().out == "All checks passed!\n"
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o755])
+def test_fix_keeps_the_file_mode_and_leaves_no_temporary_file(project, mode):
+    path = project / "c.py"
+    path.write_text("n_head = 12\nn_embd = 512\n")
+    path.chmod(mode)
+    assert fix(path) == 0
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert sorted(p.name for p in project.iterdir()) == ["c.py", "pyproject.toml"]
+
+
+def test_fix_through_a_symbolic_link_keeps_the_link(project):
+    real = project / "real.py"
+    real.write_text("n_head = 12\nn_embd = 512\n")
+    link = project / "c.py"
+    link.symlink_to(real)
+    assert fix(link) == 0
+    assert link.is_symlink()
+    assert real.read_text() == "n_head = 8\nn_embd = 512\n"
+
+
+def test_a_failed_write_leaves_the_file_as_it_was(project, capsys, monkeypatch):
+    path = project / "c.py"
+    path.write_text("n_head = 12\nn_embd = 512\n")
+
+    def refuse(*_args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    assert fix(path) == 2
+    err = capsys.readouterr().err
+    assert err == f"gptlint: error: {path}: cannot write the fixed file: Permission denied\n"
+    assert path.read_text() == "n_head = 12\nn_embd = 512\n"
+    assert sorted(p.name for p in project.iterdir()) == ["c.py", "pyproject.toml"]
+
+
+def test_fix_goes_on_past_an_unreadable_file(project, capsys):
+    (project / "a.py").write_text("n_head = (12\n")
+    good = project / "b.py"
+    good.write_text("n_head = 12\nn_embd = 512\n")
+    assert main(["--select", "GPT000,GPT101", "--fix", "a.py", "b.py"]) == 2
+    assert good.read_text() == "n_head = 8\nn_embd = 512\n"
+    out = capsys.readouterr().out
+    assert out.startswith("a.py:1:10: GPT000 syntax error: '(' was never closed\n")
+    assert out.endswith("Fixed 1 problem. Found 1 problem.\n")
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs the patch tool")
+@pytest.mark.parametrize(
+    "before",
+    [
+        b"n_layer = 12\nn_head = 12\nn_embd = 512\n",
+        b"n_embd = 512",
+        b"n_layer = 12\r\nn_head = 12\r\nn_embd = 512\r\n",
+        b"n_head = 12\nn_embd = 512\n\x0c\n# after a form feed\n",
+    ],
+    ids=["lf", "no-final-newline", "crlf", "form-feed"],
+)
+def test_diff_applies_with_patch_to_give_the_fixed_file(project, capsys, before):
+    path = project / "c.py"
+    path.write_bytes(before)
+    assert main(["--select", "GPT101", "--diff", "c.py"]) == 1
+    diff = capsys.readouterr().out
+    assert diff.startswith("--- c.py\n+++ c.py\n@@ ")
+    assert path.read_bytes() == before
+    expected = project / "expected.py"
+    expected.write_bytes(before)
+    assert fix(expected) == 0
+    subprocess.run(
+        ["patch", "-p0", "--binary", "--quiet"],
+        input=diff.encode(),
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+    assert path.read_bytes() == expected.read_bytes()
+
+
+UNSAFE_EXAMPLES = [
+    pytest.param(rule, example, id=f"{rule.code}-{number}")
+    for rule in ALL_RULES
+    for number, example in enumerate(rule.INVALID)
+    if example.unsafe_fixes and example.expected_fix is not None
+]
+
+
+@pytest.mark.parametrize(("rule", "example"), UNSAFE_EXAMPLES)
+def test_unsafe_fixes_apply_only_with_the_flag(project, rule, example):
+    path = project / "config" / "c.py"
+    path.parent.mkdir()
+    path.write_text(example.code)
+    options = ["--select", rule.code]
+    for key, value in example.settings.items():
+        options += [f"--{key.replace('_', '-')}", str(value)]
+    main([*options, "--fix", str(path)])
+    assert path.read_text() == example.code
+    main([*options, "--fix", "--unsafe-fixes", str(path)])
+    assert path.read_text() == example.expected_fix
