@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gptlint.diagnostics import Diagnostic
-from gptlint.output import github, json_format, text
+from gptlint.output import github, json_format, sarif, text
 
 Renderer = Callable[[list[Diagnostic]], str]
 
@@ -13,4 +13,5 @@ FORMATS: dict[str, Renderer] = {
     "text": text.render,
     "json": json_format.render,
     "github": github.render,
+    "sarif": sarif.render,
 }

@@ -281,8 +281,7 @@ class ParameterClaimMismatch(Rule):
     def _violation(
         self, ctx: LintContext, model: Model, node: cst.CSTNode, match: re.Match[str], count: int
     ) -> Violation:
-        said = match.group(0).rstrip(") ").strip()
-        said = said if "param" in said.lower() else f"{said} parameters"
+        said = "".join(match.group(k) or "" for k in ("prefix", "number", "unit")) + " parameters"
         if model.source == "config":
             whose = (
                 f"this config's model ({model.n_layer} layers, n_embd {model.n_embd},"

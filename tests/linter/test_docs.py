@@ -1,0 +1,37 @@
+"""docs/rules.md is generated from the rule classes and must not go stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gptlint.docs import main, render
+from gptlint.rules import ALL_RULES
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+
+
+def test_committed_docs_match_the_rule_classes():
+    assert DOCS.read_text(encoding="utf-8") == render(), (
+        "docs/rules.md is stale: run `python -m gptlint.docs`"
+    )
+
+
+def test_every_code_has_a_section_with_its_explanation():
+    text = render()
+    for rule in ALL_RULES:
+        assert f"\n## {rule.code}\n" in text
+        assert rule.explanation() in text
+
+
+def test_docs_show_real_diagnostics_and_the_estimate_derivation():
+    text = render()
+    assert "GPT101 n_embd=512 is not divisible by n_head=12" in text
+    assert "## How GPT501 estimates memory" in text
+    assert "12 B per element" in text
+
+
+def test_main_writes_the_file(tmp_path, capsys):
+    target = tmp_path / "out" / "rules.md"
+    assert main([str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == render()
+    assert "wrote" in capsys.readouterr().out
