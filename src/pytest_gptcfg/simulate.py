@@ -182,12 +182,15 @@ def simulate(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> MemoryRe
     """Simulate the step of `spec` on `profile` and judge it against `budget_bytes`."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    notes = ["simulated on fake tensors (no GPU used); the CUDA context is a modelled 500 MiB"]
+    context = SIMULATED_CONTEXT_BYTES
+    notes = [
+        "simulated on fake tensors (no GPU used); "
+        f"the CUDA context is a modelled {context // MIB} MiB"
+    ]
     if spec.compile:
         notes.append("torch.compile is not simulated: the eager step was simulated")
     dtype = resolve_dtype(spec.dtype, profile.bf16, notes)
     lower = None if dtype == torch.float32 else dtype
-    context = SIMULATED_CONTEXT_BYTES
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0))
     logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
     tracker = StorageTracker(allocator, logits_numel)
