@@ -11,7 +11,10 @@ Attention backend choice follows `select_sdp_backend` in
 - math: anything else; it upcasts 16-bit inputs to fp32 and materialises B x H x T x T scores.
 
 Flash and mem-efficient save the output and an fp32 logsumexp and draw dropout from a seed, so the
-CPU flash kernel (which saves output + logsumexp) stands in for both. The math stand-in repeats
+CPU flash kernel (which saves output + logsumexp) stands in for both; its backward also holds the
+fp32 scratch that FlashAttention-2's `mha_bwd` allocates (`softmax_d` B x H x T128 and `dq_accum`
+B x T128 x H x D32, T and head_dim rounded up to 128 and 32), which mem-efficient's backward
+workspace is taken to match. The math stand-in repeats
 `_scaled_dot_product_attention_math`'s ops with `native_dropout`, whose bool mask is what CUDA's
 `dropout` keeps (CPU's `dropout` keeps a mask in the input dtype instead).
 """
@@ -43,6 +46,47 @@ def attention_kernel(
     return MATH
 
 
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+class _FusedAttention(torch.autograd.Function):
+    """CPU flash attention whose backward also allocates the CUDA kernel's fp32 scratch."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        is_causal: bool,
+        scale: float,
+    ) -> torch.Tensor:
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, is_causal, scale=scale
+        )
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.is_causal, ctx.scale = is_causal, scale
+        return out
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        q, k, v, out, lse = ctx.saved_tensors
+        batch, heads, seq, head_dim = q.shape
+        rows, width = _round_up(seq, 128), _round_up(head_dim, 32) if head_dim <= 192 else 256
+        scratch = (
+            torch.empty(batch, heads, rows, dtype=torch.float32, device=q.device),
+            torch.empty(batch, rows, heads, width, dtype=torch.float32, device=q.device),
+        )
+        grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+            grad_out, q, k, v, out, lse, 0.0, ctx.is_causal, scale=ctx.scale
+        )
+        del scratch
+        return (*grads, None, None)
+
+
 def fused_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool, scale: float | None
 ) -> torch.Tensor:
@@ -52,9 +96,7 @@ def fused_attention(
     pad = -head_dim % 8
     if pad:
         q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
-    out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q, k, v, 0.0, is_causal, scale=scale
-    )[0]
+    out = _FusedAttention.apply(q, k, v, is_causal, scale)
     return out[..., :head_dim] if pad else out
 
 

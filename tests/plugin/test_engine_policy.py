@@ -110,6 +110,7 @@ def saved_tensors(t):
         if fn is None or fn in seen:
             continue
         seen.add(fn)
+        found.extend(getattr(fn, "saved_tensors", ()))  # custom autograd Functions
         for attr in dir(fn):
             if attr.startswith("_saved_"):
                 value = getattr(fn, attr)
@@ -125,8 +126,9 @@ def test_math_attention_keeps_fp32_scores_for_backward():
     assert out.dtype == torch.bfloat16
     scores = [s for s in saved_tensors(out) if s.shape[-2:] == (16, 16)]
     assert scores and all(s.dtype == torch.float32 for s in scores)
-    fused = kernels.fused_attention(q, q, q, True, None)
-    assert not [s for s in saved_tensors(fused) if s.shape[-2:] == (16, 16)]
+    fused_saved = saved_tensors(kernels.fused_attention(q, q, q, True, None))
+    assert any(s.dtype == torch.float32 and s.shape == (1, 2, 16) for s in fused_saved), "lse"
+    assert not [s for s in fused_saved if s.shape[-2:] == (16, 16)]
 
 
 def test_sdpa_under_the_mode_uses_the_target_kernel():
@@ -145,3 +147,16 @@ def test_dropout_keeps_a_bool_mask_like_cuda():
     assert y.grad_fn._saved_result1.dtype == torch.bool
     assert kernels.dropout(x, 0.5, False) is x
     assert kernels.dropout(x, 0.0, True) is x
+
+
+@pytest.mark.parametrize("head_dim", [16, 36])
+def test_fused_stand_in_gradients_match_sdpa(head_dim):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 10, head_dim, requires_grad=True) for _ in range(3))
+    kernels.fused_attention(q, k, v, True, None).square().sum().backward()
+    expected = [t.grad for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    F.scaled_dot_product_attention(q, k, v, is_causal=True).square().sum().backward()
+    for got, want in zip(expected, (q.grad, k.grad, v.grad), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
