@@ -164,7 +164,7 @@ class PeakMemoryAboveBudget(Rule):
         if choice is None:
             return None, advice
         batch, new_accum = choice
-        tokens = run.batch_size * accum * run.block_size * ctx.world_size.size
+        tokens = run.batch_size * accum * run.block_size  # accum is the global count under DDP
         advice += (
             f"; batch_size={batch} with gradient_accumulation_steps={new_accum} keeps"
             f" {tokens:,} tokens per iteration"

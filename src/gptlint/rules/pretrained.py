@@ -79,7 +79,7 @@ class ShapeIgnoredWhenPretrained(Rule):
         init_from = ctx.config.get("init_from")
         if init_from != "resume" and init_from not in PRETRAINED:
             return
-        keys = [k for k in _IGNORED_FOR_PRETRAINED if ctx.is_set_in_file(k)]
+        keys = [k for k in _IGNORED_FOR_PRETRAINED if ctx.file.assignments_of(k)]
         if not keys:
             return
         if init_from == "resume":
@@ -90,14 +90,13 @@ class ShapeIgnoredWhenPretrained(Rule):
             f"init_from={init_from!r} loads {source}: {', '.join(keys)} set here"
             f" {'is' if len(keys) == 1 else 'are'} ignored (only dropout is passed on)"
         )
-        assignments = [ctx.config.resolved(k).assignment for k in keys]
+        assignments = [a for a in ctx.file.assignments if a.key in keys]
         fix = None
         if all(removable(a) for a in assignments):
-            statements = [a.statement for a in ctx.file.assignments if a.key in keys]
-            edits = remove_statements(ctx.file.module, statements)
-            if edits and all(removable(a) for a in ctx.file.assignments if a.key in keys):
+            edits = remove_statements(ctx.file.module, [a.statement for a in assignments])
+            if edits:
                 fix = Fix(f"delete the {', '.join(keys)} lines", edits, "unsafe")
-        yield Violation(min(assignments, key=lambda a: a.index).target, message, fix)
+        yield Violation(assignments[0].target, message, fix)
 
 
 class BlockSizeAbovePretrained(Rule):

@@ -1,0 +1,109 @@
+"""The analytical estimate: parameter counts, kernel choice, each term, and the batch search."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gptlint.estimate import (
+    EFFICIENT,
+    FLASH,
+    MATH,
+    Run,
+    attention_kernel,
+    count_params,
+    estimate_memory,
+    largest_batch,
+    loss_bytes,
+    math_attention_bytes,
+)
+from gptlint.gpus import GIB, get_profile
+
+RTX4070, T4, A100 = get_profile("rtx4070"), get_profile("t4"), get_profile("a100-80gb")
+SEED = Run(12, 12, 576, 50304, False, 0.0, 16, 1024)
+GPT2 = Run(12, 12, 768, 50304, False, 0.0, 12, 1024)
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ((6, 384, 65, 256, False), 10.65),
+        ((12, 768, 50304, 1024, False), 123.59),
+        ((12, 768, 50257, 1024, True), 123.65),
+        ((48, 1600, 50257, 1024, True), 1555.97),
+        ((12, 576, 50304, 1024, False), 76.77),
+        ((12, 480, 50304, 1024, False), 57.34),
+        ((12, 720, 50304, 1024, False), 110.89),
+        ((12, 512, 50304, 1024, False), 63.52),
+    ],
+)
+def test_parameter_counts_match_nanogpt(shape, expected):
+    assert round(count_params(*shape) / 1e6, 2) == expected
+
+
+def test_kernel_choice_follows_pytorch():
+    assert attention_kernel(RTX4070, True, 64, 0.0) == FLASH
+    assert attention_kernel(RTX4070, True, 42, 0.0) == FLASH  # padded to 48
+    assert attention_kernel(RTX4070, True, 208, 0.0) == EFFICIENT  # sm89 flash backward
+    assert attention_kernel(RTX4070, True, 512, 0.0) == EFFICIENT
+    assert attention_kernel(RTX4070, True, 260, 0.0) == MATH
+    assert attention_kernel(RTX4070, False, 64, 0.0) == EFFICIENT  # fp32: no flash
+    assert attention_kernel(T4, True, 64, 0.0) == EFFICIENT
+    assert attention_kernel(T4, True, 42, 0.0) == MATH
+    assert attention_kernel(A100, True, 208, 0.0) == FLASH
+
+
+def test_static_terms_are_16_bytes_per_parameter():
+    terms = estimate_memory(GPT2, RTX4070).terms
+    params = GPT2.params
+    assert terms["parameters"] == terms["gradients"] == 4 * params
+    assert terms["optimizer_state"] == 8 * params
+
+
+def test_tensor_bytes_match_the_cross_checks():
+    """12.85 GiB for GPT-2 124M at batch 12 (independent estimate ~12.4 GiB, fake-tensor replay
+    12.88 GiB), 14.37 GiB for 12/12/576 at batch 16 (replay 14.40 GiB)."""
+    for run, expected in ((GPT2, 12.85), (SEED, 14.37)):
+        terms = estimate_memory(run, RTX4070).terms
+        tensors = sum(
+            v for k, v in terms.items() if k not in ("allocator_overhead", "cuda_context")
+        )
+        assert tensors / GIB == pytest.approx(expected, abs=0.01)
+
+
+def test_loss_buffers_are_12_bytes_per_logit_in_16_bit_and_16_in_fp32():
+    elements = SEED.tokens * SEED.vocab_size
+    assert loss_bytes(SEED) == 12 * elements
+    assert loss_bytes(dataclasses.replace(SEED, dtype="float32")) == 16 * elements
+
+
+def test_math_fallback_adds_the_attention_matrix_per_layer():
+    run = Run(12, 12, 504, 50304, False, 0.0, 8, 1024)
+    flash, math = estimate_memory(run, RTX4070), estimate_memory(run, T4)
+    assert (flash.kernel, math.kernel) == (FLASH, MATH)
+    per_layer = 8 * 12 * 1024 * 1024 * 4
+    assert math_attention_bytes(run) == per_layer
+    extra = math.terms["activations"] - flash.terms["activations"]
+    assert extra > 12 * per_layer
+    assert math_attention_bytes(dataclasses.replace(run, dropout=0.1)) == per_layer * 9 // 4
+
+
+def test_estimate_grows_with_batch_and_largest_batch_fits():
+    small, large = (
+        estimate_memory(dataclasses.replace(SEED, batch_size=1), RTX4070),
+        estimate_memory(SEED, RTX4070),
+    )
+    assert small.total < large.total
+    budget = RTX4070.total_bytes
+    best = largest_batch(SEED, RTX4070, budget)
+    assert estimate_memory(dataclasses.replace(SEED, batch_size=best), RTX4070).total <= budget
+    assert estimate_memory(dataclasses.replace(SEED, batch_size=best + 1), RTX4070).total > budget
+    assert largest_batch(Run(48, 25, 1600, 50257, True, 0.0, 1, 1024), RTX4070, budget) == 0
+
+
+def test_breakdown_names_every_term():
+    text = estimate_memory(SEED, RTX4070).breakdown()
+    for label in ("parameters", "gradients", "AdamW state", "activations", "logits and loss"):
+        assert label in text
+    assert text.endswith(" GiB")
