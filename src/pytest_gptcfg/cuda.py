@@ -95,7 +95,7 @@ def measure(
     name = torch.cuda.get_device_name(device)
     capability = torch.cuda.get_device_capability(device)
     total = torch.cuda.get_device_properties(device).total_memory
-    if name != profile.label:
+    if not profile.label.startswith(name):
         notes.append(f"measured on {name}; its kernels apply, the budget is {profile.label}'s")
     if budget_bytes > total:
         notes.append(f"the budget exceeds this GPU's {total / 2**30:.1f} GiB: capped at the GPU")
