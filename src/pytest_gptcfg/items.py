@@ -65,7 +65,8 @@ class ConfigItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, self.name
+        """Failure headers read `config/x.py: memory[rtx4070]`."""
+        return self.path, None, f"{self.parent.shown_path}: {self.name}"
 
 
 class LintItem(ConfigItem):

@@ -218,14 +218,26 @@ block_size = 1024
 
 
 def test_the_design_docs_scenario_end_to_end(project):
+    """Batch 16 x 1024 does not fit 12 GB; the verdict says which batch keeps 524,288 tokens."""
     project.config("train_fineweb.py", SCENARIO)
     result, data = report(project, "--gpt-compile", "off")
     (record,) = data["configs"]
     assert record["params"] == count_params(12, 512, 50304, 1024, False)
     assert f"{record['params'] / 1e6:.2f}M" == "63.52M"
     assert record["tokens_per_iter"] == 16 * 32 * 1024
-    assert record["mode"] == "simulated"
-    outcome = "passed" if record["fits"] else "failed"
-    result.assert_outcomes(passed=1 + (outcome == "passed"), failed=int(outcome == "failed"))
-    if not record["fits"]:
-        result.stdout.fnmatch_lines(["*fits: batch_size = *(same 524,288 tokens/iter)*"])
+    assert (record["mode"], record["fits"]) == ("simulated", False)
+    assert 1 <= record["max_batch_size"] < 16
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ config/train_fineweb.py: lint _*",
+            "*config/train_fineweb.py:*: GPT501 estimated peak training memory*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*_ config/train_fineweb.py: memory?rtx4070? _*",
+            "config/train_fineweb.py does not fit NVIDIA GeForce RTX 4070 (12 GB)*",
+            "*fits: batch_size = *, gradient_accumulation_steps = * (same 524,288 tokens/iter)*",
+        ]
+    )
