@@ -83,6 +83,23 @@ def _is_oom(error: BaseException) -> bool:
     return False
 
 
+def inventory(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
+) -> tuple[int, int, list[tuple[str, int]]]:
+    """Allocator bytes of the parameters and of the optimizer state, and the ten largest of them."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    tensors = [(f"parameter {n}", round_size(p.nbytes)) for n, p in model.named_parameters()]
+    parameters = sum(size for _, size in tensors)
+    state_bytes = 0
+    for p, state in optimizer.state.items() if optimizer is not None else ():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                size = round_size(value.nbytes)
+                state_bytes += size
+                tensors.append((f"{key} of {names.get(id(p), 'parameter')}", size))
+    return parameters, state_bytes, sorted(tensors, key=lambda t: t[1], reverse=True)[:10]
+
+
 def measure(
     spec: StepSpec, profile: GpuProfile, budget_bytes: int, device_index: int = 0
 ) -> MemoryResult:
@@ -110,12 +127,12 @@ def measure(
     oom = False
     parameters = optimizer_state = 0
     largest: list[tuple[str, int]] = []
-    model = step_model = optimizer = scaler = None
+    model: torch.nn.Module | None = None
+    step_model = optimizer = scaler = None
     try:
         torch.manual_seed(0)
         with torch.device(device):
             model = build_model(spec)
-        parameters = sum(round_size(p.nbytes) for p in model.parameters())
         optimizer = make_optimizer(model, spec, "cuda")
         step_model = torch.compile(model) if spec.compile else model
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
@@ -135,16 +152,7 @@ def measure(
         notes.append("CUDA out of memory under the cap of budget - context")
     finally:
         if model is not None:
-            names = {id(p): n for n, p in model.named_parameters()}
-            tensors = [(f"parameter {n}", round_size(p.nbytes)) for n, p in names.items()]
-            if optimizer is not None:
-                for p, state in optimizer.state.items():
-                    for key, value in state.items():
-                        if isinstance(value, torch.Tensor):
-                            size = round_size(value.nbytes)
-                            optimizer_state += size
-                            tensors.append((f"{key} of {names.get(id(p), 'parameter')}", size))
-            largest = sorted(tensors, key=lambda t: t[1], reverse=True)[:10]
+            parameters, optimizer_state, largest = inventory(model, optimizer)
         peak_allocated = torch.cuda.max_memory_allocated(device) - base_allocated
         peak_reserved = torch.cuda.max_memory_reserved(device) - base_reserved
         context = max(context_before, _context_bytes(device, notes))

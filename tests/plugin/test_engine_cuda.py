@@ -12,8 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gptlint.gpus import get_profile  # noqa: E402
-from pytest_gptcfg.cuda import _is_oom  # noqa: E402
+from pytest_gptcfg.allocator import round_size  # noqa: E402
+from pytest_gptcfg.cuda import _is_oom, inventory  # noqa: E402
 from pytest_gptcfg.memory import ModelShape, StepSpec, check_memory  # noqa: E402
+from pytest_gptcfg.nanogpt import GPT  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -71,3 +73,17 @@ def test_an_out_of_memory_error_wrapped_by_compile_still_counts_as_out_of_memory
     except RuntimeError as wrapped:
         assert _is_oom(wrapped)
     assert not _is_oom(RuntimeError("shape mismatch"))
+
+
+def test_inventory_counts_parameters_once_and_names_optimizer_state():
+    model = GPT(ModelShape(1, 2, 64, 16, 1000, False, 0.0))
+    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    parameters, state, largest = inventory(model, optimizer)
+    assert parameters == sum(round_size(4 * p.numel()) for p in model.parameters())
+    assert state == 0, "no state before the first step"
+    model(torch.zeros(1, 16, dtype=torch.long), torch.zeros(1, 16, dtype=torch.long))[1].backward()
+    optimizer.step()
+    parameters, state, largest = inventory(model, optimizer)
+    assert state >= 2 * parameters
+    assert largest[0] == ("parameter transformer.wte.weight", 4 * 1000 * 64)
+    assert ("exp_avg of transformer.wte.weight", 4 * 1000 * 64) in largest
