@@ -29,7 +29,7 @@ class ConfigFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         yield LintItem.from_parent(self, name="lint")
         try:
-            gpu = self.options.gpu or self.settings().gpu
+            gpu = self.settings().gpu
         except CheckFailed:
             gpu = self.options.gpu or DEFAULT_GPU
         yield MemoryItem.from_parent(self, name=f"memory[{gpu}]")
@@ -47,11 +47,16 @@ class ConfigFile(pytest.File):
             return self.path
 
     def settings(self) -> Settings:
-        """`[tool.gptlint]` from the pyproject.toml nearest to the config."""
+        """`[tool.gptlint]` from the pyproject.toml nearest to the config, under the plugin's
+        `--gpt-gpu`, `--gpt-memory-budget` and `--gpt-model` (which win, as on gptlint's CLI)."""
+        options = self.options
         try:
-            return load_settings(self.path.parent)
+            settings = load_settings(self.path.parent)
         except SettingsError as exc:
             raise CheckFailed(str(exc)) from None
+        return settings.merged(
+            {"gpu": options.gpu, "memory_budget": options.memory_budget, "model": options.model}
+        )
 
 
 class ConfigItem(pytest.Item):
@@ -81,8 +86,10 @@ class LintItem(ConfigItem):
         if errors:
             lines = [f"{len(errors)} gptlint error(s) in {self.parent.shown_path}:"]
             lines += [f"  {d}" for d in diagnostics]
-            if any(d.fix is not None for d in diagnostics):
-                lines.append(f"  fix with: gptlint --fix {self.parent.shown_path}")
+            safety = {d.fix.safety for d in diagnostics if d.fix is not None}
+            if safety:
+                flags = "--fix" if "safe" in safety else "--fix --unsafe-fixes"
+                lines.append(f"  fix with: gptlint {flags} {self.parent.shown_path}")
             raise CheckFailed("\n".join(lines))
 
 
@@ -92,8 +99,8 @@ class MemoryItem(ConfigItem):
     def runtest(self) -> None:
         options, path = self.parent.options, str(self.parent.shown_path)
         settings = self.parent.settings()
-        profile = get_profile(options.gpu or settings.gpu)
-        budget = options.memory_budget or settings.memory_budget or profile.total_bytes
+        profile = get_profile(settings.gpu)
+        budget = settings.memory_budget or profile.total_bytes
         try:
             step = self._step(options, settings, profile)
             mode, device = _device(options.mode)
@@ -114,7 +121,7 @@ class MemoryItem(ConfigItem):
         try:
             cfg = load_config(self.parent.shown_path, settings)
             cfg = cfg.with_overrides(options.overrides)
-            model = options.model or settings.model
+            model = settings.model
             return train_step(
                 cfg,
                 root=project_root(self.path, self.config.invocation_params.dir),

@@ -172,3 +172,20 @@ def test_an_unparsable_config_fails_both_items_with_its_line(project):
     result.stdout.fnmatch_lines(["*config/train_broken.py:*: GPT000 *"])
     result.stdout.fnmatch_lines(["config/train_broken.py: memory check not run: *"])
     assert "Traceback" not in result.stdout.str()
+
+
+BIG_BATCH = "n_layer = 12\nn_head = 8\nn_embd = 512\nbatch_size = 16\n"
+
+
+def test_the_lint_item_judges_memory_against_the_plugins_gpu(project):
+    project.config("train_big.py", BIG_BATCH)
+    result = project.run("-q", "--gpt-configs", "config", "-k", "lint")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*GPT501 estimated peak training memory * exceeds the 11.99 GiB budget of rtx4070*",
+            "  fix with: gptlint --fix --unsafe-fixes config/train_big.py",
+        ]
+    )
+    result = project.run("-q", "--gpt-configs", "config", "-k", "lint", "--gpt-gpu", "a100-80gb")
+    result.assert_outcomes(passed=1, deselected=1)
