@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -58,6 +60,20 @@ def test_ini_twins_select_configs_and_gpu(project):
     project.config("train_a.py")
     result = project.run("--collect-only", "-q")
     assert collected(result) == ["config/train_a.py::lint", "config/train_a.py::memory[rtx3090]"]
+
+
+def test_ini_overrides_and_report_path(project):
+    project.pytester.makeini(
+        "[pytest]\ngpt_configs = config\ngpt_set =\n    batch_size=2.5\ngpt_report = out/r.json\n"
+    )
+    project.config("train_a.py")
+    result = project.run("-q", "-k", "memory")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(["--gpt-set: override batch_size=2.5: type float does not match*"])
+    (record,) = json.loads((project.path / "out" / "r.json").read_text())["configs"]
+    assert record["path"] == "config/train_a.py"
+    assert record["error"].startswith("--gpt-set: override batch_size=2.5")
+    assert record["fits"] is None
 
 
 def test_command_line_wins_over_ini(project):
