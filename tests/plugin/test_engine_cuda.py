@@ -87,3 +87,138 @@ def test_inventory_counts_parameters_once_and_names_optimizer_state():
     assert state >= 2 * parameters
     assert largest[0] == ("parameter transformer.wte.weight", 4 * 1000 * 64)
     assert ("exp_avg of transformer.wte.weight", 4 * 1000 * 64) in largest
+
+
+class StandInCuda:
+    """Just enough of `torch.cuda` to run CUDA mode's bookkeeping on the CPU."""
+
+    OutOfMemoryError = torch.cuda.OutOfMemoryError
+
+    def __init__(self):
+        self.fractions = []
+        self.total = 12 * GiB
+
+    def is_available(self):
+        return True
+
+    def is_initialized(self):
+        return False
+
+    def set_device(self, device):
+        pass
+
+    def synchronize(self, device=None):
+        pass
+
+    def empty_cache(self):
+        pass
+
+    def mem_get_info(self, device):
+        return self.total - 700 * MiB, self.total
+
+    def memory_reserved(self, device):
+        return 0
+
+    def memory_allocated(self, device):
+        return 0
+
+    def max_memory_allocated(self, device):
+        return 3 * GiB
+
+    def max_memory_reserved(self, device):
+        return 4 * GiB
+
+    def reset_peak_memory_stats(self, device):
+        pass
+
+    def set_per_process_memory_fraction(self, fraction, device):
+        self.fractions.append(fraction)
+
+    def get_device_name(self, device):
+        return "Stand-in GPU"
+
+    def get_device_capability(self, device):
+        return (8, 9)
+
+    def get_device_properties(self, device):
+        return type("Props", (), {"total_memory": self.total})()
+
+    def is_bf16_supported(self):
+        return True
+
+
+class StandInTorch:
+    """torch, with CUDA devices, autocast and GradScaler mapped to the CPU."""
+
+    def __init__(self, cuda):
+        self.cuda = cuda
+        self.amp = type("Amp", (), {"GradScaler": staticmethod(self._scaler)})
+        self._C = object()
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def device(*args):
+        return torch.device("cpu")
+
+    @staticmethod
+    def autocast(device_type, dtype):
+        return torch.autocast("cpu", dtype=dtype)
+
+    @staticmethod
+    def _scaler(device, enabled):
+        return torch.amp.GradScaler("cpu", enabled=enabled)
+
+
+class OutOfMemoryModel(torch.nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(4, 4))
+
+    def forward(self, idx, targets):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    import pytest_gptcfg.cuda as cuda_mode
+
+    cuda = StandInCuda()
+    monkeypatch.setattr(cuda_mode, "torch", StandInTorch(cuda))
+    monkeypatch.setattr(cuda_mode, "_baseline_used", {})
+    monkeypatch.setattr(cuda_mode, "_nvidia_smi_used", lambda index: 200 * MiB)
+    return cuda_mode, cuda
+
+
+TINY = StepSpec(ModelShape(1, 2, 32, 16, 50, False, 0.0), 2, 16, 2, "bfloat16", False)
+
+
+def test_cuda_bookkeeping_caps_at_budget_minus_context_and_lifts_the_cap(stand_in):
+    cuda_mode, cuda = stand_in
+    result = cuda_mode.measure(TINY, get_profile("rtx4070"), 8 * GiB)
+    assert result.mode == "measured" and not result.oom
+    assert result.context_bytes == 500 * MiB, "used outside the allocator minus the baseline"
+    assert cuda.fractions == [(8 * GiB - 500 * MiB) / cuda.total, 1.0]
+    assert (result.peak_allocated_bytes, result.peak_reserved_bytes) == (3 * GiB, 4 * GiB)
+    assert result.fits
+    assert sum(result.breakdown.values()) == result.peak_reserved_bytes + result.context_bytes
+    assert result.largest_tensors[0] == ("parameter transformer.h.0.mlp.c_fc.weight", 4 * 32 * 128)
+    assert any("Stand-in GPU" in note for note in result.notes)
+
+
+def test_cuda_bookkeeping_reports_out_of_memory_instead_of_raising(stand_in):
+    cuda_mode, cuda = stand_in
+    spec = dataclasses.replace(TINY, model_factory=OutOfMemoryModel)
+    result = cuda_mode.measure(spec, get_profile("rtx4070"), 8 * GiB)
+    assert result.oom and not result.fits
+    assert cuda.fractions[-1] == 1.0
+    assert any("out of memory" in note for note in result.notes)
+
+
+def test_cuda_bookkeeping_lets_other_errors_through(stand_in):
+    cuda_mode, cuda = stand_in
+    spec = dataclasses.replace(TINY, block_size=32)
+    with pytest.raises(ValueError, match="block_size"):
+        cuda_mode.measure(spec, get_profile("rtx4070"), 8 * GiB)
+    assert cuda.fractions[-1] == 1.0
