@@ -63,18 +63,9 @@ def find_pyproject(start: Path) -> Path | None:
     directory = start if start.is_dir() else start.parent
     for candidate_dir in (directory, *directory.parents):
         candidate = candidate_dir / "pyproject.toml"
-        if candidate.is_file():
-            text = _read_text(candidate)
-            if re.search(r"^\s*\[\s*tool\s*\.\s*gptlint\s*[\].]", text, re.M):
-                return candidate
+        if candidate.is_file() and _gptlint_table(candidate) is not None:
+            return candidate
     return None
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read: {exc}") from None
 
 
 def load_settings(start: Path) -> Settings:
@@ -85,16 +76,34 @@ def load_settings(start: Path) -> Settings:
     return _load_pyproject(pyproject, pyproject.stat().st_mtime_ns)
 
 
+def _gptlint_table(path: Path) -> tuple[str, Any] | None:
+    """The text of `path` and its `tool.gptlint` value, None if it has none."""
+    return _read_table(path, path.stat().st_mtime_ns)
+
+
 @lru_cache(maxsize=64)
-def _load_pyproject(path: Path, mtime_ns: int) -> Settings:
-    """The settings in `path` (cached until the file changes: `mtime_ns` is part of the key)."""
-    text = _read_text(path)
+def _read_table(path: Path, mtime_ns: int) -> tuple[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read: {exc}") from None
+    if "gptlint" not in text:
+        return None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
         raise SettingsError(f"{path}:{line}: invalid TOML: {str(exc).split(' (at')[0]}") from None
-    table = data.get("tool", {}).get("gptlint", {})
+    tool = data.get("tool")
+    if not isinstance(tool, dict) or "gptlint" not in tool:
+        return None
+    return text, tool["gptlint"]
+
+
+@lru_cache(maxsize=64)
+def _load_pyproject(path: Path, mtime_ns: int) -> Settings:
+    """The settings in `path` (cached until the file changes: `mtime_ns` is part of the key)."""
+    text, table = _read_table(path, mtime_ns)
     if not isinstance(table, dict):
         raise SettingsError(f"{path}:{_key_line(text, 'gptlint')}: [tool.gptlint] must be a table")
     values: dict[str, Any] = {}
@@ -164,7 +173,8 @@ def _check_code(code: str) -> None:
 
 
 def _key_line(text: str, key: str) -> int:
-    """The line of `key = …` inside [tool.gptlint] (best effort; 1 if not found)."""
+    """The line of `key = …` inside [tool.gptlint], or of the table itself for key 'gptlint'
+    (best effort; 1 if not found)."""
     in_table = False
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
@@ -172,8 +182,10 @@ def _key_line(text: str, key: str) -> int:
             in_table = bool(re.match(r"\[\s*tool\s*\.\s*gptlint\s*\]", stripped))
             if key == "gptlint" and in_table:
                 return number
-        elif in_table and re.match(rf"[\"']?{re.escape(key)}[\"']?\s*=", stripped):
-            return number
+        else:
+            pattern = r"(tool\s*\.\s*)?gptlint" if key == "gptlint" else re.escape(key)
+            if (in_table or key == "gptlint") and re.match(rf"[\"']?{pattern}[\"']?\s*=", stripped):
+                return number
     return 1
 
 

@@ -35,8 +35,10 @@ def summary(diagnostics: list[Diagnostic], fixed: int = 0, unsafe_fixes: bool = 
     else:
         if safe:
             hints.append(f"{safe} fixable with `gptlint --fix`")
-        if unsafe:
-            hints.append(f"{unsafe} with `--fix --unsafe-fixes`")
+        if unsafe and safe:
+            hints.append(f"{unsafe} more with `--unsafe-fixes`")
+        elif unsafe:
+            hints.append(f"{unsafe} fixable with `gptlint --fix --unsafe-fixes`")
     found = f"Found {n} {'problem' if n == 1 else 'problems'}"
     found += f" ({', '.join(hints)})." if hints else "."
     return " ".join([*parts, found]) + "\n"
