@@ -22,12 +22,16 @@ context is a modelled constant. `fits` is peak reserved + context <= budget, as 
 Known gaps
 ----------
 - `torch.compile` is not simulated: the eager step is (compiled steps usually need less memory).
-- Kernel-internal scratch memory that never becomes a tensor (cuBLAS/cuDNN beyond the modelled
-  workspace, embedding-backward sort buffers, fused-kernel temporaries) is not seen.
+- Kernel-internal scratch that never becomes a tensor is not seen, except FlashAttention-2's
+  backward scratch and the cuBLAS workspaces, which are modelled: embedding-backward sort
+  buffers, mem-efficient attention's own workspace and other fused-kernel temporaries are not.
 - The CUDA context is modelled, not measured; it varies with driver, GPU and CUDA version.
 - Only CUDA behaviour reachable from `torch.*` / `F.*` calls is emulated: user models calling
   other composite ops get CPU's decomposition below the call (usually the same memory).
-- The caching allocator model assumes default settings (no expandable segments, one stream).
+- The caching allocator model assumes default settings (no expandable segments, one stream);
+  reserved memory depends on allocation order and is the least certain figure.
+- One process, one GPU: DDP's gradient buckets (another fp32 copy of the gradients) and NCCL
+  buffers are not included; nor is the evaluation pass, which peaks lower than training.
 """
 
 from __future__ import annotations
