@@ -19,12 +19,14 @@ from typing import Any, Protocol
 
 from gptlint.gpus import GpuProfile
 from gptlint.schema import PRETRAINED
-from gptlint.values import UNKNOWN
+from gptlint.values import UNKNOWN, is_known
 from pytest_gptcfg.memory import ModelShape, StepSpec
 
 FALLBACK_VOCAB = 50304
 DTYPES = ("float32", "bfloat16", "float16")
 MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size")
+OPTIMIZER_KEYS = ("weight_decay", "learning_rate", "beta1", "beta2", "grad_clip")
+"""Keys the step uses that barely move memory: where unknown, nanoGPT's defaults stand in."""
 
 
 class ShapeError(Exception):
@@ -106,12 +108,8 @@ def train_step(
         gradient_accumulation_steps=gas // world_size,
         dtype=_dtype(cfg, profile),
         compile=_compile(cfg, compile_mode),
-        weight_decay=_get(cfg, "weight_decay", (int, float)),
-        learning_rate=_get(cfg, "learning_rate", (int, float)),
-        beta1=_get(cfg, "beta1", (int, float)),
-        beta2=_get(cfg, "beta2", (int, float)),
-        grad_clip=_get(cfg, "grad_clip", (int, float)),
         model_factory=model_factory,
+        **{key: _get(cfg, key, (int, float)) for key in OPTIMIZER_KEYS if is_known(cfg.get(key))},
     )
     return TrainStep(spec, model_from, vocab_from, gas, world_size)
 

@@ -167,6 +167,11 @@ def test_a_value_only_known_at_run_time_names_the_key_its_line_and_the_way_out(t
     assert "--gpt-set batch_size=VALUE" in str(error.value)
 
 
+def test_unknown_optimizer_settings_fall_back_to_nanogpts_defaults(tmp_path):
+    step = step_for(tmp_path, "import os\nlearning_rate = float(os.environ['LR'])\nbeta2 = 0.99\n")
+    assert (step.spec.learning_rate, step.spec.beta2, step.spec.grad_clip) == (6e-4, 0.99, 1.0)
+
+
 def test_default_dtype_follows_nanogpt_on_a_gpu_without_bf16(tmp_path):
     assert step_for(tmp_path, "", profile=get_profile("t4")).spec.dtype == "float16"
     explicit = step_for(tmp_path, "dtype = 'float32'\n", profile=get_profile("t4"))
