@@ -24,6 +24,11 @@ from gptlint.rules.common import is_number, positive_int, target
 from gptlint.schema import DTYPE_VALUES
 from gptlint.scopes import ConfigScope
 
+_MEMORY_KEYS = (
+    "batch_size", "block_size", "n_layer", "n_head", "n_embd", "init_from", "dtype", "dataset",
+    "vocab_size",
+)  # fmt: skip
+
 
 def _model_known(model: Model | None) -> bool:
     return (
@@ -82,6 +87,8 @@ class PeakMemoryAboveBudget(Rule):
     CUDA context; `gptlint.estimate` derives each term. It models eager execution
     (`torch.compile` usually needs less) and the shape train.py builds (a gpt2* checkpoint's
     shape for `init_from = 'gpt2*'`; nothing for 'resume', whose shape is in the checkpoint).
+    A file that sets none of the keys that size a run (batch_size, block_size, the shape,
+    init_from, dtype, dataset) is not checked: nanoGPT's defaults are not its doing.
 
     The message gives the breakdown and the largest batch_size that fits, with the
     gradient_accumulation_steps that keeps the tokens per iteration (batch_size x
@@ -125,6 +132,8 @@ class PeakMemoryAboveBudget(Rule):
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
+        if not any(ctx.file.assignments_of(key) for key in _MEMORY_KEYS):
+            return  # nothing here sizes a run: nanoGPT's defaults are not this file's doing
         run = training_run(ctx)
         if run is None or ctx.config.get("eval_only") is True:
             return

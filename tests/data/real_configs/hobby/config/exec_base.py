@@ -1,0 +1,3 @@
+exec(open('config/base.py').read())
+batch_size = 4
+gradient_accumulation_steps = 32

@@ -1,0 +1,12 @@
+out_dir = 'out-tinystories'
+dataset = 'tinystories'
+init_from = 'gpt2'
+dropout = 0.1
+block_size = 512  # crop the 1024 positions
+batch_size = 2
+gradient_accumulation_steps = 16
+learning_rate = 3e-5
+decay_lr = False
+max_iters = 2000
+eval_interval = 200
+always_save_checkpoint = False

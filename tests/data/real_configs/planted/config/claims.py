@@ -1,0 +1,10 @@
+n_layer = 12
+n_head = 12  # planted: GPT102
+n_embd = 720  # ~125M parameters  # planted: GPT502
+vocab_size = 65  # planted: GPT205
+batch_size = 4
+block_size = 1024
+gradient_accumulation_steps = 32
+max_iters = 5000
+lr_decay_iters = 5000
+eval_interval = 500

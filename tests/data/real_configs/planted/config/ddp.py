@@ -1,0 +1,12 @@
+# torchrun --standalone --nproc_per_node=4 train.py config/ddp.py
+init_from = 'Scratch'  # planted: GPT303
+dropout = 1.0  # planted: GPT106
+n_layer = 6
+n_head = 6
+n_embd = 384
+batch_size = 8
+block_size = 512
+gradient_accumulation_steps = 6  # planted: GPT401
+max_iters = 5000
+lr_decay_iters = 5000
+eval_interval = 500

@@ -1,0 +1,9 @@
+init_from = 'gpt2-medium'
+n_layer = 12  # planted: GPT301
+block_size = 2048  # planted: GPT302
+dtype = 'bf16'  # planted: GPT304
+batch_size = 1
+gradient_accumulation_steps = 16
+decay_lr = False
+max_iters = 100
+eval_interval = 20

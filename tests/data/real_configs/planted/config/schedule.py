@@ -1,0 +1,10 @@
+n_layer = 6
+n_head = 6
+n_embd = 384
+batch_size = 8
+block_size = 512
+batch_size = 12  # planted: GPT202
+weight_decay = 0  # planted: GPT203
+max_iters = 5000  # planted: GPT402
+eval_interval = 10000  # planted: GPT403
+warmup_iters = 100

@@ -1,0 +1,9 @@
+out_dir = 'out-typos'
+n_layer = 12
+n_head = 12
+n_embed = 768  # planted: GPT201
+learning_rat = 3e-4  # planted: GPT201
+batch_size = 4
+max_iters = 5000
+lr_decay_iters = 5000
+eval_interval = 500

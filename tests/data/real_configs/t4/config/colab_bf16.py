@@ -1,0 +1,10 @@
+dataset = 'shakespeare_char'
+dtype = 'bfloat16'  # planted: GPT305
+n_layer = 4
+n_head = 4
+n_embd = 256
+batch_size = 32
+block_size = 256
+max_iters = 2000
+lr_decay_iters = 2000  # planted: GPT402 (the default warmup_iters is 2000 too)
+eval_interval = 200
