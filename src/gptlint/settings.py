@@ -73,16 +73,22 @@ def load_settings(start: Path) -> Settings:
     pyproject = find_pyproject(start)
     if pyproject is None:
         return Settings()
-    return _load_pyproject(pyproject, pyproject.stat().st_mtime_ns)
+    return _load_pyproject(pyproject, _version(pyproject))
+
+
+def _version(path: Path) -> tuple[int, int]:
+    """What tells one state of a file from the next: the caches below key on it."""
+    info = path.stat()
+    return info.st_mtime_ns, info.st_size
 
 
 def _gptlint_table(path: Path) -> tuple[str, Any] | None:
     """The text of `path` and its `tool.gptlint` value, None if it has none."""
-    return _read_table(path, path.stat().st_mtime_ns)
+    return _read_table(path, _version(path))
 
 
 @lru_cache(maxsize=64)
-def _read_table(path: Path, mtime_ns: int) -> tuple[str, Any] | None:
+def _read_table(path: Path, version: tuple[int, int]) -> tuple[str, Any] | None:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -101,9 +107,9 @@ def _read_table(path: Path, mtime_ns: int) -> tuple[str, Any] | None:
 
 
 @lru_cache(maxsize=64)
-def _load_pyproject(path: Path, mtime_ns: int) -> Settings:
-    """The settings in `path` (cached until the file changes: `mtime_ns` is part of the key)."""
-    text, table = _read_table(path, mtime_ns)
+def _load_pyproject(path: Path, version: tuple[int, int]) -> Settings:
+    """The settings in `path` (cached until the file changes)."""
+    text, table = _read_table(path, version)
     if not isinstance(table, dict):
         raise SettingsError(f"{path}:{_key_line(text, 'gptlint')}: [tool.gptlint] must be a table")
     values: dict[str, Any] = {}
