@@ -193,3 +193,17 @@ def test_gpt2_124m_at_batch_12_does_not_fit_12_gb_and_logits_dominate():
     assert not result.fits
     assert max(result.breakdown, key=result.breakdown.get) == "logits_and_loss"
     assert 11 * GiB < result.peak_allocated_bytes < 14 * GiB
+
+
+def test_simulation_is_deterministic():
+    first, second = simulate(), simulate()
+    assert first.peak_allocated_bytes == second.peak_allocated_bytes
+    assert first.peak_reserved_bytes == second.peak_reserved_bytes
+    assert first.breakdown == second.breakdown
+
+
+def test_float32_training_keeps_fp32_logits_and_uses_mem_efficient_attention():
+    bf16 = simulate()
+    fp32 = simulate(dataclasses.replace(SMALL, dtype="float32"))
+    assert fp32.attention_kernel == "efficient"
+    assert fp32.breakdown["logits_and_loss"] > bf16.breakdown["logits_and_loss"]
