@@ -13,14 +13,15 @@ from pytest_gptcfg.usermodel import UserModelError, model_factory
 DATA = Path(__file__).parent / "data"
 
 
-def test_the_factory_builds_gpt_from_gptconfig_with_the_shape(tmp_path):
+def test_the_factory_builds_gpt_from_gptconfig_with_the_shape(tmp_path, monkeypatch):
     pytest.importorskip("torch")
+    monkeypatch.setenv("MODEL_BUILT_LOG", str(tmp_path / "built.log"))
     shutil.copy(DATA / "model.py", tmp_path / "model.py")
     build = model_factory(tmp_path / "model.py")
     model = build(ModelShape(3, 1, 16, 8, 11, False, 0.0))
     assert model.wte.weight.shape == (11, 16)
     assert len(model.mlp) == 3
-    assert (tmp_path / "built-3x16.txt").exists()
+    assert (tmp_path / "built.log").read_text() == "3x16\n"
 
 
 def test_sibling_modules_can_be_imported(tmp_path):
