@@ -55,6 +55,7 @@ class _Run:
         self.args = args
         self.overrides = overrides
         self.report = Report()
+        self.seen: set[str] = set()
         self._settings: dict[Path, Settings] = {}
 
     @property
@@ -129,6 +130,10 @@ def _process(current: _Run, target: Target) -> bool:
     """Lint (or fix) one file; False if it was skipped as not being a config. A failure in one
     file is reported and the run goes on with the next."""
     report = current.report
+    key = os.path.abspath(target.path)
+    if key in current.seen:  # named twice, or named and inside a named folder
+        return True
+    current.seen.add(key)
     try:
         raw = target.path.read_bytes()
     except OSError as exc:
@@ -221,7 +226,7 @@ def _finish(current: _Run, stream: TextIO | None = None) -> int:
                 print(d, file=sys.stderr)
         if errors:
             return EXIT_ERROR
-        return EXIT_FOUND if report.would_change else EXIT_CLEAN
+        return EXIT_FOUND if report.would_change and not args.exit_zero else EXIT_CLEAN
     if args.statistics:
         out.write(text_output.statistics(diagnostics))
     elif args.output_format == "text":

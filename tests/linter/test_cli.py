@@ -80,6 +80,12 @@ def test_folder_is_searched_recursively_and_sorted(project, capsys):
     assert paths == [os.path.join("config", "b.py"), os.path.join("config", "sub", "a.py")]
 
 
+def test_a_file_named_twice_is_linted_once(project, capsys):
+    write(project / "config" / "a.py", SCENARIO)
+    code, out, _ = gptlint(capsys, "--select", "GPT101", "config", "config/a.py", "./config/a.py")
+    assert code == 1 and out.count("GPT101") == 1
+
+
 def test_default_path_is_the_current_folder(project, capsys):
     write(project / "config" / "train.py", SCENARIO)
     code, out, _ = gptlint(capsys, "--select", "GPT101")
@@ -259,6 +265,7 @@ def test_diff_prints_a_diff_writes_nothing_and_exits_1(project, capsys):
         " n_layer = 12\n-n_head = 12\n+n_head = 8\n n_embd = 512\n"
     )
     assert path.read_text() == SCENARIO
+    assert gptlint(capsys, "--select", "GPT101", "--diff", "--exit-zero", "c.py")[0] == 0
     write(project / "d.py", CLEAN)
     assert gptlint(capsys, "--select", "GPT101", "--diff", "d.py") == (0, "", "")
 
