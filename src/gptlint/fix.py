@@ -41,12 +41,18 @@ def applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
 
 
 def fix_source(
-    source: Source, settings: Settings, unsafe: bool = False, schema_path: Path | None = None
+    source: Source,
+    settings: Settings,
+    unsafe: bool = False,
+    schema_path: Path | None = None,
+    result: LintResult | None = None,
 ) -> FixOutcome:
     """Apply fixes to `source` until none is left to apply (at most MAX_PASSES passes); a
-    fix that touches a node another fix already claimed waits for the next pass."""
+    fix that touches a node another fix already claimed waits for the next pass. `result`
+    is the lint of `source` where the caller has it already."""
     current, applied = source, 0
-    result = lint_source(current, settings, schema_path)
+    if result is None:
+        result = lint_source(current, settings, schema_path)
     for _ in range(MAX_PASSES):
         chosen = chosen_fixes(result.diagnostics, unsafe)
         if result.file is None or not chosen:

@@ -18,7 +18,6 @@ from gptlint.output import text as text_output
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.schema import SchemaError
 from gptlint.settings import Settings, SettingsError, convert, load_settings
-from gptlint.source import decode_source
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 _CLI_SETTINGS = (
@@ -120,6 +119,9 @@ def _run_paths(current: _Run, paths: list[str]) -> int:
             if not sum(_process(current, Target(p, False)) for p in found):
                 current.report.error(f"{name}: no config files found")
             continue
+        if not path.is_file():
+            current.report.error(f"{name}: not a file or folder")
+            continue
         settings = current.settings_for(path.parent)
         if not excluded(path, settings.exclude, settings.root):
             _process(current, Target(path, True))
@@ -139,7 +141,12 @@ def _process(current: _Run, target: Target) -> bool:
     except OSError as exc:
         report.diagnostics.append(
             Diagnostic(
-                "GPT000", "error", str(target.path), 1, 1, f"cannot read file: {exc.strerror}"
+                "GPT000",
+                "error",
+                str(target.path),
+                1,
+                1,
+                f"cannot read file: {exc.strerror or exc}",
             )
         )
         return True
@@ -166,7 +173,7 @@ def _lint_or_fix(current: _Run, target: Target, raw: bytes) -> bool:
     if result.unreadable or not current.fixing:
         current.report.diagnostics.extend(result.diagnostics)
         return True
-    outcome = fix_source(decode_source(str(target.path), raw), settings, current.args.unsafe_fixes)
+    outcome = fix_source(result.file.source, settings, current.args.unsafe_fixes, result=result)
     current.report.diagnostics.extend(outcome.remaining.diagnostics)
     if not outcome.changed:
         return True
@@ -200,7 +207,7 @@ def _run_stdin(current: _Run) -> int:
     if result.unreadable or not current.fixing:
         report.diagnostics = result.diagnostics
     else:
-        outcome = fix_source(decode_source(name, raw), settings, args.unsafe_fixes, anchor)
+        outcome = fix_source(result.file.source, settings, args.unsafe_fixes, anchor, result)
         report.diagnostics = outcome.remaining.diagnostics
         report.would_change = outcome.changed
         fixed = outcome.fixed

@@ -3,6 +3,7 @@ broken file does not stop the others from being linted."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -238,3 +239,12 @@ def test_a_crash_on_one_file_is_named_and_the_others_are_still_linted(project, c
         " (please report it; GPTLINT_DEBUG=1 shows the traceback)\n"
     )
     assert out.startswith("ok.py:3:1: GPT101")
+
+
+def test_a_special_file_is_named_not_read(project, capsys):
+    os.mkfifo(project / "pipe.py")
+    (project / "b.py").write_text(SCENARIO)
+    code, out, err = gptlint(capsys, "pipe.py", "b.py")
+    assert code == 2
+    assert err == "gptlint: error: pipe.py: not a file or folder\n"
+    assert out.startswith("b.py:3:1: GPT101")
