@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,10 +115,24 @@ def _locate(file: ConfigFile, rule, violation) -> Diagnostic:
 
 def _suppressed(source: Source, diagnostic: Diagnostic) -> bool:
     for line in range(diagnostic.line, max(diagnostic.line, diagnostic.end_line) + 1):
-        match = _NOQA.search(source.line_text(line))
+        match = _noqa(source.line_text(line))
         if match is None:
             continue
         codes = match.group("codes")
         if codes is None or diagnostic.code in {c.strip().upper() for c in codes.split(",")}:
             return True
     return False
+
+
+def _noqa(line: str) -> re.Match | None:
+    """The `# noqa` comment of a line, not one inside a string (a line that cannot be
+    tokenized alone, such as one inside a multi-line string, is searched as text)."""
+    match = _NOQA.search(line)
+    if match is None:
+        return None
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(line).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return match
+    comments = (t.string for t in tokens if t.type == tokenize.COMMENT)
+    return next((m for m in map(_NOQA.search, comments) if m is not None), None)
