@@ -119,6 +119,12 @@ def test_exclude_from_pyproject_applies_to_folders_and_named_files(project, caps
     assert (code, out) == (0, "All checks passed!\n")
 
 
+def test_exclude_patterns_match_inside_the_project_only(project, capsys):
+    (project / "pyproject.toml").write_text(f'[tool.gptlint]\nexclude = ["{project.name}"]\n')
+    write(project / "config" / "a.py", SCENARIO)
+    assert gptlint(capsys, "--select", "GPT101", str(project / "config"))[0] == 1
+
+
 def test_exclude_on_the_command_line(project, capsys):
     write(project / "config" / "scratch" / "a.py", SCENARIO)
     write(project / "config" / "b.py", CLEAN)
