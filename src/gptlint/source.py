@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 from functools import cached_property
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 class SourceError(Exception):
@@ -39,7 +42,9 @@ class Source:
 
     @cached_property
     def _lines(self) -> list[str]:
-        return self.text.splitlines()
+        # Python ends lines at \r\n, \r and \n only; str.splitlines also splits at form
+        # feeds and other separators, which would shift every line number after them.
+        return _LINE_END.split(self.text)
 
 
 def decode_source(path: str, raw: bytes) -> Source:

@@ -154,7 +154,7 @@ def test_noqa_with_code_and_bare(project, capsys):
     write(project / "b.py", "n_head = 12\nn_embd = 512  # NOQA\n")
     write(project / "c.py", "n_head = 12\nn_embd = 512  # noqa: GPT102, E501\n")
     write(project / "d.py", "n_head = 12\nn_embd = 512; note = '# noqa'\n")
-    write(project / "e.py", "n_head = 12\nn_embd = 512  # see # noqa:GPT101\n")
+    write(project / "e.py", "n_head = 12\x0c\nn_embd = 512  # see # noqa:GPT101\n")
     write(project / "f.py", "c = GPTConfig(\n    n_head=12,  # noqa: GPT101\n    n_embd=500,\n)\n")
     code, out, _ = gptlint(capsys, "--select", "GPT101", *(f"{n}.py" for n in "abcdef"))
     assert code == 1
