@@ -109,6 +109,8 @@ class LintContext:
         in the file's comments or docstring, else 1."""
         if self.settings.world_size > 1:
             return WorldSize(self.settings.world_size, "the world-size setting")
+        if _NPROC.search(self.file.source.text) is None:  # skip walking the tree
+            return WorldSize(1, "a single process")
         for node, text in self.comment_nodes:
             match = _NPROC.search(text)
             if match:
