@@ -16,7 +16,6 @@ from gptlint.resolve import EffectiveConfig
 from gptlint.schema import DEFAULT_VOCAB_SIZE, PRETRAINED, dataset_vocab
 from gptlint.scopes import CallScope, ConfigScope, shape_scopes
 from gptlint.settings import Settings
-from gptlint.values import UNKNOWN
 
 _NPROC = re.compile(r"--nproc[_-]per[_-]node[=\s]+(\d+)")
 _NNODES = re.compile(r"--nnodes[=\s]+(\d+)")
@@ -138,11 +137,9 @@ class LintContext:
         return found
 
     def is_set_in_file(self, key: str) -> bool:
+        """Whether the file gives `key` its (statically known) value."""
         resolved = self.config.resolved(key)
         return resolved is not None and resolved.kind == "file"
-
-    def known(self, *keys: str) -> bool:
-        return all(self.config.get(key) is not UNKNOWN for key in keys)
 
 
 def _docstring_node(module: cst.Module) -> cst.SimpleString | None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import libcst as cst
 
 from gptlint.context import LintContext
-from gptlint.estimate import format_gib
 
 
 def positive_int(value: object) -> bool:
@@ -26,31 +23,8 @@ def target(ctx: LintContext, key: str) -> cst.CSTNode | None:
     return resolved.assignment.target
 
 
-def line_of(ctx: LintContext, key: str) -> int | None:
-    node = target(ctx, key)
-    return None if node is None else ctx.file.position(node).start.line
-
-
 def latest(ctx: LintContext, *keys: str) -> cst.CSTNode | None:
     """The target of whichever of `keys` the file assigns last (None if it sets none)."""
     assigned = [ctx.config.resolved(k) for k in keys]
     found = [r.assignment for r in assigned if r is not None and r.assignment is not None]
     return max(found, key=lambda a: a.index).target if found else None
-
-
-def where(ctx: LintContext, key: str) -> str:
-    """`line 4` for a key the file sets, `the default` otherwise (for messages)."""
-    line = line_of(ctx, key)
-    return f"line {line}" if line is not None else f"the default of {ctx.config.schema.origin}"
-
-
-def gib(size: int) -> str:
-    return format_gib(size)
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def value_repr(value: Any) -> str:
-    return repr(value)
