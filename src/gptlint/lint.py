@@ -27,14 +27,21 @@ class LintResult:
     path: str
     diagnostics: list[Diagnostic] = field(default_factory=list)
     file: ConfigFile | None = None
+    skipped: bool = False  # not linted: found in a folder, and code rather than a config
 
     @property
     def unreadable(self) -> bool:
         return self.file is None
 
 
-def lint_source(source: Source, settings: Settings, schema_path: Path | None = None) -> LintResult:
-    """Lint decoded `source`; `schema_path` is where to look for a train.py (default: the file)."""
+def lint_source(
+    source: Source,
+    settings: Settings,
+    schema_path: Path | None = None,
+    configs_only: bool = False,
+) -> LintResult:
+    """Lint decoded `source`; `schema_path` is where to look for a train.py (default: the file).
+    With `configs_only`, a file that does not look like a config is parsed but not linted."""
     codes = enabled_codes(settings.select, settings.ignore)
     try:
         file = parse_config(source)
@@ -43,6 +50,8 @@ def lint_source(source: Source, settings: Settings, schema_path: Path | None = N
         if "GPT000" in codes:
             diagnostics.append(_unreadable(source.path, exc))
         return LintResult(source.path, diagnostics)
+    if configs_only and not looks_like_config(file, settings):
+        return LintResult(source.path, [], file, skipped=True)
     schema = schema_for(schema_path or Path(source.path), settings)
     ctx = LintContext(resolve(file, schema), settings)
     diagnostics = []
@@ -56,15 +65,19 @@ def lint_source(source: Source, settings: Settings, schema_path: Path | None = N
 
 
 def lint_bytes(
-    path: str, raw: bytes, settings: Settings, schema_path: Path | None = None
+    path: str,
+    raw: bytes,
+    settings: Settings,
+    schema_path: Path | None = None,
+    configs_only: bool = False,
 ) -> LintResult:
-    """Lint a file's bytes (as read from disk or stdin)."""
+    """Lint a file's bytes (as read from disk or stdin); `configs_only` as for lint_source."""
     try:
         source = decode_source(path, raw)
     except SourceError as exc:
         codes = enabled_codes(settings.select, settings.ignore)
         return LintResult(path, [_unreadable(path, exc)] if "GPT000" in codes else [])
-    return lint_source(source, settings, schema_path)
+    return lint_source(source, settings, schema_path, configs_only)
 
 
 def lint_file(path: str | Path, settings: Settings) -> list[Diagnostic]:

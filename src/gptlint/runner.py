@@ -12,7 +12,7 @@ from typing import TextIO
 from gptlint.diagnostics import Diagnostic
 from gptlint.discover import Target, excluded, walk
 from gptlint.fix import FixOutcome, fix_source, unified_diff, write_atomically
-from gptlint.lint import lint_bytes, looks_like_config
+from gptlint.lint import lint_bytes
 from gptlint.output import FORMATS
 from gptlint.output import text as text_output
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
@@ -166,9 +166,8 @@ def _process(current: _Run, target: Target) -> bool:
 
 def _lint_or_fix(current: _Run, target: Target, raw: bytes) -> bool:
     settings = current.settings_for(target.path.parent)
-    result = lint_bytes(str(target.path), raw, settings)
-    skip = not target.explicit and result.file is not None
-    if skip and not looks_like_config(result.file, settings):
+    result = lint_bytes(str(target.path), raw, settings, configs_only=not target.explicit)
+    if result.skipped:
         return False
     if result.unreadable or not current.fixing:
         current.report.diagnostics.extend(result.diagnostics)

@@ -248,3 +248,13 @@ def test_a_special_file_is_named_not_read(project, capsys):
     assert code == 2
     assert err == "gptlint: error: pipe.py: not a file or folder\n"
     assert out.startswith("b.py:3:1: GPT101")
+
+
+def test_code_found_in_a_folder_is_not_run_through_the_rules(project, capsys, monkeypatch):
+    def check(self, ctx):
+        raise AssertionError(f"a rule ran on {ctx.file.path}")
+
+    monkeypatch.setattr(EmbdNotDivisibleByHeads, "check", check)
+    (project / "model.py").write_text("n_embd = 500\nclass GPT:\n    pass\n")
+    (project / "sample.py").write_text("n_embd = 500\nexec(open('configurator.py').read())\n")
+    assert gptlint(capsys, ".") == (2, "", "gptlint: error: .: no config files found\n")
