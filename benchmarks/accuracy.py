@@ -157,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         simulated = check_memory(spec, profile, budget, mode="simulate")
         seconds = time.perf_counter() - start
-        measured = check_memory(spec, profile, budget, mode="cuda") if cuda else None
+        measured, error = None, None
+        if cuda:
+            try:
+                measured = check_memory(spec, profile, budget, mode="cuda")
+            except Exception as exc:  # one failing config must not end a GPU session's run
+                error = f"{type(exc).__name__}: {exc}"
+                print(f"{case.label:42} CUDA run failed: {error}")
         meas_alloc = measured.peak_allocated_bytes if measured else None
         meas_resv = measured.peak_reserved_bytes if measured else None
         if measured is not None and measured.oom:
@@ -175,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 "config": case.label,
                 "spec": {k: v for k, v in asdict(case).items() if k != "label"},
                 "measured": _measured(measured),
+                "measure_error": error,
                 "simulated": _measured(simulated),
             }
         )
@@ -191,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             "compute_capability": list(torch.cuda.get_device_capability(0)),
             "torch_version": torch.__version__,
             "cuda_version": torch.version.cuda,
+            "context_bytes": max(
+                (r["measured"]["context_bytes"] for r in rows if r["measured"]), default=None
+            ),
             "budget_bytes": budget,
             "results": rows,
         }
