@@ -1,7 +1,8 @@
 """The training step train.py would run for a resolved config: model shape and batch (no torch).
 
 nanoGPT builds the model three ways: `scratch` (the config's shape, vocab from
-`data/<dataset>/meta.pkl` else 50304), `resume` (the checkpoint's `model_args`) and `gpt2*`
+`data/<dataset>/meta.pkl` -- for nanoGPT's own char datasets, what their prepare.py writes there,
+as gptlint assumes -- else 50304), `resume` (the checkpoint's `model_args`) and `gpt2*`
 presets (only `dropout` from the config). Every path then crops `block_size` down to the
 config's. Files are read without running code: pickles go through restricted unpicklers.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gptlint.gpus import GpuProfile
-from gptlint.schema import PRETRAINED
+from gptlint.schema import KNOWN_META_VOCAB, PRETRAINED
 from gptlint.values import UNKNOWN, is_known
 from pytest_gptcfg.memory import ModelShape, StepSpec
 
@@ -208,10 +209,12 @@ def _scratch(
     dataset = _get(cfg, "dataset", str)
     meta = Path("data", dataset, "meta.pkl")
     vocab = read_meta_vocab(root / meta) if (root / meta).is_file() else None
-    if vocab is None:
-        vocab, vocab_from = FALLBACK_VOCAB, f"no {meta}: nanoGPT's default"
-    else:
+    if vocab is not None:
         vocab_from = f"from {meta}"
+    elif dataset in KNOWN_META_VOCAB:
+        vocab, vocab_from = KNOWN_META_VOCAB[dataset], f"{meta} as nanoGPT's prepare.py writes it"
+    else:
+        vocab, vocab_from = FALLBACK_VOCAB, f"no {meta}: nanoGPT's default"
     n_head = _positive(cfg, "n_head")
     n_embd = _positive(cfg, "n_embd")
     if n_embd % n_head:

@@ -57,6 +57,12 @@ def test_scratch_vocab_comes_from_the_datasets_meta_pkl(tmp_path):
     assert step.vocab_from == "from data/shakespeare_char/meta.pkl"
 
 
+def test_nanogpts_char_dataset_gets_the_vocab_its_prepare_script_writes(tmp_path):
+    step = step_for(tmp_path, "dataset = 'shakespeare_char'\n")
+    assert step.spec.shape.vocab_size == 65
+    assert step.vocab_from == "data/shakespeare_char/meta.pkl as nanoGPT's prepare.py writes it"
+
+
 def test_meta_pkl_that_would_run_code_is_refused_unrun(tmp_path):
     marker = tmp_path / "pwned"
 
