@@ -70,7 +70,7 @@ class LintContext:
         if "vocab_size" in self.config.schema:
             return self.config.get("vocab_size"), self.config.origin("vocab_size")
         if "dataset" not in self.config.schema:
-            return DEFAULT_VOCAB_SIZE, "nanoGPT's default 50304"
+            return DEFAULT_VOCAB_SIZE, "nanoGPT's default"
         return dataset_vocab(Path(self.file.path), self.config.get("dataset"))
 
     @cached_property
@@ -99,7 +99,7 @@ class LintContext:
             preset["vocab_size"],
             preset["bias"],
             init_from,
-            f"{init_from}'s",
+            f"{init_from}'s checkpoint",
         )
 
     @cached_property

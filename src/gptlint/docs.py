@@ -45,8 +45,56 @@ def render() -> str:
         )
     for rule in ALL_RULES:
         lines += ["", *_section(rule)]
-    lines += ["", *_estimate_appendix()]
+    lines += ["", *_estimate_appendix(), "", *_seed_example()]
     return "\n".join(lines) + "\n"
+
+
+SEED_CONFIG = """\
+# ~125M parameters, batch 16 x block 1024 fits easily in ~10.5 GB
+n_layer = 12
+n_head = 12
+n_embd = 576
+dropout = 0.0
+batch_size = 16
+block_size = 1024
+gradient_accumulation_steps = 32
+"""
+
+
+def _seed_example() -> list[str]:
+    """The config gptlint was built for, as gptlint reports it on the default 12 GB card."""
+    source = decode_source(_EXAMPLE_PATH, SEED_CONFIG.encode())
+    result = lint_source(source, Settings())
+    shown = [f"{d.line}:{d.col}: {d.code} {d.message}" for d in result.diagnostics]
+    fixed = fix_source(source, Settings(), unsafe=True).fixed.decode()
+    return [
+        "## Worked example: the 12/12/576 config on a 12 GB card",
+        "",
+        "A user whose `n_embd = 512, n_head = 12` run crashed (GPT101) was advised n_embd 576",
+        '("~125M parameters", head_dim 48) and told batch 16 x block 1024 fits easily in',
+        "~10.5 GB. With the default settings (gpu `rtx4070`, 12282 MiB) gptlint says:",
+        "",
+        *_code(SEED_CONFIG),
+        "",
+        "```text",
+        *shown,
+        "```",
+        "",
+        "* GPT502: nanoGPT's `get_num_params()` for 12 layers of width 576 with the 50304-token",
+        "  vocabulary is 76.77M, not ~125M: the shape is right (576 / 12 = 48, a multiple of 8,",
+        "  so no GPT101 or GPT102), the claim is not.",
+        "* GPT501: the step does not fit. Parameters, gradients and AdamW state are small for a",
+        "  77M model; what dominates is the B x T x vocab loss: 16 x 1024 x 50304 logits at",
+        "  12 bytes per element at the start of the backward pass (16-bit logits and",
+        "  log-probabilities, the fp32 copy `nll_loss` saves and its fp32 gradient), then the",
+        "  activations autograd saves for 12 blocks. The largest batch_size under the budget is",
+        "  given, and the fix picks the largest that also keeps the tokens per iteration: half",
+        "  the micro-batch, twice the accumulation.",
+        "",
+        "After `gptlint --fix --unsafe-fixes`:",
+        "",
+        *_code(fixed),
+    ]
 
 
 def _estimate_appendix() -> list[str]:

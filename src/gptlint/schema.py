@@ -206,13 +206,13 @@ def dataset_vocab(config_path: Path, dataset: object) -> tuple[int, str]:
     data/<dataset>/meta.pkl in the config's folder or above (read as plain data, nothing
     executed), nanoGPT's own char datasets, else 50304."""
     if not isinstance(dataset, str) or not dataset or "/" in dataset or "\\" in dataset:
-        return DEFAULT_VOCAB_SIZE, "nanoGPT's default 50304"
+        return DEFAULT_VOCAB_SIZE, "nanoGPT's default"
     found = _meta_vocab(config_path.resolve().parent, dataset)
     if found is not None:
         return found
     if dataset in KNOWN_META_VOCAB:
-        return KNOWN_META_VOCAB[dataset], f"data/{dataset}/meta.pkl of nanoGPT's prepare.py"
-    return DEFAULT_VOCAB_SIZE, f"no data/{dataset}/meta.pkl: nanoGPT's default 50304"
+        return KNOWN_META_VOCAB[dataset], f"nanoGPT's data/{dataset}/prepare.py"
+    return DEFAULT_VOCAB_SIZE, f"no data/{dataset}/meta.pkl: nanoGPT's default"
 
 
 @lru_cache(maxsize=256)
@@ -221,7 +221,7 @@ def _meta_vocab(directory: Path, dataset: str) -> tuple[int, str] | None:
         meta = folder / "data" / dataset / "meta.pkl"
         if meta.is_file():
             vocab = _read_meta(meta)
-            return None if vocab is None else (vocab, str(meta))
+            return None if vocab is None else (vocab, f"from data/{dataset}/meta.pkl")
     return None
 
 

@@ -152,7 +152,8 @@ class PeakMemoryAboveBudget(Rule):
         message = (
             f"estimated peak training memory {format_gib(estimate.total)} exceeds {against}:"
             f" {estimate.breakdown()} at batch_size {run.batch_size} x block_size"
-            f" {run.block_size}, {KERNEL_LABELS[estimate.kernel]}, {run.dtype}, {engine}"
+            f" {run.block_size} with vocab_size {run.vocab_size} ({ctx.model.vocab_origin}),"
+            f" {KERNEL_LABELS[estimate.kernel]}, {run.dtype}, {engine}"
         )
         fits = largest_batch(run, gpu, budget)
         fix = None
