@@ -17,13 +17,19 @@ Follows `c10/cuda/CUDACachingAllocator.cpp` with its default settings (no
   and if it still does not fit the request is an out-of-memory error.
 
 `allocated` counts block sizes, as `torch.cuda.memory_allocated` does; `reserved` counts segment
-sizes, as `torch.cuda.memory_reserved` does.
+sizes, as `torch.cuda.memory_reserved` does. An optional `recorder` (a `snapshot.SnapshotRecorder`)
+receives the events CUDA's own allocator traces, with made-up but consistent addresses: each
+segment gets a base that is never reused, and a block's address is its base plus its offset.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_gptcfg.snapshot import SnapshotRecorder
 
 MIN_BLOCK = 512
 SMALL_SIZE = 1 << 20
@@ -31,6 +37,7 @@ SMALL_BUFFER = 2 << 20
 LARGE_BUFFER = 20 << 20
 MIN_LARGE_ALLOC = 10 << 20
 ROUND_LARGE = 2 << 20
+ADDRESS_ORIGIN = 0x7F0000000000
 
 
 def round_size(size: int) -> int:
@@ -72,8 +79,11 @@ class Block:
 class CachingAllocator:
     """Allocation bookkeeping of one device; `limit` is the per-process cap in bytes, if any."""
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, recorder: SnapshotRecorder | None = None) -> None:
         self.limit = limit
+        self.recorder = recorder
+        self._bases: dict[int, int] = {}
+        self._next_base = ADDRESS_ORIGIN
         self.allocated = 0
         self.reserved = 0
         self.peak_allocated = 0
@@ -88,7 +98,7 @@ class CachingAllocator:
         """Hand out a block for `size` bytes; None for 0 bytes, which need no memory."""
         if size == 0:
             return None
-        size = round_size(size)
+        requested, size = size, round_size(size)
         small = size <= SMALL_SIZE
         block = self._best_fit(size, small) or self._new_segment(size, small)
         self._remove_free(block)
@@ -104,12 +114,16 @@ class CachingAllocator:
         block.free = False
         self.allocated += block.size
         self.peak_allocated = max(self.peak_allocated, self.allocated)
+        if self.recorder is not None:
+            self.recorder.alloc(self._address(block), block.size, requested, _frames())
         return block
 
     def free(self, block: Block | None) -> None:
         """Return `block` to its pool, merging it with free neighbours."""
         if block is None:
             return
+        if self.recorder is not None:
+            self.recorder.free(self._address(block))
         self.allocated -= block.size
         block.free = True
         for other in (block.prev, block.next):
@@ -134,8 +148,14 @@ class CachingAllocator:
             self._release_cached()
             if self.reserved + alloc > self.limit:
                 self.oom = True
+                if self.recorder is not None:
+                    self.recorder.oom(size, max(self.limit - self.reserved, 0), _frames())
         segment = next(self._ids)
         self._segments[segment] = alloc
+        if self.recorder is not None:
+            self._bases[segment] = self._next_base
+            self._next_base += alloc
+            self.recorder.segment_alloc(self._bases[segment], alloc, small=small, frames=_frames())
         self.reserved += alloc
         self.peak_reserved = max(self.peak_reserved, self.reserved)
         block = Block(segment, 0, alloc, small)
@@ -149,6 +169,11 @@ class CachingAllocator:
                 if block.prev is None and block.next is None:
                     self._remove_free(block)
                     self.reserved -= self._segments.pop(block.segment)
+                    if self.recorder is not None:
+                        self.recorder.segment_free(self._bases.pop(block.segment))
+
+    def _address(self, block: Block) -> int:
+        return self._bases[block.segment] + block.offset
 
     def _add_free(self, block: Block) -> None:
         bisect.insort(self._free[block.small], block.key)
@@ -158,3 +183,10 @@ class CachingAllocator:
         pool = self._free[block.small]
         del pool[bisect.bisect_left(pool, block.key)]
         del self._by_key[block.key]
+
+
+def _frames():
+    """The Python stack of the allocation, for the snapshot (imported only when recording)."""
+    from pytest_gptcfg.snapshot import python_frames
+
+    return python_frames()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -88,11 +89,14 @@ def check_memory(
     budget_bytes: int,
     mode: str = "auto",
     device_index: int = 0,
+    snapshot: Path | None = None,
 ) -> MemoryResult:
     """Run the step of `spec` and judge its peak against `budget_bytes`.
 
     `mode`: 'cuda' measures on GPU `device_index`, 'simulate' runs the step on fake tensors,
-    'auto' measures when CUDA is available and simulates otherwise.
+    'auto' measures when CUDA is available and simulates otherwise. With `snapshot` (a
+    `.pickle` path) the allocator's history is recorded and, if the step does not fit, written
+    there for PyTorch's memory visualizer, with a breakdown chart beside it (`.svg`).
     """
     if mode not in ("auto", "cuda", "simulate"):
         raise ValueError(f"mode must be 'auto', 'cuda' or 'simulate', got {mode!r}")
@@ -101,12 +105,47 @@ def check_memory(
 
         mode = "cuda" if torch.cuda.is_available() else "simulate"
     if mode == "cuda":
-        from pytest_gptcfg.cuda import measure
-
-        return measure(spec, profile, budget_bytes, device_index=device_index)
+        return _measure(spec, profile, budget_bytes, device_index, snapshot)
     from pytest_gptcfg.simulate import simulate
+    from pytest_gptcfg.snapshot import SnapshotRecorder
 
-    return simulate(spec, profile, budget_bytes)
+    recorder = SnapshotRecorder() if snapshot is not None else None
+    result = simulate(spec, profile, budget_bytes, recorder=recorder)
+    if recorder is not None and not result.fits:
+        _keep_artifacts(result, recorder.dump(snapshot))
+    return result
+
+
+def _measure(
+    spec: StepSpec, profile: GpuProfile, budget_bytes: int, device_index: int, snapshot: Path | None
+) -> MemoryResult:
+    from pytest_gptcfg.cuda import measure
+    from pytest_gptcfg.snapshot import dump_cuda_snapshot, record_cuda_history, stop_cuda_history
+
+    if snapshot is None:
+        return measure(spec, profile, budget_bytes, device_index=device_index)
+    record_cuda_history()
+    try:
+        result = measure(spec, profile, budget_bytes, device_index=device_index)
+    except BaseException:
+        stop_cuda_history()
+        raise
+    if result.fits:
+        stop_cuda_history()
+    else:
+        _keep_artifacts(result, dump_cuda_snapshot(snapshot))
+    return result
+
+
+def _keep_artifacts(result: MemoryResult, snapshot: Path) -> None:
+    """Write the breakdown chart beside a dumped snapshot and name both in the result."""
+    from pytest_gptcfg.chart import write_breakdown_svg
+
+    chart = write_breakdown_svg(result, snapshot.with_suffix(".svg"))
+    result.notes.append(
+        f"memory snapshot: {snapshot} (open it at https://pytorch.org/memory_viz);"
+        f" breakdown chart: {chart}"
+    )
 
 
 def find_max_batch_size(

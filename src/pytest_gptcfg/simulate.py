@@ -48,6 +48,7 @@ from pytest_gptcfg import kernels
 from pytest_gptcfg.allocator import CachingAllocator
 from pytest_gptcfg.autocast_policy import CastCache, apply_policy, op_name
 from pytest_gptcfg.memory import MemoryResult, StepSpec, fits_budget
+from pytest_gptcfg.snapshot import SnapshotRecorder
 from pytest_gptcfg.tracker import Allocation, StorageTracker
 from pytest_gptcfg.trainstep import (
     StepObserver,
@@ -182,8 +183,14 @@ class _Labeller(StepObserver):
                     self.tracker.label(value, "optimizer_state", f"{key} of {name}")
 
 
-def simulate(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> MemoryResult:
-    """Simulate the step of `spec` on `profile` and judge it against `budget_bytes`."""
+def simulate(
+    spec: StepSpec,
+    profile: GpuProfile,
+    budget_bytes: int,
+    recorder: SnapshotRecorder | None = None,
+) -> MemoryResult:
+    """Simulate the step of `spec` on `profile` and judge it against `budget_bytes`; a
+    `recorder` receives the allocator model's events for a memory_viz snapshot."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     context = SIMULATED_CONTEXT_BYTES
@@ -195,7 +202,7 @@ def simulate(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> MemoryRe
         notes.append("torch.compile is not simulated: the eager step was simulated")
     dtype = resolve_dtype(spec.dtype, profile.bf16, notes)
     lower = None if dtype == torch.float32 else dtype
-    allocator = CachingAllocator(limit=max(budget_bytes - context, 0))
+    allocator = CachingAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
     logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
     tracker = StorageTracker(allocator, logits_numel)
     behaviour = CudaBehaviour(lower, profile.compute_capability)
