@@ -10,7 +10,7 @@ from gptlint.estimate import Run, format_gib, math_attention_bytes
 from gptlint.gpus import GpuProfile
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import positive_int
-from gptlint.rules.shape import keep_width
+from gptlint.rules.shape import MAX_WIDTH, keep_width
 from gptlint.schema import KV_HEAD_KEYS
 from gptlint.scopes import CallScope, ConfigScope
 
@@ -20,9 +20,9 @@ Scope = ConfigScope | CallScope
 def _heads(scope: Scope) -> tuple[int, int] | None:
     """(n_embd, n_head) when both are known positive ints and divide evenly."""
     n_embd, n_head = scope.value("n_embd"), scope.value("n_head")
-    if positive_int(n_embd) and positive_int(n_head) and n_embd % n_head == 0:
-        return n_embd, n_head
-    return None
+    if not (positive_int(n_embd) and positive_int(n_head)) or n_embd > MAX_WIDTH:
+        return None
+    return (n_embd, n_head) if n_embd % n_head == 0 else None
 
 
 def _math_cost(ctx: LintContext, scope: Scope, n_head: int) -> str:
@@ -226,7 +226,7 @@ class HeadsNotDivisibleByKvHeads(Rule):
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         for scope in ctx.shape_scopes:
             n_head = scope.value("n_head")
-            if not positive_int(n_head):
+            if not positive_int(n_head) or n_head > MAX_WIDTH:
                 continue
             for key in KV_HEAD_KEYS:
                 kv = scope.value(key)

@@ -382,6 +382,10 @@ class ModelKeyNotRead(Rule):
             " config: the run uses 50304",
         ),
         Invalid("n_kv_head = 4\n", message="grouped-query attention"),
+        Invalid(
+            "init_from = 'gpt2'\nvocab_size = 50304\n",
+            message="the run uses 50257 (gpt2's checkpoint)",
+        ),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -390,9 +394,10 @@ class ModelKeyNotRead(Rule):
             if a.key not in MODEL_ONLY_KEYS or a.key in ctx.config.schema or a.key in seen:
                 continue
             seen.add(a.key)
-            if a.key == "vocab_size":
-                vocab, origin = ctx.scratch_vocab
-                effect = f"the run uses {vocab} ({origin})"
+            if a.key == "vocab_size" and ctx.model is not None:
+                effect = f"the run uses {ctx.model.vocab_size} ({ctx.model.vocab_origin})"
+            elif a.key == "vocab_size":
+                effect = "the run takes it from the checkpoint"
             else:
                 effect = "nanoGPT's attention has no grouped-query attention"
             yield Violation(

@@ -148,7 +148,8 @@ class PeakMemoryAboveBudget(Rule):
             against = (
                 f"the {format_gib(budget)} budget of {gpu.name} ({gpu.label}, {gpu.total_mib} MiB)"
             )
-        engine = "eager; torch.compile usually needs less" if ctx.config.get("compile") else "eager"
+        compiled = ctx.config.get("compile") is True
+        engine = "eager; torch.compile usually needs less" if compiled else "eager"
         message = (
             f"estimated peak training memory {format_gib(estimate.total)} exceeds {against}:"
             f" {estimate.breakdown()} at batch_size {run.batch_size} x block_size"

@@ -12,6 +12,11 @@ from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.scopes import CallScope, ConfigScope
 
 
+MAX_WIDTH = 1 << 20
+"""Widths and head counts above this are not models anyone trains; rules that search divisors
+skip them rather than loop for ever (`n_embd = 10 ** 30`)."""
+
+
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -118,6 +123,8 @@ class EmbdNotDivisibleByHeads(Rule):
         for scope in ctx.shape_scopes:
             n_embd, n_head = scope.value("n_embd"), scope.value("n_head")
             if not (_positive_int(n_embd) and _positive_int(n_head)) or n_embd % n_head == 0:
+                continue
+            if n_embd > MAX_WIDTH:
                 continue
             yield self._violation(scope, n_embd, n_head, ctx.settings.fix_strategy)
 
