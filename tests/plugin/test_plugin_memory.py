@@ -12,15 +12,18 @@ from gptlint.estimate import count_params
 
 torch = pytest.importorskip("torch")
 
-# These runs use a subprocess each: pytester's in-process runs drop the modules first imported
-# inside them, and torch cannot be imported twice in one process.
 pytest_plugins = ["pytester"]
 
 DATA = Path(__file__).parent / "data"
 MiB = 1024**2
 
 
+# Runs that reach torch use a subprocess each: pytester's in-process runs drop the modules first
+# imported inside them, and torch cannot be imported twice in one process.
+
+
 def report(project, *args: str) -> tuple[pytest.RunResult, dict]:
+    """A run with `--gpt-report`, and the report it wrote."""
     result = project.run_subprocess("--gpt-configs", "config", "--gpt-report", "report.json", *args)
     return result, json.loads((project.path / "report.json").read_text())
 
