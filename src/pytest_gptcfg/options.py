@@ -75,7 +75,11 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
     )
     option(
-        "gpt-report", "string", "write per-config memory results to this JSON file", metavar="FILE"
+        "gpt-report",
+        "string",
+        "write per-config memory results to this JSON file (also finds the largest batch_size "
+        "that fits for configs that pass, which costs extra simulations)",
+        metavar="FILE",
     )
 
 
