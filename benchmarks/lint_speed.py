@@ -10,7 +10,8 @@ Generates a corpus of configs (seeded, so every run lints the same files), then 
 * `fixit lint (subprocess)` where Fixit is installed: `fixit lint FOLDER` with its default
   rules (Fixit spreads files over all CPU cores; gptlint uses one).
 
-Each timing is the best of `--repeat` runs. The ratio is Fixit's seconds over the tool's.
+Each timing is the best of `--repeat` rounds, each round running every tool in turn. The
+ratio is Fixit's seconds over the tool's.
 """
 
 from __future__ import annotations
@@ -116,14 +117,16 @@ def write_corpus(folder: Path, count: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def best_of(repeat: int, action: Callable[[], object]) -> float:
-    """The shortest wall time of `repeat` runs of `action`, in seconds."""
-    times = []
+def best_times(actions: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """The shortest wall time of each action, in seconds, over `repeat` rounds that run every
+    action in turn (so that a busy spell on the machine hits all tools alike)."""
+    times: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, action in actions.items():
+            start = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
 
 
 def run_quietly(command: list[str], cwd: Path) -> None:
@@ -163,27 +166,28 @@ def main(argv: list[str] | None = None) -> int:
         env_note = f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
         print(f"corpus: {args.files} configs in {folder} ({env_note})")
 
-        rows: list[tuple[str, float]] = []
         command = [sys.executable, "-m", "gptlint", "--exit-zero", str(folder)]
-        subprocess_seconds = best_of(args.repeat, lambda: run_quietly(command, root))
-        rows.append(("gptlint (subprocess)", subprocess_seconds))
-        gptlint_in_process(folder)  # warm-up: imports, caches
-        in_process_seconds = best_of(args.repeat, lambda: gptlint_in_process(folder))
-        rows.append(("gptlint (in-process)", in_process_seconds))
+        actions: dict[str, Callable[[], object]] = {
+            "gptlint (subprocess)": lambda: run_quietly(command, root),
+            "gptlint (in-process)": lambda: gptlint_in_process(folder),
+        }
         fixit = fixit_command()
-        fixit_seconds = None
         if fixit is not None:
-            fixit_seconds = best_of(
-                args.repeat, lambda: run_quietly([*fixit, "lint", str(folder)], root)
+            actions["fixit lint (subprocess)"] = lambda: run_quietly(
+                [*fixit, "lint", str(folder)], root
             )
-            rows.append(("fixit lint (subprocess)", fixit_seconds))
         else:
             print("fixit is not installed: no comparison")
+        gptlint_in_process(folder)  # warm-up: imports, caches
+        load = os.getloadavg()[0]
+        seconds = best_times(actions, args.repeat)
+        print(f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
 
+    fixit_seconds = seconds.get("fixit lint (subprocess)")
     print(f"\n{'tool':<26}{'files':>7}{'seconds':>10}{'files/s':>10}{'ratio':>8}")
-    for tool, seconds in rows:
-        ratio = f"{fixit_seconds / seconds:.1f}x" if fixit_seconds else "-"
-        print(f"{tool:<26}{args.files:>7}{seconds:>10.3f}{args.files / seconds:>10.0f}{ratio:>8}")
+    for tool, took in seconds.items():
+        ratio = f"{fixit_seconds / took:.1f}x" if fixit_seconds else "-"
+        print(f"{tool:<26}{args.files:>7}{took:>10.3f}{args.files / took:>10.0f}{ratio:>8}")
     return 0
 
 
