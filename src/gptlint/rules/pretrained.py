@@ -77,7 +77,9 @@ class ShapeIgnoredWhenPretrained(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         init_from = ctx.config.get("init_from")
-        if not isinstance(init_from, str) or (init_from != "resume" and init_from not in PRETRAINED):
+        if not isinstance(init_from, str) or (
+            init_from != "resume" and init_from not in PRETRAINED
+        ):
             return
         keys = [k for k in _IGNORED_FOR_PRETRAINED if ctx.file.assignments_of(k)]
         if not keys:

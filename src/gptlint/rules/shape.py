@@ -11,7 +11,6 @@ from gptlint.estimate import count_params, format_params
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.scopes import CallScope, ConfigScope
 
-
 MAX_WIDTH = 1 << 20
 """Widths and head counts above this are not models anyone trains; rules that search divisors
 skip them rather than loop for ever (`n_embd = 10 ** 30`)."""
