@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -236,6 +236,3 @@ def _find_train_py(folder: Path) -> Path | None:
         if (candidate_dir / "pyproject.toml").exists() or (candidate_dir / ".git").exists():
             return None
     return None
-
-
-SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "root")
