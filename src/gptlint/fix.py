@@ -34,6 +34,13 @@ class FixOutcome:
     def changed(self) -> bool:
         return self.fixed != self.source.raw
 
+    def diff(self, name: str) -> bytes:
+        """The fix as a unified diff in the file's own bytes (its encoding, a BOM kept as part
+        of the first line), so that `patch` turns the file into exactly the fixed one."""
+        encoding = "utf-8" if self.source.encoding == "utf-8-sig" else self.source.encoding
+        before, after = self.source.raw.decode(encoding), self.fixed.decode(encoding)
+        return unified_diff(name, before, after).encode(encoding, errors="backslashreplace")
+
 
 def applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
     """Whether `--fix` (with `--unsafe-fixes` if `unsafe`) applies this diagnostic's fix."""

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from gptlint.diagnostics import Diagnostic
 from gptlint.discover import Target, excluded, walk
-from gptlint.fix import FixOutcome, fix_source, unified_diff, write_atomically
+from gptlint.fix import fix_source, write_atomically
 from gptlint.lint import lint_bytes
 from gptlint.output import FORMATS
 from gptlint.output import text as text_output
@@ -178,7 +178,7 @@ def _lint_or_fix(current: _Run, target: Target, raw: bytes) -> bool:
         return True
     current.report.would_change = True
     if current.args.diff:
-        sys.stdout.write(_diff(str(target.path), outcome))
+        _write_bytes(outcome.diff(str(target.path)))
         return True
     try:
         write_atomically(target.path, outcome.fixed)
@@ -189,8 +189,11 @@ def _lint_or_fix(current: _Run, target: Target, raw: bytes) -> bool:
     return True
 
 
-def _diff(name: str, outcome: FixOutcome) -> str:
-    return unified_diff(name, outcome.source.text, outcome.fixed.decode(outcome.source.encoding))
+def _write_bytes(data: bytes) -> None:
+    """Write a file's bytes (a diff, a fixed file) to stdout, after any text already there."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def _run_stdin(current: _Run) -> int:
@@ -211,12 +214,11 @@ def _run_stdin(current: _Run) -> int:
         report.would_change = outcome.changed
         fixed = outcome.fixed
         if args.diff:
-            sys.stdout.write(_diff(name, outcome))
+            _write_bytes(outcome.diff(name))
         else:
             report.fixed = outcome.applied
     if args.fix and not args.diff:
-        sys.stdout.buffer.write(fixed)
-        sys.stdout.flush()
+        _write_bytes(fixed)
         return _finish(current, stream=sys.stderr)
     return _finish(current)
 

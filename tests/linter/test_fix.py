@@ -134,22 +134,24 @@ def test_fix_goes_on_past_an_unreadable_file(project, capsys):
         b"n_embd = 512",
         b"n_layer = 12\r\nn_head = 12\r\nn_embd = 512\r\n",
         b"n_head = 12\nn_embd = 512\n\x0c\n# after a form feed\n",
+        b"# -*- coding: latin-1 -*-\n# r\xe9glages\nn_head = 12  # \xa3\nn_embd = 512\n",
+        BOM + b"n_head = 12\nn_embd = 512\n",
     ],
-    ids=["lf", "no-final-newline", "crlf", "form-feed"],
+    ids=["lf", "no-final-newline", "crlf", "form-feed", "latin-1", "bom"],
 )
-def test_diff_applies_with_patch_to_give_the_fixed_file(project, capsys, before):
+def test_diff_applies_with_patch_to_give_the_fixed_file(project, capsysbinary, before):
     path = project / "c.py"
     path.write_bytes(before)
     assert main(["--select", "GPT101", "--diff", "c.py"]) == 1
-    diff = capsys.readouterr().out
-    assert diff.startswith("--- c.py\n+++ c.py\n@@ ")
+    diff = capsysbinary.readouterr().out
+    assert diff.startswith(b"--- c.py\n+++ c.py\n@@ ")
     assert path.read_bytes() == before
     expected = project / "expected.py"
     expected.write_bytes(before)
     assert fix(expected) == 0
     subprocess.run(
         ["patch", "-p0", "--binary", "--quiet"],
-        input=diff.encode(),
+        input=diff,
         cwd=project,
         check=True,
         capture_output=True,
