@@ -55,8 +55,9 @@ def fix_source(
     result: LintResult | None = None,
 ) -> FixOutcome:
     """Apply fixes to `source` until none is left to apply (at most MAX_PASSES passes); a
-    fix that touches a node another fix already claimed waits for the next pass. `result`
-    is the lint of `source` where the caller has it already."""
+    fix that touches a node another fix already claimed waits for the next pass. A pass whose
+    result would not parse is dropped, so a faulty fix never breaks a file. `result` is the
+    lint of `source` where the caller has it already."""
     current, applied = source, 0
     if result is None:
         result = lint_source(current, settings, schema_path)
@@ -67,9 +68,11 @@ def fix_source(
         text = apply_fixes(result.file, chosen)
         if text == current.text:
             break
-        applied += len(chosen)
-        current = replace(current, text=text, raw=current.encode(text))
-        result = lint_source(current, settings, schema_path)
+        candidate = replace(current, text=text, raw=current.encode(text))
+        after = lint_source(candidate, settings, schema_path)
+        if after.file is None:
+            break
+        current, result, applied = candidate, after, applied + len(chosen)
     return FixOutcome(source, current.raw, applied, result)
 
 

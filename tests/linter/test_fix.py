@@ -9,10 +9,14 @@ import stat
 import subprocess
 from pathlib import Path
 
+import libcst as cst
 import pytest
 
 from gptlint.cli import main
+from gptlint.diagnostics import Edit, Fix
 from gptlint.rules import ALL_RULES
+from gptlint.rules.base import Violation
+from gptlint.rules.shape import EmbdNotDivisibleByHeads
 
 BOM = b"\xef\xbb\xbf"
 
@@ -113,6 +117,20 @@ def test_a_failed_write_leaves_the_file_as_it_was(project, capsys, monkeypatch):
     assert err == f"gptlint: error: {path}: cannot write the fixed file: Permission denied\n"
     assert path.read_text() == "n_head = 12\nn_embd = 512\n"
     assert sorted(p.name for p in project.iterdir()) == ["c.py", "pyproject.toml"]
+
+
+def test_a_fix_that_would_break_the_file_is_not_applied(project, capsys, monkeypatch):
+    def check(self, ctx):
+        value = ctx.file.assignments_of("n_head")[0].value
+        broken = Edit(value, lambda _old: cst.Name("lambda"))
+        yield Violation(value, "a faulty rule", Fix("break it", (broken,)))
+
+    monkeypatch.setattr(EmbdNotDivisibleByHeads, "check", check)
+    path = project / "c.py"
+    path.write_text("n_head = 12\n")
+    assert fix(path) == 1
+    assert path.read_text() == "n_head = 12\n"
+    assert capsys.readouterr().out.startswith(f"{path}:1:10: GPT101 a faulty rule\n")
 
 
 def test_fix_goes_on_past_an_unreadable_file(project, capsys):
