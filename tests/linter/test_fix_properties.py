@@ -71,13 +71,16 @@ def config_files(draw) -> bytes:
     comment = st.text(COMMENT_CHARS[encoding], max_size=20).map(lambda t: "#" + t.rstrip())
     space = st.sampled_from(["", " ", "  "])
     lines = ["# -*- coding: latin-1 -*-"] if encoding == "latin-1" else []
-    kinds = st.sampled_from(["blank", "comment", "number", "number", "number", "word"])
+    kinds = st.sampled_from(["blank", "comment", "number", "number", "number", "word", "call"])
     for kind in [*draw(st.lists(kinds, max_size=24)), "number"]:
         if kind == "blank":
             lines.append("")
             continue
         if kind == "comment":
             lines.append(draw(comment))
+            continue
+        if kind == "call":
+            lines.extend(draw(shape_call()))
             continue
         if kind == "number":
             key = draw(st.sampled_from(sorted(NUMBERS)))
@@ -92,6 +95,19 @@ def config_files(draw) -> bytes:
         lines.append(line)
     text = newline.join(lines) + (newline if draw(st.booleans()) else "")
     return text.encode(encoding)
+
+
+@st.composite
+def shape_call(draw) -> list[str]:
+    """A `GPTConfig(...)` call or a `dict(...)` preset, on one line or several, with or without
+    a trailing comma; some keywords left out, so that a fix has to add one."""
+    keys = draw(st.lists(st.sampled_from(["n_layer", "n_head", "n_embd"]), unique=True))
+    args = [f"{key}={draw(st.sampled_from(NUMBERS[key]))}" for key in keys]
+    callee = draw(st.sampled_from(["GPTConfig", "dict"]))
+    comma = "," if args and draw(st.booleans()) else ""
+    if draw(st.booleans()):
+        return [f"cfg = {callee}({', '.join(args)}{comma})"]
+    return [f"cfg = {callee}(", *(f"    {arg}," for arg in args), ")"]
 
 
 def _offsets(text: str) -> list[int]:
