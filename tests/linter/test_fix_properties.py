@@ -71,7 +71,9 @@ def config_files(draw) -> bytes:
     comment = st.text(COMMENT_CHARS[encoding], max_size=20).map(lambda t: "#" + t.rstrip())
     space = st.sampled_from(["", " ", "  "])
     lines = ["# -*- coding: latin-1 -*-"] if encoding == "latin-1" else []
-    kinds = st.sampled_from(["blank", "comment", "number", "number", "number", "word", "call"])
+    kinds = st.sampled_from(
+        ["blank", "comment", "number", "number", "number", "word", "call", "block", "import"]
+    )
     for kind in [*draw(st.lists(kinds, max_size=24)), "number"]:
         if kind == "blank":
             lines.append("")
@@ -81,6 +83,12 @@ def config_files(draw) -> bytes:
             continue
         if kind == "call":
             lines.extend(draw(shape_call()))
+            continue
+        if kind == "block":
+            lines += ["if big:", f"    n_embd = {draw(st.sampled_from(NUMBERS['n_embd']))}"]
+            continue
+        if kind == "import":
+            lines.append(draw(st.sampled_from(["import time", "import os; n_layer = 6"])))
             continue
         if kind == "number":
             key = draw(st.sampled_from(sorted(NUMBERS)))
