@@ -109,13 +109,24 @@ class MemoryItem(ConfigItem):
             raise
         from pytest_gptcfg.memory import check_memory, find_max_batch_size
 
-        result = check_memory(step.spec, profile, budget, mode=mode, device_index=device)
+        snapshot = self._snapshot_path(options, profile)
+        result = check_memory(
+            step.spec, profile, budget, mode=mode, device_index=device, snapshot=snapshot
+        )
         max_batch = None
         if not result.fits or options.report is not None:
             max_batch = find_max_batch_size(step.spec, profile, budget)
         self._record(report.memory_record(path, profile, budget, step, result, max_batch))
         if not result.fits:
             raise CheckFailed(report.failure_text(path, profile, step, result, max_batch or 0))
+
+    def _snapshot_path(self, options: Options, profile: GpuProfile) -> Path | None:
+        """`DIR/config__x.rtx4070.pickle` for `config/x.py` under `--gpt-snapshot DIR`."""
+        if options.snapshot is None:
+            return None
+        options.snapshot.mkdir(parents=True, exist_ok=True)
+        name = "__".join(self.parent.shown_path.with_suffix("").parts).lstrip("_.")
+        return options.snapshot / f"{name}.{profile.name}.pickle"
 
     def _step(self, options: Options, settings: Settings, profile: GpuProfile) -> TrainStep:
         try:
@@ -141,7 +152,9 @@ class MemoryItem(ConfigItem):
 
 def _device(mode: str) -> tuple[str, int]:
     """The concrete mode and, on CUDA, this process's GPU: xdist worker N uses GPU N mod count."""
-    import torch
+    from pytest_gptcfg.memory import import_torch
+
+    torch = import_torch()
 
     if mode == "auto":
         mode = "cuda" if torch.cuda.is_available() else "simulate"

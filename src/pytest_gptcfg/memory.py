@@ -100,9 +100,8 @@ def check_memory(
     """
     if mode not in ("auto", "cuda", "simulate"):
         raise ValueError(f"mode must be 'auto', 'cuda' or 'simulate', got {mode!r}")
+    torch = import_torch()
     if mode == "auto":
-        import torch
-
         mode = "cuda" if torch.cuda.is_available() else "simulate"
     if mode == "cuda":
         return _measure(spec, profile, budget_bytes, device_index, snapshot)
@@ -114,6 +113,19 @@ def check_memory(
     if recorder is not None and not result.fits:
         _keep_artifacts(result, recorder.dump(snapshot))
     return result
+
+
+def import_torch():
+    """torch, with its fake-tensor module loaded; without NumPy installed torch warns about it
+    while loading, which says nothing about the config being checked."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+        import torch
+        import torch._subclasses.fake_tensor
+
+    return torch
 
 
 def _measure(

@@ -75,6 +75,13 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
     )
     option(
+        "gpt-snapshot",
+        "string",
+        "for configs that do not fit, write a memory_viz snapshot (.pickle) and a breakdown "
+        "chart (.svg) into this folder",
+        metavar="DIR",
+    )
+    option(
         "gpt-report",
         "string",
         "write per-config memory results to this JSON file (also finds the largest batch_size "
@@ -95,6 +102,7 @@ class Options:
     model: Path | None
     overrides: tuple[str, ...]
     report: Path | None
+    snapshot: Path | None = None
 
     def header(self) -> str:
         """The line pytest prints in its session header."""
@@ -154,6 +162,7 @@ def read_options(config: pytest.Config) -> Options | None:
         model=_existing_file(config, "gpt_model"),
         overrides=overrides,
         report=_path(config, "gpt_report"),
+        snapshot=_path(config, "gpt_snapshot"),
     )
 
 

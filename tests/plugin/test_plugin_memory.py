@@ -93,6 +93,37 @@ def test_over_budget_fails_with_peak_breakdown_tensors_and_a_batch_that_fits(pro
     result.stdout.fnmatch_lines(["config/train_tiny.py *simulated *NO *"])
 
 
+def test_gpt_snapshot_leaves_a_memory_viz_snapshot_and_chart_for_failing_configs(project):
+    import pickle
+
+    project.config("train_tiny.py")
+    result = project.run_subprocess(
+        "--gpt-configs",
+        "config",
+        "-k",
+        "memory",
+        "--gpt-snapshot",
+        "snaps",
+        "--gpt-memory-budget",
+        "1GiB",
+        "--gpt-set",
+        "batch_size=64",
+    )
+    result.assert_outcomes(failed=1, deselected=1)
+    written = sorted(p.name for p in (project.path / "snaps").iterdir())
+    assert written == ["config__train_tiny.rtx4070.pickle", "config__train_tiny.rtx4070.svg"]
+    snapshot = pickle.loads((project.path / "snaps" / written[0]).read_bytes())
+    assert snapshot["segments"] and snapshot["device_traces"][0]
+    result.stdout.fnmatch_lines(["  note: memory snapshot: *config__train_tiny.rtx4070.pickle*"])
+
+
+def test_gpt_snapshot_writes_nothing_for_configs_that_fit(project):
+    project.config("train_tiny.py")
+    result = project.run_subprocess("--gpt-configs", "config", "--gpt-snapshot", "snaps")
+    result.assert_outcomes(passed=2)
+    assert list((project.path / "snaps").iterdir()) == []
+
+
 def test_gpt_set_overrides_follow_nanogpts_rules(project):
     project.config("train_tiny.py")
     result, data = report(
