@@ -13,7 +13,7 @@ import libcst as cst
 from gptlint.configfile import ConfigFile
 from gptlint.gpus import GpuProfile, get_profile
 from gptlint.resolve import EffectiveConfig
-from gptlint.schema import DEFAULT_VOCAB_SIZE, PRETRAINED, dataset_vocab
+from gptlint.schema import DEFAULT_VOCAB_SIZE, PRETRAINED, dataset_vocab, gptconfig_defaults
 from gptlint.scopes import CallScope, ConfigScope, shape_scopes
 from gptlint.settings import Settings
 
@@ -76,7 +76,19 @@ class LintContext:
     @cached_property
     def shape_scopes(self) -> list[ConfigScope | CallScope]:
         vocab = self.scratch_vocab[0]
-        return shape_scopes(self.config, vocab if isinstance(vocab, int) else DEFAULT_VOCAB_SIZE)
+        vocab = vocab if isinstance(vocab, int) else DEFAULT_VOCAB_SIZE
+        return shape_scopes(self.config, vocab, self.gptconfig_defaults)
+
+    @property
+    def gptconfig_defaults(self) -> dict[str, Any] | None:
+        """`GPTConfig`'s field defaults from the `model` setting, else from a model.py beside
+        the fork's train.py; None (nanoGPT's) without either."""
+        if self.settings.model is not None:
+            return gptconfig_defaults(self.settings.model)
+        origin = Path(self.config.schema.origin)
+        if origin.name == "train.py" and (origin.parent / "model.py").is_file():
+            return gptconfig_defaults(origin.parent / "model.py")
+        return None
 
     @cached_property
     def model(self) -> Model | None:

@@ -80,6 +80,34 @@ GPTCONFIG_DEFAULTS: dict[str, Any] = {
     "bias": True,
 }
 
+
+def gptconfig_defaults(model_py: Path) -> dict[str, Any]:
+    """The field defaults of `class GPTConfig` in a fork's model.py, read statically (fields
+    whose default is a plain literal); nanoGPT's when the file or the class is missing."""
+    return dict(_gptconfig_defaults(model_py.resolve()))
+
+
+@lru_cache(maxsize=32)
+def _gptconfig_defaults(model_py: Path) -> tuple[tuple[str, Any], ...]:
+    try:
+        module = cst.parse_module(model_py.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError, RecursionError):
+        return tuple(GPTCONFIG_DEFAULTS.items())
+    for statement in module.body:
+        if isinstance(statement, cst.ClassDef) and statement.name.value == "GPTConfig":
+            fields = dict(GPTCONFIG_DEFAULTS)
+            for line in statement.body.body:
+                for small in getattr(line, "body", ()):
+                    if (
+                        isinstance(small, cst.AnnAssign)
+                        and isinstance(small.target, cst.Name)
+                        and small.value is not None
+                    ):
+                        fields[small.target.value] = evaluate(small.value, {})
+            return tuple(fields.items())
+    return tuple(GPTCONFIG_DEFAULTS.items())
+
+
 # A scratch run without data/<dataset>/meta.pkl: GPT-2's 50257 padded up to a multiple of 64.
 DEFAULT_VOCAB_SIZE = 50304
 

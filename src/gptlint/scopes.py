@@ -129,15 +129,18 @@ def _replaceable(assignment: Assignment) -> bool:
 class CallScope:
     """One `GPTConfig(...)` call or shape preset."""
 
-    def __init__(self, call: ShapeCall, env: dict[str, Any]) -> None:
+    def __init__(
+        self, call: ShapeCall, env: dict[str, Any], defaults: dict[str, Any] | None = None
+    ) -> None:
         self.call = call
         self.kind = call.kind
+        self.defaults = GPTCONFIG_DEFAULTS if defaults is None else defaults
         self._values = {key: evaluate(value, env) for key, (value, _) in call.args.items()}
 
     def value(self, key: str) -> Any:
         if key in self._values:
             return self._values[key]
-        return GPTCONFIG_DEFAULTS.get(key, UNKNOWN) if self.kind == "GPTConfig" else UNKNOWN
+        return self.defaults.get(key, UNKNOWN) if self.kind == "GPTConfig" else UNKNOWN
 
     def is_default(self, key: str) -> bool:
         return key not in self._values
@@ -186,15 +189,19 @@ def _append(items: tuple, new: cst.Arg | cst.DictElement) -> tuple:
 
 
 def shape_scopes(
-    config: EffectiveConfig, vocab_size: int = DEFAULT_VOCAB_SIZE
+    config: EffectiveConfig,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    call_defaults: dict[str, Any] | None = None,
 ) -> list[ConfigScope | CallScope]:
     """Every shape definition in the file. The top-level config counts only for a scratch run:
-    with `init_from` 'resume' or a gpt2* preset nanoGPT takes the shape from elsewhere."""
+    with `init_from` 'resume' or a gpt2* preset nanoGPT takes the shape from elsewhere.
+    `GPTConfig(...)` calls take omitted fields from `call_defaults` (a fork's model.py), else
+    nanoGPT's dataclass defaults."""
     scopes: list[ConfigScope | CallScope] = []
     init_from = config.get("init_from")
     if init_from == "scratch" or (init_from is UNKNOWN and "init_from" not in config.schema):
         scopes.append(ConfigScope(config, vocab_size))
     for call in config.file.shape_calls:
         env = resolve(config.file, config.schema, until=call.index).env() if call.top_level else {}
-        scopes.append(CallScope(call, env))
+        scopes.append(CallScope(call, env, call_defaults))
     return scopes

@@ -58,3 +58,25 @@ def test_vocab_in_a_fork_schema_is_checked(tmp_path):
     path.write_text("vocab_size = 32001\n")
     (found,) = lint_file(path, Settings(select=("GPT105",)))
     assert "use 32064" in found.message
+
+
+def test_gptconfig_calls_take_a_forks_dataclass_defaults(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "train.py").write_text("n_head = 12\nexec(open('configurator.py').read())\n")
+    (tmp_path / "model.py").write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass\nclass GPTConfig:\n"
+        "    n_head: int = 12\n    n_kv_head: int = 5\n    n_embd: int = 768\n"
+    )
+    path = tmp_path / "config" / "c.py"
+    path.parent.mkdir()
+    path.write_text("cfg = GPTConfig(n_layer=4)\n")
+    (found,) = lint_file(path, Settings(select=("GPT104",)))
+    assert "n_head=12 is not divisible by n_kv_head=5" in found.message
+    assert found.fix is not None
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "pyproject.toml").write_text("")
+    plain = other / "plain.py"
+    plain.write_text("cfg = GPTConfig(n_layer=4)\n")
+    assert lint_file(plain, Settings(select=("GPT104",))) == []
+    assert lint_file(plain, Settings(select=("GPT104",), model=tmp_path / "model.py"))
