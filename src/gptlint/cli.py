@@ -75,5 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # never a traceback for the user; GPTLINT_DEBUG=1 shows it
         if os.environ.get("GPTLINT_DEBUG"):
             raise
-        print(f"gptlint: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"gptlint: internal error: {type(exc).__name__}: {exc}"
+            " (please report it; GPTLINT_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR

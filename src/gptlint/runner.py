@@ -152,7 +152,7 @@ def _process(current: _Run, target: Target) -> bool:
         return True
     try:
         return _lint_or_fix(current, target, raw)
-    except (SettingsError, SchemaError):
+    except (SettingsError, SchemaError, BrokenPipeError):
         raise
     except Exception as exc:  # a bug in gptlint: name the file, go on with the others
         if os.environ.get("GPTLINT_DEBUG"):
