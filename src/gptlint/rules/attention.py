@@ -61,7 +61,7 @@ class HeadDimNotMultipleOf8(Rule):
     code = "GPT102"
     name = "head-dim-not-multiple-of-8"
     severity = "warning"
-    summary = "head_dim (n_embd / n_head) is not a multiple of 8: fused attention cannot run it"
+    summary = "head_dim is not a multiple of 8: flash pads it, other fused kernels reject it"
     fix_safety = "unsafe"
     VALID = (
         Valid("n_layer = 12\nn_head = 12\nn_embd = 576\n"),
