@@ -21,7 +21,7 @@ from gptlint.estimate import (
 )
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import is_number, positive_int, target
-from gptlint.schema import DTYPE_VALUES
+from gptlint.schema import DTYPE_VALUES, PRETRAINED
 from gptlint.scopes import ConfigScope
 
 _MEMORY_KEYS = (
@@ -120,7 +120,7 @@ class PeakMemoryAboveBudget(Rule):
         ),
         Invalid(
             "init_from = 'gpt2-xl'\nbatch_size = 1\n",
-            message="even batch_size=1 needs",
+            message="even batch_size=1 needs more: init_from='gpt2-medium' fits at batch_size 1",
         ),
         Invalid(
             "batch_size = 12\n",
@@ -159,7 +159,7 @@ class PeakMemoryAboveBudget(Rule):
         fits = largest_batch(run, gpu, budget)
         fix = None
         if fits == 0:
-            message += "; even batch_size=1 needs more: shrink the model or block_size"
+            message += "; even batch_size=1 needs more: " + _smaller_model(ctx, run)
         else:
             fix, advice = self._advice(ctx, run, fits)
             message += advice
@@ -185,6 +185,26 @@ class PeakMemoryAboveBudget(Rule):
         )
         description = f"set batch_size = {batch}, gradient_accumulation_steps = {new_accum}"
         return Fix(description, edits, "unsafe"), advice
+
+
+def _smaller_model(ctx: LintContext, run: Run) -> str:
+    """What to do when no batch fits: a smaller GPT-2 checkpoint that fits at batch_size 1
+    (for a fine-tune), else shrink the model or block_size."""
+    source = ctx.model.source if ctx.model is not None else "config"
+    if source in PRETRAINED:
+        for name in reversed(list(PRETRAINED)[: list(PRETRAINED).index(source)]):
+            shape = PRETRAINED[name]
+            smaller = replace(
+                run,
+                n_layer=shape["n_layer"],
+                n_head=shape["n_head"],
+                n_embd=shape["n_embd"],
+                batch_size=1,
+            )
+            total = estimate_memory(smaller, ctx.gpu).total
+            if total <= ctx.budget:
+                return f"init_from='{name}' fits at batch_size 1 ({format_gib(total)})"
+    return "shrink the model or block_size"
 
 
 def _shape_node(ctx: LintContext) -> cst.CSTNode | None:
