@@ -104,6 +104,14 @@ class _NameCollector(cst.CSTVisitor):
         return False  # `f(key=v)`: the keyword is not a name read
 
 
+_SOURCES = {
+    "default": "the default",
+    "file": "set in this file",
+    "unknown": "set where static reading cannot follow",
+    "override": "an override",
+}
+
+
 def _rename(assignment: Assignment, name: str) -> Edit:
     return Edit(assignment.target, lambda old: old.with_changes(value=name))
 
@@ -163,10 +171,10 @@ class UnknownKeyNearMiss(Rule):
                 continue
             current = ctx.config.get(meant)
             uses = "unknown" if current is UNKNOWN else repr(current)
-            source = "the default" if ctx.config.resolved(meant).kind == "default" else "set here"
+            source = _SOURCES[ctx.config.resolved(meant).kind]
             message = (
                 f"{assignment.key} is not a {_origin(ctx)} config key: did you mean {meant}?"
-                f" The configurator accepts the line and ignores it; the run uses"
+                f" nanoGPT runs the line and never reads the name; the run uses"
                 f" {meant}={uses} ({source})"
             )
             fix = None
