@@ -258,3 +258,11 @@ def test_code_found_in_a_folder_is_not_run_through_the_rules(project, capsys, mo
     (project / "model.py").write_text("n_embd = 500\nclass GPT:\n    pass\n")
     (project / "sample.py").write_text("n_embd = 500\nexec(open('configurator.py').read())\n")
     assert gptlint(capsys, ".") == (2, "", "gptlint: error: .: no config files found\n")
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n", '"""A docstring."""\n', "\n\n"])
+def test_a_config_that_sets_nothing_is_clean(project, capsys, content):
+    (project / "c.py").write_text(content)
+    assert main(["--fix", "--unsafe-fixes", "c.py"]) == 0
+    assert capsys.readouterr() == ("All checks passed!\n", "")
+    assert (project / "c.py").read_text() == content
