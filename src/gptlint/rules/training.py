@@ -155,7 +155,9 @@ class ScheduleContradiction(Rule):
             yield Violation(latest(ctx, *keys) or latest(ctx, *_SCHEDULE_KEYS), message)
 
 
-def _contradictions(lr, min_lr, warmup, decay, max_iters) -> Iterator[tuple[tuple, str]]:
+def _contradictions(
+    lr: float, min_lr: float, warmup: float, decay: float, max_iters: float
+) -> Iterator[tuple[tuple[str, ...], str]]:
     if min_lr > lr:
         yield (
             ("min_lr", "learning_rate"),
