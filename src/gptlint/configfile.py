@@ -135,9 +135,7 @@ def parse_config(source: Source) -> ConfigFile:
     for index, statement in enumerate(module.body):
         _collect(statement, statement, index, False, assignments, bindings)
     shape_calls = _find_shape_calls(module) if _may_hold_shapes(source.text) else []
-    return ConfigFile(
-        source, module, assignments, bindings, shape_calls, statement_lines(tree)
-    )
+    return ConfigFile(source, module, assignments, bindings, shape_calls, statement_lines(tree))
 
 
 def _collect(

@@ -80,6 +80,8 @@ def count_params(
 
 def format_params(count: int) -> str:
     """`76.77M`, `1.56B`: how parameter counts are written in messages."""
+    if count >= 10**15:  # too large for a float: whole billions
+        return f"{count // 10**9}B"
     if count >= 10**9:
         return f"{count / 1e9:.2f}B"
     return f"{count / 1e6:.2f}M"

@@ -19,8 +19,8 @@ KEYS = sorted({*NANOGPT_DEFAULTS, "vocab_size", *KV_HEAD_KEYS, "n_embed", "lr"})
 VALUES = st.one_of(
     st.integers(-3, 5000).map(str),
     st.sampled_from(
-        ["0", "-1", "10 ** 30", "2 ** 62", "1e308", "float('inf')", "float('nan')", "0.0",
-         "1.0", "5e3", "True", "False", "'bf16'", "'gpt2-xl'", "'resume'", "'Scratch'", "''",
+        ["0", "-1", "10 ** 30", "10 ** 400", "2 ** 62", "1e308", "float('inf')", "float('nan')",
+         "0.0", "1.0", "5e3", "True", "False", "'bf16'", "'gpt2-xl'", "'resume'", "'Scratch'", "''",
          "'float16'", "None", "[1, 2]", "os.environ['X']"]
     ),
 )  # fmt: skip
@@ -49,7 +49,10 @@ def test_every_rule_survives_any_value_and_fixes_converge(lines, comment):
     assert again.fixed == outcome.fixed
 
 
-EXTREMES = ["10 ** 30", "2 ** 62", "-(10 ** 30)", "1e308", "float('inf')", "float('nan')", "-0.5"]
+EXTREMES = [
+    "10 ** 30", "10 ** 400", "2 ** 62", "-(10 ** 30)", "1e308", "-1e308", "float('inf')",
+    "-float('inf')", "float('nan')", "-0.5",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("value", EXTREMES)

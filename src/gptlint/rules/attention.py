@@ -9,7 +9,7 @@ from gptlint.diagnostics import Fix
 from gptlint.estimate import Run, format_gib, math_attention_bytes
 from gptlint.gpus import GpuProfile
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
-from gptlint.rules.common import positive_int
+from gptlint.rules.common import plausible_int, positive_int
 from gptlint.rules.shape import MAX_WIDTH, keep_width
 from gptlint.schema import KV_HEAD_KEYS
 from gptlint.scopes import CallScope, ConfigScope
@@ -29,7 +29,7 @@ def _math_cost(ctx: LintContext, scope: Scope, n_head: int) -> str:
     """`0.75 GiB per layer, 9.00 GiB for 12 layers at batch_size 16 x block_size 1024`."""
     batch, block = ctx.config.get("batch_size"), scope.value("block_size")
     n_layer, dropout = scope.value("n_layer"), ctx.config.get("dropout")
-    if not (positive_int(batch) and positive_int(block) and positive_int(n_layer)):
+    if not (plausible_int(batch) and plausible_int(block) and plausible_int(n_layer)):
         return "B x H x T x T fp32 scores per layer"
     dropout = dropout if isinstance(dropout, float) else 0.0
     run = Run(n_layer, n_head, scope.value("n_embd"), 1, False, dropout, batch, block)

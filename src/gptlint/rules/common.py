@@ -15,6 +15,21 @@ def is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+PLAUSIBLE = 10**15
+"""Numbers beyond this (and inf, nan) are not settings anyone trains with; rules that compute
+with them skip them instead of overflowing."""
+
+
+def plausible(value: object) -> bool:
+    """A finite number of plausible size (False for inf, nan, 10 ** 400)."""
+    return is_number(value) and abs(value) < PLAUSIBLE
+
+
+def plausible_int(value: object) -> bool:
+    """A positive int of plausible size."""
+    return positive_int(value) and value < PLAUSIBLE
+
+
 def target(ctx: LintContext, key: str) -> cst.CSTNode | None:
     """The name in the assignment that gives `key` its value, if the file assigns it."""
     resolved = ctx.config.resolved(key)

@@ -260,7 +260,7 @@ def _converted(value: Any, kind: type) -> Any:
     """`value` as `kind` when that loses nothing (0 -> 0.0, 5e3 -> 5000, 1 -> True), else
     UNKNOWN."""
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        return float(value) if abs(value) < 2**53 else UNKNOWN
     if kind is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if kind is bool and type(value) is int and value in (0, 1):

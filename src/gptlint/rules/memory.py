@@ -20,7 +20,7 @@ from gptlint.estimate import (
     largest_batch,
 )
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
-from gptlint.rules.common import is_number, positive_int, target
+from gptlint.rules.common import is_number, plausible_int, positive_int, target
 from gptlint.schema import DTYPE_VALUES, PRETRAINED
 from gptlint.scopes import ConfigScope
 
@@ -33,8 +33,8 @@ _MEMORY_KEYS = (
 def _model_known(model: Model | None) -> bool:
     return (
         model is not None
-        and all(positive_int(v) for v in (model.n_layer, model.n_head, model.n_embd))
-        and positive_int(model.vocab_size)
+        and all(plausible_int(v) for v in (model.n_layer, model.n_head, model.n_embd))
+        and plausible_int(model.vocab_size)
         and isinstance(model.bias, bool)
         and model.n_embd % model.n_head == 0
     )
@@ -46,7 +46,7 @@ def training_run(ctx: LintContext) -> Run | None:
     batch, block, dropout, dtype = (
         get(k) for k in ("batch_size", "block_size", "dropout", "dtype")
     )
-    if not _model_known(model) or not (positive_int(batch) and positive_int(block)):
+    if not _model_known(model) or not (plausible_int(batch) and plausible_int(block)):
         return None
     if not is_number(dropout) or not 0 <= dropout < 1 or dtype not in DTYPE_VALUES:
         return None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
-from gptlint.rules.common import is_number, latest, positive_int, target
+from gptlint.rules.common import is_number, latest, plausible, positive_int, target
 from gptlint.scopes import ConfigScope
 
 
@@ -147,7 +147,7 @@ class ScheduleContradiction(Rule):
         if get("decay_lr") is not True or get("eval_only") is True:
             return
         lr, min_lr, warmup, decay, max_iters = (get(k) for k in _SCHEDULE_KEYS)
-        if not all(is_number(v) for v in (lr, min_lr, warmup, decay, max_iters)) or lr <= 0:
+        if not all(plausible(v) for v in (lr, min_lr, warmup, decay, max_iters)) or lr <= 0:
             return
         if not any(ctx.is_set_in_file(k) for k in _SCHEDULE_KEYS):
             return
