@@ -132,8 +132,11 @@ def parse_config(source: Source) -> ConfigFile:
         raise SourceError("expression nested too deeply to read") from None
     assignments: list[Assignment] = []
     bindings: list[Binding] = []
+    walrus = ":=" in source.text
     for index, statement in enumerate(module.body):
         _collect(statement, statement, index, False, assignments, bindings)
+        if walrus:
+            _collect_walrus(statement, index, bindings)
     shape_calls = _find_shape_calls(module) if _may_hold_shapes(source.text) else []
     return ConfigFile(source, module, assignments, bindings, shape_calls, statement_lines(tree))
 
@@ -151,6 +154,10 @@ def _collect(
             _collect_small(small, statement, index, conditional, assignments, bindings)
     elif isinstance(node, cst.FunctionDef | cst.ClassDef):
         bindings.append(Binding(frozenset({node.name.value}), statement, index, "definition"))
+    elif isinstance(node, cst.For):
+        bindings.append(Binding(_target_names(node.target), statement, index, "for loop"))
+        for child in node.children:
+            _collect(child, statement, index, True, assignments, bindings)
     elif isinstance(node, cst.BaseCompoundStatement):
         for child in node.children:
             _collect(child, statement, index, True, assignments, bindings)
@@ -188,7 +195,10 @@ def _collect_small(
 
     if isinstance(small, cst.Assign):
         for target in small.targets:
-            add(target.target, small.value)
+            if _is_namespace_item(target.target):
+                bindings.append(Binding(_item_name(target.target), statement, index, "globals()"))
+            else:
+                add(target.target, small.value)
     elif isinstance(small, cst.AnnAssign):
         add(small.target, small.value)
     elif isinstance(small, cst.AugAssign):
@@ -202,6 +212,8 @@ def _collect_small(
         bindings.append(Binding(_import_names(small.names), statement, index, "import"))
     elif isinstance(small, cst.Expr) and _is_exec_call(small.value):
         bindings.append(Binding(None, statement, index, "exec()"))
+    elif isinstance(small, cst.Expr) and _is_namespace_update(small.value):
+        bindings.append(Binding(None, statement, index, "globals()"))
 
 
 def _import_names(aliases: list[cst.ImportAlias] | tuple[cst.ImportAlias, ...]) -> frozenset[str]:
@@ -215,6 +227,79 @@ def _import_names(aliases: list[cst.ImportAlias] | tuple[cst.ImportAlias, ...]) 
                 node = node.value
             names.add(node.value)
     return frozenset(names)
+
+
+def _target_names(target: cst.BaseExpression) -> frozenset[str]:
+    """The names a `for` target binds (`for a, (b, *c) in ...`)."""
+    if isinstance(target, cst.Name):
+        return frozenset({target.value})
+    if isinstance(target, cst.Tuple | cst.List):
+        return frozenset().union(*(_target_names(e.value) for e in target.elements))
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    return frozenset()
+
+
+_NAMESPACES = ("globals", "vars", "locals")
+
+
+def _is_namespace_call(node: cst.BaseExpression) -> bool:
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Name)
+        and node.func.value in _NAMESPACES
+        and not node.args
+    )
+
+
+def _is_namespace_item(target: cst.BaseExpression) -> bool:
+    """`globals()['key']` (or vars(), locals()) as an assignment target."""
+    return isinstance(target, cst.Subscript) and _is_namespace_call(target.value)
+
+
+def _item_name(target: cst.Subscript) -> frozenset[str] | None:
+    """The key of `globals()['key']`; None when it is not a plain string (any name)."""
+    if len(target.slice) == 1 and isinstance(target.slice[0].slice, cst.Index):
+        key = target.slice[0].slice.value
+        if isinstance(key, cst.SimpleString) and isinstance(key.evaluated_value, str):
+            return frozenset({key.evaluated_value})
+    return None
+
+
+def _is_namespace_update(node: cst.BaseExpression) -> bool:
+    """`globals().update(...)` / `.setdefault(...)`: may bind any name."""
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value in ("update", "setdefault", "__setitem__")
+        and _is_namespace_call(node.func.value)
+    )
+
+
+def _collect_walrus(statement: cst.BaseStatement, index: int, bindings: list[Binding]) -> None:
+    """Names bound by `(key := value)` in a top-level statement (not inside a def or lambda)."""
+    finder = _WalrusFinder()
+    statement.visit(finder)
+    if finder.names:
+        bindings.append(Binding(frozenset(finder.names), statement, index, "assignment expression"))
+
+
+class _WalrusFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        if isinstance(node.target, cst.Name):
+            self.names.add(node.target.value)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
 
 
 def _is_exec_call(node: cst.BaseExpression) -> bool:

@@ -93,11 +93,6 @@ def test_later_assignments_win_and_origins_name_the_line(project):
     assert loaded.get("n_layer") == 12
 
 
-NOT_BOUND_YET = pytest.mark.xfail(
-    strict=True, reason="configfile: this binding is not collected yet, the default is assumed"
-)
-
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -113,9 +108,11 @@ NOT_BOUND_YET = pytest.mark.xfail(
         pytest.param("from presets import n_head\n", id="import"),
         pytest.param("n_head = f'{8:>3}'\n", id="format-spec"),
         pytest.param("n_head = 10 ** 10 ** 10\n", id="huge"),
-        pytest.param("for n_head in (4, 8):\n    pass\n", id="for", marks=NOT_BOUND_YET),
-        pytest.param("x = (n_head := 5)\n", id="walrus", marks=NOT_BOUND_YET),
-        pytest.param("globals()['n_head'] = 5\n", id="globals", marks=NOT_BOUND_YET),
+        pytest.param("for n_head in (4, 8):\n    pass\n", id="for"),
+        pytest.param("x = (n_head := 5)\n", id="walrus"),
+        pytest.param("globals()['n_head'] = 5\n", id="globals"),
+        pytest.param("globals().update(n_head=5)\n", id="globals-update"),
+        pytest.param("for i, (a, n_head) in enumerate([(1, 2)]):\n    pass\n", id="for-tuple"),
     ],
 )
 def test_values_that_need_running_code_are_unknown_never_guessed(project, text):
