@@ -168,7 +168,7 @@ def _invalid(rule: type[Rule], example: Invalid) -> list[str]:
     source = decode_source(_EXAMPLE_PATH, example.code.encode())
     result = lint_source(source, settings)
     found = [d for d in result.diagnostics if d.code == rule.code]
-    options = ", ".join(f"{k.replace('_', '-')} = {v!r}" for k, v in example.settings.items())
+    options = ", ".join(_setting(k, v) for k, v in example.settings.items())
     lines = ["Reported" + (f" (with {options})" if options else "") + ":", "", *_code(example.code)]
     if found:
         shown = [f"{d.line}:{d.col}: {d.code} {d.message}" for d in found]
@@ -178,6 +178,13 @@ def _invalid(rule: type[Rule], example: Invalid) -> list[str]:
         flag = "--fix --unsafe-fixes" if example.unsafe_fixes else "--fix"
         lines += ["", f"After `gptlint {flag}`:", "", *_code(outcome.fixed.decode())]
     return lines
+
+
+def _setting(name: str, value: object) -> str:
+    """A setting as it is written in pyproject.toml (`memory-budget = "6GiB"`)."""
+    if name == "memory_budget" and isinstance(value, int):
+        value = f"{value / 2**30:g}GiB"
+    return f"{name.replace('_', '-')} = {value!r}".replace("'", '"')
 
 
 def _code(text: str) -> list[str]:
