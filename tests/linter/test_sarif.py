@@ -58,3 +58,15 @@ def test_results_point_at_their_rule_and_region():
     )
     region = second["locations"][0]["physicalLocation"]["region"]
     assert region["endLine"] >= region["startLine"] >= 1
+
+
+def test_cli_writes_sarif_for_a_config(tmp_path, capsys):
+    from gptlint.cli import main
+
+    path = tmp_path / "c.py"
+    path.write_text("n_head = 12\nn_embd = 512\n")
+    assert main([str(path), "--output-format", "sarif", "--select", "GPT101"]) == 1
+    log = json.loads(capsys.readouterr().out)
+    (result,) = log["runs"][0]["results"]
+    assert result["ruleId"] == "GPT101" and result["level"] == "error"
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
