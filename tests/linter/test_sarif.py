@@ -65,8 +65,10 @@ def test_cli_writes_sarif_for_a_config(tmp_path, capsys):
 
     path = tmp_path / "c.py"
     path.write_text("n_head = 12\nn_embd = 512\n")
-    assert main([str(path), "--output-format", "sarif", "--select", "GPT101"]) == 1
-    log = json.loads(capsys.readouterr().out)
+    code = main([str(path), "--output-format", "sarif", "--select", "GPT101"])
+    out, err = capsys.readouterr()
+    assert (code, err) == (1, "")
+    log = json.loads(out)
     (result,) = log["runs"][0]["results"]
     assert result["ruleId"] == "GPT101" and result["level"] == "error"
-    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 2
