@@ -101,7 +101,7 @@ class ScheduleContradiction(Rule):
 
     * min_lr above learning_rate: the "decay" raises the learning rate.
     * warmup_iters equal to lr_decay_iters: at that iteration get_lr divides 0 by 0
-      (ZeroDivisionError, mid-run).
+      (ZeroDivisionError, which stops the run there).
     * warmup_iters above lr_decay_iters: right after warmup the rate drops to min_lr; no decay.
     * warmup_iters above max_iters: the run ends before warmup does.
     * lr_decay_iters far beyond max_iters (the run ends less than halfway through the decay):
@@ -178,7 +178,7 @@ def _contradictions(
             ("warmup_iters", "lr_decay_iters"),
             f"warmup_iters = lr_decay_iters = {decay}: at iteration {decay} get_lr computes"
             " (it - warmup_iters) / (lr_decay_iters - warmup_iters) = 0/0, a ZeroDivisionError"
-            " mid-run",
+            " that stops the run there",
         )
     elif warmup > decay:
         yield (
