@@ -12,8 +12,9 @@ import libcst as cst
 
 from gptlint.configfile import ConfigFile
 from gptlint.gpus import GpuProfile, get_profile
+from gptlint.metadata import dataset_vocab
 from gptlint.resolve import EffectiveConfig
-from gptlint.schema import DEFAULT_VOCAB_SIZE, PRETRAINED, dataset_vocab, gptconfig_defaults
+from gptlint.schema import DEFAULT_VOCAB_SIZE, PRETRAINED, gptconfig_defaults
 from gptlint.scopes import CallScope, ConfigScope, shape_scopes
 from gptlint.settings import Settings
 

@@ -3,7 +3,6 @@ statically."""
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -227,42 +226,3 @@ DTYPE_VALUES = ("float32", "bfloat16", "float16")
 
 # vocab_size that nanoGPT's own data/<dataset>/prepare.py scripts write to meta.pkl.
 KNOWN_META_VOCAB = {"shakespeare_char": 65}
-
-
-def dataset_vocab(config_path: Path, dataset: object) -> tuple[int, str]:
-    """The vocab_size a scratch run of `dataset` gets, and where it comes from: a
-    data/<dataset>/meta.pkl in the config's folder or above (read as plain data, nothing
-    executed), nanoGPT's own char datasets, else 50304."""
-    if not isinstance(dataset, str) or not dataset or "/" in dataset or "\\" in dataset:
-        return DEFAULT_VOCAB_SIZE, "nanoGPT's default"
-    found = _meta_vocab(config_path.resolve().parent, dataset)
-    if found is not None:
-        return found
-    if dataset in KNOWN_META_VOCAB:
-        return KNOWN_META_VOCAB[dataset], f"nanoGPT's data/{dataset}/prepare.py"
-    return DEFAULT_VOCAB_SIZE, f"no data/{dataset}/meta.pkl: nanoGPT's default"
-
-
-@lru_cache(maxsize=256)
-def _meta_vocab(directory: Path, dataset: str) -> tuple[int, str] | None:
-    for folder in (directory, *list(directory.parents)[:3]):
-        meta = folder / "data" / dataset / "meta.pkl"
-        if meta.is_file():
-            vocab = _read_meta(meta)
-            return None if vocab is None else (vocab, f"from data/{dataset}/meta.pkl")
-    return None
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):  # plain data only: never import anything
-        raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
-
-
-def _read_meta(path: Path) -> int | None:
-    try:
-        with path.open("rb") as stream:
-            meta = _PlainUnpickler(stream).load()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
-        return None
-    vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
-    return vocab if isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0 else None

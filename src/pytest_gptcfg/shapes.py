@@ -12,18 +12,17 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import zipfile
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from gptlint.gpus import GpuProfile
-from gptlint.schema import KNOWN_META_VOCAB, PRETRAINED
+from gptlint.metadata import MetaError, PlainDataUnpickler, dataset_vocab
+from gptlint.schema import PRETRAINED
 from gptlint.values import UNKNOWN, is_known
 from pytest_gptcfg.memory import ModelShape, StepSpec
 
-FALLBACK_VOCAB = 50304
 DTYPES = ("float32", "bfloat16", "float16")
 MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size")
 OPTIMIZER_KEYS = ("weight_decay", "learning_rate", "beta1", "beta2", "grad_clip")
@@ -36,6 +35,8 @@ class ShapeError(Exception):
 
 class ConfigValues(Protocol):
     """The part of gptlint's EffectiveConfig used here."""
+
+    path: str
 
     def get(self, key: str) -> Any: ...
     def origin(self, key: str) -> str: ...
@@ -127,21 +128,6 @@ def rebatch(
     return None
 
 
-def read_meta_vocab(path: Path) -> int | None:
-    """`vocab_size` from a nanoGPT meta.pkl, read by an unpickler that accepts plain data only."""
-    try:
-        with path.open("rb") as file:
-            meta = _PlainDataUnpickler(file).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise ShapeError(f"{path}: not read: {exc}") from None
-    vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
-    if vocab is None:
-        return None
-    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab <= 0:
-        raise ShapeError(f"{path}: vocab_size must be a positive int, got {vocab!r}")
-    return vocab
-
-
 def read_checkpoint_model_args(path: Path) -> dict[str, Any]:
     """`model_args` of a torch.save'd nanoGPT checkpoint, without loading any tensor.
 
@@ -165,24 +151,6 @@ def read_checkpoint_model_args(path: Path) -> dict[str, Any]:
     return {k: args[k] for k in MODEL_ARGS}
 
 
-class _PlainDataUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, strings, numbers ... and refuses anything that names a global."""
-
-    _ALLOWED: dict[tuple[str, str], Any] = {  # noqa: RUF012
-        ("builtins", "set"): set,
-        ("builtins", "frozenset"): frozenset,
-        ("collections", "OrderedDict"): OrderedDict,
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refused {module}.{name}: only plain data is accepted (a pickle can run code)"
-            ) from None
-
-
 class _Placeholder:
     """Stands in for a torch object (tensor, storage type, dtype) in a checkpoint's pickle."""
 
@@ -193,7 +161,7 @@ class _Placeholder:
         pass
 
 
-class _CheckpointUnpickler(_PlainDataUnpickler):
+class _CheckpointUnpickler(PlainDataUnpickler):
     def find_class(self, module: str, name: str) -> Any:
         if module == "torch" or module.startswith("torch."):
             return _Placeholder
@@ -207,14 +175,10 @@ def _scratch(
     cfg: ConfigValues, root: Path, block_size: int, dropout: float
 ) -> tuple[ModelShape, str, str]:
     dataset = _get(cfg, "dataset", str)
-    meta = Path("data", dataset, "meta.pkl")
-    vocab = read_meta_vocab(root / meta) if (root / meta).is_file() else None
-    if vocab is not None:
-        vocab_from = f"from {meta}"
-    elif dataset in KNOWN_META_VOCAB:
-        vocab, vocab_from = KNOWN_META_VOCAB[dataset], f"{meta} as nanoGPT's prepare.py writes it"
-    else:
-        vocab, vocab_from = FALLBACK_VOCAB, f"no {meta}: nanoGPT's default"
+    try:
+        vocab, vocab_from = dataset_vocab(Path(cfg.path), dataset, cwd=root, strict=True)
+    except MetaError as exc:
+        raise ShapeError(str(exc)) from None
     n_head = _positive(cfg, "n_head")
     n_embd = _positive(cfg, "n_embd")
     if n_embd % n_head:

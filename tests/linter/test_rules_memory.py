@@ -81,7 +81,8 @@ def test_meta_pkl_with_objects_is_not_unpickled(tmp_path):
     meta = tmp_path / "data" / "evil" / "meta.pkl"
     meta.parent.mkdir(parents=True)
     meta.write_bytes(pickle.dumps({"vocab_size": 96, "x": pytest.approx}))
-    assert _gpt501(_write(tmp_path, CHAR.replace("shakespeare_char", "evil")))  # 50304 assumed
+    (found,) = _gpt501(_write(tmp_path, CHAR.replace("shakespeare_char", "evil")))
+    assert "vocab_size 50304 (data/evil/meta.pkl unusable (not read: refused" in found.message
 
 
 def test_pretrained_and_resumed_runs(tmp_path):

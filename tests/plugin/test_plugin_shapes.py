@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from gptlint.gpus import get_profile
+from gptlint.metadata import read_meta_vocab
 from gptlint.resolve import load_config
 from pytest_gptcfg.memory import ModelShape
 from pytest_gptcfg.shapes import (
     ShapeError,
     project_root,
     read_checkpoint_model_args,
-    read_meta_vocab,
     rebatch,
     train_step,
 )
