@@ -158,10 +158,20 @@ def _collect(
         bindings.append(Binding(_target_names(node.target), statement, index, "for loop"))
         for child in node.children:
             _collect(child, statement, index, True, assignments, bindings)
+    elif isinstance(node, cst.With):
+        for item in node.items:
+            if item.asname is not None:
+                names = _target_names(item.asname.name)
+                bindings.append(Binding(names, statement, index, "with ... as"))
+        for child in node.children:
+            _collect(child, statement, index, True, assignments, bindings)
     elif isinstance(node, cst.BaseCompoundStatement):
         for child in node.children:
             _collect(child, statement, index, True, assignments, bindings)
     elif isinstance(node, cst.BaseSuite | cst.Else | cst.ExceptHandler | cst.Finally):
+        if isinstance(node, cst.ExceptHandler) and node.name is not None:
+            names = _target_names(node.name.name)
+            bindings.append(Binding(names, statement, index, "except ... as"))
         for child in node.children:
             _collect(child, statement, index, conditional, assignments, bindings)
     elif isinstance(node, cst.BaseSmallStatement):  # `if x: key = value` on one line
@@ -208,6 +218,9 @@ def _collect_small(
             bindings.append(Binding(None, statement, index, "star import"))
         else:
             bindings.append(Binding(_import_names(small.names), statement, index, "import"))
+    elif isinstance(small, cst.Del):
+        names = _target_names(small.target)
+        bindings.append(Binding(names, statement, index, "del"))
     elif isinstance(small, cst.Import):
         bindings.append(Binding(_import_names(small.names), statement, index, "import"))
     elif isinstance(small, cst.Expr) and _is_exec_call(small.value):
@@ -230,7 +243,7 @@ def _import_names(aliases: list[cst.ImportAlias] | tuple[cst.ImportAlias, ...]) 
 
 
 def _target_names(target: cst.BaseExpression) -> frozenset[str]:
-    """The names a `for` target binds (`for a, (b, *c) in ...`)."""
+    """The names a target binds (`for a, (b, *c) in ...`, `with ... as a`, `del a, b`)."""
     if isinstance(target, cst.Name):
         return frozenset({target.value})
     if isinstance(target, cst.Tuple | cst.List):

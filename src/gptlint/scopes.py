@@ -48,8 +48,13 @@ class ConfigScope:
         assignment = resolved.assignment if resolved else None
         if assignment is not None and _replaceable(assignment):
             return (Edit(assignment.value, lambda _old: literal(value)),)
-        anchor = assignment.statement if assignment is not None else self._anchor()
         line = _assign_line(key, value)
+        anchor = assignment.statement if assignment is not None else self._anchor()
+        if anchor is None:  # a file with no statements: the assignment becomes its first line
+            module = self.config.file.module
+            return (
+                Edit(module, lambda old: old.with_changes(body=(line,), has_trailing_newline=True)),
+            )
         return (Edit(anchor, lambda old: cst.FlattenSentinel([old, line])),)
 
     def set_values(self, values: dict[str, Any]) -> tuple[Edit, ...]:
@@ -67,15 +72,17 @@ class ConfigScope:
             edits.append(Edit(anchor, lambda old, lines=lines: cst.FlattenSentinel([old, *lines])))
         return tuple(edits)
 
-    def _anchor(self) -> cst.BaseStatement:
+    def _anchor(self) -> cst.BaseStatement | None:
         """Where a new shape assignment goes: after the last top-level shape assignment,
-        else after the last top-level assignment, else at the end of the file."""
+        else after the last top-level assignment, else at the end of the file (None: the file
+        has no statements)."""
         plain = [a for a in self.config.file.assignments if not a.conditional]
         shape = [a for a in plain if a.key in SHAPE_KEYS]
         chosen = shape or plain
         if chosen:
             return chosen[-1].statement
-        return self.config.file.module.body[-1]
+        body = self.config.file.module.body
+        return body[-1] if body else None
 
 
 def _assign_line(key: str, value: Any) -> cst.SimpleStatementLine:

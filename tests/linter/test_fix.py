@@ -197,3 +197,23 @@ def test_unsafe_fixes_apply_only_with_the_flag(project, rule, example):
     assert path.read_text() == example.code
     main([*options, "--fix", "--unsafe-fixes", str(path)])
     assert path.read_text() == example.expected_fix
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(b"", b"n_head = 5\n", id="empty"),
+        pytest.param(b"# only a comment\n", b"# only a comment\nn_head = 5\n", id="comment-only"),
+    ],
+)
+def test_a_fork_default_is_fixed_by_adding_the_first_line_of_a_statementless_file(
+    project, before, after
+):
+    (project / "train.py").write_text(
+        "n_layer = 12\nn_head = 12\nn_embd = 1000\nexec(open('configurator.py').read())\n"
+    )
+    path = project / "config" / "run.py"
+    path.parent.mkdir()
+    path.write_bytes(before)
+    assert fix(path) == 0
+    assert path.read_bytes() == after

@@ -113,6 +113,9 @@ def test_later_assignments_win_and_origins_name_the_line(project):
         pytest.param("globals()['n_head'] = 5\n", id="globals"),
         pytest.param("globals().update(n_head=5)\n", id="globals-update"),
         pytest.param("for i, (a, n_head) in enumerate([(1, 2)]):\n    pass\n", id="for-tuple"),
+        pytest.param("with open('h') as n_head:\n    pass\n", id="with-as"),
+        pytest.param("try:\n    pass\nexcept Exception as n_head:\n    pass\n", id="except-as"),
+        pytest.param("n_head = 7\ndel n_head\n", id="del"),
     ],
 )
 def test_values_that_need_running_code_are_unknown_never_guessed(project, text):
