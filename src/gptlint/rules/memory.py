@@ -30,13 +30,15 @@ _MEMORY_KEYS = (
 )  # fmt: skip
 
 
-def _model_known(model: Model | None) -> bool:
+def _model_known(model: Model | None, buildable: bool = True) -> bool:
+    """Whether the model's shape is known; `buildable` also asks that nanoGPT can build it
+    (n_embd divisible by n_head), which the parameter count alone does not need."""
     return (
         model is not None
         and all(plausible_int(v) for v in (model.n_layer, model.n_head, model.n_embd))
         and plausible_int(model.vocab_size)
         and isinstance(model.bias, bool)
-        and model.n_embd % model.n_head == 0
+        and (not buildable or model.n_embd % model.n_head == 0)
     )
 
 
@@ -286,6 +288,12 @@ class ParameterClaimMismatch(Rule):
             unsafe_fixes=True,
         ),
         Invalid(
+            "# ~125M parameters\nn_layer = 12\nn_head = 12\nn_embd = 512\n",
+            "# ~64M parameters\nn_layer = 12\nn_head = 12\nn_embd = 512\n",
+            message="has 63.52M",
+            unsafe_fixes=True,
+        ),
+        Invalid(
             '"""A 1.5B-parameter model."""\ninit_from = \'gpt2-medium\'\n',
             '"""A 354M-parameter model."""\ninit_from = \'gpt2-medium\'\n',
             message="gpt2-medium's model",
@@ -298,7 +306,7 @@ class ParameterClaimMismatch(Rule):
             return  # no claim anywhere in the file: skip walking the tree for comments
         nodes = ctx.comment_nodes
         model = ctx.model
-        if not nodes or not _model_known(model):
+        if not nodes or not _model_known(model, buildable=False):
             return
         positions = ctx.config.get("block_size")
         count = count_params(model.n_layer, model.n_embd, model.vocab_size, 0, model.bias)
