@@ -91,13 +91,11 @@ def device_profile(index: int = 0) -> GpuProfile:
     )
 
 
-def analytical(spec: StepSpec, profile: GpuProfile) -> int | None:
-    """gptlint's analytical estimate of the tensors at the peak (bytes), when gptlint has one.
+def analytical(spec: StepSpec, profile: GpuProfile) -> int:
+    """gptlint's analytical estimate of the tensors at the peak (bytes).
 
     Its allocator-overhead and CUDA-context terms are left out, to compare with peak allocated.
     """
-    if not (hasattr(estimate, "estimate_memory") and hasattr(estimate, "Run")):
-        return None
     s = spec.shape
     run = estimate.Run(
         n_layer=s.n_layer,
