@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from gptlint.cli import EXIT_CLEAN, EXIT_ERROR, EXIT_FOUND
 from gptlint.diagnostics import Diagnostic
 from gptlint.discover import Target, excluded, walk
 from gptlint.fix import fix_source, write_atomically
@@ -19,7 +20,6 @@ from gptlint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.schema import SchemaError
 from gptlint.settings import Settings, SettingsError, convert, load_settings
 
-EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 _CLI_SETTINGS = (
     "select",
     "ignore",
