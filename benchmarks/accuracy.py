@@ -14,14 +14,20 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from gptlint import estimate
 from gptlint.gpus import MIB, GpuProfile, get_profile
-from pytest_gptcfg.memory import MemoryResult, ModelShape, StepSpec, check_memory
+from pytest_gptcfg.memory import (
+    MemoryResult,
+    ModelShape,
+    StepSpec,
+    analytical_estimate,
+    check_memory,
+    import_torch,
+)
+
+torch = import_torch()
 
 GIB = 1024**3
 
@@ -91,28 +97,6 @@ def device_profile(index: int = 0) -> GpuProfile:
     )
 
 
-def analytical(spec: StepSpec, profile: GpuProfile) -> int:
-    """gptlint's analytical estimate of the tensors at the peak (bytes).
-
-    Its allocator-overhead and CUDA-context terms are left out, to compare with peak allocated.
-    """
-    s = spec.shape
-    run = estimate.Run(
-        n_layer=s.n_layer,
-        n_head=s.n_head,
-        n_embd=s.n_embd,
-        vocab_size=s.vocab_size,
-        bias=s.bias,
-        dropout=s.dropout,
-        batch_size=spec.batch_size,
-        block_size=spec.block_size,
-        dtype=spec.dtype,
-        positions=s.block_size,
-    )
-    terms = estimate.estimate_memory(run, profile).terms
-    return sum(v for k, v in terms.items() if k not in ("allocator_overhead", "cuda_context"))
-
-
 def _gib(value: int | None) -> str:
     return "-" if value is None else f"{value / GIB:.2f}"
 
@@ -172,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{'OOM' if measured and measured.oom else _gib(meas_alloc):>10} {_gib(meas_resv):>9} "
             f"{_error(simulated.peak_allocated_bytes, meas_alloc):>9} "
             f"{_error(simulated.peak_reserved_bytes, meas_resv):>8} "
-            f"{_gib(analytical(spec, profile)):>8} {seconds:6.2f}"
+            f"{_gib(analytical_estimate(spec, profile)):>8} {seconds:6.2f}"
         )
         rows.append(
             {
                 "config": case.label,
-                "spec": {k: v for k, v in asdict(case).items() if k != "label"},
+                "spec": spec.to_record(),
                 "measured": _measured(measured),
                 "measure_error": error,
                 "simulated": _measured(simulated),
@@ -194,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {
             "gpu": torch.cuda.get_device_name(0),
             "compute_capability": list(torch.cuda.get_device_capability(0)),
+            "bf16": torch.cuda.is_bf16_supported(),
             "torch_version": torch.__version__,
             "cuda_version": torch.version.cuda,
             "context_bytes": max(

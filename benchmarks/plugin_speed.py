@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 from gptlint.gpus import get_profile
-from pytest_gptcfg.memory import ModelShape, StepSpec, check_memory
+from pytest_gptcfg.memory import ModelShape, StepSpec, check_memory, import_torch
+
+torch = import_torch()
 
 GIB = 1024**3
 

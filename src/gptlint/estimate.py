@@ -249,6 +249,12 @@ class MemoryEstimate:
     def total(self) -> int:
         return sum(self.terms.values())
 
+    @property
+    def tensors(self) -> int:
+        """The tensors live at the peak, without allocator overhead and CUDA context: what
+        `torch.cuda.max_memory_allocated` measures."""
+        return self.total - self.terms["allocator_overhead"] - self.terms["cuda_context"]
+
     def breakdown(self) -> str:
         """`parameters 0.29 + gradients 0.29 + ... GiB`."""
         parts = [f"{TERM_LABELS[k]} {v / 1024**3:.2f}" for k, v in self.terms.items() if v]

@@ -58,6 +58,16 @@ class StepSpec:
     grad_clip: float = 1.0
     model_factory: Callable[[ModelShape], torch.nn.Module] | None = None
 
+    def to_record(self) -> dict:
+        """Plain data for a JSON record (a custom `model_factory` is not recorded)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "model_factory"}
+
+    @classmethod
+    def from_record(cls, record: dict) -> StepSpec:
+        """The spec `to_record` wrote."""
+        fields = dict(record)
+        return cls(shape=ModelShape(**fields.pop("shape")), **fields)
+
 
 @dataclass
 class MemoryResult:
@@ -158,6 +168,27 @@ def _keep_artifacts(result: MemoryResult, snapshot: Path) -> None:
         f"memory snapshot: {snapshot} (open it at https://pytorch.org/memory_viz);"
         f" breakdown chart: {chart}"
     )
+
+
+def analytical_estimate(spec: StepSpec, profile: GpuProfile) -> int:
+    """gptlint's analytical estimate (no torch) of the tensors live at the peak of `spec`'s
+    step, in bytes, to set beside a measured or simulated peak allocated."""
+    from gptlint.estimate import Run, estimate_memory
+
+    s = spec.shape
+    run = Run(
+        n_layer=s.n_layer,
+        n_head=s.n_head,
+        n_embd=s.n_embd,
+        vocab_size=s.vocab_size,
+        bias=s.bias,
+        dropout=s.dropout,
+        batch_size=spec.batch_size,
+        block_size=spec.block_size,
+        dtype=spec.dtype,
+        positions=s.block_size,
+    )
+    return estimate_memory(run, profile).tensors
 
 
 def find_max_batch_size(
