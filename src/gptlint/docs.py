@@ -108,7 +108,7 @@ def _estimate_appendix() -> list[str]:
         estimate.activation_bytes,
         estimate.loss_bytes,
         estimate.weight_copy_bytes,
-        estimate.attention_kernel,
+        estimate.sdpa_kernel,
         estimate.math_attention_bytes,
     ]
     lines = ["## How GPT501 estimates memory", ""]

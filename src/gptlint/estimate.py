@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from gptlint.gpus import MIB, GpuProfile
 
-FLASH, EFFICIENT, MATH = "flash", "mem-efficient", "math"
+FLASH, EFFICIENT, MATH = "flash", "efficient", "math"
 KERNEL_LABELS = {
     FLASH: "flash attention",
     EFFICIENT: "memory-efficient attention",
@@ -133,26 +133,37 @@ class Run:
         )
 
 
-def attention_kernel(gpu: GpuProfile, half: bool, head_dim: int, dropout: float) -> str:
-    """The kernel `F.scaled_dot_product_attention` picks for training on `gpu`.
+def sdpa_kernel(
+    compute_capability: tuple[int, int], half: bool, head_dim: int, dropout: float
+) -> str:
+    """The kernel `F.scaled_dot_product_attention` picks for training on a GPU of
+    `compute_capability`; `half` for 16-bit inputs. The one rule the linter's estimate and the
+    plugin's simulation share.
 
-    PyTorch's `select_sdp_backend` tries flash, then memory-efficient, then math:
+    PyTorch's `select_sdp_backend` (`aten/src/ATen/native/transformers/cuda/sdp_utils.cpp`)
+    tries flash, then memory-efficient, then math:
 
     * flash: sm80 or newer, 16-bit inputs, head_dim <= 256 (since PyTorch 2.1 a head_dim that
       is not a multiple of 8 is padded up to one first); on consumer sm86/sm89 cards its
       backward does not support head_dim in (192, 224], nor head_dim > 224 with dropout.
-    * memory-efficient: head_dim a multiple of 8 for 16-bit inputs (4 for fp32).
+    * memory-efficient: sm50 or newer, head_dim a multiple of the GEMM alignment (8 for 16-bit
+      inputs, 4 for fp32).
     * math: anything else.
     """
-    consumer = gpu.compute_capability in ((8, 6), (8, 9), (12, 0), (12, 1))
+    consumer = compute_capability in ((8, 6), (8, 9), (12, 0), (12, 1))
     flash_head = head_dim <= 256 and not (
         consumer and (192 < head_dim <= 224 or (head_dim > 224 and dropout > 0))
     )
-    if gpu.flash_attention and half and flash_head:
+    if compute_capability >= (8, 0) and half and flash_head:
         return FLASH
-    if head_dim % (8 if half else 4) == 0:
+    if compute_capability >= (5, 0) and head_dim % (8 if half else 4) == 0:
         return EFFICIENT
     return MATH
+
+
+def attention_kernel(gpu: GpuProfile, half: bool, head_dim: int, dropout: float) -> str:
+    """The kernel SDPA runs for training on `gpu` (see `sdpa_kernel`)."""
+    return sdpa_kernel(gpu.compute_capability, half, head_dim, dropout)
 
 
 def attention_scores(run: Run) -> int:

@@ -26,24 +26,16 @@ import math
 import torch
 from torch.nn import functional as F
 
-FLASH, EFFICIENT, MATH = "flash", "efficient", "math"
+from gptlint.estimate import sdpa_kernel
 
 
 def attention_kernel(
     compute_capability: tuple[int, int], dtype: torch.dtype, head_dim: int, dropout: float
 ) -> str:
-    """The SDPA backend a GPU of `compute_capability` runs for training inputs of `dtype`."""
+    """The SDPA backend a GPU of `compute_capability` runs for training inputs of `dtype`
+    (gptlint's `sdpa_kernel`, so the linter's estimate and the simulation agree)."""
     half = dtype in (torch.float16, torch.bfloat16)
-    consumer = compute_capability in ((8, 6), (8, 9), (12, 0), (12, 1))
-    flash_head_ok = head_dim <= 256 and not (
-        consumer and (192 < head_dim <= 224 or (head_dim > 224 and dropout > 0.0))
-    )
-    if compute_capability >= (8, 0) and half and flash_head_ok:
-        return FLASH
-    alignment = 8 if half else 4
-    if compute_capability >= (5, 0) and head_dim % alignment == 0:
-        return EFFICIENT
-    return MATH
+    return sdpa_kernel(compute_capability, half, head_dim, dropout)
 
 
 def _round_up(n: int, multiple: int) -> int:

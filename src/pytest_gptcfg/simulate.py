@@ -43,6 +43,7 @@ import torch
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from gptlint.estimate import EFFICIENT, FLASH, MATH
 from gptlint.gpus import MIB, GpuProfile
 from pytest_gptcfg import kernels
 from pytest_gptcfg.allocator import CachingAllocator
@@ -150,14 +151,14 @@ class CudaBehaviour(TorchFunctionMode):
         a = dict(zip(_SDPA_PARAMS, args, strict=False))
         a.update(kwargs)
         if a.get("enable_gqa") or a.get("attn_mask") is not None:
-            self.attention_kernels.add(kernels.MATH)
+            self.attention_kernels.add(MATH)
             return func(*args, **kwargs)
         q, k, v = a["query"], a["key"], a["value"]
         dropout_p = a.get("dropout_p", 0.0)
         is_causal, scale = a.get("is_causal", False), a.get("scale")
         kernel = kernels.attention_kernel(self.compute_capability, q.dtype, q.size(-1), dropout_p)
         self.attention_kernels.add(kernel)
-        if kernel == kernels.MATH:
+        if kernel == MATH:
             return kernels.math_attention(q, k, v, is_causal, dropout_p, scale)
         return kernels.fused_attention(q, k, v, is_causal, scale)
 
@@ -250,7 +251,7 @@ def _result(
     breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
     breakdown["context"] = context
     kernel = _kernel_name(behaviour.attention_kernels)
-    if kernel == kernels.MATH:
+    if kernel == MATH:
         head_dim = spec.shape.n_embd // spec.shape.n_head
         notes.append(
             f"attention falls back to the math kernel on {profile.label} (head_dim {head_dim}): "
@@ -276,7 +277,7 @@ def _result(
 
 
 def _kernel_name(used: set[str]) -> str:
-    for kernel in (kernels.MATH, kernels.EFFICIENT, kernels.FLASH):
+    for kernel in (MATH, EFFICIENT, FLASH):
         if kernel in used:
             return kernel
-    return kernels.FLASH
+    return FLASH

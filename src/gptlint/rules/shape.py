@@ -9,15 +9,12 @@ from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
 from gptlint.estimate import count_params, format_params
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.rules.common import positive_int
 from gptlint.scopes import CallScope, ConfigScope
 
 MAX_WIDTH = 1 << 20
 """Widths and head counts above this are not models anyone trains; rules that search divisors
 skip them rather than loop for ever (`n_embd = 10 ** 30`)."""
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,7 @@ class EmbdNotDivisibleByHeads(Rule):
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         for scope in ctx.shape_scopes:
             n_embd, n_head = scope.value("n_embd"), scope.value("n_head")
-            if not (_positive_int(n_embd) and _positive_int(n_head)) or n_embd % n_head == 0:
+            if not (positive_int(n_embd) and positive_int(n_head)) or n_embd % n_head == 0:
                 continue
             if n_embd > MAX_WIDTH:
                 continue
@@ -164,8 +161,8 @@ def _comma(text: str) -> str:
 def _param_counter(scope: ConfigScope | CallScope):
     n_layer, vocab = scope.value("n_layer"), scope.value("vocab_size")
     block, bias = scope.value("block_size"), scope.value("bias")
-    known = _positive_int(n_layer) and _positive_int(vocab) and isinstance(bias, bool)
-    block = block if _positive_int(block) else 0
+    known = positive_int(n_layer) and positive_int(vocab) and isinstance(bias, bool)
+    block = block if positive_int(block) else 0
 
     def params(choice: HeadChoice) -> str:
         if not known:
