@@ -314,3 +314,16 @@ def largest_batch(run: Run, gpu: GpuProfile, budget: int, limit: int = 4096) -> 
         else:
             high = middle - 1
     return low
+
+
+def rebatch(
+    batch_size: int, accumulation: int, max_batch: int, world_size: int = 1
+) -> tuple[int, int] | None:
+    """The largest batch_size <= `max_batch` and the gradient_accumulation_steps that keep the
+    sequences per iteration (`batch_size * accumulation`) exactly, with the accumulation
+    divisible by `world_size` (train.py asserts it under DDP); None if there is none."""
+    sequences = batch_size * accumulation
+    for batch in range(min(max_batch, sequences), 0, -1):
+        if sequences % batch == 0 and (sequences // batch) % world_size == 0:
+            return batch, sequences // batch
+    return None

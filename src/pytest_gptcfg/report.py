@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from gptlint import __version__
-from gptlint.estimate import count_params, format_params
+from gptlint.estimate import count_params, format_params, rebatch
 from gptlint.gpus import GIB, GpuProfile
 from pytest_gptcfg.memory import MemoryResult
-from pytest_gptcfg.shapes import TrainStep, rebatch
+from pytest_gptcfg.shapes import TrainStep
 
 MEMORY_KEY = "gptcfg_memory"
 LINT_KEY = "gptcfg_lint"

@@ -116,18 +116,6 @@ def train_step(
     return TrainStep(spec, model_from, vocab_from, gas, world_size)
 
 
-def rebatch(
-    batch_size: int, gas: int, max_batch: int, world_size: int = 1
-) -> tuple[int, int] | None:
-    """The largest batch ≤ `max_batch` and its gradient_accumulation_steps that keep the
-    tokens per iteration (`batch_size * gas`) exactly, with gas divisible by `world_size`."""
-    sequences = batch_size * gas
-    for batch in range(min(max_batch, sequences), 0, -1):
-        if sequences % batch == 0 and (sequences // batch) % world_size == 0:
-            return batch, sequences // batch
-    return None
-
-
 def read_checkpoint_model_args(path: Path) -> dict[str, Any]:
     """`model_args` of a torch.save'd nanoGPT checkpoint, without loading any tensor.
 

@@ -17,6 +17,7 @@ from gptlint.estimate import (
     largest_batch,
     loss_bytes,
     math_attention_bytes,
+    rebatch,
 )
 from gptlint.gpus import GIB, get_profile
 
@@ -107,3 +108,18 @@ def test_breakdown_names_every_term():
     for label in ("parameters", "gradients", "AdamW state", "activations", "logits and loss"):
         assert label in text
     assert text.endswith(" GiB")
+
+
+@pytest.mark.parametrize(
+    ("batch", "gas", "max_batch", "world", "expected"),
+    [
+        (16, 32, 10, 1, (8, 64)),
+        (12, 40, 7, 1, (6, 80)),
+        (12, 40, 11, 8, (10, 48)),
+        (16, 32, 64, 1, (64, 8)),
+        (3, 1, 2, 1, (1, 3)),
+        (3, 1, 2, 2, None),
+    ],
+)
+def test_rebatch_keeps_tokens_per_iteration(batch, gas, max_batch, world, expected):
+    assert rebatch(batch, gas, max_batch, world) == expected

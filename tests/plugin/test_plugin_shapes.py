@@ -17,7 +17,6 @@ from pytest_gptcfg.shapes import (
     ShapeError,
     project_root,
     read_checkpoint_model_args,
-    rebatch,
     train_step,
 )
 
@@ -209,21 +208,6 @@ def test_world_size_divides_accumulation_per_process_but_not_tokens_per_iter(tmp
 def test_configs_nanogpt_would_reject_are_explained(tmp_path, text, message):
     with pytest.raises(ShapeError, match=message):
         step_for(tmp_path, text)
-
-
-@pytest.mark.parametrize(
-    ("batch", "gas", "max_batch", "world", "expected"),
-    [
-        (16, 32, 10, 1, (8, 64)),
-        (12, 40, 7, 1, (6, 80)),
-        (12, 40, 11, 8, (10, 48)),
-        (16, 32, 64, 1, (64, 8)),
-        (3, 1, 2, 1, (1, 3)),
-        (3, 1, 2, 2, None),
-    ],
-)
-def test_rebatch_keeps_tokens_per_iteration(batch, gas, max_batch, world, expected):
-    assert rebatch(batch, gas, max_batch, world) == expected
 
 
 def test_project_root_is_the_folder_above_config_else_the_working_directory(tmp_path):

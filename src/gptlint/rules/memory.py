@@ -18,6 +18,7 @@ from gptlint.estimate import (
     format_gib,
     format_params,
     largest_batch,
+    rebatch,
 )
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import is_number, plausible_int, positive_int, target
@@ -67,16 +68,6 @@ def training_run(ctx: LintContext) -> Run | None:
         dtype,
         positions,
     )
-
-
-def _rebatch(batch: int, accum: int, fits: int, world: int) -> tuple[int, int] | None:
-    """The largest batch_size <= `fits` whose gradient_accumulation_steps keeps batch x accum
-    (and stays divisible by the world size)."""
-    total = batch * accum
-    for candidate in range(min(fits, total), 0, -1):
-        if total % candidate == 0 and (total // candidate) % world == 0:
-            return candidate, total // candidate
-    return None
 
 
 class PeakMemoryAboveBudget(Rule):
@@ -173,7 +164,7 @@ class PeakMemoryAboveBudget(Rule):
         accum = ctx.config.get("gradient_accumulation_steps")
         if not positive_int(accum):
             return None, advice
-        choice = _rebatch(run.batch_size, accum, fits, ctx.world_size.size)
+        choice = rebatch(run.batch_size, accum, fits, ctx.world_size.size)
         if choice is None:
             return None, advice
         batch, new_accum = choice
