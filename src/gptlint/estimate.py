@@ -16,6 +16,7 @@ least certain term (see ALLOCATOR_OVERHEAD); CUDA measurements should calibrate 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gptlint.gpus import MIB, GpuProfile
@@ -304,16 +305,33 @@ def estimate_memory(run: Run, gpu: GpuProfile) -> MemoryEstimate:
     return MemoryEstimate(run, kernel, terms)
 
 
+def largest_fitting(fits: Callable[[int], bool], limit: int = 4096) -> int:
+    """The largest batch_size in 1..`limit` for which `fits` holds (0 if not even 1), for a
+    `fits` that holds up to some size and fails above it. Doubles, then bisects: few probes,
+    since a probe may run a whole simulated training step."""
+    if not fits(1):
+        return 0
+    good, bad = 1, 2
+    while bad <= limit and fits(bad):
+        good, bad = bad, bad * 2
+    bad = min(bad, limit + 1)
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if fits(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
+
+
 def largest_batch(run: Run, gpu: GpuProfile, budget: int, limit: int = 4096) -> int:
     """The largest batch_size whose estimate fits `budget` (0 if batch_size 1 does not)."""
-    low, high = 0, limit
-    while low < high:
-        middle = (low + high + 1) // 2
-        if estimate_memory(dataclasses.replace(run, batch_size=middle), gpu).total <= budget:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    return largest_fitting(
+        lambda batch: (
+            estimate_memory(dataclasses.replace(run, batch_size=batch), gpu).total <= budget
+        ),
+        limit,
+    )
 
 
 def rebatch(

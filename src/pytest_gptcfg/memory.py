@@ -198,26 +198,12 @@ def find_max_batch_size(
     mode: str = "simulate",
     limit: int = 4096,
 ) -> int:
-    """The largest `batch_size` whose step fits the budget (0 if batch 1 does not).
-
-    Doubles the batch until a check fails, then bisects; each probe runs a full check.
-    """
+    """The largest `batch_size` whose step fits the budget (0 if batch 1 does not); each
+    probe runs a full check (gptlint's `largest_fitting` search)."""
+    from gptlint.estimate import largest_fitting
 
     def fits(batch: int) -> bool:
         probe = dataclasses.replace(spec, batch_size=batch)
         return check_memory(probe, profile, budget_bytes, mode=mode).fits
 
-    if not fits(1):
-        return 0
-    good, bad = 1, 2
-    while bad <= limit and fits(bad):
-        good, bad = bad, bad * 2
-    if bad > limit:
-        return good
-    while bad - good > 1:
-        mid = (good + bad) // 2
-        if fits(mid):
-            good = mid
-        else:
-            bad = mid
-    return good
+    return largest_fitting(fits, limit)
