@@ -114,11 +114,6 @@ class ConfigFile:
         """Every assignment of `key`, in file order."""
         return [a for a in self.assignments if a.key == key]
 
-    @property
-    def looks_like_config(self) -> bool:
-        """Whether the file assigns anything at top level or defines a model shape."""
-        return bool(self.assignments or self.shape_calls)
-
 
 def parse_config(source: Source) -> ConfigFile:
     """Parse `source` with libcst and collect what it assigns; SourceError if it isn't Python."""
