@@ -12,9 +12,6 @@ from gptlint.positions import StatementPositions, statement_lines
 from gptlint.source import Source, SourceError, check_syntax
 
 SHAPE_KEYS = frozenset({"n_layer", "n_head", "n_embd"})
-MODEL_ARG_KEYS = frozenset(
-    {"n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout"}
-)
 
 
 @dataclass(frozen=True, eq=False)

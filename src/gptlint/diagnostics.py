@@ -7,9 +7,6 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-SEVERITIES = ("error", "warning", "info")
-
-
 Rewrite = Callable[[cst.CSTNode], "cst.CSTNode | cst.FlattenSentinel"]
 
 

@@ -19,12 +19,3 @@ def literal(value: Any) -> cst.BaseExpression:
     if isinstance(value, str):
         return cst.SimpleString(repr(value))
     raise TypeError(f"cannot write {value!r} as a literal")
-
-
-def same_quotes(value: str, like: cst.BaseExpression) -> cst.SimpleString:
-    """`value` as a string literal in the quote style of `like` (when that is a plain string)."""
-    if isinstance(like, cst.SimpleString) and not like.prefix and len(like.quote) == 1:
-        quote = like.quote
-        if quote not in value and "\\" not in value and "\n" not in value:
-            return cst.SimpleString(f"{quote}{value}{quote}")
-    return cst.SimpleString(repr(value))

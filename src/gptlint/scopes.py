@@ -34,10 +34,6 @@ class ConfigScope:
             return self.vocab_size  # nanoGPT ignores a config's vocab_size (meta.pkl or 50304)
         return self.config.get(key)
 
-    def is_default(self, key: str) -> bool:
-        resolved = self.config.resolved(key)
-        return resolved is not None and resolved.kind == "default"
-
     def node_for(self, key: str) -> cst.CSTNode | None:
         resolved = self.config.resolved(key)
         return resolved.assignment.target if resolved and resolved.assignment else None
@@ -148,9 +144,6 @@ class CallScope:
         if key in self._values:
             return self._values[key]
         return self.defaults.get(key, UNKNOWN) if self.kind == "GPTConfig" else UNKNOWN
-
-    def is_default(self, key: str) -> bool:
-        return key not in self._values
 
     def node_for(self, key: str) -> cst.CSTNode | None:
         return self.call.args[key][1] if key in self.call.args else None
