@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gptlint.gpus import MIB, GpuProfile, get_profile
+from gptlint.gpus import GpuProfile, get_profile
+from gptlint.units import MIB
 from pytest_gptcfg.memory import (
     MemoryResult,
     ModelShape,

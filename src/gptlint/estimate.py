@@ -19,7 +19,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gptlint.gpus import MIB, GpuProfile
+from gptlint.gpus import GpuProfile
+from gptlint.units import MIB
 
 FLASH, EFFICIENT, MATH = "flash", "efficient", "math"
 KERNEL_LABELS = {
@@ -77,20 +78,6 @@ def count_params(
     if not non_embedding:
         total += block_size * n_embd
     return total
-
-
-def format_params(count: int) -> str:
-    """`76.77M`, `1.56B`: how parameter counts are written in messages."""
-    if count >= 10**15:  # too large for a float: whole billions
-        return f"{count // 10**9}B"
-    if count >= 10**9:
-        return f"{count / 1e9:.2f}B"
-    return f"{count / 1e6:.2f}M"
-
-
-def format_gib(size: int) -> str:
-    """`12.37 GiB`."""
-    return f"{size / 1024**3:.2f} GiB"
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIB = 1024**2
-GIB = 1024**3
+from gptlint.units import MIB
 
 
 @dataclass(frozen=True)
@@ -54,35 +53,3 @@ def get_profile(name: str) -> GpuProfile:
     except KeyError:
         known = ", ".join(PROFILES)
         raise KeyError(f"unknown GPU profile {name!r} (known: {known})") from None
-
-
-def parse_memory(text: str) -> int:
-    """Bytes from a size such as `12GB`, `11.5GiB`, `10500MiB` or a plain byte count.
-
-    GB/MB are read as GiB/MiB, as nvidia-smi and PyTorch report memory.
-    """
-    units = {
-        "": 1,
-        "b": 1,
-        "k": 1024,
-        "kb": 1024,
-        "kib": 1024,
-        "m": MIB,
-        "mb": MIB,
-        "mib": MIB,
-        "g": GIB,
-        "gb": GIB,
-        "gib": GIB,
-    }
-    s = text.strip().lower().replace(" ", "").replace("_", "")
-    number = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = s[len(number) :]
-    if unit not in units or not number:
-        raise ValueError(f"cannot read memory size {text!r} (write e.g. 12GB, 10500MiB)")
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f"cannot read memory size {text!r} (write e.g. 12GB, 10500MiB)") from None
-    if value <= 0:
-        raise ValueError(f"memory size must be positive, got {text!r}")
-    return int(value * units[unit])

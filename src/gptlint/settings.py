@@ -9,7 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from gptlint.gpus import DEFAULT_GPU, PROFILES, parse_memory
+from gptlint.gpus import DEFAULT_GPU, PROFILES
+from gptlint.units import parse_memory
 
 if sys.version_info >= (3, 11):
     import tomllib

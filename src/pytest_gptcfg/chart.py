@@ -11,7 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from gptlint.gpus import GIB, MIB
+from gptlint.units import GIB, MIB
 from pytest_gptcfg.memory import BREAKDOWN_KEYS, MemoryResult
 
 SVG_NS = "http://www.w3.org/2000/svg"

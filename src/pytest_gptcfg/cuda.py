@@ -16,7 +16,8 @@ import subprocess
 
 import torch
 
-from gptlint.gpus import MIB, GpuProfile
+from gptlint.gpus import GpuProfile
+from gptlint.units import MIB
 from pytest_gptcfg import kernels
 from pytest_gptcfg.allocator import round_size
 from pytest_gptcfg.memory import MemoryResult, StepSpec, fits_budget

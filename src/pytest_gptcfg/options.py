@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.gpus import GIB, PROFILES, parse_memory
+from gptlint.gpus import PROFILES
+from gptlint.units import GIB, parse_memory
 
 MODES = ("auto", "cuda", "simulate")
 COMPILE_MODES = ("auto", "on", "off")

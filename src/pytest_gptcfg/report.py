@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from gptlint import __version__
-from gptlint.estimate import count_params, format_params, rebatch
-from gptlint.gpus import GIB, GpuProfile
+from gptlint.estimate import count_params, rebatch
+from gptlint.gpus import GpuProfile
+from gptlint.units import format_gib, format_params
 from pytest_gptcfg.memory import MemoryResult
 from pytest_gptcfg.shapes import TrainStep
 
@@ -31,10 +32,6 @@ BREAKDOWN_LABELS = {
 def mode_word(mode: str) -> str:
     """`measured` for a CUDA run, `simulated` for fake tensors."""
     return "measured" if mode == "cuda" else "simulated"
-
-
-def gib(n: int) -> str:
-    return f"{n / GIB:.2f} GiB"
 
 
 def memory_record(
@@ -115,9 +112,10 @@ def failure_text(
     )
     lines = [
         f"{path} does not fit {profile.label} ({how}; torch {result.torch_version})",
-        f"  peak {gib(total)} > budget {gib(result.budget_bytes)}: "
-        f"{gib(result.peak_reserved_bytes)} reserved "
-        f"({gib(result.peak_allocated_bytes)} allocated) + {gib(result.context_bytes)} CUDA context"
+        f"  peak {format_gib(total)} > budget {format_gib(result.budget_bytes)}: "
+        f"{format_gib(result.peak_reserved_bytes)} reserved "
+        f"({format_gib(result.peak_allocated_bytes)} allocated) + "
+        f"{format_gib(result.context_bytes)} CUDA context"
         + (" (the step ran out of memory)" if result.oom else ""),
         f"  model ({step.model_from}): n_layer {shape.n_layer}, n_head {shape.n_head}, n_embd "
         f"{shape.n_embd}, block_size {shape.block_size}, vocab_size {shape.vocab_size}"
@@ -132,10 +130,10 @@ def failure_text(
     width = max(len(label) for label in BREAKDOWN_LABELS)
     for key, label in BREAKDOWN_LABELS.items():
         if key in result.breakdown:
-            lines.append(f"    {label:<{width}}  {gib(result.breakdown[key]):>11}")
+            lines.append(f"    {label:<{width}}  {format_gib(result.breakdown[key]):>11}")
     if result.largest_tensors:
         lines.append("  largest tensors:")
-        lines += [f"    {gib(size):>11}  {name}" for name, size in result.largest_tensors[:5]]
+        lines += [f"    {format_gib(s):>11}  {name}" for name, s in result.largest_tensors[:5]]
     lines.append("  " + suggestion(step, max_batch))
     lines += [f"  note: {note}" for note in result.notes]
     return "\n".join(lines)
@@ -171,7 +169,8 @@ def verbose_status(report: pytest.TestReport) -> str | None:
     if report.when != "call" or not report.passed or not record or not record["fits"]:
         return None
     peak = record["peak_reserved_bytes"] + record["context_bytes"]
-    return f"PASSED ({record['mode']}: peak {gib(peak)} of {gib(record['budget_bytes'])})"
+    budget = format_gib(record["budget_bytes"])
+    return f"PASSED ({record['mode']}: peak {format_gib(peak)} of {budget})"
 
 
 class Results:
@@ -220,9 +219,7 @@ def table(records: list[dict[str, Any]]) -> list[str]:
     rows = [header]
     for r in sorted(records, key=lambda r: r["path"]):
         if r["error"] is not None:
-            rows.append(
-                (r["path"], r["gpu"], "-", "-", "-", "-", gib(r["budget_bytes"]), "error", "-")
-            )
+            rows.append((r["path"], r["gpu"], *"----", format_gib(r["budget_bytes"]), "error", "-"))
             continue
         peak = r["peak_reserved_bytes"] + r["context_bytes"]
         rows.append(
@@ -232,8 +229,8 @@ def table(records: list[dict[str, Any]]) -> list[str]:
                 r["mode"],
                 format_params(r["params"]),
                 f"{r['tokens_per_iter']:,}",
-                gib(peak),
-                gib(r["budget_bytes"]),
+                format_gib(peak),
+                format_gib(r["budget_bytes"]),
                 "yes" if r["fits"] else "NO",
                 "-" if r["max_batch_size"] is None else str(r["max_batch_size"]),
             )

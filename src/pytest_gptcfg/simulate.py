@@ -44,7 +44,8 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from gptlint.estimate import EFFICIENT, FLASH, MATH
-from gptlint.gpus import MIB, GpuProfile
+from gptlint.gpus import GpuProfile
+from gptlint.units import MIB
 from pytest_gptcfg import kernels
 from pytest_gptcfg.allocator import CachingAllocator
 from pytest_gptcfg.autocast_policy import CastCache, apply_policy, op_name

@@ -19,7 +19,8 @@ from gptlint.estimate import (
     math_attention_bytes,
     rebatch,
 )
-from gptlint.gpus import GIB, get_profile
+from gptlint.gpus import get_profile
+from gptlint.units import GIB
 
 RTX4070, T4, A100 = get_profile("rtx4070"), get_profile("t4"), get_profile("a100-80gb")
 SEED = Run(12, 12, 576, 50304, False, 0.0, 16, 1024)

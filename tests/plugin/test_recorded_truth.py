@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.gpus import MIB, GpuProfile
+from gptlint.gpus import GpuProfile
+from gptlint.units import MIB
 
 pytest.importorskip("torch")
 

@@ -6,13 +6,14 @@ from collections.abc import Iterator
 
 from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
-from gptlint.estimate import Run, format_gib, math_attention_bytes
+from gptlint.estimate import Run, math_attention_bytes
 from gptlint.gpus import GpuProfile
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import plausible_int, positive_int
 from gptlint.rules.shape import MAX_WIDTH, keep_width
 from gptlint.schema import KV_HEAD_KEYS
 from gptlint.scopes import CallScope, ConfigScope
+from gptlint.units import format_gib
 
 Scope = ConfigScope | CallScope
 

@@ -15,8 +15,6 @@ from gptlint.estimate import (
     Run,
     count_params,
     estimate_memory,
-    format_gib,
-    format_params,
     largest_batch,
     rebatch,
 )
@@ -24,6 +22,7 @@ from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import is_number, plausible_int, positive_int, target
 from gptlint.schema import DTYPE_VALUES, PRETRAINED
 from gptlint.scopes import ConfigScope
+from gptlint.units import format_gib, format_params
 
 _MEMORY_KEYS = (
     "batch_size", "block_size", "n_layer", "n_head", "n_embd", "init_from", "dtype", "dataset",

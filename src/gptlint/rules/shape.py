@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
-from gptlint.estimate import count_params, format_params
+from gptlint.estimate import count_params
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import positive_int
 from gptlint.scopes import CallScope, ConfigScope
+from gptlint.units import format_params
 
 MAX_WIDTH = 1 << 20
 """Widths and head counts above this are not models anyone trains; rules that search divisors

@@ -1,0 +1,62 @@
+"""The states the linter and the plugin pass around, as types rather than bare strings.
+
+Each is a `str` enum: it compares equal to, prints as and serialises to its value, so
+messages, JSON and SARIF keep the words users already see.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class _Word(str, Enum):
+    """An enum member that is also its word: `str(Severity.ERROR) == 'error'`."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+class Severity(_Word):
+    """How bad a finding is."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class FixSafety(_Word):
+    """Ruff's sense: an unsafe fix may change what the run does beyond the reported problem."""
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+
+
+class ValueKind(_Word):
+    """Where a config key's effective value comes from."""
+
+    DEFAULT = "default"  # the schema's default (nanoGPT's train.py, or a fork's)
+    FILE = "file"  # an assignment in the config file
+    UNKNOWN = "unknown"  # an import, exec or conditional block made it unknowable
+    OVERRIDE = "override"  # a `KEY=VALUE` override
+
+
+class AttentionKernel(_Word):
+    """The kernel `F.scaled_dot_product_attention` runs."""
+
+    FLASH = "flash"
+    EFFICIENT = "efficient"
+    MATH = "math"
+
+    @property
+    def label(self) -> str:
+        """`flash attention`, `memory-efficient attention`, `math attention`."""
+        return {"flash": "flash attention", "efficient": "memory-efficient attention"}.get(
+            self.value, "math attention"
+        )
+
+
+class MemoryMode(_Word):
+    """How a memory verdict was reached."""
+
+    MEASURED = "measured"  # on a CUDA device
+    SIMULATED = "simulated"  # on fake tensors, no GPU
