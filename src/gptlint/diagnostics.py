@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from gptlint.kinds import FixSafety, Severity
+
 Rewrite = Callable[[cst.CSTNode], "cst.CSTNode | cst.FlattenSentinel"]
 
 
@@ -21,12 +23,12 @@ class Edit:
 
 @dataclass(frozen=True, eq=False)
 class Fix:
-    """A rewrite that resolves a diagnostic. `safety` is 'safe' or 'unsafe' (Ruff's sense:
+    """A rewrite that resolves a diagnostic. `safety` is SAFE or UNSAFE (Ruff's sense:
     unsafe fixes may change what the run does beyond the reported problem)."""
 
     description: str
     edits: tuple[Edit, ...]
-    safety: str = "safe"
+    safety: FixSafety = FixSafety.SAFE
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Diagnostic:
     """One finding, located with 1-based line and column."""
 
     code: str
-    severity: str
+    severity: Severity
     path: str
     line: int
     col: int

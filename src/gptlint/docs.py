@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from gptlint.fix import fix_source
+from gptlint.kinds import FixSafety
 from gptlint.lint import lint_source
 from gptlint.rules import ALL_RULES
 from gptlint.rules.base import Invalid, Rule
@@ -145,7 +146,9 @@ def _attribute_doc(name: str) -> str:
 
 
 def _section(rule: type[Rule]) -> list[str]:
-    fix = {"safe": "safe fix", "unsafe": "unsafe fix", None: "no fix"}[rule.fix_safety]
+    fix = {FixSafety.SAFE: "safe fix", FixSafety.UNSAFE: "unsafe fix", None: "no fix"}[
+        rule.fix_safety
+    ]
     default = "" if rule.default_enabled else ", off by default"
     lines = [
         f"## {rule.code}",

@@ -11,6 +11,7 @@ from pathlib import Path
 from gptlint.configfile import ConfigFile, parse_config
 from gptlint.context import LintContext
 from gptlint.diagnostics import Diagnostic
+from gptlint.kinds import Severity
 from gptlint.resolve import resolve
 from gptlint.rules import RULES_BY_CODE, enabled_codes
 from gptlint.settings import Settings, schema_for
@@ -103,7 +104,7 @@ def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
 
 
 def _unreadable(path: str, exc: SourceError) -> Diagnostic:
-    return Diagnostic("GPT000", "error", path, exc.line, exc.col, exc.message)
+    return Diagnostic("GPT000", Severity.ERROR, path, exc.line, exc.col, exc.message)
 
 
 def _locate(file: ConfigFile, rule, violation) -> Diagnostic:

@@ -13,6 +13,7 @@ from gptlint.cli import EXIT_CLEAN, EXIT_ERROR, EXIT_FOUND
 from gptlint.diagnostics import Diagnostic
 from gptlint.discover import Target, excluded, walk
 from gptlint.fix import fix_source, write_atomically
+from gptlint.kinds import FixSafety, Severity
 from gptlint.lint import lint_bytes
 from gptlint.output import FORMATS
 from gptlint.output import text as text_output
@@ -142,7 +143,7 @@ def _process(current: _Run, target: Target) -> bool:
         report.diagnostics.append(
             Diagnostic(
                 "GPT000",
-                "error",
+                Severity.ERROR,
                 str(target.path),
                 1,
                 1,
@@ -266,9 +267,10 @@ def _explain(code: str) -> int:
     rule = RULES_BY_CODE.get(code.upper())
     if rule is None:
         return _fail(f"unknown rule code {code!r} (see gptlint --list-rules)")
-    fix = {"safe": "a safe fix (--fix)", "unsafe": "an unsafe fix (--fix --unsafe-fixes)"}.get(
-        rule.fix_safety or "", "no automatic fix"
-    )
+    fix = {
+        FixSafety.SAFE: "a safe fix (--fix)",
+        FixSafety.UNSAFE: "an unsafe fix (--fix --unsafe-fixes)",
+    }.get(rule.fix_safety, "no automatic fix")
     print(f"{rule.code} ({rule.name}): {rule.summary}\n")
     print(f"Severity: {rule.severity}. Has {fix}.\n")
     print(rule.explanation())

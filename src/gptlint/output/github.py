@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from gptlint.diagnostics import Diagnostic
+from gptlint.kinds import Severity
 
-_LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
+_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
 
 def render(diagnostics: list[Diagnostic]) -> str:

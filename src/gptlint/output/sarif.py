@@ -12,9 +12,10 @@ from urllib.parse import quote
 
 from gptlint import __version__
 from gptlint.diagnostics import Diagnostic
+from gptlint.kinds import Severity
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
 def render(diagnostics: list[Diagnostic]) -> str:

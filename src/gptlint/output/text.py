@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from gptlint.diagnostics import Diagnostic
+from gptlint.kinds import FixSafety
 
 
 def render(diagnostics: list[Diagnostic]) -> str:
@@ -14,7 +15,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
     for d in diagnostics:
         lines.append(str(d))
         if d.fix is not None:
-            flag = "--fix" if d.fix.safety == "safe" else "--fix --unsafe-fixes"
+            flag = "--fix" if d.fix.safety == FixSafety.SAFE else "--fix --unsafe-fixes"
             lines.append(f"  fix: {d.fix.description} (gptlint {flag})")
     return "".join(line + "\n" for line in lines)
 
@@ -27,8 +28,8 @@ def summary(diagnostics: list[Diagnostic], fixed: int = 0, unsafe_fixes: bool = 
     if not diagnostics:
         return " ".join([*parts, "All checks passed!"]) + "\n"
     n = len(diagnostics)
-    safe = sum(1 for d in diagnostics if d.fix is not None and d.fix.safety == "safe")
-    unsafe = sum(1 for d in diagnostics if d.fix is not None and d.fix.safety != "safe")
+    safe = sum(1 for d in diagnostics if d.fix is not None and d.fix.safety == FixSafety.SAFE)
+    unsafe = sum(1 for d in diagnostics if d.fix is not None and d.fix.safety != FixSafety.SAFE)
     hints = []
     if unsafe_fixes and safe + unsafe:
         hints.append(f"{safe + unsafe} fixable with `gptlint --fix --unsafe-fixes`")

@@ -8,6 +8,7 @@ from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
 from gptlint.estimate import Run, math_attention_bytes
 from gptlint.gpus import GpuProfile
+from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import plausible_int, positive_int
 from gptlint.rules.shape import MAX_WIDTH, keep_width
@@ -61,9 +62,9 @@ class HeadDimNotMultipleOf8(Rule):
 
     code = "GPT102"
     name = "head-dim-not-multiple-of-8"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "head_dim is not a multiple of 8: flash pads it, other fused kernels reject it"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (
         Valid("n_layer = 12\nn_head = 12\nn_embd = 576\n"),
         Valid("n_head = 12\nn_embd = 512\n"),
@@ -108,7 +109,7 @@ class HeadDimNotMultipleOf8(Rule):
             fix = None
             if choice is not None:
                 message += f"; use n_head={choice.n_head} (head_dim {choice.head_dim})"
-                fix = _head_fix(scope, choice.n_head, "unsafe")
+                fix = _head_fix(scope, choice.n_head, FixSafety.UNSAFE)
             else:
                 message += f"; n_embd={n_embd} is not a multiple of 8, so no n_head helps"
             yield Violation(scope.node_for("n_head") or scope.node_for("n_embd"), message, fix)
@@ -142,9 +143,9 @@ class HeadDimAbove256(Rule):
 
     code = "GPT103"
     name = "head-dim-above-256"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "head_dim (n_embd / n_head) is above 256: no flash attention"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (Valid("n_head = 4\nn_embd = 1024\n"), Valid("n_head = 3\nn_embd = 768\n"))
     INVALID = (
         Invalid(
@@ -186,7 +187,7 @@ class HeadDimAbove256(Rule):
             fix = None
             if choices:
                 message += f"; use n_head={choices[0]} (head_dim {n_embd // choices[0]})"
-                fix = _head_fix(scope, choices[0], "unsafe")
+                fix = _head_fix(scope, choices[0], FixSafety.UNSAFE)
             yield Violation(scope.node_for("n_head") or scope.node_for("n_embd"), message, fix)
 
 
@@ -203,9 +204,9 @@ class HeadsNotDivisibleByKvHeads(Rule):
 
     code = "GPT104"
     name = "heads-not-divisible-by-kv-heads"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "n_head is not divisible by the KV-head / query-group count"
-    fix_safety = "safe"
+    fix_safety = FixSafety.SAFE
     VALID = (
         Valid("n_head = 12\nn_kv_head = 4\n"),
         Valid("n_head = 32\nnum_key_value_heads = 8\n"),
@@ -240,7 +241,7 @@ class HeadsNotDivisibleByKvHeads(Rule):
                     f" serve the same number of query heads ({n_head}/{kv} = {n_head / kv:.2f});"
                     f" use {key}={best} ({n_head // best} query heads per KV head)"
                 )
-                fix = Fix(f"set {key} = {best}", scope.set_value(key, best), "safe")
+                fix = Fix(f"set {key} = {best}", scope.set_value(key, best), FixSafety.SAFE)
                 yield Violation(scope.node_for(key), message, fix)
 
 
@@ -257,9 +258,9 @@ class VocabNotMultipleOf64(Rule):
 
     code = "GPT105"
     name = "vocab-not-multiple-of-64"
-    severity = "info"
+    severity = Severity.INFO
     summary = "vocab_size is not a multiple of 64 (nanoGPT pads 50257 to 50304)"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (
         Valid("cfg = GPTConfig(vocab_size=50304)\n"),
         Valid("vocab_size = 50257  # ignored by nanoGPT's train.py\n"),
@@ -289,7 +290,11 @@ class VocabNotMultipleOf64(Rule):
                 f" vocab logits matmul run on ragged tiles; use {padded} (nanoGPT pads 50257 to"
                 f" 50304 the same way; the {padded - vocab} extra rows are never a target)"
             )
-            fix = Fix(f"set vocab_size = {padded}", scope.set_value("vocab_size", padded), "unsafe")
+            fix = Fix(
+                f"set vocab_size = {padded}",
+                scope.set_value("vocab_size", padded),
+                FixSafety.UNSAFE,
+            )
             yield Violation(node, message, fix)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import libcst as cst
 
 from gptlint.diagnostics import Fix
+from gptlint.kinds import FixSafety, Severity
 
 if TYPE_CHECKING:
     from gptlint.context import LintContext
@@ -51,9 +52,9 @@ class Rule:
 
     code: ClassVar[str]
     name: ClassVar[str]
-    severity: ClassVar[str]
+    severity: ClassVar[Severity]
     summary: ClassVar[str]
-    fix_safety: ClassVar[str | None] = None
+    fix_safety: ClassVar[FixSafety | None] = None
     default_enabled: ClassVar[bool] = True
     VALID: ClassVar[tuple[Valid, ...]] = ()
     INVALID: ClassVar[tuple[Invalid, ...]] = ()

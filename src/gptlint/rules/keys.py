@@ -12,6 +12,7 @@ import libcst as cst
 from gptlint.configfile import Assignment
 from gptlint.context import LintContext
 from gptlint.diagnostics import Edit, Fix
+from gptlint.kinds import FixSafety, Severity
 from gptlint.literals import literal
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.values import problem
@@ -132,9 +133,9 @@ class UnknownKeyNearMiss(Rule):
 
     code = "GPT201"
     name = "unknown-key-near-miss"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "unknown key that is a near miss of a known key: silently ignored"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (
         Valid("n_embd = 576\n"),
         Valid("n_embed = 576\nn_embd = n_embed\n"),
@@ -180,7 +181,7 @@ class UnknownKeyNearMiss(Rule):
             fix = None
             if not ctx.file.assignments_of(meant):
                 edits = tuple(_rename(a, meant) for a in ctx.file.assignments_of(assignment.key))
-                fix = Fix(f"rename {assignment.key} to {meant}", edits, "unsafe")
+                fix = Fix(f"rename {assignment.key} to {meant}", edits, FixSafety.UNSAFE)
             yield Violation(assignment.target, message, fix)
 
 
@@ -204,7 +205,7 @@ class DuplicateKey(Rule):
 
     code = "GPT202"
     name = "duplicate-key"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "key assigned twice at top level"
     VALID = (
         Valid("batch_size = 12\n"),
@@ -283,9 +284,9 @@ class TypeDiffersFromDefault(Rule):
 
     code = "GPT203"
     name = "type-differs-from-default"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "value's type differs from the default's (breaks --key=value overrides)"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (
         Valid("weight_decay = 0.0\n"),
         Valid("max_iters = 5000\n"),
@@ -331,7 +332,9 @@ class TypeDiffersFromDefault(Rule):
         literal_value = isinstance(assignment.value, cst.Integer | cst.Float | cst.Name)
         if new is UNKNOWN or not literal_value or not assignment.is_plain:
             return None
-        return Fix(f"write {new!r}", (Edit(assignment.value, lambda _old: literal(new)),), "unsafe")
+        return Fix(
+            f"write {new!r}", (Edit(assignment.value, lambda _old: literal(new)),), FixSafety.UNSAFE
+        )
 
 
 def _override_example(default: Any, kind: type) -> str:
@@ -348,7 +351,7 @@ class UnknownKey(Rule):
 
     code = "GPT204"
     name = "unknown-key"
-    severity = "info"
+    severity = Severity.INFO
     summary = "unknown key, no near miss"
     default_enabled = False
     VALID = (Valid("batch_size = 8\n"), Valid("tokens = 2**19\nbatch_size = tokens // 1024\n"))
@@ -380,7 +383,7 @@ class ModelKeyNotRead(Rule):
 
     code = "GPT205"
     name = "model-key-not-read"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "a model key train.py never reads from a config (vocab_size in plain nanoGPT)"
     VALID = (Valid("n_layer = 6\n"), Valid("cfg = GPTConfig(vocab_size=65)\n"))
     INVALID = (

@@ -18,6 +18,7 @@ from gptlint.estimate import (
     largest_batch,
     rebatch,
 )
+from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import is_number, plausible_int, positive_int, target
 from gptlint.schema import DTYPE_VALUES, PRETRAINED
@@ -90,9 +91,9 @@ class PeakMemoryAboveBudget(Rule):
 
     code = "GPT501"
     name = "peak-memory-above-budget"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "estimated peak training memory exceeds the budget on the target GPU"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (
         Valid(
             "dataset = 'shakespeare_char'\nn_layer = 6\nn_head = 6\nn_embd = 384\n"
@@ -176,7 +177,7 @@ class PeakMemoryAboveBudget(Rule):
             {"batch_size": batch, "gradient_accumulation_steps": new_accum}
         )
         description = f"set batch_size = {batch}, gradient_accumulation_steps = {new_accum}"
-        return Fix(description, edits, "unsafe"), advice
+        return Fix(description, edits, FixSafety.UNSAFE), advice
 
 
 def _smaller_model(ctx: LintContext, run: Run) -> str:
@@ -260,9 +261,9 @@ class ParameterClaimMismatch(Rule):
 
     code = "GPT502"
     name = "parameter-claim-mismatch"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "a comment claims a parameter count > 10% off the computed one"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (
         Valid("# GPT-2 (124M)\nn_layer = 12\n"),
         Valid("# batch of ~0.5M tokens\nn_layer = 6\n"),
@@ -331,7 +332,9 @@ class ParameterClaimMismatch(Rule):
         new = _restated(match, count)
         text = node.value[:start] + new + node.value[end:]
         edit = Edit(node, lambda old: old.with_changes(value=text))
-        return Violation(node, message, Fix(f"write {new} in the comment", (edit,), "unsafe"))
+        return Violation(
+            node, message, Fix(f"write {new} in the comment", (edit,), FixSafety.UNSAFE)
+        )
 
 
 RULES = [PeakMemoryAboveBudget, ParameterClaimMismatch]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from gptlint.kinds import Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 
 
@@ -16,7 +17,7 @@ class UnreadableFile(Rule):
 
     code = "GPT000"
     name = "unreadable-file"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "The file cannot be read or parsed"
     VALID = (Valid("n_layer = 12\n"),)
     INVALID = (

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
+from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import positive_int, target
 from gptlint.schema import DTYPE_VALUES, INIT_FROM_VALUES, NANOGPT_SCHEMA, PRETRAINED
@@ -51,9 +52,9 @@ class ShapeIgnoredWhenPretrained(Rule):
 
     code = "GPT301"
     name = "shape-ignored-when-pretrained"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "init_from gpt2*/resume with shape keys set: they are ignored"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (
         Valid("init_from = 'gpt2'\ndropout = 0.1\n"),
         Valid("init_from = 'scratch'\nn_layer = 6\n"),
@@ -97,7 +98,7 @@ class ShapeIgnoredWhenPretrained(Rule):
         if all(removable(a) for a in assignments):
             edits = remove_statements(ctx.file.module, [a.statement for a in assignments])
             if edits:
-                fix = Fix(f"delete the {', '.join(keys)} lines", edits, "unsafe")
+                fix = Fix(f"delete the {', '.join(keys)} lines", edits, FixSafety.UNSAFE)
         yield Violation(assignments[0].target, message, fix)
 
 
@@ -111,9 +112,9 @@ class BlockSizeAbovePretrained(Rule):
 
     code = "GPT302"
     name = "block-size-above-pretrained"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "block_size larger than the pretrained model's (1024)"
-    fix_safety = "safe"
+    fix_safety = FixSafety.SAFE
     VALID = (
         Valid("init_from = 'gpt2'\nblock_size = 1024\n"),
         Valid("init_from = 'gpt2'\nblock_size = 256\n"),
@@ -141,7 +142,7 @@ class BlockSizeAbovePretrained(Rule):
         yield Violation(
             target(ctx, "block_size") or target(ctx, "init_from"),
             message,
-            _set(ctx, "block_size", limit, "safe"),
+            _set(ctx, "block_size", limit, FixSafety.SAFE),
         )
 
 
@@ -170,9 +171,9 @@ class InvalidInitFrom(Rule):
 
     code = "GPT303"
     name = "invalid-init-from"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "init_from is not a value nanoGPT accepts"
-    fix_safety = "safe"
+    fix_safety = FixSafety.SAFE
     VALID = (Valid("init_from = 'gpt2-xl'\n"), Valid("init_from = 'resume'\n"))
     INVALID = (
         Invalid(
@@ -200,7 +201,7 @@ class InvalidInitFrom(Rule):
         fix = None
         if meant is not None:
             message += f"; did you mean {meant!r}?"
-            fix = _set(ctx, "init_from", meant, "safe")
+            fix = _set(ctx, "init_from", meant, FixSafety.SAFE)
         yield Violation(target(ctx, "init_from"), message, fix)
 
 
@@ -213,9 +214,9 @@ class InvalidDtype(Rule):
 
     code = "GPT304"
     name = "invalid-dtype"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "dtype is not float32/bfloat16/float16"
-    fix_safety = "safe"
+    fix_safety = FixSafety.SAFE
     VALID = (Valid("dtype = 'float16'\n"), Valid("dtype = 'bfloat16'\n"))
     INVALID = (
         Invalid(
@@ -240,7 +241,7 @@ class InvalidDtype(Rule):
         fix = None
         if meant is not None:
             message += f"; did you mean {meant!r}?"
-            fix = _set(ctx, "dtype", meant, "safe")
+            fix = _set(ctx, "dtype", meant, FixSafety.SAFE)
         yield Violation(target(ctx, "dtype"), message, fix)
 
 
@@ -255,9 +256,9 @@ class Bf16WithoutSupport(Rule):
 
     code = "GPT305"
     name = "bf16-without-support"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "bfloat16 on a target GPU without bf16"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (
         Valid("dtype = 'bfloat16'\n"),
         Valid("dtype = 'float16'\n", settings={"gpu": "t4"}),
@@ -286,7 +287,9 @@ class Bf16WithoutSupport(Rule):
             " PyTorch emulates it without tensor cores; use dtype='float16' (train.py adds a"
             " GradScaler)"
         )
-        yield Violation(target(ctx, "dtype"), message, _set(ctx, "dtype", "float16", "unsafe"))
+        yield Violation(
+            target(ctx, "dtype"), message, _set(ctx, "dtype", "float16", FixSafety.UNSAFE)
+        )
 
 
 RULES = [

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
 from gptlint.estimate import count_params
+from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import positive_int
 from gptlint.scopes import CallScope, ConfigScope
@@ -74,9 +75,9 @@ class EmbdNotDivisibleByHeads(Rule):
 
     code = "GPT101"
     name = "embd-not-divisible-by-heads"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "n_embd is not divisible by n_head (nanoGPT asserts n_embd % n_head == 0)"
-    fix_safety = "safe"
+    fix_safety = FixSafety.SAFE
     VALID = (
         Valid("n_layer = 12\nn_head = 8\nn_embd = 512\n"),
         Valid("n_embd = 64 * 9\nn_head = 9\n"),
@@ -150,7 +151,9 @@ class EmbdNotDivisibleByHeads(Rule):
             key, value = "n_head", width.n_head
         else:
             key, value = "n_embd", heads[0].n_embd
-        fix = Fix(f"set {key} = {value}", scope.set_value(key, value), self.fix_safety or "safe")
+        fix = Fix(
+            f"set {key} = {value}", scope.set_value(key, value), self.fix_safety or FixSafety.SAFE
+        )
         node = _report_node(scope)
         return Violation(node, message, fix)
 

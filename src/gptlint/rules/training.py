@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
+from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import is_number, latest, plausible, positive_int, target
 from gptlint.scopes import ConfigScope
@@ -33,9 +34,9 @@ class AccumulationNotDivisibleByWorldSize(Rule):
 
     code = "GPT401"
     name = "accumulation-not-divisible-by-world-size"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "gradient_accumulation_steps is not divisible by the world size"
-    fix_safety = "unsafe"
+    fix_safety = FixSafety.UNSAFE
     VALID = (
         Valid("gradient_accumulation_steps = 5 * 8\n", settings={"world_size": 8}),
         Valid("# torchrun --standalone --nproc_per_node=4 train.py config/x.py\n"),
@@ -74,7 +75,7 @@ class AccumulationNotDivisibleByWorldSize(Rule):
             f" iteration change by {new / accum:.2f}x)"
         )
         edits = ConfigScope(ctx.config).set_value("gradient_accumulation_steps", new)
-        fix = Fix(f"set gradient_accumulation_steps = {new}", edits, "unsafe")
+        fix = Fix(f"set gradient_accumulation_steps = {new}", edits, FixSafety.UNSAFE)
         node = target(ctx, "gradient_accumulation_steps") or world.node
         yield Violation(node, message, fix)
 
@@ -114,7 +115,7 @@ class ScheduleContradiction(Rule):
 
     code = "GPT402"
     name = "schedule-contradiction"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "learning-rate schedule contradictions (min_lr > learning_rate, warmup >= decay, ...)"
     VALID = (
         Valid("max_iters = 5000\nlr_decay_iters = 5000\nwarmup_iters = 100\n"),
@@ -209,7 +210,7 @@ class EvalIntervalAboveMaxIters(Rule):
 
     code = "GPT403"
     name = "eval-interval-above-max-iters"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "eval_interval > max_iters: never evaluates or checkpoints after training"
     VALID = (
         Valid("eval_interval = 250\nmax_iters = 5000\n"),

@@ -8,6 +8,7 @@ from typing import Any
 import libcst as cst
 
 from gptlint.context import LintContext
+from gptlint.kinds import Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import is_number
 from gptlint.schema import KV_HEAD_KEYS
@@ -78,7 +79,7 @@ class ImpossibleValue(Rule):
 
     code = "GPT106"
     name = "impossible-value"
-    severity = "error"
+    severity = Severity.ERROR
     summary = (
         "impossible value: non-positive size or count, float where int, dropout outside [0, 1)"
     )
