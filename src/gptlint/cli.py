@@ -9,13 +9,13 @@ import sys
 from collections.abc import Sequence
 
 from gptlint import __version__
-
-EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+from gptlint.exitcodes import ExitCode
+from gptlint.settings import SETTINGS
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # exit 2 with one line, as argparse does, but no usage dump
-        self.exit(EXIT_ERROR, f"gptlint: error: {message}\n")
+        self.exit(ExitCode.ERROR, f"gptlint: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--diff", action="store_true", help="print the fixes as a diff, write nothing"
     )
     parser.add_argument(
-        "--select", help="comma-separated codes or prefixes to enable (ALL for all)"
-    )
-    parser.add_argument("--ignore", help="comma-separated codes or prefixes to disable")
-    parser.add_argument(
         "--output-format", default="text", help="text (default), json, github or sarif"
     )
     parser.add_argument("--statistics", action="store_true", help="count diagnostics per code")
@@ -49,13 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stdin-filename", help="lint stdin as this file (its settings, its train.py)"
     )
-    parser.add_argument("--gpu", help="target GPU profile (default rtx4070)")
-    parser.add_argument("--memory-budget", help="memory budget, e.g. 11GB (default: the GPU's)")
-    parser.add_argument("--world-size", help="number of training processes (DDP)")
-    parser.add_argument("--defaults", help="the fork's train.py to read keys and defaults from")
-    parser.add_argument("--model", help="the fork's model.py")
-    parser.add_argument("--fix-strategy", help="GPT101 fix: keep-width (default) or keep-heads")
-    parser.add_argument("--exclude", help="comma-separated glob patterns to skip")
+    for spec in SETTINGS:  # raw strings: the runner checks them (gptlint.pyproject.convert)
+        parser.add_argument(spec.cli_flag, dest=spec.name, help=spec.help, metavar=spec.metavar)
     parser.add_argument("--version", action="version", version=f"gptlint {__version__}")
     return parser
 
@@ -64,14 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run gptlint; returns the exit code (0 clean, 1 problems remain, 2 error)."""
     args = build_parser().parse_args(argv)
     try:
+        # Imported here, not at the top, only for start-up time: the runner loads libcst and
+        # every rule, which `--version`, `--help` and argument errors never need.
         from gptlint.runner import run
 
         return run(args)
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:  # `gptlint config/ | head`: stop quietly, as other CLIs do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_ERROR
+        return ExitCode.ERROR
     except Exception as exc:  # never a traceback for the user; GPTLINT_DEBUG=1 shows it
         if os.environ.get("GPTLINT_DEBUG"):
             raise
@@ -80,4 +73,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             " (please report it; GPTLINT_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
-        return EXIT_ERROR
+        return ExitCode.ERROR

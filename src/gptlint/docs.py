@@ -7,10 +7,12 @@ its VALID examples. `tests/linter/test_docs.py` fails when the committed file is
 
 from __future__ import annotations
 
+import ast
 import inspect
 import sys
 from pathlib import Path
 
+from gptlint import estimate
 from gptlint.fix import fix_source
 from gptlint.kinds import FixSafety
 from gptlint.lint import lint_source
@@ -100,8 +102,6 @@ def _seed_example() -> list[str]:
 
 def _estimate_appendix() -> list[str]:
     """How GPT501's estimate is derived: the docstrings of `gptlint.estimate`, term by term."""
-    from gptlint import estimate
-
     parts = [
         estimate,
         estimate.estimate_memory,
@@ -130,10 +130,6 @@ def _estimate_appendix() -> list[str]:
 
 def _attribute_doc(name: str) -> str:
     """The string literal right after `name = ...` in estimate.py (its attribute docstring)."""
-    import ast
-
-    from gptlint import estimate
-
     tree = ast.parse(Path(estimate.__file__).read_text(encoding="utf-8"))
     body = tree.body
     for number, node in enumerate(body[:-1]):

@@ -14,7 +14,8 @@ from gptlint.diagnostics import Diagnostic
 from gptlint.kinds import Severity
 from gptlint.resolve import resolve
 from gptlint.rules import RULES_BY_CODE, enabled_codes
-from gptlint.settings import Settings, schema_for
+from gptlint.schema import schema_for
+from gptlint.settings import Settings
 from gptlint.source import Source, SourceError, decode_source
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)

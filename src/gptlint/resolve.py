@@ -15,7 +15,8 @@ from typing import Any
 
 from gptlint.configfile import Assignment, Binding, ConfigFile, parse_config
 from gptlint.evaluate import apply_augmented, evaluate
-from gptlint.schema import NANOGPT_SCHEMA, Schema
+from gptlint.schema import NANOGPT_SCHEMA, Schema, schema_for
+from gptlint.settings import Settings
 from gptlint.source import SourceError, read_source
 from gptlint.values import UNKNOWN
 
@@ -162,10 +163,8 @@ def _assigned_value(assignment: Assignment, env: dict[str, Any]) -> Any:
     return apply_augmented(assignment.operator, env.get(assignment.key, UNKNOWN), value)
 
 
-def load_config(path: str | Path, settings: Any = None) -> EffectiveConfig:
+def load_config(path: str | Path, settings: Settings | None = None) -> EffectiveConfig:
     """Read, parse and resolve the config at `path` with the schema `settings` selects."""
-    from gptlint.settings import schema_for
-
     try:
         file = parse_config(read_source(str(path)))
     except SourceError as exc:

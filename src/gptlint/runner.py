@@ -9,29 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from gptlint.cli import EXIT_CLEAN, EXIT_ERROR, EXIT_FOUND
 from gptlint.diagnostics import Diagnostic
 from gptlint.discover import Target, excluded, walk
+from gptlint.exitcodes import ExitCode
 from gptlint.fix import fix_source, write_atomically
 from gptlint.kinds import FixSafety, Severity
 from gptlint.lint import lint_bytes
 from gptlint.output import FORMATS
 from gptlint.output import text as text_output
+from gptlint.pyproject import convert, load_settings
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.schema import SchemaError
-from gptlint.settings import Settings, SettingsError, convert, load_settings
-
-_CLI_SETTINGS = (
-    "select",
-    "ignore",
-    "gpu",
-    "memory_budget",
-    "world_size",
-    "defaults",
-    "model",
-    "fix_strategy",
-    "exclude",
-)
+from gptlint.settings import SETTINGS, Settings, SettingsError
 
 
 @dataclass
@@ -72,7 +61,7 @@ class _Run:
 def run(args: argparse.Namespace) -> int:
     if args.list_rules:
         print(_rule_table(), end="")
-        return EXIT_CLEAN
+        return ExitCode.CLEAN
     if args.explain:
         return _explain(args.explain)
     if args.output_format not in FORMATS:
@@ -92,19 +81,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _fail(message: str) -> int:
     print(f"gptlint: error: {message}", file=sys.stderr)
-    return EXIT_ERROR
+    return ExitCode.ERROR
 
 
 def _cli_settings(args: argparse.Namespace) -> dict:
     values = {}
-    for name in _CLI_SETTINGS:
-        raw = getattr(args, name)
+    for spec in SETTINGS:
+        raw = getattr(args, spec.name)
         if raw is None:
             continue
         try:
-            values[name] = convert(name, raw, Path.cwd())
+            values[spec.name] = convert(spec, raw, Path.cwd())
         except (TypeError, ValueError) as exc:
-            raise SettingsError(f"--{name.replace('_', '-')}: {exc}") from None
+            raise SettingsError(f"{spec.cli_flag}: {exc}") from None
     return values
 
 
@@ -234,8 +223,8 @@ def _finish(current: _Run, stream: TextIO | None = None) -> int:
             if d.code == "GPT000":
                 print(d, file=sys.stderr)
         if errors:
-            return EXIT_ERROR
-        return EXIT_FOUND if report.would_change and not args.exit_zero else EXIT_CLEAN
+            return ExitCode.ERROR
+        return ExitCode.FOUND if report.would_change and not args.exit_zero else ExitCode.CLEAN
     if args.statistics:
         out.write(text_output.statistics(diagnostics))
     elif args.output_format == "text":
@@ -246,10 +235,10 @@ def _finish(current: _Run, stream: TextIO | None = None) -> int:
         out.write(FORMATS[args.output_format](diagnostics))
     out.flush()
     if errors:
-        return EXIT_ERROR
+        return ExitCode.ERROR
     if diagnostics and not args.exit_zero:
-        return EXIT_FOUND
-    return EXIT_CLEAN
+        return ExitCode.FOUND
+    return ExitCode.CLEAN
 
 
 def _rule_table() -> str:
@@ -274,4 +263,4 @@ def _explain(code: str) -> int:
     print(f"{rule.code} ({rule.name}): {rule.summary}\n")
     print(f"Severity: {rule.severity}. Has {fix}.\n")
     print(rule.explanation())
-    return EXIT_CLEAN
+    return ExitCode.CLEAN

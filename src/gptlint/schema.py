@@ -1,5 +1,5 @@
 """The keys a config may set and their defaults: nanoGPT's train.py, or a fork's, read
-statically."""
+statically, and which train.py applies to a config (`schema_for`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any
 
 import libcst as cst
 
+from gptlint.configfile import parse_config
 from gptlint.evaluate import evaluate
+from gptlint.settings import Settings
+from gptlint.source import SourceError, read_source
 from gptlint.values import UNKNOWN
 
 NANOGPT_DEFAULTS: dict[str, Any] = {
@@ -152,9 +155,6 @@ def schema_from_train_py(path: Path) -> Schema:
     type (int, float, bool, str) assigned before it runs `configurator.py`, as train.py's own
     `config_keys` list collects them.
     """
-    from gptlint.configfile import parse_config
-    from gptlint.source import SourceError, read_source
-
     try:
         config = parse_config(read_source(str(path)))
     except SourceError as exc:
@@ -184,6 +184,40 @@ def schema_from_train_py(path: Path) -> Schema:
         line = config.position(assignment.target).start.line
         specs[assignment.key] = KeySpec(assignment.key, value, kind, line)
     return Schema(specs, str(path))
+
+
+def schema_for(config_path: Path, settings: Settings | None) -> Schema:
+    """The schema for a config: the `defaults` train.py, a train.py found beside the config
+    folder, or nanoGPT's defaults."""
+    train_py = settings.defaults if settings and settings.defaults else find_train_py(config_path)
+    return NANOGPT_SCHEMA if train_py is None else _schema_from(train_py)
+
+
+@lru_cache(maxsize=32)
+def _schema_from(train_py: Path) -> Schema:
+    return schema_from_train_py(train_py)
+
+
+def find_train_py(config_path: Path) -> Path | None:
+    """A nanoGPT-style train.py (one that runs configurator.py) in the config's folder or above,
+    up to the project root (a folder with pyproject.toml or .git)."""
+    return _find_train_py(config_path.parent.absolute())
+
+
+@lru_cache(maxsize=256)
+def _find_train_py(folder: Path) -> Path | None:
+    directory = folder.resolve()
+    for candidate_dir in (directory, *directory.parents):
+        candidate = candidate_dir / "train.py"
+        if candidate.is_file():
+            try:
+                if "configurator" in candidate.read_text(encoding="utf-8", errors="replace"):
+                    return candidate
+            except OSError:
+                pass
+        if (candidate_dir / "pyproject.toml").exists() or (candidate_dir / ".git").exists():
+            return None
+    return None
 
 
 def _configurator_index(module: cst.Module) -> int:

@@ -11,8 +11,9 @@ import pytest
 
 from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.lint import lint_file
+from gptlint.pyproject import load_settings
 from gptlint.resolve import ConfigError, OverrideError, load_config
-from gptlint.settings import Settings, SettingsError, load_settings
+from gptlint.settings import Settings, SettingsError
 from pytest_gptcfg import report
 from pytest_gptcfg.options import OPTIONS_KEY, Options
 from pytest_gptcfg.shapes import ShapeError, TrainStep, project_root, train_step

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gptlint.gpus import PROFILES
-from gptlint.units import GIB, parse_memory
+from gptlint.settings import check_setting
+from gptlint.units import GIB
 
 MODES = ("auto", "cuda", "simulate")
 COMPILE_MODES = ("auto", "on", "off")
@@ -139,14 +140,14 @@ def read_options(config: pytest.Config) -> Options | None:
     if importlib.util.find_spec("torch") is None:
         raise pytest.UsageError(f"--gpt-configs needs PyTorch for the memory check: {TORCH_EXTRA}")
     gpu = _value(config, "gpt_gpu")
-    if gpu is not None and gpu.lower() not in PROFILES:
-        raise pytest.UsageError(
-            f"--gpt-gpu: unknown GPU profile {gpu!r} (known: {', '.join(PROFILES)})"
-        )
+    try:
+        gpu = check_setting("gpu", gpu) if gpu is not None else None
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"--gpt-gpu: {exc}") from None
     budget = _value(config, "gpt_memory_budget")
     try:
-        budget_bytes = parse_memory(budget) if budget is not None else None
-    except ValueError as exc:
+        budget_bytes = check_setting("memory_budget", budget) if budget is not None else None
+    except (TypeError, ValueError) as exc:
         raise pytest.UsageError(f"--gpt-memory-budget: {exc}") from None
     mode = _choice(config, "gpt_mode", MODES)
     compile_mode = _choice(config, "gpt_compile", COMPILE_MODES)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gptlint.cli import main
-from gptlint.settings import Settings, SettingsError, find_pyproject, load_settings
+from gptlint.pyproject import find_pyproject, load_settings
+from gptlint.settings import Settings, SettingsError
 
 GIB = 1024**3
 

@@ -13,14 +13,13 @@ from urllib.parse import quote
 from gptlint import __version__
 from gptlint.diagnostics import Diagnostic
 from gptlint.kinds import Severity
+from gptlint.rules import ALL_RULES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
 def render(diagnostics: list[Diagnostic]) -> str:
-    from gptlint.rules import ALL_RULES
-
     index = {rule.code: number for number, rule in enumerate(ALL_RULES)}
     log = {
         "$schema": SCHEMA,

@@ -6,6 +6,7 @@ from collections import Counter
 
 from gptlint.diagnostics import Diagnostic
 from gptlint.kinds import FixSafety
+from gptlint.rules import RULES_BY_CODE
 
 
 def render(diagnostics: list[Diagnostic]) -> str:
@@ -47,8 +48,6 @@ def summary(diagnostics: list[Diagnostic], fixed: int = 0, unsafe_fixes: bool = 
 
 def statistics(diagnostics: list[Diagnostic]) -> str:
     """Counts per code, most frequent first, with `[*]` where a fix exists."""
-    from gptlint.rules import RULES_BY_CODE
-
     counts = Counter(d.code for d in diagnostics)
     fixable = {d.code for d in diagnostics if d.fix is not None}
     rows = []

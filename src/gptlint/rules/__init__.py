@@ -21,6 +21,14 @@ ALL_RULES: list[type[Rule]] = sorted(
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
 
 
+def check_codes(codes: tuple[str, ...]) -> None:
+    """ValueError unless each of `codes` (upper case, of the right form) is ALL or a prefix of
+    at least one rule's code."""
+    for code in codes:
+        if code != "ALL" and not any(rule.code.startswith(code) for rule in ALL_RULES):
+            raise ValueError(f"{code!r} matches no rule (see gptlint --list-rules)")
+
+
 def enabled_codes(select: tuple[str, ...] | None, ignore: tuple[str, ...]) -> set[str]:
     """The codes that run: the most specific matching prefix decides (Ruff's rule); with no
     `select`, the rules that are on by default."""
