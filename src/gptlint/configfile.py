@@ -122,6 +122,10 @@ def parse_config(source: Source) -> ConfigFile:
         raise SourceError(f"syntax error: {message}", exc.raw_line, exc.raw_column + 1) from None
     except RecursionError:
         raise SourceError("expression nested too deeply to read") from None
+    if source.text.endswith("\r") and not module.has_trailing_newline:
+        # libcst looks for a final "\n" only: a file whose lines end in a bare "\r" (old Mac
+        # style) would lose its last line ending when the tree is written back.
+        module = module.with_changes(has_trailing_newline=True)
     assignments: list[Assignment] = []
     bindings: list[Binding] = []
     walrus = ":=" in source.text

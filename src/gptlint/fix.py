@@ -4,9 +4,12 @@ which reproduces every other byte (comments, quotes, spacing, newlines) as it wa
 from __future__ import annotations
 
 import difflib
+import errno
 import os
+import re
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -127,20 +130,139 @@ def _lines(text: str) -> list[str]:
     return [line + "\n" for line in lines] + ([last] if last else [])
 
 
+TEMP_MARK = ".gptlint-"
+STALE_AFTER_S = 60.0
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace the contents of `path` (of the file it links to, for a symbolic link) with
-    `data` in one step, keeping its permission bits: write a temporary file beside it, flush
-    it to disk, then rename it over the original."""
+    """Replace the contents of `path` (of the file it links to, for a symbolic link, which stays
+    a link) with `data` in one step, keeping its owner, group and permission bits: write the
+    data to a new file in the same folder, flush it to disk, then rename it over the original.
+
+    * A file with more than one hard link is refused (OSError): a rename would split it from
+      its other names, and writing into it in place is not atomic (a crash midway would leave
+      a torn file under every name).
+    * Where the owner cannot be kept (a file owned by someone else and no privilege to give a
+      new file away), the write is refused rather than silently taking the file over.
+    * The new file is created unnamed (Linux O_TMPFILE) and only named (`.NAME.gptlint-XXXX.tmp`)
+      for the instant between linking and renaming it, so a kill during the write leaves
+      nothing behind. Where O_TMPFILE is not supported it is a named temporary file from the
+      start; either way a later run removes such files older than STALE_AFTER_S seconds (no
+      write of gptlint's keeps one that long), so leftovers never pile up.
+    """
     path = path.resolve()
-    mode = stat.S_IMODE(path.stat().st_mode)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(f"not a regular file, not written: {path}")
+    if info.st_nlink > 1:
+        raise OSError(
+            f"the file has {info.st_nlink} hard links; replacing it would break them"
+            " (not fixed: apply the fix with --diff and patch)"
+        )
+    folder = path.parent
+    _remove_stale_temporaries(folder, path.name)
+    temporary = None
+    try:
+        try:
+            temporary = _write_new(folder, path.name, data, info, unnamed=True)
+        except _NoUnnamedFiles:
+            temporary = _write_new(folder, path.name, data, info, unnamed=False)
+        os.replace(temporary, path)
+        temporary = None
+        _sync_folder(folder)
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+
+
+class _NoUnnamedFiles(Exception):
+    """This folder's file system cannot create an unnamed file and name it later."""
+
+
+def _write_new(folder: Path, name: str, data: bytes, info: os.stat_result, unnamed: bool) -> str:
+    """Write `data` to a new file in `folder` with the owner, group and mode of `info`, flushed
+    to disk, and return its (temporary) name. `unnamed`: create it without a name (O_TMPFILE)
+    and link it into the folder only once it is complete; _NoUnnamedFiles where that fails."""
+    if unnamed:
+        flags = getattr(os, "O_TMPFILE", 0)
+        if not flags:
+            raise _NoUnnamedFiles
+        try:
+            handle = os.open(folder, flags | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
+                raise
+            raise _NoUnnamedFiles from None
+        temporary = None
+    else:
+        handle, temporary = tempfile.mkstemp(
+            dir=folder, prefix=f".{name}{TEMP_MARK}", suffix=".tmp"
+        )
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
+            if (info.st_uid, info.st_gid) != _owner(stream.fileno()):
+                try:
+                    os.fchown(stream.fileno(), info.st_uid, info.st_gid)
+                except PermissionError:
+                    raise OSError(
+                        f"cannot keep the file's owner and group (uid {info.st_uid},"
+                        f" gid {info.st_gid}): not fixed"
+                    ) from None
+            os.fchmod(stream.fileno(), stat.S_IMODE(info.st_mode))
             os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
+            if temporary is None:
+                candidate = _temporary_name(folder, name)
+                try:
+                    os.link(f"/proc/self/fd/{stream.fileno()}", candidate, follow_symlinks=True)
+                except OSError:
+                    raise _NoUnnamedFiles from None
+                temporary = candidate
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
         raise
+    return temporary
+
+
+def _owner(fd: int) -> tuple[int, int]:
+    info = os.fstat(fd)
+    return info.st_uid, info.st_gid
+
+
+def _temporary_name(folder: Path, name: str) -> str:
+    return str(folder / f".{name}{TEMP_MARK}{os.urandom(6).hex()}.tmp")
+
+
+def _remove_stale_temporaries(folder: Path, name: str) -> None:
+    """Remove the temporary files an earlier, killed `--fix` of `name` left in `folder`: named
+    `.NAME.gptlint-XXXX.tmp` (or `.NAME.XXXXXXXX.tmp`, as gptlint named them before), regular
+    files not written to for STALE_AFTER_S seconds (a running fix renames its own long before)."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.(?:gptlint-[0-9a-z_]+|[0-9a-z_]{{8}})\.tmp")
+    try:
+        entries = [e for e in os.scandir(folder) if pattern.fullmatch(e.name)]
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_AFTER_S:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush the rename to disk (best effort)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -14,7 +14,7 @@ import libcst as cst
 from gptlint.configfile import SHAPE_KEYS, Assignment, ShapeCall
 from gptlint.diagnostics import Edit
 from gptlint.evaluate import evaluate
-from gptlint.literals import literal
+from gptlint.literals import literal, replace_literal
 from gptlint.resolve import EffectiveConfig, resolve
 from gptlint.schema import DEFAULT_VOCAB_SIZE, GPTCONFIG_DEFAULTS
 from gptlint.values import UNKNOWN
@@ -43,7 +43,7 @@ class ConfigScope:
         resolved = self.config.resolved(key)
         assignment = resolved.assignment if resolved else None
         if assignment is not None and _replaceable(assignment):
-            return (Edit(assignment.value, lambda _old: literal(value)),)
+            return (Edit(assignment.value, lambda old: replace_literal(old, value)),)
         line = _assign_line(key, value)
         anchor = assignment.statement if assignment is not None else self._anchor()
         if anchor is None:  # a file with no statements: the assignment becomes its first line
@@ -150,7 +150,7 @@ class CallScope:
 
     def set_value(self, key: str, value: Any) -> tuple[Edit, ...]:
         if key in self.call.args:
-            return (Edit(self.call.args[key][0], lambda _old: literal(value)),)
+            return (Edit(self.call.args[key][0], lambda old: replace_literal(old, value)),)
         if isinstance(self.call.node, cst.Dict):
             element = cst.DictElement(cst.SimpleString(f'"{key}"'), literal(value))
             return (

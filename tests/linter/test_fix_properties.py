@@ -222,3 +222,51 @@ def test_cli_fix_writes_what_the_fix_engine_computes(raw):
         main(["--fix", "--output-format", "json", str(path)])
         assert path.read_bytes() == expected
         assert path.stat().st_mode & 0o777 == 0o640
+
+
+@st.composite
+def wrapped_numbers(draw, values: tuple[str, ...]) -> str:
+    """A number as a config may write it: bare, in parentheses (nested, spaced, split over
+    lines with comments inside), with a sign kept."""
+    text = draw(st.sampled_from(values))
+    for _ in range(draw(st.integers(0, 2))):
+        inside = draw(st.sampled_from(["", " ", "\n    ", "  # inner é\n    "]))
+        after = draw(st.sampled_from(["", " ", "  # after\n", "\n"]))
+        text = f"({inside}{text}{after})"
+    return text
+
+
+@st.composite
+def shape_files(draw) -> tuple[str, bool]:
+    """A config (text) whose top level sets n_layer, n_head and n_embd once each, in a random
+    order and layout, the values wrapped in parentheses and comments, and whether to fix it
+    with the keep-heads strategy."""
+    newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    lines = []
+    values = {"n_layer": ("2", "12"), "n_head": ("5", "12", "25"), "n_embd": ("500", "512", "700")}
+    for key in draw(st.permutations(sorted(values))):
+        if draw(st.booleans()):
+            lines.append(draw(st.sampled_from(["# a comment", "", "dataset = 'owt'  # d"])))
+        value = draw(wrapped_numbers(values[key]))
+        comment = draw(st.sampled_from(["", "  # c", "\t#x"]))
+        lines.append(f"{key}{draw(st.sampled_from(['=', ' = ']))}{value}{comment}")
+    if draw(st.booleans()):
+        head = draw(wrapped_numbers(("5",)))
+        lines.append(f"cfg = GPTConfig(n_layer=2, n_head={head}, n_embd=(512))")
+    text = newline.join(lines).replace("\n", newline) + draw(st.sampled_from(["", newline]))
+    return text, draw(st.booleans())
+
+
+def _masked(text: str) -> str:
+    return re.sub(r"\d+", "0", text)
+
+
+@PROPERTY
+@given(shape_files())
+def test_fix_changes_no_byte_outside_the_numbers_it_targets(case):
+    text, keep_heads = case
+    strategy = "keep-heads" if keep_heads else "keep-width"
+    source = decode_source("config/c.py", text.encode())
+    outcome = fix_source(source, Settings(select=("GPT101",), fix_strategy=strategy))
+    fixed = outcome.fixed.decode()
+    assert _masked(fixed) == _masked(text)  # every comment, parenthesis, space, newline kept

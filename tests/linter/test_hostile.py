@@ -1,0 +1,177 @@
+"""Hostile input: for any file, folder or setting gptlint gives a clear one-line error naming
+the file (and line) with exit code 2, or a correct result; never a traceback, a hang, a crash,
+a lost comment or byte, or changed file metadata."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gptlint.cli import main
+from gptlint.fix import write_atomically
+
+SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def gptlint(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["--select", "GPT000,GPT101", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def gptlint_process(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """In a child process: a crash (a segfault in a parser) or a hang fails the test only."""
+    return subprocess.run(
+        [sys.executable, "-m", "gptlint", "--select", "GPT000,GPT101", *args],
+        capture_output=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+# 1. --fix keeps every byte it does not target, and the file's metadata
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (
+            "n_layer = 12\nn_head = (\n    12  # inner comment\n)\nn_embd = 512\n",
+            "n_layer = 12\nn_head = (\n    8  # inner comment\n)\nn_embd = 512\n",
+        ),
+        (
+            "n_layer = 12\nn_head = ( 12 )  # c\nn_embd = 512\n",
+            "n_layer = 12\nn_head = ( 8 )  # c\nn_embd = 512\n",
+        ),
+        (
+            "n_layer = 12\nn_head = ((12))\nn_embd = 512\n",
+            "n_layer = 12\nn_head = ((8))\nn_embd = 512\n",
+        ),
+        (
+            "cfg = GPTConfig(n_layer=12, n_head=(12  # c\n), n_embd=512)\n",
+            "cfg = GPTConfig(n_layer=12, n_head=(8  # c\n), n_embd=512)\n",
+        ),
+        (  # an expression with a comment of its own is left alone rather than losing it
+            "n_layer = 12\nn_head = (6 *  # half\n 2)\nn_embd = 512\n",
+            "n_layer = 12\nn_head = (6 *  # half\n 2)\nn_embd = 512\n",
+        ),
+    ],
+)
+def test_fix_replaces_only_the_number(project, capsys, before, after):
+    (project / "c.py").write_text(before)
+    gptlint(capsys, "--fix", "c.py")
+    assert (project / "c.py").read_text() == after
+
+
+def test_fix_keeps_keep_heads_parens(project, capsys):
+    (project / "c.py").write_text("n_layer = 12\nn_head = 8\nn_embd = (700)  # c\n")
+    gptlint(capsys, "--fix", "--fix-strategy", "keep-heads", "c.py")
+    assert (project / "c.py").read_text() == "n_layer = 12\nn_head = 8\nn_embd = (704)  # c\n"
+
+
+def test_fix_keeps_final_bare_cr(project, capsys):
+    (project / "c.py").write_bytes(SHAPE.replace("\n", "\r").encode())
+    assert gptlint(capsys, "--fix", "c.py")[0] == 0
+    assert (project / "c.py").read_bytes() == SHAPE.replace("\n", "\r").replace(
+        "n_head = 12", "n_head = 8"
+    ).encode()
+
+
+FIXED = SHAPE.replace("n_head = 12", "n_head = 8")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can create a file owned by another user")
+def test_fix_keeps_owner_group_and_mode(project, capsys):
+    path = project / "c.py"
+    path.write_text(SHAPE)
+    os.chown(path, 65534, 65534)
+    path.chmod(0o640)
+    assert gptlint(capsys, "--fix", "c.py")[0] == 0
+    info = path.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)
+    assert path.read_text() == FIXED
+
+
+def test_fix_writes_through_a_symlink(project, capsys):
+    (project / "real.py").write_text(SHAPE)
+    (project / "link.py").symlink_to("real.py")
+    assert gptlint(capsys, "--fix", "link.py")[0] == 0
+    assert (project / "link.py").is_symlink()
+    assert (project / "real.py").read_text() == FIXED
+
+
+def test_fix_refuses_to_break_hard_links(project, capsys):
+    (project / "a.py").write_text(SHAPE)
+    os.link(project / "a.py", project / "b.py")
+    code, _, err = gptlint(capsys, "--fix", "a.py")
+    assert code == 2
+    assert err == (
+        "gptlint: error: a.py: cannot write the fixed file: the file has 2 hard links; replacing"
+        " it would break them (not fixed: apply the fix with --diff and patch)\n"
+    )
+    assert (project / "a.py").read_text() == SHAPE
+    assert os.stat(project / "a.py").st_ino == os.stat(project / "b.py").st_ino
+
+
+def test_fix_leaves_no_temporary_files_and_removes_stale_ones(project, capsys):
+    path = project / "c.py"
+    path.write_text(SHAPE)
+    stale = [project / ".c.py.gptlint-0123abcd.tmp", project / ".c.py.k2j_x9aa.tmp"]
+    fresh = project / ".c.py.gptlint-fresh.tmp"  # perhaps another run's, being written now
+    other = project / ".d.py.gptlint-0123abcd.tmp"
+    for leftover in [*stale, fresh, other]:
+        leftover.write_text("partial")
+    old = time.time() - 3600
+    for leftover in [*stale, other]:
+        os.utime(leftover, (old, old))
+    assert gptlint(capsys, "--fix", "c.py")[0] == 0
+    assert sorted(p.name for p in project.iterdir()) == sorted(
+        ["pyproject.toml", "c.py", fresh.name, other.name]
+    )
+
+
+def test_killed_fix_leaves_nothing_that_piles_up(tmp_path):
+    """A fix killed during its write leaves the original untouched and at most one temporary
+    file (none where the file system has O_TMPFILE: the data goes to an unnamed file), which
+    the next fix of that file removes once it is stale."""
+    path = tmp_path / "c.py"
+    path.write_text(SHAPE)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child is killed
+        try:
+            real_fsync = os.fsync
+
+            def fsync_then_die(fd):
+                real_fsync(fd)
+                os.kill(os.getpid(), 9)
+
+            os.fsync = fsync_then_die
+            write_atomically(path, b"x = 1\n" * 100_000)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status)
+    assert path.read_text() == SHAPE
+    leftovers = [p for p in tmp_path.iterdir() if p != path]
+    assert len(leftovers) <= 1
+    assert all(re.fullmatch(r"\.c\.py\.gptlint-\w+\.tmp", p.name) for p in leftovers)
+    old = time.time() - 3600
+    for leftover in leftovers:
+        os.utime(leftover, (old, old))
+    write_atomically(path, FIXED.encode())
+    assert list(tmp_path.iterdir()) == [path]
+    assert path.read_text() == FIXED
