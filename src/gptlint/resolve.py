@@ -15,6 +15,7 @@ from typing import Any
 
 from gptlint.configfile import Assignment, Binding, ConfigFile, parse_config
 from gptlint.evaluate import apply_augmented, evaluate
+from gptlint.kinds import ValueKind
 from gptlint.schema import NANOGPT_SCHEMA, Schema, schema_for
 from gptlint.settings import Settings
 from gptlint.source import SourceError, read_source
@@ -33,13 +34,13 @@ class OverrideError(Exception):
 class Resolved:
     """A key's effective value and its provenance.
 
-    `kind` is 'default' (from the schema), 'file' (an assignment in the config), 'unknown'
-    (an import, `exec` or conditional block made it unknowable) or 'override' (`KEY=VALUE`).
+    `kind` is DEFAULT (from the schema), FILE (an assignment in the config), UNKNOWN (an
+    import, `exec` or conditional block made it unknowable) or OVERRIDE (`KEY=VALUE`).
     """
 
     key: str
     value: Any
-    kind: str
+    kind: ValueKind
     assignment: Assignment | None = None
     binding: Binding | None = None
     text: str = ""
@@ -80,16 +81,16 @@ class EffectiveConfig:
         resolved = self._values.get(key)
         if resolved is None:
             return "not set"
-        if resolved.kind == "default":
+        if resolved.kind == ValueKind.DEFAULT:
             return f"default ({self.schema.origin})"
-        if resolved.kind == "override":
+        if resolved.kind == ValueKind.OVERRIDE:
             return f"override {resolved.text}"
         node = resolved.assignment.target if resolved.assignment else None
         if node is None and resolved.binding is not None:
             node = resolved.binding.statement
         line = self.file.position(node).start.line if node is not None else 1
         where = f"{self.path}:{line}"
-        return where if resolved.kind == "file" else f"{where} ({resolved.text})"
+        return where if resolved.kind == ValueKind.FILE else f"{where} ({resolved.text})"
 
     def with_overrides(self, items: Iterable[str]) -> EffectiveConfig:
         """Apply `--key=value` overrides as nanoGPT's configurator.py does.
@@ -115,7 +116,7 @@ class EffectiveConfig:
                     f"override {key}={raw}: type {type(new).__name__} does not match the"
                     f" config's {type(old).__name__} value {old!r} (nanoGPT asserts equal types)"
                 )
-            values[key] = Resolved(key, new, "override", text=f"{key}={raw}")
+            values[key] = Resolved(key, new, ValueKind.OVERRIDE, text=f"{key}={raw}")
         return EffectiveConfig(self.file, self.schema, values)
 
 
@@ -124,7 +125,9 @@ def resolve(
 ) -> EffectiveConfig:
     """Replay `file`'s top-level statements over `schema`'s defaults (those before the
     top-level statement number `until`, if given)."""
-    values = {key: Resolved(key, spec.default, "default") for key, spec in schema.keys.items()}
+    values = {
+        key: Resolved(key, spec.default, ValueKind.DEFAULT) for key, spec in schema.keys.items()
+    }
     env = {key: r.value for key, r in values.items()}
     events = sorted(
         [(a.index, 0, a) for a in file.assignments] + [(b.index, 1, b) for b in file.bindings],
@@ -136,13 +139,15 @@ def resolve(
         if isinstance(event, Binding):
             names = event.names if event.names is not None else set(env) | set(schema.keys)
             for name in names:
-                values[name] = Resolved(name, UNKNOWN, "unknown", binding=event, text=event.reason)
+                values[name] = Resolved(
+                    name, UNKNOWN, ValueKind.UNKNOWN, binding=event, text=event.reason
+                )
                 env[name] = UNKNOWN
             continue
         value = _assigned_value(event, env)
-        kind = "file"
+        kind = ValueKind.FILE
         if event.conditional:
-            value, kind = UNKNOWN, "unknown"
+            value, kind = UNKNOWN, ValueKind.UNKNOWN
         values[event.key] = Resolved(
             event.key,
             value,

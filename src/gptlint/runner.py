@@ -37,8 +37,9 @@ class Report:
         self.errors = True
 
 
-class _Run:
-    """One invocation's options, with the settings of each folder looked up once."""
+class Invocation:
+    """One `gptlint` invocation: its options, its report so far, the files already seen, and
+    the settings of each folder, looked up once."""
 
     def __init__(self, args: argparse.Namespace, overrides: dict) -> None:
         self.args = args
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         known = ", ".join(FORMATS)
         return _fail(f"unknown output format {args.output_format!r} (choose from {known})")
     try:
-        current = _Run(args, _cli_settings(args))
+        current = Invocation(args, _cli_settings(args))
         paths = args.paths or (["-"] if args.stdin_filename else ["."])
         if "-" in paths:
             if len(paths) > 1:
@@ -97,7 +98,7 @@ def _cli_settings(args: argparse.Namespace) -> dict:
     return values
 
 
-def _run_paths(current: _Run, paths: list[str]) -> int:
+def _run_paths(current: Invocation, paths: list[str]) -> int:
     for name in paths:
         path = Path(name)
         if not path.exists():
@@ -118,7 +119,7 @@ def _run_paths(current: _Run, paths: list[str]) -> int:
     return _finish(current)
 
 
-def _process(current: _Run, target: Target) -> bool:
+def _process(current: Invocation, target: Target) -> bool:
     """Lint (or fix) one file; False if it was skipped as not being a config. A failure in one
     file is reported and the run goes on with the next."""
     report = current.report
@@ -154,7 +155,7 @@ def _process(current: _Run, target: Target) -> bool:
         return True
 
 
-def _lint_or_fix(current: _Run, target: Target, raw: bytes) -> bool:
+def _lint_or_fix(current: Invocation, target: Target, raw: bytes) -> bool:
     settings = current.settings_for(target.path.parent)
     result = lint_bytes(str(target.path), raw, settings, configs_only=not target.explicit)
     if result.skipped:
@@ -186,7 +187,7 @@ def _write_bytes(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-def _run_stdin(current: _Run) -> int:
+def _run_stdin(current: Invocation) -> int:
     """Lint stdin. With `--fix` the (fixed) file goes to stdout, unchanged where nothing could be
     fixed, and the report to stderr; with `--diff` the diff goes to stdout."""
     args, report = current.args, current.report
@@ -213,7 +214,7 @@ def _run_stdin(current: _Run) -> int:
     return _finish(current)
 
 
-def _finish(current: _Run, stream: TextIO | None = None) -> int:
+def _finish(current: Invocation, stream: TextIO | None = None) -> int:
     args, report = current.args, current.report
     out = stream or sys.stdout
     diagnostics = report.diagnostics

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gptlint.rules import attention, keys, memory, parse, pretrained, shape, training, values
+from gptlint.rules import attention, impossible, keys, memory, parse, pretrained, shape, training
 from gptlint.rules.base import Rule
 
 ALL_RULES: list[type[Rule]] = sorted(
@@ -10,7 +10,7 @@ ALL_RULES: list[type[Rule]] = sorted(
         parse.UnreadableFile,
         *shape.RULES,
         *attention.RULES,
-        *values.RULES,
+        *impossible.RULES,
         *keys.RULES,
         *pretrained.RULES,
         *training.RULES,

@@ -12,10 +12,10 @@ import libcst as cst
 from gptlint.configfile import Assignment
 from gptlint.context import LintContext
 from gptlint.diagnostics import Edit, Fix
-from gptlint.kinds import FixSafety, Severity
+from gptlint.kinds import FixSafety, Severity, ValueKind
 from gptlint.literals import literal
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
-from gptlint.rules.values import problem
+from gptlint.rules.impossible import problem
 from gptlint.schema import MODEL_ONLY_KEYS
 from gptlint.values import UNKNOWN
 
@@ -106,10 +106,10 @@ class _NameCollector(cst.CSTVisitor):
 
 
 _SOURCES = {
-    "default": "the default",
-    "file": "set in this file",
-    "unknown": "set where static reading cannot follow",
-    "override": "an override",
+    ValueKind.DEFAULT: "the default",
+    ValueKind.FILE: "set in this file",
+    ValueKind.UNKNOWN: "set where static reading cannot follow",
+    ValueKind.OVERRIDE: "an override",
 }
 
 
@@ -308,7 +308,7 @@ class TypeDiffersFromDefault(Rule):
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         for key, spec in ctx.config.schema.keys.items():
             resolved = ctx.config.resolved(key)
-            if resolved is None or resolved.kind != "file" or resolved.assignment is None:
+            if resolved is None or resolved.kind != ValueKind.FILE or resolved.assignment is None:
                 continue
             value = resolved.value
             if spec.type is None or value is UNKNOWN or type(value) is spec.type:

@@ -8,7 +8,7 @@ from typing import Any
 import libcst as cst
 
 from gptlint.context import LintContext
-from gptlint.kinds import Severity
+from gptlint.kinds import Severity, ValueKind
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import is_number
 from gptlint.schema import KV_HEAD_KEYS
@@ -100,7 +100,7 @@ class ImpossibleValue(Rule):
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         for key in dict.fromkeys(a.key for a in ctx.file.assignments):
             resolved = ctx.config.resolved(key)
-            if resolved is None or resolved.kind != "file" or resolved.assignment is None:
+            if resolved is None or resolved.kind != ValueKind.FILE or resolved.assignment is None:
                 continue
             message = problem(key, resolved.value)
             if message is not None:
