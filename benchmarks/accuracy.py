@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptlint.gpus import GpuProfile, get_profile
+from gptlint.run import ModelShape, StepSpec
 from gptlint.units import MIB
 from pytest_gptcfg.memory import (
     MemoryResult,
-    ModelShape,
-    StepSpec,
     analytical_estimate,
     check_memory,
     import_torch,

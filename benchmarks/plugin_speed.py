@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 
 from gptlint.gpus import get_profile
-from pytest_gptcfg.memory import ModelShape, StepSpec, check_memory, import_torch
+from gptlint.run import ModelShape, StepSpec
+from pytest_gptcfg.memory import check_memory, import_torch
 
 torch = import_torch()
 

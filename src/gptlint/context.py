@@ -12,28 +12,16 @@ import libcst as cst
 
 from gptlint.configfile import ConfigFile
 from gptlint.gpus import GpuProfile, get_profile
+from gptlint.kinds import ValueKind
 from gptlint.metadata import dataset_vocab
 from gptlint.resolve import EffectiveConfig
-from gptlint.schema import DEFAULT_VOCAB_SIZE, PRETRAINED, gptconfig_defaults
+from gptlint.run import ModelSource, Problem, TrainingRun, derive_model, derive_run
+from gptlint.schema import DEFAULT_VOCAB_SIZE, gptconfig_defaults
 from gptlint.scopes import CallScope, ConfigScope, shape_scopes
 from gptlint.settings import Settings
 
 _NPROC = re.compile(r"--nproc[_-]per[_-]node[=\s]+(\d+)")
 _NNODES = re.compile(r"--nnodes[=\s]+(\d+)")
-
-
-@dataclass(frozen=True)
-class Model:
-    """The model a run trains: its shape and where the shape comes from ('config' for a scratch
-    run, else the pretrained checkpoint's name)."""
-
-    n_layer: Any
-    n_head: Any
-    n_embd: Any
-    vocab_size: Any
-    bias: Any
-    source: str
-    vocab_origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,28 +80,16 @@ class LintContext:
         return None
 
     @cached_property
-    def model(self) -> Model | None:
-        """The model train.py builds: the config's shape from scratch, a gpt2* checkpoint's
-        shape, or None (resume, unknown or invalid init_from)."""
-        init_from = self.config.get("init_from")
-        if "init_from" not in self.config.schema or init_from == "scratch":
-            get = self.config.get
-            vocab, origin = self.scratch_vocab
-            return Model(
-                get("n_layer"), get("n_head"), get("n_embd"), vocab, get("bias"), "config", origin
-            )
-        preset = PRETRAINED.get(init_from) if isinstance(init_from, str) else None
-        if preset is None:
-            return None
-        return Model(
-            preset["n_layer"],
-            preset["n_head"],
-            preset["n_embd"],
-            preset["vocab_size"],
-            preset["bias"],
-            init_from,
-            f"{init_from}'s checkpoint",
-        )
+    def model(self) -> ModelSource | None:
+        """The model train.py builds (the config's shape from scratch, a gpt2* checkpoint's
+        shape, a resumed checkpoint's), or None when it cannot be told statically."""
+        model = derive_model(self.config)
+        return None if isinstance(model, list) else model
+
+    @cached_property
+    def run(self) -> TrainingRun | list[Problem]:
+        """The run train.py starts on the target GPU, or the problems that stop it."""
+        return derive_run(self.config, self.gpu, world_size=self.world_size.size)
 
     @cached_property
     def world_size(self) -> WorldSize:
@@ -152,7 +128,7 @@ class LintContext:
     def is_set_in_file(self, key: str) -> bool:
         """Whether the file gives `key` its (statically known) value."""
         resolved = self.config.resolved(key)
-        return resolved is not None and resolved.kind == "file"
+        return resolved is not None and resolved.kind == ValueKind.FILE
 
 
 def _docstring_node(module: cst.Module) -> cst.SimpleString | None:

@@ -11,8 +11,9 @@ import ast
 import inspect
 import sys
 from pathlib import Path
+from types import ModuleType
 
-from gptlint import estimate
+from gptlint import estimate, gpus
 from gptlint.fix import fix_source
 from gptlint.kinds import FixSafety
 from gptlint.lint import lint_source
@@ -119,18 +120,18 @@ def _estimate_appendix() -> list[str]:
     lines += [
         "### Constants",
         "",
-        f"CUDA context: {estimate.CUDA_CONTEXT_BYTES // 2**20} MiB. "
-        + inspect.cleandoc(_attribute_doc("CUDA_CONTEXT_BYTES")),
+        f"CUDA context: {gpus.CUDA_CONTEXT_BYTES // 2**20} MiB. "
+        + inspect.cleandoc(_attribute_doc(gpus, "CUDA_CONTEXT_BYTES")),
         "",
         f"Allocator overhead: {estimate.ALLOCATOR_OVERHEAD:.0%} of the tensor bytes. "
-        + inspect.cleandoc(_attribute_doc("ALLOCATOR_OVERHEAD")),
+        + inspect.cleandoc(_attribute_doc(estimate, "ALLOCATOR_OVERHEAD")),
     ]
     return lines
 
 
-def _attribute_doc(name: str) -> str:
-    """The string literal right after `name = ...` in estimate.py (its attribute docstring)."""
-    tree = ast.parse(Path(estimate.__file__).read_text(encoding="utf-8"))
+def _attribute_doc(module: ModuleType, name: str) -> str:
+    """The string literal right after `name = ...` in `module` (its attribute docstring)."""
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     body = tree.body
     for number, node in enumerate(body[:-1]):
         targets = getattr(node, "targets", [])

@@ -1,4 +1,4 @@
-"""Parameter counts and an analytical peak-memory estimate of nanoGPT's training step (no torch).
+"""An analytical peak-memory estimate of nanoGPT's training step (no torch).
 
 The estimate follows one step of nanoGPT's `train.py` on CUDA tensor by tensor: what the step
 allocates, what autograd keeps alive for the backward pass, and when the peak happens. Every
@@ -19,19 +19,11 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gptlint.gpus import GpuProfile
-from gptlint.units import MIB
+from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
+from gptlint.kinds import AttentionKernel
+from gptlint.run import StepSpec
 
-FLASH, EFFICIENT, MATH = "flash", "efficient", "math"
-KERNEL_LABELS = {
-    FLASH: "flash attention",
-    EFFICIENT: "memory-efficient attention",
-    MATH: "math attention",
-}
-
-CUDA_CONTEXT_BYTES = 500 * MIB
-"""CUDA context, kernel images and library handles of a PyTorch process (0.3-0.5 GiB measured
-on recent drivers; the same constant as pytest-gptcfg's simulation)."""
+FLASH, EFFICIENT, MATH = AttentionKernel.FLASH, AttentionKernel.EFFICIENT, AttentionKernel.MATH
 
 ALLOCATOR_OVERHEAD = 0.15
 """Reserved-but-unused memory of PyTorch's caching allocator, as a fraction of the peak tensor
@@ -40,7 +32,7 @@ cached free block that is at least as large: the B x T x vocab loss buffers of d
 leave holes. pytest-gptcfg's allocator replay of nanoGPT steps gives 4-25% (the most for large
 logits); 15% is the middle of that range until CUDA measurements calibrate it."""
 
-TERM_LABELS = {
+BREAKDOWN_LABELS = {
     "parameters": "parameters",
     "gradients": "gradients",
     "optimizer_state": "AdamW state",
@@ -50,80 +42,13 @@ TERM_LABELS = {
     "allocator_overhead": "allocator overhead",
     "cuda_context": "CUDA context",
 }
-
-
-def count_params(
-    n_layer: int,
-    n_embd: int,
-    vocab_size: int,
-    block_size: int,
-    bias: bool,
-    *,
-    non_embedding: bool = True,
-) -> int:
-    """Parameters of nanoGPT's `GPT`, as `GPT.get_num_params(non_embedding)` counts them.
-
-    Per block: ln_1 and ln_2 (weight, plus bias if `bias`), attention `c_attn` (n_embd x 3n_embd)
-    and `c_proj` (n_embd x n_embd), MLP `c_fc` (n_embd x 4n_embd) and `c_proj` (4n_embd x n_embd),
-    each Linear with a bias vector if `bias`. Then `ln_f`, the token embedding `wte`
-    (vocab x n_embd, tied to `lm_head`, so counted once) and the position embedding `wpe`
-    (block_size x n_embd), which nanoGPT leaves out by default (`non_embedding=True`).
-    The head count does not change the count.
-    """
-    ln = n_embd * (2 if bias else 1)
-    linear_weights = 12 * n_embd * n_embd
-    linear_biases = (3 + 1 + 4 + 1) * n_embd if bias else 0
-    per_block = 2 * ln + linear_weights + linear_biases
-    total = n_layer * per_block + ln + vocab_size * n_embd
-    if not non_embedding:
-        total += block_size * n_embd
-    return total
-
-
-@dataclass(frozen=True)
-class Run:
-    """One training configuration: the model nanoGPT builds and the batch it trains on.
-
-    `block_size` is the sequence length of a batch (the config's); `positions` the rows of the
-    position embedding (the same, or a pretrained model's 1024 cropped to `block_size`).
-    `dtype` is the config's: 'bfloat16' | 'float16' | 'float32'.
-    """
-
-    n_layer: int
-    n_head: int
-    n_embd: int
-    vocab_size: int
-    bias: bool
-    dropout: float
-    batch_size: int
-    block_size: int
-    dtype: str = "bfloat16"
-    positions: int | None = None
-
-    @property
-    def head_dim(self) -> int:
-        return self.n_embd // self.n_head
-
-    @property
-    def tokens(self) -> int:
-        return self.batch_size * self.block_size
-
-    @property
-    def half(self) -> bool:
-        return self.dtype in ("bfloat16", "float16")
-
-    @property
-    def params(self) -> int:
-        """Every parameter, position embedding included (all of them take memory)."""
-        rows = self.block_size if self.positions is None else self.positions
-        return count_params(
-            self.n_layer, self.n_embd, self.vocab_size, rows, self.bias, non_embedding=False
-        )
+"""The categories of a peak, in order, with their labels: the estimate's terms, and the keys
+of the plugin's simulated and measured breakdowns, so that the three compare key by key."""
 
 
 def sdpa_kernel(
     compute_capability: tuple[int, int], half: bool, head_dim: int, dropout: float
-) -> str:
+) -> AttentionKernel:
     """The kernel `F.scaled_dot_product_attention` picks for training on a GPU of
     `compute_capability`; `half` for 16-bit inputs. The one rule the linter's estimate and the
     plugin's simulation share.
@@ -149,24 +74,24 @@ def sdpa_kernel(
     return MATH
 
 
-def attention_kernel(gpu: GpuProfile, half: bool, head_dim: int, dropout: float) -> str:
+def attention_kernel(gpu: GpuProfile, half: bool, head_dim: int, dropout: float) -> AttentionKernel:
     """The kernel SDPA runs for training on `gpu` (see `sdpa_kernel`)."""
     return sdpa_kernel(gpu.compute_capability, half, head_dim, dropout)
 
 
-def attention_scores(run: Run) -> int:
+def attention_scores(spec: StepSpec) -> int:
     """B x H x T x T: the attention matrix of one layer."""
-    return run.batch_size * run.n_head * run.block_size**2
+    return spec.batch_size * spec.shape.n_head * spec.block_size**2
 
 
-def math_attention_bytes(run: Run) -> int:
+def math_attention_bytes(spec: StepSpec) -> int:
     """What the math fallback keeps per layer: `_scaled_dot_product_attention_math` upcasts
     16-bit q, k, v to fp32 (PyTorch >= 2.5) and saves the softmax output, B x H x T x T fp32
     values, for the backward pass; with dropout also the bool mask and the dropped copy."""
-    return attention_scores(run) * (4 + (5 if run.dropout > 0 else 0))
+    return attention_scores(spec) * (4 + (5 if spec.shape.dropout > 0 else 0))
 
 
-def layer_activation_bytes(run: Run, kernel: str) -> int:
+def layer_activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
     """Bytes autograd saves for one transformer block (`x + attn(ln_1(x))`,
     `x + mlp(ln_2(x))`), per the ops of nanoGPT's `Block` under CUDA autocast.
 
@@ -187,33 +112,33 @@ def layer_activation_bytes(run: Run, kernel: str) -> int:
     (64C in all). The math kernel replaces q|k|v and the output by fp32 copies of q, k, v
     (12C) plus a 2C output copy, and adds `math_attention_bytes` per layer.
     """
-    c, h, tokens = run.n_embd, run.n_head, run.tokens
-    width = 2 if run.half else 4
+    c, h, tokens = spec.shape.n_embd, spec.shape.n_head, spec.tokens
+    width = 2 if spec.half else 4
     norms = 2 * (4 * c + 8)
-    linear_inputs = 2 * width * c if run.half else 2 * 4 * c  # c_attn and c_fc inputs
+    linear_inputs = 2 * width * c if spec.half else 2 * 4 * c  # c_attn and c_fc inputs
     mlp = 2 * 4 * c * width  # c_fc output (GELU input) and GELU output
-    masks = 2 * c if run.dropout > 0 else 0
+    masks = 2 * c if spec.shape.dropout > 0 else 0
     if kernel == MATH:
         attention = 3 * 4 * c + width * c
         per_token = norms + linear_inputs + mlp + masks + attention
-        return tokens * per_token + math_attention_bytes(run)
-    padded = -(-run.head_dim // 8) * 8 * h if kernel == FLASH else c
+        return tokens * per_token + math_attention_bytes(spec)
+    padded = -(-spec.shape.head_dim // 8) * 8 * h if kernel == FLASH else c
     attention = 3 * width * padded + width * padded + 4 * h
     if padded != c:
         attention += width * c
     return tokens * (norms + linear_inputs + mlp + masks + attention)
 
 
-def activation_bytes(run: Run, kernel: str) -> int:
+def activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
     """All blocks' saved tensors plus what lives outside them: ln_f's fp32 input (4C) and
     stats, `lm_head`'s 16-bit input (2C), the embedding dropout mask (C, if dropout), and the
     int64 batches X, Y and the prefetched next X, Y (4 x 8 B per token)."""
-    c, tokens = run.n_embd, run.tokens
-    outside = 4 * c + 8 + (2 * c if run.half else 0) + (c if run.dropout > 0 else 0) + 32
-    return run.n_layer * layer_activation_bytes(run, kernel) + tokens * outside
+    c, tokens = spec.shape.n_embd, spec.tokens
+    outside = 4 * c + 8 + (2 * c if spec.half else 0) + (c if spec.shape.dropout > 0 else 0) + 32
+    return spec.shape.n_layer * layer_activation_bytes(spec, kernel) + tokens * outside
 
 
-def loss_bytes(run: Run) -> int:
+def loss_bytes(spec: StepSpec) -> int:
     """The B x T x vocab buffers at their peak, at the start of the backward pass.
 
     `lm_head` writes 16-bit logits (2 B per element), which stay alive through the backward
@@ -224,24 +149,25 @@ def loss_bytes(run: Run) -> int:
     4 B each and `log_softmax`'s backward adds a 4 B result to the 4 B incoming gradient:
     16 B per element.
     """
-    return run.tokens * run.vocab_size * (12 if run.half else 16)
+    return spec.tokens * spec.shape.vocab_size * (12 if spec.half else 16)
 
 
-def weight_copy_bytes(run: Run) -> int:
+def weight_copy_bytes(spec: StepSpec) -> int:
     """Autocast casts each Linear weight to 16 bit once per forward and caches the copy until
     the autocast region exits; the Linear backward keeps it, so the copies of every matmul
     weight (12 C^2 per layer and the tied wte / lm_head, vocab x C) live through the step."""
-    if not run.half:
+    if not spec.half:
         return 0
-    return 2 * (12 * run.n_embd**2 * run.n_layer + run.vocab_size * run.n_embd)
+    s = spec.shape
+    return 2 * (12 * s.n_embd**2 * s.n_layer + s.vocab_size * s.n_embd)
 
 
 @dataclass(frozen=True)
 class MemoryEstimate:
     """The estimated peak of one training iteration, term by term (bytes)."""
 
-    run: Run
-    kernel: str
+    spec: StepSpec
+    kernel: AttentionKernel
     terms: dict[str, int]
 
     @property
@@ -256,12 +182,12 @@ class MemoryEstimate:
 
     def breakdown(self) -> str:
         """`parameters 0.29 + gradients 0.29 + ... GiB`."""
-        parts = [f"{TERM_LABELS[k]} {v / 1024**3:.2f}" for k, v in self.terms.items() if v]
+        parts = [f"{BREAKDOWN_LABELS[k]} {v / 1024**3:.2f}" for k, v in self.terms.items() if v]
         return " + ".join(parts) + " GiB"
 
 
-def estimate_memory(run: Run, gpu: GpuProfile) -> MemoryEstimate:
-    """Peak memory of nanoGPT's training step for `run` on `gpu`.
+def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
+    """Peak memory of nanoGPT's training step for `spec` on `gpu`.
 
     The peak comes in the second iteration or later, when gradients (fp32, 4 B per parameter,
     accumulated over micro-steps; `zero_grad(set_to_none=True)` frees them only after the
@@ -272,24 +198,24 @@ def estimate_memory(run: Run, gpu: GpuProfile) -> MemoryEstimate:
     the B x H x T x T gradient and softmax-backward result (2 x 4 B per score) while the
     logits are still alive. On top: the caching allocator's overhead and the CUDA context.
     """
-    kernel = attention_kernel(gpu, run.half, run.head_dim, run.dropout)
-    params = run.params
-    activations = activation_bytes(run, kernel)
-    loss = loss_bytes(run)
+    kernel = attention_kernel(gpu, spec.half, spec.shape.head_dim, spec.shape.dropout)
+    params = spec.shape.num_params(non_embedding=False)
+    activations = activation_bytes(spec, kernel)
+    loss = loss_bytes(spec)
     if kernel == MATH:
-        backward = 8 * attention_scores(run) + run.tokens * run.vocab_size * 2
+        backward = 8 * attention_scores(spec) + spec.tokens * spec.shape.vocab_size * 2
         loss = max(loss, backward)
     terms = {
         "parameters": 4 * params,
         "gradients": 4 * params,
         "optimizer_state": 8 * params,
-        "weight_copies": weight_copy_bytes(run),
+        "weight_copies": weight_copy_bytes(spec),
         "activations": activations,
         "logits_and_loss": loss,
     }
     terms["allocator_overhead"] = int(ALLOCATOR_OVERHEAD * sum(terms.values()))
     terms["cuda_context"] = CUDA_CONTEXT_BYTES
-    return MemoryEstimate(run, kernel, terms)
+    return MemoryEstimate(spec, kernel, terms)
 
 
 def largest_fitting(fits: Callable[[int], bool], limit: int = 4096) -> int:
@@ -311,11 +237,11 @@ def largest_fitting(fits: Callable[[int], bool], limit: int = 4096) -> int:
     return good
 
 
-def largest_batch(run: Run, gpu: GpuProfile, budget: int, limit: int = 4096) -> int:
+def largest_batch(spec: StepSpec, gpu: GpuProfile, budget: int, limit: int = 4096) -> int:
     """The largest batch_size whose estimate fits `budget` (0 if batch_size 1 does not)."""
     return largest_fitting(
         lambda batch: (
-            estimate_memory(dataclasses.replace(run, batch_size=batch), gpu).total <= budget
+            estimate_memory(dataclasses.replace(spec, batch_size=batch), gpu).total <= budget
         ),
         limit,
     )

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from gptlint.units import MIB
 
+CUDA_CONTEXT_BYTES = 500 * MIB
+"""CUDA context, kernel images and library handles of a PyTorch process (0.3-0.5 GiB measured
+on recent drivers): the estimate's term and the simulation's modelled context."""
+
 
 @dataclass(frozen=True)
 class GpuProfile:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from gptlint.estimate import BREAKDOWN_LABELS
 from gptlint.units import GIB, MIB
-from pytest_gptcfg.memory import BREAKDOWN_KEYS, MemoryResult
+from pytest_gptcfg.memory import MemoryResult
 
 SVG_NS = "http://www.w3.org/2000/svg"
 
@@ -22,8 +23,9 @@ LABELS = {
     "optimizer_state": "Optimizer state",
     "activations": "Activations",
     "logits_and_loss": "Logits and loss",
+    "weight_copies": "Autocast weight copies",
     "allocator_overhead": "Allocator overhead",
-    "context": "CUDA context",
+    "cuda_context": "CUDA context",
 }
 """What the chart calls each `MemoryResult.breakdown` key."""
 
@@ -33,8 +35,9 @@ COLOURS = {
     "optimizer_state": "#009E73",
     "activations": "#E69F00",
     "logits_and_loss": "#D55E00",
+    "weight_copies": "#F0E442",
     "allocator_overhead": "#CC79A7",
-    "context": "#999999",
+    "cuda_context": "#999999",
 }
 """Okabe-Ito colours, distinguishable with the common colour-vision deficiencies."""
 
@@ -82,7 +85,7 @@ def write_breakdown_svg(result: MemoryResult, path: str | Path, title: str | Non
 
 def breakdown_svg(result: MemoryResult, title: str | None = None) -> ET.Element:
     """The chart of `result` as an `<svg>` element."""
-    parts = [(key, result.breakdown.get(key, 0)) for key in BREAKDOWN_KEYS]
+    parts = [(key, result.breakdown.get(key, 0)) for key in BREAKDOWN_LABELS]
     parts = [(key, size) for key, size in parts if size > 0]
     total, budget = total_bytes(result), result.budget_bytes
     heading = f"Peak GPU memory of {title}" if title else "Peak GPU memory"

@@ -17,10 +17,11 @@ import subprocess
 import torch
 
 from gptlint.gpus import GpuProfile
+from gptlint.run import StepSpec
 from gptlint.units import MIB
 from pytest_gptcfg import kernels
 from pytest_gptcfg.allocator import round_size
-from pytest_gptcfg.memory import MemoryResult, StepSpec, fits_budget
+from pytest_gptcfg.memory import MemoryResult, fits_budget
 from pytest_gptcfg.trainstep import (
     build_model,
     make_optimizer,
@@ -167,7 +168,7 @@ def measure(
         "activations": max(peak_allocated - parameters - gradients - optimizer_state, 0),
         "logits_and_loss": 0,
         "allocator_overhead": peak_reserved - peak_allocated,
-        "context": context,
+        "cuda_context": context,
     }
     notes.append(
         "measured breakdown: gradients taken as one fp32 copy of the parameters; logits and "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,14 +10,15 @@ from typing import Any
 
 import pytest
 
+from gptlint.context import LintContext
 from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.lint import lint_file
 from gptlint.pyproject import load_settings
 from gptlint.resolve import ConfigError, OverrideError, load_config
+from gptlint.run import Problem, TrainingRun, derive_run, project_root
 from gptlint.settings import Settings, SettingsError
 from pytest_gptcfg import report
 from pytest_gptcfg.options import OPTIONS_KEY, Options
-from pytest_gptcfg.shapes import ShapeError, TrainStep, project_root, train_step
 from pytest_gptcfg.usermodel import UserModelError, model_factory
 
 
@@ -129,26 +131,38 @@ class MemoryItem(ConfigItem):
         name = "__".join(self.parent.shown_path.with_suffix("").parts).lstrip("_.")
         return options.snapshot / f"{name}.{profile.name}.pickle"
 
-    def _step(self, options: Options, settings: Settings, profile: GpuProfile) -> TrainStep:
+    def _step(self, options: Options, settings: Settings, profile: GpuProfile) -> TrainingRun:
+        """The run train.py would start for this config (gptlint's `derive_run`), with the
+        `--gpt-set` overrides, `--gpt-compile` and `--gpt-model` applied."""
+        shown = self.parent.shown_path
         try:
-            cfg = load_config(self.parent.shown_path, settings)
-            cfg = cfg.with_overrides(options.overrides)
-            model = settings.model
-            return train_step(
-                cfg,
-                root=project_root(self.path, self.config.invocation_params.dir),
-                profile=profile,
-                compile_mode=options.compile,
-                world_size=settings.world_size,
-                model_factory=model_factory(model) if model else None,
-            )
-        except (ConfigError, ShapeError, UserModelError) as exc:
-            raise CheckFailed(f"{self.parent.shown_path}: memory check not run: {exc}") from None
+            cfg = load_config(shown, settings).with_overrides(options.overrides)
+            factory = model_factory(settings.model) if settings.model else None
+        except (ConfigError, UserModelError) as exc:
+            raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
         except OverrideError as exc:
             raise CheckFailed(f"--gpt-set: {exc}") from None
+        run = derive_run(
+            cfg,
+            profile,
+            world_size=LintContext(cfg, settings).world_size.size,
+            root=project_root(self.path, self.config.invocation_params.dir),
+            compile={"auto": None, "on": True, "off": False}[options.compile],
+            strict=True,
+        )
+        if isinstance(run, list):
+            raise CheckFailed(f"{shown}: memory check not run: {_explain(run[0])}")
+        return dataclasses.replace(run, spec=dataclasses.replace(run.spec, model_factory=factory))
 
     def _record(self, record: dict[str, Any]) -> None:
         self.user_properties.append((report.MEMORY_KEY, record))
+
+
+def _explain(problem: Problem) -> str:
+    """A problem, with how to supply a value only running the config would give."""
+    if problem.unknown:
+        return f"{problem}; give its value with --gpt-set {problem.key}=VALUE"
+    return str(problem)
 
 
 def _device(mode: str) -> tuple[str, int]:

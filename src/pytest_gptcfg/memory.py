@@ -7,66 +7,14 @@ when a check runs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gptlint.run import StepSpec
+
 if TYPE_CHECKING:
-    import torch
-
     from gptlint.gpus import GpuProfile
-
-BREAKDOWN_KEYS = (
-    "parameters",
-    "gradients",
-    "optimizer_state",
-    "activations",
-    "logits_and_loss",
-    "allocator_overhead",
-    "context",
-)
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The model arguments nanoGPT passes to `GPTConfig`."""
-
-    n_layer: int
-    n_head: int
-    n_embd: int
-    block_size: int
-    vocab_size: int
-    bias: bool
-    dropout: float
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    """One training step of one config: model shape, batch, precision and optimizer settings."""
-
-    shape: ModelShape
-    batch_size: int
-    block_size: int
-    gradient_accumulation_steps: int
-    dtype: str
-    compile: bool
-    weight_decay: float = 0.1
-    learning_rate: float = 6e-4
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    model_factory: Callable[[ModelShape], torch.nn.Module] | None = None
-
-    def to_record(self) -> dict:
-        """Plain data for a JSON record (a custom `model_factory` is not recorded)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "model_factory"}
-
-    @classmethod
-    def from_record(cls, record: dict) -> StepSpec:
-        """The spec `to_record` wrote."""
-        fields = dict(record)
-        return cls(shape=ModelShape(**fields.pop("shape")), **fields)
 
 
 @dataclass
@@ -173,22 +121,9 @@ def _keep_artifacts(result: MemoryResult, snapshot: Path) -> None:
 def analytical_estimate(spec: StepSpec, profile: GpuProfile) -> int:
     """gptlint's analytical estimate (no torch) of the tensors live at the peak of `spec`'s
     step, in bytes, to set beside a measured or simulated peak allocated."""
-    from gptlint.estimate import Run, estimate_memory
+    from gptlint.estimate import estimate_memory
 
-    s = spec.shape
-    run = Run(
-        n_layer=s.n_layer,
-        n_head=s.n_head,
-        n_embd=s.n_embd,
-        vocab_size=s.vocab_size,
-        bias=s.bias,
-        dropout=s.dropout,
-        batch_size=spec.batch_size,
-        block_size=spec.block_size,
-        dtype=spec.dtype,
-        positions=s.block_size,
-    )
-    return estimate_memory(run, profile).tensors
+    return estimate_memory(spec, profile).tensors
 
 
 def find_max_batch_size(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pytest_gptcfg.memory import ModelShape
+from gptlint.run import ModelShape
 
 
 class LayerNorm(nn.Module):

@@ -9,24 +9,14 @@ from typing import Any
 import pytest
 
 from gptlint import __version__
-from gptlint.estimate import count_params, rebatch
+from gptlint.estimate import BREAKDOWN_LABELS, rebatch
 from gptlint.gpus import GpuProfile
+from gptlint.run import TrainingRun
 from gptlint.units import format_gib, format_params
 from pytest_gptcfg.memory import MemoryResult
-from pytest_gptcfg.shapes import TrainStep
 
 MEMORY_KEY = "gptcfg_memory"
 LINT_KEY = "gptcfg_lint"
-
-BREAKDOWN_LABELS = {
-    "parameters": "parameters",
-    "gradients": "gradients",
-    "optimizer_state": "optimizer state",
-    "activations": "activations",
-    "logits_and_loss": "logits and loss",
-    "allocator_overhead": "allocator overhead",
-    "context": "CUDA context",
-}
 
 
 def mode_word(mode: str) -> str:
@@ -38,7 +28,7 @@ def memory_record(
     path: str,
     profile: GpuProfile,
     budget_bytes: int,
-    step: TrainStep | None = None,
+    step: TrainingRun | None = None,
     result: MemoryResult | None = None,
     max_batch_size: int | None = None,
     error: str | None = None,
@@ -72,10 +62,9 @@ def memory_record(
     }
     if step is not None:
         shape = step.spec.shape
-        args = (shape.n_layer, shape.n_embd, shape.vocab_size, shape.block_size, shape.bias)
         record.update(
-            params=count_params(*args),
-            params_total=count_params(*args, non_embedding=False),
+            params=shape.num_params(),
+            params_total=shape.num_params(non_embedding=False),
             tokens_per_iter=step.tokens_per_iter,
             batch_size=step.spec.batch_size,
             block_size=step.spec.block_size,
@@ -97,7 +86,7 @@ def memory_record(
 
 
 def failure_text(
-    path: str, profile: GpuProfile, step: TrainStep, result: MemoryResult, max_batch: int
+    path: str, profile: GpuProfile, step: TrainingRun, result: MemoryResult, max_batch: int
 ) -> str:
     """Why a config does not fit, and the batch that would, as plain text (no traceback)."""
     spec, shape = step.spec, step.spec.shape
@@ -107,9 +96,8 @@ def failure_text(
         else "simulated on fake tensors, no GPU used"
     )
     total = result.peak_reserved_bytes + result.context_bytes
-    params = count_params(
-        shape.n_layer, shape.n_embd, shape.vocab_size, shape.block_size, shape.bias
-    )
+    params = shape.num_params()
+    model = step.model
     lines = [
         f"{path} does not fit {profile.label} ({how}; torch {result.torch_version})",
         f"  peak {format_gib(total)} > budget {format_gib(result.budget_bytes)}: "
@@ -117,9 +105,9 @@ def failure_text(
         f"({format_gib(result.peak_allocated_bytes)} allocated) + "
         f"{format_gib(result.context_bytes)} CUDA context"
         + (" (the step ran out of memory)" if result.oom else ""),
-        f"  model ({step.model_from}): n_layer {shape.n_layer}, n_head {shape.n_head}, n_embd "
+        f"  model ({model.model_from}): n_layer {shape.n_layer}, n_head {shape.n_head}, n_embd "
         f"{shape.n_embd}, block_size {shape.block_size}, vocab_size {shape.vocab_size}"
-        + (f" ({step.vocab_from})" if step.model_from == "scratch" else "")
+        + (f" ({model.vocab_from})" if model.model_from == "scratch" else "")
         + f", bias {shape.bias}: {format_params(params)} params",
         f"  step: batch_size {spec.batch_size} x block_size {spec.block_size}, "
         f"gradient_accumulation_steps {step.gradient_accumulation_steps} "
@@ -139,7 +127,7 @@ def failure_text(
     return "\n".join(lines)
 
 
-def suggestion(step: TrainStep, max_batch: int) -> str:
+def suggestion(step: TrainingRun, max_batch: int) -> str:
     """The largest batch_size that fits, with the accumulation that keeps tokens per iteration."""
     batch, gas = step.spec.batch_size, step.gradient_accumulation_steps
     if max_batch == 0:

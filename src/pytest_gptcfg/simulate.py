@@ -45,11 +45,12 @@ from torch.overrides import TorchFunctionMode
 
 from gptlint.estimate import EFFICIENT, FLASH, MATH
 from gptlint.gpus import GpuProfile
+from gptlint.run import StepSpec
 from gptlint.units import MIB
 from pytest_gptcfg import kernels
 from pytest_gptcfg.allocator import CachingAllocator
 from pytest_gptcfg.autocast_policy import CastCache, apply_policy, op_name
-from pytest_gptcfg.memory import MemoryResult, StepSpec, fits_budget
+from pytest_gptcfg.memory import MemoryResult, fits_budget
 from pytest_gptcfg.snapshot import SnapshotRecorder
 from pytest_gptcfg.tracker import Allocation, StorageTracker
 from pytest_gptcfg.trainstep import (
@@ -250,7 +251,7 @@ def _result(
     for allocation in peak:
         breakdown[allocation.category] += allocation.size
     breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
-    breakdown["context"] = context
+    breakdown["cuda_context"] = context
     kernel = _kernel_name(behaviour.attention_kernels)
     if kernel == MATH:
         head_dim = spec.shape.n_embd // spec.shape.n_head

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 
 import torch
 
-from pytest_gptcfg.memory import StepSpec
+from gptlint.run import StepSpec
 
 PTDTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OPTIMIZER_STEPS = 2

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pytest_gptcfg.memory import ModelShape
+from gptlint.run import ModelShape
 
 
 class UserModelError(Exception):

@@ -10,9 +10,7 @@ from gptlint.estimate import (
     EFFICIENT,
     FLASH,
     MATH,
-    Run,
     attention_kernel,
-    count_params,
     estimate_memory,
     largest_batch,
     loss_bytes,
@@ -20,11 +18,20 @@ from gptlint.estimate import (
     rebatch,
 )
 from gptlint.gpus import get_profile
+from gptlint.run import ModelShape, StepSpec, count_params
 from gptlint.units import GIB
 
 RTX4070, T4, A100 = get_profile("rtx4070"), get_profile("t4"), get_profile("a100-80gb")
-SEED = Run(12, 12, 576, 50304, False, 0.0, 16, 1024)
-GPT2 = Run(12, 12, 768, 50304, False, 0.0, 12, 1024)
+
+
+def run_of(n_layer, n_head, n_embd, vocab, bias, dropout, batch, block, dtype="bfloat16"):
+    """The step of a scratch run of this shape (the estimate's input)."""
+    shape = ModelShape(n_layer, n_head, n_embd, block, vocab, bias, dropout)
+    return StepSpec(shape, batch, block, 1, dtype, False)
+
+
+SEED = run_of(12, 12, 576, 50304, False, 0.0, 16, 1024)
+GPT2 = run_of(12, 12, 768, 50304, False, 0.0, 12, 1024)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +65,7 @@ def test_kernel_choice_follows_pytorch():
 
 def test_static_terms_are_16_bytes_per_parameter():
     terms = estimate_memory(GPT2, RTX4070).terms
-    params = GPT2.params
+    params = GPT2.shape.num_params(non_embedding=False)
     assert terms["parameters"] == terms["gradients"] == 4 * params
     assert terms["optimizer_state"] == 8 * params
 
@@ -75,20 +82,25 @@ def test_tensor_bytes_match_the_cross_checks():
 
 
 def test_loss_buffers_are_12_bytes_per_logit_in_16_bit_and_16_in_fp32():
-    elements = SEED.tokens * SEED.vocab_size
+    elements = SEED.tokens * SEED.shape.vocab_size
     assert loss_bytes(SEED) == 12 * elements
     assert loss_bytes(dataclasses.replace(SEED, dtype="float32")) == 16 * elements
 
 
 def test_math_fallback_adds_the_attention_matrix_per_layer():
-    run = Run(12, 12, 504, 50304, False, 0.0, 8, 1024)
+    run = run_of(12, 12, 504, 50304, False, 0.0, 8, 1024)
     flash, math = estimate_memory(run, RTX4070), estimate_memory(run, T4)
     assert (flash.kernel, math.kernel) == (FLASH, MATH)
     per_layer = 8 * 12 * 1024 * 1024 * 4
     assert math_attention_bytes(run) == per_layer
     extra = math.terms["activations"] - flash.terms["activations"]
     assert extra > 12 * per_layer
-    assert math_attention_bytes(dataclasses.replace(run, dropout=0.1)) == per_layer * 9 // 4
+    assert (
+        math_attention_bytes(
+            dataclasses.replace(run, shape=dataclasses.replace(run.shape, dropout=0.1))
+        )
+        == per_layer * 9 // 4
+    )
 
 
 def test_estimate_grows_with_batch_and_largest_batch_fits():
@@ -101,7 +113,7 @@ def test_estimate_grows_with_batch_and_largest_batch_fits():
     best = largest_batch(SEED, RTX4070, budget)
     assert estimate_memory(dataclasses.replace(SEED, batch_size=best), RTX4070).total <= budget
     assert estimate_memory(dataclasses.replace(SEED, batch_size=best + 1), RTX4070).total > budget
-    assert largest_batch(Run(48, 25, 1600, 50257, True, 0.0, 1, 1024), RTX4070, budget) == 0
+    assert largest_batch(run_of(48, 25, 1600, 50257, True, 0.0, 1, 1024), RTX4070, budget) == 0
 
 
 def test_breakdown_names_every_term():

@@ -7,7 +7,8 @@ import pytest
 from gptlint.fix import fix_source
 from gptlint.lint import lint_file
 from gptlint.rules.pretrained import near_miss
-from gptlint.schema import DTYPE_VALUES, INIT_FROM_VALUES
+from gptlint.run import DTYPES as DTYPE_VALUES
+from gptlint.run import INIT_FROM_VALUES
 from gptlint.settings import Settings
 from gptlint.source import read_source
 

@@ -12,9 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gptlint.gpus import get_profile  # noqa: E402
+from gptlint.run import ModelShape, StepSpec  # noqa: E402
 from pytest_gptcfg.allocator import round_size  # noqa: E402
 from pytest_gptcfg.cuda import _is_oom, inventory  # noqa: E402
-from pytest_gptcfg.memory import ModelShape, StepSpec, check_memory  # noqa: E402
+from pytest_gptcfg.memory import check_memory  # noqa: E402
 from pytest_gptcfg.nanogpt import GPT  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

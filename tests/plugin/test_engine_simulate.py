@@ -13,12 +13,14 @@ torch = pytest.importorskip("torch")
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 
-from gptlint.estimate import count_params  # noqa: E402
 from gptlint.gpus import get_profile  # noqa: E402
-from pytest_gptcfg.allocator import CachingAllocator  # noqa: E402
-from pytest_gptcfg.memory import (  # noqa: E402
+from gptlint.run import (  # noqa: E402
     ModelShape,
     StepSpec,
+    count_params,
+)
+from pytest_gptcfg.allocator import CachingAllocator  # noqa: E402
+from pytest_gptcfg.memory import (  # noqa: E402
     check_memory,
     find_max_batch_size,
 )
@@ -56,10 +58,10 @@ def test_breakdown_adds_up_to_what_is_compared_with_the_budget():
     result = simulate()
     assert set(result.breakdown) == {
         "parameters", "gradients", "optimizer_state", "activations", "logits_and_loss",
-        "allocator_overhead", "context",
+        "allocator_overhead", "cuda_context",
     }  # fmt: skip
     assert sum(result.breakdown.values()) == result.peak_reserved_bytes + result.context_bytes
-    assert result.breakdown["context"] == result.context_bytes
+    assert result.breakdown["cuda_context"] == result.context_bytes
 
 
 def test_largest_tensors_are_sorted_and_at_most_ten():

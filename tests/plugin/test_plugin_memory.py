@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.estimate import count_params
+from gptlint.run import count_params
 
 torch = pytest.importorskip("torch")
 
@@ -82,7 +82,7 @@ def test_over_budget_fails_with_peak_breakdown_tensors_and_a_batch_that_fits(pro
             "  at the peak:",
             "    parameters *GiB",
             "    gradients *GiB",
-            "    optimizer state *GiB",
+            "    AdamW state *GiB",
             "    activations *GiB",
             "    logits and loss *GiB",
             "  largest tensors:",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gptcfg.memory import ModelShape
+from gptlint.run import ModelShape
 from pytest_gptcfg.usermodel import UserModelError, model_factory
 
 DATA = Path(__file__).parent / "data"

@@ -19,9 +19,8 @@ from gptlint.units import MIB
 
 pytest.importorskip("torch")
 
+from gptlint.run import ModelShape, StepSpec
 from pytest_gptcfg.memory import (
-    ModelShape,
-    StepSpec,
     analytical_estimate,
     check_memory,
 )

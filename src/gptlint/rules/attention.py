@@ -6,12 +6,13 @@ from collections.abc import Iterator
 
 from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
-from gptlint.estimate import Run, math_attention_bytes
+from gptlint.estimate import math_attention_bytes
 from gptlint.gpus import GpuProfile
 from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import plausible_int, positive_int
 from gptlint.rules.shape import MAX_WIDTH, keep_width
+from gptlint.run import ModelShape, StepSpec
 from gptlint.schema import KV_HEAD_KEYS
 from gptlint.scopes import CallScope, ConfigScope
 from gptlint.units import format_gib
@@ -34,8 +35,8 @@ def _math_cost(ctx: LintContext, scope: Scope, n_head: int) -> str:
     if not (plausible_int(batch) and plausible_int(block) and plausible_int(n_layer)):
         return "B x H x T x T fp32 scores per layer"
     dropout = dropout if isinstance(dropout, float) else 0.0
-    run = Run(n_layer, n_head, scope.value("n_embd"), 1, False, dropout, batch, block)
-    per_layer = math_attention_bytes(run)
+    shape = ModelShape(n_layer, n_head, scope.value("n_embd"), block, 1, False, dropout)
+    per_layer = math_attention_bytes(StepSpec(shape, batch, block, 1, "float32", False))
     return (
         f"{format_gib(per_layer)} per layer, {format_gib(per_layer * n_layer)} for"
         f" {n_layer} layers at batch_size {batch} x block_size {block}"

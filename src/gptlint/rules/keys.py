@@ -406,7 +406,7 @@ class ModelKeyNotRead(Rule):
                 continue
             seen.add(a.key)
             if a.key == "vocab_size" and ctx.model is not None:
-                effect = f"the run uses {ctx.model.vocab_size} ({ctx.model.vocab_origin})"
+                effect = f"the run uses {ctx.model.shape.vocab_size} ({ctx.model.vocab_from})"
             elif a.key == "vocab_size":
                 effect = "the run takes it from the checkpoint"
             else:

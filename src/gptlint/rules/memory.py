@@ -8,20 +8,13 @@ from dataclasses import replace
 
 import libcst as cst
 
-from gptlint.context import LintContext, Model
+from gptlint.context import LintContext
 from gptlint.diagnostics import Edit, Fix
-from gptlint.estimate import (
-    KERNEL_LABELS,
-    Run,
-    count_params,
-    estimate_memory,
-    largest_batch,
-    rebatch,
-)
+from gptlint.estimate import estimate_memory, largest_batch, rebatch
 from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
-from gptlint.rules.common import is_number, plausible_int, positive_int, target
-from gptlint.schema import DTYPE_VALUES, PRETRAINED
+from gptlint.rules.common import target
+from gptlint.run import PRESETS, ModelSource, TrainingRun
 from gptlint.scopes import ConfigScope
 from gptlint.units import format_gib, format_params
 
@@ -29,45 +22,6 @@ _MEMORY_KEYS = (
     "batch_size", "block_size", "n_layer", "n_head", "n_embd", "init_from", "dtype", "dataset",
     "vocab_size",
 )  # fmt: skip
-
-
-def _model_known(model: Model | None, buildable: bool = True) -> bool:
-    """Whether the model's shape is known; `buildable` also asks that nanoGPT can build it
-    (n_embd divisible by n_head), which the parameter count alone does not need."""
-    return (
-        model is not None
-        and all(plausible_int(v) for v in (model.n_layer, model.n_head, model.n_embd))
-        and plausible_int(model.vocab_size)
-        and isinstance(model.bias, bool)
-        and (not buildable or model.n_embd % model.n_head == 0)
-    )
-
-
-def training_run(ctx: LintContext) -> Run | None:
-    """The run the config trains, when every value it needs is known statically."""
-    model, get = ctx.model, ctx.config.get
-    batch, block, dropout, dtype = (
-        get(k) for k in ("batch_size", "block_size", "dropout", "dtype")
-    )
-    if not _model_known(model) or not (plausible_int(batch) and plausible_int(block)):
-        return None
-    if not is_number(dropout) or not 0 <= dropout < 1 or dtype not in DTYPE_VALUES:
-        return None
-    if dtype == "bfloat16" and not ctx.gpu.bf16 and not ctx.is_set_in_file("dtype"):
-        dtype = "float16"  # train.py's default on a card without bf16
-    positions = block if model.source == "config" else min(block, 1024)
-    return Run(
-        model.n_layer,
-        model.n_head,
-        model.n_embd,
-        model.vocab_size,
-        model.bias,
-        float(dropout),
-        batch,
-        block,
-        dtype,
-        positions,
-    )
 
 
 class PeakMemoryAboveBudget(Rule):
@@ -127,10 +81,11 @@ class PeakMemoryAboveBudget(Rule):
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         if not any(ctx.file.assignments_of(key) for key in _MEMORY_KEYS):
             return  # nothing here sizes a run: nanoGPT's defaults are not this file's doing
-        run = training_run(ctx)
-        if run is None or ctx.config.get("eval_only") is True:
+        run = ctx.run
+        if isinstance(run, list) or ctx.config.get("eval_only") is True:
             return
-        estimate = estimate_memory(run, ctx.gpu)
+        spec = run.spec
+        estimate = estimate_memory(spec, ctx.gpu)
         budget = ctx.budget
         if estimate.total <= budget:
             return
@@ -145,11 +100,11 @@ class PeakMemoryAboveBudget(Rule):
         engine = "eager; torch.compile usually needs less" if compiled else "eager"
         message = (
             f"estimated peak training memory {format_gib(estimate.total)} exceeds {against}:"
-            f" {estimate.breakdown()} at batch_size {run.batch_size} x block_size"
-            f" {run.block_size} with vocab_size {run.vocab_size} ({ctx.model.vocab_origin}),"
-            f" {KERNEL_LABELS[estimate.kernel]}, {run.dtype}, {engine}"
+            f" {estimate.breakdown()} at batch_size {spec.batch_size} x block_size"
+            f" {spec.block_size} with vocab_size {spec.shape.vocab_size} ({run.model.vocab_from}),"
+            f" {estimate.kernel.label}, {spec.dtype}, {engine}"
         )
-        fits = largest_batch(run, gpu, budget)
+        fits = largest_batch(spec, gpu, budget)
         fix = None
         if fits == 0:
             message += "; even batch_size=1 needs more: " + _smaller_model(ctx, run)
@@ -158,20 +113,17 @@ class PeakMemoryAboveBudget(Rule):
             message += advice
         yield Violation(target(ctx, "batch_size") or _shape_node(ctx), message, fix)
 
-    def _advice(self, ctx: LintContext, run: Run, fits: int) -> tuple[Fix | None, str]:
-        fitted = estimate_memory(replace(run, batch_size=fits), ctx.gpu).total
+    def _advice(self, ctx: LintContext, run: TrainingRun, fits: int) -> tuple[Fix | None, str]:
+        fitted = estimate_memory(replace(run.spec, batch_size=fits), ctx.gpu).total
         advice = f"; the largest batch_size that fits is {fits} ({format_gib(fitted)})"
-        accum = ctx.config.get("gradient_accumulation_steps")
-        if not positive_int(accum):
-            return None, advice
-        choice = rebatch(run.batch_size, accum, fits, ctx.world_size.size)
+        accum = run.gradient_accumulation_steps  # the global count under DDP
+        choice = rebatch(run.spec.batch_size, accum, fits, run.world_size)
         if choice is None:
             return None, advice
         batch, new_accum = choice
-        tokens = run.batch_size * accum * run.block_size  # accum is the global count under DDP
         advice += (
             f"; batch_size={batch} with gradient_accumulation_steps={new_accum} keeps"
-            f" {tokens:,} tokens per iteration"
+            f" {run.tokens_per_iter:,} tokens per iteration"
         )
         edits = ConfigScope(ctx.config).set_values(
             {"batch_size": batch, "gradient_accumulation_steps": new_accum}
@@ -180,23 +132,19 @@ class PeakMemoryAboveBudget(Rule):
         return Fix(description, edits, FixSafety.UNSAFE), advice
 
 
-def _smaller_model(ctx: LintContext, run: Run) -> str:
+def _smaller_model(ctx: LintContext, run: TrainingRun) -> str:
     """What to do when no batch fits: a smaller GPT-2 checkpoint that fits at batch_size 1
     (for a fine-tune), else shrink the model or block_size."""
-    source = ctx.model.source if ctx.model is not None else "config"
-    if source in PRETRAINED:
-        for name in reversed(list(PRETRAINED)[: list(PRETRAINED).index(source)]):
-            shape = PRETRAINED[name]
-            smaller = replace(
-                run,
-                n_layer=shape["n_layer"],
-                n_head=shape["n_head"],
-                n_embd=shape["n_embd"],
-                batch_size=1,
+    name = run.model.init_from
+    if name in PRESETS:
+        for smaller_name in reversed(list(PRESETS)[: list(PRESETS).index(name)]):
+            preset = PRESETS[smaller_name]
+            shape = replace(
+                run.spec.shape, n_layer=preset.n_layer, n_head=preset.n_head, n_embd=preset.n_embd
             )
-            total = estimate_memory(smaller, ctx.gpu).total
+            total = estimate_memory(replace(run.spec, shape=shape, batch_size=1), ctx.gpu).total
             if total <= ctx.budget:
-                return f"init_from='{name}' fits at batch_size 1 ({format_gib(total)})"
+                return f"init_from='{smaller_name}' fits at batch_size 1 ({format_gib(total)})"
     return "shrink the model or block_size"
 
 
@@ -297,11 +245,10 @@ class ParameterClaimMismatch(Rule):
             return  # no claim anywhere in the file: skip walking the tree for comments
         nodes = ctx.comment_nodes
         model = ctx.model
-        if not nodes or not _model_known(model, buildable=False):
+        if not nodes or model is None:
             return
-        positions = ctx.config.get("block_size")
-        count = count_params(model.n_layer, model.n_embd, model.vocab_size, 0, model.bias)
-        with_wpe = count + (positions * model.n_embd if positive_int(positions) else 0)
+        count = model.shape.num_params()
+        with_wpe = model.shape.num_params(non_embedding=False)
         for node, _ in nodes:
             raw = node.value
             for match in claims(raw):
@@ -311,16 +258,15 @@ class ParameterClaimMismatch(Rule):
                 yield self._violation(ctx, model, node, match, count)
 
     def _violation(
-        self, ctx: LintContext, model: Model, node: cst.CSTNode, match: re.Match[str], count: int
+        self,
+        ctx: LintContext,
+        model: ModelSource,
+        node: cst.CSTNode,
+        match: re.Match[str],
+        count: int,
     ) -> Violation:
         said = "".join(match.group(k) or "" for k in ("prefix", "number", "unit")) + " parameters"
-        if model.source == "config":
-            whose = (
-                f"this config's model ({model.n_layer} layers, n_embd {model.n_embd},"
-                f" vocab_size {model.vocab_size})"
-            )
-        else:
-            whose = f"{model.source}'s model"
+        whose = model.whose
         claimed = _claimed(match)
         off = abs(claimed - count) / count
         direction = "too high" if claimed > count else "too low"

@@ -10,7 +10,8 @@ from gptlint.diagnostics import Fix
 from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import positive_int, target
-from gptlint.schema import DTYPE_VALUES, INIT_FROM_VALUES, NANOGPT_SCHEMA, PRETRAINED
+from gptlint.run import DTYPES, INIT_FROM_VALUES, PRESETS
+from gptlint.schema import NANOGPT_SCHEMA
 from gptlint.scopes import ConfigScope, removable, remove_statements
 
 _IGNORED_FOR_PRETRAINED = ("n_layer", "n_head", "n_embd", "bias")
@@ -31,8 +32,8 @@ _DTYPE_ALIASES = {
 
 
 def _shape_text(name: str) -> str:
-    p = PRETRAINED[name]
-    return f"{p['n_layer']}/{p['n_head']}/{p['n_embd']}, bias {p['bias']}"
+    p = PRESETS[name]
+    return f"{p.n_layer}/{p.n_head}/{p.n_embd}, bias {p.bias}"
 
 
 def _set(ctx: LintContext, key: str, value: object, safety: str) -> Fix:
@@ -78,9 +79,7 @@ class ShapeIgnoredWhenPretrained(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         init_from = ctx.config.get("init_from")
-        if not isinstance(init_from, str) or (
-            init_from != "resume" and init_from not in PRETRAINED
-        ):
+        if not isinstance(init_from, str) or (init_from != "resume" and init_from not in PRESETS):
             return
         keys = [k for k in _IGNORED_FOR_PRETRAINED if ctx.file.assignments_of(k)]
         if not keys:
@@ -130,10 +129,10 @@ class BlockSizeAbovePretrained(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         init_from, block = ctx.config.get("init_from"), ctx.config.get("block_size")
-        preset = PRETRAINED.get(init_from) if isinstance(init_from, str) else None
-        if preset is None or not positive_int(block) or block <= preset["block_size"]:
+        preset = PRESETS.get(init_from) if isinstance(init_from, str) else None
+        if preset is None or not positive_int(block) or block <= preset.block_size:
             return
-        limit = preset["block_size"]
+        limit = preset.block_size
         message = (
             f"block_size={block} is larger than {init_from}'s {limit} positions: train.py only"
             f" crops smaller block sizes, so the first forward fails `assert t <="
@@ -231,13 +230,13 @@ class InvalidDtype(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         value = ctx.config.get("dtype")
-        if not isinstance(value, str) or value in DTYPE_VALUES or not ctx.is_set_in_file("dtype"):
+        if not isinstance(value, str) or value in DTYPES or not ctx.is_set_in_file("dtype"):
             return
-        accepted = ", ".join(repr(v) for v in DTYPE_VALUES)
+        accepted = ", ".join(repr(v) for v in DTYPES)
         message = (
             f"dtype={value!r} is not one of {accepted}: train.py's dtype lookup raises KeyError"
         )
-        meant = near_miss(value, DTYPE_VALUES, _DTYPE_ALIASES)
+        meant = near_miss(value, DTYPES, _DTYPE_ALIASES)
         fix = None
         if meant is not None:
             message += f"; did you mean {meant!r}?"

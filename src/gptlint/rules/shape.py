@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from gptlint.context import LintContext
 from gptlint.diagnostics import Fix
-from gptlint.estimate import count_params
 from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import positive_int
+from gptlint.run import count_params
 from gptlint.scopes import CallScope, ConfigScope
 from gptlint.units import format_params
 

@@ -1,0 +1,447 @@
+"""The training run nanoGPT's train.py would start for a config: one derivation, no torch.
+
+The linter's rules, its analytical estimate and the plugin's memory check all ask the same
+question — what model does train.py build, and what step does it run? — and all get the answer
+here. `derive_model` follows train.py's three ways of building the model:
+
+* `scratch`: the config's shape; vocab_size from `data/<dataset>/meta.pkl` (for nanoGPT's own
+  char datasets, what their prepare.py writes there), else 50304;
+* `gpt2*`: the checkpoint's shape (`PRESETS`); of the config's model keys only `dropout` is used;
+* `resume`: the `model_args` saved in `<out_dir>/ckpt.pt`, read without torch.
+
+Every path then crops the position embedding to the config's `block_size`. `derive_run` adds
+the batch, precision and optimizer settings, and the world size. Each returns either its
+result or the list of problems that stop train.py, each naming the key and where its value
+comes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gptlint.checkpoint import CheckpointError, read_checkpoint_model_args
+from gptlint.gpus import GpuProfile
+from gptlint.kinds import ValueKind
+from gptlint.metadata import MetaError, dataset_vocab
+from gptlint.resolve import EffectiveConfig
+from gptlint.values import UNKNOWN
+
+DTYPES = ("float32", "bfloat16", "float16")
+"""The `dtype` values train.py accepts (its `ptdtype` table); anything else is a KeyError."""
+
+PLAUSIBLE = 10**15
+"""Sizes beyond this are not settings anyone trains with: a run is not derived from them."""
+
+OPTIMIZER_KEYS = ("weight_decay", "learning_rate", "beta1", "beta2", "grad_clip")
+"""Keys the step uses that barely move memory: where unknown, nanoGPT's defaults stand in."""
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The arguments train.py passes to nanoGPT's `GPTConfig`, under its field names."""
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    vocab_size: int
+    bias: bool
+    dropout: float = 0.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        """`GPT.get_num_params(non_embedding)`: position embeddings excluded by default."""
+        return count_params(
+            self.n_layer,
+            self.n_embd,
+            self.vocab_size,
+            self.block_size,
+            self.bias,
+            non_embedding=non_embedding,
+        )
+
+
+def count_params(
+    n_layer: int,
+    n_embd: int,
+    vocab_size: int,
+    block_size: int,
+    bias: bool,
+    *,
+    non_embedding: bool = True,
+) -> int:
+    """Parameters of nanoGPT's `GPT`, as `GPT.get_num_params(non_embedding)` counts them.
+
+    Per block: ln_1 and ln_2 (weight, plus bias if `bias`), attention `c_attn` (n_embd x 3n_embd)
+    and `c_proj` (n_embd x n_embd), MLP `c_fc` (n_embd x 4n_embd) and `c_proj` (4n_embd x n_embd),
+    each Linear with a bias vector if `bias`. Then `ln_f`, the token embedding `wte`
+    (vocab x n_embd, tied to `lm_head`, so counted once) and the position embedding `wpe`
+    (block_size x n_embd), which nanoGPT leaves out by default (`non_embedding=True`).
+    The head count does not change the count.
+    """
+    ln = n_embd * (2 if bias else 1)
+    linear_weights = 12 * n_embd * n_embd
+    linear_biases = (3 + 1 + 4 + 1) * n_embd if bias else 0
+    per_block = 2 * ln + linear_weights + linear_biases
+    total = n_layer * per_block + ln + vocab_size * n_embd
+    if not non_embedding:
+        total += block_size * n_embd
+    return total
+
+
+PRESETS: dict[str, ModelShape] = {
+    name: ModelShape(n_layer, n_head, n_embd, block_size=1024, vocab_size=50257, bias=True)
+    for name, n_layer, n_head, n_embd in (
+        ("gpt2", 12, 12, 768),
+        ("gpt2-medium", 24, 16, 1024),
+        ("gpt2-large", 36, 20, 1280),
+        ("gpt2-xl", 48, 25, 1600),
+    )
+}
+"""nanoGPT's `GPT.from_pretrained` shapes, smallest first."""
+
+INIT_FROM_VALUES = ("scratch", "resume", *PRESETS)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One training micro-step of one process: model shape, batch, precision, optimizer.
+
+    `gradient_accumulation_steps` is per process (train.py divides the config's by the world
+    size). `model_factory` builds a project's own model instead of nanoGPT's (the plugin's
+    `--gpt-model`); it is not part of the record.
+    """
+
+    shape: ModelShape
+    batch_size: int
+    block_size: int
+    gradient_accumulation_steps: int
+    dtype: str
+    compile: bool
+    weight_decay: float = 0.1
+    learning_rate: float = 6e-4
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    model_factory: Callable[[ModelShape], Any] | None = field(default=None, compare=False)
+
+    @property
+    def tokens(self) -> int:
+        """Tokens in one micro-batch: batch_size x block_size."""
+        return self.batch_size * self.block_size
+
+    @property
+    def half(self) -> bool:
+        """Whether autocast runs the matmuls in 16 bits."""
+        return self.dtype in ("bfloat16", "float16")
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain data for a JSON record (a custom `model_factory` is not recorded)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "model_factory"}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> StepSpec:
+        """The spec `to_record` wrote."""
+        fields = dict(record)
+        return cls(shape=ModelShape(**fields.pop("shape")), **fields)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why train.py would not build or run this config (or why it cannot be told statically).
+
+    `unknown` is true when the value exists but is only known by running the config: the user
+    can supply it (`--gpt-set KEY=VALUE`).
+    """
+
+    key: str
+    message: str
+    unknown: bool = False
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The model train.py builds for a config, and where its shape and vocab come from."""
+
+    shape: ModelShape
+    init_from: str
+    vocab_from: str
+    checkpoint: Path | None = None
+
+    @property
+    def model_from(self) -> str:
+        """`scratch`, `gpt2-xl preset` or `checkpoint out/ckpt.pt`."""
+        if self.checkpoint is not None:
+            return f"checkpoint {self.checkpoint}"
+        return "scratch" if self.init_from == "scratch" else f"{self.init_from} preset"
+
+    @property
+    def whose(self) -> str:
+        """`this config's model (12 layers, ...)`, `gpt2-xl's model`, `the checkpoint's model`."""
+        if self.init_from == "scratch":
+            s = self.shape
+            return (
+                f"this config's model ({s.n_layer} layers, n_embd {s.n_embd},"
+                f" vocab_size {s.vocab_size})"
+            )
+        if self.checkpoint is not None:
+            return f"the model in {self.checkpoint}"
+        return f"{self.init_from}'s model"
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What train.py runs for a config: the step of one process, and where it came from."""
+
+    spec: StepSpec
+    model: ModelSource
+    gradient_accumulation_steps: int
+    world_size: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def tokens_per_iter(self) -> int:
+        """Tokens per optimizer step over all processes (train.py's `tokens_per_iter`)."""
+        return self.gradient_accumulation_steps * self.spec.batch_size * self.spec.block_size
+
+
+def project_root(config_path: Path, cwd: Path) -> Path:
+    """Where train.py runs: the folder holding the config's `config/` folder, else `cwd`."""
+    parent = config_path.resolve().parent
+    return parent.parent if parent.name == "config" else cwd
+
+
+class _Reader:
+    """Reads typed values from a config and gathers the problems, each once per key."""
+
+    def __init__(self, config: EffectiveConfig) -> None:
+        self.config = config
+        self.problems: list[Problem] = []
+
+    def fail(self, key: str, message: str, unknown: bool = False) -> None:
+        if all(p.key != key for p in self.problems):
+            self.problems.append(Problem(key, message, unknown))
+
+    def value(self, key: str, kinds: tuple[type, ...]) -> Any:
+        """`config[key]` if statically known and of one of `kinds` (bool is no number), else
+        UNKNOWN with a problem."""
+        value = self.config.get(key)
+        origin = self.config.origin(key)
+        if value is UNKNOWN:
+            self.fail(key, f"{key} is not known without running the config ({origin})", True)
+            return UNKNOWN
+        number = any(k in (int, float) for k in kinds)
+        if not isinstance(value, kinds) or (number and isinstance(value, bool)):
+            expected = "int" if kinds == (int,) else "number" if number else kinds[0].__name__
+            self.fail(key, f"{key}={_show(value)} ({origin}) must be {expected}")
+            return UNKNOWN
+        return value
+
+    def positive(self, key: str) -> Any:
+        value = self.value(key, (int,))
+        if value is UNKNOWN:
+            return UNKNOWN
+        if value <= 0:
+            self.fail(key, f"{key}={value} ({self.config.origin(key)}) must be positive")
+            return UNKNOWN
+        if value >= PLAUSIBLE:
+            self.fail(key, f"{key}={_show(value)} ({self.config.origin(key)}) is implausibly large")
+            return UNKNOWN
+        return value
+
+    def dropout(self) -> Any:
+        value = self.value("dropout", (int, float))
+        if value is not UNKNOWN and not 0 <= value < 1:  # nan and inf fail too
+            origin = self.config.origin("dropout")
+            self.fail("dropout", f"dropout={value!r} ({origin}) must be in [0, 1)")
+            return UNKNOWN
+        return value
+
+
+def _show(value: object) -> str:
+    """A value for a message, never a 5,000-digit wall."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge int"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def derive_model(
+    config: EffectiveConfig, *, root: Path | None = None, strict: bool = False
+) -> ModelSource | list[Problem]:
+    """The model train.py builds for `config`, run from `root` (default: `project_root` of the
+    config under the working directory), or the problems that stop it.
+
+    A scratch run's `n_embd % n_head` is not checked here (the parameter count does not need
+    it); `derive_run` checks it. With `strict`, a meta.pkl that cannot be read is a problem;
+    otherwise the run falls back to nanoGPT's default vocab and `vocab_from` says why.
+    """
+    reader = _Reader(config)
+    root = root if root is not None else project_root(Path(config.path), Path.cwd())
+    init_from = reader.value("init_from", (str,))
+    block_size = reader.positive("block_size")
+    dropout = reader.dropout()
+    source: ModelSource | None = None
+    if init_from == "scratch":
+        source = _scratch(reader, root, strict)
+    elif init_from == "resume":
+        source = _resume(reader, root)
+    elif init_from in PRESETS:
+        source = ModelSource(PRESETS[init_from], init_from, f"{init_from}'s checkpoint")
+    elif init_from is not UNKNOWN:
+        reader.fail(
+            "init_from",
+            f"init_from={_show(init_from)} ({config.origin('init_from')}) is not one nanoGPT"
+            f" accepts ({', '.join(INIT_FROM_VALUES)}): train.py never defines `model`",
+        )
+    if source is None or reader.problems:
+        return reader.problems
+    if source.init_from != "scratch" and block_size > source.shape.block_size:
+        reader.fail(
+            "block_size",
+            f"block_size={block_size} ({config.origin('block_size')}) is larger than the"
+            f" {source.model_from} model's {source.shape.block_size}: nanoGPT's first forward"
+            " fails its `t <= block_size` assert",
+        )
+        return reader.problems
+    shape = dataclasses.replace(source.shape, block_size=block_size, dropout=float(dropout))
+    return dataclasses.replace(source, shape=shape)
+
+
+def _scratch(reader: _Reader, root: Path, strict: bool) -> ModelSource | None:
+    config = reader.config
+    n_layer, n_head, n_embd = (reader.positive(k) for k in ("n_layer", "n_head", "n_embd"))
+    bias = reader.value("bias", (bool,))
+    if "vocab_size" in config.schema:  # a fork whose train.py has a vocab_size key
+        vocab, vocab_from = reader.positive("vocab_size"), config.origin("vocab_size")
+    else:
+        dataset = reader.value("dataset", (str,))
+        if dataset is UNKNOWN:
+            return None
+        try:
+            vocab, vocab_from = dataset_vocab(Path(config.path), dataset, cwd=root, strict=strict)
+        except MetaError as exc:
+            reader.fail("dataset", str(exc))
+            return None
+    if reader.problems:
+        return None
+    return ModelSource(ModelShape(n_layer, n_head, n_embd, 0, vocab, bias), "scratch", vocab_from)
+
+
+def _resume(reader: _Reader, root: Path) -> ModelSource | None:
+    out_dir = reader.value("out_dir", (str,))
+    if out_dir is UNKNOWN:
+        return None
+    out = Path(out_dir)
+    checkpoint = (out if out.is_absolute() else root / out) / "ckpt.pt"
+    origin = reader.config.origin("out_dir")
+    if not checkpoint.is_file():
+        reader.fail(
+            "out_dir",
+            f"init_from='resume' reads {checkpoint} (out_dir={out_dir!r}, {origin}),"
+            " which does not exist",
+        )
+        return None
+    try:
+        args = read_checkpoint_model_args(checkpoint)
+    except CheckpointError as exc:
+        reader.fail("out_dir", str(exc))
+        return None
+    bad = [
+        k
+        for k, v in args.items()
+        if not (isinstance(v, bool) if k == "bias" else _plausible_size(v))
+    ]
+    if bad:
+        shown = ", ".join(f"{k}={_show(args[k])}" for k in bad)
+        reader.fail("out_dir", f"{checkpoint}: model_args {shown} cannot be built")
+        return None
+    shape = ModelShape(**args)
+    return ModelSource(shape, "resume", f"checkpoint {checkpoint}", checkpoint)
+
+
+def _plausible_size(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < PLAUSIBLE
+
+
+def derive_run(
+    config: EffectiveConfig,
+    gpu: GpuProfile,
+    *,
+    world_size: int = 1,
+    root: Path | None = None,
+    compile: bool | None = None,
+    strict: bool = False,
+) -> TrainingRun | list[Problem]:
+    """The run train.py starts for `config` on `gpu` with `world_size` processes, or the
+    problems that stop it (see `derive_model` for `root` and `strict`).
+
+    `compile` overrides the config's. train.py's default dtype is bfloat16 where the GPU has it
+    and float16 (with a GradScaler) elsewhere: a dtype that comes from the default follows
+    the target GPU.
+    """
+    model = derive_model(config, root=root, strict=strict)
+    reader = _Reader(config)
+    batch_size = reader.positive("batch_size")
+    accumulation = reader.positive("gradient_accumulation_steps")
+    dtype = reader.value("dtype", (str,))
+    if dtype is not UNKNOWN and dtype not in DTYPES:
+        reader.fail(
+            "dtype",
+            f"dtype={_show(dtype)} ({config.origin('dtype')}) is not one of"
+            f" {', '.join(DTYPES)}: nanoGPT raises KeyError",
+        )
+    compiled = reader.value("compile", (bool,)) if compile is None else compile
+    if accumulation is not UNKNOWN and accumulation % world_size:
+        reader.fail(
+            "gradient_accumulation_steps",
+            f"gradient_accumulation_steps={accumulation}"
+            f" ({config.origin('gradient_accumulation_steps')}) is not divisible by the world"
+            f" size {world_size}: nanoGPT asserts it under DDP",
+        )
+    problems = (model if isinstance(model, list) else []) + reader.problems
+    if not problems and model.init_from == "scratch" and model.shape.n_embd % model.shape.n_head:
+        s = model.shape
+        problems.append(
+            Problem(
+                "n_embd",
+                f"n_embd={s.n_embd} is not divisible by n_head={s.n_head}: nanoGPT's model"
+                " asserts `n_embd % n_head == 0` (see the lint item for a fix)",
+            )
+        )
+    if problems:
+        return problems
+    notes: tuple[str, ...] = ()
+    resolved = config.resolved("dtype")
+    if dtype == "bfloat16" and not gpu.bf16 and resolved and resolved.kind == ValueKind.DEFAULT:
+        dtype = "float16"
+        notes = (f"{gpu.name} has no bfloat16: train.py's default dtype is float16 there",)
+    spec = StepSpec(
+        shape=model.shape,
+        batch_size=batch_size,
+        block_size=model.shape.block_size,
+        gradient_accumulation_steps=accumulation // world_size,
+        dtype=dtype,
+        compile=compiled,
+        **_optimizer(config),
+    )
+    return TrainingRun(spec, model, accumulation, world_size, notes)
+
+
+def _optimizer(config: EffectiveConfig) -> dict[str, float]:
+    """The optimizer settings that are known, finite numbers (the rest keep nanoGPT's
+    defaults)."""
+    values = {key: config.get(key) for key in OPTIMIZER_KEYS}
+    return {
+        key: value
+        for key, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < PLAUSIBLE
+    }
