@@ -20,7 +20,7 @@ from pathlib import Path
 from gptlint.gpus import GpuProfile, get_profile
 from gptlint.run import ModelShape, StepSpec
 from gptlint.units import MIB
-from pytest_gptcfg.memory import (
+from pytest_gptcfg.engine.check import (
     MemoryResult,
     analytical_estimate,
     check_memory,

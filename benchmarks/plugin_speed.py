@@ -9,7 +9,7 @@ import time
 
 from gptlint.gpus import get_profile
 from gptlint.run import ModelShape, StepSpec
-from pytest_gptcfg.memory import check_memory, import_torch
+from pytest_gptcfg.engine.check import check_memory, import_torch
 
 torch = import_torch()
 

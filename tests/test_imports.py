@@ -138,16 +138,7 @@ def _cycle(graph: dict[str, set[str]], component: list[str]) -> list[str]:
     return component  # pragma: no cover - a component always has a loop
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        "gptlint",
-        pytest.param(
-            "pytest_gptcfg",
-            marks=pytest.mark.xfail(strict=False, reason="plugin cycles being removed"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("package", ["gptlint", "pytest_gptcfg"])
 def test_no_import_cycles(package: str) -> None:
     graph = import_graph()
     cycles = [

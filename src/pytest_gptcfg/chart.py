@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gptlint.estimate import BREAKDOWN_LABELS
 from gptlint.units import GIB, MIB
-from pytest_gptcfg.memory import MemoryResult
+from pytest_gptcfg.results import MemoryResult
 
 SVG_NS = "http://www.w3.org/2000/svg"
 

@@ -1,4 +1,8 @@
-"""Test items for one config: `::lint` (gptlint's static checks) and `::memory[<gpu>]`."""
+"""Test items for one config: `::lint` (gptlint's static checks) and `::memory[<gpu>]`.
+
+This module is pytest glue and imports no torch: the engine (`pytest_gptcfg.engine`) is
+imported inside `MemoryItem.runtest` only, when a memory check runs.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,14 +24,13 @@ from gptlint.run import Problem, TrainingRun, derive_run, project_root
 from gptlint.settings import Settings, SettingsError
 from pytest_gptcfg import report
 from pytest_gptcfg.options import OPTIONS_KEY, Options
-from pytest_gptcfg.usermodel import UserModelError, model_factory
 
 
 class CheckFailed(Exception):
     """A verdict or a reason the check could not run; its text is the whole failure report."""
 
 
-class ConfigFile(pytest.File):
+class GptConfigFile(pytest.File):
     """A nanoGPT config, collected without importing it."""
 
     def collect(self) -> Iterator[pytest.Item]:
@@ -65,7 +69,7 @@ class ConfigFile(pytest.File):
 class ConfigItem(pytest.Item):
     """Shared failure rendering: a CheckFailed is shown as its text, without a traceback."""
 
-    parent: ConfigFile
+    parent: GptConfigFile
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CheckFailed):
@@ -100,25 +104,27 @@ class MemoryItem(ConfigItem):
     """Runs the config's training step (measured on CUDA or simulated) against the budget."""
 
     def runtest(self) -> None:
+        # The torch boundary: the engine imports torch, so it is imported here, when a memory
+        # check runs, never when the plugin loads or collects configs.
+        from pytest_gptcfg.engine import check as engine
+
         options, path = self.parent.options, str(self.parent.shown_path)
         settings = self.parent.settings()
         profile = get_profile(settings.gpu)
         budget = settings.memory_budget or profile.total_bytes
         try:
-            step = self._step(options, settings, profile)
-            mode, device = _device(options.mode)
+            step = self._step(options, settings, profile, engine)
+            mode, device = _device(options.mode, engine.import_torch())
         except CheckFailed as exc:
             self._record(report.memory_record(path, profile, budget, error=str(exc)))
             raise
-        from pytest_gptcfg.memory import check_memory, find_max_batch_size
-
         snapshot = self._snapshot_path(options, profile)
-        result = check_memory(
+        result = engine.check_memory(
             step.spec, profile, budget, mode=mode, device_index=device, snapshot=snapshot
         )
         max_batch = None
         if not result.fits or options.report is not None:
-            max_batch = find_max_batch_size(step.spec, profile, budget)
+            max_batch = engine.find_max_batch_size(step.spec, profile, budget)
         self._record(report.memory_record(path, profile, budget, step, result, max_batch))
         if not result.fits:
             raise CheckFailed(report.failure_text(path, profile, step, result, max_batch or 0))
@@ -131,14 +137,16 @@ class MemoryItem(ConfigItem):
         name = "__".join(self.parent.shown_path.with_suffix("").parts).lstrip("_.")
         return options.snapshot / f"{name}.{profile.name}.pickle"
 
-    def _step(self, options: Options, settings: Settings, profile: GpuProfile) -> TrainingRun:
+    def _step(
+        self, options: Options, settings: Settings, profile: GpuProfile, engine: ModuleType
+    ) -> TrainingRun:
         """The run train.py would start for this config (gptlint's `derive_run`), with the
-        `--gpt-set` overrides, `--gpt-compile` and `--gpt-model` applied."""
+        `--gpt-set` overrides, `--gpt-compile` and `--gpt-model` (built by `engine`) applied."""
         shown = self.parent.shown_path
         try:
             cfg = load_config(shown, settings).with_overrides(options.overrides)
-            factory = model_factory(settings.model) if settings.model else None
-        except (ConfigError, UserModelError) as exc:
+            factory = engine.model_factory(settings.model) if settings.model else None
+        except (ConfigError, engine.UserModelError) as exc:
             raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
         except OverrideError as exc:
             raise CheckFailed(f"--gpt-set: {exc}") from None
@@ -165,12 +173,8 @@ def _explain(problem: Problem) -> str:
     return str(problem)
 
 
-def _device(mode: str) -> tuple[str, int]:
+def _device(mode: str, torch: ModuleType) -> tuple[str, int]:
     """The concrete mode and, on CUDA, this process's GPU: xdist worker N uses GPU N mod count."""
-    from pytest_gptcfg.memory import import_torch
-
-    torch = import_torch()
-
     if mode == "auto":
         mode = "cuda" if torch.cuda.is_available() else "simulate"
     if mode == "simulate":

@@ -44,13 +44,13 @@ def _add_collection_args(config: pytest.Config, configs: tuple[Path, ...]) -> No
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[None, Any, None]:
-    """A config becomes a ConfigFile, never a Python test module (it is not imported)."""
+    """A config becomes a GptConfigFile, never a Python test module (it is not imported)."""
     outcome = yield
     options = parent.config.stash.get(OPTIONS_KEY, None)
     if options is not None and options.is_config(file_path):
-        from pytest_gptcfg.items import ConfigFile
+        from pytest_gptcfg.items import GptConfigFile
 
-        outcome.force_result([ConfigFile.from_parent(parent, path=file_path)])
+        outcome.force_result([GptConfigFile.from_parent(parent, path=file_path)])
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -64,10 +64,12 @@ class _SessionHooks:
     def __init__(self, config: pytest.Config, options: Options, results: Results) -> None:
         self.config, self.options, self.results = config, options, results
 
+    # Both hooks see every report of the run (the user's tests, collection reports too):
+    # report.py reads only the plugin's own records and ignores the rest.
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.results.add(report)
 
-    def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
+    def pytest_report_teststatus(self, report: pytest.CollectReport | pytest.TestReport) -> Any:
         from pytest_gptcfg.report import verbose_status
 
         word = verbose_status(report)

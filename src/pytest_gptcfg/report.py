@@ -11,17 +11,13 @@ import pytest
 from gptlint import __version__
 from gptlint.estimate import BREAKDOWN_LABELS, rebatch
 from gptlint.gpus import GpuProfile
+from gptlint.kinds import MemoryMode
 from gptlint.run import TrainingRun
 from gptlint.units import format_gib, format_params
-from pytest_gptcfg.memory import MemoryResult
+from pytest_gptcfg.results import MemoryResult
 
 MEMORY_KEY = "gptcfg_memory"
 LINT_KEY = "gptcfg_lint"
-
-
-def mode_word(mode: str) -> str:
-    """`measured` for a CUDA run, `simulated` for fake tensors."""
-    return "measured" if mode == "cuda" else "simulated"
 
 
 def memory_record(
@@ -74,7 +70,7 @@ def memory_record(
         )
     if result is not None:
         record.update(
-            mode=mode_word(result.mode),
+            mode=MemoryMode(result.mode).value,
             torch_version=str(result.torch_version),
             device_name=str(result.device_name),
             peak_allocated_bytes=int(result.peak_allocated_bytes),
@@ -91,8 +87,8 @@ def failure_text(
     """Why a config does not fit, and the batch that would, as plain text (no traceback)."""
     spec, shape = step.spec, step.spec.shape
     how = (
-        "measured on " + result.device_name
-        if result.mode == "cuda"
+        f"measured on {result.device_name}"
+        if result.mode == MemoryMode.MEASURED
         else "simulated on fake tensors, no GPU used"
     )
     total = result.peak_reserved_bytes + result.context_bytes
@@ -123,7 +119,7 @@ def failure_text(
         lines.append("  largest tensors:")
         lines += [f"    {format_gib(s):>11}  {name}" for name, s in result.largest_tensors[:5]]
     lines.append("  " + suggestion(step, max_batch))
-    lines += [f"  note: {note}" for note in result.notes]
+    lines += [f"  note: {note}" for note in (*step.notes, *result.notes)]
     return "\n".join(lines)
 
 
@@ -151,10 +147,19 @@ def suggestion(step: TrainingRun, max_batch: int) -> str:
     )
 
 
-def verbose_status(report: pytest.TestReport) -> str | None:
-    """`PASSED (simulated: peak 7.19 GiB of 11.99 GiB)` for a memory item that fits, under -v."""
-    record = dict(report.user_properties).get(MEMORY_KEY)
-    if report.when != "call" or not report.passed or not record or not record["fits"]:
+def _call_properties(report: pytest.CollectReport | pytest.TestReport) -> list[tuple[str, Any]]:
+    """The user properties of a test's call phase; none for any other report (collection
+    reports have no `user_properties`, setup and teardown reports carry no results)."""
+    if getattr(report, "when", None) != "call":
+        return []
+    return list(getattr(report, "user_properties", None) or ())
+
+
+def verbose_status(report: pytest.CollectReport | pytest.TestReport) -> str | None:
+    """`PASSED (simulated: peak 7.19 GiB of 11.99 GiB)` for a memory item that fits, under -v;
+    None for every other report, whatever its type."""
+    record = dict(_call_properties(report)).get(MEMORY_KEY)
+    if not record or not record.get("fits") or not getattr(report, "passed", False):
         return None
     peak = record["peak_reserved_bytes"] + record["context_bytes"]
     budget = format_gib(record["budget_bytes"])
@@ -168,10 +173,9 @@ class Results:
         self.memory: dict[str, dict[str, Any]] = {}
         self.lint: dict[str, list[str]] = {}
 
-    def add(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        for key, value in report.user_properties:
+    def add(self, report: pytest.CollectReport | pytest.TestReport) -> None:
+        """Keep the plugin's records of a test's call phase; ignore every other report."""
+        for key, value in _call_properties(report):
             if key == MEMORY_KEY:
                 self.memory[report.nodeid] = value
             elif key == LINT_KEY and value:

@@ -191,9 +191,12 @@ def test_unknown_optimizer_settings_fall_back_to_nanogpts_defaults(tmp_path):
 
 
 def test_default_dtype_follows_nanogpt_on_a_gpu_without_bf16(tmp_path):
-    assert step_for(tmp_path, "", profile=get_profile("t4")).spec.dtype == "float16"
+    default = step_for(tmp_path, "", profile=get_profile("t4"))
+    assert default.spec.dtype == "float16"
+    assert any("no bfloat16" in note for note in default.notes)
     explicit = step_for(tmp_path, "dtype = 'float32'\n", profile=get_profile("t4"))
     assert explicit.spec.dtype == "float32"
+    assert explicit.notes == ()
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("auto", False), ("on", True), ("off", False)])

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from pytest_gptcfg.chart import LABELS, format_size, verdict, write_breakdown_svg
-from pytest_gptcfg.memory import MemoryResult
+from pytest_gptcfg.results import MemoryResult
 
 GiB, MiB = 1024**3, 1024**2
 NS = {"svg": "http://www.w3.org/2000/svg"}

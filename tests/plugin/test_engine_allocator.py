@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_gptcfg.allocator import CachingAllocator, allocation_size, round_size
+from pytest_gptcfg.engine.allocator import CachingAllocator, allocation_size, round_size
 
 KiB, MiB = 1024, 1024**2
 

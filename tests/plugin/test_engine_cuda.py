@@ -13,10 +13,10 @@ torch = pytest.importorskip("torch")
 
 from gptlint.gpus import get_profile  # noqa: E402
 from gptlint.run import ModelShape, StepSpec  # noqa: E402
-from pytest_gptcfg.allocator import round_size  # noqa: E402
-from pytest_gptcfg.cuda import _is_oom, inventory  # noqa: E402
-from pytest_gptcfg.memory import check_memory  # noqa: E402
-from pytest_gptcfg.nanogpt import GPT  # noqa: E402
+from pytest_gptcfg.engine.allocator import round_size  # noqa: E402
+from pytest_gptcfg.engine.check import check_memory  # noqa: E402
+from pytest_gptcfg.engine.cuda import _is_oom, inventory  # noqa: E402
+from pytest_gptcfg.engine.nanogpt import GPT  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -183,7 +183,7 @@ class OutOfMemoryModel(torch.nn.Module):
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    import pytest_gptcfg.cuda as cuda_mode
+    import pytest_gptcfg.engine.cuda as cuda_mode
 
     cuda = StandInCuda()
     monkeypatch.setattr(cuda_mode, "torch", StandInTorch(cuda))

@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 
 from torch.nn import functional as F  # noqa: E402
 
-from pytest_gptcfg import kernels  # noqa: E402
-from pytest_gptcfg.simulate import CudaBehaviour  # noqa: E402
+from pytest_gptcfg.engine import kernels  # noqa: E402
+from pytest_gptcfg.engine.simulate import CudaBehaviour  # noqa: E402
 
 ADA, TURING = (8, 9), (7, 5)
 

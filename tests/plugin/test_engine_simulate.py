@@ -19,14 +19,14 @@ from gptlint.run import (  # noqa: E402
     StepSpec,
     count_params,
 )
-from pytest_gptcfg.allocator import CachingAllocator  # noqa: E402
-from pytest_gptcfg.memory import (  # noqa: E402
+from pytest_gptcfg.engine.allocator import CachingAllocator  # noqa: E402
+from pytest_gptcfg.engine.check import (  # noqa: E402
     check_memory,
     find_max_batch_size,
 )
-from pytest_gptcfg.simulate import CudaBehaviour  # noqa: E402
-from pytest_gptcfg.tracker import StorageTracker  # noqa: E402
-from pytest_gptcfg.trainstep import (  # noqa: E402
+from pytest_gptcfg.engine.simulate import CudaBehaviour  # noqa: E402
+from pytest_gptcfg.engine.tracker import StorageTracker  # noqa: E402
+from pytest_gptcfg.engine.trainstep import (  # noqa: E402
     StepObserver,
     build_model,
     make_optimizer,
@@ -57,8 +57,8 @@ def test_a_small_config_fits_and_the_result_says_simulated():
 def test_breakdown_adds_up_to_what_is_compared_with_the_budget():
     result = simulate()
     assert set(result.breakdown) == {
-        "parameters", "gradients", "optimizer_state", "activations", "logits_and_loss",
-        "allocator_overhead", "cuda_context",
+        "parameters", "gradients", "optimizer_state", "weight_copies", "activations",
+        "logits_and_loss", "allocator_overhead", "cuda_context",
     }  # fmt: skip
     assert sum(result.breakdown.values()) == result.peak_reserved_bytes + result.context_bytes
     assert result.breakdown["cuda_context"] == result.context_bytes
@@ -122,10 +122,14 @@ def test_float16_uses_the_grad_scaler_and_bfloat16_does_not():
     assert "_amp_foreach_non_finite_check_and_unscale_" not in names
 
 
-def test_bfloat16_on_a_gpu_without_it_runs_as_float16_with_a_note():
+def test_the_engine_runs_the_specs_dtype_and_leaves_the_bf16_fallback_to_derive_run():
+    # train.py's default bfloat16 becomes float16 on a T4 in gptlint.run.derive_run
+    # (tests/linter/test_run.py); an explicit bfloat16 runs as bfloat16: no GradScaler
     names, result = ops_called(SMALL, get_profile("t4"))
+    assert "_amp_foreach_non_finite_check_and_unscale_" not in names
+    assert not any("no bfloat16" in note for note in result.notes)
+    names, _ = ops_called(dataclasses.replace(SMALL, dtype="float16"), get_profile("t4"))
     assert "_amp_foreach_non_finite_check_and_unscale_" in names
-    assert any("no bfloat16" in note for note in result.notes)
 
 
 def test_live_memory_returns_to_the_same_level_after_each_optimizer_step():
@@ -180,7 +184,7 @@ def test_unknown_mode_is_rejected():
 
 
 def test_memory_interface_imports_without_torch():
-    code = "import sys, pytest_gptcfg.memory; sys.exit('torch' in sys.modules)"
+    code = "import sys, pytest_gptcfg.results; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gptlint.run import ModelShape
-from pytest_gptcfg.usermodel import UserModelError, model_factory
+from pytest_gptcfg.engine.usermodel import UserModelError, model_factory
 
 DATA = Path(__file__).parent / "data"
 

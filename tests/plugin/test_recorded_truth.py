@@ -20,7 +20,7 @@ from gptlint.units import MIB
 pytest.importorskip("torch")
 
 from gptlint.run import ModelShape, StepSpec
-from pytest_gptcfg.memory import (
+from pytest_gptcfg.engine.check import (
     analytical_estimate,
     check_memory,
 )

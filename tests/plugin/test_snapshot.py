@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from pytest_gptcfg.allocator import CachingAllocator, allocation_size, round_size
-from pytest_gptcfg.snapshot import (
+from pytest_gptcfg.engine.allocator import CachingAllocator, allocation_size, round_size
+from pytest_gptcfg.engine.snapshot import (
     PICKLE_PROTOCOL,
     SnapshotRecorder,
     dump_cuda_snapshot,
@@ -294,7 +294,7 @@ def test_python_frames_are_innermost_first_and_skip_the_named_modules():
 
 
 def test_importing_the_module_does_not_import_torch():
-    code = "import sys, pytest_gptcfg.snapshot; sys.exit('torch' in sys.modules)"
+    code = "import sys, pytest_gptcfg.engine.snapshot; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pytest_gptcfg.snapshot import SnapshotRecorder
+from pytest_gptcfg.engine.snapshot import SnapshotRecorder, python_frames
 
 MIN_BLOCK = 512
 SMALL_SIZE = 1 << 20
@@ -186,7 +184,5 @@ class CachingAllocator:
 
 
 def _frames():
-    """The Python stack of the allocation, for the snapshot (imported only when recording)."""
-    from pytest_gptcfg.snapshot import python_frames
-
+    """The Python stack of the allocation, for the snapshot."""
     return python_frames()

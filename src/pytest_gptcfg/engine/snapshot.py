@@ -43,10 +43,10 @@ SKIPPED_MODULES = (
     "torch",
     "_pytest",
     "pluggy",
-    "pytest_gptcfg.allocator",
-    "pytest_gptcfg.tracker",
-    "pytest_gptcfg.simulate",
-    "pytest_gptcfg.snapshot",
+    "pytest_gptcfg.engine.allocator",
+    "pytest_gptcfg.engine.tracker",
+    "pytest_gptcfg.engine.simulate",
+    "pytest_gptcfg.engine.snapshot",
 )
 """Modules (and their submodules) whose frames `python_frames` leaves out."""
 

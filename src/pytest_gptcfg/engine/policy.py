@@ -74,10 +74,15 @@ def _eligible(t: object) -> bool:
 
 
 class CastCache:
-    """Lower-precision copies of weights, reused within one autocast region like CUDA's cache."""
+    """Lower-precision copies of weights, reused within one autocast region like CUDA's cache.
 
-    def __init__(self) -> None:
+    `on_copy(weight, copy)` is told of each copy it makes (the simulation labels them
+    `weight_copies` in its memory breakdown).
+    """
+
+    def __init__(self, on_copy: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> None:
         self._casts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._on_copy = on_copy
 
     def cast(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """`t.to(dtype)`, cached when `t` is an fp32 leaf that requires grad."""
@@ -91,6 +96,8 @@ class CastCache:
             return hit[1]
         copy = t.to(dtype)
         self._casts[id(t)] = (t, copy)
+        if self._on_copy is not None:
+            self._on_copy(t, copy)
         return copy
 
     def clear(self) -> None:

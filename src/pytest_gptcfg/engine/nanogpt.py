@@ -155,10 +155,22 @@ class GPT(nn.Module):
         device_type: str,
     ) -> torch.optim.AdamW:
         """AdamW with decay on >= 2-dim tensors only; fused where the device supports it."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        fused = device_type == "cuda"
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+        return adamw(self, weight_decay, learning_rate, betas, device_type)
+
+
+def adamw(
+    model: nn.Module,
+    weight_decay: float,
+    learning_rate: float,
+    betas: tuple[float, float],
+    device_type: str,
+) -> torch.optim.AdamW:
+    """nanoGPT's AdamW: weight decay on the trainable tensors of two or more dims (matmul
+    weights, embeddings), none on the rest (biases, LayerNorm); fused on CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    fused = device_type == "cuda"
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)

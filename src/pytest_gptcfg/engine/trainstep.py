@@ -17,18 +17,21 @@ from contextlib import AbstractContextManager
 import torch
 
 from gptlint.run import StepSpec
+from pytest_gptcfg.engine.nanogpt import GPT, adamw
 
 PTDTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OPTIMIZER_STEPS = 2
 
 
-def resolve_dtype(dtype: str, bf16_supported: bool, notes: list[str]) -> torch.dtype:
-    """The compute dtype for config `dtype`; bf16 becomes fp16 (+GradScaler) where unsupported."""
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype of the spec's `dtype`, as train.py's `ptdtype` maps it.
+
+    Whether a GPU without bfloat16 runs train.py's default as float16 is decided once, by
+    `gptlint.run.derive_run`; an explicit bfloat16 runs as bfloat16 (newer PyTorch emulates it
+    there; gptlint's GPT305 warns about it).
+    """
     if dtype not in PTDTYPE:
         raise ValueError(f"dtype must be one of {', '.join(PTDTYPE)}, got {dtype!r}")
-    if dtype == "bfloat16" and not bf16_supported:
-        notes.append("the target GPU has no bfloat16: checked as float16 with a GradScaler")
-        return torch.float16
     return PTDTYPE[dtype]
 
 
@@ -39,31 +42,19 @@ def micro_steps(spec: StepSpec) -> int:
 
 def build_model(spec: StepSpec) -> torch.nn.Module:
     """The model of `spec` (built-in nanoGPT unless a factory is given), in training mode."""
-    if spec.model_factory is not None:
-        model = spec.model_factory(spec.shape)
-    else:
-        from pytest_gptcfg.nanogpt import GPT
-
-        model = GPT(spec.shape)
-    return model.train()
+    factory = spec.model_factory or GPT
+    return factory(spec.shape).train()
 
 
 def make_optimizer(
     model: torch.nn.Module, spec: StepSpec, device_type: str
 ) -> torch.optim.Optimizer:
-    """The model's own `configure_optimizers`, else AdamW over all parameters like nanoGPT's."""
+    """The model's own `configure_optimizers`, else nanoGPT's AdamW groups (`nanogpt.adamw`)."""
     betas = (spec.beta1, spec.beta2)
     configure = getattr(model, "configure_optimizers", None)
     if callable(configure):
         return configure(spec.weight_decay, spec.learning_rate, betas, device_type)
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": spec.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(
-        groups, lr=spec.learning_rate, betas=betas, fused=device_type == "cuda"
-    )
+    return adamw(model, spec.weight_decay, spec.learning_rate, betas, device_type)
 
 
 class StepObserver:

@@ -37,23 +37,24 @@ Known gaps
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from gptlint.estimate import EFFICIENT, FLASH, MATH
+from gptlint.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MATH
 from gptlint.gpus import GpuProfile
+from gptlint.kinds import AttentionKernel, MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
-from pytest_gptcfg import kernels
-from pytest_gptcfg.allocator import CachingAllocator
-from pytest_gptcfg.autocast_policy import CastCache, apply_policy, op_name
-from pytest_gptcfg.memory import MemoryResult, fits_budget
-from pytest_gptcfg.snapshot import SnapshotRecorder
-from pytest_gptcfg.tracker import Allocation, StorageTracker
-from pytest_gptcfg.trainstep import (
+from pytest_gptcfg.engine import kernels
+from pytest_gptcfg.engine.allocator import CachingAllocator
+from pytest_gptcfg.engine.policy import CastCache, apply_policy, op_name
+from pytest_gptcfg.engine.snapshot import SnapshotRecorder
+from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
+from pytest_gptcfg.engine.trainstep import (
     StepObserver,
     build_model,
     make_optimizer,
@@ -61,6 +62,7 @@ from pytest_gptcfg.trainstep import (
     resolve_dtype,
     run_training,
 )
+from pytest_gptcfg.results import MemoryResult, fits_budget
 
 SIMULATED_CONTEXT_BYTES = 500 * MIB
 """CUDA context + kernels + library handles of a PyTorch process (measured ~0.3-0.5 GiB)."""
@@ -84,15 +86,21 @@ def cublas_workspace_bytes(compute_capability: tuple[int, int]) -> int:
 class CudaBehaviour(TorchFunctionMode):
     """The forward pass as CUDA runs it: autocast casts and the target GPU's kernels.
 
-    `lower` is autocast's dtype (None when the config trains in float32).
+    `lower` is autocast's dtype (None when the config trains in float32); `on_weight_copy` is
+    told of each 16-bit weight copy autocast caches.
     """
 
-    def __init__(self, lower: torch.dtype | None, compute_capability: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        lower: torch.dtype | None,
+        compute_capability: tuple[int, int],
+        on_weight_copy: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    ) -> None:
         super().__init__()
         self.lower = lower
         self.compute_capability = compute_capability
-        self.cache = CastCache()
-        self.attention_kernels: set[str] = set()
+        self.cache = CastCache(on_weight_copy)
+        self.attention_kernels: set[AttentionKernel] = set()
 
     def __exit__(self, *exc: object) -> None:
         self.cache.clear()
@@ -203,16 +211,23 @@ def simulate(
     ]
     if spec.compile:
         notes.append("torch.compile is not simulated: the eager step was simulated")
-    dtype = resolve_dtype(spec.dtype, profile.bf16, notes)
+    dtype = resolve_dtype(spec.dtype)
     lower = None if dtype == torch.float32 else dtype
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
     logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
     tracker = StorageTracker(allocator, logits_numel)
-    behaviour = CudaBehaviour(lower, profile.compute_capability)
+    names: dict[int, str] = {}
+
+    def weight_copy(weight: torch.Tensor, copy: torch.Tensor) -> None:
+        name = names.get(id(weight), "weight")
+        dtype_name = str(copy.dtype).removeprefix("torch.")
+        tracker.label(copy, "weight_copies", f"{dtype_name} autocast copy of {name}")
+
+    behaviour = CudaBehaviour(lower, profile.compute_capability, weight_copy)
     workspace = cublas_workspace_bytes(profile.compute_capability)
     with FakeTensorMode(), tracker, torch.device("cpu"):
         model = build_model(spec)
-        names = {id(p): n for n, p in model.named_parameters()}
+        names.update((id(p), n) for n, p in model.named_parameters())
         for n, p in model.named_parameters():
             tracker.label(p, "parameters", f"parameter {n}")
         for i in range(2):
@@ -245,9 +260,7 @@ def _result(
     behaviour: CudaBehaviour,
     notes: list[str],
 ) -> MemoryResult:
-    breakdown = dict.fromkeys(
-        ("parameters", "gradients", "optimizer_state", "activations", "logits_and_loss"), 0
-    )
+    breakdown = dict.fromkeys(BREAKDOWN_LABELS, 0)
     for allocation in peak:
         breakdown[allocation.category] += allocation.size
     breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
@@ -262,7 +275,7 @@ def _result(
     if allocator.oom:
         notes.append("the step exceeds the memory cap: a real run raises CUDA out of memory")
     return MemoryResult(
-        mode="simulated",
+        mode=MemoryMode.SIMULATED,
         fits=fits_budget(allocator.peak_reserved, context, budget_bytes) and not allocator.oom,
         peak_allocated_bytes=allocator.peak_allocated,
         peak_reserved_bytes=allocator.peak_reserved,
@@ -278,7 +291,7 @@ def _result(
     )
 
 
-def _kernel_name(used: set[str]) -> str:
+def _kernel_name(used: set[AttentionKernel]) -> AttentionKernel:
     for kernel in (MATH, EFFICIENT, FLASH):
         if kernel in used:
             return kernel

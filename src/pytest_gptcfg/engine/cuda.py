@@ -5,6 +5,12 @@ allocator: `nvidia-smi`'s used memory before CUDA is initialised is taken as the
 processes, then context = (total - free) - memory_reserved - baseline. The allocator is capped at
 budget - context (`set_per_process_memory_fraction`), so a step that does not fit raises CUDA out
 of memory, which is reported (`oom=True`) rather than raised. Everything is freed afterwards.
+
+The breakdown uses `gptlint.estimate.BREAKDOWN_LABELS`' keys where the allocator's statistics can
+tell them apart: parameters and optimizer state are counted from the tensors themselves,
+gradients as one fp32 copy of the parameters. Autocast's 16-bit weight copies and the logits
+and loss cannot be told apart from the activations in a peak statistic, so they are counted
+in `activations` (the simulation reports them under `weight_copies` and `logits_and_loss`).
 """
 
 from __future__ import annotations
@@ -17,18 +23,19 @@ import subprocess
 import torch
 
 from gptlint.gpus import GpuProfile
+from gptlint.kinds import MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
-from pytest_gptcfg import kernels
-from pytest_gptcfg.allocator import round_size
-from pytest_gptcfg.memory import MemoryResult, fits_budget
-from pytest_gptcfg.trainstep import (
+from pytest_gptcfg.engine import kernels
+from pytest_gptcfg.engine.allocator import round_size
+from pytest_gptcfg.engine.trainstep import (
     build_model,
     make_optimizer,
     random_batches,
     resolve_dtype,
     run_training,
 )
+from pytest_gptcfg.results import MemoryResult, fits_budget
 
 _baseline_used: dict[int, int] = {}
 """Bytes other processes used on each device before this process initialised CUDA."""
@@ -118,7 +125,7 @@ def measure(
         notes.append(f"measured on {name}; its kernels apply, the budget is {profile.label}'s")
     if budget_bytes > total:
         notes.append(f"the budget exceeds this GPU's {total / 2**30:.1f} GiB: capped at the GPU")
-    dtype = resolve_dtype(spec.dtype, profile.bf16 and torch.cuda.is_bf16_supported(), notes)
+    dtype = resolve_dtype(spec.dtype)
     _free_cached(device)
     context_before = _context_bytes(device, [])
     base_allocated = torch.cuda.memory_allocated(device)
@@ -171,15 +178,15 @@ def measure(
         "cuda_context": context,
     }
     notes.append(
-        "measured breakdown: gradients taken as one fp32 copy of the parameters; logits and "
-        "loss are counted in activations"
+        "measured breakdown: gradients taken as one fp32 copy of the parameters; autocast "
+        "weight copies, logits and loss are counted in activations"
     )
     if spec.compile:
         notes.append("the step ran under torch.compile, as the config asks")
     head_dim = spec.shape.n_embd // spec.shape.n_head
     attention = kernels.attention_kernel(capability, dtype, head_dim, spec.shape.dropout)
     return MemoryResult(
-        mode="measured",
+        mode=MemoryMode.MEASURED,
         fits=fits_budget(peak_reserved, context, budget_bytes) and not oom,
         peak_allocated_bytes=peak_allocated,
         peak_reserved_bytes=peak_reserved,

@@ -27,11 +27,12 @@ import torch
 from torch.nn import functional as F
 
 from gptlint.estimate import sdpa_kernel
+from gptlint.kinds import AttentionKernel
 
 
 def attention_kernel(
     compute_capability: tuple[int, int], dtype: torch.dtype, head_dim: int, dropout: float
-) -> str:
+) -> AttentionKernel:
     """The SDPA backend a GPU of `compute_capability` runs for training inputs of `dtype`
     (gptlint's `sdpa_kernel`, so the linter's estimate and the simulation agree)."""
     half = dtype in (torch.float16, torch.bfloat16)

@@ -17,7 +17,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from pytest_gptcfg.allocator import Block, CachingAllocator
+from pytest_gptcfg.engine.allocator import Block, CachingAllocator
 
 
 @dataclass
@@ -98,7 +98,8 @@ class StorageTracker(TorchDispatchMode):
             self._events.append((False, allocation))
 
     def label(self, tensor: torch.Tensor, category: str, description: str) -> None:
-        """Relabel the live storage behind `tensor` (a parameter, a gradient, a state tensor)."""
+        """Relabel the live storage behind `tensor` (a parameter, a gradient, a state tensor, an
+        autocast weight copy)."""
         allocation = self.live.get(tensor.untyped_storage()._cdata)
         if allocation is not None:
             allocation.category = category
