@@ -8,8 +8,9 @@ from functools import cached_property
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
+from gptlint.evaluate import identifier
 from gptlint.positions import StatementPositions, statement_lines
-from gptlint.source import Source, SourceError, check_syntax
+from gptlint.source import Source, SourceError, check_syntax, run_deep
 
 SHAPE_KEYS = frozenset({"n_layer", "n_head", "n_embd"})
 
@@ -114,9 +115,9 @@ class ConfigFile:
 
 def parse_config(source: Source) -> ConfigFile:
     """Parse `source` with libcst and collect what it assigns; SourceError if it isn't Python."""
-    tree = check_syntax(source.text)
+    tree = check_syntax(source.text, source.path)
     try:
-        module = cst.parse_module(source.text)
+        module = run_deep(cst.parse_module, source.text)
     except cst.ParserSyntaxError as exc:
         message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
         raise SourceError(f"syntax error: {message}", exc.raw_line, exc.raw_column + 1) from None
@@ -188,7 +189,16 @@ def _collect_small(
     def add(target: cst.BaseExpression, value: cst.BaseExpression | None, op=None) -> None:
         if isinstance(target, cst.Name):
             assignments.append(
-                Assignment(target.value, target, value, small, statement, index, conditional, op)
+                Assignment(
+                    identifier(target.value),  # Python binds the NFKC form: fullwidth n is n
+                    target,
+                    value,
+                    small,
+                    statement,
+                    index,
+                    conditional,
+                    op,
+                )
             )
         elif isinstance(target, cst.Tuple | cst.List):
             values = value.elements if isinstance(value, cst.Tuple | cst.List) else None
@@ -241,7 +251,7 @@ def _import_names(aliases: list[cst.ImportAlias] | tuple[cst.ImportAlias, ...]) 
 def _target_names(target: cst.BaseExpression) -> frozenset[str]:
     """The names a target binds (`for a, (b, *c) in ...`, `with ... as a`, `del a, b`)."""
     if isinstance(target, cst.Name):
-        return frozenset({target.value})
+        return frozenset({identifier(target.value)})
     if isinstance(target, cst.Tuple | cst.List):
         return frozenset().union(*(_target_names(e.value) for e in target.elements))
     if isinstance(target, cst.StarredElement):
@@ -299,7 +309,7 @@ class _WalrusFinder(cst.CSTVisitor):
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
         if isinstance(node.target, cst.Name):
-            self.names.add(node.target.value)
+            self.names.add(identifier(node.target.value))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         return False
@@ -347,7 +357,7 @@ class _ShapeCallFinder(cst.CSTVisitor):
         if name not in ("GPTConfig", "dict"):
             return
         args = {
-            arg.keyword.value: (arg.value, arg)
+            identifier(arg.keyword.value): (arg.value, arg)
             for arg in node.args
             if arg.keyword is not None and not arg.star
         }

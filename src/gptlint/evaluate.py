@@ -8,12 +8,19 @@ that uses an UNKNOWN value. Nothing is guessed.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+import unicodedata
+from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
 import libcst as cst
 
 from gptlint.values import UNKNOWN
+
+
+def identifier(name: str) -> str:
+    """A name as Python binds it: NFKC-normalised."""
+    return name if name.isascii() else unicodedata.normalize("NFKC", name)
+
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     cst.Add: operator.add,
@@ -76,14 +83,40 @@ _PURE_CALLS: dict[str, Callable[..., Any]] = {
 _CONSTANTS = {"True": True, "False": False, "None": None}
 _MAX_POWER_EXPONENT = 4096
 _MAX_SEQUENCE = 100_000
+MAX_INT_BITS = 10_000
+"""Integers larger than this are too large to evaluate statically: UNKNOWN."""
+MAX_LENGTH = 1_000_000
+"""Strings, lists, tuples and dicts longer than this: UNKNOWN."""
+MAX_STEPS = 200_000
+"""Nodes one evaluation may visit; past it the value is UNKNOWN (a 5 MB list literal)."""
+
+
+class TooLarge(ArithmeticError):
+    """A value, or the work to compute it, is past the evaluation budget."""
+
+
+_steps = [0]
 
 
 def evaluate(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
-    """The value of `node` given the names in `env`, or UNKNOWN."""
+    """The value of `node` given the names in `env`, or UNKNOWN (also for values past the
+    budget: MAX_INT_BITS, MAX_LENGTH, MAX_STEPS)."""
+    saved = _steps[0]
+    _steps[0] = 0
     try:
-        return _eval(node, env)
-    except (ArithmeticError, TypeError, ValueError, KeyError, IndexError, MemoryError):
+        return _checked(_eval(node, env))
+    except (
+        ArithmeticError,
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        MemoryError,
+        RecursionError,
+    ):
         return UNKNOWN
+    finally:
+        _steps[0] = saved
 
 
 def apply_augmented(operator_node: cst.BaseAugOp, current: Any, value: Any) -> Any:
@@ -92,12 +125,29 @@ def apply_augmented(operator_node: cst.BaseAugOp, current: Any, value: Any) -> A
     if binary is None or UNKNOWN in (current, value):
         return UNKNOWN
     try:
-        return _binary_value(binary, current, value)
-    except (ArithmeticError, TypeError, ValueError, MemoryError):
+        return _checked(_binary_value(binary, current, value))
+    except (ArithmeticError, TypeError, ValueError, MemoryError, RecursionError):
         return UNKNOWN
 
 
+def _checked(value: Any) -> Any:
+    """`value`, unless it is past the budget (TooLarge)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > MAX_INT_BITS:
+            raise TooLarge
+    elif isinstance(value, str | bytes | list | tuple | dict) and len(value) > MAX_LENGTH:
+        raise TooLarge
+    return value
+
+
 def _eval(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
+    _steps[0] += 1
+    if _steps[0] > MAX_STEPS:
+        raise TooLarge
+    return _checked(_eval_node(node, env))
+
+
+def _eval_node(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
     if isinstance(node, cst.Integer | cst.Float):
         return node.evaluated_value
     if isinstance(node, cst.SimpleString):
@@ -110,7 +160,7 @@ def _eval(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
     if isinstance(node, cst.Name):
         if node.value in _CONSTANTS:
             return _CONSTANTS[node.value]
-        return env.get(node.value, UNKNOWN)
+        return env.get(identifier(node.value), UNKNOWN)
     if isinstance(node, cst.UnaryOperation):
         value = _eval(node.expression, env)
         if value is UNKNOWN:
@@ -180,21 +230,35 @@ def _binary_value(operator_type: type, left: Any, right: Any) -> Any:
         return UNKNOWN
     if op is operator.pow and isinstance(right, int | float) and abs(right) > _MAX_POWER_EXPONENT:
         return UNKNOWN
-    if op in (operator.lshift, operator.mul) and _too_large(left, right):
-        return UNKNOWN
+    if _too_large(op, left, right):
+        raise TooLarge
     return op(left, right)
 
 
-def _too_large(left: Any, right: Any) -> bool:
-    """Guard against `'a' * 10**12` or `1 << 10**9` exhausting memory."""
-    for a, b in ((left, right), (right, left)):
-        if (
-            isinstance(a, str | list | tuple)
-            and isinstance(b, int)
-            and b * max(len(a), 1) > _MAX_SEQUENCE
-        ):
-            return True
-    return isinstance(right, int) and isinstance(left, int) and right > _MAX_POWER_EXPONENT * 16
+def _bits(value: Any) -> int | None:
+    return value.bit_length() if isinstance(value, int) else None
+
+
+def _too_large(op: Callable[[Any, Any], Any], left: Any, right: Any) -> bool:
+    """Whether `left op right` would be past the budget (`'a' * 10**12`, `1 << 10**9`,
+    `10**4000`, a 10,000-bit number squared), judged before computing it."""
+    if op is operator.mul:
+        for a, b in ((left, right), (right, left)):
+            if isinstance(a, str | bytes | list | tuple) and isinstance(b, int):
+                return b * max(len(a), 1) > _MAX_SEQUENCE
+        left_bits, right_bits = _bits(left), _bits(right)
+        return (
+            left_bits is not None
+            and right_bits is not None
+            and left_bits + right_bits > (MAX_INT_BITS + 1)
+        )
+    if op is operator.lshift and isinstance(left, int) and isinstance(right, int):
+        return left != 0 and right > 0 and left.bit_length() + right > MAX_INT_BITS
+    if op is operator.pow and isinstance(left, int) and isinstance(right, int) and right > 0:
+        return abs(left) > 1 and (abs(left).bit_length() - 1) * right > MAX_INT_BITS
+    if op is operator.add and isinstance(left, str | bytes | list | tuple):
+        return isinstance(right, Sized) and len(left) + len(right) > MAX_LENGTH
+    return False
 
 
 def _eval_fstring(node: cst.FormattedString, env: Mapping[str, Any]) -> Any:
@@ -253,4 +317,8 @@ def _eval_call(node: cst.Call, env: Mapping[str, Any]) -> Any:
             args.append(value)
         else:
             kwargs[arg.keyword.value] = value
+    if node.func.value == "round" and any(
+        isinstance(v, int) and abs(v) > 1000 for v in [*args[1:], *kwargs.values()]
+    ):
+        raise TooLarge  # round(x, -10**8) computes 10**(10**8)
     return _PURE_CALLS[node.func.value](*args, **kwargs)

@@ -141,8 +141,10 @@ def _process(current: Invocation, target: Target) -> bool:
             )
         )
         return True
-    try:
-        return _lint_or_fix(current, target, raw)
+    from gptlint.source import run_deep
+
+    try:  # run_deep: room for libcst and the evaluator to recurse as deep as a file nests
+        return run_deep(_lint_or_fix, current, target, raw)
     except (SettingsError, SchemaError, BrokenPipeError):
         raise
     except Exception as exc:  # a bug in gptlint: name the file, go on with the others

@@ -201,7 +201,34 @@ def shape_scopes(
     init_from = config.get("init_from")
     if init_from == "scratch" or (init_from is UNKNOWN and "init_from" not in config.schema):
         scopes.append(ConfigScope(config, vocab_size))
+    envs: dict[int, dict[str, Any]] = {}
     for call in config.file.shape_calls:
-        env = resolve(config.file, config.schema, until=call.index).env() if call.top_level else {}
+        env: dict[str, Any] = {}
+        if call.top_level and _uses_names(call):  # replaying the file for each call is costly
+            if call.index not in envs:
+                envs[call.index] = resolve(config.file, config.schema, until=call.index).env()
+            env = envs[call.index]
         scopes.append(CallScope(call, env, call_defaults))
     return scopes
+
+
+def _uses_names(call: ShapeCall) -> bool:
+    """Whether any argument of `call` reads a name (True, False and None aside): only then
+    does its value depend on the config before it."""
+    finder = _NameFinder()
+    for value, _ in call.args.values():
+        value.visit(finder)
+        if finder.found:
+            return True
+    return False
+
+
+class _NameFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def visit_Name(self, node: cst.Name) -> bool:
+        if node.value not in ("True", "False", "None"):
+            self.found = True
+        return False

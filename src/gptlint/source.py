@@ -5,9 +5,15 @@ from __future__ import annotations
 import ast
 import io
 import re
+import sys
+import threading
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
@@ -47,11 +53,20 @@ class Source:
         return _LINE_END.split(self.text)
 
 
+MAX_SOURCE_BYTES = 2_000_000
+"""Larger files are not configs; libcst would take minutes to parse one."""
+
+
 def decode_source(path: str, raw: bytes) -> Source:
     """Decode `raw` as Python would (BOM, PEP 263 coding declaration, else UTF-8).
 
     Raises SourceError for binary files, unknown or wrong encodings, naming the line.
     """
+    if len(raw) > MAX_SOURCE_BYTES:
+        raise SourceError(
+            f"file too large to lint ({len(raw):,} bytes; gptlint reads configs of up to"
+            f" {MAX_SOURCE_BYTES:,} bytes)"
+        )
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
         raise SourceError("binary file (contains a NUL byte), not a Python config", line)
@@ -75,49 +90,128 @@ def decode_source(path: str, raw: bytes) -> Source:
     return Source(path=path, raw=raw, text=text, encoding=encoding)
 
 
-MAX_NESTING = 200
+MAX_NESTING = 3000
+"""How deep an expression may nest as libcst builds it, where every `or`/`and` and every part
+of an implicit string concatenation is one more level (CPython keeps those flat). libcst's
+own parser refuses implicit concatenations of a little over 3,000 parts."""
+
+DEEP_STACK_BYTES = 512 << 20
+DEEP_RECURSION_LIMIT = 60_000
+_deep = threading.local()
 
 
-def check_syntax(text: str) -> ast.Module:
-    """Parse `text` with CPython's own parser, as nanoGPT's `exec` would, and return the tree.
+def run_deep(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)`, run where recursion MAX_NESTING levels deep fits: in a thread with a
+    large stack and a raised recursion limit (libcst's parser, visitors and positions and the
+    evaluator all recurse once per level of nesting). Already there: called directly."""
+    if getattr(_deep, "active", False):
+        return function(*args)
+    outcome: list[Any] = []
 
-    Raises SourceError for a syntax error (with CPython's message, line and column) and for an
-    expression nested deeper than MAX_NESTING levels: libcst's parser slows down sharply on
-    deep nesting and can crash the process, so this runs before it.
+    def target() -> None:
+        _deep.active = True
+        try:
+            outcome.append((True, function(*args)))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append((False, exc))
+
+    with _deep_lock:
+        previous_stack = threading.stack_size(DEEP_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=target, name="gptlint-deep", daemon=True)
+            thread.start()
+        finally:
+            threading.stack_size(previous_stack)
+        if sys.getrecursionlimit() < DEEP_RECURSION_LIMIT:
+            sys.setrecursionlimit(DEEP_RECURSION_LIMIT)
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+_deep_lock = threading.Lock()
+
+
+def check_syntax(text: str, path: str = "<config>") -> ast.Module:
+    """Parse `text` with CPython's own parser and compile it (without running anything), as
+    nanoGPT's `exec` would, and return the tree.
+
+    Raises SourceError for a syntax error CPython reports when parsing or compiling (`return`
+    outside a function, a misplaced `from __future__`, duplicate parameters ...) with its
+    message, line and column, and for an expression nested deeper than MAX_NESTING levels,
+    checked before libcst (whose parser is native and recursive) or the compiler sees it.
     """
     try:
         tree = ast.parse(text)
     except SyntaxError as exc:
         raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
     except (RecursionError, MemoryError, ValueError):
-        raise SourceError(f"expression nested too deeply to read (limit {MAX_NESTING})") from None
+        raise SourceError("expression nested too deeply to read") from None
     for statement in tree.body:
-        if _may_nest_deeply(statement) and _depth(statement) > MAX_NESTING:
-            raise SourceError(
-                f"expression nested more than {MAX_NESTING} levels deep, too deeply to read",
-                statement.lineno,
-                statement.col_offset + 1,
-            )
+        if _may_nest_deeply(statement):
+            depth = _depth(statement, text)
+            if depth > MAX_NESTING:
+                raise SourceError(
+                    f"expression nested {depth} levels deep (counting each `and`/`or` and each"
+                    f" part of an implicit string concatenation), more than gptlint can read"
+                    f" ({MAX_NESTING})",
+                    statement.lineno,
+                    statement.col_offset + 1,
+                )
+    try:
+        compile(tree, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise SourceError(f"Python cannot compile this file: {type(exc).__name__}") from None
     return tree
 
 
 def _may_nest_deeply(statement: ast.stmt) -> bool:
-    """False when the statement is too short to nest MAX_NESTING deep (each level of an
-    expression takes at least one character, and a few levels take none)."""
+    """False when the statement is too short to nest MAX_NESTING deep (each level takes at
+    least one character, and a few levels take none)."""
     if statement.end_lineno != statement.lineno or statement.end_col_offset is None:
         return True
     return 2 * (statement.end_col_offset - statement.col_offset) + 4 > MAX_NESTING
 
 
-def _depth(root: ast.AST) -> int:
+def _depth(root: ast.AST, text: str) -> int:
+    """How deep `root` nests as libcst sees it (see MAX_NESTING), with an explicit stack;
+    stops counting past MAX_NESTING."""
     deepest, stack = 0, [(root, 1)]
     while stack:
         node, depth = stack.pop()
+        if isinstance(node, ast.BoolOp):
+            depth += len(node.values) - 2
+        elif isinstance(node, ast.Constant | ast.JoinedStr) and isinstance(
+            getattr(node, "value", ""), str | bytes
+        ):
+            depth += _string_parts(node, text) - 1
         deepest = max(deepest, depth)
         if deepest > MAX_NESTING:
             break
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return deepest
+
+
+def _string_parts(node: ast.expr, text: str) -> int:
+    """How many string literals an implicit concatenation is made of (1 for a plain string);
+    only long ones are tokenized, since each part takes at least two characters."""
+    if node.end_lineno == node.lineno and (node.end_col_offset or 0) - node.col_offset < 2 * 200:
+        return 1
+    segment = ast.get_source_segment(text, node) or ""
+    if len(segment) < 400:
+        return 1
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(segment).readline)
+        return max(1, sum(1 for t in tokens if t.type in (tokenize.STRING, _FSTRING_START)))
+    except (tokenize.TokenError, SyntaxError):
+        return 1
+
+
+_FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
 
 
 def read_source(path: str) -> Source:

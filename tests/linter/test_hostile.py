@@ -175,3 +175,100 @@ def test_killed_fix_leaves_nothing_that_piles_up(tmp_path):
     write_atomically(path, FIXED.encode())
     assert list(tmp_path.iterdir()) == [path]
     assert path.read_text() == FIXED
+
+
+# 2. Pathological source is bounded: accepted where CPython accepts it, else GPT000 at its line
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x = " + " ".join(["'a'"] * 2000) + "\n",
+        "x = " + " or ".join(["a"] * 2000) + "\n",
+        "x = " + " and ".join(["a"] * 2000) + "\n",
+        "x = " + " ".join(["f'{1}'"] * 2000) + "\n",
+        "x = " + " + ".join(["1"] * 250) + "\n",
+    ],
+    ids=["strings", "or", "and", "fstrings", "sum"],
+)
+def test_long_chains_that_python_accepts_are_linted(project, source):
+    (project / "c.py").write_text("n_layer = 12\n" + source + SHAPE)
+    result = gptlint_process("c.py", cwd=project)
+    assert result.returncode == 1, result
+    assert result.stdout.decode().startswith("c.py:5:1: GPT101 ")
+    assert result.stderr == b""
+
+
+def test_a_chain_too_deep_for_libcst_is_one_clear_error(project):
+    (project / "c.py").write_text("n_layer = 12\nx = " + " or ".join(["a"] * 10_000) + "\n")
+    result = gptlint_process("c.py", cwd=project)
+    assert result.returncode == 2
+    assert re.fullmatch(
+        r"c\.py:2:1: GPT000 expression nested 10000 levels deep .* \(3000\)\n",
+        result.stdout.decode().splitlines(keepends=True)[0],
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("return 5\n", "1:1: GPT000 syntax error: 'return' outside function"),
+        ("yield 5\n", "1:1: GPT000 syntax error: 'yield' outside function"),
+        ("await x\n", "1:1: GPT000 syntax error: 'await' outside function"),
+        ("nonlocal x\n", "1:1: GPT000 syntax error: nonlocal declaration not allowed at module level"),  # noqa: E501
+        ("def f(a, a): pass\n", "1:10: GPT000 syntax error: duplicate argument 'a' in function definition"),  # noqa: E501
+        ("x = 1\nfrom __future__ import annotations\n", "2:1: GPT000 syntax error: from __future__ imports must occur at the beginning of the file"),  # noqa: E501
+        ("from __future__ import braces\n", "1:1: GPT000 syntax error: not a chance"),
+        ("from __future__ import nope\n", "1:1: GPT000 syntax error: future feature nope is not defined"),  # noqa: E501
+        ("def f():\n    x = 1\n    global x\n", "3:5: GPT000 syntax error: name 'x' is assigned to before global declaration"),  # noqa: E501
+        ("*a\n", "1:1: GPT000 syntax error: can't use starred expression here"),
+    ],
+)  # fmt: skip
+def test_files_python_would_not_compile_are_gpt000(project, capsys, source, message):
+    (project / "c.py").write_text(source)
+    code, out, err = gptlint(capsys, "c.py")
+    assert (code, out.splitlines()[0], err) == (2, "c.py:" + message, "")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "10**10**10",
+        "2\n" + "max_iters = max_iters * max_iters\n" * 40,
+        "len(str([0]*10**8))",
+        'len(f"{[0]*10**8}")',
+        "round(10**30, -10**8)",
+        "-10**5000",
+        "1 << 10**9",
+        "9**9**9",
+    ],
+)
+def test_evaluation_is_bounded(project, capsys, value):
+    (project / "c.py").write_text(f"max_iters = {value}\n" + SHAPE)
+    code, out, err = gptlint(capsys, "--select", "ALL", "c.py")
+    assert code == 1 and err == ""
+    assert "GPT101" in out
+
+
+def test_a_huge_file_is_one_clear_error(project, capsys):
+    (project / "c.py").write_text("x = [" + "0, " * 700_000 + "]\n")
+    code, out, _ = gptlint(capsys, "c.py")
+    assert code == 2
+    assert out.splitlines()[0] == (
+        "c.py:1:1: GPT000 file too large to lint (2,100,007 bytes; gptlint reads configs of up to"
+        " 2,000,000 bytes)"
+    )
+
+
+def test_names_are_nfkc_normalised(project, capsys):
+    (project / "c.py").write_text("n_layer = 12\n\uff4e_head = 5\nn_embd = 512\n")
+    _, out, _ = gptlint(capsys, "--select", "ALL", "c.py")
+    assert "GPT201" not in out
+    assert "n_embd=512 is not divisible by n_head=5" in out
+
+
+def test_many_gptconfig_calls_and_statements_finish(project, capsys):
+    calls = "".join(f"c{i} = GPTConfig(n_layer=12, n_head=8, n_embd=512)\n" for i in range(2000))
+    (project / "c.py").write_text(calls + "; ".join(f"x{i} = {i}" for i in range(2000)) + "\n")
+    code, _, err = gptlint(capsys, "--select", "GPT1", "c.py")
+    assert (code, err) == (0, "")
