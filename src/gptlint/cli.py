@@ -46,7 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--stdin-filename", help="lint stdin as this file (its settings, its train.py)"
     )
     for spec in SETTINGS:  # raw strings: the runner checks them (gptlint.pyproject.convert)
-        parser.add_argument(spec.cli_flag, dest=spec.name, help=spec.help, metavar=spec.metavar)
+        parser.add_argument(
+            spec.cli_flag,
+            dest=spec.name,
+            help=spec.help,
+            metavar=spec.metavar,
+            action="append" if spec.repeatable else "store",
+        )
     parser.add_argument("--version", action="version", version=f"gptlint {__version__}")
     return parser
 

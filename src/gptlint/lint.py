@@ -12,10 +12,10 @@ from gptlint.configfile import ConfigFile, parse_config
 from gptlint.context import LintContext
 from gptlint.diagnostics import Diagnostic
 from gptlint.kinds import Severity
-from gptlint.resolve import resolve
+from gptlint.resolve import EffectiveConfig, OverrideError, resolve
 from gptlint.rules import RULES_BY_CODE, enabled_codes
 from gptlint.schema import schema_for
-from gptlint.settings import Settings
+from gptlint.settings import Settings, SettingsError
 from gptlint.source import Source, SourceError, decode_source
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)
@@ -55,7 +55,7 @@ def lint_source(
     if configs_only and not looks_like_config(file, settings):
         return LintResult(source.path, [], file, skipped=True)
     schema = schema_for(schema_path or Path(source.path), settings)
-    ctx = LintContext(resolve(file, schema), settings)
+    ctx = LintContext(_with_overrides(resolve(file, schema), settings), settings)
     diagnostics = []
     for code in sorted(codes):
         rule = RULES_BY_CODE[code]()
@@ -64,6 +64,17 @@ def lint_source(
     diagnostics = [d for d in diagnostics if not _suppressed(source, d)]
     diagnostics.sort(key=lambda d: (d.line, d.col, d.code))
     return LintResult(source.path, diagnostics, file)
+
+
+def _with_overrides(config: EffectiveConfig, settings: Settings) -> EffectiveConfig:
+    """The config with the `set` setting's `KEY=VALUE` items applied as nanoGPT applies its
+    command-line overrides (a key it does not know, or a type change, is a settings error)."""
+    if not settings.overrides:
+        return config
+    try:
+        return config.with_overrides(settings.overrides)
+    except OverrideError as exc:
+        raise SettingsError(f"--set / [tool.gptlint] set: {exc}") from None
 
 
 def lint_bytes(

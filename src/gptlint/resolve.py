@@ -82,6 +82,9 @@ class EffectiveConfig:
         if resolved is None:
             return "not set"
         if resolved.kind == ValueKind.DEFAULT:
+            spec = self.schema.keys.get(key)
+            if spec is not None and spec.machine is not None:
+                return f"default ({self.schema.origin}:{spec.line}, for {spec.machine})"
             return f"default ({self.schema.origin})"
         if resolved.kind == ValueKind.OVERRIDE:
             return f"override {resolved.text}"

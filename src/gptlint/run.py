@@ -237,8 +237,11 @@ class _Reader:
         UNKNOWN with a problem."""
         value = self.config.get(key)
         origin = self.config.origin(key)
+        if key not in self.config:
+            self.fail(key, f"{key} is not a key of {self.config.schema.origin}: no run to derive")
+            return UNKNOWN
         if value is UNKNOWN:
-            self.fail(key, f"{key} is not known without running the config ({origin})", True)
+            self.fail(key, f"{key} is not known without running the config: {origin}", True)
             return UNKNOWN
         number = any(k in (int, float) for k in kinds)
         if not isinstance(value, kinds) or (number and isinstance(value, bool)):
@@ -286,7 +289,8 @@ def derive_model(
     """
     reader = _Reader(config)
     root = root if root is not None else project_root(Path(config.path), Path.cwd())
-    init_from = reader.value("init_from", (str,))
+    # A fork whose train.py has no init_from always builds from scratch.
+    init_from = reader.value("init_from", (str,)) if "init_from" in config else "scratch"
     block_size = reader.positive("block_size")
     dropout = reader.dropout()
     source: ModelSource | None = None

@@ -12,6 +12,8 @@ import libcst as cst
 
 from gptlint.configfile import parse_config
 from gptlint.evaluate import evaluate
+from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
+from gptlint.machine import target_calls
 from gptlint.settings import Settings
 from gptlint.source import SourceError, read_source
 from gptlint.values import UNKNOWN
@@ -128,6 +130,7 @@ class KeySpec:
     default: Any
     type: type | None
     line: int | None = None
+    machine: str | None = None  # the GPU profile a machine-dependent default was answered for
 
 
 @dataclass(frozen=True)
@@ -150,10 +153,12 @@ NANOGPT_SCHEMA = Schema(
 )
 
 
-def schema_from_train_py(path: Path) -> Schema:
+def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
     """Read a fork's train.py without running it: the keys are the top-level globals of simple
     type (int, float, bool, str) assigned before it runs `configurator.py`, as train.py's own
-    `config_keys` list collects them.
+    `config_keys` list collects them. With `gpu`, values that depend only on the machine
+    (`torch.cuda.is_available()`, `torch.cuda.is_bf16_supported()` ...) are those of a machine
+    with that GPU (`gptlint.machine`), and their KeySpec says so.
     """
     try:
         config = parse_config(read_source(str(path)))
@@ -165,7 +170,11 @@ def schema_from_train_py(path: Path) -> Schema:
     for assignment in config.assignments:
         if assignment.index >= stop or assignment.conditional:
             continue
-        value = UNKNOWN if assignment.value is None else evaluate(assignment.value, env)
+        expression, machine = assignment.value, None
+        if expression is not None and gpu is not None:
+            expression, answered = target_calls(expression, gpu)
+            machine = gpu.name if answered else None
+        value = UNKNOWN if expression is None else evaluate(expression, env)
         if assignment.operator is not None:
             value = UNKNOWN
         env[assignment.key] = value
@@ -182,7 +191,7 @@ def schema_from_train_py(path: Path) -> Schema:
         else:
             kind = type(value)
         line = config.position(assignment.target).start.line
-        specs[assignment.key] = KeySpec(assignment.key, value, kind, line)
+        specs[assignment.key] = KeySpec(assignment.key, value, kind, line, machine)
     return Schema(specs, str(path))
 
 
@@ -190,12 +199,13 @@ def schema_for(config_path: Path, settings: Settings | None) -> Schema:
     """The schema for a config: the `defaults` train.py, a train.py found beside the config
     folder, or nanoGPT's defaults."""
     train_py = settings.defaults if settings and settings.defaults else find_train_py(config_path)
-    return NANOGPT_SCHEMA if train_py is None else _schema_from(train_py)
+    gpu = get_profile(settings.gpu if settings else DEFAULT_GPU)
+    return NANOGPT_SCHEMA if train_py is None else _schema_from(train_py, gpu)
 
 
 @lru_cache(maxsize=32)
-def _schema_from(train_py: Path) -> Schema:
-    return schema_from_train_py(train_py)
+def _schema_from(train_py: Path, gpu: GpuProfile) -> Schema:
+    return schema_from_train_py(train_py, gpu)
 
 
 def find_train_py(config_path: Path) -> Path | None:

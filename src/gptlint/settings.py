@@ -39,11 +39,16 @@ class Settings:
     model: Path | None = None
     fix_strategy: str = "keep-width"
     exclude: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
     root: Path | None = field(default=None, compare=False)
 
     def merged(self, overrides: dict[str, Any]) -> Settings:
-        """These settings with the non-None `overrides` (from the command line) on top."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        """These settings with the non-None `overrides` (from the command line) on top; config
+        overrides (`--set`) come after the file's `set` table, so the command line wins."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        if "overrides" in values:
+            values["overrides"] = self.overrides + tuple(values["overrides"])
+        return replace(self, **values)
 
 
 Converter = Callable[[Any, Path], Any]
@@ -102,6 +107,27 @@ def _file(value: Any, base: Path) -> Path:
     return path
 
 
+def _overrides(value: Any, base: Path) -> tuple[str, ...]:
+    """`KEY=VALUE` items as nanoGPT's configurator reads them: a `set` table from pyproject.toml
+    (`{batch_size = 8, dtype = "float16"}`) or `--set` values from the command line."""
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if not isinstance(item, bool | int | float | str):
+                raise TypeError(f"{key}: must be a number, boolean or string")
+            items.append(f"{key}={item!r}")
+        return tuple(items)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError("must be a table of config keys and values")
+    for item in value:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"{item!r} is not KEY=VALUE")
+    return tuple(value)
+
+
 def _fix_strategy(value: Any, base: Path) -> str:
     if value not in FIX_STRATEGIES:
         raise ValueError(f"must be one of {', '.join(FIX_STRATEGIES)}, not {value!r}")
@@ -118,6 +144,7 @@ class SettingSpec:
     help: str
     metavar: str
     convert: Converter
+    repeatable: bool = False
 
     @property
     def selects_rules(self) -> bool:
@@ -183,6 +210,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "comma-separated glob patterns to skip",
         "GLOBS",
         _globs,
+    ),
+    SettingSpec(
+        "overrides",
+        "set",
+        "--set",
+        "give a config key a value, as nanoGPT's --KEY=VALUE does (repeatable)",
+        "KEY=VALUE",
+        _overrides,
+        repeatable=True,
     ),
 )
 SETTINGS_BY_NAME: dict[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}

@@ -11,7 +11,7 @@ import libcst as cst
 from gptlint.context import LintContext
 from gptlint.diagnostics import Edit, Fix
 from gptlint.estimate import estimate_memory, largest_batch, rebatch
-from gptlint.kinds import FixSafety, Severity
+from gptlint.kinds import FixSafety, Severity, ValueKind
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import target
 from gptlint.run import PRESETS, ModelSource, TrainingRun
@@ -116,6 +116,11 @@ class PeakMemoryAboveBudget(Rule):
     def _advice(self, ctx: LintContext, run: TrainingRun, fits: int) -> tuple[Fix | None, str]:
         fitted = estimate_memory(replace(run.spec, batch_size=fits), ctx.gpu).total
         advice = f"; the largest batch_size that fits is {fits} ({format_gib(fitted)})"
+        if any(
+            resolved is not None and resolved.kind == ValueKind.OVERRIDE
+            for resolved in map(ctx.config.resolved, ("batch_size", "gradient_accumulation_steps"))
+        ):
+            return None, advice  # given on the command line: not this file's to rewrite
         accum = run.gradient_accumulation_steps  # the global count under DDP
         choice = rebatch(run.spec.batch_size, accum, fits, run.world_size)
         if choice is None:
@@ -130,6 +135,60 @@ class PeakMemoryAboveBudget(Rule):
         )
         description = f"set batch_size = {batch}, gradient_accumulation_steps = {new_accum}"
         return Fix(description, edits, FixSafety.UNSAFE), advice
+
+
+class MemoryNotChecked(Rule):
+    """GPT501 needs the whole run: the model's shape, the batch, the precision. When a value it
+    needs is only known by running the config or train.py (an import, an environment variable,
+    a call, an assignment inside `if`), the memory check cannot run, and saying nothing would
+    read as "fits". This rule says so, once per file, at the line that made the value unknown
+    (in this file, or train.py's default it names), with the way to supply the value:
+    `gptlint --set KEY=VALUE` or `set = {KEY = VALUE}` under `[tool.gptlint]`, which apply it
+    as nanoGPT's `--KEY=VALUE` does.
+
+    Values that are known but wrong (n_embd not divisible by n_head, an unknown dtype) are not
+    reported here: their own rules report them.
+    """
+
+    code = "GPT503"
+    name = "memory-not-checked"
+    severity = Severity.WARNING
+    summary = "the memory check cannot run: a value it needs is only known at run time"
+    VALID = (
+        Valid("batch_size = 8\n"),
+        Valid("import os\nwandb_log = os.environ.get('WANDB') == '1'\n"),
+        Valid(
+            "import os\nbatch_size = int(os.environ['BS'])\n",
+            settings={"overrides": ("batch_size=8",)},
+        ),
+    )
+    INVALID = (
+        Invalid(
+            "import os\nbatch_size = int(os.environ['BS'])\n",
+            message="not known without running the config",
+        ),
+    )
+
+    def check(self, ctx: LintContext) -> Iterator[Violation]:
+        if not any(ctx.file.assignments_of(key) for key in _MEMORY_KEYS):
+            return
+        run = ctx.run
+        if not isinstance(run, list) or ctx.config.get("eval_only") is True:
+            return
+        unknown = next((problem for problem in run if problem.unknown), None)
+        if unknown is None:
+            return
+        resolved = ctx.config.resolved(unknown.key)
+        node = None
+        if resolved is not None and resolved.assignment is not None:
+            node = resolved.assignment.target
+        elif resolved is not None and resolved.binding is not None:
+            node = resolved.binding.statement
+        message = (
+            f"GPT501 not checked: {unknown}; supply it with --set {unknown.key}=VALUE"
+            f" (or set = {{{unknown.key} = ...}} under [tool.gptlint])"
+        )
+        yield Violation(node, message)
 
 
 def _smaller_model(ctx: LintContext, run: TrainingRun) -> str:
@@ -283,4 +342,4 @@ class ParameterClaimMismatch(Rule):
         )
 
 
-RULES = [PeakMemoryAboveBudget, ParameterClaimMismatch]
+RULES = [PeakMemoryAboveBudget, MemoryNotChecked, ParameterClaimMismatch]

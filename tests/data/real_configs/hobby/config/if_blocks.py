@@ -6,7 +6,7 @@ if small:
     n_head = 4
     n_embd = 256
 else:
-    n_layer = 8
+    n_layer = 8  # planted: GPT503 (which branch runs is only known at run time)
     n_head = 8
     n_embd = 512
 

@@ -2,7 +2,7 @@ try:
     import torch
     dtype = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16'
 except ImportError:
-    dtype = 'float32'
+    dtype = 'float32'  # planted: GPT503 (dtype depends on the machine the config runs on)
 
 n_layer = 6
 n_head = 6

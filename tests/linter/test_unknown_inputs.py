@@ -1,0 +1,124 @@
+"""A memory check never silently drops out: machine-only values are answered for the target
+GPU, and values only known at run time are named, with the way to supply them (`--set`)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gptlint.cli import main
+from gptlint.pyproject import load_settings
+from gptlint.resolve import load_config
+
+TRAIN_PY = """\
+import os
+import torch
+batch_size = 12
+block_size = 1024
+gradient_accumulation_steps = 5 * 8
+n_layer = 12
+n_head = 12
+n_embd = 768
+dropout = 0.0
+bias = False
+init_from = 'scratch'
+dataset = 'openwebtext'
+eval_only = False
+compile = True
+device = 'cuda'
+dtype = 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float16'
+exec(open('configurator.py').read())
+"""
+
+SEED = """\
+# 12 layers, batch 16 x block 1024 "should fit easily"
+n_layer = 12
+n_head = 12
+n_embd = 576
+batch_size = 16
+block_size = 1024
+gradient_accumulation_steps = 32
+"""
+
+
+def project(tmp_path: Path, config: str, pyproject: str = "") -> Path:
+    """A nanoGPT-like checkout: train.py with the machine-dependent dtype, and config/x.py."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "train.py").write_text(TRAIN_PY)
+    if pyproject:
+        (tmp_path / "pyproject.toml").write_text(textwrap.dedent(pyproject))
+    (tmp_path / "config").mkdir()
+    path = tmp_path / "config" / "x.py"
+    path.write_text(textwrap.dedent(config))
+    return path
+
+
+def lint(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([*args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_dtype_that_depends_on_the_gpu_is_answered_for_the_target(tmp_path, capsys):
+    path = project(tmp_path, SEED)
+    code, out, _ = lint(capsys, str(path))
+    assert code == 1
+    assert "GPT501 estimated peak training memory" in out
+    assert ", bfloat16, " in out
+    code, out, _ = lint(capsys, str(path), "--gpu", "t4")
+    assert ", float16, " in out  # the T4 has no bf16: train.py's expression picks float16
+
+
+@pytest.mark.parametrize(("gpu", "dtype"), [("rtx4070", "bfloat16"), ("t4", "float16")])
+def test_the_origin_names_the_line_and_the_gpu(tmp_path, gpu, dtype):
+    path = project(tmp_path, SEED, f"[tool.gptlint]\ngpu = '{gpu}'\n")
+    config = load_config(path, load_settings(path.parent))
+    assert config.get("dtype") == dtype
+    assert config.origin("dtype") == f"default ({tmp_path / 'train.py'}:16, for {gpu})"
+
+
+def test_a_value_known_only_at_run_time_is_named_with_the_way_to_supply_it(tmp_path, capsys):
+    path = project(tmp_path, "import os\nn_layer = 6\nbatch_size = int(os.environ['BS'])\n")
+    code, out, _ = lint(capsys, str(path))
+    assert code == 1
+    (line,) = [line for line in out.splitlines() if "GPT503" in line]
+    assert line.startswith(f"{path}:3:1: GPT503 GPT501 not checked: batch_size is not known")
+    assert "supply it with --set batch_size=VALUE" in line
+    assert "((" not in line
+
+
+def test_set_supplies_the_value_as_nanogpts_override_would(tmp_path, capsys):
+    path = project(tmp_path, "import os\nn_layer = 6\nbatch_size = int(os.environ['BS'])\n")
+    code, out, _ = lint(capsys, str(path), "--set", "batch_size=64")
+    assert "GPT503" not in out
+    assert "GPT501" in out and "batch_size 64 x block_size 1024" in out
+    assert "fix:" not in out  # a value given on the command line is not the file's to rewrite
+    code, out, _ = lint(capsys, str(path), "--set", "batch_size=4")
+    assert code == 0
+
+
+def test_set_in_pyproject_and_on_the_command_line(tmp_path, capsys):
+    config = "import os\nn_layer = 6\nbatch_size = int(os.environ['BS'])\n"
+    path = project(tmp_path, config, "[tool.gptlint]\nset = {batch_size = 64}\n")
+    _, out, _ = lint(capsys, str(path))
+    assert "batch_size 64 x block_size 1024" in out
+    code, out, _ = lint(capsys, str(path), "--set", "batch_size=4")  # the command line wins
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("batch_sise=4", "unknown config key: batch_sise"),
+        ("batch_size=4.0", "type float does not match"),
+        ("batch_size", "is not KEY=VALUE"),
+    ],
+)
+def test_a_set_nanogpt_would_reject_is_a_usage_error(tmp_path, capsys, item, message):
+    path = project(tmp_path, SEED)
+    code, _, err = lint(capsys, str(path), "--set", item)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
