@@ -20,8 +20,9 @@ from gptlint.schema import DEFAULT_VOCAB_SIZE, gptconfig_defaults
 from gptlint.scopes import CallScope, ConfigScope, shape_scopes
 from gptlint.settings import Settings
 
-_NPROC = re.compile(r"--nproc[_-]per[_-]node[=\s]+(\d+)")
-_NNODES = re.compile(r"--nnodes[=\s]+(\d+)")
+_NPROC = re.compile(r"--nproc[_-]per[_-]node[=\s]+(\d{1,7})\b")
+_NNODES = re.compile(r"--nnodes[=\s]+(\d{1,7})\b")
+_SCRIPT = re.compile(r"[\w./-]+\.py\b")
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,11 @@ class LintContext:
         if _NPROC.search(self.file.source.text) is None:  # skip walking the tree
             return WorldSize(1, "a single process")
         for node, text in self.comment_nodes:
-            match = _NPROC.search(text)
-            if match:
-                nodes = _NNODES.search(text)
-                size = int(match.group(1)) * (int(nodes.group(1)) if nodes else 1)
-                origin = f"`{match.group(0).strip()}` in the file's comments"
-                return WorldSize(size, origin, node)
+            for line in text.splitlines():
+                size = _launched_processes(line, Path(self.file.path).name)
+                if size is not None:
+                    origin = f"`{_NPROC.search(line).group(0).strip()}` in the file's comments"
+                    return WorldSize(size, origin, node)
         return WorldSize(1, "a single process")
 
     @cached_property
@@ -129,6 +129,20 @@ class LintContext:
         """Whether the file gives `key` its (statically known) value."""
         resolved = self.config.resolved(key)
         return resolved is not None and resolved.kind == ValueKind.FILE
+
+
+def _launched_processes(line: str, config_name: str) -> int | None:
+    """The processes a `torchrun --nproc_per_node=N [--nnodes=M] train.py [config]` line
+    starts, if it runs this config: it names the config's file, or no config at all."""
+    match = _NPROC.search(line)
+    if match is None:
+        return None
+    scripts = [Path(name).name for name in _SCRIPT.findall(line[match.end() :])]
+    if len(scripts) > 1 and config_name not in scripts[1:]:
+        return None  # launches another config
+    nodes = _NNODES.search(line)
+    size = int(match.group(1)) * (int(nodes.group(1)) if nodes else 1)
+    return size if size >= 1 else None
 
 
 def _docstring_node(module: cst.Module) -> cst.SimpleString | None:

@@ -208,11 +208,20 @@ class TrainingRun:
     gradient_accumulation_steps: int
     world_size: int
     notes: tuple[str, ...] = ()
+    splits_accumulation: bool = True
+
+    @property
+    def accumulation_divisor(self) -> int:
+        """What the config's gradient_accumulation_steps must stay divisible by: the world size
+        where train.py splits it among the processes (nanoGPT), else 1."""
+        return self.world_size if self.splits_accumulation else 1
 
     @property
     def tokens_per_iter(self) -> int:
         """Tokens per optimizer step over all processes (train.py's `tokens_per_iter`)."""
-        return self.gradient_accumulation_steps * self.spec.batch_size * self.spec.block_size
+        processes = 1 if self.splits_accumulation else self.world_size
+        tokens = self.gradient_accumulation_steps * self.spec.batch_size * self.spec.block_size
+        return tokens * processes
 
 
 def project_root(config_path: Path, cwd: Path) -> Path:
@@ -404,7 +413,8 @@ def derive_run(
             f" {', '.join(DTYPES)}: nanoGPT raises KeyError",
         )
     compiled = reader.value("compile", (bool,)) if compile is None else compile
-    if accumulation is not UNKNOWN and accumulation % world_size:
+    splits = config.schema.splits_accumulation
+    if splits and accumulation is not UNKNOWN and accumulation % world_size:
         reader.fail(
             "gradient_accumulation_steps",
             f"gradient_accumulation_steps={accumulation}"
@@ -432,12 +442,12 @@ def derive_run(
         shape=model.shape,
         batch_size=batch_size,
         block_size=model.shape.block_size,
-        gradient_accumulation_steps=accumulation // world_size,
+        gradient_accumulation_steps=accumulation // world_size if splits else accumulation,
         dtype=dtype,
         compile=compiled,
         **_optimizer(config),
     )
-    return TrainingRun(spec, model, accumulation, world_size, notes)
+    return TrainingRun(spec, model, accumulation, world_size, notes, splits)
 
 
 def _optimizer(config: EffectiveConfig) -> dict[str, float]:

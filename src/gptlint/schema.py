@@ -3,6 +3,7 @@ statically, and which train.py applies to a config (`schema_for`)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -139,6 +140,9 @@ class Schema:
 
     keys: dict[str, KeySpec]
     origin: str
+    splits_accumulation: bool = True
+    """Whether train.py divides gradient_accumulation_steps among the DDP processes (after
+    asserting that it can), as nanoGPT does; older forks keep it per process."""
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys
@@ -192,7 +196,15 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
             kind = type(value)
         line = config.position(assignment.target).start.line
         specs[assignment.key] = KeySpec(assignment.key, value, kind, line, machine)
-    return Schema(specs, str(path))
+    return Schema(specs, str(path), _splits_accumulation(config.source.text))
+
+
+_SPLIT_ACCUMULATION = re.compile(r"gradient_accumulation_steps\s*//=\s*\w*world_size")
+
+
+def _splits_accumulation(text: str) -> bool:
+    """Whether train.py's code divides the accumulation by the world size (`//=`)."""
+    return _SPLIT_ACCUMULATION.search(text) is not None
 
 
 def schema_for(config_path: Path, settings: Settings | None) -> Schema:
@@ -200,11 +212,15 @@ def schema_for(config_path: Path, settings: Settings | None) -> Schema:
     folder, or nanoGPT's defaults."""
     train_py = settings.defaults if settings and settings.defaults else find_train_py(config_path)
     gpu = get_profile(settings.gpu if settings else DEFAULT_GPU)
-    return NANOGPT_SCHEMA if train_py is None else _schema_from(train_py, gpu)
+    if train_py is None:
+        return NANOGPT_SCHEMA
+    info = train_py.stat()
+    return _schema_from(train_py, (info.st_mtime_ns, info.st_size), gpu)
 
 
 @lru_cache(maxsize=32)
-def _schema_from(train_py: Path, gpu: GpuProfile) -> Schema:
+def _schema_from(train_py: Path, version: tuple[int, int], gpu: GpuProfile) -> Schema:
+    """A train.py's schema, read once per state of the file (`version`) and target GPU."""
     return schema_from_train_py(train_py, gpu)
 
 

@@ -128,7 +128,7 @@ def suggestion(step: TrainingRun, max_batch: int) -> str:
     batch, gas = step.spec.batch_size, step.gradient_accumulation_steps
     if max_batch == 0:
         return "batch_size 1 does not fit either: shrink the model or block_size (simulated)"
-    new = rebatch(batch, gas, max_batch, step.world_size)
+    new = rebatch(batch, gas, max_batch, step.accumulation_divisor)
     if new is None:
         return (
             f"the largest batch_size that fits is {max_batch} (simulated); no "

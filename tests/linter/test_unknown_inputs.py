@@ -30,6 +30,11 @@ compile = True
 device = 'cuda'
 dtype = 'bfloat16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'float16'
 exec(open('configurator.py').read())
+ddp = int(os.environ.get('RANK', -1)) != -1
+if ddp:
+    ddp_world_size = int(os.environ['WORLD_SIZE'])
+    assert gradient_accumulation_steps % ddp_world_size == 0
+    gradient_accumulation_steps //= ddp_world_size
 """
 
 SEED = """\
@@ -122,3 +127,39 @@ def test_a_set_nanogpt_would_reject_is_a_usage_error(tmp_path, capsys, item, mes
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+OLD_STYLE_TRAIN_PY = TRAIN_PY.split("ddp = ")[0].replace("5 * 8", "5")  # no split under DDP
+LAUNCHED = "# $ torchrun --standalone --nproc_per_node=8 train.py config/x.py\n" + SEED.replace(
+    "= 32", "= 5"
+)
+
+
+def test_a_fork_that_keeps_accumulation_per_process_is_not_told_to_divide_it(tmp_path, capsys):
+    path = project(tmp_path, LAUNCHED)
+    _, out, _ = lint(capsys, str(path), "--select", "GPT401")
+    assert "GPT401" in out  # nanoGPT's train.py splits it: 5 is not divisible by 8
+    (tmp_path / "train.py").write_text(OLD_STYLE_TRAIN_PY)
+    _, out, _ = lint(capsys, str(path), "--select", "GPT401,GPT501")
+    assert "GPT401" not in out
+    # per process: 16 x 5 sequences become 10 x 8, no multiple of 8 needed; 8 processes
+    assert "batch_size=10 with gradient_accumulation_steps=8 keeps 655,360 tokens" in out
+
+
+@pytest.mark.parametrize(
+    ("launch", "flagged"),
+    [
+        ("# torchrun --nproc_per_node=8 train.py config/x.py", True),
+        ("# torchrun --nproc_per_node=8 train.py", True),
+        ("# torchrun --nproc_per_node=8 train.py config/other.py", False),
+        ("# torchrun --nproc_per_node=0 train.py", False),
+        ("# torchrun --nproc_per_node=" + "9" * 5000 + " train.py", False),
+    ],
+)
+def test_the_world_size_comes_from_a_launch_line_that_runs_this_config(
+    tmp_path, capsys, launch, flagged
+):
+    path = project(tmp_path, f"{launch}\ngradient_accumulation_steps = 5\n")
+    code, out, err = lint(capsys, str(path), "--select", "GPT401")
+    assert ("GPT401" in out) is flagged
+    assert code in (0, 1) and err == ""

@@ -122,7 +122,7 @@ class PeakMemoryAboveBudget(Rule):
         ):
             return None, advice  # given on the command line: not this file's to rewrite
         accum = run.gradient_accumulation_steps  # the global count under DDP
-        choice = rebatch(run.spec.batch_size, accum, fits, run.world_size)
+        choice = rebatch(run.spec.batch_size, accum, fits, run.accumulation_divisor)
         if choice is None:
             return None, advice
         batch, new_accum = choice
