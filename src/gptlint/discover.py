@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from gptlint.configfile import parse_config
+from gptlint.lint import looks_like_config
+from gptlint.settings import Settings
+from gptlint.source import SourceError, decode_source, read_regular
 
 DEFAULT_EXCLUDE = (
     ".git",
@@ -54,9 +59,15 @@ def excluded(path: Path, patterns: tuple[str, ...], root: Path | None) -> bool:
     )
 
 
-def walk(folder: Path, patterns: tuple[str, ...], root: Path | None) -> Iterator[Path]:
-    """The `.py` files under `folder`, sorted, skipping default and configured exclusions."""
-    for current, dirs, files in os.walk(folder):
+def walk(
+    folder: Path,
+    patterns: tuple[str, ...],
+    root: Path | None,
+    on_error: Callable[[OSError], None] | None = None,
+) -> Iterator[Path]:
+    """The `.py` files under `folder`, sorted, skipping default and configured exclusions.
+    A folder that cannot be listed goes to `on_error` (the walk goes on with the others)."""
+    for current, dirs, files in os.walk(folder, onerror=on_error):
         base = Path(current)
         dirs[:] = sorted(
             d for d in dirs if d not in DEFAULT_EXCLUDE and not excluded(base / d, patterns, root)
@@ -65,3 +76,22 @@ def walk(folder: Path, patterns: tuple[str, ...], root: Path | None) -> Iterator
             path = base / name
             if name.endswith(".py") and not excluded(path, patterns, root):
                 yield path
+
+
+def selects(path: Path, folder: Path | None, settings: Settings) -> bool:
+    """Whether gptlint lints the `.py` file `path`: one the user named (`folder` None) unless
+    excluded; one under `folder` if `walk` finds it and it looks like a config
+    (`lint.looks_like_config`; a file that cannot be read or parsed counts, for its GPT000).
+    The pytest plugin collects exactly these files as configs."""
+    if excluded(path, settings.exclude, settings.root):
+        return False
+    if folder is None:
+        return True
+    inside = path.relative_to(folder).parts[:-1]
+    if path.suffix != ".py" or any(part in DEFAULT_EXCLUDE for part in inside):
+        return False
+    try:
+        file = parse_config(decode_source(str(path), read_regular(path)))
+    except (OSError, SourceError):
+        return True
+    return looks_like_config(file, settings)

@@ -99,19 +99,37 @@ def _cli_settings(args: argparse.Namespace) -> dict:
 
 
 def _run_paths(current: Invocation, paths: list[str]) -> int:
+    import errno
+    import stat
+
+    from gptlint.source import escape_path
+
+    def folder_error(exc: OSError) -> None:
+        where = escape_path(str(exc.filename or ""))
+        current.report.error(f"{where}: cannot read folder: {exc.strerror or exc}")
+
     for name in paths:
+        shown = escape_path(name)
+        if not name:
+            current.report.error("'': an empty path names no file or folder")
+            continue
         path = Path(name)
-        if not path.exists():
-            current.report.error(f"{name}: no such file or directory")
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                current.report.error(f"{shown}: no such file or directory")
+            else:
+                current.report.error(f"{shown}: {exc.strerror or exc}")
             continue
-        if path.is_dir():
+        if stat.S_ISDIR(mode):
             settings = current.settings_for(path)
-            found = walk(path, settings.exclude, settings.root)
+            found = walk(path, settings.exclude, settings.root, folder_error)
             if not sum(_process(current, Target(p, False)) for p in found):
-                current.report.error(f"{name}: no config files found")
+                current.report.error(f"{shown}: no config files found")
             continue
-        if not path.is_file():
-            current.report.error(f"{name}: not a file or folder")
+        if not stat.S_ISREG(mode):
+            current.report.error(f"{shown}: not a regular file or folder, skipped")
             continue
         settings = current.settings_for(path.parent)
         if not excluded(path, settings.exclude, settings.root):
@@ -122,13 +140,15 @@ def _run_paths(current: Invocation, paths: list[str]) -> int:
 def _process(current: Invocation, target: Target) -> bool:
     """Lint (or fix) one file; False if it was skipped as not being a config. A failure in one
     file is reported and the run goes on with the next."""
+    from gptlint.source import read_regular, run_deep
+
     report = current.report
     key = os.path.abspath(target.path)
     if key in current.seen:  # named twice, or named and inside a named folder
         return True
     current.seen.add(key)
-    try:
-        raw = target.path.read_bytes()
+    try:  # only regular files: a FIFO or /dev/zero (or a link to one) is named, never read
+        raw = read_regular(target.path)
     except OSError as exc:
         report.diagnostics.append(
             Diagnostic(
@@ -141,8 +161,6 @@ def _process(current: Invocation, target: Target) -> bool:
             )
         )
         return True
-    from gptlint.source import run_deep
-
     try:  # run_deep: room for libcst and the evaluator to recurse as deep as a file nests
         return run_deep(_lint_or_fix, current, target, raw)
     except (SettingsError, SchemaError, BrokenPipeError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import re
+import stat
 import sys
 import threading
 import tokenize
@@ -214,11 +216,65 @@ def _string_parts(node: ast.expr, text: str) -> int:
 _FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
 
 
+MAX_READ_BYTES = 16_000_000
+
+
+class NotRegularFile(OSError):
+    """A path that names (or links to) a FIFO, device or socket: never read."""
+
+
+def read_regular(path: str | os.PathLike[str], limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of the regular file at `path` (a symbolic link is followed), at most `limit`
+    and one more (so that the caller can tell a file is too large). A FIFO, device or socket
+    raises NotRegularFile without blocking: the file is opened non-blocking and checked with
+    fstat, so a path swapped for a FIFO after a check cannot hang the read either."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"not a regular file ({_kind(mode)}), skipped")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a file"
+
+
 def read_source(path: str) -> Source:
     """Read and decode the file at `path`; OSError becomes SourceError."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = read_regular(path)
     except OSError as exc:
         raise SourceError(f"cannot read file: {exc.strerror or exc}") from None
     return decode_source(path, raw)
+
+
+def escape_path(name: str) -> str:
+    """`name` for a one-line message: control characters (a newline in a file name) and bytes
+    that are not UTF-8 escaped as Python writes them in a string."""
+    if name.isprintable():
+        return name
+    return (
+        name.encode("utf-8", "surrogateescape")
+        .decode("utf-8", "backslashreplace")
+        .encode("unicode_escape")
+        .decode("ascii")
+        .replace("\\\\x", "\\x")
+    )

@@ -246,7 +246,7 @@ def test_a_special_file_is_named_not_read(project, capsys):
     (project / "b.py").write_text(SCENARIO)
     code, out, err = gptlint(capsys, "pipe.py", "b.py")
     assert code == 2
-    assert err == "gptlint: error: pipe.py: not a file or folder\n"
+    assert err == "gptlint: error: pipe.py: not a regular file or folder, skipped\n"
     assert out.startswith("b.py:3:1: GPT101")
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -272,3 +274,110 @@ def test_many_gptconfig_calls_and_statements_finish(project, capsys):
     (project / "c.py").write_text(calls + "; ".join(f"x{i} = {i}" for i in range(2000)) + "\n")
     code, _, err = gptlint(capsys, "--select", "GPT1", "c.py")
     assert (code, err) == (0, "")
+
+
+# 3. Files and folders: only regular files are read; what cannot be read is named
+
+
+def test_fifos_and_devices_are_named_and_never_read(project):
+    (project / "config").mkdir()
+    (project / "config" / "a.py").write_text(SHAPE)
+    os.mkfifo(project / "config" / "fifo.py")
+    (project / "config" / "zero.py").symlink_to("/dev/zero")
+    (project / "config" / "random.py").symlink_to("/dev/urandom")
+    os.mkfifo(project / "named.py")
+    result = gptlint_process("config", "named.py", cwd=project, timeout=60)
+    assert result.returncode == 2
+    out = result.stdout.decode().splitlines()
+    unread = "GPT000 cannot read file: not a regular file"
+    assert f"config/fifo.py:1:1: {unread} (a FIFO), skipped" in out
+    assert f"config/zero.py:1:1: {unread} (a device), skipped" in out
+    assert f"config/random.py:1:1: {unread} (a device), skipped" in out
+    assert any(line.startswith("config/a.py:3:1: GPT101 ") for line in out)
+    err = result.stderr.decode()
+    assert err == "gptlint: error: named.py: not a regular file or folder, skipped\n"
+
+
+def test_empty_and_too_long_paths_are_errors(project, capsys):
+    (project / "a.py").write_text(SHAPE)
+    assert gptlint(capsys, "") == (
+        2,
+        "",
+        "gptlint: error: '': an empty path names no file or folder\n",
+    )
+    long = "x" * 5000
+    code, _, err = gptlint(capsys, long)
+    assert (code, err) == (2, f"gptlint: error: {long}: File name too long\n")
+    code, _, err = gptlint(capsys, "/".join(["y" * 200] * 40))
+    assert code == 2 and err.count("\n") == 1 and "internal error" not in err
+
+
+def _as_nobody(project: Path, *args: str) -> tuple[int, str]:
+    """main(args) in a child process running as uid/gid 65534: exit code and stdout+stderr."""
+    log = project / "log.txt"
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        code = 3
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            sys.stdout = sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            code = main(["--select", "GPT000,GPT101", *args])
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status), log.read_text()
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root to switch to an unprivileged user (uid 65534)"
+)
+
+
+@pytest.fixture
+def open_project(monkeypatch):
+    """A project folder that uid 65534 can reach (pytest's tmp_path is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="gptlint-hostile-", dir="/tmp"))
+    folder.chmod(0o755)
+    monkeypatch.chdir(folder)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+@needs_root
+def test_unreadable_folder_and_file_are_reported(open_project):
+    project = open_project
+    config = project / "config"
+    (config / "secret").mkdir(parents=True)
+    (config / "a.py").write_text(SHAPE)
+    (config / "locked.py").write_text(SHAPE)
+    (config / "locked.py").chmod(0o000)
+    (config / "secret").chmod(0o000)
+    (project / "log.txt").touch()
+    (project / "log.txt").chmod(0o666)
+    code, log = _as_nobody(project, "config")
+    assert code == 2
+    lines = log.splitlines()
+    assert "gptlint: error: config/secret: cannot read folder: Permission denied" in lines
+    assert "config/locked.py:1:1: GPT000 cannot read file: Permission denied" in lines
+
+
+@needs_root
+def test_fix_in_a_read_only_folder_is_a_clear_error(open_project):
+    project = open_project
+    (project / "ro").mkdir()
+    (project / "ro" / "a.py").write_text(SHAPE)
+    (project / "ro" / "a.py").chmod(0o666)
+    (project / "log.txt").touch()
+    (project / "log.txt").chmod(0o666)
+    code, log = _as_nobody(project, "--fix", "ro/a.py")
+    assert code == 2
+    assert "gptlint: error: ro/a.py: cannot write the fixed file: Permission denied" in log
+    assert (project / "ro" / "a.py").read_text() == SHAPE
