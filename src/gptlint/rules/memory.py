@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -342,4 +343,141 @@ class ParameterClaimMismatch(Rule):
         )
 
 
-RULES = [PeakMemoryAboveBudget, MemoryNotChecked, ParameterClaimMismatch]
+_GIB_UNIT = r"(?P<unit>GB|GiB|G|gb|gib)\b"
+_NUMBER = (
+    r"(?P<prefix>~|≈|about |around |roughly |approx\.? |approximately )?"
+    r"(?P<number>\d+(?:\.\d+)?)\s?"
+)
+_NOT_THE_RUN = (  # a size followed by a card's name is the card's, not the run's
+    r"(?!\s*(?:of\s+)?(?:card|gpu|GPU|RTX|GTX|A100|H100|A6000|T4|V100|L4)\b)"
+)
+_FIT_CLAIM = re.compile(
+    r"\bfits?\s+(?:\w+\s+){0,2}?(?:in|into|within|under)\s+(?:a\s+)?"
+    + _NUMBER
+    + _GIB_UNIT
+    + _NOT_THE_RUN
+)
+_USE_CLAIM = re.compile(
+    r"\b(?:uses?|needs?|takes?|requires?|consumes?|peaks?\s+at|peak\s+of)\s+"
+    + _NUMBER
+    + _GIB_UNIT
+    + _NOT_THE_RUN
+)
+_MENTIONS = {
+    "batch_size": re.compile(r"\bbatch(?:_size|\s+size)?\s*(?:=|of)?\s*(?P<number>\d+)\b"),
+    "block_size": re.compile(r"\bblock(?:_size|\s+size)?\s*(?:=|of)?\s*(?P<number>\d+)\b"),
+}
+
+
+def memory_claims(text: str) -> Iterator[tuple[re.Match[str], bool]]:
+    """Memory claims about the run in a comment, each with whether it is an upper bound
+    ("should fit in ~10.5 GB") rather than a figure ("uses 9 GB"); never the card's own size
+    ("a 12 GB RTX 4070")."""
+    for match in _FIT_CLAIM.finditer(text):
+        yield match, True
+    for match in _USE_CLAIM.finditer(text):
+        yield match, False
+
+
+def _restated_gib(match: re.Match[str], size: int, bound: bool) -> str:
+    """The estimate written like the claim, rounded up for a bound so that it stays true."""
+    number = match.group("number")
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    scale = 10**decimals
+    value = size / 1024**3
+    value = math.ceil(value * scale) / scale if bound else round(value, decimals)
+    return f"{value:.{decimals}f}"
+
+
+class MemoryClaimMismatch(Rule):
+    """Configs say what they expect of the GPU ("batch 16 x block 1024 should fit easily in
+    ~10.5 GB", "uses about 9 GB"), and the figure is easy to get wrong: the B x T x vocab
+    logits and loss alone can take 9 GiB. The rule reads such claims in comments and the module
+    docstring and compares them with GPT501's estimate of the peak for the config's values: a
+    "fits in X" claim is contradicted when the estimate exceeds X, a figure ("uses X", "needs
+    X", "peaks at X") when it is more than 10% off. GB and GiB are read alike, as nvidia-smi
+    and PyTorch report GiB. A size followed by a card's name ("a 12 GB RTX 4070") describes the
+    card, not the run. In a comment that makes a memory claim, a `batch N` or `block N` that
+    differs from the config's batch_size or block_size contradicts it too.
+
+    The unsafe fix writes the estimate (rounded up for a "fits in" claim) and the config's
+    batch and block sizes into the comment, so that after `gptlint --fix --unsafe-fixes` no
+    comment contradicts the values the file now holds.
+    """
+
+    code = "GPT504"
+    name = "memory-claim-mismatch"
+    severity = Severity.WARNING
+    summary = "a comment's memory claim contradicts the estimated peak for the config"
+    fix_safety = FixSafety.UNSAFE
+    VALID = (
+        Valid("# train on a 12 GB RTX 4070\nbatch_size = 4\n"),
+        Valid("# batch 4 fits in 12 GB\nbatch_size = 4\n"),
+        Valid("# uses ~9.5 GB\nbatch_size = 8\nn_embd = 576\n"),
+    )
+    INVALID = (
+        Invalid(
+            "# batch 16 x block 1024 should fit easily in ~10.5 GB\nn_embd = 576\n"
+            "batch_size = 16\n",
+            "# batch 16 x block 1024 should fit easily in ~17.1 GB\nn_embd = 576\n"
+            "batch_size = 16\n",
+            message="the comment says the run fits in ~10.5 GB, but GPT501 estimates a peak of"
+            " 17.01 GiB",
+            unsafe_fixes=True,
+        ),
+        Invalid(
+            "# batch 16 fits in 12 GB\nbatch_size = 4\n",
+            "# batch 4 fits in 12 GB\nbatch_size = 4\n",
+            message="batch 16 in the comment, but batch_size is 4",
+            unsafe_fixes=True,
+        ),
+    )
+
+    def check(self, ctx: LintContext) -> Iterator[Violation]:
+        text = ctx.file.source.text
+        if next(memory_claims(text), None) is None:
+            return  # no claim anywhere: skip walking the tree for comments
+        run = ctx.run
+        if isinstance(run, list) or ctx.config.get("eval_only") is True:
+            return
+        peak = estimate_memory(run.spec, ctx.gpu).total
+        values = {"batch_size": run.spec.batch_size, "block_size": run.spec.block_size}
+        for node, _ in ctx.comment_nodes:
+            raw = node.value
+            claims = list(memory_claims(raw))
+            if not claims:
+                continue
+            wrong: list[tuple[int, int, str]] = []  # (start, end, replacement) in the comment
+            said: list[str] = []
+            for match, bound in claims:
+                claimed = float(match.group("number")) * 1024**3
+                if (peak > claimed) if bound else abs(peak - claimed) > 0.1 * claimed:
+                    claim = (match.group("prefix") or "") + match.group("number")
+                    verb = "fits in" if bound else "needs"
+                    said.append(
+                        f"the comment says the run {verb} {claim} {match.group('unit')}, but"
+                        f" GPT501 estimates a peak of {format_gib(peak)}"
+                    )
+                    new = _restated_gib(match, peak, bound)
+                    wrong.append((*match.span("number"), new))
+            for key, pattern in _MENTIONS.items():
+                for match in pattern.finditer(raw):
+                    if int(match.group("number")) != values[key]:
+                        said.append(
+                            f"{match.group(0).strip()} in the comment, but {key} is {values[key]}"
+                        )
+                        wrong.append((*match.span("number"), str(values[key])))
+            if not wrong:
+                continue
+            fixed = raw
+            for start, end, new in sorted(wrong, reverse=True):
+                fixed = fixed[:start] + new + fixed[end:]
+            message = (
+                "; ".join(said) + f" (batch_size {run.spec.batch_size} x block_size"
+                f" {run.spec.block_size}, {run.spec.dtype}, eager, on {ctx.gpu.name})"
+            )
+            edit = Edit(node, lambda old, fixed=fixed: old.with_changes(value=fixed))
+            yield Violation(node, message, Fix("correct the comment", (edit,), FixSafety.UNSAFE))
+
+
+RULES = [PeakMemoryAboveBudget, MemoryNotChecked, MemoryClaimMismatch, ParameterClaimMismatch]
