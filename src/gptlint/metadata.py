@@ -3,12 +3,15 @@ nothing it names is ever imported. One reader for the linter and the pytest plug
 
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from gptlint.schema import DEFAULT_VOCAB_SIZE, KNOWN_META_VOCAB
+from gptlint.source import read_regular
 
 
 class MetaError(Exception):
@@ -38,20 +41,100 @@ class PlainDataUnpickler(pickle.Unpickler):
             ) from None
 
 
+MAX_META_BYTES = 4_000_000
+"""nanoGPT's meta.pkl holds a vocab_size and two small dicts: a larger file is refused."""
+MAX_META_OPCODES = 1_000_000
+MAX_META_DEPTH = 1_000
+MAX_VOCAB = 10_000_000
+"""A larger vocab_size is not usable (the embedding alone would not fit any GPU)."""
+
+
 def read_meta_vocab(path: Path) -> int | None:
     """`vocab_size` from a meta.pkl (None when it has none); MetaError when it is not plain
-    data or its vocab_size is not a positive int."""
+    data or its vocab_size is not a positive int up to MAX_VOCAB.
+
+    Size, opcode count and nesting are bounded before anything is built: the file is read up
+    to MAX_META_BYTES and its opcodes scanned (pickletools.genops, which also rejects lengths
+    that run past the end of the data, such as a forged 1 TB BINBYTES8)."""
     try:
-        with path.open("rb") as file:
-            meta = PlainDataUnpickler(file).load()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise MetaError(path, f"not read: {exc}") from None
+        raw = read_regular(path, MAX_META_BYTES)
+    except OSError as exc:
+        raise MetaError(path, f"not read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_META_BYTES:
+        raise MetaError(path, f"not read: larger than {MAX_META_BYTES:,} bytes")
+    problem = _scan(raw)
+    if problem:
+        raise MetaError(path, f"not read: {problem}")
+    try:
+        meta = PlainDataUnpickler(io.BytesIO(raw)).load()
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        RecursionError,
+        MemoryError,
+    ) as exc:
+        raise MetaError(path, f"not read: {_short(exc)}") from None
     vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
     if vocab is None:
         return None
     if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab <= 0:
-        raise MetaError(path, f"vocab_size must be a positive int, got {vocab!r}")
+        raise MetaError(path, f"vocab_size must be a positive int, got {_describe(vocab)}")
+    if vocab > MAX_VOCAB:
+        raise MetaError(
+            path, f"vocab_size {_describe(vocab)} is too large to be usable (over {MAX_VOCAB:,})"
+        )
     return vocab
+
+
+def _scan(raw: bytes) -> str:
+    """What is wrong with the pickle `raw` before unpickling it ('' when nothing): too many
+    opcodes, nesting deeper than MAX_META_DEPTH (the unpickler's stack, marks included), a
+    length past the end of the data."""
+    depth, marks = 0, []
+    try:
+        for count, (opcode, _, _) in enumerate(pickletools.genops(raw)):
+            if count >= MAX_META_OPCODES:
+                return f"more than {MAX_META_OPCODES:,} pickle opcodes"
+            before = opcode.stack_before
+            if pickletools.stackslice in before:  # pops everything down to the last mark
+                depth = marks.pop() if marks else 0
+                before = before[: before.index(pickletools.markobject)]
+            depth = max(0, depth - len(before))
+            if pickletools.markobject in opcode.stack_after:
+                marks.append(depth)
+            else:
+                depth += len(opcode.stack_after)
+            if depth + len(marks) > MAX_META_DEPTH:
+                return f"nested more than {MAX_META_DEPTH:,} levels deep"
+    except (ValueError, TypeError, KeyError) as exc:
+        return _short(exc)
+    return ""
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _describe(value: object) -> str:
+    """`value` for a message, bounded: a huge or deeply nested value is named, not printed."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() <= 64:
+            return repr(value)
+        digits = int(value.bit_length() * 0.30103)
+        if value < 0:
+            return f"a negative {value.bit_length()}-bit number (about -10^{digits})"
+        return f"a {value.bit_length()}-bit number (about 10^{digits})"
+    if isinstance(value, str | float | bool) or value is None:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:60] + "..."
+    return f"a {type(value).__name__}"
 
 
 def find_meta(config_path: Path, dataset: str, cwd: Path | None = None) -> Path | None:

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ import pytest
 
 from gptlint.cli import main
 from gptlint.fix import write_atomically
+from gptlint.metadata import MetaError, read_meta_vocab
 
 SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
 
@@ -381,3 +383,78 @@ def test_fix_in_a_read_only_folder_is_a_clear_error(open_project):
     assert code == 2
     assert "gptlint: error: ro/a.py: cannot write the fixed file: Permission denied" in log
     assert (project / "ro" / "a.py").read_text() == SHAPE
+
+
+# 4. meta.pkl: bounded before anything is built
+
+
+def _big_int_pickle(value: int) -> bytes:
+    data = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x80\x02}X\n\x00\x00\x00vocab_size\x8b" + struct.pack("<i", len(data)) + data + b"s."
+
+
+def _laughs() -> bytes:
+    """A 'billion laughs' pickle: ten levels of lists, each holding the one below ten times."""
+    data = b"\x80\x02(X\x01\x00\x00\x00aq\x00" + b"h\x00" * 9 + b"lq\x01"
+    for level in range(2, 12):
+        data += b"(" + (b"h" + bytes([level - 1])) * 10 + b"lq" + bytes([level])
+    return data + b"}q\x20X\n\x00\x00\x00vocab_sizeh\x0bs."
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_laughs(), "vocab_size must be a positive int, got a list"),
+        (
+            b"\x80\x04\x8e" + struct.pack("<Q", 10**12) + b"abc.",
+            "not read: expected 1000000000000 bytes in a bytes8, but only 4 remain",
+        ),
+        (
+            b"\x80\x04\x8d" + struct.pack("<Q", 16 * 2**30) + b"abc.",
+            "not read: expected 17179869184 bytes in a unicodestring8, but only 4 remain",
+        ),
+        (
+            b"\x80\x05\x96" + struct.pack("<Q", 2**40) + b"x.",
+            "not read: expected 1099511627776 bytes in a bytearray8, but only 2 remain",
+        ),
+        (b"\x80\x02K\x05(K\x01e.", "not read: 'int' object has no attribute 'append'"),
+        (b"\x80\x04\x8f(K\x01\x90}b.", "not read: 'set' object has no attribute '__dict__'"),
+        (
+            b"\x80\x02}X\n\x00\x00\x00vocab_size" + b"]" * 200_000 + b"KA" + b"a" * 200_000 + b"s.",
+            "not read: nested more than 1,000 levels deep",
+        ),
+        (
+            _big_int_pickle(-(10**5000)),
+            "vocab_size must be a positive int, got a negative 16610-bit number (about -10^5000)",
+        ),
+        (
+            _big_int_pickle(2**63),
+            "vocab_size 9223372036854775808 is too large to be usable (over 10,000,000)",
+        ),
+        (
+            _big_int_pickle(10**5000),
+            "vocab_size a 16610-bit number (about 10^5000) is too large to be usable"
+            " (over 10,000,000)",
+        ),
+        (b"\x80\x02" + b"N0" * 3_000_000 + b"N.", "not read: larger than 4,000,000 bytes"),
+    ],
+    ids=[
+        "laughs",
+        "bytes8",
+        "unicode8",
+        "bytearray8",
+        "appends-int",
+        "build-set",
+        "deep",
+        "negative",
+        "2**63",
+        "10**5000",
+        "large",
+    ],
+)
+def test_hostile_meta_pkl_is_a_clean_error(tmp_path, data, reason):
+    path = tmp_path / "meta.pkl"
+    path.write_bytes(data)
+    with pytest.raises(MetaError) as caught:
+        read_meta_vocab(path)
+    assert caught.value.reason == reason
