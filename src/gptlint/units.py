@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 MIB = 1024**2
 GIB = 1024**3
+MAX_MEMORY = 1024**5
+"""A memory size above 1 PiB is a typo, not a GPU."""
 
 
 def format_gib(size: int) -> str:
@@ -46,9 +50,21 @@ def parse_memory(text: str) -> int:
     if unit not in _UNITS or not number:
         raise ValueError(f"cannot read memory size {text!r} (write e.g. 12GB, 10500MiB)")
     try:
-        value = float(number)
-    except ValueError:
+        value = Decimal(number)
+    except InvalidOperation:
         raise ValueError(f"cannot read memory size {text!r} (write e.g. 12GB, 10500MiB)") from None
+    if not value.is_finite():
+        raise ValueError(f"cannot read memory size {text!r} (write e.g. 12GB, 10500MiB)")
     if value <= 0:
         raise ValueError(f"memory size must be positive, got {text!r}")
-    return int(value * _UNITS[unit])
+    shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+    if value.adjusted() > 20:  # checked first: the product would overflow Decimal's range
+        raise ValueError(f"memory size {shown} is too large (over 1 PiB)")
+    if value.adjusted() < -20:
+        raise ValueError(f"memory size {shown} is less than one byte")
+    size = value * _UNITS[unit]
+    if size > MAX_MEMORY:
+        raise ValueError(f"memory size {shown} is too large (over 1 PiB)")
+    if size < 1:
+        raise ValueError(f"memory size {shown} is less than one byte")
+    return int(size)

@@ -16,10 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gptlint.cli import main
 from gptlint.fix import write_atomically
 from gptlint.metadata import MetaError, read_meta_vocab
+from gptlint.units import parse_memory
 
 SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
 
@@ -458,3 +461,44 @@ def test_hostile_meta_pkl_is_a_clean_error(tmp_path, data, reason):
     with pytest.raises(MetaError) as caught:
         read_meta_vocab(path)
     assert caught.value.reason == reason
+
+
+# 5. Settings values
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ("1e999GB", "memory size '1e999GB' is too large (over 1 PiB)"),
+        ("1e999999999GB", "memory size '1e999999999GB' is too large (over 1 PiB)"),
+        ("9" * 400, "memory size '" + "9" * 37 + "...' is too large (over 1 PiB)"),
+        ("0.1b", "memory size '0.1b' is less than one byte"),
+        ("1e-300GB", "memory size '1e-300GB' is less than one byte"),
+        ("nan", "cannot read memory size 'nan' (write e.g. 12GB, 10500MiB)"),
+    ],
+)
+def test_memory_budget_out_of_range_is_a_clear_error(project, capsys, budget, message):
+    (project / "a.py").write_text(SHAPE)
+    assert gptlint(capsys, "--memory-budget", budget, "a.py") == (
+        2,
+        "",
+        f"gptlint: error: --memory-budget: {message}\n",
+    )
+    (project / "pyproject.toml").write_text(f'[tool.gptlint]\nmemory-budget = "{budget}"\n')
+    code, out, err = gptlint(capsys, "a.py")
+    assert (code, out) == (2, "")
+    assert err == f"gptlint: error: {project / 'pyproject.toml'}:2: memory-budget: {message}\n"
+
+
+@given(
+    st.text(max_size=30)
+    | st.from_regex(r"[-+]?[0-9._eE]{0,14}[ ]?(|b|k|kb|mib|mb|g|gb|gib)", fullmatch=True)
+)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_parse_memory_returns_a_usable_size_or_raises_value_error(text):
+    try:
+        size = parse_memory(text)
+    except ValueError as exc:
+        assert "\n" not in str(exc).replace(repr(text), "")
+        return
+    assert 1 <= size <= 1024**5
