@@ -51,6 +51,13 @@ class ModelShape:
     vocab_size: int
     bias: bool
     dropout: float = 0.0
+    extra: tuple[tuple[str, Any], ...] = ()
+    """A fork's further `GPTConfig` arguments (`n_exp`, `top_k` ...), passed to its model."""
+
+    def gptconfig_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `GPTConfig(**model_args)` for this shape."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**fields, **dict(fields.pop("extra"))}
 
     @property
     def head_dim(self) -> int:
@@ -158,12 +165,15 @@ class Problem:
     """Why train.py would not build or run this config (or why it cannot be told statically).
 
     `unknown` is true when the value exists but is only known by running the config: the user
-    can supply it (`--gpt-set KEY=VALUE`).
+    can supply it (`--gpt-set KEY=VALUE`). `architecture` is true when the config changes a
+    model argument that nanoGPT's `GPTConfig` does not have: gptlint's count and estimate model
+    nanoGPT's GPT, so only the fork's own model.py can answer.
     """
 
     key: str
     message: str
     unknown: bool = False
+    architecture: bool = False  # a fork's model beyond nanoGPT's: only its own model.py can tell
 
     def __str__(self) -> str:
         return self.message
@@ -287,14 +297,20 @@ def _show(value: object) -> str:
 
 
 def derive_model(
-    config: EffectiveConfig, *, root: Path | None = None, strict: bool = False
+    config: EffectiveConfig,
+    *,
+    root: Path | None = None,
+    strict: bool = False,
+    own_model: bool = False,
 ) -> ModelSource | list[Problem]:
     """The model train.py builds for `config`, run from `root` (default: `project_root` of the
     config under the working directory), or the problems that stop it.
 
     A scratch run's `n_embd % n_head` is not checked here (the parameter count does not need
     it); `derive_run` checks it. With `strict`, a meta.pkl that cannot be read is a problem;
-    otherwise the run falls back to nanoGPT's default vocab and `vocab_from` says why.
+    otherwise the run falls back to nanoGPT's default vocab and `vocab_from` says why. With
+    `own_model` the fork's own model.py will be built, so a fork's further model arguments
+    are passed on (`ModelShape.extra`) rather than being a problem.
     """
     reader = _Reader(config)
     root = root if root is not None else project_root(Path(config.path), Path.cwd())
@@ -304,7 +320,7 @@ def derive_model(
     dropout = reader.dropout()
     source: ModelSource | None = None
     if init_from == "scratch":
-        source = _scratch(reader, root, strict)
+        source = _scratch(reader, root, strict, own_model)
     elif init_from == "resume":
         source = _resume(reader, root)
     elif init_from in PRESETS:
@@ -329,7 +345,7 @@ def derive_model(
     return dataclasses.replace(source, shape=shape)
 
 
-def _scratch(reader: _Reader, root: Path, strict: bool) -> ModelSource | None:
+def _scratch(reader: _Reader, root: Path, strict: bool, own_model: bool) -> ModelSource | None:
     config = reader.config
     n_layer, n_head, n_embd = (reader.positive(k) for k in ("n_layer", "n_head", "n_embd"))
     bias = reader.value("bias", (bool,))
@@ -344,9 +360,37 @@ def _scratch(reader: _Reader, root: Path, strict: bool) -> ModelSource | None:
         except MetaError as exc:
             reader.fail("dataset", str(exc))
             return None
+    extra = _architecture(reader, own_model)
     if reader.problems:
         return None
-    return ModelSource(ModelShape(n_layer, n_head, n_embd, 0, vocab, bias), "scratch", vocab_from)
+    shape = ModelShape(n_layer, n_head, n_embd, 0, vocab, bias, extra=extra)
+    return ModelSource(shape, "scratch", vocab_from)
+
+
+def _architecture(reader: _Reader, own_model: bool) -> tuple[tuple[str, Any], ...]:
+    """The fork's further model arguments with their values; a problem for each one the config
+    changes from train.py's default (that model is not nanoGPT's)."""
+    config = reader.config
+    extra = []
+    for key in config.schema.architecture_keys:
+        if key not in config:
+            continue  # computed in train.py, not a config key
+        value = config.get(key)
+        if value is UNKNOWN:
+            reader.value(key, (object,))  # names the line that made it unknown
+            continue
+        resolved = config.resolved(key)
+        changed = resolved.kind != ValueKind.DEFAULT and value != config.schema.default(key)
+        if changed and not own_model:
+            reader.fail(
+                key,
+                f"{key}={_show(value)} ({config.origin(key)}) changes the model beyond"
+                f" nanoGPT's: {config.schema.origin} passes {key} to its own GPTConfig, which"
+                " gptlint's count and estimate do not model",
+            )
+            reader.problems[-1] = dataclasses.replace(reader.problems[-1], architecture=True)
+        extra.append((key, value))
+    return tuple(extra)
 
 
 def _resume(reader: _Reader, root: Path) -> ModelSource | None:
@@ -393,15 +437,16 @@ def derive_run(
     root: Path | None = None,
     compile: bool | None = None,
     strict: bool = False,
+    own_model: bool = False,
 ) -> TrainingRun | list[Problem]:
     """The run train.py starts for `config` on `gpu` with `world_size` processes, or the
-    problems that stop it (see `derive_model` for `root` and `strict`).
+    problems that stop it (see `derive_model` for `root`, `strict` and `own_model`).
 
     `compile` overrides the config's. train.py's default dtype is bfloat16 where the GPU has it
     and float16 (with a GradScaler) elsewhere: a dtype that comes from the default follows
     the target GPU.
     """
-    model = derive_model(config, root=root, strict=strict)
+    model = derive_model(config, root=root, strict=strict, own_model=own_model)
     reader = _Reader(config)
     batch_size = reader.positive("batch_size")
     accumulation = reader.positive("gradient_accumulation_steps")

@@ -3,6 +3,7 @@ statically, and which train.py applies to a config (`schema_for`)."""
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -119,6 +120,10 @@ DEFAULT_VOCAB_SIZE = 50304
 _CONFIG_TYPES = (int, float, bool, str)
 
 
+NANOGPT_MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout")
+"""What nanoGPT's train.py passes to `GPTConfig` (its `model_args`)."""
+
+
 class SchemaError(Exception):
     """A `defaults` train.py that cannot be read; the message names the file and line."""
 
@@ -143,6 +148,14 @@ class Schema:
     splits_accumulation: bool = True
     """Whether train.py divides gradient_accumulation_steps among the DDP processes (after
     asserting that it can), as nanoGPT does; older forks keep it per process."""
+    model_args: tuple[str, ...] = NANOGPT_MODEL_ARGS
+    """The keywords of train.py's `model_args = dict(...)`: what it passes to `GPTConfig`."""
+
+    @property
+    def architecture_keys(self) -> tuple[str, ...]:
+        """Model arguments this train.py passes that nanoGPT's `GPTConfig` does not have
+        (`n_exp` in a mixture-of-experts fork): its model is not nanoGPT's."""
+        return tuple(k for k in self.model_args if k not in NANOGPT_MODEL_ARGS)
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys
@@ -196,7 +209,31 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
             kind = type(value)
         line = config.position(assignment.target).start.line
         specs[assignment.key] = KeySpec(assignment.key, value, kind, line, machine)
-    return Schema(specs, str(path), _splits_accumulation(config.source.text))
+    text = config.source.text
+    for spec in _read_through_globals(text):
+        specs.setdefault(spec.name, spec)
+    return Schema(specs, str(path), _splits_accumulation(text), _model_args(config.module))
+
+
+_GLOBALS_GET = re.compile(
+    r"globals\(\)\.get\(\s*(['\"])(?P<key>\w+)\1\s*(?:,(?P<default>[^()]*))?\)"
+)
+
+
+def _read_through_globals(text: str) -> list[KeySpec]:
+    """Keys train.py reads with `globals().get('key', default)`: a config may set them (it runs
+    in train.py's globals) although train.py never assigns them."""
+    specs = []
+    for match in _GLOBALS_GET.finditer(text):
+        default: Any = None
+        try:
+            default = ast.literal_eval((match.group("default") or "None").strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            default = UNKNOWN
+        kind = type(default) if isinstance(default, _CONFIG_TYPES) else None
+        line = text.count("\n", 0, match.start()) + 1
+        specs.append(KeySpec(match.group("key"), default, kind, line))
+    return specs
 
 
 _SPLIT_ACCUMULATION = re.compile(r"gradient_accumulation_steps\s*//=\s*\w*world_size")
@@ -244,6 +281,26 @@ def _find_train_py(folder: Path) -> Path | None:
         if (candidate_dir / "pyproject.toml").exists() or (candidate_dir / ".git").exists():
             return None
     return None
+
+
+def _model_args(module: cst.Module) -> tuple[str, ...]:
+    """The keywords of the first top-level `model_args = dict(...)` (nanoGPT's if none)."""
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if (
+                isinstance(small, cst.Assign)
+                and any(
+                    isinstance(t.target, cst.Name) and t.target.value == "model_args"
+                    for t in small.targets
+                )
+                and isinstance(small.value, cst.Call)
+                and isinstance(small.value.func, cst.Name)
+                and small.value.func.value == "dict"
+            ):
+                return tuple(a.keyword.value for a in small.value.args if a.keyword is not None)
+    return NANOGPT_MODEL_ARGS
 
 
 def _configurator_index(module: cst.Module) -> int:

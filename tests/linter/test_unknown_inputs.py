@@ -163,3 +163,22 @@ def test_the_world_size_comes_from_a_launch_line_that_runs_this_config(
     code, out, err = lint(capsys, str(path), "--select", "GPT401")
     assert ("GPT401" in out) is flagged
     assert code in (0, 1) and err == ""
+
+
+MOE_TRAIN_PY = (
+    TRAIN_PY.replace("exec(open", "n_exp = 1\ntop_k = 2\nexec(open")
+    + "model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, n_exp=n_exp, top_k=top_k)\n"
+)
+
+
+def test_a_forks_own_architecture_is_named_not_estimated_as_nanogpts(tmp_path, capsys):
+    path = project(tmp_path, SEED + "n_exp = 8\n")
+    (tmp_path / "train.py").write_text(MOE_TRAIN_PY)
+    _, out, _ = lint(capsys, str(path))
+    (line,) = [line for line in out.splitlines() if "GPT50" in line]
+    assert "GPT503 GPT501 not checked: n_exp=8" in line
+    assert "passes n_exp to its own GPTConfig" in line
+    assert "pytest --gpt-configs measures it with the fork's own model.py" in line
+    path.write_text(SEED + "n_exp = 1\n")  # the fork's default: the dense model
+    _, out, _ = lint(capsys, str(path))
+    assert "GPT501 estimated peak" in out and "GPT503" not in out
