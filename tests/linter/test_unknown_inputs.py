@@ -182,3 +182,17 @@ def test_a_forks_own_architecture_is_named_not_estimated_as_nanogpts(tmp_path, c
     path.write_text(SEED + "n_exp = 1\n")  # the fork's default: the dense model
     _, out, _ = lint(capsys, str(path))
     assert "GPT501 estimated peak" in out and "GPT503" not in out
+
+
+def test_keys_train_py_reads_through_globals_are_known(tmp_path, capsys):
+    path = project(tmp_path, "data_prefer_queue = False\ndata_cache_files = 4\n")
+    train = TRAIN_PY + (
+        "queue = Queue(prefer=globals().get('data_prefer_queue', True),\n"
+        '              files=globals().get("data_cache_files", 1))\n'
+    )
+    (tmp_path / "train.py").write_text(train)
+    _, out, _ = lint(capsys, str(path), "--select", "ALL")
+    assert "GPT204" not in out and "GPT201" not in out
+    path.write_text("data_cache_files = 'four'\n")
+    _, out, _ = lint(capsys, str(path), "--select", "GPT203")
+    assert "GPT203 data_cache_files = 'four' is a str, but the default (1) is an int" in out
