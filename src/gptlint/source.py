@@ -118,15 +118,18 @@ def run_deep(function: Callable[..., T], *args: Any) -> T:
             outcome.append((False, exc))
 
     with _deep_lock:
+        previous_limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(previous_limit, DEEP_RECURSION_LIMIT))
         previous_stack = threading.stack_size(DEEP_STACK_BYTES)
         try:
             thread = threading.Thread(target=target, name="gptlint-deep", daemon=True)
             thread.start()
         finally:
             threading.stack_size(previous_stack)
-        if sys.getrecursionlimit() < DEEP_RECURSION_LIMIT:
-            sys.setrecursionlimit(DEEP_RECURSION_LIMIT)
-    thread.join()
+    try:
+        thread.join()
+    finally:  # the main thread's stack is small: its limit goes back to what it was
+        sys.setrecursionlimit(previous_limit)
     ok, value = outcome[0]
     if not ok:
         raise value
