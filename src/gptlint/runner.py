@@ -14,8 +14,8 @@ from gptlint.discover import Target, excluded, walk
 from gptlint.exitcodes import ExitCode
 from gptlint.fix import fix_source, write_atomically
 from gptlint.kinds import FixSafety, Severity
-from gptlint.lint import lint_bytes
-from gptlint.output import FORMATS
+from gptlint.lint import LintResult, lint_bytes
+from gptlint.output import FORMATS, WITH_EDITS, fix_edits, statistics
 from gptlint.output import text as text_output
 from gptlint.pyproject import convert, load_settings
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
@@ -28,6 +28,7 @@ class Report:
     """What the run found, across files. `errors` means exit 2: a path, file or write failed."""
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    edits: dict = field(default_factory=dict)  # each fix's text edits, for WITH_EDITS formats
     fixed: int = 0
     would_change: bool = False
     errors: bool = False
@@ -181,10 +182,10 @@ def _lint_or_fix(current: Invocation, target: Target, raw: bytes) -> bool:
     if result.skipped:
         return False
     if result.unreadable or not current.fixing:
-        current.report.diagnostics.extend(result.diagnostics)
+        _found(current, result)
         return True
     outcome = fix_source(result.file.source, settings, current.args.unsafe_fixes, result=result)
-    current.report.diagnostics.extend(outcome.remaining.diagnostics)
+    _found(current, outcome.remaining)
     if not outcome.changed:
         return True
     current.report.would_change = True
@@ -198,6 +199,14 @@ def _lint_or_fix(current: Invocation, target: Target, raw: bytes) -> bool:
         return True
     current.report.fixed += outcome.applied
     return True
+
+
+def _found(current: Invocation, result: LintResult) -> None:
+    """Report a file's diagnostics, with its fixes' text edits where the output shows them."""
+    current.report.diagnostics.extend(result.diagnostics)
+    args = current.args
+    if args.output_format in WITH_EDITS and not (args.statistics or args.diff):
+        current.report.edits.update(fix_edits(result))
 
 
 def _write_bytes(data: bytes) -> None:
@@ -218,10 +227,10 @@ def _run_stdin(current: Invocation) -> int:
     result = lint_bytes(name, raw, settings, schema_path=anchor)
     fixed = raw
     if result.unreadable or not current.fixing:
-        report.diagnostics = result.diagnostics
+        _found(current, result)
     else:
         outcome = fix_source(result.file.source, settings, args.unsafe_fixes, anchor, result)
-        report.diagnostics = outcome.remaining.diagnostics
+        _found(current, outcome.remaining)
         report.would_change = outcome.changed
         fixed = outcome.fixed
         if args.diff:
@@ -247,13 +256,13 @@ def _finish(current: Invocation, stream: TextIO | None = None) -> int:
             return ExitCode.ERROR
         return ExitCode.FOUND if report.would_change and not args.exit_zero else ExitCode.CLEAN
     if args.statistics:
-        out.write(text_output.statistics(diagnostics))
+        out.write(statistics(args.output_format, diagnostics))
     elif args.output_format == "text":
         out.write(text_output.render(diagnostics))
         if diagnostics or report.fixed or not report.errors:
             out.write(text_output.summary(diagnostics, report.fixed, args.unsafe_fixes))
     else:
-        out.write(FORMATS[args.output_format](diagnostics))
+        out.write(FORMATS[args.output_format](diagnostics, report.edits))
     out.flush()
     if errors:
         return ExitCode.ERROR

@@ -174,7 +174,17 @@ def test_output_format_json(project, capsys):
             "filename": "c.py",
             "location": {"row": 3, "column": 1},
             "end_location": {"row": 3, "column": 7},
-            "fix": {"applicability": "safe", "message": "set n_head = 8"},
+            "fix": {
+                "applicability": "safe",
+                "message": "set n_head = 8",
+                "edits": [
+                    {
+                        "content": "8",
+                        "location": {"row": 2, "column": 10},
+                        "end_location": {"row": 2, "column": 12},
+                    }
+                ],
+            },
         }
     ]
 

@@ -1,4 +1,5 @@
-"""Output formats: each module renders a list of diagnostics as text for one audience."""
+"""Output formats: each module renders a list of diagnostics as text for one audience; the
+machine-readable ones (WITH_EDITS) also show each fix's text edits (`edits.fix_edits`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from collections.abc import Callable
 
 from gptlint.diagnostics import Diagnostic
 from gptlint.output import github, json_format, sarif, text
+from gptlint.output.edits import FixEdits, fix_edits
 
-Renderer = Callable[[list[Diagnostic]], str]
+Renderer = Callable[[list[Diagnostic], FixEdits | None], str]
 
 FORMATS: dict[str, Renderer] = {
     "text": text.render,
@@ -15,3 +17,18 @@ FORMATS: dict[str, Renderer] = {
     "github": github.render,
     "sarif": sarif.render,
 }
+
+WITH_EDITS = frozenset({"json", "sarif"})
+"""The formats that list each fix's text edits."""
+
+STATISTICS: dict[str, Callable[[list[Diagnostic]], str]] = {
+    "json": json_format.statistics,
+}
+"""`--statistics` in a format of its own; any other format gets the text table."""
+
+
+def statistics(output_format: str, diagnostics: list[Diagnostic]) -> str:
+    return STATISTICS.get(output_format, text.statistics)(diagnostics)
+
+
+__all__ = ["FORMATS", "WITH_EDITS", "FixEdits", "Renderer", "fix_edits", "statistics"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from gptlint.diagnostics import Diagnostic
 from gptlint.kinds import Severity
+from gptlint.output.edits import FixEdits
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
 
-def render(diagnostics: list[Diagnostic]) -> str:
+def render(diagnostics: list[Diagnostic], edits: FixEdits | None = None) -> str:
     return "".join(_annotation(d) + "\n" for d in diagnostics)
 
 

@@ -1,7 +1,9 @@
 """SARIF 2.1.0 (the Static Analysis Results Interchange Format), for code-scanning services.
 
 One run with gptlint as the tool; its driver lists every rule with its summary, explanation
-and default level, and each result points at its rule by id and index.
+and default level, and each result points at its rule by id and index. A result whose fix has
+text edits carries it as a SARIF fix (§3.55): one artifact change, one replacement per edit
+(its deleted region, and the inserted text unless the edit only deletes).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from urllib.parse import quote
 from gptlint import __version__
 from gptlint.diagnostics import Diagnostic
 from gptlint.kinds import Severity
+from gptlint.output.edits import FixEdits, TextEdit
 from gptlint.rules import ALL_RULES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
-def render(diagnostics: list[Diagnostic]) -> str:
+def render(diagnostics: list[Diagnostic], edits: FixEdits | None = None) -> str:
+    """`edits`: each fix's text edits (`edits.fix_edits`); a fix not in it is not listed."""
+    edits = edits or {}
     index = {rule.code: number for number, rule in enumerate(ALL_RULES)}
     log = {
         "$schema": SCHEMA,
@@ -34,7 +39,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
                         "rules": [_rule(rule) for rule in ALL_RULES],
                     }
                 },
-                "results": [_result(d, index) for d in diagnostics],
+                "results": [_result(d, index, edits.get(d, ())) for d in diagnostics],
                 "columnKind": "unicodeCodePoints",
             }
         ],
@@ -58,7 +63,7 @@ def _rule(rule) -> dict:
     }
 
 
-def _result(d: Diagnostic, index: dict[str, int]) -> dict:
+def _result(d: Diagnostic, index: dict[str, int], edits: tuple[TextEdit, ...]) -> dict:
     result = {
         "ruleId": d.code,
         "level": _LEVEL[d.severity],
@@ -83,7 +88,38 @@ def _result(d: Diagnostic, index: dict[str, int]) -> dict:
         result["properties"] = {
             "fix": {"applicability": d.fix.safety, "message": d.fix.description}
         }
+        if edits:
+            result["fixes"] = [_fix(d, edits)]
     return result
+
+
+def _fix(d: Diagnostic, edits: tuple[TextEdit, ...]) -> dict:
+    """A SARIF fix: the file's one artifact change, with a replacement per text edit."""
+    return {
+        "description": {"text": d.fix.description},
+        "artifactChanges": [
+            {
+                "artifactLocation": {"uri": _uri(d.path)},
+                "replacements": [_replacement(edit) for edit in edits],
+            }
+        ],
+    }
+
+
+def _replacement(edit: TextEdit) -> dict:
+    """The region an edit replaces (end column exclusive: equal start and end is the insertion
+    point of §3.30.2) and the text it inserts, absent for a pure deletion (§3.57.3)."""
+    replacement: dict = {
+        "deletedRegion": {
+            "startLine": edit.row,
+            "startColumn": edit.column,
+            "endLine": edit.end_row,
+            "endColumn": edit.end_column,
+        }
+    }
+    if edit.content:
+        replacement["insertedContent"] = {"text": edit.content}
+    return replacement
 
 
 def _uri(path: str) -> str:

@@ -6,10 +6,11 @@ from collections import Counter
 
 from gptlint.diagnostics import Diagnostic
 from gptlint.kinds import FixSafety
+from gptlint.output.edits import FixEdits
 from gptlint.rules import RULES_BY_CODE
 
 
-def render(diagnostics: list[Diagnostic]) -> str:
+def render(diagnostics: list[Diagnostic], edits: FixEdits | None = None) -> str:
     """One line per diagnostic, with an indented `fix:` line and the command that applies it
     where a fix exists."""
     lines = []
