@@ -1,8 +1,7 @@
-# evaluate the base gpt2
-# n_layer=12, n_head=12, n_embd=768
-# 124M parameters
-batch_size = 8
-eval_iters = 500 # use more iterations to get good estimate
-eval_only = True
-wandb_log = False
+# Score the released GPT-2 small checkpoint on the validation split; nothing is trained.
+# shape of the checkpoint: 12 layers, 12 heads, width 768 (about 124M weights)
 init_from = 'gpt2'
+eval_only = True
+eval_iters = 400  # a long evaluation, so the loss estimate is steady
+batch_size = 8
+wandb_log = False

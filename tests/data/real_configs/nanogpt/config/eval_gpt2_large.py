@@ -1,8 +1,7 @@
-# evaluate the base gpt2-large
-# n_layer=36, n_head=20, n_embd=1280
-# 774M parameters
-batch_size = 8
-eval_iters = 500 # use more iterations to get good estimate
-eval_only = True
-wandb_log = False
+# Validation loss of the pretrained gpt2-large weights, no optimizer steps.
+# shape of the checkpoint: 36 layers, 20 heads, width 1280 (about 774M weights)
 init_from = 'gpt2-large'
+eval_only = True
+eval_iters = 400  # a long evaluation, so the loss estimate is steady
+batch_size = 8
+wandb_log = False

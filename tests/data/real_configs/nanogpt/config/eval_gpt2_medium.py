@@ -1,8 +1,7 @@
-# evaluate the base gpt2-medium
-# n_layer=24, n_head=16, n_embd=1024
-# 350M parameters
-batch_size = 8
-eval_iters = 500 # use more iterations to get good estimate
-eval_only = True
-wandb_log = False
+# Validation loss of the pretrained gpt2-medium weights, no optimizer steps.
+# shape of the checkpoint: 24 layers, 16 heads, width 1024 (about 350M weights)
 init_from = 'gpt2-medium'
+eval_only = True
+eval_iters = 400  # a long evaluation, so the loss estimate is steady
+batch_size = 8
+wandb_log = False

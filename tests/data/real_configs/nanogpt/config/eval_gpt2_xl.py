@@ -1,8 +1,7 @@
-# evaluate the base gpt2-xl
-# n_layer=48, n_head=25, n_embd=1600
-# 1558M parameters
-batch_size = 8
-eval_iters = 500 # use more iterations to get good estimate
-eval_only = True
-wandb_log = False
+# Validation loss of the largest pretrained GPT-2 (gpt2-xl), no optimizer steps.
+# shape of the checkpoint: 48 layers, 25 heads, width 1600 (about 1.56B weights)
 init_from = 'gpt2-xl'
+eval_only = True
+eval_iters = 400  # a long evaluation, so the loss estimate is steady
+batch_size = 8
+wandb_log = False

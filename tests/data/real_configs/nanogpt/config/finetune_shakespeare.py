@@ -1,25 +1,26 @@
 import time
 
-out_dir = 'out-shakespeare'
-eval_interval = 5
-eval_iters = 40
-wandb_log = False # feel free to turn on
-wandb_project = 'shakespeare'
-wandb_run_name = 'ft-' + str(time.time())
-
+# Adapt the biggest GPT-2 to the works of Shakespeare with a short, gentle run.
+init_from = 'gpt2-xl'  # start from OpenAI's 1.5B checkpoint
 dataset = 'shakespeare'
-init_from = 'gpt2-xl' # this is the largest GPT-2 model
+out_dir = 'out-bard-finetune'
 
-# only save checkpoints if the validation loss improves
-always_save_checkpoint = False
+# logging: off by default, pass --wandb_log=True to switch it on
+wandb_log = False
+wandb_project = 'bard'
+wandb_run_name = 'xl-bard-' + str(time.time())
 
-# the number of examples per iter:
-# 1 batch_size * 32 grad_accum * 1024 tokens = 32,768 tokens/iter
-# shakespeare has 301,966 tokens, so 1 epoch ~= 9.2 iters
+# evaluate often; the whole run is only a few dozen steps
+eval_interval = 4
+eval_iters = 50
+always_save_checkpoint = False  # keep a checkpoint only when val loss drops
+
+# tokens per optimizer step: 1 sequence x 1024 tokens x 32 micro-steps = 32,768;
+# the corpus is about 300k tokens, so one pass takes roughly 9 steps
 batch_size = 1
 gradient_accumulation_steps = 32
-max_iters = 20
+max_iters = 25
 
-# finetune at constant LR
-learning_rate = 3e-5
+# small learning rate, held flat for the whole run
+learning_rate = 2e-5
 decay_lr = False

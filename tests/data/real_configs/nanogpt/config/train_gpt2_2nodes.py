@@ -1,14 +1,15 @@
-# GPT-2 medium-ish from scratch on 2 nodes of 4 GPUs each
-# $ torchrun --nproc_per_node=4 --nnodes=2 --node_rank=0 --master_addr=10.0.0.1 --master_port=1234 train.py config/train_gpt2_2nodes.py
+# A 24-layer model trained from scratch across two machines with four GPUs each.
+# On the first machine (the second one runs the same with --node_rank=1):
+#   torchrun --nproc_per_node=4 --nnodes=2 --node_rank=0 --master_addr=192.168.1.10 --master_port=29500 train.py config/train_gpt2_2nodes.py
 n_layer = 24
 n_head = 16
 n_embd = 1024
-batch_size = 8
 block_size = 1024
-gradient_accumulation_steps = 8 * 8
-max_iters = 400000
-lr_decay_iters = 400000
-warmup_iters = 4000
-learning_rate = 3e-4
-min_lr = 3e-5
-eval_interval = 2000
+batch_size = 8
+gradient_accumulation_steps = 8 * 8  # eight micro-steps on each of the eight processes
+learning_rate = 2.5e-4
+min_lr = 2.5e-5
+warmup_iters = 3000
+max_iters = 350000
+lr_decay_iters = 350000
+eval_interval = 2500

@@ -1,37 +1,36 @@
-# train a miniature character-level shakespeare model
-# good for debugging and playing on macbooks and such
+# A tiny character-level model of Shakespeare: trains in minutes, handy for checking that
+# everything runs end to end (also on a laptop).
 
-out_dir = 'out-shakespeare-char'
-eval_interval = 250 # keep frequent because we'll overfit
-eval_iters = 200
-log_interval = 10 # don't print too too often
+out_dir = 'out-bard-chars'
+eval_interval = 200  # the model overfits quickly, so look at val loss often
+eval_iters = 100
+log_interval = 20
 
-# we expect to overfit on this small dataset, so only save when val improves
+# the data set is small and val loss will turn up; write checkpoints only on improvement
 always_save_checkpoint = False
 
-wandb_log = False # override via command line if you like
-wandb_project = 'shakespeare-char'
-wandb_run_name = 'mini-gpt'
+wandb_log = False  # set True (or --wandb_log=True) to log the run
+wandb_project = 'bard-chars'
+wandb_run_name = 'tiny-char-gpt'
 
 dataset = 'shakespeare_char'
-gradient_accumulation_steps = 1
 batch_size = 64
-block_size = 256 # context of up to 256 previous characters
+block_size = 256  # each sample sees the last 256 characters
+gradient_accumulation_steps = 1
 
-# baby GPT model :)
+# six layers of six heads, 384 wide
 n_layer = 6
 n_head = 6
 n_embd = 384
 dropout = 0.2
 
-learning_rate = 1e-3 # with baby networks can afford to go a bit higher
-max_iters = 5000
-lr_decay_iters = 5000 # make equal to max_iters usually
-min_lr = 1e-4 # learning_rate / 10 usually
-beta2 = 0.99 # make a bit bigger because number of tokens per iter is small
+learning_rate = 1e-3  # a model this small tolerates a high rate
+max_iters = 4000
+lr_decay_iters = 4000  # decay over the whole run
+min_lr = 1e-4  # a tenth of the peak
+beta2 = 0.99  # few tokens per step, so average the second moment over longer
+warmup_iters = 100
 
-warmup_iters = 100 # not super necessary potentially
-
-# on macbook also add
-# device = 'cpu'  # run on cpu only
-# compile = False # do not torch compile the model
+# for a CPU-only machine, uncomment:
+# device = 'cpu'
+# compile = False
