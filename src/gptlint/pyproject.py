@@ -73,6 +73,8 @@ def _read_table(path: Path, version: tuple[int, int]) -> tuple[str, Any] | None:
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
         raise SettingsError(f"{path}:{line}: invalid TOML: {str(exc).split(' (at')[0]}") from None
+    except RecursionError:  # tomllib recurses per nesting level of arrays and tables
+        raise SettingsError(f"{path}: TOML nested too deeply to read") from None
     tool = data.get("tool")
     if not isinstance(tool, dict) or "gptlint" not in tool:
         return None

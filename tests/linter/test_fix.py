@@ -63,7 +63,7 @@ def fix(path: Path, *extra: str) -> int:
         pytest.param(b"n_embd = 512", b"n_embd = 512\nn_head = 8", id="no-final-newline-insert"),
         pytest.param(
             b'dataset = "owt"\nn_head = (12)\nn_embd = 2 ** 9\n',
-            b'dataset = "owt"\nn_head = 8\nn_embd = 2 ** 9\n',
+            b'dataset = "owt"\nn_head = (8)\nn_embd = 2 ** 9\n',  # only the number changes
             id="expression-value",
         ),
         pytest.param(

@@ -120,3 +120,14 @@ def test_settings_change_what_the_cli_reports(tmp_path, monkeypatch, capsys):
     write(tmp_path / "config" / "pyproject.toml", '[tool.gptlint]\nselect = ["GPT000"]\n')
     assert main(["config"]) == 0
     assert main(["--select", "GPT101", "config"]) == 1
+
+
+def test_deeply_nested_toml_is_a_settings_error(tmp_path, capsys):
+    from gptlint.cli import main
+
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.gptlint]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"
+    )
+    (tmp_path / "c.py").write_text("n_layer = 1\n")
+    assert main([str(tmp_path / "c.py")]) == 2
+    assert "TOML nested too deeply to read" in capsys.readouterr().err

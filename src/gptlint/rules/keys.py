@@ -13,7 +13,7 @@ from gptlint.configfile import Assignment
 from gptlint.context import LintContext
 from gptlint.diagnostics import Edit, Fix
 from gptlint.kinds import FixSafety, Severity, ValueKind
-from gptlint.literals import literal
+from gptlint.literals import replace_literal
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.impossible import problem
 from gptlint.schema import MODEL_ONLY_KEYS
@@ -333,7 +333,9 @@ class TypeDiffersFromDefault(Rule):
         if new is UNKNOWN or not literal_value or not assignment.is_plain:
             return None
         return Fix(
-            f"write {new!r}", (Edit(assignment.value, lambda _old: literal(new)),), FixSafety.UNSAFE
+            f"write {new!r}",
+            (Edit(assignment.value, lambda old: replace_literal(old, new)),),
+            FixSafety.UNSAFE,
         )
 
 
