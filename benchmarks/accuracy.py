@@ -91,7 +91,7 @@ def device_profile(index: int = 0) -> GpuProfile:
     return GpuProfile(
         name="local",
         label=props.name,
-        total_mib=props.total_memory // MIB,
+        usable_mib=props.total_memory // MIB,
         compute_capability=torch.cuda.get_device_capability(index),
         bf16=torch.cuda.is_bf16_supported(),
     )
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
     profile = device_profile() if cuda else get_profile(args.gpu)
-    budget = profile.total_bytes
+    budget = profile.usable_bytes
     print(f"torch {torch.__version__}, target {profile.label}, budget {budget / GIB:.2f} GiB")
     if not cuda:
         print("no CUDA GPU here: measured columns need one (simulation only)")

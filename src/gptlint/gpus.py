@@ -13,17 +13,23 @@ on recent drivers): the estimate's term and the simulation's modelled context.""
 
 @dataclass(frozen=True)
 class GpuProfile:
-    """One target card: its memory as `nvidia-smi` reports it, and what its kernels can do."""
+    """One target card: the memory PyTorch can use on it, and what its kernels can do.
+
+    `usable_mib` is `torch.cuda.get_device_properties(i).total_memory` (CUDA's
+    `cudaDeviceProp.totalGlobalMem`) in whole MiB, as a real log of the card reports it; on
+    data-centre cards it is less than `nvidia-smi`'s total. Where no such log was found the
+    profile keeps `nvidia-smi`'s total, and its comment says so.
+    """
 
     name: str
     label: str
-    total_mib: int
+    usable_mib: int
     compute_capability: tuple[int, int]
     bf16: bool
 
     @property
-    def total_bytes(self) -> int:
-        return self.total_mib * MIB
+    def usable_bytes(self) -> int:
+        return self.usable_mib * MIB
 
     @property
     def flash_attention(self) -> bool:
@@ -34,15 +40,27 @@ class GpuProfile:
 PROFILES: dict[str, GpuProfile] = {
     p.name: p
     for p in (
+        # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("rtx4070", "NVIDIA GeForce RTX 4070 (12 GB)", 12282, (8, 9), True),
+        # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("rtx3060-12gb", "NVIDIA GeForce RTX 3060 (12 GB)", 12288, (8, 6), True),
+        # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("rtx4070-ti", "NVIDIA GeForce RTX 4070 Ti (12 GB)", 12282, (8, 9), True),
+        # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("rtx4080", "NVIDIA GeForce RTX 4080 (16 GB)", 16376, (8, 9), True),
+        # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("rtx3090", "NVIDIA GeForce RTX 3090 (24 GB)", 24576, (8, 6), True),
-        GpuProfile("rtx4090", "NVIDIA GeForce RTX 4090 (24 GB)", 24564, (8, 9), True),
+        # source: chenlb/knowledge src/llm/deploy/cuda-install-on-windows.md: PyTorch repr
+        # total_memory=24563MB (Windows, WDDM, driver 572.70; nvidia-smi there: 24564MiB)
+        GpuProfile("rtx4090", "NVIDIA GeForce RTX 4090 (24 GB)", 24563, (8, 9), True),
+        # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("t4", "NVIDIA Tesla T4 (16 GB)", 15360, (7, 5), False),
-        GpuProfile("a100-40gb", "NVIDIA A100 40GB", 40960, (8, 0), True),
+        # source: bottlerocket-os/bottlerocket pull request #3873: deviceQuery on
+        # NVIDIA A100-SXM4-40GB, 42298834944 bytes (40339.31 MiB, whole MiB kept)
+        GpuProfile("a100-40gb", "NVIDIA A100 40GB", 40339, (8, 0), True),
+        # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("a100-80gb", "NVIDIA A100 80GB", 81920, (8, 0), True),
+        # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("h100-80gb", "NVIDIA H100 80GB", 81559, (9, 0), True),
     )
 }

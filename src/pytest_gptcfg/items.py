@@ -111,7 +111,7 @@ class MemoryItem(ConfigItem):
         options, path = self.parent.options, str(self.parent.shown_path)
         settings = self.parent.settings()
         profile = get_profile(settings.gpu)
-        budget = settings.memory_budget or profile.total_bytes
+        budget = settings.memory_budget or profile.usable_bytes
         try:
             step = self._step(options, settings, profile, engine)
             mode, device = _device(options.mode, engine.import_torch())

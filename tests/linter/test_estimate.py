@@ -109,7 +109,7 @@ def test_estimate_grows_with_batch_and_largest_batch_fits():
         estimate_memory(SEED, RTX4070),
     )
     assert small.total < large.total
-    budget = RTX4070.total_bytes
+    budget = RTX4070.usable_bytes
     best = largest_batch(SEED, RTX4070, budget)
     assert estimate_memory(dataclasses.replace(SEED, batch_size=best), RTX4070).total <= budget
     assert estimate_memory(dataclasses.replace(SEED, batch_size=best + 1), RTX4070).total > budget

@@ -36,6 +36,6 @@ def test_a_failing_config_writes_a_snapshot_torch_can_read_and_a_chart(tmp_path)
 def test_a_config_that_fits_writes_nothing(tmp_path):
     path = tmp_path / "small.pickle"
     profile = get_profile("rtx4070")
-    result = check_memory(SMALL, profile, profile.total_bytes, mode="simulate", snapshot=path)
+    result = check_memory(SMALL, profile, profile.usable_bytes, mode="simulate", snapshot=path)
     assert result.fits
     assert list(tmp_path.iterdir()) == []

@@ -15,7 +15,7 @@ from pytest_gptcfg.results import MemoryResult
 
 GiB, MiB = 1024**3, 1024**2
 RTX4070 = get_profile("rtx4070")
-BUDGET = RTX4070.total_bytes
+BUDGET = RTX4070.usable_bytes
 SHAPE = ModelShape(12, 12, 768, 1024, 50304, False, 0.0)
 RUN = TrainingRun(
     StepSpec(SHAPE, 16, 1024, 40, "bfloat16", False),

@@ -95,7 +95,7 @@ class PeakMemoryAboveBudget(Rule):
             against = f"the budget of {format_gib(budget)} (the memory-budget setting)"
         else:
             against = (
-                f"the {format_gib(budget)} budget of {gpu.name} ({gpu.label}, {gpu.total_mib} MiB)"
+                f"the {format_gib(budget)} budget of {gpu.name} ({gpu.label}, {gpu.usable_mib} MiB)"
             )
         compiled = ctx.config.get("compile") is True
         engine = "eager; torch.compile usually needs less" if compiled else "eager"
