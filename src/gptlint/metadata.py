@@ -62,11 +62,34 @@ def read_meta_vocab(path: Path) -> int | None:
         raise MetaError(path, f"not read: {exc.strerror or exc}") from None
     if len(raw) > MAX_META_BYTES:
         raise MetaError(path, f"not read: larger than {MAX_META_BYTES:,} bytes")
+    try:
+        meta = load_bounded(raw, PlainDataUnpickler)
+    except PickleRefused as exc:
+        raise MetaError(path, f"not read: {exc}") from None
+    vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
+    if vocab is None:
+        return None
+    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab <= 0:
+        raise MetaError(path, f"vocab_size must be a positive int, got {_describe(vocab)}")
+    if vocab > MAX_VOCAB:
+        raise MetaError(
+            path, f"vocab_size {_describe(vocab)} is too large to be usable (over {MAX_VOCAB:,})"
+        )
+    return vocab
+
+
+class PickleRefused(Exception):
+    """A pickle that is not read; str() says why."""
+
+
+def load_bounded(raw: bytes, unpickler: type[pickle.Unpickler]) -> Any:
+    """Unpickle `raw` with `unpickler` after `_scan` found it bounded; PickleRefused with the
+    reason for anything that is not plain, bounded data."""
     problem = _scan(raw)
     if problem:
-        raise MetaError(path, f"not read: {problem}")
+        raise PickleRefused(problem)
     try:
-        meta = PlainDataUnpickler(io.BytesIO(raw)).load()
+        return unpickler(io.BytesIO(raw)).load()
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -79,17 +102,7 @@ def read_meta_vocab(path: Path) -> int | None:
         RecursionError,
         MemoryError,
     ) as exc:
-        raise MetaError(path, f"not read: {_short(exc)}") from None
-    vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
-    if vocab is None:
-        return None
-    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab <= 0:
-        raise MetaError(path, f"vocab_size must be a positive int, got {_describe(vocab)}")
-    if vocab > MAX_VOCAB:
-        raise MetaError(
-            path, f"vocab_size {_describe(vocab)} is too large to be usable (over {MAX_VOCAB:,})"
-        )
-    return vocab
+        raise PickleRefused(_short(exc)) from None
 
 
 def _scan(raw: bytes) -> str:
