@@ -46,4 +46,18 @@ class Diagnostic:
     fix: Fix | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.code} {self.message}"
+        return f"{escape_path(self.path)}:{self.line}:{self.col}: {self.code} {self.message}"
+
+
+def escape_path(name: str) -> str:
+    """`name` for a one-line message: control characters (a newline in a file name) and bytes
+    that are not UTF-8 escaped as Python writes them in a string."""
+    if name.isprintable():
+        return name
+    return (
+        name.encode("utf-8", "surrogateescape")
+        .decode("utf-8", "backslashreplace")
+        .encode("unicode_escape")
+        .decode("ascii")
+        .replace("\\\\x", "\\x")
+    )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from gptlint.diagnostics import Diagnostic
+from gptlint.diagnostics import Diagnostic, escape_path
 from gptlint.discover import Target, excluded, walk
 from gptlint.exitcodes import ExitCode
 from gptlint.fix import fix_source, write_atomically
@@ -100,10 +102,6 @@ def _cli_settings(args: argparse.Namespace) -> dict:
 
 
 def _run_paths(current: Invocation, paths: list[str]) -> int:
-    import errno
-    import stat
-
-    from gptlint.source import escape_path
 
     def folder_error(exc: OSError) -> None:
         where = escape_path(str(exc.filename or ""))

@@ -267,17 +267,3 @@ def read_source(path: str) -> Source:
     except OSError as exc:
         raise SourceError(f"cannot read file: {exc.strerror or exc}") from None
     return decode_source(path, raw)
-
-
-def escape_path(name: str) -> str:
-    """`name` for a one-line message: control characters (a newline in a file name) and bytes
-    that are not UTF-8 escaped as Python writes them in a string."""
-    if name.isprintable():
-        return name
-    return (
-        name.encode("utf-8", "surrogateescape")
-        .decode("utf-8", "backslashreplace")
-        .encode("unicode_escape")
-        .decode("ascii")
-        .replace("\\\\x", "\\x")
-    )

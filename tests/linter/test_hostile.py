@@ -502,3 +502,27 @@ def test_parse_memory_returns_a_usable_size_or_raises_value_error(text):
         assert "\n" not in str(exc).replace(repr(text), "")
         return
     assert 1 <= size <= 1024**5
+
+
+def test_odd_file_names_keep_every_format_one_line_per_finding(tmp_path, capsys):
+    import json as json_module
+
+    from gptlint.cli import main as run_cli
+
+    names = [b"bad\xffname.py", b"new\nline.py"]
+    for name in names:
+        with open(os.path.join(os.fsencode(tmp_path), name), "w") as file:
+            file.write("n_embd = 500\n")
+    assert run_cli([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    findings = [line for line in out.splitlines() if "GPT101" in line]
+    assert len(findings) == 2
+    assert any("bad\\xffname.py:1:1: GPT101" in line for line in findings)
+    assert any("new\\nline.py:1:1: GPT101" in line for line in findings)
+    assert run_cli([str(tmp_path), "--output-format", "sarif"]) == 1
+    sarif = json_module.loads(capsys.readouterr().out)
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in sarif["runs"][0]["results"]
+    }
+    assert {uri.rsplit("/", 1)[1] for uri in uris} == {"bad%FFname.py", "new%0Aline.py"}

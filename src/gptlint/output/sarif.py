@@ -9,7 +9,8 @@ text edits carries it as a SARIF fix (§3.55): one artifact change, one replacem
 from __future__ import annotations
 
 import json
-from pathlib import Path, PurePath
+import os
+from pathlib import PurePath
 from urllib.parse import quote
 
 from gptlint import __version__
@@ -125,6 +126,6 @@ def _replacement(edit: TextEdit) -> dict:
 def _uri(path: str) -> str:
     """A `file://` URI for an absolute path, else a relative URI reference (forward slashes,
     percent-encoded)."""
-    if PurePath(path).is_absolute():
-        return Path(path).as_uri()
-    return quote(PurePath(path).as_posix(), safe="/")
+    # os.fsencode: a name that is not UTF-8 (surrogate-escaped) is percent-encoded byte by byte
+    posix = quote(os.fsencode(PurePath(path).as_posix()), safe="/")
+    return f"file://{posix}" if PurePath(path).is_absolute() else posix
