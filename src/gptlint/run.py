@@ -18,6 +18,7 @@ comes from.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,8 @@ class ModelShape:
     def gptconfig_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of `GPTConfig(**model_args)` for this shape."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {**fields, **dict(fields.pop("extra"))}
+        extra = dict(fields.pop("extra"))
+        return {**fields, **extra}
 
     @property
     def head_dim(self) -> int:
@@ -466,6 +468,7 @@ def derive_run(
             f" ({config.origin('gradient_accumulation_steps')}) is not divisible by the world"
             f" size {world_size}: nanoGPT asserts it under DDP",
         )
+    _check_optimizer(reader)
     problems = (model if isinstance(model, list) else []) + reader.problems
     if not problems and model.init_from == "scratch" and model.shape.n_embd % model.shape.n_head:
         s = model.shape
@@ -493,6 +496,25 @@ def derive_run(
         **_optimizer(config),
     )
     return TrainingRun(spec, model, accumulation, world_size, notes, splits)
+
+
+_ADAMW_RANGES = {
+    "learning_rate": (0.0, math.inf, "Invalid learning rate"),
+    "weight_decay": (0.0, math.inf, "Invalid weight_decay value"),
+    "beta1": (0.0, 1.0, "Invalid beta parameter at index 0"),
+    "beta2": (0.0, 1.0, "Invalid beta parameter at index 1"),
+}
+"""What `torch.optim.AdamW.__init__` accepts (`low <= value < high`), and its error."""
+
+
+def _check_optimizer(reader: _Reader) -> None:
+    """A problem for each optimizer setting AdamW would reject before the first step."""
+    for key, (low, high, error) in _ADAMW_RANGES.items():
+        value = reader.config.get(key)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and not low <= value < high:  # nan fails too
+            origin = reader.config.origin(key)
+            reader.fail(key, f"{key}={_show(value)} ({origin}): AdamW raises '{error}'")
 
 
 def _optimizer(config: EffectiveConfig) -> dict[str, float]:

@@ -232,3 +232,19 @@ def test_configs_nanogpt_would_reject_are_explained(tmp_path, text, message):
 def test_project_root_is_the_folder_above_config_else_the_working_directory(tmp_path):
     assert project_root(tmp_path / "config" / "x.py", Path("/cwd")) == tmp_path.resolve()
     assert project_root(tmp_path / "configs" / "x.py", Path("/cwd")) == Path("/cwd")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "learning_rate = -1e-3\n",
+            "learning_rate=-0.001 .*: AdamW raises 'Invalid learning rate'",
+        ),
+        ("learning_rate = float('nan')\n", "learning_rate=nan .*Invalid learning rate"),
+        ("beta2 = 1.0\n", "beta2=1.0 .*Invalid beta parameter at index 1"),
+        ("weight_decay = -0.1\n", "weight_decay=-0.1 .*Invalid weight_decay value"),
+    ],
+)
+def test_optimizer_settings_adamw_rejects_are_problems_not_tracebacks(tmp_path, text, message):
+    assert re.search(message, problem_for(tmp_path, text))
