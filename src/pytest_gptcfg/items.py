@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from gptlint.context import LintContext
+from gptlint.discover import selects
 from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.lint import lint_file
 from gptlint.pyproject import load_settings
@@ -24,6 +25,18 @@ from gptlint.run import Problem, TrainingRun, derive_run, project_root
 from gptlint.settings import Settings, SettingsError
 from pytest_gptcfg import report
 from pytest_gptcfg.options import OPTIONS_KEY, Options
+
+
+def is_config(path: Path, given: Path) -> bool:
+    """Whether `path`, named by `--gpt-configs` or found in the folder `given` it names, is a
+    config: gptlint's own choice (`gptlint.discover.selects`) under the settings of its folder.
+    With unreadable settings it is collected, and its items report why."""
+    path = path.resolve()
+    try:
+        settings = load_settings(path.parent)
+    except SettingsError:
+        return True
+    return selects(path, None if path == given else given, settings)
 
 
 class CheckFailed(Exception):
@@ -104,16 +117,17 @@ class MemoryItem(ConfigItem):
     """Runs the config's training step (measured on CUDA or simulated) against the budget."""
 
     def runtest(self) -> None:
-        # The torch boundary: the engine imports torch, so it is imported here, when a memory
-        # check runs, never when the plugin loads or collects configs.
-        from pytest_gptcfg.engine import check as engine
-
         options, path = self.parent.options, str(self.parent.shown_path)
         settings = self.parent.settings()
         profile = get_profile(settings.gpu)
         budget = settings.memory_budget or profile.usable_bytes
         try:
-            step = self._step(options, settings, profile, engine)
+            step = self._step(options, settings, profile)
+            # The torch boundary: the engine imports torch, so it is imported here, once a
+            # config's run is known, never when the plugin loads or collects configs.
+            from pytest_gptcfg.engine import check as engine
+
+            step = self._with_model(step, settings, engine)
             mode, device = _device(options.mode, engine.import_torch())
         except CheckFailed as exc:
             self._record(report.memory_record(path, profile, budget, error=str(exc)))
@@ -137,16 +151,13 @@ class MemoryItem(ConfigItem):
         name = "__".join(self.parent.shown_path.with_suffix("").parts).lstrip("_.")
         return options.snapshot / f"{name}.{profile.name}.pickle"
 
-    def _step(
-        self, options: Options, settings: Settings, profile: GpuProfile, engine: ModuleType
-    ) -> TrainingRun:
+    def _step(self, options: Options, settings: Settings, profile: GpuProfile) -> TrainingRun:
         """The run train.py would start for this config (gptlint's `derive_run`), with the
-        `--gpt-set` overrides, `--gpt-compile` and `--gpt-model` (built by `engine`) applied."""
+        `--gpt-set` overrides and `--gpt-compile` applied."""
         shown = self.parent.shown_path
         try:
             cfg = load_config(shown, settings).with_overrides(options.overrides)
-            factory = engine.model_factory(settings.model) if settings.model else None
-        except (ConfigError, engine.UserModelError) as exc:
+        except ConfigError as exc:
             raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
         except OverrideError as exc:
             raise CheckFailed(f"--gpt-set: {exc}") from None
@@ -160,6 +171,16 @@ class MemoryItem(ConfigItem):
         )
         if isinstance(run, list):
             raise CheckFailed(f"{shown}: memory check not run: {_explain(run[0])}")
+        return run
+
+    def _with_model(self, run: TrainingRun, settings: Settings, engine: ModuleType) -> TrainingRun:
+        """`run` building the project's model.py (`--gpt-model`, `[tool.gptlint] model`)."""
+        if not settings.model:
+            return run
+        try:
+            factory = engine.model_factory(settings.model)
+        except engine.UserModelError as exc:
+            raise CheckFailed(f"{self.parent.shown_path}: memory check not run: {exc}") from None
         return dataclasses.replace(run, spec=dataclasses.replace(run.spec, model_factory=factory))
 
     def _record(self, record: dict[str, Any]) -> None:

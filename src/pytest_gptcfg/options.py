@@ -30,9 +30,8 @@ def add_options(parser: pytest.Parser) -> None:
     option(
         "gpt-configs",
         "paths",
-        "config files or folders to check",
-        nargs="+",
-        action="extend",
+        "a config file or a folder of configs to check (repeatable)",
+        action="append",
         metavar="PATH",
         default=None,
     )
@@ -116,12 +115,16 @@ class Options:
         )
         return f"gptcfg: gpu {gpu}, budget {budget}, mode {self.mode}, compile {self.compile}"
 
-    def is_config(self, path: Path) -> bool:
-        """True for a `.py` file given by `--gpt-configs` or inside a folder it names."""
+    def given(self, path: Path) -> Path | None:
+        """The `--gpt-configs` file or folder that names or holds the `.py` file `path`, else
+        None; whether a file found in a folder is a config is gptlint's call
+        (`items.is_config`)."""
         if path.suffix != ".py" or path.name in ("conftest.py", "__init__.py"):
-            return False
+            return None
         path = path.resolve()
-        return any(path == c or c in path.parents for c in self.configs)
+        if path in self.configs:
+            return path
+        return next((folder for folder in self.configs if folder in path.parents), None)
 
 
 OPTIONS_KEY = pytest.StashKey[Options]()

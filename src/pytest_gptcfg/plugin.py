@@ -44,12 +44,20 @@ def _add_collection_args(config: pytest.Config, configs: tuple[Path, ...]) -> No
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[None, Any, None]:
-    """A config becomes a GptConfigFile, never a Python test module (it is not imported)."""
+    """A config becomes a GptConfigFile, never a Python test module (it is not imported).
+
+    The files under a `--gpt-configs` folder are those gptlint would lint: code such as a
+    `validator.py` of functions is left to pytest's own collection.
+    """
     outcome = yield
     options = parent.config.stash.get(OPTIONS_KEY, None)
-    if options is not None and options.is_config(file_path):
-        from pytest_gptcfg.items import GptConfigFile
+    given = None if options is None else options.given(file_path)
+    if given is None:
+        return
+    # items imports the linter: loaded once configs are being collected, not in every run
+    from pytest_gptcfg.items import GptConfigFile, is_config
 
+    if is_config(file_path, given):
         outcome.force_result([GptConfigFile.from_parent(parent, path=file_path)])
 
 

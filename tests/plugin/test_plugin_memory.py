@@ -156,7 +156,7 @@ def test_a_key_only_known_at_run_time_fails_until_given_with_gpt_set(project):
     result.stdout.fnmatch_lines(
         [
             "config/train_env.py: memory check not run: batch_size is not known without running the"
-            " config (config/train_env.py:2); give its value with --gpt-set batch_size=VALUE",
+            " config: config/train_env.py:2; give its value with --gpt-set batch_size=VALUE",
         ]
     )
     result.stdout.fnmatch_lines(["config/train_env.py *rtx4070 *- *error *"])

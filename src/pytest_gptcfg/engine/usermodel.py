@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.util
 import sys
@@ -32,7 +31,7 @@ def model_factory(path: Path) -> Callable[[ModelShape], Any]:
     gpt, gpt_config = module.GPT, module.GPTConfig
 
     def build(shape: ModelShape) -> Any:
-        return gpt(gpt_config(**dataclasses.asdict(shape)))
+        return gpt(gpt_config(**shape.gptconfig_kwargs()))
 
     return build
 
