@@ -159,7 +159,9 @@ class StepSpec:
     def from_record(cls, record: dict[str, Any]) -> StepSpec:
         """The spec `to_record` wrote."""
         fields = dict(record)
-        return cls(shape=ModelShape(**fields.pop("shape")), **fields)
+        shape = dict(fields.pop("shape"))
+        shape["extra"] = tuple((key, value) for key, value in shape.get("extra", ()))
+        return cls(shape=ModelShape(**shape), **fields)
 
 
 @dataclass(frozen=True)
