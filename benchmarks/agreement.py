@@ -1,0 +1,98 @@
+"""How far gptlint's analytical estimate (GPT501) is from pytest-gptcfg's simulation.
+
+For every config under `examples/` and `tests/data/` whose run can be derived statically, both
+front ends take the same `gptlint.run.derive_run` answer; this script sets the estimate's
+total beside the simulation's peak reserved + CUDA context, and the estimate's tensors beside
+the simulation's peak allocated, category by category where they differ most.
+
+    python benchmarks/agreement.py [PATHS...]
+
+Needs torch (the simulation); prints one row per config and a summary line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from gptlint.context import LintContext
+from gptlint.estimate import BREAKDOWN_LABELS, MemoryEstimate, estimate_memory
+from gptlint.pyproject import load_settings
+from gptlint.resolve import load_config
+from gptlint.run import TrainingRun
+from gptlint.units import GIB
+from pytest_gptcfg.engine.check import check_memory
+from pytest_gptcfg.results import MemoryResult
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PATHS = ("examples/config", "tests/data/real_configs")
+
+
+def configs(paths: list[str]) -> list[Path]:
+    """The `.py` files under `paths`, except helpers whose names start with `_`."""
+    found: list[Path] = []
+    for name in paths:
+        path = ROOT / name if not Path(name).is_absolute() else Path(name)
+        found += sorted(path.rglob("config/*.py")) if path.is_dir() else [path]
+    return [p for p in found if not p.name.startswith("_")]
+
+
+def derive(path: Path) -> tuple[LintContext, TrainingRun | str]:
+    """The linter's context for `path` and its run, or why there is none."""
+    settings = load_settings(path.parent)
+    context = LintContext(load_config(path, settings), settings)
+    run = context.run
+    return context, (str(run[0]) if isinstance(run, list) else run)
+
+
+def compare(estimate: MemoryEstimate, result: MemoryResult) -> tuple[float, float, str]:
+    """(total difference, tensor difference) in percent of the simulation, and the category
+    that differs most."""
+    simulated = result.peak_reserved_bytes + result.context_bytes
+    total = 100 * (estimate.total - simulated) / simulated
+    tensors = 100 * (estimate.tensors - result.peak_allocated_bytes) / result.peak_allocated_bytes
+    gaps = {
+        key: estimate.terms.get(key, 0) - result.breakdown.get(key, 0) for key in BREAKDOWN_LABELS
+    }
+    worst = max(gaps, key=lambda key: abs(gaps[key]))
+    return total, tensors, f"{BREAKDOWN_LABELS[worst]} {gaps[worst] / GIB:+.2f}"
+
+
+def main(argv: list[str]) -> int:
+    rows, totals, tensors = [], [], []
+    for path in configs(argv or list(DEFAULT_PATHS)):
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        context, run = derive(path)
+        if isinstance(run, str):
+            rows.append(f"{shown!s:62} not derived: {run[:70]}")
+            continue
+        estimate = estimate_memory(run.spec, context.gpu)
+        start = time.perf_counter()
+        result = check_memory(run.spec, context.gpu, 2**62, mode="simulate")
+        seconds = time.perf_counter() - start
+        total, tensor, worst = compare(estimate, result)
+        totals.append(abs(total))
+        tensors.append(abs(tensor))
+        simulated = result.peak_reserved_bytes + result.context_bytes
+        rows.append(
+            f"{shown!s:62} {estimate.total / GIB:7.2f} {simulated / GIB:7.2f} {total:+6.1f}%"
+            f" {estimate.tensors / GIB:7.2f} {result.peak_allocated_bytes / GIB:7.2f}"
+            f" {tensor:+6.1f}%  {worst:28} {seconds:5.1f}"
+        )
+    print(
+        f"{'config':62} {'est':>7} {'sim':>7} {'total':>7} {'est t':>7} {'sim t':>7}"
+        f" {'tensors':>7}  {'largest gap (GiB)':28} {'sim s':>5}"
+    )
+    print("\n".join(rows))
+    if totals:
+        within = sum(t <= 3 for t in totals)
+        print(
+            f"\n{len(totals)} configs: total within 3% for {within}, worst {max(totals):.1f}%;"
+            f" tensors within 3% for {sum(t <= 3 for t in tensors)}, worst {max(tensors):.1f}%"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
