@@ -139,6 +139,9 @@ class StepSpec:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
+    eval_only: bool = False
+    """train.py's `eval_only`: it evaluates (forward passes under `torch.no_grad()` at this
+    batch and block size) and exits before the first training step."""
     model_factory: Callable[[ModelShape], Any] | None = field(default=None, compare=False)
 
     @property
@@ -495,6 +498,7 @@ def derive_run(
         gradient_accumulation_steps=accumulation // world_size if splits else accumulation,
         dtype=dtype,
         compile=compiled,
+        eval_only=config.get("eval_only") is True,
         **_optimizer(config),
     )
     return TrainingRun(spec, model, accumulation, world_size, notes, splits)
