@@ -28,6 +28,8 @@ class MemoryResult:
     device_name: str
     attention_kernel: AttentionKernel
     notes: list[str] = field(default_factory=list)
+    compiled: bool = False
+    """Whether the step ran (or was simulated) as torch.compile runs it, not eager."""
 
 
 def fits_budget(peak_reserved_bytes: int, context_bytes: int, budget_bytes: int) -> bool:

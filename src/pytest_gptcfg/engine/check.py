@@ -19,6 +19,7 @@ from gptlint.gpus import GpuProfile
 from gptlint.run import StepSpec
 from pytest_gptcfg.chart import write_breakdown_svg
 from pytest_gptcfg.engine import cuda
+from pytest_gptcfg.engine.compiledstep import CompiledUnavailable, simulate_compiled
 from pytest_gptcfg.engine.simulate import simulate
 from pytest_gptcfg.engine.snapshot import (
     SnapshotRecorder,
@@ -66,12 +67,36 @@ def check_memory(
     if mode == "auto":
         mode = "cuda" if torch.cuda.is_available() else "simulate"
     if mode == "cuda":
-        return _measure(spec, profile, budget_bytes, device_index, snapshot)
+        result = _measure(spec, profile, budget_bytes, device_index, snapshot)
+        result.compiled = spec.compile  # cuda.measure runs torch.compile when the spec does
+        return result
     recorder = SnapshotRecorder() if snapshot is not None else None
-    result = simulate(spec, profile, budget_bytes, recorder=recorder)
+    result = _simulate_compiled(spec, profile, budget_bytes, recorder) if spec.compile else None
+    if isinstance(result, str):
+        fallback, result = result, None
+        recorder = SnapshotRecorder() if snapshot is not None else None
+    else:
+        fallback = None
+    if result is None:
+        result = simulate(spec, profile, budget_bytes, recorder=recorder)
+        if fallback is not None:
+            result.notes.append(f"torch.compile not simulated ({fallback}): the eager step was")
     if recorder is not None and not result.fits:
         _keep_artifacts(result, recorder.dump(snapshot))
     return result
+
+
+def _simulate_compiled(
+    spec: StepSpec, profile: GpuProfile, budget_bytes: int, recorder: SnapshotRecorder | None
+) -> MemoryResult | str:
+    """The compiled step simulated, or why it could not be (a note, never a traceback)."""
+    try:
+        return simulate_compiled(spec, profile, budget_bytes, recorder=recorder)
+    except CompiledUnavailable as why:
+        return str(why)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        return f"the compiled simulation failed: {type(error).__name__}: {first}"
 
 
 def _measure(

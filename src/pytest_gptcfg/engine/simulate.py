@@ -21,7 +21,8 @@ context is a modelled constant. `fits` is peak reserved + context <= budget, as 
 
 Known gaps
 ----------
-- `torch.compile` is not simulated: the eager step is (compiled steps usually need less memory).
+- This is the eager step. A config that compiles is simulated compiled by `compiledstep`
+  (Inductor's plans replayed in this same step), which falls back here with a note.
 - Kernel-internal scratch that never becomes a tensor is not seen, except FlashAttention-2's
   backward scratch and the cuBLAS workspaces, which are modelled: embedding-backward sort
   buffers, mem-efficient attention's own workspace and other fused-kernel temporaries are not.
@@ -209,8 +210,6 @@ def simulate(
         "simulated on fake tensors (no GPU used); "
         f"the CUDA context is a modelled {context // MIB} MiB"
     ]
-    if spec.compile:
-        notes.append("torch.compile is not simulated: the eager step was simulated")
     dtype = resolve_dtype(spec.dtype)
     lower = None if dtype == torch.float32 else dtype
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
@@ -247,7 +246,9 @@ def simulate(
     if dtype == torch.float16:
         notes.append("float16: GradScaler enabled, as train.py does")
     peak = tracker.at_peak()
-    return _result(spec, profile, budget_bytes, allocator, peak, context, behaviour, notes)
+    return _result(
+        spec, profile, budget_bytes, allocator, peak, context, behaviour.attention_kernels, notes
+    )
 
 
 def _result(
@@ -257,7 +258,7 @@ def _result(
     allocator: CachingAllocator,
     peak: list[Allocation],
     context: int,
-    behaviour: CudaBehaviour,
+    used_kernels: set[AttentionKernel],
     notes: list[str],
 ) -> MemoryResult:
     breakdown = dict.fromkeys(BREAKDOWN_LABELS, 0)
@@ -265,7 +266,7 @@ def _result(
         breakdown[allocation.category] += allocation.size
     breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
     breakdown["cuda_context"] = context
-    kernel = _kernel_name(behaviour.attention_kernels)
+    kernel = _kernel_name(used_kernels)
     if kernel == MATH:
         head_dim = spec.shape.n_embd // spec.shape.n_head
         notes.append(

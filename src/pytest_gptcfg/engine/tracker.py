@@ -90,6 +90,10 @@ class StorageTracker(TorchDispatchMode):
             self._peak_allocated = self.allocator.allocated
             self._peak_event = len(self._events)
 
+    def release(self, key: int) -> None:
+        """Record the release of the allocation `add` recorded under `key`."""
+        self._release(key)
+
     def _release(self, key: int) -> None:
         allocation = self.live.pop(key, None)
         self._refs.pop(key, None)

@@ -1,0 +1,312 @@
+"""The compiled training step, simulated: Inductor's planned graphs inside train.py's loop.
+
+`compiled.plan_graphs` gives the forward and backward graphs' allocations and frees as plain
+data (cached on disk here, see `plan_cache_dir`). This module runs nanoGPT's training step
+(`trainstep.run_training`: micro-steps, GradScaler, clipping, fused AdamW, `zero_grad`) on
+fake tensors as the eager simulation does, with the model's forward replaced by one autograd
+Function that replays the planned forward graph and whose backward replays the planned
+backward graph. So everything around the graphs is the real thing on fake tensors: the
+previous iteration's logits stay alive through the next forward (train.py holds them), autograd
+materialises a zero gradient for the unused `logits` output and holds it and the loss gradient
+until the backward graph returns, the backward's gradients are accumulated into `.grad` (stolen
+on the first micro-step, added and freed on the next), AdamW's state is created by the first
+step, and `zero_grad(set_to_none=True)` frees the gradients; the storage tracker and the
+caching-allocator model see all of it, in order, with the graphs' buffers.
+
+A saved activation is freed at its last use in the backward graph (AOTAutograd clears the
+context before calling it); the forward's inputs it saves (the batch) at theirs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gptlint.gpus import GpuProfile
+from gptlint.kinds import AttentionKernel
+from gptlint.run import StepSpec
+from gptlint.units import MIB
+from pytest_gptcfg.engine import compiled, kernels
+from pytest_gptcfg.engine.allocator import CachingAllocator
+from pytest_gptcfg.engine.simulate import (
+    SIMULATED_CONTEXT_BYTES,
+    _Labeller,
+    _result,
+    cublas_workspace_bytes,
+)
+from pytest_gptcfg.engine.snapshot import SnapshotRecorder
+from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
+from pytest_gptcfg.engine.trainstep import (
+    build_model,
+    make_optimizer,
+    random_batches,
+    resolve_dtype,
+    run_training,
+)
+from pytest_gptcfg.results import MemoryResult
+
+CompiledUnavailable = compiled.CompiledUnavailable
+
+MAX_LAYERS = 48
+"""Deepest model planned compiled: Inductor's time grows with the graph (about a second per
+layer on one core); deeper models are simulated eager, with a note."""
+
+MAX_GRAPH_TOKENS_X_VOCAB = 2**40
+"""Largest B x T x vocab planned compiled (a sanity bound on the plan's sizes)."""
+
+
+def plan_cache_dir() -> Path:
+    """Where plans are kept: `$GPTCFG_CACHE_DIR`, else `$XDG_CACHE_HOME/gptcfg/compiled`, else
+    `~/.cache/gptcfg/compiled`."""
+    own = os.environ.get("GPTCFG_CACHE_DIR")
+    if own:
+        return Path(own)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gptcfg" / "compiled"
+
+
+def plan_key(spec: StepSpec, kernel: AttentionKernel) -> dict[str, Any]:
+    """What a plan depends on: torch, the plan format, the model's shape, batch, block,
+    dtype and attention kernel (nothing else of the spec enters the graphs)."""
+    s = spec.shape
+    return {
+        "format": compiled.PLAN_FORMAT,
+        "torch": torch.__version__,
+        "shape": [s.n_layer, s.n_head, s.n_embd, s.vocab_size, bool(s.bias), float(s.dropout)],
+        "batch_size": spec.batch_size,
+        "block_size": spec.block_size,
+        "dtype": spec.dtype,
+        "kernel": str(kernel),
+    }
+
+
+def _cache_path(key: dict[str, Any]) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return plan_cache_dir() / f"plan-{digest}.json"
+
+
+def _read_cached(key: dict[str, Any]) -> dict[str, Any] | None:
+    path = _cache_path(key)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    plan = data.get("plan")
+    return plan if isinstance(plan, dict) else None
+
+
+def _write_cached(key: dict[str, Any], plan: dict[str, Any]) -> None:
+    """Write atomically (a temporary file in the same folder, then a rename), so that
+    concurrent workers never read half a file; a cache that cannot be written is skipped."""
+    path = _cache_path(key)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".plan-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"key": key, "plan": plan}, f)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def get_plan(spec: StepSpec, kernel: AttentionKernel) -> tuple[dict[str, Any], bool]:
+    """The plan for `spec`, from the cache or made (and cached); and whether it was cached."""
+    key = plan_key(spec, kernel)
+    plan = _read_cached(key)
+    if plan is not None:
+        return plan, True
+    dtype = resolve_dtype(spec.dtype)
+    plan = compiled.plan_graphs(spec, None if dtype == torch.float32 else dtype, kernel)
+    _write_cached(key, plan)
+    return plan, False
+
+
+def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:
+    """Why `spec`'s compiled step is not simulated (None when it is)."""
+    if not compiled.torch_supported():
+        with contextlib.suppress(CompiledUnavailable):
+            compiled.require_supported_torch()
+        low, high = (".".join(map(str, v)) for v in compiled.SUPPORTED_TORCH)
+        span = low if low == high else f"{low}-{high}"
+        return f"torch {torch.__version__} (the compiled simulation reads torch {span}'s plans)"
+    if spec.model_factory is not None:
+        return "a project's own model (--gpt-model) is simulated eager only"
+    if spec.shape.dropout > 0:
+        return f"dropout {spec.shape.dropout} > 0 is simulated eager only"
+    if spec.shape.n_layer > MAX_LAYERS:
+        return (
+            f"n_layer {spec.shape.n_layer} > {MAX_LAYERS}: planning it with Inductor would take "
+            "too long"
+        )
+    if spec.tokens * spec.shape.vocab_size > MAX_GRAPH_TOKENS_X_VOCAB:
+        return "B x T x vocab beyond the compiled simulation's bound"
+    return None
+
+
+class _Runtime:
+    """Replays a plan's events into the storage tracker as the step calls the graphs."""
+
+    def __init__(self, plan: dict[str, Any], tracker: StorageTracker, logits_numel: int) -> None:
+        self.plan = plan
+        self.tracker = tracker
+        self.logits_numel = logits_numel
+        self.weight_numels: set[int] = set()
+        self._next = -1000
+
+    def _key(self) -> int:
+        self._next -= 1
+        return self._next
+
+    def _alloc(self, keys: dict[str, int], sid: str, nbytes: int, dtype: str, graph: str) -> None:
+        itemsize = {"float32": 4, "bfloat16": 2, "float16": 2, "int64": 8, "bool": 1}.get(dtype)
+        numel = nbytes // itemsize if itemsize else None
+        if nbytes in (2 * self.logits_numel, 4 * self.logits_numel) and (
+            numel is None or numel == self.logits_numel
+        ):
+            category = "logits_and_loss"
+        elif dtype in ("bfloat16", "float16") and numel in self.weight_numels:
+            category = "weight_copies"
+        else:
+            category = "activations"
+        name = sid.split(":", 1)[1]
+        description = f"{dtype or 'kernel output'} {name} of the compiled {graph} graph"
+        key = self._key()
+        self.tracker.add(key, Allocation(nbytes, category, description))
+        keys[sid] = key
+
+    def forward(self, ctx: Any, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        keys: dict[str, int] = {}
+        outputs: list[torch.Tensor | None] = [None] * len(self.plan["outputs"])
+        for event in self.plan["fw"]:
+            kind, sid = event[0], event[1]
+            if kind == "alloc":
+                self._alloc(keys, sid, event[2], event[3], "forward")
+            elif kind == "free":
+                self.tracker.release(keys.pop(sid))
+            elif kind == "output":
+                shape, dtype = self.plan["outputs"][event[2]]
+                outputs[event[2]] = torch.empty(shape, dtype=getattr(torch, dtype[6:]))
+        ctx.runtime = self
+        ctx.keys = keys
+        ctx.inputs = list(inputs)
+        ctx.shapes = [(t.shape, t.dtype) for t in inputs]
+        return tuple(outputs)  # type: ignore[arg-type]
+
+    def backward(self, ctx: Any) -> list[torch.Tensor | None]:
+        keys: dict[str, int] = ctx.keys
+        grads: list[torch.Tensor | None] = [None] * len(ctx.shapes)
+        for event in self.plan["bw"]:
+            kind, sid = event[0], event[1]
+            if kind == "alloc":
+                self._alloc(keys, sid, event[2], event[3], "backward")
+            elif kind == "free":
+                self.tracker.release(keys.pop(sid))
+            elif kind == "release":
+                ctx.inputs[int(sid.split(":")[1])] = None
+            elif kind == "grad":
+                shape, dtype = ctx.shapes[event[2]]
+                grads[event[2]] = torch.empty(shape, dtype=dtype)
+        for key in keys.values():  # nothing should be left; never leak if something is
+            self.tracker.release(key)
+        ctx.keys, ctx.inputs = {}, []
+        return grads
+
+
+class _Graphs(torch.autograd.Function):
+    """The compiled forward and backward graphs, as allocation plans."""
+
+    @staticmethod
+    def forward(ctx: Any, runtime: _Runtime, *inputs: torch.Tensor) -> Any:  # type: ignore[override]
+        return runtime.forward(ctx, inputs)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor) -> Any:  # type: ignore[override]
+        return (None, *ctx.runtime.backward(ctx))
+
+
+def _compiled_forward(model: torch.nn.Module, runtime: _Runtime) -> Any:
+    params = dict(model.named_parameters(remove_duplicate=False))
+    specs = runtime.plan["inputs"]
+
+    def forward(idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
+        batch = (idx, targets)
+        inputs = [params[s["name"]] if s["kind"] == "param" else batch[s["index"]] for s in specs]
+        logits, loss = _Graphs.apply(runtime, *inputs)
+        return logits, loss
+
+    return forward
+
+
+def simulate_compiled(
+    spec: StepSpec,
+    profile: GpuProfile,
+    budget_bytes: int,
+    recorder: SnapshotRecorder | None = None,
+) -> MemoryResult:
+    """Simulate `spec`'s step as torch.compile runs it; `CompiledUnavailable` says why not."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    dtype = resolve_dtype(spec.dtype)
+    kernel = kernels.attention_kernel(
+        profile.compute_capability, dtype, spec.shape.head_dim, spec.shape.dropout
+    )
+    reason = unsupported_reason(spec, kernel)
+    if reason is not None:
+        raise CompiledUnavailable(reason)
+    plan, cached = get_plan(spec, kernel)
+    context = SIMULATED_CONTEXT_BYTES
+    notes = [
+        "simulated on fake tensors (no GPU used); "
+        f"the CUDA context is a modelled {context // MIB} MiB",
+        "torch.compile simulated: Inductor's memory plan of the forward and backward graphs, "
+        "made with its CPU backend (the CUDA backend's plan is taken to match); "
+        + (
+            "plan from the cache"
+            if cached
+            else f"planned in {plan.get('seconds', 0):.0f} s and cached in {plan_cache_dir()}"
+        ),
+    ]
+    allocator = CachingAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
+    logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
+    tracker = StorageTracker(allocator, logits_numel)
+    runtime = _Runtime(plan, tracker, logits_numel)
+    workspace = cublas_workspace_bytes(profile.compute_capability)
+    with FakeTensorMode(), tracker, torch.device("cpu"):
+        model = build_model(spec)
+        names = {id(p): n for n, p in model.named_parameters()}
+        runtime.weight_numels = {p.numel() for p in model.parameters() if p.dim() >= 2}
+        for n, p in model.named_parameters():
+            tracker.label(p, "parameters", f"parameter {n}")
+        for i in range(2):
+            tracker.add(-1 - i, Allocation(workspace, "activations", "cuBLAS workspace"))
+        model.forward = _compiled_forward(model, runtime)  # type: ignore[method-assign]
+        optimizer = make_optimizer(model, spec, "cuda")
+        scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
+        run_training(
+            model,
+            optimizer,
+            scaler,
+            random_batches(spec, "cpu"),
+            contextlib.nullcontext,
+            spec,
+            _Labeller(tracker, names),
+        )
+        del model, optimizer, scaler
+    if dtype == torch.float16:
+        notes.append("float16: GradScaler enabled, as train.py does")
+    peak = tracker.at_peak()
+    result = _result(spec, profile, budget_bytes, allocator, peak, context, {kernel}, notes)
+    result.compiled = True
+    return result
