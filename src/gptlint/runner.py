@@ -23,6 +23,7 @@ from gptlint.pyproject import convert, load_settings
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.schema import SchemaError
 from gptlint.settings import SETTINGS, Settings, SettingsError
+from gptlint.source import read_regular, run_deep
 
 
 @dataclass
@@ -139,7 +140,6 @@ def _run_paths(current: Invocation, paths: list[str]) -> int:
 def _process(current: Invocation, target: Target) -> bool:
     """Lint (or fix) one file; False if it was skipped as not being a config. A failure in one
     file is reported and the run goes on with the next."""
-    from gptlint.source import read_regular, run_deep
 
     report = current.report
     key = os.path.abspath(target.path)

@@ -57,24 +57,6 @@ NANOGPT_DEFAULTS: dict[str, Any] = {
     "compile": True,
 }
 
-# nanoGPT's `from_pretrained` shapes; only `dropout` is taken from the config for these.
-PRETRAINED: dict[str, dict[str, Any]] = {
-    name: {
-        "n_layer": n_layer,
-        "n_head": n_head,
-        "n_embd": n_embd,
-        "vocab_size": 50257,
-        "block_size": 1024,
-        "bias": True,
-    }
-    for name, n_layer, n_head, n_embd in (
-        ("gpt2", 12, 12, 768),
-        ("gpt2-medium", 24, 16, 1024),
-        ("gpt2-large", 36, 20, 1280),
-        ("gpt2-xl", 48, 25, 1600),
-    )
-}
-
 # nanoGPT model.py's `GPTConfig` dataclass defaults, used for keywords a GPTConfig(...) omits.
 GPTCONFIG_DEFAULTS: dict[str, Any] = {
     "block_size": 1024,
@@ -338,8 +320,6 @@ KV_HEAD_KEYS = (
 # Model keys a config may write that nanoGPT's train.py never passes to GPTConfig.
 MODEL_ONLY_KEYS = frozenset({"vocab_size", *KV_HEAD_KEYS})
 
-INIT_FROM_VALUES = ("scratch", "resume", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
-DTYPE_VALUES = ("float32", "bfloat16", "float16")
 
 # vocab_size that nanoGPT's own data/<dataset>/prepare.py scripts write to meta.pkl.
 KNOWN_META_VOCAB = {"shakespeare_char": 65}

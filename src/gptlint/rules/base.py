@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -64,6 +65,4 @@ class Rule:
 
     @classmethod
     def explanation(cls) -> str:
-        import inspect
-
         return inspect.cleandoc(cls.__doc__ or cls.summary)
