@@ -21,13 +21,6 @@ from gptlint.rules.shape import EmbdNotDivisibleByHeads
 BOM = b"\xef\xbb\xbf"
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def fix(path: Path, *extra: str) -> int:
     return main(["--select", "GPT101", "--fix", *extra, str(path)])
 

@@ -27,13 +27,6 @@ from gptlint.units import parse_memory
 SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def gptlint(capsys, *args: str) -> tuple[int, str, str]:
     code = main(["--select", "GPT000,GPT101", *args])
     out, err = capsys.readouterr()

@@ -53,13 +53,6 @@ def run(capsys, *args: str) -> tuple[int, object]:
     return code, json.loads(out)
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     ("before", "after"),
     [
