@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,12 +18,16 @@ import pytest
 
 from gptlint.context import LintContext
 from gptlint.discover import selects
-from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
+from gptlint.estimate import estimate_memory
+from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile, get_profile
 from gptlint.lint import lint_file
 from gptlint.pyproject import load_settings
-from gptlint.resolve import ConfigError, OverrideError, load_config
+from gptlint.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
 from gptlint.run import Problem, TrainingRun, derive_run, project_root
+from gptlint.schema import SchemaError, find_train_py
 from gptlint.settings import Settings, SettingsError
+from gptlint.source import run_deep
+from gptlint.units import GIB, format_gib, format_params
 from pytest_gptcfg import report
 from pytest_gptcfg.options import OPTIONS_KEY, Options
 
@@ -36,7 +41,17 @@ def is_config(path: Path, given: Path) -> bool:
         settings = load_settings(path.parent)
     except SettingsError:
         return True
-    return selects(path, None if path == given else given, settings)
+    # run_deep: parsing recurses as deep as the file nests
+    return run_deep(selects, path, None if path == given else given, settings)
+
+
+MAX_SIMULATED_LAYERS = 2048
+"""More layers than any trained GPT (GPT-3 has 96): the step is not simulated (its cost grows
+with the layer count: 100,000 layers would run for hours)."""
+
+MAX_SIMULATED_BYTES = 64 * max(profile.usable_bytes for profile in PROFILES.values())
+"""64 times the largest GPU profile's memory: a step that needs more fits no GPU by orders of
+magnitude, and is refused before any torch work."""
 
 
 class CheckFailed(Exception):
@@ -98,14 +113,18 @@ class LintItem(ConfigItem):
     """Fails on error-level gptlint diagnostics; warnings and infos go to the session summary."""
 
     def runtest(self) -> None:
-        diagnostics = lint_file(self.parent.shown_path, self.parent.settings())
+        shown = self.parent.shown_path
+        try:  # run_deep: libcst and the evaluator recurse as deep as the file nests
+            diagnostics = run_deep(lint_file, shown, self.parent.settings())
+        except (SettingsError, SchemaError) as exc:
+            raise CheckFailed(f"{shown}: not linted: {exc}") from None
         errors = [d for d in diagnostics if d.severity == "error"]
         self.user_properties.append(
             (report.LINT_KEY, [f"{d} [{d.severity}]" for d in diagnostics if d not in errors])
         )
         if errors:
-            lines = [f"{len(errors)} gptlint error(s) in {self.parent.shown_path}:"]
-            lines += [f"  {d}" for d in diagnostics]
+            lines = [f"{_findings(diagnostics)} in {shown}:"]
+            lines += [f"  {d} [{d.severity}]" for d in diagnostics]
             safety = {d.fix.safety for d in diagnostics if d.fix is not None}
             if safety:
                 flags = "--fix" if "safe" in safety else "--fix --unsafe-fixes"
@@ -122,23 +141,33 @@ class MemoryItem(ConfigItem):
         profile = get_profile(settings.gpu)
         budget = settings.memory_budget or profile.usable_bytes
         try:
-            step = self._step(options, settings, profile)
+            step, model_py = self._step(options, settings, profile)
             # The torch boundary: the engine imports torch, so it is imported here, once a
             # config's run is known, never when the plugin loads or collects configs.
             from pytest_gptcfg.engine import check as engine
 
-            step = self._with_model(step, settings, engine)
+            step = self._with_model(step, model_py, engine)
             mode, device = _device(options.mode, engine.import_torch())
         except CheckFailed as exc:
             self._record(report.memory_record(path, profile, budget, error=str(exc)))
             raise
-        snapshot = self._snapshot_path(options, profile)
-        result = engine.check_memory(
-            step.spec, profile, budget, mode=mode, device_index=device, snapshot=snapshot
-        )
         max_batch = None
-        if not result.fits or options.report is not None:
-            max_batch = engine.find_max_batch_size(step.spec, profile, budget)
+        search = options.report is not None
+        if step.spec.eval_only:  # train.py evaluates and exits: no training step runs
+            from pytest_gptcfg.engine import evalstep
+
+            result = evalstep.check_eval(step.spec, profile, budget, mode, device)
+            if options.snapshot is not None and not result.fits:
+                result.notes.append("no memory snapshot is written for an evaluation")
+            if not result.fits or search:
+                max_batch = evalstep.find_max_eval_batch_size(step.spec, profile, budget)
+        else:
+            snapshot = self._snapshot_path(options, profile)
+            result = engine.check_memory(
+                step.spec, profile, budget, mode=mode, device_index=device, snapshot=snapshot
+            )
+            if not result.fits or search:
+                max_batch = engine.find_max_batch_size(step.spec, profile, budget)
         self._record(report.memory_record(path, profile, budget, step, result, max_batch))
         if not result.fits:
             raise CheckFailed(report.failure_text(path, profile, step, result, max_batch or 0))
@@ -151,34 +180,81 @@ class MemoryItem(ConfigItem):
         name = "__".join(self.parent.shown_path.with_suffix("").parts).lstrip("_.")
         return options.snapshot / f"{name}.{profile.name}.pickle"
 
-    def _step(self, options: Options, settings: Settings, profile: GpuProfile) -> TrainingRun:
-        """The run train.py would start for this config (gptlint's `derive_run`), with the
-        `--gpt-set` overrides and `--gpt-compile` applied."""
+    def _step(
+        self, options: Options, settings: Settings, profile: GpuProfile
+    ) -> tuple[TrainingRun, Path | None]:
+        """The run train.py would start for this config (gptlint's `derive_run`), with
+        `[tool.gptlint] set`, then the `--gpt-set` overrides (which win) and `--gpt-compile`
+        applied; and the project's model.py to build, if any (`_model_py`). Refuses a run too
+        large to simulate."""
         shown = self.parent.shown_path
+        cfg = self._config(options, settings)
+        model_py = self._model_py(cfg, settings)
         try:
-            cfg = load_config(shown, settings).with_overrides(options.overrides)
-        except ConfigError as exc:
+            world_size = run_deep(LintContext, cfg, settings).world_size.size
+        except (SettingsError, SchemaError) as exc:
             raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
-        except OverrideError as exc:
-            raise CheckFailed(f"--gpt-set: {exc}") from None
         run = derive_run(
             cfg,
             profile,
-            world_size=LintContext(cfg, settings).world_size.size,
+            world_size=world_size,
             root=project_root(self.path, self.config.invocation_params.dir),
             compile={"auto": None, "on": True, "off": False}[options.compile],
             strict=True,
+            own_model=model_py is not None,
         )
         if isinstance(run, list):
             raise CheckFailed(f"{shown}: memory check not run: {_explain(run[0])}")
-        return run
+        too_large = _too_large(run, profile)
+        if too_large:
+            raise CheckFailed(f"{shown}: memory check not run: too large to simulate: {too_large}")
+        return run, model_py
 
-    def _with_model(self, run: TrainingRun, settings: Settings, engine: ModuleType) -> TrainingRun:
-        """`run` building the project's model.py (`--gpt-model`, `[tool.gptlint] model`)."""
-        if not settings.model:
+    def _config(self, options: Options, settings: Settings) -> EffectiveConfig:
+        """The config, resolved (nested as deep as it may be), with both kinds of overrides."""
+        shown = self.parent.shown_path
+        try:
+            cfg = run_deep(load_config, shown, settings)
+        except ConfigError as exc:
+            raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
+        except SchemaError as exc:
+            raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
+        for where, overrides in (
+            ("[tool.gptlint] set", settings.overrides),
+            ("--gpt-set", options.overrides),
+        ):
+            try:
+                cfg = cfg.with_overrides(overrides) if overrides else cfg
+            except OverrideError as exc:
+                raise CheckFailed(f"{where}: {exc}") from None
+        return cfg
+
+    def _model_py(self, cfg: EffectiveConfig, settings: Settings) -> Path | None:
+        """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for
+        a fork whose train.py passes its own model arguments (`Schema.architecture_keys`), the
+        model.py beside that train.py; else None (nanoGPT's model, built in)."""
+        if settings.model:
+            return settings.model
+        keys = cfg.schema.architecture_keys
+        if not keys:
+            return None
+        train_py = settings.defaults or find_train_py(self.path)
+        if train_py is not None and (train_py.parent / "model.py").is_file():
+            return train_py.parent / "model.py"
+        raise CheckFailed(
+            f"{self.parent.shown_path}: memory check not run: cannot check this architecture"
+            f" ({train_py.name if train_py else 'train.py'} passes {', '.join(keys)} to its own"
+            " GPTConfig): give the fork's model.py with --gpt-model"
+        )
+
+    def _with_model(
+        self, run: TrainingRun, model_py: Path | None, engine: ModuleType
+    ) -> TrainingRun:
+        """`run` building the project's model.py (`_model_py`), if there is one."""
+        if model_py is None:
             return run
         try:
-            factory = engine.model_factory(settings.model)
+            factory = engine.model_factory(model_py)
         except engine.UserModelError as exc:
             raise CheckFailed(f"{self.parent.shown_path}: memory check not run: {exc}") from None
         return dataclasses.replace(run, spec=dataclasses.replace(run.spec, model_factory=factory))
@@ -188,10 +264,52 @@ class MemoryItem(ConfigItem):
 
 
 def _explain(problem: Problem) -> str:
-    """A problem, with how to supply a value only running the config would give."""
+    """A problem, with how to supply a value only running the config would give; an origin
+    that carries its own parenthesis (`(default (nanoGPT train.py))`, `(config/x.py:3 (n * 2))`)
+    is written once: `(default: nanoGPT train.py)`."""
+    text = _NESTED_ORIGIN.sub(r"(\1: \2)", str(problem))
     if problem.unknown:
-        return f"{problem}; give its value with --gpt-set {problem.key}=VALUE"
-    return str(problem)
+        return f"{text}; give its value with --gpt-set {problem.key}=VALUE"
+    return text
+
+
+_NESTED_ORIGIN = re.compile(r"\(([^()]*) \(([^()]*)\)\)")
+
+
+def _findings(diagnostics: list[Any]) -> str:
+    """`3 gptlint findings (1 error, 2 warnings)`: the count of what the failure lists."""
+    counts: dict[str, int] = {}
+    for d in diagnostics:
+        counts[str(d.severity)] = counts.get(str(d.severity), 0) + 1
+    parts = [f"{n} {severity}{'s' if n != 1 else ''}" for severity, n in counts.items()]
+    total = len(diagnostics)
+    return f"{total} gptlint finding{'s' if total != 1 else ''} ({', '.join(parts)})"
+
+
+def _too_large(run: TrainingRun, profile: GpuProfile) -> str | None:
+    """Why the run is too large to simulate (or measure), or None: more layers than
+    `MAX_SIMULATED_LAYERS`, or parameters or tensors beyond `MAX_SIMULATED_BYTES`. Torch-free
+    arithmetic (nanoGPT's parameter count, gptlint's estimate), so it is decided before any
+    torch work."""
+    spec, shape = run.spec, run.spec.shape
+    params = shape.num_params(non_embedding=False)
+    params_bytes = 4 * params  # fp32 parameters, as train.py keeps them
+    needs = f"needs ~{format_gib(params_bytes)} for parameters alone"
+    largest = f"the largest GPU profile holds {MAX_SIMULATED_BYTES // 64 / GIB:.0f} GiB"
+    if shape.n_layer > MAX_SIMULATED_LAYERS:
+        return (
+            f"n_layer {shape.n_layer} is more than {MAX_SIMULATED_LAYERS} layers"
+            f" ({format_params(params)} params; {needs})"
+        )
+    if params_bytes > MAX_SIMULATED_BYTES:
+        return f"{format_params(params)} params ({needs}; {largest})"
+    peak = estimate_memory(spec, profile).tensors
+    if peak > MAX_SIMULATED_BYTES:
+        return (
+            f"batch_size {spec.batch_size} x block_size {spec.block_size}"
+            f" (needs ~{format_gib(peak)} for its tensors at the peak; {largest})"
+        )
+    return None
 
 
 def _device(mode: str, torch: ModuleType) -> tuple[str, int]:

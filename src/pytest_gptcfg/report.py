@@ -50,11 +50,13 @@ def memory_record(
         "gradient_accumulation_steps": None,
         "dtype": None,
         "compile": None,
+        "compiled_step": None,
         "peak_allocated_bytes": None,
         "peak_reserved_bytes": None,
         "context_bytes": None,
         "fits": None,
         "max_batch_size": max_batch_size,
+        "eval_only": None,
     }
     if step is not None:
         shape = step.spec.shape
@@ -67,6 +69,7 @@ def memory_record(
             gradient_accumulation_steps=step.gradient_accumulation_steps,
             dtype=step.spec.dtype,
             compile=step.spec.compile,
+            eval_only=step.spec.eval_only,
         )
     if result is not None:
         record.update(
@@ -77,6 +80,7 @@ def memory_record(
             peak_reserved_bytes=int(result.peak_reserved_bytes),
             context_bytes=int(result.context_bytes),
             fits=bool(result.fits),
+            compiled_step=bool(result.compiled),
         )
     return record
 
@@ -91,6 +95,7 @@ def failure_text(
         if result.mode == MemoryMode.MEASURED
         else "simulated on fake tensors, no GPU used"
     )
+    how += f"; {'compiled' if result.compiled else 'eager'} step"
     total = result.peak_reserved_bytes + result.context_bytes
     params = shape.num_params()
     model = step.model
@@ -100,15 +105,21 @@ def failure_text(
         f"{format_gib(result.peak_reserved_bytes)} reserved "
         f"({format_gib(result.peak_allocated_bytes)} allocated) + "
         f"{format_gib(result.context_bytes)} CUDA context"
-        + (" (the step ran out of memory)" if result.oom else ""),
+        + (f" (the {_what(step)} ran out of memory)" if result.oom else ""),
         f"  model ({model.model_from}): n_layer {shape.n_layer}, n_head {shape.n_head}, n_embd "
         f"{shape.n_embd}, block_size {shape.block_size}, vocab_size {shape.vocab_size}"
         + (f" ({model.vocab_from})" if model.model_from == "scratch" else "")
         + f", bias {shape.bias}: {format_params(params)} params",
-        f"  step: batch_size {spec.batch_size} x block_size {spec.block_size}, "
-        f"gradient_accumulation_steps {step.gradient_accumulation_steps} "
-        f"({step.tokens_per_iter:,} tokens/iter), {spec.dtype}, compile "
-        f"{'on' if spec.compile else 'off'}, attention {result.attention_kernel}",
+        (
+            f"  evaluation (eval_only: no_grad forwards, no training step): batch_size "
+            f"{spec.batch_size} x block_size {spec.block_size}, {spec.dtype}, attention "
+            f"{result.attention_kernel}"
+            if spec.eval_only
+            else f"  step: batch_size {spec.batch_size} x block_size {spec.block_size}, "
+            f"gradient_accumulation_steps {step.gradient_accumulation_steps} "
+            f"({step.tokens_per_iter:,} tokens/iter), {spec.dtype}, compile "
+            f"{'on' if spec.compile else 'off'}, attention {result.attention_kernel}"
+        ),
         "  at the peak:",
     ]
     width = max(len(label) for label in BREAKDOWN_LABELS)
@@ -123,11 +134,24 @@ def failure_text(
     return "\n".join(lines)
 
 
+def _what(step: TrainingRun) -> str:
+    """What was checked: train.py's training step, or its evaluation for an eval-only config."""
+    return "evaluation" if step.spec.eval_only else "step"
+
+
 def suggestion(step: TrainingRun, max_batch: int) -> str:
-    """The largest batch_size that fits, with the accumulation that keeps tokens per iteration."""
+    """The largest batch_size that fits, with the accumulation that keeps tokens per iteration
+    (for an eval-only config, just the batch: it has no optimizer step)."""
     batch, gas = step.spec.batch_size, step.gradient_accumulation_steps
     if max_batch == 0:
+        if step.spec.eval_only:
+            return "batch_size 1 does not fit the evaluation either: shrink block_size (simulated)"
         return "batch_size 1 does not fit either: shrink the model or block_size (simulated)"
+    if step.spec.eval_only:
+        return (
+            f"the largest batch_size whose evaluation fits is {max_batch} (simulated); try it "
+            f"with --gpt-set batch_size={max_batch}"
+        )
     new = rebatch(batch, gas, max_batch, step.accumulation_divisor)
     if new is None:
         return (
@@ -163,7 +187,8 @@ def verbose_status(report: pytest.CollectReport | pytest.TestReport) -> str | No
         return None
     peak = record["peak_reserved_bytes"] + record["context_bytes"]
     budget = format_gib(record["budget_bytes"])
-    return f"PASSED ({record['mode']}: peak {format_gib(peak)} of {budget})"
+    mode = f"{record['mode']} evaluation" if record.get("eval_only") else record["mode"]
+    return f"PASSED ({mode}: peak {format_gib(peak)} of {budget})"
 
 
 class Results:
@@ -218,13 +243,13 @@ def table(records: list[dict[str, Any]]) -> list[str]:
             (
                 r["path"],
                 r["gpu"],
-                r["mode"],
+                f"{r['mode']} (eval)" if r.get("eval_only") else r["mode"],
                 format_params(r["params"]),
                 f"{r['tokens_per_iter']:,}",
                 format_gib(peak),
                 format_gib(r["budget_bytes"]),
                 "yes" if r["fits"] else "NO",
-                "-" if r["max_batch_size"] is None else str(r["max_batch_size"]),
+                _max_batch_cell(r["max_batch_size"]),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -236,3 +261,10 @@ def table(records: list[dict[str, Any]]) -> list[str]:
         ).rstrip()
         for row in rows
     ]
+
+
+def _max_batch_cell(max_batch: int | None) -> str:
+    """`-` where not searched, `none` where not even batch_size 1 fits (as the failure says)."""
+    if max_batch is None:
+        return "-"
+    return "none" if max_batch == 0 else str(max_batch)

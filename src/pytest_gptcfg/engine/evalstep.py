@@ -1,0 +1,243 @@
+"""The evaluation train.py runs for an eval-only config, measured on CUDA or simulated.
+
+With `eval_only = True` (nanoGPT's `eval_gpt2*.py`) train.py builds the model, creates its
+optimizer (AdamW holds no memory before its first step) and fetches the first batch; at
+iteration 0 it runs `estimate_loss()` and exits before any backward pass or optimizer step:
+`model.eval()`, then, under `torch.no_grad()`, `eval_iters` forward passes per split (train,
+val) at batch_size x block_size inside the autocast context. So no gradients, no AdamW state,
+no saved activations and no dropout masks: the peak is the parameters, autocast's weight
+copies and one forward's transient activations, with the previous pass's logits and loss still
+referenced (as in `estimate_loss`, where they are rebound only by the next forward).
+
+The simulation runs this on fake tensors with the training simulation's pieces (`simulate`'s
+CUDA behaviour and cuBLAS workspace, `tracker`, `allocator`); the measurement runs it on a GPU
+under the same cap as `cuda.measure`. `EVAL_ITERS_CHECKED` passes per split are run: memory is
+steady from the second on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import torch
+
+from gptlint.estimate import BREAKDOWN_LABELS, largest_fitting
+from gptlint.gpus import GpuProfile
+from gptlint.kinds import AttentionKernel, MemoryMode
+from gptlint.run import StepSpec
+from gptlint.units import MIB
+from pytest_gptcfg.engine import cuda, kernels
+from pytest_gptcfg.engine.allocator import CachingAllocator
+from pytest_gptcfg.engine.simulate import (
+    SIMULATED_CONTEXT_BYTES,
+    CudaBehaviour,
+    cublas_workspace_bytes,
+)
+from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
+from pytest_gptcfg.engine.trainstep import build_model, random_batches, resolve_dtype
+from pytest_gptcfg.results import MemoryResult, fits_budget
+
+EVAL_ITERS_CHECKED = 2
+"""Forward passes per split that the check runs (train.py runs `eval_iters`, 200 by default)."""
+
+SPLITS = ("train", "val")
+
+
+def run_evaluation(
+    model: torch.nn.Module,
+    get_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    autocast: Callable[[], AbstractContextManager[object]],
+    iters: int = EVAL_ITERS_CHECKED,
+) -> None:
+    """train.py's first batch, then `estimate_loss()`: `iters` no-grad forwards per split."""
+    first_batch = get_batch()  # train.py fetches it before the loop; it stays referenced
+    model.eval()
+    logits = loss = None
+    with torch.no_grad():
+        for _split in SPLITS:
+            for _ in range(iters):
+                X, Y = get_batch()
+                with autocast():
+                    logits, loss = model(X, Y)
+    model.train()
+    del first_batch, logits, loss
+
+
+def check_eval(
+    spec: StepSpec,
+    profile: GpuProfile,
+    budget_bytes: int,
+    mode: str = "simulate",
+    device_index: int = 0,
+) -> MemoryResult:
+    """The evaluation of `spec` judged against `budget_bytes`: 'cuda' measures it on GPU
+    `device_index`, 'simulate' runs it on fake tensors."""
+    if mode == "auto":
+        mode = "cuda" if torch.cuda.is_available() else "simulate"
+    if mode == "cuda":
+        return measure_eval(spec, profile, budget_bytes, device_index)
+    if mode != "simulate":
+        raise ValueError(f"mode must be 'auto', 'cuda' or 'simulate', got {mode!r}")
+    return simulate_eval(spec, profile, budget_bytes)
+
+
+def find_max_eval_batch_size(
+    spec: StepSpec, profile: GpuProfile, budget_bytes: int, limit: int = 4096
+) -> int:
+    """The largest `batch_size` whose evaluation fits (0 if batch 1 does not), simulated."""
+
+    def fits(batch: int) -> bool:
+        probe = dataclasses.replace(spec, batch_size=batch)
+        return simulate_eval(probe, profile, budget_bytes).fits
+
+    return largest_fitting(fits, limit)
+
+
+def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> MemoryResult:
+    """The evaluation of `spec` on fake tensors, as the training simulation runs its step."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    context = SIMULATED_CONTEXT_BYTES
+    notes = [
+        "simulated on fake tensors (no GPU used); "
+        f"the CUDA context is a modelled {context // MIB} MiB",
+        "eval_only: train.py evaluates (no_grad forwards, train and val splits) and exits "
+        "before the first training step",
+    ]
+    if spec.compile:
+        notes.append("torch.compile not simulated for the evaluation: the eager forward was")
+    dtype = resolve_dtype(spec.dtype)
+    lower = None if dtype == torch.float32 else dtype
+    allocator = CachingAllocator(limit=max(budget_bytes - context, 0))
+    tracker = StorageTracker(allocator, spec.batch_size * spec.block_size * spec.shape.vocab_size)
+    names: dict[int, str] = {}
+
+    def weight_copy(weight: torch.Tensor, copy: torch.Tensor) -> None:
+        dtype_name = str(copy.dtype).removeprefix("torch.")
+        name = names.get(id(weight), "weight")
+        tracker.label(copy, "weight_copies", f"{dtype_name} autocast copy of {name}")
+
+    behaviour = CudaBehaviour(lower, profile.compute_capability, weight_copy)
+    workspace = cublas_workspace_bytes(profile.compute_capability)
+    with FakeTensorMode(), tracker, torch.device("cpu"):
+        model = build_model(spec)
+        for n, p in model.named_parameters():
+            names[id(p)] = n
+            tracker.label(p, "parameters", f"parameter {n}")
+        # one cuBLAS handle: no backward, so autograd's device thread never runs a matmul
+        tracker.add(-1, Allocation(workspace, "activations", "cuBLAS workspace"))
+        run_evaluation(model, random_batches(spec, "cpu"), lambda: behaviour)
+        del model
+    peak = tracker.at_peak()
+    breakdown = dict.fromkeys(BREAKDOWN_LABELS, 0)
+    for allocation in peak:
+        breakdown[allocation.category] += allocation.size
+    breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
+    breakdown["cuda_context"] = context
+    kernel = _kernel_name(behaviour.attention_kernels)
+    if allocator.oom:
+        notes.append("the evaluation exceeds the memory cap: a real run raises CUDA out of memory")
+    return MemoryResult(
+        mode=MemoryMode.SIMULATED,
+        fits=fits_budget(allocator.peak_reserved, context, budget_bytes) and not allocator.oom,
+        peak_allocated_bytes=allocator.peak_allocated,
+        peak_reserved_bytes=allocator.peak_reserved,
+        context_bytes=context,
+        budget_bytes=budget_bytes,
+        breakdown=breakdown,
+        largest_tensors=[(a.description, a.size) for a in peak[:10]],
+        oom=allocator.oom,
+        torch_version=torch.__version__,
+        device_name=f"{profile.label} (simulated)",
+        attention_kernel=kernel,
+        notes=notes,
+    )
+
+
+def _kernel_name(used: set[AttentionKernel]) -> AttentionKernel:
+    from gptlint.estimate import EFFICIENT, FLASH, MATH
+
+    return next((k for k in (MATH, EFFICIENT, FLASH) if k in used), FLASH)
+
+
+def measure_eval(
+    spec: StepSpec, profile: GpuProfile, budget_bytes: int, device_index: int = 0
+) -> MemoryResult:
+    """The evaluation of `spec` on CUDA device `device_index`, capped at budget - context as
+    `cuda.measure` caps the training step."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("CUDA mode needs a CUDA GPU; use mode='simulate'")
+    device = torch.device("cuda", device_index)
+    notes: list[str] = [
+        "eval_only: train.py evaluates (no_grad forwards, train and val splits) and exits "
+        "before the first training step"
+    ]
+    cuda._initialise(device)
+    name = torch.cuda.get_device_name(device)
+    capability = torch.cuda.get_device_capability(device)
+    total = torch.cuda.get_device_properties(device).total_memory
+    if not profile.label.startswith(name):
+        notes.append(f"measured on {name}; its kernels apply, the budget is {profile.label}'s")
+    dtype = resolve_dtype(spec.dtype)
+    cuda._free_cached(device)
+    context_before = cuda._context_bytes(device, [])
+    base_allocated = torch.cuda.memory_allocated(device)
+    base_reserved = torch.cuda.memory_reserved(device)
+    fraction = min(1.0, max(budget_bytes - context_before, 0) / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    torch.cuda.reset_peak_memory_stats(device)
+    oom = False
+    parameters = 0
+    largest: list[tuple[str, int]] = []
+    model: torch.nn.Module | None = None
+    step_model = None
+    try:
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = build_model(spec)
+        step_model = torch.compile(model) if spec.compile else model
+        run_evaluation(
+            step_model,
+            random_batches(spec, device),
+            lambda: torch.autocast("cuda", dtype=dtype),
+        )
+        torch.cuda.synchronize(device)
+    except Exception as error:
+        if not cuda._is_oom(error):
+            raise
+        oom = True
+        notes.append("CUDA out of memory under the cap of budget - context")
+    finally:
+        if model is not None:
+            parameters, _, largest = cuda.inventory(model, None)
+        peak_allocated = torch.cuda.max_memory_allocated(device) - base_allocated
+        peak_reserved = torch.cuda.max_memory_reserved(device) - base_reserved
+        context = max(context_before, cuda._context_bytes(device, notes))
+        del model, step_model
+        cuda._release(device, spec.compile)
+    breakdown = dict.fromkeys(BREAKDOWN_LABELS, 0)
+    breakdown.update(
+        parameters=parameters,
+        activations=max(peak_allocated - parameters, 0),
+        allocator_overhead=peak_reserved - peak_allocated,
+        cuda_context=context,
+    )
+    head_dim = spec.shape.n_embd // spec.shape.n_head
+    return MemoryResult(
+        mode=MemoryMode.MEASURED,
+        fits=fits_budget(peak_reserved, context, budget_bytes) and not oom,
+        peak_allocated_bytes=peak_allocated,
+        peak_reserved_bytes=peak_reserved,
+        context_bytes=context,
+        budget_bytes=budget_bytes,
+        breakdown=breakdown,
+        largest_tensors=largest,
+        oom=oom,
+        torch_version=torch.__version__,
+        device_name=name,
+        attention_kernel=kernels.attention_kernel(capability, dtype, head_dim, 0.0),
+        notes=notes,
+        compiled=spec.compile,
+    )
