@@ -1,0 +1,94 @@
+"""The compiled step's simulation: Inductor's plans in train.py's step, its fallbacks, its cache."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gptlint.gpus import get_profile  # noqa: E402
+from gptlint.run import ModelShape, StepSpec  # noqa: E402
+from pytest_gptcfg.engine import compiled, compiledstep  # noqa: E402
+from pytest_gptcfg.engine.check import check_memory  # noqa: E402
+from pytest_gptcfg.engine.nanogpt import GPT  # noqa: E402
+
+GiB = 1024**3
+A100 = get_profile("a100-80gb")
+# a large vocabulary beside a tiny model: the loss buffers dominate, as for GPT-2 at scale
+WIDE = StepSpec(ModelShape(1, 2, 64, 64, 8192, False, 0.0), 8, 64, 1, "bfloat16", True)
+
+pytestmark = pytest.mark.skipif(
+    not compiled.torch_supported(), reason="the compiled simulation reads torch 2.13's plans"
+)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "gptcfg-plans"))
+
+
+def simulate(spec=WIDE):
+    return check_memory(spec, A100, 80 * GiB, mode="simulate")
+
+
+def test_the_compiled_step_needs_less_than_the_eager_one_for_a_large_vocab():
+    eager = simulate(dataclasses.replace(WIDE, compile=False))
+    result = simulate()
+    assert result.compiled and not eager.compiled
+    assert any("torch.compile simulated" in note for note in result.notes)
+    assert result.peak_allocated_bytes < eager.peak_allocated_bytes
+    logits = WIDE.tokens * WIDE.shape.vocab_size
+    # eager keeps 12 B per logit at its peak, compiled 6 (logits, zero grad, logits' grad)
+    assert eager.breakdown["logits_and_loss"] >= 12 * logits
+    assert 6 * logits <= result.breakdown["logits_and_loss"] < 7 * logits
+
+
+def test_a_cached_plan_gives_exactly_the_same_result():
+    first = simulate()
+    files = list(compiledstep.plan_cache_dir().glob("plan-*.json"))
+    assert files
+    second = simulate()
+    assert any("plan from the cache" in note for note in second.notes)
+    assert second.peak_allocated_bytes == first.peak_allocated_bytes
+    assert second.peak_reserved_bytes == first.peak_reserved_bytes
+    assert second.breakdown == first.breakdown
+    assert second.largest_tensors == first.largest_tensors
+
+
+def _fallback_note(result):
+    assert not result.compiled
+    notes = [n for n in result.notes if n.startswith("torch.compile not simulated")]
+    assert len(notes) == 1
+    return notes[0]
+
+
+def test_dropout_falls_back_to_eager_with_a_note():
+    spec = dataclasses.replace(WIDE, shape=dataclasses.replace(WIDE.shape, dropout=0.1))
+    assert "dropout 0.1" in _fallback_note(simulate(spec))
+
+
+def test_a_projects_own_model_falls_back_to_eager_with_a_note():
+    spec = dataclasses.replace(WIDE, model_factory=GPT)
+    assert "--gpt-model" in _fallback_note(simulate(spec))
+
+
+def test_an_unsupported_torch_falls_back_with_a_note(monkeypatch):
+    monkeypatch.setattr(compiled, "SUPPORTED_TORCH", ((1, 0), (1, 0)))
+    assert f"torch {torch.__version__}" in _fallback_note(simulate())
+
+
+def test_a_model_too_deep_to_plan_quickly_falls_back_with_a_note(monkeypatch):
+    monkeypatch.setattr(compiledstep, "MAX_LAYERS", 0)
+    assert "too long" in _fallback_note(simulate())
+
+
+def test_a_failure_inside_torch_falls_back_with_a_note_not_a_traceback(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("inductor changed")
+
+    monkeypatch.setattr(compiled, "plan_graphs", broken)
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", str(compiledstep.plan_cache_dir() / "empty"))
+    note = _fallback_note(simulate())
+    assert "RuntimeError: inductor changed" in note
