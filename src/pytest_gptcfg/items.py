@@ -278,10 +278,10 @@ _NESTED_ORIGIN = re.compile(r"\(([^()]*) \(([^()]*)\)\)")
 
 def _findings(diagnostics: list[Any]) -> str:
     """`3 gptlint findings (1 error, 2 warnings)`: the count of what the failure lists."""
-    counts: dict[str, int] = {}
+    counts = {severity: 0 for severity in ("error", "warning", "info")}
     for d in diagnostics:
         counts[str(d.severity)] = counts.get(str(d.severity), 0) + 1
-    parts = [f"{n} {severity}{'s' if n != 1 else ''}" for severity, n in counts.items()]
+    parts = [f"{n} {severity}{'s' if n != 1 else ''}" for severity, n in counts.items() if n]
     total = len(diagnostics)
     return f"{total} gptlint finding{'s' if total != 1 else ''} ({', '.join(parts)})"
 

@@ -166,7 +166,7 @@ def test_lint_errors_fail_with_the_diagnostics_and_no_traceback(project):
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(
         [
-            "*1 gptlint error(s) in config/train_bad.py:",
+            "*1 gptlint finding (1 error) in config/train_bad.py:",
             "*config/train_bad.py:3:1: GPT101 n_embd=512 is not divisible by n_head=12*",
         ]
     )

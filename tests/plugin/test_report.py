@@ -116,7 +116,7 @@ def test_the_summary_table_shows_the_mode_of_each_row():
     ]  # fmt: skip
     assert a.split() == [
         "config/a.py", "rtx4070", "measured", "123.59M", "655,360", "16.49", "GiB", "11.99",
-        "GiB", "NO", "0",
+        "GiB", "NO", "none",
     ]  # fmt: skip
     assert b.split()[2] == "measured" and b.split()[-2:] == ["yes", "-"]
     assert c.split() == ["config/c.py", "rtx4070", *"----", "11.99", "GiB", "error", "-"]

@@ -1,0 +1,197 @@
+"""Runs train.py starts that are not nanoGPT's training step: an eval-only config's evaluation,
+and a fork's own model (its train.py passes more arguments to its GPTConfig).
+
+These runs reach torch, so each uses a subprocess (see test_plugin_memory)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytest_plugins = ["pytester"]
+
+TINY = """\
+n_layer = 2
+n_head = 2
+n_embd = 64
+block_size = 32
+batch_size = 4
+gradient_accumulation_steps = 2
+dataset = 'tiny'
+compile = False
+"""
+EVAL_ONLY = TINY + "eval_only = True\n"
+
+FORK_TRAIN_PY = """\
+# a fork of nanoGPT's train.py: its model takes one more argument, mlp_mult
+out_dir = 'out'
+eval_only = False
+init_from = 'scratch'
+dataset = 'tiny'
+gradient_accumulation_steps = 2
+batch_size = 4
+block_size = 32
+n_layer = 2
+n_head = 2
+n_embd = 64
+dropout = 0.0
+bias = False
+mlp_mult = 4
+learning_rate = 6e-4
+weight_decay = 1e-1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0
+dtype = 'bfloat16'
+compile = False
+exec(open('configurator.py').read())
+model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
+                  bias=bias, vocab_size=None, dropout=dropout, mlp_mult=mlp_mult)
+"""
+
+FORK_MODEL_PY = """\
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+    mlp_mult: int = 4
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        width = config.mlp_mult * config.n_embd
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.mlps = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(config.n_embd, width, bias=config.bias),
+                nn.GELU(),
+                nn.Linear(width, config.n_embd, bias=config.bias),
+            )
+            for _ in range(config.n_layer)
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx, targets=None):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
+        for mlp in self.mlps:
+            x = x + mlp(x)
+        logits = self.lm_head(x)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss
+"""
+
+FORK_CONFIG = """\
+n_embd = 128
+batch_size = 8
+"""
+
+
+def records(project, result: pytest.RunResult) -> dict[str, dict]:
+    data = json.loads((project.path / "report.json").read_text())
+    return {record["path"]: record for record in data["configs"]}
+
+
+def test_an_eval_only_config_runs_the_evaluation_not_a_training_step(project):
+    project.config("train_tiny.py")
+    project.config("eval_tiny.py", EVAL_ONLY)
+    result = project.run_subprocess(
+        "--gpt-configs", "config", "-v", "-k", "memory", "--gpt-report", "report.json"
+    )
+    result.assert_outcomes(passed=2, deselected=2)
+    by_path = records(project, result)
+    evaluation, training = by_path["config/eval_tiny.py"], by_path["config/train_tiny.py"]
+    assert evaluation["eval_only"] is True and training["eval_only"] is False
+    # no gradients, no AdamW state, nothing saved for backward
+    assert evaluation["peak_allocated_bytes"] < training["peak_allocated_bytes"]
+    assert evaluation["max_batch_size"] > training["max_batch_size"]
+    result.stdout.fnmatch_lines(
+        [
+            "config/eval_tiny.py::memory?rtx4070? PASSED (simulated evaluation: peak *",
+            "config/eval_tiny.py *rtx4070 *simulated (eval) *3.32M *",
+        ]
+    )
+
+
+def test_an_eval_only_config_that_does_not_fit_says_evaluation(project):
+    project.config("eval_tiny.py", EVAL_ONLY)
+    result = project.run_subprocess(
+        "--gpt-configs", "config", "-k", "memory", "--gpt-memory-budget", "510MiB"
+    )
+    result.assert_outcomes(failed=1, deselected=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "config/eval_tiny.py does not fit *",
+            "  evaluation (eval_only: no_grad forwards, no training step): batch_size 4 x "
+            "block_size 32, bfloat16, attention *",
+            "    gradients *0.00 GiB",
+            "    AdamW state *0.00 GiB",
+            "  batch_size 1 does not fit the evaluation either: *",
+            "config/eval_tiny.py *simulated (eval) * NO *none",
+        ]
+    )
+    assert "  step:" not in out and "tokens/iter)" not in out and "Traceback" not in out
+
+
+def fork(project, model: bool = True) -> None:
+    (project.path / "train.py").write_text(FORK_TRAIN_PY)
+    (project.path / "configurator.py").write_text("# nanoGPT's configurator\n")
+    if model:
+        (project.path / "model.py").write_text(FORK_MODEL_PY)
+    project.config("train_plain.py", FORK_CONFIG)
+    project.config("train_wide.py", FORK_CONFIG + "mlp_mult = 32\n")
+
+
+def test_a_fork_with_its_own_architecture_is_checked_with_its_own_model(project):
+    fork(project)
+    result = project.run_subprocess(
+        "--gpt-configs", "config", "-k", "memory", "--gpt-report", "report.json"
+    )
+    result.assert_outcomes(passed=2, deselected=2)
+    by_path = records(project, result)
+    plain, wide = by_path["config/train_plain.py"], by_path["config/train_wide.py"]
+    # nanoGPT's model would give both the same peak: mlp_mult is the fork's own argument
+    extra_weights = 2 * 2 * (32 - 4) * 128 * 128 * 4  # n_layer x 2 Linear x widths x fp32
+    assert wide["peak_allocated_bytes"] - plain["peak_allocated_bytes"] > 3 * extra_weights
+
+
+def test_a_fork_without_a_model_py_is_not_checked_with_nanogpts(project):
+    fork(project, model=False)
+    result = project.run("--gpt-configs", "config/train_wide.py", "-k", "memory")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "config/train_wide.py: memory check not run: cannot check this architecture "
+            "(train.py passes mlp_mult to its own GPTConfig): give the fork's model.py with "
+            "--gpt-model"
+        ]
+    )
+
+
+def test_gpt_model_names_the_forks_model_py_anywhere(project):
+    fork(project, model=False)
+    (project.path / "models").mkdir()
+    (project.path / "models" / "moe.py").write_text(textwrap.dedent(FORK_MODEL_PY))
+    result = project.run_subprocess(
+        "--gpt-configs", "config/train_wide.py", "-k", "memory", "--gpt-model", "models/moe.py"
+    )
+    result.assert_outcomes(passed=1, deselected=1)
