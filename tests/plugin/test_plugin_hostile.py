@@ -1,0 +1,125 @@
+"""Hostile input in the plugin: impossible values, runs too large to simulate and deeply nested
+files fail with a plain message before any torch work; `[tool.gptlint] set` applies as on
+gptlint's command line. All in-process: no run here reaches torch."""
+
+from __future__ import annotations
+
+import re
+from itertools import takewhile
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SHAPE = """\
+n_layer = 2
+n_head = 2
+n_embd = 64
+block_size = 32
+batch_size = 4
+gradient_accumulation_steps = 2
+dataset = 'tiny'
+compile = False
+"""
+
+
+def failures(result: pytest.RunResult) -> dict[str, str]:
+    """Each failed item's one-line failure text, by config file name."""
+    found = {}
+    for line in result.outlines:
+        match = re.match(r"(config/\w+\.py): memory check not run: (.*)", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+IMPOSSIBLE = {
+    "dropout": ("dropout = 1.5", "dropout=1.5 (config/dropout.py:9) must be in [0, 1)"),
+    "negative_lr": ("learning_rate = -1.0", "AdamW raises 'Invalid learning rate'"),
+    "nan_lr": ("learning_rate = float('nan')", "learning_rate=nan (config/nan_lr.py:9): AdamW"),
+    "beta1": ("beta1 = 1.0", "AdamW raises 'Invalid beta parameter at index 0'"),
+    "beta2": ("beta2 = -0.5", "AdamW raises 'Invalid beta parameter at index 1'"),
+    "n_embd": ("n_embd = 2**63", "n_embd=9223372036854775808 (config/n_embd.py:9) is implaus"),
+    "batch": ("batch_size = 10**9", "too large to simulate: batch_size 1000000000 x block_size 32"),
+    "block": ("block_size = 10**9", "too large to simulate: batch_size 4 x block_size 1000000000"),
+    "layers": ("n_layer = 100000", "too large to simulate: n_layer 100000 is more than 2048"),
+    "width": ("n_embd = 2**20", "too large to simulate: 26441.07B params (needs ~"),
+}
+
+
+def test_impossible_values_and_huge_runs_fail_plainly_before_torch(project):
+    for name, (line, _) in IMPOSSIBLE.items():
+        project.config(f"{name}.py", SHAPE + line + "\n")
+    result = project.run("--gpt-configs", "config", "-k", "memory", "-p", "no:randomly")
+    result.assert_outcomes(failed=len(IMPOSSIBLE), deselected=len(IMPOSSIBLE))
+    found = failures(result)
+    for name, (_, expected) in IMPOSSIBLE.items():
+        assert expected in found[f"config/{name}.py"], (name, found.get(f"config/{name}.py"))
+    assert (
+        "GiB for parameters alone; the largest GPU profile holds 80 GiB)"
+        in found["config/width.py"]
+    )
+    assert "GiB for its tensors at the peak" in found["config/batch.py"]
+    out = result.stdout.str()
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    assert "))" not in "".join(found.values())
+
+
+def test_a_deeply_nested_file_is_linted_and_loaded(project):
+    chain = "x = " + " or ".join(["a"] * 2500) + "\n"
+    project.config("deep.py", SHAPE + chain + "dropout = 1.5\n")
+    result = project.run("--gpt-configs", "config", "-v")
+    out = result.stdout.str()
+    assert "RecursionError" not in out and "Traceback" not in out and "INTERNALERROR" not in out
+    # collected as a config, linted (its dropout is an error), its run derived
+    result.stdout.fnmatch_lines(["*config/deep.py:10:1: GPT* dropout*[[]error[]]"])
+    assert "dropout=1.5 (config/deep.py:10) must be in [0, 1)" in failures(result)["config/deep.py"]
+    result.assert_outcomes(failed=2)
+
+
+def test_pyproject_set_applies_and_gpt_set_wins(project):
+    project.config("train_a.py", SHAPE)
+    project.pytester.makepyprojecttoml("[tool.gptlint]\nset = {n_layer = 5000}\n")
+    from_set = project.run("--gpt-configs", "config", "-k", "memory")
+    assert "n_layer 5000 is more than 2048" in failures(from_set)["config/train_a.py"]
+    from_cli = project.run("--gpt-configs", "config", "-k", "memory", "--gpt-set", "n_layer=4000")
+    assert "n_layer 4000 is more than 2048" in failures(from_cli)["config/train_a.py"]
+
+
+def test_a_bad_pyproject_set_is_named(project):
+    project.config("train_a.py", SHAPE)
+    project.pytester.makepyprojecttoml("[tool.gptlint]\nset = {n_layer = 'twelve'}\n")
+    result = project.run("--gpt-configs", "config")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    result.stdout.fnmatch_lines(["[[]tool.gptlint[]] set: *n_layer*"])
+
+
+def test_a_problem_with_a_default_names_it_once_in_parentheses(project):
+    project.config("train_a.py", SHAPE.replace("gradient_accumulation_steps = 2\n", ""))
+    project.pytester.makepyprojecttoml("[tool.gptlint]\nworld-size = 3\n")
+    result = project.run("--gpt-configs", "config", "-k", "memory")
+    text = failures(result)["config/train_a.py"]
+    assert text.startswith("gradient_accumulation_steps=40 (default: nanoGPT train.py) is not")
+    assert "))" not in text
+
+
+def test_the_lint_failure_lists_every_finding_under_a_matching_count(project):
+    project.config(
+        "train_bad.py", SHAPE + "n_head = 12\nn_embd = 512\nbatch_size = 0.5\nfoo_bar = 1\n"
+    )
+    result = project.run("--gpt-configs", "config", "-k", "lint")
+    result.assert_outcomes(failed=1, deselected=1)
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if "gptlint finding" in line)
+    header = re.fullmatch(
+        r"(\d+) gptlint findings \((\d+) errors?(?:, (\d+) warnings?)?(?:, (\d+) infos?)?\) "
+        r"in config/train_bad\.py:",
+        lines[start],
+    )
+    assert header, lines[start]
+    listed = list(takewhile(lambda line: line.startswith("  config/"), lines[start + 1 :]))
+    assert len(listed) == int(header.group(1))
+    assert sum(line.endswith("[error]") for line in listed) == int(header.group(2))
+    assert all(re.search(r"\[(error|warning|info)\]$", line) for line in listed)
