@@ -2,9 +2,10 @@
 
 The estimate follows one step of nanoGPT's `train.py` on CUDA tensor by tensor: what the step
 allocates, what autograd keeps alive for the backward pass, and when the peak happens. Every
-term is derived in the docstring of the function that computes it. It models eager execution:
-with `compile = True` Inductor fuses the loss and usually needs less, so for compiled runs the
-estimate errs high. `pytest --gpt-configs` runs the real step (on CUDA, or on fake tensors).
+term is derived in the docstring of the function that computes it. It models the step the
+config runs: eager, or with `compile = True` (nanoGPT's default) the compiled step, whose
+loss Inductor fuses (`compiled_loss_bytes`); every other term is the same in both.
+`pytest --gpt-configs` runs the real step (on CUDA, or on fake tensors, compiled too).
 
 Cross-checks of the tensor bytes (before allocator overhead and CUDA context), bf16 on an
 sm89 card: GPT-2 124M at batch 12 x 1024 gives 12.85 GiB here, 12.88 GiB in pytest-gptcfg's
@@ -163,6 +164,26 @@ def loss_bytes(spec: StepSpec) -> int:
     return spec.tokens * spec.shape.vocab_size * (12 if spec.half else 16)
 
 
+def compiled_loss_bytes(spec: StepSpec) -> int:
+    """The B x T x vocab buffers of the compiled step at its peak, the start of the backward.
+
+    Inductor fuses cross-entropy's forward (log-softmax, gather, mean) and its backward
+    (softmax minus one-hot, scaled): neither the log-probabilities nor an fp32 copy of them
+    exist, and the forward graph saves only the logits and per-row statistics. What stays is
+    the 16-bit logits train.py holds in `logits` (2 B per element); the zero gradient autograd
+    materialises for the unused `logits` output of the compiled function (2 B), held until the
+    backward graph returns; and the logits' gradient the backward graph writes (2 B), which
+    `lm_head`'s two matmuls read while they write the 16-bit weight gradient (vocab x C x 2 B,
+    added here; the 16-bit input gradient is B x T x C, small beside it): 6 B per element. In
+    fp32 each is 4 B (12 B per element) and the weight gradient is the fp32 one. The saved
+    activations are the same as eager (Inductor's partitioner saves what autograd saves, give
+    or take a recomputed cast).
+    """
+    width = 2 if spec.half else 4
+    head_grad = spec.shape.vocab_size * spec.shape.n_embd * width
+    return spec.tokens * spec.shape.vocab_size * 3 * width + head_grad
+
+
 def weight_copy_bytes(spec: StepSpec) -> int:
     """Autocast casts each Linear weight to 16 bit once per forward and caches the copy until
     the autocast region exits; the Linear backward keeps it, so the copies of every matmul
@@ -208,11 +229,12 @@ def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
     largest. With the math attention kernel the backward of a block can peak higher, holding
     the B x H x T x T gradient and softmax-backward result (2 x 4 B per score) while the
     logits are still alive. On top: the caching allocator's overhead and the CUDA context.
+    With `spec.compile` the loss buffers are the compiled step's (`compiled_loss_bytes`).
     """
     kernel = attention_kernel(gpu, spec.half, spec.shape.head_dim, spec.shape.dropout)
     params = spec.shape.num_params(non_embedding=False)
     activations = activation_bytes(spec, kernel)
-    loss = loss_bytes(spec)
+    loss = compiled_loss_bytes(spec) if spec.compile else loss_bytes(spec)
     if kernel == MATH:
         backward = 8 * attention_scores(spec) + spec.tokens * spec.shape.vocab_size * 2
         loss = max(loss, backward)

@@ -41,5 +41,16 @@ def test_fixing_the_seed_config_leaves_no_contradicting_comment(tmp_path, capsys
     assert main(["--fix", "--unsafe-fixes", str(path)]) == 0
     capsys.readouterr()
     lines = path.read_text().splitlines()
-    assert lines[2] == "# ~64M parameters; batch 8 x block 1024 should fit easily in ~10.5 GB."
+    assert lines[2] == "# ~64M parameters; batch 16 x block 1024 should fit easily in ~11.1 GB."
     assert main([str(path), "--select", "ALL"]) == 0
+
+
+def test_run_eager_the_seed_config_is_rebatched_and_its_comment_follows(tmp_path, capsys):
+    path = tmp_path / "config" / EXAMPLE.name
+    path.parent.mkdir()
+    path.write_text(EXAMPLE.read_text().replace("n_head = 12", "n_head = 8") + "compile = False\n")
+    assert main(["--fix", "--unsafe-fixes", str(path)]) == 0
+    capsys.readouterr()
+    lines = path.read_text().splitlines()
+    assert lines[2] == "# ~64M parameters; batch 8 x block 1024 should fit easily in ~10.5 GB."
+    assert "batch_size = 8" in lines and "gradient_accumulation_steps = 64" in lines

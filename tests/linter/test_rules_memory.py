@@ -14,11 +14,11 @@ from gptlint.source import read_source
 
 SEED = (
     "n_layer = 12\nn_head = 12\nn_embd = 576\ndropout = 0.0\nbatch_size = 16\n"
-    "block_size = 1024\ngradient_accumulation_steps = 32\n"
+    "block_size = 1024\ngradient_accumulation_steps = 32\ncompile = False\n"
 )
 CHAR = (
     "dataset = 'shakespeare_char'\nn_layer = 6\nn_head = 6\nn_embd = 384\n"
-    "batch_size = 64\nblock_size = 256\n"
+    "batch_size = 64\nblock_size = 256\ncompile = False\n"
 )
 
 

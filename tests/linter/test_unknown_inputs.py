@@ -45,6 +45,7 @@ n_embd = 576
 batch_size = 16
 block_size = 1024
 gradient_accumulation_steps = 32
+compile = False
 """
 
 

@@ -32,8 +32,9 @@ class PeakMemoryAboveBudget(Rule):
     parameters, fp32 gradients, AdamW's two fp32 moments, autocast's 16-bit weight copies, the
     activations autograd saves per layer (for the attention kernel the target GPU runs), the
     B x T x vocab logits and cross-entropy buffers, the caching allocator's overhead and the
-    CUDA context; `gptlint.estimate` derives each term. It models eager execution
-    (`torch.compile` usually needs less) and the shape train.py builds (a gpt2* checkpoint's
+    CUDA context; `gptlint.estimate` derives each term. It models the step the config runs,
+    compiled (`compile = True`, nanoGPT's default: Inductor fuses the loss) or eager, and says
+    which, and the shape train.py builds (a gpt2* checkpoint's
     shape for `init_from = 'gpt2*'`; nothing for 'resume', whose shape is in the checkpoint).
     A file that sets none of the keys that size a run (batch_size, block_size, the shape,
     init_from, dtype, dataset) is not checked: nanoGPT's defaults are not its doing.
@@ -60,9 +61,9 @@ class PeakMemoryAboveBudget(Rule):
     INVALID = (
         Invalid(
             "n_layer = 12\nn_head = 12\nn_embd = 576\nbatch_size = 16\nblock_size = 1024\n"
-            "gradient_accumulation_steps = 32\n",
+            "gradient_accumulation_steps = 32\ncompile = False\n",
             "n_layer = 12\nn_head = 12\nn_embd = 576\nbatch_size = 8\nblock_size = 1024\n"
-            "gradient_accumulation_steps = 64\n",
+            "gradient_accumulation_steps = 64\ncompile = False\n",
             message="exceeds the 11.99 GiB budget of rtx4070",
             unsafe_fixes=True,
         ),
@@ -71,8 +72,8 @@ class PeakMemoryAboveBudget(Rule):
             message="even batch_size=1 needs more: init_from='gpt2-medium' fits at batch_size 1",
         ),
         Invalid(
-            "batch_size = 12\n",
-            "batch_size = 3\ngradient_accumulation_steps = 160\n",
+            "compile = False\nbatch_size = 12\n",
+            "compile = False\nbatch_size = 3\ngradient_accumulation_steps = 160\n",
             message="budget of 6.00 GiB (the memory-budget setting)",
             settings={"memory_budget": 6 * 1024**3},
             unsafe_fixes=True,
@@ -97,8 +98,7 @@ class PeakMemoryAboveBudget(Rule):
             against = (
                 f"the {format_gib(budget)} budget of {gpu.name} ({gpu.label}, {gpu.usable_mib} MiB)"
             )
-        compiled = ctx.config.get("compile") is True
-        engine = "eager; torch.compile usually needs less" if compiled else "eager"
+        engine = "compiled" if spec.compile else "eager"
         message = (
             f"estimated peak training memory {format_gib(estimate.total)} exceeds {against}:"
             f" {estimate.breakdown()} at batch_size {spec.batch_size} x block_size"
@@ -420,13 +420,13 @@ class MemoryClaimMismatch(Rule):
     VALID = (
         Valid("# train on a 12 GB RTX 4070\nbatch_size = 4\n"),
         Valid("# batch 4 fits in 12 GB\nbatch_size = 4\n"),
-        Valid("# uses ~9.5 GB\nbatch_size = 8\nn_embd = 576\n"),
+        Valid("# uses ~9.5 GB\nbatch_size = 8\nn_embd = 576\ncompile = False\n"),
     )
     INVALID = (
         Invalid(
-            "# batch 16 x block 1024 should fit easily in ~10.5 GB\nn_embd = 576\n"
+            "# batch 16 x block 1024 should fit easily in ~10.5 GB\nn_embd = 576\ncompile = False\n"
             "batch_size = 16\n",
-            "# batch 16 x block 1024 should fit easily in ~17.1 GB\nn_embd = 576\n"
+            "# batch 16 x block 1024 should fit easily in ~17.1 GB\nn_embd = 576\ncompile = False\n"
             "batch_size = 16\n",
             message="the comment says the run fits in ~10.5 GB, but GPT501 estimates a peak of"
             " 17.01 GiB",
@@ -481,7 +481,8 @@ class MemoryClaimMismatch(Rule):
                 fixed = fixed[:start] + new + fixed[end:]
             message = (
                 "; ".join(said) + f" (batch_size {run.spec.batch_size} x block_size"
-                f" {run.spec.block_size}, {run.spec.dtype}, eager, on {ctx.gpu.name})"
+                f" {run.spec.block_size}, {run.spec.dtype},"
+                f" {'compiled' if run.spec.compile else 'eager'}, on {ctx.gpu.name})"
             )
             edit = Edit(node, lambda old, fixed=fixed: old.with_changes(value=fixed))
             yield Violation(node, message, Fix("correct the comment", (edit,), FixSafety.UNSAFE))

@@ -9,3 +9,4 @@ gradient_accumulation_steps = 32
 max_iters = 10000
 lr_decay_iters = 10000
 eval_interval = 500
+compile = False  # eager while debugging: the fused loss is not there to save memory
