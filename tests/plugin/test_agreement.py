@@ -3,6 +3,7 @@ same categories, and agree where gptlint.estimate says they can (see its module 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -23,19 +24,25 @@ CHAR = ROOT / "examples/config/train_shakespeare_char.py"
 MEDIUM = ROOT / "tests/data/real_configs/nanogpt/config/eval_gpt2_medium.py"
 
 
-def both(path: Path):
+def both(path: Path, compile: bool | None = None):
+    """The estimate and the simulation of `path`'s run (its own `compile`, unless given)."""
     settings = load_settings(path.parent)
     context = LintContext(load_config(path, settings), settings)
     run = context.run
     assert isinstance(run, TrainingRun), run
-    estimate = estimate_memory(run.spec, context.gpu)
-    result = check_memory(run.spec, context.gpu, 2**62, mode="simulate")
+    spec = run.spec if compile is None else dataclasses.replace(run.spec, compile=compile)
+    estimate = estimate_memory(spec, context.gpu)
+    result = check_memory(spec, context.gpu, 2**62, mode="simulate")
     return estimate, result
 
 
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("path", [SEED_576, GPT2_SMALL, CHAR, MEDIUM], ids=lambda p: p.stem)
-def test_the_tensors_at_the_peak_agree_within_3_percent(path):
-    estimate, result = both(path)
+def test_the_tensors_at_the_peak_agree_within_3_percent(path, compile):
+    estimate, result = both(path, compile)
+    assert result.compiled is compile or (
+        compile and any("not simulated" in n for n in result.notes)
+    )
     assert set(result.breakdown) <= set(BREAKDOWN_LABELS)
     assert set(estimate.terms) == set(BREAKDOWN_LABELS)
     assert estimate.tensors == pytest.approx(result.peak_allocated_bytes, rel=0.03)
@@ -44,9 +51,10 @@ def test_the_tensors_at_the_peak_agree_within_3_percent(path):
 
 
 @pytest.mark.parametrize("path", [SEED_576, GPT2_SMALL], ids=lambda p: p.stem)
-def test_the_totals_agree_within_3_percent_on_the_readmes_configs(path):
-    """The README's flagship configs; elsewhere the allocator replay's cached-but-unused memory
+def test_the_eager_totals_agree_within_3_percent_on_the_readmes_configs(path):
+    """The README's flagship configs, run eager; elsewhere, and for compiled steps (whose replay
+    leaves less cached-but-unused memory than the estimate's 15%), the allocator's overhead
     varies with allocation order in a way no formula sees (estimate.py says why)."""
-    estimate, result = both(path)
+    estimate, result = both(path, compile=False)
     simulated = result.peak_reserved_bytes + result.context_bytes
     assert estimate.total == pytest.approx(simulated, rel=0.03)
