@@ -33,6 +33,7 @@ import contextlib
 import math
 import re
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -200,12 +201,17 @@ def _root_cause(error: BaseException, kind: type[BaseException]) -> BaseExceptio
 
 def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel) -> dict[str, Any]:
     """Run Dynamo, AOTAutograd and Inductor up to the wrapper code of both graphs."""
-    import torch._dynamo
-    import torch._functorch.config as functorch_config
-    import torch._inductor.config as inductor_config
-    from torch._functorch.aot_autograd import aot_module_simplified
-    from torch._inductor.compile_fx import compile_fx_inner, partition_fn
-    from torch._inductor.decomposition import select_decomp_table
+    # Imported here, not at the top: loading Dynamo and Inductor takes seconds that an eager
+    # simulation never needs. Their modules use the deprecated torch.jit.script_method while
+    # loading, which says nothing about the user's config: keep it out of their test run.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
+        import torch._dynamo
+        import torch._functorch.config as functorch_config
+        import torch._inductor.config as inductor_config
+        from torch._functorch.aot_autograd import aot_module_simplified
+        from torch._inductor.compile_fx import compile_fx_inner, partition_fn
+        from torch._inductor.decomposition import select_decomp_table
 
     from pytest_gptcfg.engine.nanogpt import GPT
 
