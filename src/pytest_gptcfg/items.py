@@ -83,14 +83,22 @@ class GptConfigFile(pytest.File):
 
     def settings(self) -> Settings:
         """`[tool.gptlint]` from the pyproject.toml nearest to the config, under the plugin's
-        `--gpt-gpu`, `--gpt-memory-budget` and `--gpt-model` (which win, as on gptlint's CLI)."""
+        `--gpt-gpu`, `--gpt-memory-budget` and `--gpt-model` (which win, as on gptlint's CLI);
+        `--gpt-compile on|off` sets the config's `compile`, so that the lint item's estimate
+        and the memory item check the same step."""
         options = self.options
         try:
             settings = load_settings(self.path.parent)
         except SettingsError as exc:
             raise CheckFailed(str(exc)) from None
+        compiled = () if options.compile == "auto" else (f"compile={options.compile == 'on'}",)
         return settings.merged(
-            {"gpu": options.gpu, "memory_budget": options.memory_budget, "model": options.model}
+            {
+                "gpu": options.gpu,
+                "memory_budget": options.memory_budget,
+                "model": options.model,
+                "overrides": compiled,
+            }
         )
 
 

@@ -95,7 +95,7 @@ def failure_text(
         if result.mode == MemoryMode.MEASURED
         else "simulated on fake tensors, no GPU used"
     )
-    how += f"; {'compiled' if result.compiled else 'eager'} step"
+    how = f"{what_ran(spec.eval_only, result.compiled)} {how}"
     total = result.peak_reserved_bytes + result.context_bytes
     params = shape.num_params()
     model = step.model
@@ -179,6 +179,19 @@ def _call_properties(report: pytest.CollectReport | pytest.TestReport) -> list[t
     return list(getattr(report, "user_properties", None) or ())
 
 
+_RAN = {"eval": "evaluation", "compiled": "compiled step", "eager": "eager step"}
+
+
+def ran_word(eval_only: bool | None, compiled: bool | None) -> str:
+    """`eval`, `compiled` or `eager`: what a memory result is the peak of."""
+    return "eval" if eval_only else "compiled" if compiled else "eager"
+
+
+def what_ran(eval_only: bool | None, compiled: bool | None) -> str:
+    """`evaluation`, `compiled step` or `eager step`, for sentences."""
+    return _RAN[ran_word(eval_only, compiled)]
+
+
 def verbose_status(report: pytest.CollectReport | pytest.TestReport) -> str | None:
     """`PASSED (simulated: peak 7.19 GiB of 11.99 GiB)` for a memory item that fits, under -v;
     None for every other report, whatever its type."""
@@ -187,8 +200,8 @@ def verbose_status(report: pytest.CollectReport | pytest.TestReport) -> str | No
         return None
     peak = record["peak_reserved_bytes"] + record["context_bytes"]
     budget = format_gib(record["budget_bytes"])
-    mode = f"{record['mode']} evaluation" if record.get("eval_only") else record["mode"]
-    return f"PASSED ({mode}: peak {format_gib(peak)} of {budget})"
+    ran = what_ran(record.get("eval_only"), record.get("compiled_step"))
+    return f"PASSED ({ran} {record['mode']}: peak {format_gib(peak)} of {budget})"
 
 
 class Results:
@@ -243,7 +256,7 @@ def table(records: list[dict[str, Any]]) -> list[str]:
             (
                 r["path"],
                 r["gpu"],
-                f"{r['mode']} (eval)" if r.get("eval_only") else r["mode"],
+                f"{r['mode']} ({ran_word(r.get('eval_only'), r.get('compiled_step'))})",
                 format_params(r["params"]),
                 f"{r['tokens_per_iter']:,}",
                 format_gib(peak),

@@ -190,7 +190,7 @@ def test_an_unparsable_config_fails_both_items_with_its_line(project):
     assert "Traceback" not in result.stdout.str()
 
 
-BIG_BATCH = "n_layer = 12\nn_head = 8\nn_embd = 512\nbatch_size = 16\n"
+BIG_BATCH = "n_layer = 12\nn_head = 8\nn_embd = 512\nbatch_size = 16\ncompile = False\n"
 
 
 def test_the_lint_item_judges_memory_against_the_plugins_gpu(project):

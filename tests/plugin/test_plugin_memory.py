@@ -34,7 +34,8 @@ def test_a_config_that_fits_passes_and_the_summary_says_simulated(project):
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "config/train_tiny.py::memory?rtx4070? PASSED (simulated: peak * GiB of 11.99 GiB)*",
+            "config/train_tiny.py::memory?rtx4070? PASSED"
+            " (* step simulated: peak * GiB of 11.99 GiB)*",
             "*= gptcfg summary =*",
             "config *gpu *mode *params *tokens/iter *peak *budget *fits *max batch",
             "config/train_tiny.py *rtx4070 *simulated *3.32M *256 *GiB *11.99 GiB *yes *-",
@@ -72,8 +73,8 @@ def test_over_budget_fails_with_peak_breakdown_tensors_and_a_batch_that_fits(pro
     assert "Traceback" not in out and "def runtest" not in out
     result.stdout.fnmatch_lines(
         [
-            "config/train_tiny.py does not fit NVIDIA GeForce RTX 4070 (12 GB) (simulated on fake "
-            "tensors, no GPU used; torch *)",
+            "config/train_tiny.py does not fit NVIDIA GeForce RTX 4070 (12 GB)"
+            " (* step simulated on fake tensors, no GPU used; torch *)",
             "  peak * GiB > budget 1.00 GiB: * reserved (* allocated) + * CUDA context*",
             "  model (scratch): n_layer 2, n_head 2, n_embd 64, block_size 32, vocab_size 50304 "
             "(no data/tiny/meta.pkl: nanoGPT's default), bias False: 3.32M params",

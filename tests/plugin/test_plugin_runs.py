@@ -125,7 +125,7 @@ def test_an_eval_only_config_runs_the_evaluation_not_a_training_step(project):
     assert evaluation["max_batch_size"] > training["max_batch_size"]
     result.stdout.fnmatch_lines(
         [
-            "config/eval_tiny.py::memory?rtx4070? PASSED (simulated evaluation: peak *",
+            "config/eval_tiny.py::memory?rtx4070? PASSED (evaluation simulated: peak *",
             "config/eval_tiny.py *rtx4070 *simulated (eval) *3.32M *",
         ]
     )

@@ -61,13 +61,15 @@ def test_failure_text_says_measured_on_the_device():
     text = report.failure_text("config/x.py", RTX4070, RUN, MEASURED, 11)
     first = text.splitlines()[0]
     assert first.startswith("config/x.py does not fit NVIDIA GeForce RTX 4070")
-    assert "(measured on NVIDIA H200; torch 2.13.0)" in first
+    assert "(eager step measured on NVIDIA H200; torch 2.13.0)" in first
     assert "simulated on fake tensors" not in text
 
 
 def test_failure_text_says_simulated_on_fake_tensors():
     text = report.failure_text("config/x.py", RTX4070, RUN, SIMULATED, 11)
-    assert "(simulated on fake tensors, no GPU used; torch 2.13.0)" in text.splitlines()[0]
+    assert (
+        "(eager step simulated on fake tensors, no GPU used; torch 2.13.0)" in text.splitlines()[0]
+    )
     assert "measured on" not in text
     assert "(the step ran out of memory)" in text
     assert "attention flash" in text
@@ -115,10 +117,11 @@ def test_the_summary_table_shows_the_mode_of_each_row():
         "config", "gpu", "mode", "params", "tokens/iter", "peak", "budget", "fits", "max", "batch"
     ]  # fmt: skip
     assert a.split() == [
-        "config/a.py", "rtx4070", "measured", "123.59M", "655,360", "16.49", "GiB", "11.99",
+        "config/a.py", "rtx4070", "measured", "(eager)", "123.59M", "655,360", "16.49", "GiB",
+        "11.99",
         "GiB", "NO", "none",
     ]  # fmt: skip
-    assert b.split()[2] == "measured" and b.split()[-2:] == ["yes", "-"]
+    assert b.split()[2:4] == ["measured", "(eager)"] and b.split()[-2:] == ["yes", "-"]
     assert c.split() == ["config/c.py", "rtx4070", *"----", "11.99", "GiB", "error", "-"]
 
 
@@ -131,7 +134,7 @@ def test_the_summary_lists_lint_diagnostics_after_the_table():
 def test_verbose_status_of_a_memory_item_that_fits():
     record = report.memory_record("config/x.py", RTX4070, BUDGET, RUN, FITS)
     status = report.verbose_status(_report("x", [(report.MEMORY_KEY, record)]))
-    assert status == "PASSED (measured: peak 6.49 GiB of 11.99 GiB)"
+    assert status == "PASSED (eager step measured: peak 6.49 GiB of 11.99 GiB)"
 
 
 def test_verbose_status_is_none_for_everything_else():
