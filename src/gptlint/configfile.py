@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -9,9 +11,10 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gptlint.evaluate import identifier
-from gptlint.positions import StatementPositions, statement_lines
+from gptlint.positions import StatementPositions, small_starts, statement_lines
 from gptlint.source import Source, SourceError, check_syntax, run_deep
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
 SHAPE_KEYS = frozenset({"n_layer", "n_head", "n_embd"})
 
 
@@ -73,6 +76,7 @@ class ConfigFile:
     bindings: list[Binding]
     shape_calls: list[ShapeCall]
     statement_lines: list[int] | None = None  # each top-level statement's first line
+    statement_starts: list[tuple[int, int]] | None = None  # CPython's (line, byte column)
 
     @property
     def path(self) -> str:
@@ -87,7 +91,9 @@ class ConfigFile:
     def _statement_positions(self) -> StatementPositions | None:
         if self.statement_lines is None or len(self.statement_lines) != len(self.module.body):
             return None
-        return StatementPositions(self.module, self.statement_lines)
+        return StatementPositions(
+            self.module, self.statement_lines, self.statement_starts, self.source.line_text
+        )
 
     @cached_property
     def _statement_of(self) -> dict[cst.CSTNode, int]:
@@ -100,13 +106,58 @@ class ConfigFile:
             index.update({n: call.index for pair in call.args.values() for n in pair})
         return index
 
+    @cached_property
+    def _small_of(self) -> dict[cst.CSTNode, cst.BaseSmallStatement]:
+        """The small statement of the assignment nodes on lines of `;`-joined statements."""
+        small: dict[cst.CSTNode, cst.BaseSmallStatement] = {}
+        for a in self.assignments:
+            if isinstance(a.statement, cst.SimpleStatementLine) and len(a.statement.body) > 1:
+                small.update({n: a.node for n in (a.target, a.value, a.node) if n is not None})
+        return small
+
     def position(self, node: cst.CSTNode) -> CodeRange:
         """Where `node` is (1-based lines, 0-based columns). Only the top-level statement that
-        holds a known node is regenerated; any other node costs the whole module, once."""
+        holds a known node is regenerated (only its small statement, on a line of statements
+        joined by `;`); any other node costs the whole module, once."""
         index = self._statement_of.get(node)
         if index is not None and self._statement_positions is not None:
-            return self._statement_positions.position(node, index)
+            return self._statement_positions.position(node, index, self._small_of.get(node))
         return self._positions[node]
+
+    def code_with(
+        self, rewrite: Callable[[cst.CSTNode], cst.CSTNode], nodes: Iterable[cst.CSTNode]
+    ) -> str:
+        """The file's code with `rewrite` applied to the top-level statements that hold
+        `nodes` (or to the whole module where a node's statement is not known). Only those
+        statements are regenerated and put in place of their text, which is what regenerating
+        the whole module gives (libcst writes every other statement back as it was read) at
+        a fraction of the cost for a large file."""
+        indexes = set()
+        for node in nodes:
+            index = self._statement_of.get(node)
+            if index is None or self._statement_positions is None:
+                return rewrite(self.module).code
+            indexes.add(index)
+        text, starts = self.source.text, self._line_offsets
+        pieces, at = [], 0
+        for index in sorted(indexes):
+            statement = self.module.body[index]
+            line = self._statement_positions.first_lines[index] - len(statement.leading_lines)
+            old = self.module.code_for_node(statement)
+            begin = starts[line - 1] if 0 < line <= len(starts) else -1
+            if begin < at or text[begin : begin + len(old)] != old:
+                return rewrite(self.module).code
+            new = rewrite(statement)
+            if not isinstance(new, cst.BaseStatement):  # removed, or split into several
+                return rewrite(self.module).code
+            pieces += [text[at:begin], self.module.code_for_node(new)]
+            at = begin + len(old)
+        return "".join([*pieces, text[at:]])
+
+    @cached_property
+    def _line_offsets(self) -> list[int]:
+        """Where each line of the text starts (lines end at \\r\\n, \\r or \\n, as Python's)."""
+        return [0, *(m.end() for m in _LINE_END.finditer(self.source.text))]
 
     def assignments_of(self, key: str) -> list[Assignment]:
         """Every assignment of `key`, in file order."""
@@ -135,7 +186,15 @@ def parse_config(source: Source) -> ConfigFile:
         if walrus:
             _collect_walrus(statement, index, bindings)
     shape_calls = _find_shape_calls(module) if _may_hold_shapes(source.text) else []
-    return ConfigFile(source, module, assignments, bindings, shape_calls, statement_lines(tree))
+    return ConfigFile(
+        source,
+        module,
+        assignments,
+        bindings,
+        shape_calls,
+        statement_lines(tree),
+        small_starts(tree),
+    )
 
 
 def _collect(

@@ -83,7 +83,8 @@ def apply_fixes(file: ConfigFile, chosen: list[Diagnostic]) -> str:
     """The file's text with the fixes of `chosen` (from `chosen_fixes`) applied: the tree is
     regenerated, so only the nodes the fixes name change."""
     edits = {edit.old: edit for diagnostic in chosen for edit in diagnostic.fix.edits}
-    return file.module.visit(_Rewriter(edits)).code
+    rewriter = _Rewriter(edits)
+    return file.code_with(lambda node: node.visit(rewriter), edits)
 
 
 def chosen_fixes(diagnostics: list[Diagnostic], unsafe: bool) -> list[Diagnostic]:

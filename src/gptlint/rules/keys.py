@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import difflib
+import functools
+import re
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -61,19 +64,76 @@ class _Keys:
             found.append(a)
         if not found:
             return []
+        sure = _never_read(self.ctx.file.source.text, self.ctx.file.assignments, found)
+        if len(sure) == len(found):
+            return found
         read = _read_names(self.ctx.file.module, self.ctx.file.assignments)
-        return [a for a in found if a.key not in read]
+        return [a for a in found if id(a) in sure or a.key not in read]
 
     def suggestion(self, key: str) -> str | None:
         """The known key `key` is a near miss of, if one is clearly meant."""
-        known = list(self.ctx.config.schema.keys)
         if ALIASES.get(key) in self.ctx.config.schema:
             return ALIASES[key]
         lowered = key.lower()
         if lowered in self.ctx.config.schema:
             return lowered
-        matches = difflib.get_close_matches(lowered, known, n=1, cutoff=0.8)
-        return matches[0] if matches else None
+        return _close_match(lowered, tuple(self.ctx.config.schema.keys))
+
+
+_CUTOFF = 0.8
+
+
+@functools.lru_cache(maxsize=4096)
+def _close_match(word: str, known: tuple[str, ...]) -> str | None:
+    """`difflib.get_close_matches(word, known, n=1, cutoff=0.8)`, asked only about the known
+    keys that could reach the cutoff. A ratio is 2*M/(len(a)+len(b)) where M, the characters
+    matched, is at most the shorter length and at most the characters of `word` that occur in
+    the key at all (counted in C with str.translate). The bounds only drop candidates that
+    difflib would drop too, so the answer is the same."""
+    size = len(word)
+    near, shortest, longest, any_table = _near_in_length(size, known)
+    if 2 * min(size - len(word.translate(any_table)), longest) < _CUTOFF * (size + shortest):
+        return None  # too few of its characters occur in any of them (`k12345`)
+    candidates = [
+        k
+        for k, table in near
+        if 2 * min(size - len(word.translate(table)), len(k)) >= _CUTOFF * (size + len(k))
+    ]
+    if not candidates:
+        return None
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=_CUTOFF)
+    return matches[0] if matches else None
+
+
+@functools.lru_cache(maxsize=256)
+def _near_in_length(
+    size: int, known: tuple[str, ...]
+) -> tuple[list[tuple[str, dict[int, None]]], int, int, dict[int, None]]:
+    """The known keys whose length lets a word of `size` characters reach the cutoff (two
+    strings of lengths a <= b match at most a characters: 2a/(a+b)), each with a
+    str.translate table that deletes its characters; their shortest and longest length; and
+    a table that deletes the characters of any of them."""
+    near = [k for k in known if 2 * min(size, len(k)) >= _CUTOFF * (size + len(k))]
+    tables = [(k, dict.fromkeys(map(ord, k))) for k in near]
+    lengths = [len(k) for k in near] or [0]
+    return tables, min(lengths), max(lengths), dict.fromkeys(map(ord, "".join(near)))
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _never_read(text: str, assignments: list[Assignment], found: list[Assignment]) -> set[int]:
+    """The ids of the `found` assignments whose key the file surely never reads: an ASCII name
+    whose every occurrence as a word of the text is one of its own assignment targets (each
+    Name node is one such word, so no other Name node can hold it). Lets a file of many keys
+    skip walking its whole tree."""
+    words = collections.Counter(_WORD.findall(text))
+    targets = collections.Counter(a.target.value for a in assignments)
+    return {
+        id(a)
+        for a in found
+        if a.key.isascii() and a.target.value == a.key and words[a.key] <= targets[a.key]
+    }
 
 
 def _config_like(key: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,11 +36,23 @@ class HeadChoice:
 def keep_width(n_embd: int, n_head: int) -> HeadChoice | None:
     """The divisor of n_embd nearest n_head whose head_dim is a multiple of 8 (ties: the one
     with head_dim nearest 64). None if n_embd has no such divisor."""
-    aligned = [d for d in range(1, n_embd + 1) if n_embd % d == 0 and (n_embd // d) % 8 == 0]
+    aligned = [d for d in divisors(n_embd) if (n_embd // d) % 8 == 0]
     if not aligned:
         return None
     best = min(aligned, key=lambda d: (abs(d - n_head), abs(n_embd // d - 64)))
     return HeadChoice(best, n_embd)
+
+
+@functools.lru_cache(maxsize=256)
+def divisors(n: int) -> tuple[int, ...]:
+    """The positive divisors of `n` (> 0) in ascending order, found in O(sqrt n) steps."""
+    small, large = [], []
+    for d in range(1, math.isqrt(n) + 1):
+        if n % d == 0:
+            small.append(d)
+            if d != n // d:
+                large.append(n // d)
+    return (*small, *reversed(large))
 
 
 def keep_heads(n_embd: int, n_head: int) -> list[HeadChoice]:
