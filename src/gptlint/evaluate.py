@@ -98,13 +98,25 @@ class TooLarge(ArithmeticError):
 _steps = [0]
 
 
+TOO_LARGE = "too large to evaluate statically"
+"""Why a value is UNKNOWN when it (or the work to compute it) is past the budget."""
+
+
 def evaluate(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
     """The value of `node` given the names in `env`, or UNKNOWN (also for values past the
     budget: MAX_INT_BITS, MAX_LENGTH, MAX_STEPS)."""
+    return evaluate_why(node, env)[0]
+
+
+def evaluate_why(node: cst.BaseExpression, env: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """`evaluate(node, env)` and, where the value is UNKNOWN because it is past the budget
+    (`10**10**10`, `str([0]*10**8)`), why: TOO_LARGE. None otherwise."""
     saved = _steps[0]
     _steps[0] = 0
     try:
-        return _checked(_eval(node, env))
+        return _checked(_eval(node, env)), None
+    except (TooLarge, OverflowError):
+        return UNKNOWN, TOO_LARGE
     except (
         ArithmeticError,
         TypeError,
@@ -114,20 +126,29 @@ def evaluate(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
         MemoryError,
         RecursionError,
     ):
-        return UNKNOWN
+        return UNKNOWN, None
     finally:
         _steps[0] = saved
 
 
 def apply_augmented(operator_node: cst.BaseAugOp, current: Any, value: Any) -> Any:
     """`current <op>= value` (e.g. `max_iters += 1000`), or UNKNOWN."""
+    return apply_augmented_why(operator_node, current, value)[0]
+
+
+def apply_augmented_why(
+    operator_node: cst.BaseAugOp, current: Any, value: Any
+) -> tuple[Any, str | None]:
+    """`apply_augmented`, and TOO_LARGE where the result is past the budget."""
     binary = _AUGMENTED.get(type(operator_node))
     if binary is None or UNKNOWN in (current, value):
-        return UNKNOWN
+        return UNKNOWN, None
     try:
-        return _checked(_binary_value(binary, current, value))
+        return _checked(_binary_value(binary, current, value)), None
+    except (TooLarge, OverflowError):
+        return UNKNOWN, TOO_LARGE
     except (ArithmeticError, TypeError, ValueError, MemoryError, RecursionError):
-        return UNKNOWN
+        return UNKNOWN, None
 
 
 def _checked(value: Any) -> Any:
@@ -148,7 +169,9 @@ def _eval(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
 
 
 def _eval_node(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
-    if isinstance(node, cst.Integer | cst.Float):
+    if isinstance(node, cst.Integer):
+        return int(node.value.replace("_", ""), 0)  # what evaluated_value's ast.parse gives
+    if isinstance(node, cst.Float):
         return node.evaluated_value
     if isinstance(node, cst.SimpleString):
         return node.evaluated_value
@@ -229,6 +252,8 @@ def _binary_value(operator_type: type, left: Any, right: Any) -> Any:
     if op is None:
         return UNKNOWN
     if op is operator.pow and isinstance(right, int | float) and abs(right) > _MAX_POWER_EXPONENT:
+        if isinstance(left, int) and abs(left) > 1 and right > 0:
+            raise TooLarge  # 10**10**10
         return UNKNOWN
     if _too_large(op, left, right):
         raise TooLarge

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import libcst as cst
+
 from gptlint.configfile import Assignment, Binding, ConfigFile, parse_config
-from gptlint.evaluate import apply_augmented, evaluate
+from gptlint.evaluate import TOO_LARGE, apply_augmented_why, evaluate_why, identifier
 from gptlint.kinds import ValueKind
 from gptlint.schema import NANOGPT_SCHEMA, Schema, schema_for
 from gptlint.settings import Settings
@@ -77,7 +79,8 @@ class EffectiveConfig:
         return self._values.get(key)
 
     def origin(self, key: str) -> str:
-        """Where `key`'s value comes from, e.g. `config/x.py:3` or `default (nanoGPT train.py)`."""
+        """Where `key`'s value comes from, e.g. `config/x.py:3`, `default (nanoGPT train.py)` or
+        `config/x.py:3 (too large to evaluate statically)`."""
         resolved = self._values.get(key)
         if resolved is None:
             return "not set"
@@ -93,7 +96,7 @@ class EffectiveConfig:
             node = resolved.binding.statement
         line = self.file.position(node).start.line if node is not None else 1
         where = f"{self.path}:{line}"
-        return where if resolved.kind == ValueKind.FILE else f"{where} ({resolved.text})"
+        return f"{where} ({resolved.text})" if resolved.text else where
 
     def with_overrides(self, items: Iterable[str]) -> EffectiveConfig:
         """Apply `--key=value` overrides as nanoGPT's configurator.py does.
@@ -132,6 +135,7 @@ def resolve(
         key: Resolved(key, spec.default, ValueKind.DEFAULT) for key, spec in schema.keys.items()
     }
     env = {key: r.value for key, r in values.items()}
+    too_large: set[str] = set()  # names whose value is past the evaluation budget
     events = sorted(
         [(a.index, 0, a) for a in file.assignments] + [(b.index, 1, b) for b in file.bindings],
         key=lambda event: (event[0], event[1]),
@@ -146,29 +150,54 @@ def resolve(
                     name, UNKNOWN, ValueKind.UNKNOWN, binding=event, text=event.reason
                 )
                 env[name] = UNKNOWN
+            too_large.difference_update(names)
             continue
-        value = _assigned_value(event, env)
+        value, why = _assigned_value(event, env, too_large)
         kind = ValueKind.FILE
         if event.conditional:
-            value, kind = UNKNOWN, ValueKind.UNKNOWN
-        values[event.key] = Resolved(
-            event.key,
-            value,
-            kind,
-            assignment=event,
-            text="set inside a block" if event.conditional else "",
-        )
+            value, kind, why = UNKNOWN, ValueKind.UNKNOWN, "set inside a block"
+        values[event.key] = Resolved(event.key, value, kind, assignment=event, text=why or "")
         env[event.key] = value
+        if why == TOO_LARGE:
+            too_large.add(event.key)
+        else:
+            too_large.discard(event.key)
     return EffectiveConfig(file, schema, values)
 
 
-def _assigned_value(assignment: Assignment, env: dict[str, Any]) -> Any:
+def _assigned_value(
+    assignment: Assignment, env: dict[str, Any], too_large: set[str]
+) -> tuple[Any, str | None]:
+    """The value an assignment binds, and TOO_LARGE where it is UNKNOWN because it, or a
+    name it reads, is past the evaluation budget (`x = 2`, then `x = x*x` forty times)."""
     if assignment.value is None:
-        return UNKNOWN
-    value = evaluate(assignment.value, env)
-    if assignment.operator is None or value is UNKNOWN:
-        return value
-    return apply_augmented(assignment.operator, env.get(assignment.key, UNKNOWN), value)
+        return UNKNOWN, None
+    value, why = evaluate_why(assignment.value, env)
+    if assignment.operator is not None and value is not UNKNOWN:
+        current = env.get(assignment.key, UNKNOWN)
+        value, why = apply_augmented_why(assignment.operator, current, value)
+        if value is UNKNOWN and assignment.key in too_large:
+            why = TOO_LARGE
+    if value is UNKNOWN and why is None and too_large and _reads(assignment.value, too_large):
+        why = TOO_LARGE
+    return value, why
+
+
+def _reads(node: cst.BaseExpression, names: set[str]) -> bool:
+    """Whether `node` mentions one of `names`."""
+    finder = _NameFinder(names)
+    node.visit(finder)
+    return finder.found
+
+
+class _NameFinder(cst.CSTVisitor):
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+        self.found = False
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if identifier(node.value) in self.names:
+            self.found = True
 
 
 def load_config(path: str | Path, settings: Settings | None = None) -> EffectiveConfig:

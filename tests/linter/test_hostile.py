@@ -250,6 +250,51 @@ def test_evaluation_is_bounded(project, capsys, value):
     assert "GPT101" in out
 
 
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        ("10**10**10", 3),
+        ("2\n" + "n_embd = n_embd * n_embd\n" * 40, 43),
+        ("10**4000", 3),
+        ("2\nn_embd **= 10**6", 4),
+    ],
+)
+def test_a_value_too_large_to_evaluate_is_named_where_it_is_needed(project, capsys, value, line):
+    (project / "c.py").write_text(f"n_layer = 12\nn_head = 8\nn_embd = {value}\nbatch_size = 8\n")
+    code, out, err = gptlint(capsys, "--select", "ALL", "c.py")
+    assert (code, err) == (1, "")
+    assert (
+        f"GPT503 GPT501 not checked: n_embd is not known without running the config: c.py:{line}"
+        " (too large to evaluate statically)"
+    ) in out
+
+
+def test_too_large_follows_the_names_that_read_it(project):
+    from gptlint.resolve import load_config
+
+    (project / "c.py").write_text(
+        "x = 10**10**10\nn_embd = x // 2\nout_dir = str([0]*10**8)\nn_layer = 2**20000\n"
+        "n_layer = 4\nn_head = len(x)\nblock_size = 2**9999 * 2**9999\n"
+    )
+    config = load_config("c.py")
+    assert config.origin("n_embd") == "c.py:2 (too large to evaluate statically)"
+    assert config.origin("out_dir") == "c.py:3 (too large to evaluate statically)"
+    assert config.origin("n_layer") == "c.py:5"  # assigned again: known
+    assert config.origin("n_head") == "c.py:6 (too large to evaluate statically)"
+    assert config.origin("block_size") == "c.py:7 (too large to evaluate statically)"
+
+
+def test_implausibly_large_sizes_are_impossible_values(project, capsys):
+    (project / "c.py").write_text("n_layer = 12\nn_head = 8\nn_embd = 2**63\n")
+    code, out, _ = gptlint(capsys, "--select", "GPT106", "c.py")
+    assert code == 1
+    assert out.splitlines()[0] == (
+        "c.py:3:1: GPT106 n_embd=9223372036854775808 is implausibly large (10**15 or more):"
+        " every Linear and embedding layer is n_embd wide, and nothing that size can be built"
+        " or run"
+    )
+
+
 def test_a_huge_file_is_one_clear_error(project, capsys):
     (project / "c.py").write_text("x = [" + "0, " * 700_000 + "]\n")
     code, out, _ = gptlint(capsys, "c.py")

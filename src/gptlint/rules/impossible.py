@@ -11,6 +11,7 @@ from gptlint.context import LintContext
 from gptlint.kinds import Severity, ValueKind
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import is_number
+from gptlint.run import PLAUSIBLE
 from gptlint.schema import KV_HEAD_KEYS
 from gptlint.scopes import CallScope
 from gptlint.values import UNKNOWN
@@ -51,7 +52,12 @@ def problem(key: str, value: Any) -> str | None:
                 else f"{key}={value!r} is a float: {_SIZES[key]}, which needs an int (TypeError)"
             )
         if value < 1:
-            return f"{key}={value} must be at least 1: {_SIZES[key]}"
+            return f"{key}={_show(value)} must be at least 1: {_SIZES[key]}"
+        if value >= PLAUSIBLE:
+            return (
+                f"{key}={_show(value)} is implausibly large (10**15 or more): {_SIZES[key]},"
+                " and nothing that size can be built or run"
+            )
     if key in _MODULO and value == 0:
         return f"{key}=0: train.py computes `iter_num % {key}`, a ZeroDivisionError at iteration 0"
     if key == "dropout" and not 0 <= value < 1:
@@ -67,13 +73,23 @@ def problem(key: str, value: Any) -> str | None:
     return None
 
 
+def _show(value: int) -> str:
+    """An int for a message: digits up to 30 of them, else its size (`2**63` stays readable,
+    a 3,000-digit number does not flood the line)."""
+    if abs(value) < 10**30:
+        return str(value)
+    return f"{'-' if value < 0 else ''}a {len(str(abs(value))):,}-digit number"
+
+
 class ImpossibleValue(Rule):
     """A value nanoGPT cannot train with: a size or count below 1 or written as a float
-    (`batch_size = 12.0` fails in `torch.randint`, `n_layer = 6.0` in `range()`), a zero
-    `eval_interval` or `log_interval` (`iter_num % 0`), dropout outside [0, 1) (nn.Dropout
-    rejects it; 1 zeroes everything), or an optimizer setting AdamW rejects (negative
-    learning_rate or weight_decay, beta1/beta2 outside [0, 1)). These crash the run, most of
-    them after the data has loaded. The same checks apply to `GPTConfig(...)` arguments.
+    (`batch_size = 12.0` fails in `torch.randint`, `n_layer = 6.0` in `range()`), a size or
+    count of 10**15 or more (`n_embd = 2**63`: nothing that size can be built or run, and
+    the other rules skip such sizes rather than compute with them), a zero `eval_interval` or
+    `log_interval` (`iter_num % 0`), dropout outside [0, 1) (nn.Dropout rejects it; 1 zeroes
+    everything), or an optimizer setting AdamW rejects (negative learning_rate or
+    weight_decay, beta1/beta2 outside [0, 1)). These crash the run, most of them after the
+    data has loaded. The same checks apply to `GPTConfig(...)` arguments.
     No fix: the intended value is not known.
     """
 
@@ -95,6 +111,7 @@ class ImpossibleValue(Rule):
         Invalid("eval_interval = 0\n", message="ZeroDivisionError"),
         Invalid("beta2 = 1.0\n", message="Invalid beta parameter at index 1"),
         Invalid("cfg = GPTConfig(n_layer=-1)\n", message="n_layer=-1 must be at least 1"),
+        Invalid("n_embd = 2**63\n", message="n_embd=9223372036854775808 is implausibly large"),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
