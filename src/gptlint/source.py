@@ -156,7 +156,15 @@ def check_syntax(text: str, path: str = "<config>") -> ast.Module:
         raise SourceError("expression nested too deeply to read") from None
     for statement in tree.body:
         if _may_nest_deeply(statement):
-            depth = _depth(statement, text)
+            depth, parts = _depth(statement, text)
+            if depth > MAX_NESTING and depth - parts + 1 <= MAX_NESTING:
+                raise SourceError(
+                    f"implicit string concatenation of {parts:,} parts: valid Python, but more"
+                    f" than gptlint's parser (libcst) can read ({MAX_NESTING:,}); this file is"
+                    " not linted (join the parts with a list and ''.join, or split the string)",
+                    statement.lineno,
+                    statement.col_offset + 1,
+                )
             if depth > MAX_NESTING:
                 raise SourceError(
                     f"expression nested {depth} levels deep (counting each `and`/`or` and each"
@@ -182,23 +190,27 @@ def _may_nest_deeply(statement: ast.stmt) -> bool:
     return 2 * (statement.end_col_offset - statement.col_offset) + 4 > MAX_NESTING
 
 
-def _depth(root: ast.AST, text: str) -> int:
-    """How deep `root` nests as libcst sees it (see MAX_NESTING), with an explicit stack;
-    stops counting past MAX_NESTING."""
-    deepest, stack = 0, [(root, 1)]
+def _depth(root: ast.AST, text: str) -> tuple[int, int]:
+    """How deep `root` nests as libcst sees it (see MAX_NESTING), with an explicit stack, and
+    how many parts the implicit string concatenation at the deepest point has (1 where it is
+    no concatenation); stops counting past MAX_NESTING."""
+    deepest, deepest_parts, stack = 0, 1, [(root, 1)]
     while stack:
         node, depth = stack.pop()
+        parts = 1
         if isinstance(node, ast.BoolOp):
             depth += len(node.values) - 2
         elif isinstance(node, ast.Constant | ast.JoinedStr) and isinstance(
             getattr(node, "value", ""), str | bytes
         ):
-            depth += _string_parts(node, text) - 1
-        deepest = max(deepest, depth)
+            parts = _string_parts(node, text)
+            depth += parts - 1
+        if depth > deepest:
+            deepest, deepest_parts = depth, parts
         if deepest > MAX_NESTING:
             break
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return deepest
+    return deepest, deepest_parts
 
 
 def _string_parts(node: ast.expr, text: str) -> int:
