@@ -172,9 +172,10 @@ def _eval_node(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
     if isinstance(node, cst.Integer):
         return int(node.value.replace("_", ""), 0)  # what evaluated_value's ast.parse gives
     if isinstance(node, cst.Float):
-        return node.evaluated_value
+        text = node.value
+        return node.evaluated_value if text[-1] in "jJ" else float(text.replace("_", ""))
     if isinstance(node, cst.SimpleString):
-        return node.evaluated_value
+        return _string_value(node)
     if isinstance(node, cst.ConcatenatedString):
         left, right = _eval(node.left, env), _eval(node.right, env)
         return UNKNOWN if UNKNOWN in (left, right) else left + right
@@ -232,6 +233,15 @@ def _eval_node(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
     if isinstance(node, cst.Call):
         return _eval_call(node, env)
     return UNKNOWN
+
+
+def _string_value(node: cst.SimpleString) -> Any:
+    """A string literal's value: read directly where it has no prefix, backslash or triple
+    quote (most config strings), else as libcst reads it (ast.literal_eval: a compile each)."""
+    text = node.value
+    if text[0] in "'\"" and "\\" not in text and text[:3] not in ("'''", '"""'):
+        return text[1:-1]
+    return node.evaluated_value
 
 
 def _eval_element(element: cst.BaseElement, env: Mapping[str, Any]) -> Any:

@@ -53,9 +53,17 @@ def test_keep_width_is_the_nearest_aligned_divisor(n_embd, n_head):
     assert (choice and choice.n_head) == best
 
 
-def test_integers_evaluate_as_python_reads_them():
-    for text in ["0", "00", "1_000", "0x_ff", "0o17", "0b1_0", "123456789012345678901234567890"]:
-        assert evaluate(cst.parse_expression(text), {}) == eval(text)
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("0", "00", "1_000", "0x_ff", "0o17", "0b1_0", "123456789012345678901234567890"),
+        *("1.5", "1_0.5e3", "1e400", ".5", "5.", "'a'", '"b"', "''", "'''x'''", '"""y"""'),
+        *("r'\\d'", "'a\\nb'", "b'x'", "'é'", '"it\'s"', "u'x'"),
+    ],
+)
+def test_literals_evaluate_as_python_reads_them(text):
+    value = evaluate(cst.parse_expression(text), {})
+    assert (value, type(value)) == (eval(text), type(eval(text)))
 
 
 @pytest.mark.parametrize(
