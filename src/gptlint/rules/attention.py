@@ -11,7 +11,7 @@ from gptlint.gpus import GpuProfile
 from gptlint.kinds import FixSafety, Severity
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import plausible_int, positive_int
-from gptlint.rules.shape import MAX_WIDTH, keep_width
+from gptlint.rules.shape import MAX_WIDTH, divisors, keep_width
 from gptlint.run import ModelShape, StepSpec
 from gptlint.schema import KV_HEAD_KEYS
 from gptlint.scopes import CallScope, ConfigScope
@@ -235,8 +235,7 @@ class HeadsNotDivisibleByKvHeads(Rule):
                 kv = scope.value(key)
                 if not positive_int(kv) or n_head % kv == 0:
                     continue
-                divisors = [d for d in range(1, n_head + 1) if n_head % d == 0]
-                best = min(divisors, key=lambda d: (abs(d - kv), -d))
+                best = min(divisors(n_head), key=lambda d: (abs(d - kv), -d))
                 message = (
                     f"n_head={n_head} is not divisible by {key}={kv}: each key/value head must"
                     f" serve the same number of query heads ({n_head}/{kv} = {n_head / kv:.2f});"
