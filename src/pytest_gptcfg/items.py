@@ -30,6 +30,7 @@ from gptlint.source import run_deep
 from gptlint.units import GIB, format_gib, format_params
 from pytest_gptcfg import report
 from pytest_gptcfg.options import OPTIONS_KEY, Options
+from pytest_gptcfg.results import MemoryResult
 
 
 def is_config(path: Path, given: Path) -> bool:
@@ -159,6 +160,29 @@ class MemoryItem(ConfigItem):
         except CheckFailed as exc:
             self._record(report.memory_record(path, profile, budget, error=str(exc)))
             raise
+        try:
+            result, max_batch = self._check(engine, step, options, profile, budget, mode, device)
+        except Exception as exc:  # never a traceback in the user's test run
+            message = _engine_failure(path, model_py, exc)
+            self._record(report.memory_record(path, profile, budget, error=message))
+            raise CheckFailed(message) from None
+        self._record(report.memory_record(path, profile, budget, step, result, max_batch))
+        if not result.fits:
+            raise CheckFailed(report.failure_text(path, profile, step, result, max_batch or 0))
+
+    def _check(
+        self,
+        engine: ModuleType,
+        step: TrainingRun,
+        options: Options,
+        profile: GpuProfile,
+        budget: int,
+        mode: str,
+        device: int,
+    ) -> tuple[MemoryResult, int | None]:
+        """Run (measure or simulate) what train.py runs for `step`: the verdict, and the
+        largest batch that fits where the verdict or the report needs it (`engine` is
+        `pytest_gptcfg.engine.check`, imported by the caller at the torch boundary)."""
         max_batch = None
         search = options.report is not None
         if step.spec.eval_only:  # train.py evaluates and exits: no training step runs
@@ -176,9 +200,7 @@ class MemoryItem(ConfigItem):
             )
             if not result.fits or search:
                 max_batch = engine.find_max_batch_size(step.spec, profile, budget)
-        self._record(report.memory_record(path, profile, budget, step, result, max_batch))
-        if not result.fits:
-            raise CheckFailed(report.failure_text(path, profile, step, result, max_batch or 0))
+        return result, max_batch
 
     def _snapshot_path(self, options: Options, profile: GpuProfile) -> Path | None:
         """`DIR/config__x.rtx4070.pickle` for `config/x.py` under `--gpt-snapshot DIR`."""
@@ -318,6 +340,24 @@ def _too_large(run: TrainingRun, profile: GpuProfile) -> str | None:
             f" (needs ~{format_gib(peak)} for its tensors at the peak; {largest})"
         )
     return None
+
+
+def _engine_failure(path: str, model_py: Path | None, exc: Exception) -> str:
+    """Why the check could not run the step, in one paragraph: a project's own model that fake
+    tensors cannot run (its forward reads tensor values, e.g. a mixture-of-experts router's
+    `.item()` or `nonzero`), or an internal error."""
+    what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if model_py is not None:
+        return (
+            f"{path}: memory check not run: the project's model ({model_py}) could not be run"
+            f" on fake tensors ({what}); a forward that depends on tensor values (`.item()`,"
+            " `nonzero`, data-dependent shapes) can only be measured: run with --gpt-mode cuda"
+            " on a GPU"
+        )
+    return (
+        f"{path}: memory check failed inside pytest-gptcfg ({what}); please report it with"
+        " the config"
+    )
 
 
 def _device(mode: str, torch: ModuleType) -> tuple[str, int]:
