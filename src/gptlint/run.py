@@ -181,6 +181,7 @@ class Problem:
     message: str
     unknown: bool = False
     architecture: bool = False  # a fork's model beyond nanoGPT's: only its own model.py can tell
+    missing: bool = False  # the fork's train.py has no such key: it runs differently
 
     def __str__(self) -> str:
         return self.message
@@ -265,6 +266,7 @@ class _Reader:
         origin = self.config.origin(key)
         if key not in self.config:
             self.fail(key, f"{key} is not a key of {self.config.schema.origin}: no run to derive")
+            self.problems[-1] = dataclasses.replace(self.problems[-1], missing=True)
             return UNKNOWN
         if value is UNKNOWN:
             self.fail(key, f"{key} is not known without running the config: {origin}", True)

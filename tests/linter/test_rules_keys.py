@@ -11,6 +11,14 @@ FORK_TRAIN_PY = """\
 import os
 import torch
 out_dir = 'out'
+init_from = 'scratch'
+dataset = 'openwebtext'
+batch_size = 12
+block_size = 1024
+gradient_accumulation_steps = 40
+dropout = 0.0
+bias = False
+compile = True
 n_layer = 12
 n_head = 12
 n_embd = 768

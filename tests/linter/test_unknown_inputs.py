@@ -197,3 +197,11 @@ def test_keys_train_py_reads_through_globals_are_known(tmp_path, capsys):
     path.write_text("data_cache_files = 'four'\n")
     _, out, _ = lint(capsys, str(path), "--select", "GPT203")
     assert "GPT203 data_cache_files = 'four' is a str, but the default (1) is an int" in out
+
+
+def test_a_fork_whose_train_py_lacks_a_key_the_run_needs_is_told_so(tmp_path, capsys):
+    path = project(tmp_path, SEED)
+    (tmp_path / "train.py").write_text(TRAIN_PY.replace("dataset = 'openwebtext'\n", ""))
+    _, out, _ = lint(capsys, str(path))
+    assert "GPT503 GPT501 not checked: dataset is not a key of" in out
+    assert "gptlint derives runs the way nanoGPT's train.py builds them" in out

@@ -148,7 +148,9 @@ class MemoryNotChecked(Rule):
     as nanoGPT's `--KEY=VALUE` does. It also speaks when the config changes a model argument
     that the fork's train.py passes to its own `GPTConfig` and nanoGPT's has not (`n_exp = 8`
     in a mixture-of-experts fork): gptlint's count and estimate model nanoGPT's GPT, so only
-    `pytest --gpt-configs`, which builds the fork's model.py, can answer.
+    `pytest --gpt-configs`, which builds the fork's model.py, can answer. And when the fork's
+    train.py has no key the run is derived from (`dataset`, `batch_size` ...), it says that the
+    run cannot be derived.
 
     Values that are known but wrong (n_embd not divisible by n_head, an unknown dtype) are not
     reported here: their own rules report them.
@@ -179,7 +181,7 @@ class MemoryNotChecked(Rule):
         run = ctx.run
         if not isinstance(run, list) or ctx.config.get("eval_only") is True:
             return
-        unknown = next((p for p in run if p.unknown or p.architecture), None)
+        unknown = next((p for p in run if p.unknown or p.architecture or p.missing), None)
         if unknown is None:
             return
         resolved = ctx.config.resolved(unknown.key)
@@ -190,6 +192,8 @@ class MemoryNotChecked(Rule):
             node = resolved.binding.statement
         if unknown.architecture:
             way_out = "pytest --gpt-configs measures it with the fork's own model.py"
+        elif unknown.missing:
+            way_out = "gptlint derives runs the way nanoGPT's train.py builds them"
         else:
             way_out = (
                 f"supply it with --set {unknown.key}=VALUE"
