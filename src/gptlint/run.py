@@ -466,7 +466,12 @@ def derive_run(
             f"dtype={_show(dtype)} ({config.origin('dtype')}) is not one of"
             f" {', '.join(DTYPES)}: nanoGPT raises KeyError",
         )
-    compiled = reader.value("compile", (bool,)) if compile is None else compile
+    if compile is not None:
+        compiled = compile
+    elif "compile" in config:
+        compiled = reader.value("compile", (bool,))
+    else:  # a fork's train.py without the key: does it compile at all?
+        compiled = config.schema.calls_compile
     splits = config.schema.splits_accumulation
     if splits and accumulation is not UNKNOWN and accumulation % world_size:
         reader.fail(

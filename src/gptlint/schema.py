@@ -130,6 +130,8 @@ class Schema:
     splits_accumulation: bool = True
     """Whether train.py divides gradient_accumulation_steps among the DDP processes (after
     asserting that it can), as nanoGPT does; older forks keep it per process."""
+    calls_compile: bool = True
+    """For a train.py without a `compile` key: whether it calls `torch.compile` anyway."""
     model_args: tuple[str, ...] = NANOGPT_MODEL_ARGS
     """The keywords of train.py's `model_args = dict(...)`: what it passes to `GPTConfig`."""
 
@@ -194,7 +196,13 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
     text = config.source.text
     for spec in _read_through_globals(text):
         specs.setdefault(spec.name, spec)
-    return Schema(specs, str(path), _splits_accumulation(text), _model_args(config.module))
+    return Schema(
+        specs,
+        str(path),
+        _splits_accumulation(text),
+        "torch.compile(" in text,
+        _model_args(config.module),
+    )
 
 
 _GLOBALS_GET = re.compile(
@@ -244,8 +252,9 @@ def _schema_from(train_py: Path, version: tuple[int, int], gpu: GpuProfile) -> S
 
 
 def find_train_py(config_path: Path) -> Path | None:
-    """A nanoGPT-style train.py (one that runs configurator.py) in the config's folder or above,
-    up to the project root (a folder with pyproject.toml or .git)."""
+    """A nanoGPT-style training script (train.py, or a fork's one `train*.py`, that runs
+    configurator.py) in the config's folder or above, up to the project root (a folder with
+    pyproject.toml or .git)."""
     return _find_train_py(config_path.parent.absolute())
 
 
@@ -253,16 +262,35 @@ def find_train_py(config_path: Path) -> Path | None:
 def _find_train_py(folder: Path) -> Path | None:
     directory = folder.resolve()
     for candidate_dir in (directory, *directory.parents):
-        candidate = candidate_dir / "train.py"
-        if candidate.is_file():
-            try:
-                if "configurator" in candidate.read_text(encoding="utf-8", errors="replace"):
-                    return candidate
-            except OSError:
-                pass
+        found = _training_script(candidate_dir)
+        if found is not None:
+            return found
         if (candidate_dir / "pyproject.toml").exists() or (candidate_dir / ".git").exists():
             return None
     return None
+
+
+def _training_script(folder: Path) -> Path | None:
+    """The script in `folder` that runs configurator.py: train.py, else the one `train*.py`
+    that does (a fork may call it `train_gpt2.py`); None when there is none or no single one."""
+    try:
+        candidates = sorted(folder.glob("train*.py"))
+    except OSError:
+        return None
+    candidates.sort(key=lambda path: path.name != "train.py")
+    runs_configurator = [path for path in candidates if _runs_configurator(path)]
+    if runs_configurator and runs_configurator[0].name == "train.py":
+        return runs_configurator[0]
+    return runs_configurator[0] if len(runs_configurator) == 1 else None
+
+
+def _runs_configurator(path: Path) -> bool:
+    try:
+        return path.is_file() and "configurator" in path.read_text(
+            encoding="utf-8", errors="replace"
+        )
+    except OSError:
+        return False
 
 
 def _model_args(module: cst.Module) -> tuple[str, ...]:

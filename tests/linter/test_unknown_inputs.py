@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from gptlint.cli import main
+from gptlint.gpus import get_profile
 from gptlint.pyproject import load_settings
 from gptlint.resolve import load_config
+from gptlint.run import derive_run
 
 TRAIN_PY = """\
 import os
@@ -205,3 +207,17 @@ def test_a_fork_whose_train_py_lacks_a_key_the_run_needs_is_told_so(tmp_path, ca
     _, out, _ = lint(capsys, str(path))
     assert "GPT503 GPT501 not checked: dataset is not a key of" in out
     assert "gptlint derives runs the way nanoGPT's train.py builds them" in out
+
+
+def test_a_forks_training_script_named_otherwise_is_found_and_its_compile_read(tmp_path):
+    path = project(tmp_path, "n_layer = 6\n")
+    (tmp_path / "train.py").unlink()
+    script = TRAIN_PY.replace("compile = True\n", "algorithm = 'adam_mini'\n")
+    (tmp_path / "train_gpt2.py").write_text(script)
+    config = load_config(path, load_settings(path.parent))
+    assert config.schema.origin == str(tmp_path / "train_gpt2.py")
+    assert "algorithm" in config.schema and "compile" not in config.schema
+    assert derive_run(config, get_profile("rtx4070")).spec.compile is False  # never compiles
+    (tmp_path / "train_gpt2.py").write_text(script + "model = torch.compile(model)\n")
+    config = load_config(path, load_settings(path.parent))
+    assert derive_run(config, get_profile("rtx4070")).spec.compile is True
