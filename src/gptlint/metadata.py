@@ -160,8 +160,11 @@ def find_meta(config_path: Path, dataset: str, cwd: Path | None = None) -> Path 
         folders.append(cwd)
     for folder in folders:
         meta = folder / "data" / dataset / "meta.pkl"
-        if meta.is_file():
-            return meta
+        try:
+            if meta.is_file():
+                return meta
+        except OSError:  # a name the file system cannot hold (too long, ...): no such file
+            continue
     return None
 
 

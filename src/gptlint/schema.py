@@ -85,7 +85,9 @@ def _gptconfig_defaults(model_py: Path) -> tuple[tuple[str, Any], ...]:
         if isinstance(statement, cst.ClassDef) and statement.name.value == "GPTConfig":
             fields = dict(GPTCONFIG_DEFAULTS)
             for line in statement.body.body:
-                for small in getattr(line, "body", ()):
+                if not isinstance(line, cst.SimpleStatementLine):
+                    continue  # a method (__post_init__ ...), a nested class: no field
+                for small in line.body:
                     if (
                         isinstance(small, cst.AnnAssign)
                         and isinstance(small.target, cst.Name)

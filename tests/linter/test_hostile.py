@@ -575,3 +575,24 @@ def test_odd_file_names_keep_every_format_one_line_per_finding(tmp_path, capsys)
         for r in sarif["runs"][0]["results"]
     }
     assert {uri.rsplit("/", 1)[1] for uri in uris} == {"bad%FFname.py", "new%0Aline.py"}
+
+
+def test_a_forks_gptconfig_with_a_method_and_a_too_long_dataset_name(tmp_path, capsys):
+    from gptlint.cli import main as run_cli
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "train.py").write_text("exec(open('configurator.py').read())\n")
+    (tmp_path / "model.py").write_text(
+        "from dataclasses import dataclass\n\n@dataclass\nclass GPTConfig:\n"
+        "    n_head: int = 12\n    n_embd: int = 768\n\n"
+        "    def __post_init__(self):\n        assert self.n_embd % self.n_head == 0\n"
+    )
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "a.py").write_text("cfg = GPTConfig(n_layer=6, n_head=6, n_embd=500)\n")
+    (config / "b.py").write_text(f"dataset = '{'a' * 5000}'\nn_layer = 6\n")
+    code = run_cli([str(config)])
+    out, err = capsys.readouterr()
+    assert "internal error" not in err and "Traceback" not in err
+    assert "a.py:1:" in out and "GPT101 n_embd=500 is not divisible by n_head=6" in out
+    assert code == 1
