@@ -20,6 +20,7 @@ from gptlint.context import LintContext
 from gptlint.discover import selects
 from gptlint.estimate import estimate_memory
 from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile, get_profile
+from gptlint.kinds import MemoryMode
 from gptlint.lint import lint_file
 from gptlint.pyproject import load_settings
 from gptlint.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
@@ -199,7 +200,9 @@ class MemoryItem(ConfigItem):
                 step.spec, profile, budget, mode=mode, device_index=device, snapshot=snapshot
             )
             if not result.fits or search:
-                max_batch = engine.find_max_batch_size(step.spec, profile, budget)
+                # a simulated check is the search's first probe: it is not run again
+                known = result if result.mode == MemoryMode.SIMULATED else None
+                max_batch = engine.find_max_batch_size(step.spec, profile, budget, known=known)
         return result, max_batch
 
     def _snapshot_path(self, options: Options, profile: GpuProfile) -> Path | None:

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 
+from gptlint.estimate import largest_fitting  # noqa: E402
 from gptlint.gpus import get_profile  # noqa: E402
 from gptlint.run import (  # noqa: E402
     ModelShape,
@@ -23,6 +24,7 @@ from pytest_gptcfg.engine.allocator import CachingAllocator  # noqa: E402
 from pytest_gptcfg.engine.check import (  # noqa: E402
     check_memory,
     find_max_batch_size,
+    largest_fitting_affine,
 )
 from pytest_gptcfg.engine.simulate import CudaBehaviour  # noqa: E402
 from pytest_gptcfg.engine.tracker import StorageTracker  # noqa: E402
@@ -33,6 +35,7 @@ from pytest_gptcfg.engine.trainstep import (  # noqa: E402
     random_batches,
     run_training,
 )
+from pytest_gptcfg.results import MemoryResult  # noqa: E402
 
 GiB, MiB = 1024**3, 1024**2
 RTX4070 = get_profile("rtx4070")
@@ -173,6 +176,67 @@ def test_find_max_batch_size_returns_a_batch_that_fits_while_one_more_does_not()
     assert best >= 1
     assert simulate(dataclasses.replace(SMALL, batch_size=best), budget=budget).fits
     assert not simulate(dataclasses.replace(SMALL, batch_size=best + 1), budget=budget).fits
+
+
+def test_the_batch_search_reuses_the_check_and_verifies_its_answer_in_few_probes():
+    budget = simulate(dataclasses.replace(SMALL, batch_size=24)).peak_reserved_bytes + 500 * 2**20
+    known = simulate(SMALL, budget=budget)
+    probed: list[int] = []
+    best = find_max_batch_size(SMALL, RTX4070, budget, known=known, probed=probed)
+    assert SMALL.batch_size not in probed
+    assert best + 1 in probed  # the neighbour above was checked, not predicted
+    assert best == find_max_batch_size(SMALL, RTX4070, budget)
+    bisected: list[int] = []
+
+    def fits(batch: int) -> bool:
+        bisected.append(batch)
+        return simulate(dataclasses.replace(SMALL, batch_size=batch), budget=budget).fits
+
+    assert largest_fitting(fits, 4096) == best
+    assert len(probed) < len(bisected)
+
+
+def _line_result(batch: int, peak: int, budget: int, kernel: str = "flash") -> MemoryResult:
+    return MemoryResult(
+        mode="simulated",
+        fits=peak <= budget,
+        peak_allocated_bytes=peak,
+        peak_reserved_bytes=peak,
+        context_bytes=0,
+        budget_bytes=budget,
+        breakdown={"parameters": 1000},
+        largest_tensors=[],
+        oom=peak > budget,
+        torch_version="",
+        device_name="",
+        attention_kernel=kernel,
+    )
+
+
+@pytest.mark.parametrize("budget", [500, 1000, 1003, 1037, 5000, 50_000, 400_000])
+@pytest.mark.parametrize("jitter", [0, 3, 40])
+@pytest.mark.parametrize("start", [1, 12, 64])
+def test_the_affine_search_gives_the_bisections_answer(budget, jitter, start):
+    def peak(batch: int) -> int:  # affine, with the allocator's rounding as a jitter
+        return 1000 + 37 * batch + (batch * 7919) % (jitter + 1)
+
+    def probe(batch: int, capped: bool) -> MemoryResult:
+        return _line_result(batch, peak(batch), budget if capped else 1 << 62)
+
+    expected = largest_fitting(lambda batch: peak(batch) <= budget, 4096)
+    assert largest_fitting_affine(probe, budget, start) == expected
+
+
+def test_the_affine_search_bisects_when_the_kernel_changes_with_the_batch():
+    budget = 20_000
+
+    def probe(batch: int, capped: bool) -> MemoryResult:
+        peak = 1000 + (37 if batch < 100 else 300) * batch
+        kernel = "flash" if batch < 100 else "math"
+        return _line_result(batch, peak, budget if capped else 1 << 62, kernel)
+
+    expected = largest_fitting(lambda batch: probe(batch, True).fits, 4096)
+    assert largest_fitting_affine(probe, budget, 12) == expected
 
 
 def test_find_max_batch_size_is_zero_when_batch_one_does_not_fit():

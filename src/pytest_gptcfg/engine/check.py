@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,18 +133,147 @@ def analytical_estimate(spec: StepSpec, profile: GpuProfile) -> int:
     return estimate_memory(spec, profile).tensors
 
 
+FIXED_CATEGORIES = ("parameters", "gradients", "optimizer_state", "weight_copies", "cuda_context")
+"""Breakdown keys that do not grow with the batch: a first guess of the peak's intercept."""
+
+UNCAPPED = 1 << 62
+"""The budget of a probe run without the memory cap, to see the peak the step would reach."""
+
+
 def find_max_batch_size(
     spec: StepSpec,
     profile: GpuProfile,
     budget_bytes: int,
     mode: str = "simulate",
     limit: int = 4096,
+    known: MemoryResult | None = None,
+    probed: list[int] | None = None,
 ) -> int:
-    """The largest `batch_size` whose step fits the budget (0 if batch 1 does not); each
-    probe runs a full check (gptlint's `largest_fitting` search)."""
+    """The largest `batch_size` whose step fits the budget (0 if batch 1 does not).
 
-    def fits(batch: int) -> bool:
-        probe = dataclasses.replace(spec, batch_size=batch)
-        return check_memory(probe, profile, budget_bytes, mode=mode).fits
+    Each probe runs a full check (`largest_fitting_affine`'s search). `known`, the result of
+    this same check (mode and budget) for `spec.batch_size`, saves a probe; `probed`, if
+    given, receives the batch sizes checked, in order.
+    """
 
-    return largest_fitting(fits, limit)
+    def probe(batch: int, capped: bool) -> MemoryResult:
+        if probed is not None:
+            probed.append(batch)
+        batch_spec = dataclasses.replace(spec, batch_size=batch)
+        return check_memory(batch_spec, profile, budget_bytes if capped else UNCAPPED, mode=mode)
+
+    start = min(max(spec.batch_size, 1), limit)
+    known = known if known is not None and spec.batch_size == start else None
+    return largest_fitting_affine(probe, budget_bytes, start, limit, known)
+
+
+def largest_fitting_affine(
+    probe: Callable[[int, bool], MemoryResult],
+    budget_bytes: int,
+    start: int,
+    limit: int = 4096,
+    known: MemoryResult | None = None,
+) -> int:
+    """The largest batch in 1..`limit` whose check fits `budget_bytes` (0 if not even 1): the
+    answer of gptlint's `largest_fitting` (doubling, then bisecting) for a check that fits up to
+    some batch and fails above it, in fewer probes.
+
+    `probe(batch, capped)` checks `batch` against the budget (`capped`) or with no memory cap;
+    `known` is a capped result for `start`. Within one attention kernel and one step kind the
+    peak (reserved + context) is affine in the batch up to the allocator's rounding, so:
+
+    1. `start` is probed without the cap (unless `known` fits: a run that fits never met the
+       cap); from its breakdown (`FIXED_CATEGORIES` held, the rest scaled with the batch) the
+       batch where the budget runs out is guessed and probed without the cap too;
+    2. the line through the two peaks predicts the answer;
+    3. the answer is verified fitting, and its neighbour above verified not fitting, with one
+       capped probe each, unless already known: an uncapped probe whose peak fits the budget
+       is the capped run itself (the cap never acted), and a capped `known` is what it is;
+    4. if a verification disagrees, or the points ran different kernels or steps, bisection
+       between the largest batch known to fit and the smallest known not to (doubling when
+       none is known not to) finds the answer as `largest_fitting` would.
+    """
+    fits: dict[int, bool] = {}
+    points: dict[int, MemoryResult] = {}
+
+    def peak(result: MemoryResult) -> int:
+        return result.peak_reserved_bytes + result.context_bytes
+
+    def uncapped(batch: int) -> MemoryResult:
+        if batch not in points:
+            points[batch] = probe(batch, False)
+            if peak(points[batch]) <= budget_bytes and not points[batch].oom:
+                fits[batch] = True
+        return points[batch]
+
+    def check(batch: int) -> bool:
+        if batch not in fits:
+            result = probe(batch, True)
+            fits[batch] = result.fits
+            if result.fits:  # a capped run that fits has its peak: a point too
+                points.setdefault(batch, result)
+        return fits[batch]
+
+    if known is not None:
+        fits[start] = known.fits
+        if known.fits:
+            points[start] = known
+    first = uncapped(start)
+    kind = (first.attention_kernel, first.compiled)
+    fixed = sum(first.breakdown.get(key, 0) for key in FIXED_CATEGORIES)
+    per_batch = (peak(first) - fixed) / start
+    guess = int((budget_bytes - fixed) // per_batch) if per_batch > 0 else 2 * start
+    second = min(max(guess, 1), limit)
+    if second == start:
+        second = start + 1 if start < limit else start - 1
+    if second >= 1:
+        uncapped(second)
+
+    def predict(good: int, measure: Callable[[MemoryResult], int] = peak) -> int | None:
+        """Where the budget runs out: the slope of the two points farthest apart (the least
+        disturbed by the allocator's rounding), through the point nearest the last batch known
+        to fit; None when the points disagree on the kernel or step, or do not rise."""
+        if len(points) < 2 or any(
+            (r.attention_kernel, r.compiled) != kind for r in points.values()
+        ):
+            return None
+        low, high = min(points), max(points)
+        slope = (measure(points[high]) - measure(points[low])) / (high - low)
+        if slope <= 0:
+            return None
+        near = min(points, key=lambda batch: (abs(batch - good), batch))
+        return near + int((budget_bytes - measure(points[near])) // slope)
+
+    def allocated(result: MemoryResult) -> int:
+        return result.peak_allocated_bytes + result.context_bytes
+
+    # The bracket: `good` fits (0: nothing known to), `bad` does not (limit + 1: nothing known).
+    guided = 2  # line-guided probes (the answer, its neighbour) before bisection takes over
+    first = None  # the first prediction
+    bounded = False  # whether the allocated bound was tried
+    while True:
+        good = max((b for b, ok in fits.items() if ok), default=0)
+        bad = min((b for b, ok in fits.items() if not ok), default=limit + 1)
+        if good >= bad:  # not monotone: bisect as largest_fitting does
+            return largest_fitting(check, limit)
+        if bad - good <= 1:
+            return good
+        predicted = predict(good) if guided > 0 else None
+        first = predicted if first is None else first
+        if predicted is not None and predicted >= bad:  # the line passed a failing check
+            guided, predicted = 0, None
+        if first is not None and good > first + 1 and bad == limit + 1 and not bounded:
+            # more fits than the peaks say (the cap releases cached segments): no run fits
+            # whose tensors alone pass the budget, which bounds the search (once)
+            guided, bounded = 0, True
+            bound = predict(good, allocated)
+            predicted = None if bound is None else bound + 1
+        if predicted is not None:
+            guided -= 1
+            # the predicted answer, or the neighbour of a bound it does not pass
+            candidate = min(max(predicted, good + 1), bad - 1)
+        elif bad == limit + 1 and good > 0:
+            candidate = min(2 * good, limit)
+        else:
+            candidate = (good + bad) // 2 if good > 0 else 1
+        check(candidate)
