@@ -1,57 +1,203 @@
-"""Wall time of the memory check per config: simulation always, CUDA measurement when present.
+"""Speed of the memory check against its goals, simulated (no GPU needed).
 
-Run: `python benchmarks/plugin_speed.py`. Prints one row per config, step (eager, compiled)
-and mode; a compiled row's first run plans the graphs with Inductor, the second reads the
-plan from the cache (`pytest_gptcfg.engine.compiledstep.plan_cache_dir`).
+Run: `python benchmarks/plugin_speed.py [--quick]`. Prints one table with a `goal` column:
+
+- one eager simulation of GPT-2 124M at batch 12 (best of 3);
+- the compiled simulation of it, cold (an empty plan cache: Inductor plans the graphs) and
+  cached (`pytest_gptcfg.engine.compiledstep.plan_cache_dir`);
+- the largest-batch search of that config (simulations and seconds), beside the doubling and
+  bisecting search it replaced (gptlint's `largest_fitting`), which must give the same answer;
+- a nanoGPT-like folder of 7 configs written here (eager; not nanoGPT's files) run through
+  `pytest --gpt-configs ... --gpt-report`, in a fresh process (cold).
+
+`--quick` skips the compiled rows and the replaced search.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 import time
+from importlib.metadata import entry_points
+from pathlib import Path
 
+from gptlint.estimate import largest_fitting
 from gptlint.gpus import get_profile
 from gptlint.run import ModelShape, StepSpec
-from pytest_gptcfg.engine.check import check_memory, import_torch
+from pytest_gptcfg.engine.check import check_memory, find_max_batch_size, import_torch
 
 torch = import_torch()
 
 GIB = 1024**3
+PROFILE = get_profile("rtx4070")
+BUDGET = PROFILE.usable_bytes
+GPT2 = StepSpec(ModelShape(12, 12, 768, 1024, 50304, False, 0.0), 12, 1024, 40, "bfloat16", False)
+SRC = Path(__file__).resolve().parents[1] / "src"
 
-CASES = [
-    ("shakespeare-char 6/6/384 b64 T256", ModelShape(6, 6, 384, 256, 65, False, 0.2), 64, 256),
-    ("gpt2-124M b12 T1024", ModelShape(12, 12, 768, 1024, 50304, False, 0.0), 12, 1024),
-    ("12/12/576 b16 T1024 (seed)", ModelShape(12, 12, 576, 1024, 50304, False, 0.0), 16, 1024),
-    ("gpt2-medium b4 T1024", ModelShape(24, 16, 1024, 1024, 50304, False, 0.0), 4, 1024),
-]
+CONFIGS = {
+    "train_shakespeare_char.py": """
+        out_dir = 'out-shakespeare-char'
+        dataset = 'shakespeare_char'
+        gradient_accumulation_steps = 1
+        batch_size = 64
+        block_size = 256
+        n_layer = 6
+        n_head = 6
+        n_embd = 384
+        dropout = 0.2
+        learning_rate = 1e-3
+        compile = False
+    """,
+    "train_gpt2.py": """
+        batch_size = 12
+        block_size = 1024
+        gradient_accumulation_steps = 5 * 8
+        max_iters = 600000
+        compile = False
+    """,
+    "train_gpt2_b8.py": """
+        batch_size = 8
+        block_size = 1024
+        gradient_accumulation_steps = 60
+        compile = False
+    """,
+    "train_gpt2_medium.py": """
+        n_layer = 24
+        n_head = 16
+        n_embd = 1024
+        batch_size = 4
+        block_size = 1024
+        gradient_accumulation_steps = 32
+        compile = False
+    """,
+    "train_small_fp16.py": """
+        n_layer = 4
+        n_head = 4
+        n_embd = 256
+        batch_size = 32
+        block_size = 512
+        dtype = 'float16'
+        compile = False
+    """,
+    "train_seed.py": """
+        n_layer = 12
+        n_head = 12
+        n_embd = 576
+        batch_size = 16
+        block_size = 1024
+        gradient_accumulation_steps = 8
+        compile = False
+    """,
+    "eval_gpt2.py": """
+        batch_size = 8
+        eval_iters = 20
+        eval_only = True
+        compile = False
+    """,
+}
+
+
+def best_of(runs: int, call) -> tuple[float, object]:
+    times, value = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        value = call()
+        times.append(time.perf_counter() - start)
+    return min(times), value
+
+
+def eager_row() -> tuple[str, str, str, str]:
+    seconds, _ = best_of(3, lambda: check_memory(GPT2, PROFILE, BUDGET, mode="simulate"))
+    return ("eager simulation, GPT-2 124M b12", f"{seconds:.2f} s", "< 1 s", "")
+
+
+def compiled_rows() -> list[tuple[str, str, str, str]]:
+    spec = dataclasses.replace(GPT2, compile=True)
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["GPTCFG_CACHE_DIR"] = cache
+        try:
+            cold, result = best_of(1, lambda: check_memory(spec, PROFILE, BUDGET, "simulate"))
+            cached, _ = best_of(3, lambda: check_memory(spec, PROFILE, BUDGET, "simulate"))
+        finally:
+            del os.environ["GPTCFG_CACHE_DIR"]
+    note = "" if result.compiled else "fell back to eager"
+    return [
+        ("compiled simulation, cold", f"{cold:.2f} s", "-", note),
+        ("compiled simulation, cached", f"{cached:.2f} s", "-", note),
+    ]
+
+
+def search_rows(quick: bool) -> list[tuple[str, str, str, str]]:
+    known = check_memory(GPT2, PROFILE, BUDGET, mode="simulate")
+    probed: list[int] = []
+    start = time.perf_counter()
+    best = find_max_batch_size(GPT2, PROFILE, BUDGET, probed=probed)
+    seconds = time.perf_counter() - start
+    reused: list[int] = []
+    find_max_batch_size(GPT2, PROFILE, BUDGET, known=known, probed=reused)
+    rows = [
+        (
+            "batch search, GPT-2 124M (answer)",
+            f"{len(probed)} sims, {seconds:.1f} s (b={best})",
+            "<= 3 sims",
+            f"{len(reused)} more after the plugin's own check",
+        )
+    ]
+    if not quick:
+        old: list[int] = []
+
+        def fits(batch: int) -> bool:
+            old.append(batch)
+            probe = dataclasses.replace(GPT2, batch_size=batch)
+            return check_memory(probe, PROFILE, BUDGET, mode="simulate").fits
+
+        start = time.perf_counter()
+        answer = largest_fitting(fits, 4096)
+        seconds = time.perf_counter() - start
+        same = "same answer" if answer == best else f"DIFFERENT ANSWER {answer}"
+        rows.append(
+            ("  replaced: doubling + bisection", f"{len(old)} sims, {seconds:.1f} s", "", same)
+        )
+    return rows
+
+
+def folder_row() -> tuple[str, str, str, str]:
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / "config"
+        folder.mkdir()
+        for name, text in CONFIGS.items():
+            (folder / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        env = dict(os.environ, PYTHONPATH=str(SRC), GPTCFG_CACHE_DIR=str(Path(root) / "cache"))
+        env.pop("PYTEST_ADDOPTS", None)
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        installed = any(ep.name == "gptcfg" for ep in entry_points(group="pytest11"))
+        command += [] if installed else ["-p", "pytest_gptcfg.plugin"]
+        command += ["--gpt-configs", "config"]
+        command += ["--gpt-report", "report.json"]
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        last = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+    return (f"{len(CONFIGS)}-config folder, --gpt-report", f"{seconds:.1f} s", "< 60 s", last)
 
 
 def main() -> None:
-    profile = get_profile("rtx4070")
-    modes = ["simulate"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}; target {profile.label}; budget 12 GiB")
-    print(
-        f"{'config':36} {'step':9} {'mode':9} {'seconds':>8} {'peak alloc':>11} {'peak resv':>10}"
-        " fits"
-    )
-    runs = [(False, "eager"), (True, "compiled"), (True, "(cached)")]
-    for label, shape, batch, block in CASES:
-        for compile_, step in runs:
-            spec = StepSpec(shape, batch, block, 40, "bfloat16", compile=compile_)
-            for mode in modes if step != "(cached)" else ["simulate"]:
-                start = time.perf_counter()
-                result = check_memory(spec, profile, 12 * GIB, mode=mode)
-                seconds = time.perf_counter() - start
-                allocated = result.peak_allocated_bytes / GIB
-                reserved = result.peak_reserved_bytes / GIB
-                fits = "yes" if result.fits else "no"
-                shown = step if result.compiled == compile_ else "eager*"
-                print(
-                    f"{label:36} {shown:9} {result.mode:9} {seconds:8.2f} {allocated:9.2f}Gi"
-                    f" {reserved:8.2f}Gi {fits}"
-                )
-    print("eager*: the compiled step could not be simulated; the result's notes say why")
-    if "cuda" not in modes:
-        print("no CUDA GPU here: measured rows need one")
+    quick = "--quick" in sys.argv
+    print(f"torch {torch.__version__}; target {PROFILE.label}; budget {BUDGET / GIB:.2f} GiB")
+    rows = [eager_row()]
+    if not quick:
+        rows += compiled_rows()
+    rows += search_rows(quick)
+    rows.append(folder_row())
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    header = ("what", "now", "goal", "note")
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=False)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3])
 
 
 if __name__ == "__main__":
