@@ -125,6 +125,9 @@ def _estimate_appendix() -> list[str]:
         "",
         f"Allocator overhead: {estimate.ALLOCATOR_OVERHEAD:.0%} of the tensor bytes. "
         + inspect.cleandoc(_attribute_doc(estimate, "ALLOCATOR_OVERHEAD")),
+        "",
+        f"Allocator overhead of a compiled step: {estimate.COMPILED_ALLOCATOR_OVERHEAD:.0%}. "
+        + inspect.cleandoc(_attribute_doc(estimate, "COMPILED_ALLOCATOR_OVERHEAD")),
     ]
     return lines
 

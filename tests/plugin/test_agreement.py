@@ -58,3 +58,16 @@ def test_the_eager_totals_agree_within_3_percent_on_the_readmes_configs(path):
     estimate, result = both(path, compile=False)
     simulated = result.peak_reserved_bytes + result.context_bytes
     assert estimate.total == pytest.approx(simulated, rel=0.03)
+
+
+TRAIN_GPT2 = ROOT / "tests/data/real_configs/nanogpt/config/train_gpt2.py"
+
+
+@pytest.mark.parametrize("path", [GPT2_SMALL, TRAIN_GPT2], ids=lambda p: p.stem)
+def test_the_compiled_totals_agree_within_3_percent(path):
+    """Configs that compile (nanoGPT's default): the estimate's compiled loss terms and the
+    compiled step's allocator overhead against the replay of Inductor's plans."""
+    estimate, result = both(path)
+    assert result.compiled
+    simulated = result.peak_reserved_bytes + result.context_bytes
+    assert estimate.total == pytest.approx(simulated, rel=0.03)
