@@ -29,17 +29,16 @@ from typing import Any
 
 import torch
 
-from gptlint.gpus import GpuProfile
+from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
 from gptlint.kinds import AttentionKernel
 from gptlint.run import StepSpec
 from gptlint.units import MIB
 from pytest_gptcfg.engine import compiled, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
-    SIMULATED_CONTEXT_BYTES,
     _Labeller,
-    _result,
     cublas_workspace_bytes,
+    simulated_result,
 )
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
@@ -266,7 +265,7 @@ def simulate_compiled(
     if reason is not None:
         raise CompiledUnavailable(reason)
     plan, cached = get_plan(spec, kernel)
-    context = SIMULATED_CONTEXT_BYTES
+    context = CUDA_CONTEXT_BYTES
     notes = [
         "simulated on fake tensors (no GPU used); "
         f"the CUDA context is a modelled {context // MIB} MiB",
@@ -307,6 +306,8 @@ def simulate_compiled(
     if dtype == torch.float16:
         notes.append("float16: GradScaler enabled, as train.py does")
     peak = tracker.at_peak()
-    result = _result(spec, profile, budget_bytes, allocator, peak, context, {kernel}, notes)
+    result = simulated_result(
+        spec, profile, budget_bytes, allocator, peak, context, {kernel}, notes
+    )
     result.compiled = True
     return result

@@ -24,16 +24,16 @@ from contextlib import AbstractContextManager
 import torch
 
 from gptlint.estimate import BREAKDOWN_LABELS, largest_fitting
-from gptlint.gpus import GpuProfile
-from gptlint.kinds import AttentionKernel, MemoryMode
+from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
+from gptlint.kinds import MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
 from pytest_gptcfg.engine import cuda, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
-    SIMULATED_CONTEXT_BYTES,
     CudaBehaviour,
     cublas_workspace_bytes,
+    simulated_result,
 )
 from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
 from pytest_gptcfg.engine.trainstep import build_model, random_batches, resolve_dtype
@@ -99,7 +99,7 @@ def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> Mem
     """The evaluation of `spec` on fake tensors, as the training simulation runs its step."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    context = SIMULATED_CONTEXT_BYTES
+    context = CUDA_CONTEXT_BYTES
     notes = [
         "simulated on fake tensors (no GPU used); "
         f"the CUDA context is a modelled {context // MIB} MiB",
@@ -130,36 +130,17 @@ def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> Mem
         tracker.add(-1, Allocation(workspace, "activations", "cuBLAS workspace"))
         run_evaluation(model, random_batches(spec, "cpu"), lambda: behaviour)
         del model
-    peak = tracker.at_peak()
-    breakdown = dict.fromkeys(BREAKDOWN_LABELS, 0)
-    for allocation in peak:
-        breakdown[allocation.category] += allocation.size
-    breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
-    breakdown["cuda_context"] = context
-    kernel = _kernel_name(behaviour.attention_kernels)
-    if allocator.oom:
-        notes.append("the evaluation exceeds the memory cap: a real run raises CUDA out of memory")
-    return MemoryResult(
-        mode=MemoryMode.SIMULATED,
-        fits=fits_budget(allocator.peak_reserved, context, budget_bytes) and not allocator.oom,
-        peak_allocated_bytes=allocator.peak_allocated,
-        peak_reserved_bytes=allocator.peak_reserved,
-        context_bytes=context,
-        budget_bytes=budget_bytes,
-        breakdown=breakdown,
-        largest_tensors=[(a.description, a.size) for a in peak[:10]],
-        oom=allocator.oom,
-        torch_version=torch.__version__,
-        device_name=f"{profile.label} (simulated)",
-        attention_kernel=kernel,
-        notes=notes,
+    return simulated_result(
+        spec,
+        profile,
+        budget_bytes,
+        allocator,
+        tracker.at_peak(),
+        context,
+        behaviour.attention_kernels,
+        notes,
+        what="evaluation",
     )
-
-
-def _kernel_name(used: set[AttentionKernel]) -> AttentionKernel:
-    from gptlint.estimate import EFFICIENT, FLASH, MATH
-
-    return next((k for k in (MATH, EFFICIENT, FLASH) if k in used), FLASH)
 
 
 def measure_eval(

@@ -46,7 +46,7 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from gptlint.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MATH
-from gptlint.gpus import GpuProfile
+from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
 from gptlint.kinds import AttentionKernel, MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
@@ -64,9 +64,6 @@ from pytest_gptcfg.engine.trainstep import (
     run_training,
 )
 from pytest_gptcfg.results import MemoryResult, fits_budget
-
-SIMULATED_CONTEXT_BYTES = 500 * MIB
-"""CUDA context + kernels + library handles of a PyTorch process (measured ~0.3-0.5 GiB)."""
 
 _CROSS_ENTROPY = inspect.signature(F.cross_entropy)
 _DROPOUT = inspect.signature(F.dropout)
@@ -205,7 +202,7 @@ def simulate(
     `recorder` receives the allocator model's events for a memory_viz snapshot."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    context = SIMULATED_CONTEXT_BYTES
+    context = CUDA_CONTEXT_BYTES
     notes = [
         "simulated on fake tensors (no GPU used); "
         f"the CUDA context is a modelled {context // MIB} MiB"
@@ -246,12 +243,12 @@ def simulate(
     if dtype == torch.float16:
         notes.append("float16: GradScaler enabled, as train.py does")
     peak = tracker.at_peak()
-    return _result(
+    return simulated_result(
         spec, profile, budget_bytes, allocator, peak, context, behaviour.attention_kernels, notes
     )
 
 
-def _result(
+def simulated_result(
     spec: StepSpec,
     profile: GpuProfile,
     budget_bytes: int,
@@ -260,7 +257,10 @@ def _result(
     context: int,
     used_kernels: set[AttentionKernel],
     notes: list[str],
+    what: str = "step",
 ) -> MemoryResult:
+    """The verdict of a simulated run (the eager or compiled step, or the evaluation: `what`)
+    from the allocator model and the allocations live at its peak."""
     breakdown = dict.fromkeys(BREAKDOWN_LABELS, 0)
     for allocation in peak:
         breakdown[allocation.category] += allocation.size
@@ -274,7 +274,7 @@ def _result(
             "it materialises B x H x T x T scores per layer"
         )
     if allocator.oom:
-        notes.append("the step exceeds the memory cap: a real run raises CUDA out of memory")
+        notes.append(f"the {what} exceeds the memory cap: a real run raises CUDA out of memory")
     return MemoryResult(
         mode=MemoryMode.SIMULATED,
         fits=fits_budget(allocator.peak_reserved, context, budget_bytes) and not allocator.oom,
