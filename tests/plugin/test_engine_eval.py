@@ -61,3 +61,17 @@ def test_the_evaluation_measured_on_cuda_peaks_below_the_training_step():
     training = check_memory(TRAIN, profile, profile.usable_bytes, mode="cuda")
     assert result.fits and not result.oom
     assert 0 < result.peak_allocated_bytes < training.peak_allocated_bytes
+
+
+@pytest.mark.parametrize("budget_mib", [600, 1024])
+def test_the_eval_batch_search_gives_the_bisections_answer(budget_mib):
+    from gptlint.estimate import largest_fitting
+    from pytest_gptcfg.engine.evalstep import find_max_eval_batch_size, simulate_eval
+
+    profile, budget = get_profile("rtx4070"), budget_mib * 2**20
+    spec = StepSpec(ModelShape(2, 2, 64, 128, 5000, False), 8, 128, 1, "bfloat16", False)
+    spec = dataclasses.replace(spec, eval_only=True)
+    bisected = largest_fitting(
+        lambda b: simulate_eval(dataclasses.replace(spec, batch_size=b), profile, budget).fits
+    )
+    assert find_max_eval_batch_size(spec, profile, budget) == bisected

@@ -23,13 +23,14 @@ from contextlib import AbstractContextManager
 
 import torch
 
-from gptlint.estimate import BREAKDOWN_LABELS, largest_fitting
+from gptlint.estimate import BREAKDOWN_LABELS
 from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
 from gptlint.kinds import MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
 from pytest_gptcfg.engine import cuda, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
+from pytest_gptcfg.engine.check import UNCAPPED, largest_fitting_affine
 from pytest_gptcfg.engine.simulate import (
     CudaBehaviour,
     cublas_workspace_bytes,
@@ -86,13 +87,16 @@ def check_eval(
 def find_max_eval_batch_size(
     spec: StepSpec, profile: GpuProfile, budget_bytes: int, limit: int = 4096
 ) -> int:
-    """The largest `batch_size` whose evaluation fits (0 if batch 1 does not), simulated."""
+    """The largest `batch_size` whose evaluation fits (0 if batch 1 does not), simulated, with
+    the training step's search (`check.largest_fitting_affine`: a line through two probes,
+    verified)."""
 
-    def fits(batch: int) -> bool:
-        probe = dataclasses.replace(spec, batch_size=batch)
-        return simulate_eval(probe, profile, budget_bytes).fits
+    def probe(batch: int, capped: bool) -> MemoryResult:
+        batch_spec = dataclasses.replace(spec, batch_size=batch)
+        return simulate_eval(batch_spec, profile, budget_bytes if capped else UNCAPPED)
 
-    return largest_fitting(fits, limit)
+    start = min(max(spec.batch_size, 1), limit)
+    return largest_fitting_affine(probe, budget_bytes, start, limit)
 
 
 def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> MemoryResult:
