@@ -42,19 +42,25 @@ PROFILES: dict[str, GpuProfile] = {
     for p in (
         # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("rtx4070", "NVIDIA GeForce RTX 4070 (12 GB)", 12282, (8, 9), True),
-        # nvidia-smi total; no PyTorch-reported figure found
-        GpuProfile("rtx3060-12gb", "NVIDIA GeForce RTX 3060 (12 GB)", 12288, (8, 6), True),
+        # source: songxf1024/CaPGNN main.py: PyTorch repr total_memory=12044MB (two RTX 3060s
+        # in a server listing; the only PyTorch figure found for this card)
+        GpuProfile("rtx3060-12gb", "NVIDIA GeForce RTX 3060 (12 GB)", 12044, (8, 6), True),
         # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("rtx4070-ti", "NVIDIA GeForce RTX 4070 Ti (12 GB)", 12282, (8, 9), True),
         # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("rtx4080", "NVIDIA GeForce RTX 4080 (16 GB)", 16376, (8, 9), True),
-        # nvidia-smi total; no PyTorch-reported figure found
-        GpuProfile("rtx3090", "NVIDIA GeForce RTX 3090 (24 GB)", 24576, (8, 6), True),
+        # source: huggingface/transformers docs/source/en/debugging.md: PyTorch repr
+        # total_memory=24268MB (also in a second, independent log); sources disagree by driver:
+        # songxf1024/CaPGNN main.py shows 24259MB, another log 24575MB; the most common is kept
+        GpuProfile("rtx3090", "NVIDIA GeForce RTX 3090 (24 GB)", 24268, (8, 6), True),
         # source: chenlb/knowledge src/llm/deploy/cuda-install-on-windows.md: PyTorch repr
         # total_memory=24563MB (Windows, WDDM, driver 572.70; nvidia-smi there: 24564MiB)
         GpuProfile("rtx4090", "NVIDIA GeForce RTX 4090 (24 GB)", 24563, (8, 9), True),
-        # nvidia-smi total; no PyTorch-reported figure found
-        GpuProfile("t4", "NVIDIA Tesla T4 (16 GB)", 15360, (7, 5), False),
+        # source: mryab/efficient-dl-systems week01_intro/seminar.ipynb: PyTorch repr on Colab,
+        # total_memory=15109MB (driver 460.32.03, 2022-23), 15102MB (535.104.05, 2024-25),
+        # 15095MB (550.54.15, 2026); sources disagree by driver and 15109MB is the most common
+        # (also in four other PyTorch logs found)
+        GpuProfile("t4", "NVIDIA Tesla T4 (16 GB)", 15109, (7, 5), False),
         # source: bottlerocket-os/bottlerocket pull request #3873: deviceQuery on
         # NVIDIA A100-SXM4-40GB, 42298834944 bytes (40339.31 MiB, whole MiB kept)
         GpuProfile("a100-40gb", "NVIDIA A100 40GB", 40339, (8, 0), True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 
 import pytest
 
@@ -13,6 +14,7 @@ from gptlint.gpus import PROFILES
 from gptlint.units import MIB
 
 NONE_FOUND = "nvidia-smi total; no PyTorch-reported figure found"
+FILE = re.compile(r"\S+/\S+ \S+\.(md|py|ipynb):")  # owner/name path.ext:
 
 # nvidia-smi's totals of the data-centre cards, as listed in modal-labs/modal-client pull
 # request #2797: the budgets must stay below these where a PyTorch figure was found.
@@ -47,7 +49,7 @@ def test_comment_names_a_source_or_says_none_was_found(name):
     assert comment == NONE_FOUND or comment.startswith("source: "), comment
     if comment.startswith("source: "):
         # a repository and an issue/PR or a file, or a page's address
-        assert "/" in comment and (" #" in comment or ".md" in comment or "://" in comment)
+        assert "/" in comment and (" #" in comment or FILE.search(comment) or "://" in comment)
 
 
 @pytest.mark.parametrize("name", sorted(NVIDIA_SMI_MIB))
@@ -57,6 +59,12 @@ def test_data_centre_budget_is_below_nvidia_smi_where_sourced(name):
         assert profile.usable_mib == NVIDIA_SMI_MIB[name]
     else:
         assert profile.usable_mib < NVIDIA_SMI_MIB[name]
+
+
+def test_t4_is_the_most_common_colab_figure():
+    # mryab/efficient-dl-systems week01_intro/seminar.ipynb: 15109MB (driver 460.32.03), 15102MB
+    # (535.104.05), 15095MB (550.54.15); 15109MB is also the figure of the other T4 logs found
+    assert PROFILES["t4"].usable_mib == 15109
 
 
 def test_a100_40gb_is_the_devicequery_figure_in_whole_mib():
