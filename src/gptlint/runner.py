@@ -7,6 +7,7 @@ import errno
 import os
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -109,32 +110,40 @@ def _run_paths(current: Invocation, paths: list[str]) -> int:
         current.report.error(f"{where}: cannot read folder: {exc.strerror or exc}")
 
     for name in paths:
-        shown = escape_path(name)
-        if not name:
-            current.report.error("'': an empty path names no file or folder")
-            continue
-        path = Path(name)
-        try:
-            mode = os.stat(path).st_mode
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                current.report.error(f"{shown}: no such file or directory")
-            else:
-                current.report.error(f"{shown}: {exc.strerror or exc}")
-            continue
-        if stat.S_ISDIR(mode):
-            settings = current.settings_for(path)
-            found = walk(path, settings.exclude, settings.root, folder_error)
-            if not sum(_process(current, Target(p, False)) for p in found):
-                current.report.error(f"{shown}: no config files found")
-            continue
-        if not stat.S_ISREG(mode):
-            current.report.error(f"{shown}: not a regular file or folder, skipped")
-            continue
-        settings = current.settings_for(path.parent)
-        if not excluded(path, settings.exclude, settings.root):
-            _process(current, Target(path, True))
+        try:  # broken settings of one named path stop that path, not the others
+            _run_path(current, name, folder_error)
+        except (SettingsError, SchemaError) as exc:
+            current.report.error(str(exc))
     return _finish(current)
+
+
+def _run_path(current: Invocation, name: str, folder_error: Callable[[OSError], None]) -> None:
+    """Lint (or fix) one named file, or the configs in one named folder."""
+    shown = escape_path(name)
+    if not name:
+        current.report.error("'': an empty path names no file or folder")
+        return
+    path = Path(name)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            current.report.error(f"{shown}: no such file or directory")
+        else:
+            current.report.error(f"{shown}: {exc.strerror or exc}")
+        return
+    if stat.S_ISDIR(mode):
+        settings = current.settings_for(path)
+        found = walk(path, settings.exclude, settings.root, folder_error)
+        if not sum(_process(current, Target(p, False)) for p in found):
+            current.report.error(f"{shown}: no config files found")
+        return
+    if not stat.S_ISREG(mode):
+        current.report.error(f"{shown}: not a regular file or folder, skipped")
+        return
+    settings = current.settings_for(path.parent)
+    if not excluded(path, settings.exclude, settings.root):
+        _process(current, Target(path, True))
 
 
 def _process(current: Invocation, target: Target) -> bool:

@@ -596,3 +596,16 @@ def test_a_forks_gptconfig_with_a_method_and_a_too_long_dataset_name(tmp_path, c
     assert "internal error" not in err and "Traceback" not in err
     assert "a.py:1:" in out and "GPT101 n_embd=500 is not divisible by n_head=6" in out
     assert code == 1
+
+
+def test_broken_settings_of_one_named_folder_do_not_stop_the_others(tmp_path, capsys):
+    from gptlint.cli import main as run_cli
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.py").write_text("n_embd = 500\n")
+    (tmp_path / "b" / "pyproject.toml").write_text('[tool.gptlint]\ngpu = "nope"\n')
+    assert run_cli([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    out, err = capsys.readouterr()
+    assert "a.py:1:1: GPT101" in out
+    assert "b/pyproject.toml:2: gpu: unknown GPU profile 'nope'" in err
