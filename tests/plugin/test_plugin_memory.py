@@ -206,7 +206,7 @@ def test_the_gpu_profile_and_the_item_name_agree(project):
     result, data = report(project, "-k", "memory", "--gpt-gpu", "t4")
     result.assert_outcomes(passed=1, deselected=1)
     assert data["configs"][0]["gpu"] == "t4"
-    assert data["configs"][0]["budget_bytes"] == 15360 * MiB
+    assert data["configs"][0]["budget_bytes"] == 15109 * MiB  # what PyTorch reports on a T4
     assert data["configs"][0]["dtype"] == "float16"
 
 
