@@ -38,6 +38,9 @@ compile = False
 class Project:
     """A project folder with `config/*.py`, run with the plugin loaded."""
 
+    tiny = TINY
+    """The default config: a model small enough to simulate in a second."""
+
     def __init__(self, pytester: pytest.Pytester) -> None:
         self.pytester = pytester
         self.path = pytester.path

@@ -14,17 +14,7 @@ torch = pytest.importorskip("torch")
 
 pytest_plugins = ["pytester"]
 
-TINY = """\
-n_layer = 2
-n_head = 2
-n_embd = 64
-block_size = 32
-batch_size = 4
-gradient_accumulation_steps = 2
-dataset = 'tiny'
-compile = False
-"""
-EVAL_ONLY = TINY + "eval_only = True\n"
+EVAL_ONLY = "eval_only = True\n"  # after the project's tiny config
 
 FORK_TRAIN_PY = """\
 # a fork of nanoGPT's train.py: its model takes one more argument, mlp_mult
@@ -112,7 +102,7 @@ def records(project, result: pytest.RunResult) -> dict[str, dict]:
 
 def test_an_eval_only_config_runs_the_evaluation_not_a_training_step(project):
     project.config("train_tiny.py")
-    project.config("eval_tiny.py", EVAL_ONLY)
+    project.config("eval_tiny.py", project.tiny + EVAL_ONLY)
     result = project.run_subprocess(
         "--gpt-configs", "config", "-v", "-k", "memory", "--gpt-report", "report.json"
     )
@@ -132,7 +122,7 @@ def test_an_eval_only_config_runs_the_evaluation_not_a_training_step(project):
 
 
 def test_an_eval_only_config_that_does_not_fit_says_evaluation(project):
-    project.config("eval_tiny.py", EVAL_ONLY)
+    project.config("eval_tiny.py", project.tiny + EVAL_ONLY)
     result = project.run_subprocess(
         "--gpt-configs", "config", "-k", "memory", "--gpt-memory-budget", "510MiB"
     )
