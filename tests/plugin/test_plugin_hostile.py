@@ -11,17 +11,6 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-SHAPE = """\
-n_layer = 2
-n_head = 2
-n_embd = 64
-block_size = 32
-batch_size = 4
-gradient_accumulation_steps = 2
-dataset = 'tiny'
-compile = False
-"""
-
 
 def failures(result: pytest.RunResult) -> dict[str, str]:
     """Each failed item's one-line failure text, by config file name."""
@@ -49,7 +38,7 @@ IMPOSSIBLE = {
 
 def test_impossible_values_and_huge_runs_fail_plainly_before_torch(project):
     for name, (line, _) in IMPOSSIBLE.items():
-        project.config(f"{name}.py", SHAPE + line + "\n")
+        project.config(f"{name}.py", project.tiny + line + "\n")
     result = project.run("--gpt-configs", "config", "-k", "memory", "-p", "no:randomly")
     result.assert_outcomes(failed=len(IMPOSSIBLE), deselected=len(IMPOSSIBLE))
     found = failures(result)
@@ -67,7 +56,7 @@ def test_impossible_values_and_huge_runs_fail_plainly_before_torch(project):
 
 def test_a_deeply_nested_file_is_linted_and_loaded(project):
     chain = "x = " + " or ".join(["a"] * 2500) + "\n"
-    project.config("deep.py", SHAPE + chain + "dropout = 1.5\n")
+    project.config("deep.py", project.tiny + chain + "dropout = 1.5\n")
     result = project.run("--gpt-configs", "config", "-v")
     out = result.stdout.str()
     assert "RecursionError" not in out and "Traceback" not in out and "INTERNALERROR" not in out
@@ -78,7 +67,7 @@ def test_a_deeply_nested_file_is_linted_and_loaded(project):
 
 
 def test_pyproject_set_applies_and_gpt_set_wins(project):
-    project.config("train_a.py", SHAPE)
+    project.config("train_a.py", project.tiny)
     project.pytester.makepyprojecttoml("[tool.gptlint]\nset = {n_layer = 5000}\n")
     from_set = project.run("--gpt-configs", "config", "-k", "memory")
     assert "n_layer 5000 is more than 2048" in failures(from_set)["config/train_a.py"]
@@ -87,7 +76,7 @@ def test_pyproject_set_applies_and_gpt_set_wins(project):
 
 
 def test_a_bad_pyproject_set_is_named(project):
-    project.config("train_a.py", SHAPE)
+    project.config("train_a.py", project.tiny)
     project.pytester.makepyprojecttoml("[tool.gptlint]\nset = {n_layer = 'twelve'}\n")
     result = project.run("--gpt-configs", "config")
     result.assert_outcomes(failed=2)
@@ -97,7 +86,7 @@ def test_a_bad_pyproject_set_is_named(project):
 
 
 def test_a_problem_with_a_default_names_it_once_in_parentheses(project):
-    project.config("train_a.py", SHAPE.replace("gradient_accumulation_steps = 2\n", ""))
+    project.config("train_a.py", project.tiny.replace("gradient_accumulation_steps = 2\n", ""))
     project.pytester.makepyprojecttoml("[tool.gptlint]\nworld-size = 3\n")
     result = project.run("--gpt-configs", "config", "-k", "memory")
     text = failures(result)["config/train_a.py"]
@@ -107,7 +96,7 @@ def test_a_problem_with_a_default_names_it_once_in_parentheses(project):
 
 def test_the_lint_failure_lists_every_finding_under_a_matching_count(project):
     project.config(
-        "train_bad.py", SHAPE + "n_head = 12\nn_embd = 512\nbatch_size = 0.5\nfoo_bar = 1\n"
+        "train_bad.py", project.tiny + "n_head = 12\nn_embd = 512\nbatch_size = 0.5\nfoo_bar = 1\n"
     )
     result = project.run("--gpt-configs", "config", "-k", "lint")
     result.assert_outcomes(failed=1, deselected=1)
