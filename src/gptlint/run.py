@@ -255,9 +255,11 @@ class _Reader:
         self.config = config
         self.problems: list[Problem] = []
 
-    def fail(self, key: str, message: str, unknown: bool = False) -> None:
+    def fail(self, key: str, message: str, **kind: bool) -> None:
+        """Add a problem for `key` (`kind`: Problem's unknown / architecture / missing flags),
+        unless `key` already has one."""
         if all(p.key != key for p in self.problems):
-            self.problems.append(Problem(key, message, unknown))
+            self.problems.append(Problem(key, message, **kind))
 
     def value(self, key: str, kinds: tuple[type, ...]) -> Any:
         """`config[key]` if statically known and of one of `kinds` (bool is no number), else
@@ -265,11 +267,12 @@ class _Reader:
         value = self.config.get(key)
         origin = self.config.origin(key)
         if key not in self.config:
-            self.fail(key, f"{key} is not a key of {self.config.schema.origin}: no run to derive")
-            self.problems[-1] = dataclasses.replace(self.problems[-1], missing=True)
+            origin = self.config.schema.origin
+            self.fail(key, f"{key} is not a key of {origin}: no run to derive", missing=True)
             return UNKNOWN
         if value is UNKNOWN:
-            self.fail(key, f"{key} is not known without running the config: {origin}", True)
+            message = f"{key} is not known without running the config: {origin}"
+            self.fail(key, message, unknown=True)
             return UNKNOWN
         number = any(k in (int, float) for k in kinds)
         if not isinstance(value, kinds) or (number and isinstance(value, bool)):
@@ -396,8 +399,8 @@ def _architecture(reader: _Reader, own_model: bool) -> tuple[tuple[str, Any], ..
                 f"{key}={_show(value)} ({config.origin(key)}) changes the model beyond"
                 f" nanoGPT's: {config.schema.origin} passes {key} to its own GPTConfig, which"
                 " gptlint's count and estimate do not model",
+                architecture=True,
             )
-            reader.problems[-1] = dataclasses.replace(reader.problems[-1], architecture=True)
         extra.append((key, value))
     return tuple(extra)
 
