@@ -79,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
         if "-" in paths:
             if len(paths) > 1:
                 return _fail("'-' (stdin) cannot be combined with other paths")
-            return _run_stdin(current)
-        return _run_paths(current, paths)
+            return run_deep(_run_stdin, current)
+        # One deep thread for the whole run (each file's own run_deep then runs inline): a
+        # thread per file cost a third of the time on a folder of small configs.
+        return run_deep(_run_paths, current, paths)
     except (SettingsError, SchemaError) as exc:
         return _fail(str(exc))
 
