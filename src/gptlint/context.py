@@ -16,7 +16,7 @@ from gptlint.kinds import ValueKind
 from gptlint.metadata import dataset_vocab
 from gptlint.resolve import EffectiveConfig
 from gptlint.run import ModelSource, Problem, TrainingRun, derive_model, derive_run
-from gptlint.schema import DEFAULT_VOCAB_SIZE, gptconfig_defaults
+from gptlint.schema import DEFAULT_VOCAB_SIZE, NANOGPT_SCHEMA, gptconfig_defaults
 from gptlint.scopes import CallScope, ConfigScope, shape_scopes
 from gptlint.settings import Settings
 
@@ -57,6 +57,9 @@ class LintContext:
     @cached_property
     def scratch_vocab(self) -> tuple[int, str]:
         """vocab_size of a scratch run (meta.pkl of the dataset, else 50304) and its origin."""
+        derived = self._derived_model
+        if isinstance(derived, ModelSource) and derived.init_from == "scratch":
+            return derived.shape.vocab_size, derived.vocab_from  # read once, by derive_model
         if "vocab_size" in self.config.schema:
             return self.config.get("vocab_size"), self.config.origin("vocab_size")
         if "dataset" not in self.config.schema:
@@ -75,22 +78,28 @@ class LintContext:
         the fork's train.py; None (nanoGPT's) without either."""
         if self.settings.model is not None:
             return gptconfig_defaults(self.settings.model)
-        origin = Path(self.config.schema.origin)
-        if origin.name == "train.py" and (origin.parent / "model.py").is_file():
-            return gptconfig_defaults(origin.parent / "model.py")
-        return None
+        if self.config.schema is NANOGPT_SCHEMA:
+            return None
+        model_py = Path(self.config.schema.origin).parent / "model.py"
+        return gptconfig_defaults(model_py) if model_py.is_file() else None
 
     @cached_property
+    def _derived_model(self) -> ModelSource | list[Problem]:
+        return derive_model(self.config)
+
+    @property
     def model(self) -> ModelSource | None:
         """The model train.py builds (the config's shape from scratch, a gpt2* checkpoint's
         shape, a resumed checkpoint's), or None when it cannot be told statically."""
-        model = derive_model(self.config)
+        model = self._derived_model
         return None if isinstance(model, list) else model
 
     @cached_property
     def run(self) -> TrainingRun | list[Problem]:
         """The run train.py starts on the target GPU, or the problems that stop it."""
-        return derive_run(self.config, self.gpu, world_size=self.world_size.size)
+        return derive_run(
+            self.config, self.gpu, world_size=self.world_size.size, model=self._derived_model
+        )
 
     @cached_property
     def world_size(self) -> WorldSize:

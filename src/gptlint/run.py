@@ -450,15 +450,18 @@ def derive_run(
     compile: bool | None = None,
     strict: bool = False,
     own_model: bool = False,
+    model: ModelSource | list[Problem] | None = None,
 ) -> TrainingRun | list[Problem]:
     """The run train.py starts for `config` on `gpu` with `world_size` processes, or the
-    problems that stop it (see `derive_model` for `root`, `strict` and `own_model`).
+    problems that stop it (see `derive_model` for `root`, `strict` and `own_model`; `model`
+    is its answer where the caller has it already).
 
     `compile` overrides the config's. train.py's default dtype is bfloat16 where the GPU has it
     and float16 (with a GradScaler) elsewhere: a dtype that comes from the default follows
     the target GPU.
     """
-    model = derive_model(config, root=root, strict=strict, own_model=own_model)
+    if model is None:
+        model = derive_model(config, root=root, strict=strict, own_model=own_model)
     reader = _Reader(config)
     batch_size = reader.positive("batch_size")
     accumulation = reader.positive("gradient_accumulation_steps")
