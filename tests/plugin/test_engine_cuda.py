@@ -223,3 +223,17 @@ def test_cuda_bookkeeping_lets_other_errors_through(stand_in):
     with pytest.raises(ValueError, match="block_size"):
         cuda_mode.measure(spec, get_profile("rtx4070"), 8 * GiB)
     assert cuda.fractions[-1] == 1.0
+
+
+def test_the_evaluation_is_measured_with_the_same_bookkeeping(stand_in):
+    from pytest_gptcfg.engine.evalstep import measure_eval
+
+    _, cuda = stand_in
+    spec = dataclasses.replace(TINY, eval_only=True)
+    result = measure_eval(spec, get_profile("rtx4070"), 8 * GiB)
+    assert result.mode == "measured" and not result.oom and result.fits
+    assert cuda.fractions == [(8 * GiB - 500 * MiB) / cuda.total, 1.0]
+    assert (result.peak_allocated_bytes, result.peak_reserved_bytes) == (3 * GiB, 4 * GiB)
+    assert result.breakdown["optimizer_state"] == 0 and result.breakdown["gradients"] == 0
+    assert sum(result.breakdown.values()) == result.peak_reserved_bytes + result.context_bytes
+    assert result.notes[0].startswith("eval_only: train.py evaluates")

@@ -68,9 +68,7 @@ def check_memory(
     if mode == "auto":
         mode = "cuda" if torch.cuda.is_available() else "simulate"
     if mode == "cuda":
-        result = _measure(spec, profile, budget_bytes, device_index, snapshot)
-        result.compiled = spec.compile  # cuda.measure runs torch.compile when the spec does
-        return result
+        return _measure(spec, profile, budget_bytes, device_index, snapshot)
     recorder = SnapshotRecorder() if snapshot is not None else None
     result = _simulate_compiled(spec, profile, budget_bytes, recorder) if spec.compile else None
     if isinstance(result, str):

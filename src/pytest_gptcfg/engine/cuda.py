@@ -19,6 +19,9 @@ import contextlib
 import gc
 import os
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -109,14 +112,41 @@ def inventory(
     return parameters, state_bytes, sorted(tensors, key=lambda t: t[1], reverse=True)[:10]
 
 
-def measure(
-    spec: StepSpec, profile: GpuProfile, budget_bytes: int, device_index: int = 0
-) -> MemoryResult:
-    """Run the step of `spec` on CUDA device `device_index`, capped at budget - context."""
+@dataclass
+class Measured:
+    """What one capped run on a CUDA device measured (`measure_capped`)."""
+
+    device_name: str
+    capability: tuple[int, int]
+    dtype: torch.dtype
+    peak_allocated: int
+    peak_reserved: int
+    context: int
+    oom: bool
+    parameters: int
+    optimizer_state: int
+    largest: list[tuple[str, int]]
+
+
+Runner = Callable[[torch.device, torch.dtype, dict[str, Any]], None]
+"""Builds the model on the device and runs it; puts the model (and the optimizer, if any) in
+the dict it is given, so that they can be counted even when the run runs out of memory."""
+
+
+def measure_capped(
+    spec: StepSpec,
+    profile: GpuProfile,
+    budget_bytes: int,
+    device_index: int,
+    notes: list[str],
+    run: Runner,
+) -> Measured:
+    """`run` on CUDA device `device_index` with the allocator capped at budget - context: the
+    peaks, the context, whether it ran out of memory, and the parameters and optimizer state
+    it held. Everything is freed and the cap lifted afterwards; notes go to `notes`."""
     if not torch.cuda.is_available():
         raise RuntimeError("CUDA mode needs a CUDA GPU; use mode='simulate'")
     device = torch.device("cuda", device_index)
-    notes: list[str] = []
     _initialise(device)
     name = torch.cuda.get_device_name(device)
     capability = torch.cuda.get_device_capability(device)
@@ -136,13 +166,78 @@ def measure(
     oom = False
     parameters = optimizer_state = 0
     largest: list[tuple[str, int]] = []
-    model: torch.nn.Module | None = None
-    step_model = optimizer = scaler = None
+    held: dict[str, Any] = {}
     try:
         torch.manual_seed(0)
+        run(device, dtype, held)
+        torch.cuda.synchronize(device)
+    except Exception as error:
+        if not _is_oom(error):
+            raise
+        oom = True
+        notes.append("CUDA out of memory under the cap of budget - context")
+    finally:
+        if held.get("model") is not None:
+            parameters, optimizer_state, largest = inventory(held["model"], held.get("optimizer"))
+        peak_allocated = torch.cuda.max_memory_allocated(device) - base_allocated
+        peak_reserved = torch.cuda.max_memory_reserved(device) - base_reserved
+        context = max(context_before, _context_bytes(device, notes))
+        held.clear()
+        _release(device, spec.compile)
+    return Measured(
+        name,
+        capability,
+        dtype,
+        peak_allocated,
+        peak_reserved,
+        context,
+        oom,
+        parameters,
+        optimizer_state,
+        largest,
+    )
+
+
+def measured_result(
+    spec: StepSpec,
+    budget_bytes: int,
+    measured: Measured,
+    breakdown: dict[str, int],
+    notes: list[str],
+    dropout: float,
+) -> MemoryResult:
+    """The verdict of a measured run (the step, or the evaluation with `dropout` 0)."""
+    head_dim = spec.shape.n_embd // spec.shape.n_head
+    attention = kernels.attention_kernel(measured.capability, measured.dtype, head_dim, dropout)
+    return MemoryResult(
+        mode=MemoryMode.MEASURED,
+        fits=fits_budget(measured.peak_reserved, measured.context, budget_bytes)
+        and not measured.oom,
+        peak_allocated_bytes=measured.peak_allocated,
+        peak_reserved_bytes=measured.peak_reserved,
+        context_bytes=measured.context,
+        budget_bytes=budget_bytes,
+        breakdown=breakdown,
+        largest_tensors=measured.largest,
+        oom=measured.oom,
+        torch_version=torch.__version__,
+        device_name=measured.device_name,
+        attention_kernel=attention,
+        notes=notes,
+        compiled=spec.compile,  # the run was torch.compile'd when the spec says so
+    )
+
+
+def measure(
+    spec: StepSpec, profile: GpuProfile, budget_bytes: int, device_index: int = 0
+) -> MemoryResult:
+    """Run the step of `spec` on CUDA device `device_index`, capped at budget - context."""
+    notes: list[str] = []
+
+    def train(device: torch.device, dtype: torch.dtype, held: dict[str, Any]) -> None:
         with torch.device(device):
-            model = build_model(spec)
-        optimizer = make_optimizer(model, spec, "cuda")
+            held["model"] = model = build_model(spec)
+        held["optimizer"] = optimizer = make_optimizer(model, spec, "cuda")
         step_model = torch.compile(model) if spec.compile else model
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         run_training(
@@ -153,29 +248,19 @@ def measure(
             lambda: torch.autocast("cuda", dtype=dtype),
             spec,
         )
-        torch.cuda.synchronize(device)
-    except Exception as error:
-        if not _is_oom(error):
-            raise
-        oom = True
-        notes.append("CUDA out of memory under the cap of budget - context")
-    finally:
-        if model is not None:
-            parameters, optimizer_state, largest = inventory(model, optimizer)
-        peak_allocated = torch.cuda.max_memory_allocated(device) - base_allocated
-        peak_reserved = torch.cuda.max_memory_reserved(device) - base_reserved
-        context = max(context_before, _context_bytes(device, notes))
-        del model, step_model, optimizer, scaler
-        _release(device, spec.compile)
-    gradients = parameters
+
+    measured = measure_capped(spec, profile, budget_bytes, device_index, notes, train)
+    parameters = gradients = measured.parameters
     breakdown = {
         "parameters": parameters,
         "gradients": gradients,
-        "optimizer_state": optimizer_state,
-        "activations": max(peak_allocated - parameters - gradients - optimizer_state, 0),
+        "optimizer_state": measured.optimizer_state,
+        "activations": max(
+            measured.peak_allocated - parameters - gradients - measured.optimizer_state, 0
+        ),
         "logits_and_loss": 0,
-        "allocator_overhead": peak_reserved - peak_allocated,
-        "cuda_context": context,
+        "allocator_overhead": measured.peak_reserved - measured.peak_allocated,
+        "cuda_context": measured.context,
     }
     notes.append(
         "measured breakdown: gradients taken as one fp32 copy of the parameters; autocast "
@@ -183,23 +268,7 @@ def measure(
     )
     if spec.compile:
         notes.append("the step ran under torch.compile, as the config asks")
-    head_dim = spec.shape.n_embd // spec.shape.n_head
-    attention = kernels.attention_kernel(capability, dtype, head_dim, spec.shape.dropout)
-    return MemoryResult(
-        mode=MemoryMode.MEASURED,
-        fits=fits_budget(peak_reserved, context, budget_bytes) and not oom,
-        peak_allocated_bytes=peak_allocated,
-        peak_reserved_bytes=peak_reserved,
-        context_bytes=context,
-        budget_bytes=budget_bytes,
-        breakdown=breakdown,
-        largest_tensors=largest,
-        oom=oom,
-        torch_version=torch.__version__,
-        device_name=name,
-        attention_kernel=attention,
-        notes=notes,
-    )
+    return measured_result(spec, budget_bytes, measured, breakdown, notes, spec.shape.dropout)
 
 
 def _free_cached(device: torch.device) -> None:

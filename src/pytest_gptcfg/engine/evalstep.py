@@ -20,15 +20,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Any
 
 import torch
 
 from gptlint.estimate import BREAKDOWN_LABELS
 from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
-from gptlint.kinds import MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
-from pytest_gptcfg.engine import cuda, kernels
+from pytest_gptcfg.engine import cuda
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.check import UNCAPPED, largest_fitting_affine
 from pytest_gptcfg.engine.simulate import (
@@ -38,7 +38,7 @@ from pytest_gptcfg.engine.simulate import (
 )
 from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
 from pytest_gptcfg.engine.trainstep import build_model, random_batches, resolve_dtype
-from pytest_gptcfg.results import MemoryResult, fits_budget
+from pytest_gptcfg.results import MemoryResult
 
 EVAL_ITERS_CHECKED = 2
 """Forward passes per split that the check runs (train.py runs `eval_iters`, 200 by default)."""
@@ -151,78 +151,27 @@ def measure_eval(
     spec: StepSpec, profile: GpuProfile, budget_bytes: int, device_index: int = 0
 ) -> MemoryResult:
     """The evaluation of `spec` on CUDA device `device_index`, capped at budget - context as
-    `cuda.measure` caps the training step."""
-    if not torch.cuda.is_available():
-        raise RuntimeError("CUDA mode needs a CUDA GPU; use mode='simulate'")
-    device = torch.device("cuda", device_index)
+    `cuda.measure` caps the training step (`cuda.measure_capped`)."""
     notes: list[str] = [
         "eval_only: train.py evaluates (no_grad forwards, train and val splits) and exits "
         "before the first training step"
     ]
-    cuda._initialise(device)
-    name = torch.cuda.get_device_name(device)
-    capability = torch.cuda.get_device_capability(device)
-    total = torch.cuda.get_device_properties(device).total_memory
-    if not profile.label.startswith(name):
-        notes.append(f"measured on {name}; its kernels apply, the budget is {profile.label}'s")
-    dtype = resolve_dtype(spec.dtype)
-    cuda._free_cached(device)
-    context_before = cuda._context_bytes(device, [])
-    base_allocated = torch.cuda.memory_allocated(device)
-    base_reserved = torch.cuda.memory_reserved(device)
-    fraction = min(1.0, max(budget_bytes - context_before, 0) / total)
-    torch.cuda.set_per_process_memory_fraction(fraction, device)
-    torch.cuda.reset_peak_memory_stats(device)
-    oom = False
-    parameters = 0
-    largest: list[tuple[str, int]] = []
-    model: torch.nn.Module | None = None
-    step_model = None
-    try:
-        torch.manual_seed(0)
+
+    def evaluate(device: torch.device, dtype: torch.dtype, held: dict[str, Any]) -> None:
         with torch.device(device):
-            model = build_model(spec)
-        step_model = torch.compile(model) if spec.compile else model
+            held["model"] = model = build_model(spec)
         run_evaluation(
-            step_model,
+            torch.compile(model) if spec.compile else model,
             random_batches(spec, device),
             lambda: torch.autocast("cuda", dtype=dtype),
         )
-        torch.cuda.synchronize(device)
-    except Exception as error:
-        if not cuda._is_oom(error):
-            raise
-        oom = True
-        notes.append("CUDA out of memory under the cap of budget - context")
-    finally:
-        if model is not None:
-            parameters, _, largest = cuda.inventory(model, None)
-        peak_allocated = torch.cuda.max_memory_allocated(device) - base_allocated
-        peak_reserved = torch.cuda.max_memory_reserved(device) - base_reserved
-        context = max(context_before, cuda._context_bytes(device, notes))
-        del model, step_model
-        cuda._release(device, spec.compile)
+
+    measured = cuda.measure_capped(spec, profile, budget_bytes, device_index, notes, evaluate)
     breakdown = dict.fromkeys(BREAKDOWN_LABELS, 0)
     breakdown.update(
-        parameters=parameters,
-        activations=max(peak_allocated - parameters, 0),
-        allocator_overhead=peak_reserved - peak_allocated,
-        cuda_context=context,
+        parameters=measured.parameters,
+        activations=max(measured.peak_allocated - measured.parameters, 0),
+        allocator_overhead=measured.peak_reserved - measured.peak_allocated,
+        cuda_context=measured.context,
     )
-    head_dim = spec.shape.n_embd // spec.shape.n_head
-    return MemoryResult(
-        mode=MemoryMode.MEASURED,
-        fits=fits_budget(peak_reserved, context, budget_bytes) and not oom,
-        peak_allocated_bytes=peak_allocated,
-        peak_reserved_bytes=peak_reserved,
-        context_bytes=context,
-        budget_bytes=budget_bytes,
-        breakdown=breakdown,
-        largest_tensors=largest,
-        oom=oom,
-        torch_version=torch.__version__,
-        device_name=name,
-        attention_kernel=kernels.attention_kernel(capability, dtype, head_dim, 0.0),
-        notes=notes,
-        compiled=spec.compile,
-    )
+    return cuda.measured_result(spec, budget_bytes, measured, breakdown, notes, dropout=0.0)
