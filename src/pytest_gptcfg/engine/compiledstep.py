@@ -37,8 +37,8 @@ from pytest_gptcfg.engine import compiled, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
     _Labeller,
-    cublas_workspace_bytes,
     simulated_result,
+    track_model,
 )
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
@@ -281,15 +281,11 @@ def simulate_compiled(
     logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
     tracker = StorageTracker(allocator, logits_numel)
     runtime = _Runtime(plan, tracker, logits_numel)
-    workspace = cublas_workspace_bytes(profile.compute_capability)
+    names: dict[int, str] = {}
     with FakeTensorMode(), tracker, torch.device("cpu"):
         model = build_model(spec)
-        names = {id(p): n for n, p in model.named_parameters()}
         runtime.weight_numels = {p.numel() for p in model.parameters() if p.dim() >= 2}
-        for n, p in model.named_parameters():
-            tracker.label(p, "parameters", f"parameter {n}")
-        for i in range(2):
-            tracker.add(-1 - i, Allocation(workspace, "activations", "cuBLAS workspace"))
+        track_model(tracker, model, profile.compute_capability, names)
         model.forward = _compiled_forward(model, runtime)  # type: ignore[method-assign]
         optimizer = make_optimizer(model, spec, "cuda")
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)

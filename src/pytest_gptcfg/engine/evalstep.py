@@ -33,10 +33,11 @@ from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.check import UNCAPPED, largest_fitting_affine
 from pytest_gptcfg.engine.simulate import (
     CudaBehaviour,
-    cublas_workspace_bytes,
+    copy_labeller,
     simulated_result,
+    track_model,
 )
-from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
+from pytest_gptcfg.engine.tracker import StorageTracker
 from pytest_gptcfg.engine.trainstep import build_model, random_batches, resolve_dtype
 from pytest_gptcfg.results import MemoryResult
 
@@ -117,21 +118,11 @@ def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> Mem
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0))
     tracker = StorageTracker(allocator, spec.batch_size * spec.block_size * spec.shape.vocab_size)
     names: dict[int, str] = {}
-
-    def weight_copy(weight: torch.Tensor, copy: torch.Tensor) -> None:
-        dtype_name = str(copy.dtype).removeprefix("torch.")
-        name = names.get(id(weight), "weight")
-        tracker.label(copy, "weight_copies", f"{dtype_name} autocast copy of {name}")
-
-    behaviour = CudaBehaviour(lower, profile.compute_capability, weight_copy)
-    workspace = cublas_workspace_bytes(profile.compute_capability)
+    behaviour = CudaBehaviour(lower, profile.compute_capability, copy_labeller(tracker, names))
     with FakeTensorMode(), tracker, torch.device("cpu"):
         model = build_model(spec)
-        for n, p in model.named_parameters():
-            names[id(p)] = n
-            tracker.label(p, "parameters", f"parameter {n}")
         # one cuBLAS handle: no backward, so autograd's device thread never runs a matmul
-        tracker.add(-1, Allocation(workspace, "activations", "cuBLAS workspace"))
+        track_model(tracker, model, profile.compute_capability, names, handles=1)
         run_evaluation(model, random_batches(spec, "cpu"), lambda: behaviour)
         del model
     return simulated_result(

@@ -171,6 +171,38 @@ class CudaBehaviour(TorchFunctionMode):
         return kernels.fused_attention(q, k, v, is_causal, scale)
 
 
+def copy_labeller(
+    tracker: StorageTracker, names: dict[int, str]
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """The `CudaBehaviour` callback that labels an autocast weight copy in `tracker`, named
+    after its weight (`names`: id of a parameter → its name, filled by `track_model`)."""
+
+    def weight_copy(weight: torch.Tensor, copy: torch.Tensor) -> None:
+        name = names.get(id(weight), "weight")
+        dtype_name = str(copy.dtype).removeprefix("torch.")
+        tracker.label(copy, "weight_copies", f"{dtype_name} autocast copy of {name}")
+
+    return weight_copy
+
+
+def track_model(
+    tracker: StorageTracker,
+    model: torch.nn.Module,
+    compute_capability: tuple[int, int],
+    names: dict[int, str],
+    handles: int = 2,
+) -> None:
+    """Label `model`'s parameters in `tracker` (and record their names in `names`), and add
+    the cuBLAS workspace of each handle that runs a matmul: the forward's thread and, where a
+    backward runs, autograd's device thread."""
+    for n, p in model.named_parameters():
+        names[id(p)] = n
+        tracker.label(p, "parameters", f"parameter {n}")
+    workspace = cublas_workspace_bytes(compute_capability)
+    for i in range(handles):
+        tracker.add(-1 - i, Allocation(workspace, "activations", "cuBLAS workspace"))
+
+
 class _Labeller(StepObserver):
     """Names parameters, gradients and optimizer state in the tracker as the step runs."""
 
@@ -213,21 +245,10 @@ def simulate(
     logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
     tracker = StorageTracker(allocator, logits_numel)
     names: dict[int, str] = {}
-
-    def weight_copy(weight: torch.Tensor, copy: torch.Tensor) -> None:
-        name = names.get(id(weight), "weight")
-        dtype_name = str(copy.dtype).removeprefix("torch.")
-        tracker.label(copy, "weight_copies", f"{dtype_name} autocast copy of {name}")
-
-    behaviour = CudaBehaviour(lower, profile.compute_capability, weight_copy)
-    workspace = cublas_workspace_bytes(profile.compute_capability)
+    behaviour = CudaBehaviour(lower, profile.compute_capability, copy_labeller(tracker, names))
     with FakeTensorMode(), tracker, torch.device("cpu"):
         model = build_model(spec)
-        names.update((id(p), n) for n, p in model.named_parameters())
-        for n, p in model.named_parameters():
-            tracker.label(p, "parameters", f"parameter {n}")
-        for i in range(2):
-            tracker.add(-1 - i, Allocation(workspace, "activations", "cuBLAS workspace"))
+        track_model(tracker, model, profile.compute_capability, names)
         optimizer = make_optimizer(model, spec, "cuda")
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
         run_training(
