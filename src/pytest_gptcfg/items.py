@@ -25,7 +25,7 @@ from gptlint.lint import lint_file
 from gptlint.pyproject import load_settings
 from gptlint.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
 from gptlint.run import Problem, TrainingRun, derive_run, project_root
-from gptlint.schema import SchemaError, find_train_py
+from gptlint.schema import SchemaError
 from gptlint.settings import Settings, SettingsError
 from gptlint.source import run_deep
 from gptlint.units import GIB, format_gib, format_params
@@ -248,9 +248,7 @@ class MemoryItem(ConfigItem):
         shown = self.parent.shown_path
         try:
             cfg = run_deep(load_config, shown, settings)
-        except ConfigError as exc:
-            raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
-        except SchemaError as exc:
+        except (ConfigError, SchemaError) as exc:
             raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
         for where, overrides in (
             ("[tool.gptlint] set", settings.overrides),
@@ -271,13 +269,13 @@ class MemoryItem(ConfigItem):
         keys = cfg.schema.architecture_keys
         if not keys:
             return None
-        train_py = settings.defaults or find_train_py(self.path)
-        if train_py is not None and (train_py.parent / "model.py").is_file():
+        train_py = Path(cfg.schema.origin)  # the training script the schema was read from
+        if (train_py.parent / "model.py").is_file():
             return train_py.parent / "model.py"
         raise CheckFailed(
             f"{self.parent.shown_path}: memory check not run: cannot check this architecture"
-            f" ({train_py.name if train_py else 'train.py'} passes {', '.join(keys)} to its own"
-            " GPTConfig): give the fork's model.py with --gpt-model"
+            f" ({train_py.name} passes {', '.join(keys)} to its own GPTConfig): give the fork's"
+            " model.py with --gpt-model"
         )
 
     def _with_model(
