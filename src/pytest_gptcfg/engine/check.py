@@ -247,7 +247,7 @@ def largest_fitting_affine(
 
     # The bracket: `good` fits (0: nothing known to), `bad` does not (limit + 1: nothing known).
     guided = 2  # line-guided probes (the answer, its neighbour) before bisection takes over
-    first = None  # the first prediction
+    first_prediction = None
     bounded = False  # whether the allocated bound was tried
     while True:
         good = max((b for b, ok in fits.items() if ok), default=0)
@@ -257,10 +257,15 @@ def largest_fitting_affine(
         if bad - good <= 1:
             return good
         predicted = predict(good) if guided > 0 else None
-        first = predicted if first is None else first
+        first_prediction = predicted if first_prediction is None else first_prediction
         if predicted is not None and predicted >= bad:  # the line passed a failing check
             guided, predicted = 0, None
-        if first is not None and good > first + 1 and bad == limit + 1 and not bounded:
+        if (
+            first_prediction is not None
+            and good > first_prediction + 1
+            and bad == limit + 1
+            and not bounded
+        ):
             # more fits than the peaks say (the cap releases cached segments): no run fits
             # whose tensors alone pass the budget, which bounds the search (once)
             guided, bounded = 0, True
