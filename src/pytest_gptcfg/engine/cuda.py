@@ -128,9 +128,10 @@ class Measured:
     largest: list[tuple[str, int]]
 
 
-Runner = Callable[[torch.device, torch.dtype, dict[str, Any]], None]
-"""Builds the model on the device and runs it; puts the model (and the optimizer, if any) in
-the dict it is given, so that they can be counted even when the run runs out of memory."""
+Runner = Callable[[torch.device, torch.dtype, Callable[[], Any], dict[str, Any]], None]
+"""Builds the model on the device and runs it under the autocast context it is given (for the
+dtype it is given); puts the model (and the optimizer, if any) in the dict it is given, so
+that they can be counted even when the run runs out of memory."""
 
 
 def measure_capped(
@@ -169,7 +170,7 @@ def measure_capped(
     held: dict[str, Any] = {}
     try:
         torch.manual_seed(0)
-        run(device, dtype, held)
+        run(device, dtype, lambda: torch.autocast("cuda", dtype=dtype), held)
         torch.cuda.synchronize(device)
     except Exception as error:
         if not _is_oom(error):
@@ -234,7 +235,12 @@ def measure(
     """Run the step of `spec` on CUDA device `device_index`, capped at budget - context."""
     notes: list[str] = []
 
-    def train(device: torch.device, dtype: torch.dtype, held: dict[str, Any]) -> None:
+    def train(
+        device: torch.device,
+        dtype: torch.dtype,
+        autocast: Callable[[], Any],
+        held: dict[str, Any],
+    ) -> None:
         with torch.device(device):
             held["model"] = model = build_model(spec)
         held["optimizer"] = optimizer = make_optimizer(model, spec, "cuda")
@@ -245,7 +251,7 @@ def measure(
             optimizer,
             scaler,
             random_batches(spec, device),
-            lambda: torch.autocast("cuda", dtype=dtype),
+            autocast,
             spec,
         )
 

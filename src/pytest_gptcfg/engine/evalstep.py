@@ -148,13 +148,18 @@ def measure_eval(
         "before the first training step"
     ]
 
-    def evaluate(device: torch.device, dtype: torch.dtype, held: dict[str, Any]) -> None:
+    def evaluate(
+        device: torch.device,
+        dtype: torch.dtype,
+        autocast: Callable[[], Any],
+        held: dict[str, Any],
+    ) -> None:
         with torch.device(device):
             held["model"] = model = build_model(spec)
         run_evaluation(
             torch.compile(model) if spec.compile else model,
             random_batches(spec, device),
-            lambda: torch.autocast("cuda", dtype=dtype),
+            autocast,
         )
 
     measured = cuda.measure_capped(spec, profile, budget_bytes, device_index, notes, evaluate)
