@@ -64,9 +64,15 @@ def _fallback_note(result):
     return notes[0]
 
 
-def test_dropout_falls_back_to_eager_with_a_note():
+def test_dropout_is_simulated_compiled_and_keeps_a_bool_mask_per_dropout():
     spec = dataclasses.replace(WIDE, shape=dataclasses.replace(WIDE.shape, dropout=0.1))
-    assert "dropout 0.1" in _fallback_note(simulate(spec))
+    without, result = simulate(), simulate(spec)
+    assert result.compiled
+    assert not any(n.startswith("torch.compile not simulated") for n in result.notes)
+    # Inductor saves each dropout's mask for the backward: the embedding's and two per layer
+    masks = (1 + 2 * spec.shape.n_layer) * spec.tokens * spec.shape.n_embd
+    assert result.breakdown["activations"] - without.breakdown["activations"] == masks
+    assert result.peak_allocated_bytes - without.peak_allocated_bytes == masks
 
 
 def test_a_projects_own_model_falls_back_to_eager_with_a_note():

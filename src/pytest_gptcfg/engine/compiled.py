@@ -210,8 +210,11 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
         import torch._functorch.config as functorch_config
         import torch._inductor.config as inductor_config
         from torch._functorch.aot_autograd import aot_module_simplified
+        from torch._guards import detect_fake_mode
         from torch._inductor.compile_fx import compile_fx_inner, partition_fn
         from torch._inductor.decomposition import select_decomp_table
+        from torch._inductor.virtualized import V
+        from torch._subclasses.fake_tensor import FakeTensorMode
 
     from pytest_gptcfg.engine.nanogpt import GPT
 
@@ -256,15 +259,19 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
                 raise CompiledUnavailable(
                     "the captured graph has an input that is not a parameter or the batch"
                 )
-        aot_module_simplified(
-            _UnderPolicy(gm, lower, kernel),
-            example_inputs,
-            fw_compiler=compiler("fw"),
-            bw_compiler=compiler("bw"),
-            partition_fn=partition_fn,
-            decompositions=select_decomp_table(),
-            keep_inference_input_mutations=True,
-        )
+        # Inductor's joint-graph passes (its random-op seeding for dropout) read the fake mode
+        # from V, as compile_fx sets it.
+        fake_mode = detect_fake_mode(example_inputs) or FakeTensorMode(allow_non_fake_inputs=True)
+        with V.set_fake_mode(fake_mode):
+            aot_module_simplified(
+                _UnderPolicy(gm, lower, kernel),
+                example_inputs,
+                fw_compiler=compiler("fw"),
+                bw_compiler=compiler("bw"),
+                partition_fn=partition_fn,
+                decompositions=select_decomp_table(),
+                keep_inference_input_mutations=True,
+            )
         raise _Captured()
 
     with torch.device("meta"):

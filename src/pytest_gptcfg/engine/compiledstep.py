@@ -142,8 +142,6 @@ def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:
         return f"torch {torch.__version__} (the compiled simulation reads torch {span}'s plans)"
     if spec.model_factory is not None:
         return "a project's own model (--gpt-model) is simulated eager only"
-    if spec.shape.dropout > 0:
-        return f"dropout {spec.shape.dropout} > 0 is simulated eager only"
     if spec.shape.n_layer > MAX_LAYERS:
         return (
             f"n_layer {spec.shape.n_layer} > {MAX_LAYERS}: planning it with Inductor would take "
