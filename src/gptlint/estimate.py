@@ -32,6 +32,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gptlint.cudablocks import fresh_block_size
 from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
 from gptlint.kinds import AttentionKernel
 from gptlint.run import StepSpec
@@ -225,34 +226,81 @@ class MemoryEstimate:
         return " + ".join(parts) + " GiB"
 
 
-def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
-    """Peak memory of nanoGPT's training step for `spec` on `gpu`.
+def parameter_copy_bytes(spec: StepSpec) -> int:
+    """One fp32 copy of the parameters (the parameters, their gradients, or one of AdamW's
+    two moments), each tensor in the block the caching allocator gives it: above 10 MiB a
+    tensor takes its 2 MiB-rounded segment whole (`cudablocks.fresh_block_size`), so
+    gpt2-xl's copy is 2.1% larger than 4 B per parameter."""
+    return sum(fresh_block_size(4 * n) for n in spec.shape.parameter_numels())
 
-    The peak comes in the second iteration or later, when gradients (fp32, 4 B per parameter,
-    accumulated over micro-steps; `zero_grad(set_to_none=True)` frees them only after the
-    optimizer step) and AdamW's `exp_avg` and `exp_avg_sq` (2 x 4 B per parameter, created by
-    the first step) exist beside the fp32 parameters (4 B). Within a micro-step it is at the
-    start of the backward pass: every activation is saved and the loss buffers are at their
-    largest. With the math attention kernel the backward of a block can peak higher, holding
-    the B x H x T x T gradient and softmax-backward result (2 x 4 B per score) while the
-    logits are still alive. On top: the caching allocator's overhead and the CUDA context.
-    With `spec.compile` the loss buffers are the compiled step's (`compiled_loss_bytes`) and
-    the allocator's overhead is the compiled step's (`COMPILED_ALLOCATOR_OVERHEAD`).
-    """
-    kernel = attention_kernel(gpu, spec.half, spec.shape.head_dim, spec.shape.dropout)
-    params = spec.shape.num_params(non_embedding=False)
-    activations = activation_bytes(spec, kernel)
+
+def backward_start_terms(spec: StepSpec, kernel: AttentionKernel, copy: int) -> dict[str, int]:
+    """What lives beside the parameters and AdamW's state at the start of the backward pass:
+    every activation saved and the loss buffers at their largest; the gradients accumulated
+    so far, which exist only from the second micro-step on (`zero_grad(set_to_none=True)`
+    frees them after each optimizer step), so not at all without gradient accumulation."""
     loss = compiled_loss_bytes(spec) if spec.compile else loss_bytes(spec)
     if kernel == MATH:
         backward = 8 * attention_scores(spec) + spec.tokens * spec.shape.vocab_size * 2
         loss = max(loss, backward)
-    terms = {
-        "parameters": 4 * params,
-        "gradients": 4 * params,
-        "optimizer_state": 8 * params,
+    return {
+        "gradients": copy if spec.gradient_accumulation_steps > 1 else 0,
         "weight_copies": weight_copy_bytes(spec),
-        "activations": activations,
+        "activations": activation_bytes(spec, kernel),
         "logits_and_loss": loss,
+    }
+
+
+def backward_end_terms(spec: StepSpec, copy: int) -> dict[str, int]:
+    """The same at the end of the backward pass, when the activations are gone and every
+    gradient of the micro-step exists; train.py still holds the logits. Eager, each gradient
+    is added into `.grad` and freed as it is made: one copy of gradients. Compiled, the
+    backward graph returns all of them at once, beside the `.grad` accumulated so far, while
+    the zero gradient of the logits output and the tied head's 16-bit weight copy are still
+    held: with gradient accumulation this is the compiled step's peak for large models at small
+    batches (gpt2-xl at batch 1)."""
+    width = 2 if spec.half else 4
+    logits = spec.tokens * spec.shape.vocab_size * width
+    if not spec.compile:
+        return {"gradients": copy, "weight_copies": 0, "activations": 0, "logits_and_loss": logits}
+    accumulated = copy if spec.gradient_accumulation_steps > 1 else 0
+    head_copy = 2 * spec.shape.vocab_size * spec.shape.n_embd if spec.half else 0
+    return {
+        "gradients": accumulated + copy,
+        "weight_copies": head_copy,
+        "activations": 0,
+        "logits_and_loss": 2 * logits,
+    }
+
+
+def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
+    """Peak memory of nanoGPT's training step for `spec` on `gpu`.
+
+    The peak comes in the second iteration or later, once AdamW's `exp_avg` and `exp_avg_sq`
+    (2 x 4 B per parameter, created by the first step) exist beside the fp32 parameters (4 B).
+    Within a micro-step it is at the start of the backward pass (`backward_start_terms`) or,
+    where the gradients outweigh the activations, at its end (`backward_end_terms`). With the
+    math attention kernel the backward of a block can peak higher, holding the B x H x T x T
+    gradient and softmax-backward result (2 x 4 B per score) while the logits are still alive.
+    On top: the caching allocator's overhead and the CUDA context. With `spec.compile` the
+    loss buffers are the compiled step's (`compiled_loss_bytes`), its gradients come out of
+    the backward graph together, and the allocator's overhead is the compiled step's
+    (`COMPILED_ALLOCATOR_OVERHEAD`).
+    """
+    kernel = attention_kernel(gpu, spec.half, spec.shape.head_dim, spec.shape.dropout)
+    copy = parameter_copy_bytes(spec)
+    phase = max(
+        backward_start_terms(spec, kernel, copy),
+        backward_end_terms(spec, copy),
+        key=lambda terms: sum(terms.values()),
+    )
+    terms = {
+        "parameters": copy,
+        "gradients": phase["gradients"],
+        "optimizer_state": 2 * copy,
+        "weight_copies": phase["weight_copies"],
+        "activations": phase["activations"],
+        "logits_and_loss": phase["logits_and_loss"],
     }
     overhead = COMPILED_ALLOCATOR_OVERHEAD if spec.compile else ALLOCATOR_OVERHEAD
     terms["allocator_overhead"] = int(overhead * sum(terms.values()))

@@ -76,6 +76,20 @@ class ModelShape:
             non_embedding=non_embedding,
         )
 
+    def parameter_numels(self) -> list[int]:
+        """The element count of each parameter tensor of nanoGPT's `GPT` (wte, tied to lm_head,
+        once; wpe; each block's; ln_f), in `named_parameters()` order; they sum to
+        `num_params(non_embedding=False)`."""
+        c = self.n_embd
+        norm = [c, c] if self.bias else [c]
+        linears = ((3 * c, c), (c, c), (4 * c, c), (c, 4 * c))  # c_attn, c_proj, c_fc, c_proj
+        block: list[int] = []
+        for i, (rows, cols) in enumerate(linears):
+            if i in (0, 2):
+                block += norm  # ln_1 before attention, ln_2 before the MLP
+            block += [rows * cols, rows] if self.bias else [rows * cols]
+        return [self.vocab_size * c, self.block_size * c, *block * self.n_layer, *norm]
+
 
 def count_params(
     n_layer: int,

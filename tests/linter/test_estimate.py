@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from gptlint.cudablocks import fresh_block_size
 from gptlint.estimate import (
     EFFICIENT,
     FLASH,
@@ -25,9 +26,10 @@ RTX4070, T4, A100 = get_profile("rtx4070"), get_profile("t4"), get_profile("a100
 
 
 def run_of(n_layer, n_head, n_embd, vocab, bias, dropout, batch, block, dtype="bfloat16"):
-    """The step of a scratch run of this shape (the estimate's input)."""
+    """The step of a scratch run of this shape (the estimate's input), accumulating gradients
+    over micro-steps as nanoGPT's configs do."""
     shape = ModelShape(n_layer, n_head, n_embd, block, vocab, bias, dropout)
-    return StepSpec(shape, batch, block, 1, dtype, False)
+    return StepSpec(shape, batch, block, 8, dtype, False)
 
 
 SEED = run_of(12, 12, 576, 50304, False, 0.0, 16, 1024)
@@ -63,11 +65,44 @@ def test_kernel_choice_follows_pytorch():
     assert attention_kernel(A100, True, 208, 0.0) == FLASH
 
 
-def test_static_terms_are_16_bytes_per_parameter():
+def test_static_terms_are_16_bytes_per_parameter_in_the_allocators_blocks():
     terms = estimate_memory(GPT2, RTX4070).terms
     params = GPT2.shape.num_params(non_embedding=False)
-    assert terms["parameters"] == terms["gradients"] == 4 * params
-    assert terms["optimizer_state"] == 8 * params
+    copy = sum(fresh_block_size(4 * n) for n in GPT2.shape.parameter_numels())
+    assert terms["parameters"] == terms["gradients"] == copy
+    assert terms["optimizer_state"] == 2 * copy
+    assert 4 * params < copy < 4 * params * 1.005
+    xl = run_of(48, 25, 1600, 50257, True, 0.0, 1, 1024)
+    xl_copy = estimate_memory(xl, RTX4070).terms["parameters"]
+    # c_fc's 40.96 MB weight takes its whole 41.94 MB segment: 2.1% more than 4 B each
+    assert xl_copy / (4 * xl.shape.num_params(non_embedding=False)) == pytest.approx(
+        1.021, abs=1e-3
+    )
+
+
+def test_parameter_numels_add_up_to_nanogpts_count():
+    for shape in (GPT2.shape, dataclasses.replace(GPT2.shape, bias=True, block_size=256)):
+        assert sum(shape.parameter_numels()) == shape.num_params(non_embedding=False)
+
+
+def test_without_accumulation_no_gradients_exist_when_the_backward_starts():
+    """`zero_grad(set_to_none=True)` after each step: the only micro-step has no `.grad`."""
+    alone = estimate_memory(dataclasses.replace(GPT2, gradient_accumulation_steps=1), RTX4070)
+    accumulating = estimate_memory(GPT2, RTX4070)
+    assert alone.terms["gradients"] == 0
+    assert accumulating.tensors - alone.tensors == accumulating.terms["gradients"]
+
+
+def test_a_large_model_at_batch_1_peaks_when_its_gradients_come_out():
+    """gpt2-xl at batch 1 compiled: the backward graph returns every gradient at once beside
+    the accumulated `.grad`; eager adds each into `.grad` as it is made."""
+    xl = run_of(48, 25, 1600, 50257, True, 0.0, 1, 1024)
+    compiled = estimate_memory(dataclasses.replace(xl, compile=True), RTX4070).terms
+    eager = estimate_memory(xl, RTX4070).terms
+    assert compiled["gradients"] == 2 * compiled["parameters"]
+    assert compiled["activations"] == 0
+    assert eager["gradients"] == eager["parameters"]
+    assert eager["activations"] > 0  # eager's peak stays at the start of the backward
 
 
 def test_tensor_bytes_match_the_cross_checks():
