@@ -12,7 +12,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gptlint.evaluate import identifier
 from gptlint.positions import StatementPositions, small_starts, statement_lines
-from gptlint.source import Source, SourceError, check_syntax, run_deep
+from gptlint.source import Source, SourceError, check_syntax, parse_module, run_deep
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 SHAPE_KEYS = frozenset({"n_layer", "n_head", "n_embd"})
@@ -168,7 +168,7 @@ def parse_config(source: Source) -> ConfigFile:
     """Parse `source` with libcst and collect what it assigns; SourceError if it isn't Python."""
     tree = check_syntax(source.text, source.path)
     try:
-        module = run_deep(cst.parse_module, source.text)
+        module = run_deep(parse_module, source.text, tree)
     except cst.ParserSyntaxError as exc:
         message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
         raise SourceError(f"syntax error: {message}", exc.raw_line, exc.raw_column + 1) from None

@@ -14,6 +14,7 @@ from typing import Any
 
 import libcst as cst
 
+from gptlint.source import ImplicitJoin
 from gptlint.values import UNKNOWN
 
 
@@ -24,6 +25,7 @@ def identifier(name: str) -> str:
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     cst.Add: operator.add,
+    ImplicitJoin: operator.add,  # a long implicit string concatenation read in pieces
     cst.Subtract: operator.sub,
     cst.Multiply: operator.mul,
     cst.Divide: operator.truediv,

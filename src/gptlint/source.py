@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import bisect
 import io
 import os
 import re
@@ -10,10 +11,13 @@ import stat
 import sys
 import threading
 import tokenize
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
+
+import libcst as cst
 
 T = TypeVar("T")
 
@@ -95,7 +99,8 @@ def decode_source(path: str, raw: bytes) -> Source:
 MAX_NESTING = 3000
 """How deep an expression may nest as libcst builds it, where every `or`/`and` and every part
 of an implicit string concatenation is one more level (CPython keeps those flat). libcst's
-own parser refuses implicit concatenations of a little over 3,000 parts."""
+own parser refuses implicit concatenations of more than 3,000 parts; longer ones are read in
+pieces of at most SHADOW_PARTS (see `parse_module`)."""
 
 DEEP_STACK_BYTES = 512 << 20
 DEEP_RECURSION_LIMIT = 60_000
@@ -147,6 +152,8 @@ def check_syntax(text: str, path: str = "<config>") -> ast.Module:
     outside a function, a misplaced `from __future__`, duplicate parameters ...) with its
     message, line and column, and for an expression nested deeper than MAX_NESTING levels,
     checked before libcst (whose parser is native and recursive) or the compiler sees it.
+    An implicit string concatenation too long for libcst is no error where it can be read in
+    pieces (see `parse_module`); the tree remembers where to cut it.
     """
     try:
         tree = ast.parse(text)
@@ -154,18 +161,17 @@ def check_syntax(text: str, path: str = "<config>") -> ast.Module:
         raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
     except (RecursionError, MemoryError, ValueError):
         raise SourceError("expression nested too deeply to read") from None
-    for statement in tree.body:
+    lines = _LineStarts(text)
+    pieces: list[_Pieces] = []
+    for index, statement in enumerate(tree.body):
         if _may_nest_deeply(statement):
-            depth, parts = _depth(statement, text)
+            depth, parts = _depth(statement, text, lines)
             if depth > MAX_NESTING and depth - parts + 1 <= MAX_NESTING:
-                raise SourceError(
-                    f"implicit string concatenation of {parts:,} parts: valid Python, but more"
-                    f" than gptlint's parser (libcst) can read ({MAX_NESTING:,}); this file is"
-                    " not linted (join the parts with a list and ''.join, or split the string)",
-                    statement.lineno,
-                    statement.col_offset + 1,
-                )
-            if depth > MAX_NESTING:
+                found = _pieces(index, statement, text, lines)
+                if found is None:
+                    raise _too_long(parts, statement.lineno, statement.col_offset + 1)
+                pieces.append(found)
+            elif depth > MAX_NESTING:
                 raise SourceError(
                     f"expression nested {depth} levels deep (counting each `and`/`or` and each"
                     f" part of an implicit string concatenation), more than gptlint can read"
@@ -173,6 +179,8 @@ def check_syntax(text: str, path: str = "<config>") -> ast.Module:
                     statement.lineno,
                     statement.col_offset + 1,
                 )
+    if pieces:
+        _SHADOWS[tree] = (pieces, _check_shadow(text, tree, pieces))
     try:
         compile(tree, path, "exec", dont_inherit=True)
     except SyntaxError as exc:
@@ -190,20 +198,19 @@ def _may_nest_deeply(statement: ast.stmt) -> bool:
     return 2 * (statement.end_col_offset - statement.col_offset) + 4 > MAX_NESTING
 
 
-def _depth(root: ast.AST, text: str) -> tuple[int, int]:
+def _depth(root: ast.AST, text: str, lines: _LineStarts | None = None) -> tuple[int, int]:
     """How deep `root` nests as libcst sees it (see MAX_NESTING), with an explicit stack, and
     how many parts the implicit string concatenation at the deepest point has (1 where it is
     no concatenation); stops counting past MAX_NESTING."""
+    lines = lines or _LineStarts(text)
     deepest, deepest_parts, stack = 0, 1, [(root, 1)]
     while stack:
         node, depth = stack.pop()
         parts = 1
         if isinstance(node, ast.BoolOp):
             depth += len(node.values) - 2
-        elif isinstance(node, ast.Constant | ast.JoinedStr) and isinstance(
-            getattr(node, "value", ""), str | bytes
-        ):
-            parts = _string_parts(node, text)
+        elif _is_string(node):
+            parts = _string_parts(node, text, lines)
             depth += parts - 1
         if depth > deepest:
             deepest, deepest_parts = depth, parts
@@ -213,22 +220,394 @@ def _depth(root: ast.AST, text: str) -> tuple[int, int]:
     return deepest, deepest_parts
 
 
-def _string_parts(node: ast.expr, text: str) -> int:
+def _is_string(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant | ast.JoinedStr) and isinstance(
+        getattr(node, "value", ""), str | bytes
+    )
+
+
+def _string_parts(node: ast.expr, text: str, lines: _LineStarts, shortest: int = 200) -> int:
     """How many string literals an implicit concatenation is made of (1 for a plain string);
-    only long ones are tokenized, since each part takes at least two characters."""
-    if node.end_lineno == node.lineno and (node.end_col_offset or 0) - node.col_offset < 2 * 200:
+    only ones of more than `shortest` parts are counted (each part takes at least two
+    characters, so shorter spans are not tokenized)."""
+    if (
+        node.end_lineno == node.lineno
+        and (node.end_col_offset or 0) - node.col_offset < 2 * shortest
+    ):
         return 1
-    segment = ast.get_source_segment(text, node) or ""
-    if len(segment) < 400:
-        return 1
+    spans = _part_spans(node, text, lines)
+    return max(1, len(spans or ()))
+
+
+Span = tuple[int, int, int, int]
+"""An ast node's (lineno, col_offset, end_lineno, end_col_offset)."""
+
+
+class _LineStarts:
+    """Where each line of a text starts (lines end at \\r\\n, \\r or \\n, as Python's), and
+    CPython's (line, UTF-8 byte column) positions as offsets into the text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._encoded: dict[int, bytes | None] = {}
+        self.parts: dict[Span, list[tuple[int, int]] | None] = {}  # _part_spans, once each
+
+    @cached_property
+    def starts(self) -> list[int]:
+        return [0, *(m.end() for m in _LINE_END.finditer(self.text))]
+
+    def offset(self, line: int, byte_column: int) -> int:
+        """The offset in the text of 1-based `line`, UTF-8 byte `byte_column` (ast's)."""
+        begin = self.starts[line - 1]
+        if line not in self._encoded:
+            end = self.starts[line] if line < len(self.starts) else len(self.text)
+            row = self.text[begin:end]
+            self._encoded[line] = None if row.isascii() else row.encode()
+        encoded = self._encoded[line]
+        if encoded is None:
+            return begin + byte_column
+        return begin + len(encoded[:byte_column].decode(errors="ignore"))
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """(1-based line, 0-based column in characters) of `offset`, as libcst counts them."""
+        line = bisect.bisect_right(self.starts, offset)
+        return line, offset - self.starts[line - 1]
+
+
+_STRING_TOKENS = (tokenize.STRING,)
+_OPENING = tuple(
+    getattr(tokenize, n) for n in ("FSTRING_START", "TSTRING_START") if hasattr(tokenize, n)
+)
+_CLOSING = tuple(
+    getattr(tokenize, n) for n in ("FSTRING_END", "TSTRING_END") if hasattr(tokenize, n)
+)
+
+
+def _part_spans(node: ast.expr, text: str, lines: _LineStarts) -> list[tuple[int, int]] | None:
+    """Where each string literal of the (implicitly concatenated) string `node` starts and ends
+    in `text`, from the tokenizer (the segment is tokenized inside parentheses, so that lines
+    and their indentation inside it do not matter); None where it cannot be told."""
+    span = _span(node)
+    if span not in lines.parts:
+        lines.parts[span] = _tokenized_parts(node, text, lines)
+    return lines.parts[span]
+
+
+def _tokenized_parts(node: ast.expr, text: str, lines: _LineStarts) -> list[tuple[int, int]] | None:
+    start = lines.offset(node.lineno, node.col_offset)
+    end = lines.offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
+    wrapped = "(" + text[start:end] + ")"
+    row_starts = [0, *(m.end() for m in _LINE_END.finditer(wrapped))]
+    rows = [wrapped[a:b] for a, b in zip(row_starts, [*row_starts[1:], len(wrapped)], strict=True)]
+
+    def offset(row: int, column: int) -> int:
+        return start - 1 + row_starts[row - 1] + column
+
+    spans: list[tuple[int, int]] = []
+    nested, opened = 0, 0
     try:
-        tokens = tokenize.generate_tokens(io.StringIO(segment).readline)
-        return max(1, sum(1 for t in tokens if t.type in (tokenize.STRING, _FSTRING_START)))
-    except (tokenize.TokenError, SyntaxError):
-        return 1
+        for token in tokenize.generate_tokens(iter(rows).__next__):
+            if token.type in _OPENING:
+                if nested == 0:
+                    opened = offset(*token.start)
+                nested += 1
+            elif token.type in _CLOSING:
+                nested -= 1
+                if nested == 0:
+                    spans.append((opened, offset(*token.end)))
+            elif token.type in _STRING_TOKENS and nested == 0:
+                spans.append((offset(*token.start), offset(*token.end)))
+    except (tokenize.TokenError, SyntaxError, IndexError):
+        return None
+    if not spans or spans[0][0] != start or spans[-1][1] != end:
+        return None
+    return spans
 
 
-_FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
+# Implicit string concatenations too long for libcst's parser, read in pieces.
+#
+# libcst's native parser refuses an implicit concatenation of more than MAX_NESTING parts.
+# The text it is given instead (the "shadow") has one space or tab between two parts replaced
+# by `+` at least every SHADOW_PARTS parts: the same length, so every line and column stays
+# where it was, and the same string. In the tree, each such `+` is an ImplicitJoin, an
+# operator written back as the character it replaced, so the tree's code is the file's text
+# byte for byte (checked) and fixes, positions and diffs need nothing special.
+
+SHADOW_PARTS = 2000
+"""The most parts of an implicit string concatenation libcst is given as one piece."""
+
+
+@dataclass(frozen=True)
+class ImplicitJoin(cst.Add):
+    """The `+` gptlint put between two parts of an over-long implicit string concatenation
+    (where the file has `character`, a space or a tab): it evaluates as `+` (the same string)
+    and is written back as `character`."""
+
+    character: str = " "
+
+    def _get_token(self) -> str:
+        return self.character
+
+    def _visit_and_replace_children(self, visitor: Any) -> ImplicitJoin:
+        return super()._visit_and_replace_children(visitor).with_changes(character=self.character)
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """How one top-level statement's over-long concatenations are cut: for each, its ast span
+    and the joins, in file order: the offset of each space or tab `+` replaces, and that
+    character."""
+
+    index: int
+    line: int
+    col: int
+    parts: int
+    chains: tuple[tuple[Span, tuple[tuple[int, str], ...]], ...]
+
+    @property
+    def joins(self) -> list[tuple[int, str]]:
+        return [join for _, joins in self.chains for join in joins]
+
+
+_SHADOWS: weakref.WeakKeyDictionary[ast.Module, tuple[list[_Pieces], ast.Module]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The cuts of the files `check_syntax` read, and CPython's tree of their shadow text."""
+
+
+def _too_long(parts: int, line: int, col: int) -> SourceError:
+    return SourceError(
+        f"implicit string concatenation of {parts:,} parts: valid Python, but more than"
+        f" gptlint's parser (libcst) can read ({MAX_NESTING:,}), and no space or tab between"
+        f" its parts at least every {SHADOW_PARTS:,} parts lets gptlint read it in pieces;"
+        " this file is not linted (join the parts with a list and ''.join, or split the string)",
+        line,
+        col,
+    )
+
+
+def _span(node: ast.AST) -> Span:
+    return (node.lineno, node.col_offset, node.end_lineno or 0, node.end_col_offset or 0)
+
+
+def _pieces(index: int, statement: ast.stmt, text: str, lines: _LineStarts) -> _Pieces | None:
+    """Where to cut the implicit concatenations of more than SHADOW_PARTS parts in
+    `statement`; None where one cannot be cut (no space or tab between its parts for
+    SHADOW_PARTS parts running)."""
+    chains = []
+    most = 0
+    stack: list[ast.AST] = [statement]
+    while stack:
+        node = stack.pop()
+        if not _is_string(node):
+            stack.extend(ast.iter_child_nodes(node))
+            continue
+        if _string_parts(node, text, lines, SHADOW_PARTS) <= SHADOW_PARTS:
+            continue
+        spans = _part_spans(node, text, lines) or []
+        cuts = _cuts(spans, text)
+        if cuts is None:
+            return None
+        most = max(most, len(spans))
+        chains.append((_span(node), tuple((at, text[at]) for at in cuts)))
+    if not chains:
+        return None
+    return _Pieces(index, statement.lineno, statement.col_offset + 1, most, tuple(chains))
+
+
+def _cuts(spans: list[tuple[int, int]], text: str) -> list[int] | None:
+    """Offsets of a space or tab between two parts (of the parts at `spans`) such that no
+    piece between two of them has more than SHADOW_PARTS parts, cutting as late as possible;
+    None where there is no such character."""
+    cuts, first = [], 0
+    while len(spans) - first > SHADOW_PARTS:
+        for after in range(first + SHADOW_PARTS, first, -1):
+            at = _blank(text, spans[after - 1][1], spans[after][0])
+            if at is not None:
+                break
+        else:
+            return None
+        cuts.append(at)
+        first = after
+    return cuts
+
+
+def _blank(text: str, begin: int, end: int) -> int | None:
+    """The offset of the first space or tab in `text[begin:end]` (what separates two string
+    literals: whitespace, comments, line continuations) outside a comment."""
+    comment = False
+    for at in range(begin, end):
+        char = text[at]
+        if comment:
+            comment = char not in "\r\n"
+        elif char == "#":
+            comment = True
+        elif char in " \t":
+            return at
+    return None
+
+
+def _shadow_text(text: str, joins: list[tuple[int, str]]) -> str:
+    """`text` with `+` at each join's offset."""
+    pieces, at = [], 0
+    for offset, _ in sorted(joins):
+        pieces += [text[at:offset], "+"]
+        at = offset + 1
+    return "".join([*pieces, text[at:]])
+
+
+def _check_shadow(text: str, tree: ast.Module, found: list[_Pieces]) -> ast.Module:
+    """CPython's tree of the shadow text. Raises SourceError (the concatenation is too long)
+    unless CPython reads it as `tree` with each cut concatenation a chain of `+` over its
+    pieces, no deeper than MAX_NESTING: then libcst reads it as the file means it."""
+    shadow = _shadow_text(text, [j for pieces in found for j in pieces.joins])
+    try:
+        shadow_tree = ast.parse(shadow)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        shadow_tree = None
+    lines = _LineStarts(shadow)
+    for pieces in found:
+        if (
+            shadow_tree is None
+            or len(shadow_tree.body) != len(tree.body)
+            or _spines(shadow_tree.body[pieces.index], pieces.chains) is None
+            or _depth(shadow_tree.body[pieces.index], shadow, lines)[0] > MAX_NESTING
+        ):
+            raise _too_long(pieces.parts, pieces.line, pieces.col)
+    return shadow_tree
+
+
+def _additions(root: ast.AST) -> list[ast.BinOp]:
+    """The `+` operations in `root`, outside strings (an f-string's own expressions are not
+    counted), outermost first, in file order: the order libcst visits them in."""
+    found = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            found.append(node)
+        if not isinstance(node, ast.JoinedStr):
+            stack.extend(ast.iter_child_nodes(node))
+    found.sort(
+        key=lambda n: (n.lineno, n.col_offset, -(n.end_lineno or 0), -(n.end_col_offset or 0))
+    )
+    return found
+
+
+def _spines(statement: ast.stmt, chains: tuple) -> dict[int, str] | None:
+    """For the `+` operations in `statement` (numbered as `_additions` orders them), the
+    character each one of gptlint's stands for; None unless each cut concatenation's span is
+    a left-leaning chain of `+` over exactly its pieces (a concatenation followed by
+    `.format(...)` or next to `*` is not: `+` binds less tightly than the concatenation did)."""
+    additions = _additions(statement)
+    number = {id(node): i for i, node in enumerate(additions)}
+    by_span = {_span(node): node for node in additions}
+    chars: dict[int, str] = {}
+    for span, joins in chains:
+        node = by_span.get(span)
+        for _, char in reversed(joins):  # the outermost `+` is the last join
+            if not (isinstance(node, ast.BinOp) and _is_string(node.right)):
+                return None
+            chars[number[id(node)]] = char
+            node = node.left
+        if not _is_string(node):
+            return None
+    return chars
+
+
+def parse_module(text: str, tree: ast.Module | None = None) -> cst.Module:
+    """libcst's tree of `text`, which `check_syntax` read as `tree`. An implicit string
+    concatenation too long for libcst's parser is read in pieces joined by ImplicitJoin
+    operators, and the tree's code is still `text` (checked: SourceError where not)."""
+    shadow = _SHADOWS.get(tree) if tree is not None else None
+    if shadow is None:
+        return cst.parse_module(text)
+    found, shadow_tree = shadow
+    first = found[0]
+    refusal = _too_long(first.parts, first.line, first.col)
+    try:
+        module = cst.parse_module(_shadow_text(text, [j for p in found for j in p.joins]))
+    except cst.ParserSyntaxError:
+        raise refusal from None
+    return _with_joins(module, shadow_tree, text, found, refusal)
+
+
+def _with_joins(
+    module: cst.Module, tree: ast.Module, text: str, found: list[_Pieces], refusal: SourceError
+) -> cst.Module:
+    """`module`, read from the shadow text (`tree` is CPython's reading of it), with each `+`
+    gptlint put in an ImplicitJoin. The `+` operations of a statement are matched with
+    CPython's by their order; only the
+    statements that hold one of gptlint's are rewritten, and each must then write back
+    exactly as the file has it."""
+    groups: list[list[ast.stmt]] = []
+    first_lines: list[int] = []
+    for statement in tree.body:  # libcst's statements: `;`-joined ones are one
+        decorators = getattr(statement, "decorator_list", ())
+        first = min([statement.lineno, *(d.lineno for d in decorators)])
+        if not first_lines or first_lines[-1] != first:
+            first_lines.append(first)
+            groups.append([])
+        groups[-1].append(statement)
+    if len(groups) != len(module.body):
+        raise refusal
+    number_of = {id(s): n for n, group in enumerate(groups) for s in group}
+    chains: dict[int, list] = {}
+    for pieces in found:
+        chains.setdefault(number_of[id(tree.body[pieces.index])], []).extend(pieces.chains)
+    lines = _LineStarts(text)
+    body = list(module.body)
+    for number, its_chains in chains.items():
+        group = ast.Module(body=groups[number], type_ignores=[])
+        chars = _spines(group, tuple(its_chains))
+        if chars is None:
+            raise refusal
+        rejoin = _Rejoin(chars)
+        statement = body[number].visit(rejoin)
+        code = module.with_changes(header=(), body=(statement,), footer=()).code
+        begin = lines.starts[first_lines[number] - len(body[number].leading_lines) - 1]
+        if chars or rejoin.count != len(_additions(group)) or not text.startswith(code, begin):
+            raise refusal
+        body[number] = statement
+    return module.with_changes(body=body)
+
+
+class _Rejoin(cst.CSTTransformer):
+    """Numbers the `+` operations of a statement in the order it visits them (outside
+    strings) and turns those in `chars` (number → the character the `+` stands for) into
+    ImplicitJoin operators, removing them from `chars`."""
+
+    def __init__(self, chars: dict[int, str]) -> None:
+        super().__init__()
+        self.chars = chars
+        self.count = 0
+        self.numbers: dict[cst.BinaryOperation, int] = {}
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> bool:
+        if type(node.operator) is cst.Add:
+            self.numbers[node] = self.count
+            self.count += 1
+        return True
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> bool:
+        return False
+
+    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> bool:
+        return False
+
+    def visit_FormattedString(self, node: cst.FormattedString) -> bool:
+        return False
+
+    def leave_BinaryOperation(
+        self, original_node: cst.BinaryOperation, updated_node: cst.BinaryOperation
+    ) -> cst.BinaryOperation:
+        number = self.numbers.get(original_node)
+        char = None if number is None else self.chars.pop(number, None)
+        if char is None:
+            return updated_node
+        operator = original_node.operator
+        join = ImplicitJoin(operator.whitespace_before, operator.whitespace_after, char)
+        return updated_node.with_changes(operator=join)
 
 
 MAX_READ_BYTES = 16_000_000

@@ -209,14 +209,25 @@ def test_a_chain_too_deep_for_libcst_is_one_clear_error(project):
     )
 
 
-def test_a_string_concatenation_too_long_for_libcst_is_named_as_gptlints_limit(project):
-    (project / "c.py").write_text("n_layer = 12\nx = " + " ".join(["'a'"] * 5000) + "\n")
+def test_a_string_concatenation_too_long_for_libcst_is_read_in_pieces(project):
+    (project / "c.py").write_text("n_layer = 12\nx = " + " ".join(["'a'"] * 5000) + "\n" + SHAPE)
+    result = gptlint_process("c.py", cwd=project)
+    assert result.returncode == 1, result
+    assert result.stdout.decode().startswith("c.py:5:1: GPT101 ")
+    assert result.stderr == b""
+
+
+def test_a_string_concatenation_too_long_for_libcst_without_spaces_is_named_as_gptlints_limit(
+    project,
+):
+    (project / "c.py").write_text("n_layer = 12\nx = " + "".join(["'a'"] * 5000) + "\n")
     result = gptlint_process("c.py", cwd=project)
     assert result.returncode == 2
     assert result.stdout.decode().splitlines()[0] == (
         "c.py:2:1: GPT000 implicit string concatenation of 5,000 parts: valid Python, but more"
-        " than gptlint's parser (libcst) can read (3,000); this file is not linted (join the"
-        " parts with a list and ''.join, or split the string)"
+        " than gptlint's parser (libcst) can read (3,000), and no space or tab between its parts"
+        " at least every 2,000 parts lets gptlint read it in pieces; this file is not linted"
+        " (join the parts with a list and ''.join, or split the string)"
     )
 
 
