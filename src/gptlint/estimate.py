@@ -251,6 +251,26 @@ def backward_start_terms(spec: StepSpec, kernel: AttentionKernel, copy: int) -> 
     }
 
 
+def first_block_backward_terms(
+    spec: StepSpec, kernel: AttentionKernel, copy: int
+) -> dict[str, int]:
+    """The same inside the backward of the last transformer block (the first block the
+    backward reaches): the loss buffers are gone but every block's activations are still
+    saved, and the MLP's backward holds the incoming fp32 gradient of the residual stream
+    (4C per token), its 16-bit copy (2C, eager under autocast) and the gradient of the GELU
+    output (4C elements). Where the vocabulary is small (character-level models) this is the
+    step's peak."""
+    c, width = spec.shape.n_embd, 2 if spec.half else 4
+    cast = 2 * c if spec.half and not spec.compile else 0
+    return {
+        "gradients": copy if spec.gradient_accumulation_steps > 1 else 0,
+        "weight_copies": weight_copy_bytes(spec),
+        "activations": activation_bytes(spec, kernel)
+        + spec.tokens * (4 * c + cast + 4 * c * width),
+        "logits_and_loss": spec.tokens * spec.shape.vocab_size * width,
+    }
+
+
 def backward_end_terms(spec: StepSpec, copy: int) -> dict[str, int]:
     """The same at the end of the backward pass, when the activations are gone and every
     gradient of the micro-step exists; train.py still holds the logits. Eager, each gradient
@@ -278,10 +298,12 @@ def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
 
     The peak comes in the second iteration or later, once AdamW's `exp_avg` and `exp_avg_sq`
     (2 x 4 B per parameter, created by the first step) exist beside the fp32 parameters (4 B).
-    Within a micro-step it is at the start of the backward pass (`backward_start_terms`) or,
-    where the gradients outweigh the activations, at its end (`backward_end_terms`). With the
-    math attention kernel the backward of a block can peak higher, holding the B x H x T x T
-    gradient and softmax-backward result (2 x 4 B per score) while the logits are still alive.
+    Within a micro-step it is at the start of the backward pass (`backward_start_terms`), in
+    the backward of the last block where the vocabulary is small
+    (`first_block_backward_terms`), or, where the gradients outweigh the activations, at its
+    end (`backward_end_terms`). With the math attention kernel the backward of a block can
+    peak higher, holding the B x H x T x T gradient and softmax-backward result (2 x 4 B per
+    score) while the logits are still alive.
     On top: the caching allocator's overhead and the CUDA context. With `spec.compile` the
     loss buffers are the compiled step's (`compiled_loss_bytes`), its gradients come out of
     the backward graph together, and the allocator's overhead is the compiled step's
@@ -291,6 +313,7 @@ def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
     copy = parameter_copy_bytes(spec)
     phase = max(
         backward_start_terms(spec, kernel, copy),
+        first_block_backward_terms(spec, kernel, copy),
         backward_end_terms(spec, copy),
         key=lambda terms: sum(terms.values()),
     )

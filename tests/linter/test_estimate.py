@@ -11,6 +11,7 @@ from gptlint.estimate import (
     EFFICIENT,
     FLASH,
     MATH,
+    activation_bytes,
     attention_kernel,
     estimate_memory,
     largest_batch,
@@ -171,3 +172,16 @@ def test_breakdown_names_every_term():
 )
 def test_rebatch_keeps_tokens_per_iteration(batch, gas, max_batch, world, expected):
     assert rebatch(batch, gas, max_batch, world) == expected
+
+
+def test_a_small_vocabulary_peaks_in_the_last_blocks_backward():
+    """shakespeare_char's 65 tokens: the loss buffers are small, so the MLP backward's
+    gradients on top of every saved activation are the peak; GPT-2's vocabulary keeps it at
+    the loss."""
+    char = run_of(6, 6, 384, 65, False, 0.2, 64, 256)
+    terms = estimate_memory(char, RTX4070).terms
+    saved = activation_bytes(char, FLASH)
+    c = char.shape.n_embd
+    assert terms["activations"] == saved + char.tokens * (4 * c + 2 * c + 8 * c)
+    assert terms["logits_and_loss"] == 2 * char.tokens * 65
+    assert estimate_memory(GPT2, RTX4070).terms["activations"] == activation_bytes(GPT2, FLASH)
