@@ -102,8 +102,6 @@ def find_max_eval_batch_size(
 
 def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> MemoryResult:
     """The evaluation of `spec` on fake tensors, as the training simulation runs its step."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
     context = CUDA_CONTEXT_BYTES
     notes = [
         "simulated on fake tensors (no GPU used); "
@@ -119,7 +117,7 @@ def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> Mem
     tracker = StorageTracker(allocator, spec.batch_size * spec.block_size * spec.shape.vocab_size)
     names: dict[int, str] = {}
     behaviour = CudaBehaviour(lower, profile.compute_capability, copy_labeller(tracker, names))
-    with FakeTensorMode(), tracker, torch.device("cpu"):
+    with tracker.fake_mode(), torch.device("cpu"):
         model = build_model(spec)
         # one cuBLAS handle: no backward, so autograd's device thread never runs a matmul
         track_model(tracker, model, profile.compute_capability, names, handles=1)

@@ -13,7 +13,9 @@ make the CPU run keep alive the tensors a CUDA run keeps alive:
    `native_dropout` (bool mask) and attention with the kernel the target GPU would pick
    (`kernels`): flash / mem-efficient save output + fp32 logsumexp, math keeps B x H x T x T
    fp32 scores.
-2. `StorageTracker`, a TorchDispatchMode, turns storage creation and release into allocations.
+2. `StorageTracker` turns storage creation and release into allocations; the step runs in its
+   `fake_mode()`, the `FakeTensorMode` that reports each op's outputs to it (one dispatch per
+   op instead of a tracking mode stacked above the fake mode: the same ops seen, faster).
 3. `CachingAllocator` turns those into reserved memory under a cap of budget - context.
 
 Two cuBLAS workspaces (forward thread and autograd's device thread) are added, and the CUDA
@@ -232,8 +234,6 @@ def simulate(
 ) -> MemoryResult:
     """Simulate the step of `spec` on `profile` and judge it against `budget_bytes`; a
     `recorder` receives the allocator model's events for a memory_viz snapshot."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
     context = CUDA_CONTEXT_BYTES
     notes = [
         "simulated on fake tensors (no GPU used); "
@@ -246,7 +246,7 @@ def simulate(
     tracker = StorageTracker(allocator, logits_numel)
     names: dict[int, str] = {}
     behaviour = CudaBehaviour(lower, profile.compute_capability, copy_labeller(tracker, names))
-    with FakeTensorMode(), tracker, torch.device("cpu"):
+    with tracker.fake_mode(), torch.device("cpu"):
         model = build_model(spec)
         track_model(tracker, model, profile.compute_capability, names)
         optimizer = make_optimizer(model, spec, "cuda")

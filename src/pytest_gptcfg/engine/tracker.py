@@ -5,6 +5,13 @@ storage not seen before is an allocation, handed to the caching-allocator model;
 reference on the storage reports its release (fake storages have no memory, but they live and die
 exactly as the real ones would). The event log is replayed afterwards to name what was live at
 the peak.
+
+`StorageTracker` is a mode of its own, stacked above a `FakeTensorMode`; `TrackingFakeMode` is
+the same tracking done inside the fake mode itself, which sees exactly the same ops (the outermost
+ones: not those a decomposition runs inside the fake mode) but dispatches each op once instead of
+twice. An op runs about 30% faster that way, and the autograd engine's many `prim.device` queries
+(about 70% of the ops of a training step) are answered without going through either mode's
+dispatch.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch._subclasses import fake_tensor
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, in_kernel_invocation_manager
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -59,10 +68,22 @@ class StorageTracker(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         out = func(*args, **(kwargs or {}))
-        for leaf in tree_leaves(out):
-            if isinstance(leaf, torch.Tensor):
-                self._see(leaf, func)
+        self.see_outputs(out, func)
         return out
+
+    def fake_mode(self) -> TrackingFakeMode:
+        """A `FakeTensorMode` that does this tracking itself: `with tracker.fake_mode():` sees
+        what `with FakeTensorMode(), tracker:` sees, faster."""
+        return TrackingFakeMode(self)
+
+    def see_outputs(self, out: Any, func: Any) -> None:
+        """Record the storages of the tensors among `out`, the outputs of op `func`."""
+        if isinstance(out, torch.Tensor):
+            self._see(out, func)
+        elif not isinstance(out, _NOT_TENSORS):
+            for leaf in tree_leaves(out):
+                if isinstance(leaf, torch.Tensor):
+                    self._see(leaf, func)
 
     def _see(self, t: torch.Tensor, func: Any) -> None:
         storage = t.untyped_storage()
@@ -123,3 +144,91 @@ class StorageTracker(TorchDispatchMode):
             else:
                 alive.pop(id(allocation), None)
         return sorted(alive.values(), key=lambda a: a.size, reverse=True)
+
+
+_NOT_TENSORS = (type(None), bool, int, float, str, torch.device, torch.dtype)
+"""Outputs of ops that hold no tensor (checked before walking an output as a pytree)."""
+
+_META_HANDLERS: dict[Any, Any] = getattr(fake_tensor, "_DISPATCH_META_HANDLERS", {})
+"""Metadata queries (`prim.device`, `aten.size` ...) the fake mode answers from the tensor."""
+
+_aten = torch.ops.aten
+VIEW_OPS = frozenset(
+    {
+        _aten.view.default, _aten._unsafe_view.default, _aten.t.default, _aten.transpose.int,
+        _aten.detach.default, _aten.alias.default, _aten.expand.default, _aten.permute.default,
+        _aten.split.Tensor, _aten.split_with_sizes.default, _aten.slice.Tensor,
+        _aten.select.int, _aten.unsqueeze.default, _aten.squeeze.dim, _aten.unbind.int,
+    }
+)  # fmt: skip
+"""Ops whose outputs are new views of their first argument's storage, which `TrackingFakeMode`
+runs directly on the fake tensor's meta storage (see `TrackingFakeMode._view`)."""
+
+
+class TrackingFakeMode(FakeTensorMode):
+    """A `FakeTensorMode` that reports the outputs of each outermost op to a `StorageTracker`.
+
+    Ops the fake mode runs inside an op (a decomposition re-enters the mode) are not reported,
+    as a `StorageTracker` stacked above the fake mode does not see them either.
+    """
+
+    def __init__(self, tracker: StorageTracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+        self._depth = 0
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Dynamo never runs under the simulation: keep __torch_dispatch__ unwrapped (torch wraps
+        # a mode's __torch_dispatch__ in `torch._disable_dynamo` by default, a cost on every op)
+        return False
+
+    def __torch_dispatch__(  # type: ignore[override]
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        handler = _META_HANDLERS.get(func)
+        if handler is not None:  # what FakeTensorMode.dispatch does first; no storage made
+            return handler(args)
+        if self._depth:  # inside an op: the fake mode's own business
+            return self.dispatch(func, types, args, kwargs or {})
+        out = self._view(func, args, kwargs) if func in VIEW_OPS else None
+        if out is None:
+            self._depth = 1
+            try:
+                out = self.dispatch(func, types, args, kwargs or {})
+            finally:
+                self._depth = 0
+        self.tracker.see_outputs(out, func)
+        return out
+
+    def _view(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> Any:
+        """The views `func` makes of a plain fake tensor, or None to dispatch it as usual.
+
+        The fake mode computes a view's metadata by running the op on meta tensors (then caches
+        it, keyed on all of its arguments' metadata, and rebuilds a tensor on that storage for
+        each later call); running the meta kernel on the fake tensor's own meta storage gives
+        the same view directly, at a fraction of the cost. Only plain dense fake tensors of this
+        mode with static shapes and no constant value are handled (nothing else is simpler).
+        """
+        x = args[0] if args else None
+        if (
+            type(x) is not FakeTensor
+            or x.fake_mode is not self
+            or x.constant is not None
+            or self.shape_env is not None
+            or self.in_kernel_invocation
+            or self.propagate_real_tensors
+        ):
+            return None
+        device = x.fake_device
+        with in_kernel_invocation_manager(self):
+            if x.layout is not torch.strided:
+                return None
+            out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor):
+            return FakeTensor(self, out, device)
+        return [FakeTensor(self, o, device) for o in out]
