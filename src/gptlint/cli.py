@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--stdin-filename", help="lint stdin as this file (its settings, its train.py)"
     )
     for spec in SETTINGS:  # raw strings: the runner checks them (gptlint.pyproject.convert)
+        flags = (spec.short_flag, spec.cli_flag) if spec.short_flag else (spec.cli_flag,)
         parser.add_argument(
-            spec.cli_flag,
+            *flags,
             dest=spec.name,
             help=spec.help,
             metavar=spec.metavar,

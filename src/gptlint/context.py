@@ -16,7 +16,7 @@ from gptlint.kinds import ValueKind
 from gptlint.metadata import dataset_vocab
 from gptlint.resolve import EffectiveConfig
 from gptlint.run import ModelSource, Problem, TrainingRun, derive_model, derive_run
-from gptlint.schema import DEFAULT_VOCAB_SIZE, NANOGPT_SCHEMA, gptconfig_defaults
+from gptlint.schema import DEFAULT_VOCAB_SIZE, NANOGPT_SCHEMA, Schema, gptconfig_defaults
 from gptlint.scopes import CallScope, ConfigScope, shape_scopes
 from gptlint.settings import Settings
 
@@ -74,14 +74,8 @@ class LintContext:
 
     @property
     def gptconfig_defaults(self) -> dict[str, Any] | None:
-        """`GPTConfig`'s field defaults from the `model` setting, else from a model.py beside
-        the fork's train.py; None (nanoGPT's) without either."""
-        if self.settings.model is not None:
-            return gptconfig_defaults(self.settings.model)
-        if self.config.schema is NANOGPT_SCHEMA:
-            return None
-        model_py = Path(self.config.schema.origin).parent / "model.py"
-        return gptconfig_defaults(model_py) if model_py.is_file() else None
+        """`GPTConfig`'s field defaults (see `model_defaults`)."""
+        return model_defaults(self.config.schema, self.settings)
 
     @cached_property
     def _derived_model(self) -> ModelSource | list[Problem]:
@@ -138,6 +132,17 @@ class LintContext:
         """Whether the file gives `key` its (statically known) value."""
         resolved = self.config.resolved(key)
         return resolved is not None and resolved.kind == ValueKind.FILE
+
+
+def model_defaults(schema: Schema, settings: Settings) -> dict[str, Any] | None:
+    """`GPTConfig`'s field defaults from the `model` setting, else from a model.py beside the
+    fork's train.py that `schema` was read from; None (nanoGPT's) without either."""
+    if settings.model is not None:
+        return gptconfig_defaults(settings.model)
+    if schema is NANOGPT_SCHEMA:
+        return None
+    model_py = Path(schema.origin).parent / "model.py"
+    return gptconfig_defaults(model_py) if model_py.is_file() else None
 
 
 def _launched_processes(line: str, config_name: str) -> int | None:

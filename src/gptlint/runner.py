@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import errno
 import os
 import stat
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from gptlint.diagnostics import Diagnostic, escape_path
+from gptlint import parallel
+from gptlint.context import model_defaults
+from gptlint.diagnostics import Diagnostic, Fix, escape_path
 from gptlint.discover import Target, excluded, walk
 from gptlint.exitcodes import ExitCode
 from gptlint.fix import fix_source, write_atomically
@@ -22,7 +27,7 @@ from gptlint.output import FORMATS, WITH_EDITS, fix_edits, statistics
 from gptlint.output import text as text_output
 from gptlint.pyproject import convert, load_settings
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
-from gptlint.schema import SchemaError
+from gptlint.schema import SchemaError, schema_for
 from gptlint.settings import SETTINGS, Settings, SettingsError
 from gptlint.source import read_regular, run_deep
 
@@ -42,26 +47,68 @@ class Report:
         self.errors = True
 
 
+@dataclass(frozen=True)
+class Mode:
+    """What the run does with each file beyond linting it."""
+
+    fixing: bool  # --fix or --diff
+    diff: bool
+    unsafe: bool
+    edits: bool  # the output shows each fix's text edits
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Mode:
+        edits = args.output_format in WITH_EDITS and not (args.statistics or args.diff)
+        return cls(bool(args.fix or args.diff), bool(args.diff), bool(args.unsafe_fixes), edits)
+
+
+@dataclass
+class FileResult:
+    """What linting (or fixing) one file came to, as plain data: found in this process or in a
+    worker process, it is reported alike, in the order the files were found. Nothing has been
+    printed or written yet."""
+
+    linted: bool = True  # False: found in a folder, and code rather than a config
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    edits: dict = field(default_factory=dict)
+    would_change: bool = False
+    diff: bytes | None = None  # --diff: the file's diff, for stdout
+    fixed: bytes | None = None  # --fix: the file's new bytes, to write
+    applied: int = 0
+    failure: str | None = None  # a bug in gptlint, reported with the file's name
+    stop: Exception | None = None  # broken settings or train.py: the named path stops here
+
+
 class Invocation:
-    """One `gptlint` invocation: its options, its report so far, the files already seen, and
-    the settings of each folder, looked up once."""
+    """One `gptlint` invocation: its options, its report so far, the files already seen, the
+    settings of each folder, looked up once, and the results worker processes are finding."""
 
     def __init__(self, args: argparse.Namespace, overrides: dict) -> None:
         self.args = args
         self.overrides = overrides
+        self.mode = Mode.of(args)
         self.report = Report()
         self.seen: set[str] = set()
+        self.pending: dict[str, tuple[Target, parallel.Share]] = {}
+        self.workers_died = False
         self._settings: dict[Path, Settings] = {}
-
-    @property
-    def fixing(self) -> bool:
-        return bool(self.args.fix or self.args.diff)
 
     def settings_for(self, folder: Path) -> Settings:
         """`[tool.gptlint]` from the nearest pyproject.toml above `folder`, CLI values on top."""
         if folder not in self._settings:
             self._settings[folder] = load_settings(folder).merged(self.overrides)
         return self._settings[folder]
+
+    def jobs(self) -> int:
+        """How many processes may lint: `--jobs`, else `jobs` in the pyproject.toml nearest
+        the working directory, else one per CPU."""
+        jobs = self.overrides.get("jobs")
+        if jobs is None:
+            try:
+                jobs = self.settings_for(Path.cwd()).jobs
+            except SettingsError:  # reported where a path's files need those settings
+                jobs = None
+        return jobs or parallel.cpu_count()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,9 +127,14 @@ def run(args: argparse.Namespace) -> int:
             if len(paths) > 1:
                 return _fail("'-' (stdin) cannot be combined with other paths")
             return run_deep(_run_stdin, current)
-        # One deep thread for the whole run (each file's own run_deep then runs inline): a
-        # thread per file cost a third of the time on a folder of small configs.
-        return run_deep(_run_paths, current, paths)
+        pool = _start_workers(current, paths)
+        try:
+            # One deep thread for the whole run (each file's own run_deep then runs inline): a
+            # thread per file cost a third of the time on a folder of small configs.
+            return run_deep(_run_paths, current, paths)
+        finally:
+            if pool is not None:
+                pool.close()
     except (SettingsError, SchemaError) as exc:
         return _fail(str(exc))
 
@@ -105,6 +157,69 @@ def _cli_settings(args: argparse.Namespace) -> dict:
     return values
 
 
+def _start_workers(current: Invocation, paths: list[str]) -> parallel.Pool | None:
+    """Worker processes linting the run's files, when there are enough files for more than one
+    process (`parallel.worker_count`); their results wait in `current.pending`. Called from
+    the main thread while no other thread of the run exists, so forking is safe."""
+    jobs = current.jobs()
+    if jobs < 2:
+        return None
+    tasks = run_deep(_plan, current, paths)
+    workers = parallel.worker_count(jobs, len(tasks))
+    if workers < 2:
+        return None
+    pool = None
+    try:
+        pool = parallel.Pool(workers)
+        shares = pool.map(_lint_chunk, tasks, current.mode)
+    except (OSError, ImportError, NotImplementedError):  # no processes here: lint in this one
+        if pool is not None:
+            pool.close()
+        return None
+    for (target, _), share in zip(tasks, shares, strict=True):
+        current.pending[os.path.abspath(target.path)] = (target, share)
+    return pool
+
+
+def _plan(current: Invocation, paths: list[str]) -> list[tuple[Target, Settings]]:
+    """The files the run lints, each once, with their settings: found as `_run_paths` finds
+    them, reporting nothing (a file whose settings are broken is left to the run, which
+    reports them). The train.py and model.py each folder's configs use are read here, once:
+    forked workers inherit them."""
+    found: dict[str, Target] = {}
+
+    def collect(current: Invocation, target: Target) -> bool:
+        found.setdefault(os.path.abspath(target.path), target)
+        return True
+
+    for name in paths:
+        try:
+            _run_path(current, name, _ignore, collect, _ignore)
+        except (SettingsError, SchemaError):
+            continue
+    tasks, read = [], set()
+    for target in found.values():
+        try:
+            settings = current.settings_for(target.path.parent)
+        except SettingsError:
+            continue
+        tasks.append((target, settings))
+        if (target.path.parent, settings) not in read:
+            read.add((target.path.parent, settings))
+            _read_schema(target.path, settings)
+    return tasks
+
+
+def _ignore(_: object) -> None:
+    pass
+
+
+def _read_schema(config: Path, settings: Settings) -> None:
+    """Read (into their caches) the train.py and model.py that `config`'s lint will use."""
+    with contextlib.suppress(Exception):  # the file's own lint reports it, in its place
+        model_defaults(schema_for(config, settings), settings)
+
+
 def _run_paths(current: Invocation, paths: list[str]) -> int:
 
     def folder_error(exc: OSError) -> None:
@@ -113,108 +228,199 @@ def _run_paths(current: Invocation, paths: list[str]) -> int:
 
     for name in paths:
         try:  # broken settings of one named path stop that path, not the others
-            _run_path(current, name, folder_error)
+            _run_path(current, name, folder_error, _process, current.report.error)
         except (SettingsError, SchemaError) as exc:
             current.report.error(str(exc))
     return _finish(current)
 
 
-def _run_path(current: Invocation, name: str, folder_error: Callable[[OSError], None]) -> None:
-    """Lint (or fix) one named file, or the configs in one named folder."""
+def _run_path(
+    current: Invocation,
+    name: str,
+    folder_error: Callable[[OSError], None],
+    process: Callable[[Invocation, Target], bool],
+    error: Callable[[str], None],
+) -> None:
+    """Lint (or fix) one named file, or the configs in one named folder: `process` each file,
+    `error` for a path that names none."""
     shown = escape_path(name)
     if not name:
-        current.report.error("'': an empty path names no file or folder")
+        error("'': an empty path names no file or folder")
         return
     path = Path(name)
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            current.report.error(f"{shown}: no such file or directory")
+            error(f"{shown}: no such file or directory")
         else:
-            current.report.error(f"{shown}: {exc.strerror or exc}")
+            error(f"{shown}: {exc.strerror or exc}")
         return
     if stat.S_ISDIR(mode):
         settings = current.settings_for(path)
         found = walk(path, settings.exclude, settings.root, folder_error)
-        if not sum(_process(current, Target(p, False)) for p in found):
-            current.report.error(f"{shown}: no config files found")
+        if not sum(process(current, Target(p, False)) for p in found):
+            error(f"{shown}: no config files found")
         return
     if not stat.S_ISREG(mode):
-        current.report.error(f"{shown}: not a regular file or folder, skipped")
+        error(f"{shown}: not a regular file or folder, skipped")
         return
     settings = current.settings_for(path.parent)
     if not excluded(path, settings.exclude, settings.root):
-        _process(current, Target(path, True))
+        process(current, Target(path, True))
 
 
 def _process(current: Invocation, target: Target) -> bool:
-    """Lint (or fix) one file; False if it was skipped as not being a config. A failure in one
-    file is reported and the run goes on with the next."""
-
-    report = current.report
+    """Report one file (linted here or by a worker) and write its fix; False if it was skipped
+    as not being a config. A failure in one file is reported and the run goes on."""
     key = os.path.abspath(target.path)
     if key in current.seen:  # named twice, or named and inside a named folder
         return True
     current.seen.add(key)
-    try:  # only regular files: a FIFO or /dev/zero (or a link to one) is named, never read
-        raw = read_regular(target.path)
-    except OSError as exc:
-        report.diagnostics.append(
-            Diagnostic(
-                "GPT000",
-                Severity.ERROR,
-                str(target.path),
-                1,
-                1,
-                f"cannot read file: {exc.strerror or exc}",
-            )
-        )
-        return True
-    try:  # run_deep: room for libcst and the evaluator to recurse as deep as a file nests
-        return run_deep(_lint_or_fix, current, target, raw)
-    except (SettingsError, SchemaError, BrokenPipeError):
-        raise
+    try:
+        result = _result(current, key, target)
+    except concurrent.futures.CancelledError:  # the run is being stopped (Ctrl-C)
+        raise KeyboardInterrupt from None
     except Exception as exc:  # a bug in gptlint: name the file, go on with the others
         if os.environ.get("GPTLINT_DEBUG"):
             raise
-        report.error(
-            f"{target.path}: internal error: {type(exc).__name__}: {exc}"
-            " (please report it; GPTLINT_DEBUG=1 shows the traceback)"
-        )
-        return True
+        result = FileResult(failure=_internal_error(target, exc))
+    return result is None or _report(current, target, result)
 
 
-def _lint_or_fix(current: Invocation, target: Target, raw: bytes) -> bool:
-    settings = current.settings_for(target.path.parent)
+def _result(current: Invocation, key: str, target: Target) -> FileResult | None:
+    """The file's result: a worker's, else found here; None where its worker died."""
+    pending = current.pending.pop(key, None)
+    if pending is not None and pending[0] == target:
+        try:
+            return pending[1].result()
+        except BrokenProcessPool:
+            _workers_died(current, target)
+            return None
+    try:
+        settings: Settings | Exception = current.settings_for(target.path.parent)
+    except SettingsError as exc:
+        settings = exc
+    return _lint_target(target, settings, current.mode)
+
+
+def _workers_died(current: Invocation, target: Target) -> None:
+    """A worker process stopped (killed, out of memory ...) and the pool with it: the files
+    without a result are not linted. Said once, with how many files that is."""
+    if current.workers_died:
+        return
+    current.workers_died = True
+    shares = [share for _, share in current.pending.values()]
+    concurrent.futures.wait({share.future for share in shares})  # a broken pool fails them all
+    missed = 1 + sum(share.failed() for share in shares)
+    files = "file was" if missed == 1 else "files were"
+    current.report.error(
+        f"a worker process stopped unexpectedly: {missed} {files} not linted, the first"
+        f" {escape_path(str(target.path))} (--jobs 1 lints in this process alone)"
+    )
+
+
+def _lint_chunk(tasks: list[tuple[Target, Settings]], mode: Mode) -> list[FileResult]:
+    """A worker's part of the run: each file's result (in one deep thread for all of them)."""
+    return run_deep(lambda: [_lint_target(target, settings, mode) for target, settings in tasks])
+
+
+def _lint_target(target: Target, settings: Settings | Exception, mode: Mode) -> FileResult:
+    """Read and lint (or fix) one file; `settings` is the exception where its folder's
+    settings are broken. Prints and writes nothing."""
+    try:  # only regular files: a FIFO or /dev/zero (or a link to one) is named, never read
+        raw = read_regular(target.path)
+    except OSError as exc:
+        message = f"cannot read file: {exc.strerror or exc}"
+        return FileResult(diagnostics=[_unreadable(target, message)])
+    if isinstance(settings, Exception):
+        return FileResult(stop=settings)
+    try:  # run_deep: room for libcst and the evaluator to recurse as deep as a file nests
+        return run_deep(_lint_or_fix, target, raw, settings, mode)
+    except (SettingsError, SchemaError) as exc:
+        return FileResult(stop=exc)
+    except Exception as exc:  # a bug in gptlint: name the file, go on with the others
+        if os.environ.get("GPTLINT_DEBUG"):
+            raise
+        return FileResult(failure=_internal_error(target, exc))
+
+
+def _unreadable(target: Target, message: str) -> Diagnostic:
+    return Diagnostic("GPT000", Severity.ERROR, str(target.path), 1, 1, message)
+
+
+def _internal_error(target: Target, exc: Exception) -> str:
+    return (
+        f"{target.path}: internal error: {type(exc).__name__}: {exc}"
+        " (please report it; GPTLINT_DEBUG=1 shows the traceback)"
+    )
+
+
+def _lint_or_fix(target: Target, raw: bytes, settings: Settings, mode: Mode) -> FileResult:
     result = lint_bytes(str(target.path), raw, settings, configs_only=not target.explicit)
     if result.skipped:
+        return FileResult(linted=False)
+    if result.unreadable or not mode.fixing:
+        return _found_in(result, mode)
+    outcome = fix_source(result.file.source, settings, mode.unsafe, result=result)
+    found = _found_in(outcome.remaining, mode)
+    if outcome.changed:
+        found.would_change = True
+        if mode.diff:
+            found.diff = outcome.diff(str(target.path))
+        else:
+            found.fixed, found.applied = outcome.fixed, outcome.applied
+    return found
+
+
+def _found_in(result: LintResult, mode: Mode) -> FileResult:
+    """A file's diagnostics, with their fixes' text edits where the output shows them; each
+    fix is kept as what the output shows of it (its rewrites hold the file's tree)."""
+    edits = fix_edits(result) if mode.edits else {}
+    return FileResult(
+        diagnostics=[_shown(d) for d in result.diagnostics],
+        edits={_shown(d): e for d, e in edits.items()},
+    )
+
+
+def _shown(diagnostic: Diagnostic) -> Diagnostic:
+    fix = diagnostic.fix
+    if fix is None or not fix.edits:
+        return diagnostic
+    return replace(diagnostic, fix=Fix(fix.description, (), fix.safety))
+
+
+def _report(current: Invocation, target: Target, result: FileResult) -> bool:
+    """Report one file's result and write its fix, in the run's order; False where the file
+    was skipped as not being a config."""
+    report = current.report
+    if result.stop is not None:
+        raise result.stop
+    if result.failure is not None:
+        report.error(result.failure)
+        return True
+    if not result.linted:
         return False
-    if result.unreadable or not current.fixing:
-        _found(current, result)
-        return True
-    outcome = fix_source(result.file.source, settings, current.args.unsafe_fixes, result=result)
-    _found(current, outcome.remaining)
-    if not outcome.changed:
-        return True
-    current.report.would_change = True
-    if current.args.diff:
-        _write_bytes(outcome.diff(str(target.path)))
-        return True
-    try:
-        write_atomically(target.path, outcome.fixed)
-    except OSError as exc:
-        current.report.error(f"{target.path}: cannot write the fixed file: {exc.strerror or exc}")
-        return True
-    current.report.fixed += outcome.applied
+    report.diagnostics.extend(result.diagnostics)
+    report.edits.update(result.edits)
+    if result.would_change:
+        report.would_change = True
+    if result.diff is not None:
+        _write_bytes(result.diff)
+    elif result.fixed is not None:
+        try:
+            write_atomically(target.path, result.fixed)
+        except OSError as exc:
+            report.error(f"{target.path}: cannot write the fixed file: {exc.strerror or exc}")
+            return True
+        report.fixed += result.applied
     return True
 
 
 def _found(current: Invocation, result: LintResult) -> None:
     """Report a file's diagnostics, with its fixes' text edits where the output shows them."""
     current.report.diagnostics.extend(result.diagnostics)
-    args = current.args
-    if args.output_format in WITH_EDITS and not (args.statistics or args.diff):
+    if current.mode.edits:
         current.report.edits.update(fix_edits(result))
 
 
@@ -235,7 +441,7 @@ def _run_stdin(current: Invocation) -> int:
     raw = sys.stdin.buffer.read()
     result = lint_bytes(name, raw, settings, schema_path=anchor)
     fixed = raw
-    if result.unreadable or not current.fixing:
+    if result.unreadable or not current.mode.fixing:
         _found(current, result)
     else:
         outcome = fix_source(result.file.source, settings, args.unsafe_fixes, anchor, result)

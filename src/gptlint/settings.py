@@ -28,7 +28,10 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that changes what gptlint reports. Paths are absolute."""
+    """Everything that changes what gptlint reports, and `jobs`, which changes only how fast a
+    run goes (one value per run: `gptlint.runner` takes it from the command line, else from the
+    pyproject.toml nearest the working directory; like `root`, it is left out of comparisons).
+    Paths are absolute."""
 
     select: tuple[str, ...] | None = None
     ignore: tuple[str, ...] = ()
@@ -41,6 +44,7 @@ class Settings:
     exclude: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
     root: Path | None = field(default=None, compare=False)
+    jobs: int | None = field(default=None, compare=False)  # how fast, not what: see SETTINGS
 
     def merged(self, overrides: dict[str, Any]) -> Settings:
         """These settings with the non-None `overrides` (from the command line) on top; config
@@ -145,6 +149,7 @@ class SettingSpec:
     metavar: str
     convert: Converter
     repeatable: bool = False
+    short_flag: str | None = None
 
     @property
     def selects_rules(self) -> bool:
@@ -219,6 +224,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "KEY=VALUE",
         _overrides,
         repeatable=True,
+    ),
+    SettingSpec(
+        "jobs",
+        "jobs",
+        "--jobs",
+        "lint in N worker processes (default: one per CPU); changes only how fast",
+        "N",
+        _positive_int,
+        short_flag="-j",
     ),
 )
 SETTINGS_BY_NAME: dict[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}
