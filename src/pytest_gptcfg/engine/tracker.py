@@ -6,12 +6,12 @@ reference on the storage reports its release (fake storages have no memory, but 
 exactly as the real ones would). The event log is replayed afterwards to name what was live at
 the peak.
 
-`StorageTracker` is a mode of its own, stacked above a `FakeTensorMode`; `TrackingFakeMode` is
-the same tracking done inside the fake mode itself, which sees exactly the same ops (the outermost
-ones: not those a decomposition runs inside the fake mode) but dispatches each op once instead of
-twice. An op runs about 30% faster that way, and the autograd engine's many `prim.device` queries
-(about 70% of the ops of a training step) are answered without going through either mode's
-dispatch.
+`StorageTracker` is a mode of its own, which can be stacked above a `FakeTensorMode` (the
+compiled step does so). `StorageTracker.fake_mode()` is the fake mode doing the same tracking
+itself (`TrackingFakeMode`): it sees the same ops, the outermost ones (not those a decomposition
+runs inside the fake mode), each dispatched through one mode instead of two. It also answers
+metadata queries (`prim.device`, most of what the autograd engine dispatches) before the fake
+mode's dispatch, and takes view ops directly on the fake tensor's meta storage.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class TrackingFakeMode(FakeTensorMode):
         it, keyed on all of its arguments' metadata, and rebuilds a tensor on that storage for
         each later call); running the meta kernel on the fake tensor's own meta storage gives
         the same view directly, at a fraction of the cost. Only plain dense fake tensors of this
-        mode with static shapes and no constant value are handled (nothing else is simpler).
+        mode with static shapes and no constant value are handled; anything else is dispatched.
         """
         x = args[0] if args else None
         if (
@@ -221,7 +221,7 @@ class TrackingFakeMode(FakeTensorMode):
             or x.constant is not None
             or self.shape_env is not None
             or self.in_kernel_invocation
-            or self.propagate_real_tensors
+            or getattr(self, "propagate_real_tensors", False)
         ):
             return None
         device = x.fake_device
