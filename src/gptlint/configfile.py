@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -11,7 +11,12 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gptlint.evaluate import identifier
-from gptlint.positions import StatementPositions, small_starts, statement_lines
+from gptlint.positions import (
+    StatementPositions,
+    small_starts,
+    statement_lines,
+    statements_matching,
+)
 from gptlint.source import Source, SourceError, check_syntax, parse_module, run_deep
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -185,14 +190,18 @@ def parse_config(source: Source) -> ConfigFile:
         _collect(statement, statement, index, False, assignments, bindings)
         if walrus:
             _collect_walrus(statement, index, bindings)
-    shape_calls = _find_shape_calls(module) if _may_hold_shapes(source.text) else []
+    lines = statement_lines(tree)
+    shape_calls = []
+    if _may_hold_shapes(source.text):
+        holding = statements_matching(source.text, lines, len(module.body), _SHAPE_WORDS)
+        shape_calls = _find_shape_calls(module, holding)
     return ConfigFile(
         source,
         module,
         assignments,
         bindings,
         shape_calls,
-        statement_lines(tree),
+        lines,
         small_starts(tree),
     )
 
@@ -246,27 +255,7 @@ def _collect_small(
     bindings: list[Binding],
 ) -> None:
     def add(target: cst.BaseExpression, value: cst.BaseExpression | None, op=None) -> None:
-        if isinstance(target, cst.Name):
-            assignments.append(
-                Assignment(
-                    identifier(target.value),  # Python binds the NFKC form: fullwidth n is n
-                    target,
-                    value,
-                    small,
-                    statement,
-                    index,
-                    conditional,
-                    op,
-                )
-            )
-        elif isinstance(target, cst.Tuple | cst.List):
-            values = value.elements if isinstance(value, cst.Tuple | cst.List) else None
-            if values is not None and len(values) == len(target.elements):
-                for t, v in zip(target.elements, values, strict=True):
-                    add(t.value, None if isinstance(v, cst.StarredElement) else v.value)
-            else:
-                for t in target.elements:
-                    add(t.value, None)
+        _add_targets(target, value, op, small, statement, index, conditional, assignments)
 
     if isinstance(small, cst.Assign):
         for target in small.targets:
@@ -292,6 +281,48 @@ def _collect_small(
         bindings.append(Binding(None, statement, index, "exec()"))
     elif isinstance(small, cst.Expr) and _is_namespace_update(small.value):
         bindings.append(Binding(None, statement, index, "globals()"))
+
+
+def _add_targets(
+    target: cst.BaseExpression,
+    value: cst.BaseExpression | None,
+    op: cst.BaseAugOp | None,
+    small: cst.BaseSmallStatement,
+    statement: cst.BaseStatement,
+    index: int,
+    conditional: bool,
+    assignments: list[Assignment],
+) -> None:
+    """The assignments of `target = value` (each name of a tuple or list target). A function
+    of its own, not a closure that calls itself: such a closure is a reference cycle, which
+    kept every file's tree alive until the garbage collector ran."""
+    if isinstance(target, cst.Name):
+        assignments.append(
+            Assignment(
+                identifier(target.value),  # Python binds the NFKC form: fullwidth n is n
+                target,
+                value,
+                small,
+                statement,
+                index,
+                conditional,
+                op,
+            )
+        )
+    elif isinstance(target, cst.Tuple | cst.List):
+        values = value.elements if isinstance(value, cst.Tuple | cst.List) else None
+        pairs = (
+            [
+                (t.value, None if isinstance(v, cst.StarredElement) else v.value)
+                for t, v in zip(target.elements, values, strict=True)
+            ]
+            if values is not None and len(values) == len(target.elements)
+            else [(t.value, None) for t in target.elements]
+        )
+        for element, element_value in pairs:
+            _add_targets(
+                element, element_value, None, small, statement, index, conditional, assignments
+            )
 
 
 def _import_names(aliases: list[cst.ImportAlias] | tuple[cst.ImportAlias, ...]) -> frozenset[str]:
@@ -396,9 +427,15 @@ def _may_hold_shapes(text: str) -> bool:
     return "GPTConfig" in text or ("n_head" in text and ("dict(" in text or "{" in text))
 
 
-def _find_shape_calls(module: cst.Module) -> list[ShapeCall]:
+_SHAPE_WORDS = re.compile(r"GPTConfig|dict|\{")  # in the text of any node _ShapeCallFinder finds
+
+
+def _find_shape_calls(module: cst.Module, holding: Container[int] | None) -> list[ShapeCall]:
+    """The shape calls of the statements in `holding` (of all, where None)."""
     finder = _ShapeCallFinder()
     for index, statement in enumerate(module.body):
+        if holding is not None and index not in holding:
+            continue  # no `GPTConfig`, `dict` or `{` in its text: no shape call
         finder.index = index
         finder.top_level = not isinstance(statement, cst.FunctionDef | cst.ClassDef)
         statement.visit(finder)

@@ -19,7 +19,7 @@ from gptlint.configfile import ConfigFile
 from gptlint.diagnostics import Diagnostic, Edit
 from gptlint.lint import LintResult, lint_source
 from gptlint.settings import Settings
-from gptlint.source import Source
+from gptlint.source import Source, gc_paused, rereading
 
 MAX_PASSES = 10
 
@@ -60,7 +60,9 @@ def fix_source(
     """Apply fixes to `source` until none is left to apply (at most MAX_PASSES passes); a
     fix that touches a node another fix already claimed waits for the next pass. A pass whose
     result would not parse is dropped, so a faulty fix never breaks a file. `result` is the
-    lint of `source` where the caller has it already."""
+    lint of `source` where the caller has it already. Each pass's text is linted again in
+    full, but libcst reads again only the statements the pass changed (`rereading`), and
+    no cyclic garbage collection goes through the file's trees meanwhile."""
     current, applied = source, 0
     if result is None:
         result = lint_source(current, settings, schema_path)
@@ -72,7 +74,9 @@ def fix_source(
         if text == current.text:
             break
         candidate = replace(current, text=text, raw=current.encode(text))
-        after = lint_source(candidate, settings, schema_path)
+        file = result.file
+        with rereading(current.text, file.module, file.statement_lines), gc_paused():
+            after = lint_source(candidate, settings, schema_path)
         if after.file is None:
             break
         current, result, applied = candidate, after, applied + len(chosen)

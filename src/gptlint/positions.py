@@ -9,8 +9,11 @@ statement that holds the node is regenerated, and its lines are shifted into pla
 from __future__ import annotations
 
 import ast
+import bisect
+import collections
 import functools
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
@@ -32,6 +35,38 @@ def statement_lines(tree: ast.Module) -> list[int]:
         if not lines or lines[-1] != first:
             lines.append(first)
     return lines
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def statements_matching(
+    text: str,
+    first_lines: list[int] | None,
+    statements: int,
+    pattern: re.Pattern[str],
+    wanted: Collection[str] | None = None,
+) -> dict[int, collections.Counter[str]] | None:
+    """The top-level statements whose text holds a match of `pattern` (only matches in
+    `wanted`, where given), each with how often each match occurs: found in the text, without
+    walking the tree. A statement's text runs from its first line (`first_lines`, as
+    `statement_lines` gives them) to the next statement's, comments and strings included, so
+    a node of a statement is in that text; matches above the first statement are not
+    counted. None where the lines do not number the module's `statements` (then any
+    statement may hold one)."""
+    if first_lines is None or len(first_lines) != statements:
+        return None
+    starts = [0, *(m.end() for m in _LINE_END.finditer(text))]
+    found: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for match in pattern.finditer(text):
+        word = match.group()
+        if wanted is not None and word not in wanted:
+            continue
+        line = bisect.bisect_right(starts, match.start())
+        index = bisect.bisect_right(first_lines, line) - 1
+        if index >= 0:
+            found[index][word] += 1
+    return found
 
 
 class StatementPositions:

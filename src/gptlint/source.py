@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import bisect
+import contextlib
+import gc
 import io
 import os
 import re
@@ -12,12 +14,14 @@ import sys
 import threading
 import tokenize
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
 
 import libcst as cst
+
+from gptlint.positions import statement_lines
 
 T = TypeVar("T")
 
@@ -144,6 +148,23 @@ def run_deep(function: Callable[..., T], *args: Any) -> T:
 _deep_lock = threading.Lock()
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while parsing builds a large tree: a full collection goes
+    through every object alive (the trees of earlier passes too), and building a tree of
+    millions of nodes would start several (a quarter of the time linting and fixing a
+    50,000-line file took). The trees have no cycles; garbage left meanwhile is collected
+    once collection resumes."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def check_syntax(text: str, path: str = "<config>") -> ast.Module:
     """Parse `text` with CPython's own parser and compile it (without running anything), as
     nanoGPT's `exec` would, and return the tree.
@@ -156,7 +177,8 @@ def check_syntax(text: str, path: str = "<config>") -> ast.Module:
     pieces (see `parse_module`); the tree remembers where to cut it.
     """
     try:
-        tree = ast.parse(text)
+        with gc_paused():
+            tree = ast.parse(text)
     except SyntaxError as exc:
         raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
     except (RecursionError, MemoryError, ValueError):
@@ -182,7 +204,8 @@ def check_syntax(text: str, path: str = "<config>") -> ast.Module:
     if pieces:
         _SHADOWS[tree] = (pieces, _check_shadow(text, tree, pieces))
     try:
-        compile(tree, path, "exec", dont_inherit=True)
+        with gc_paused():
+            compile(tree, path, "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
     except (RecursionError, MemoryError, ValueError) as exc:
@@ -521,12 +544,17 @@ def parse_module(text: str, tree: ast.Module | None = None) -> cst.Module:
     operators, and the tree's code is still `text` (checked: SourceError where not)."""
     shadow = _SHADOWS.get(tree) if tree is not None else None
     if shadow is None:
-        return cst.parse_module(text)
+        reread = _reread(text, tree) if tree is not None else None
+        if reread is not None:
+            return reread
+        with gc_paused():
+            return cst.parse_module(text)
     found, shadow_tree = shadow
     first = found[0]
     refusal = _too_long(first.parts, first.line, first.col)
     try:
-        module = cst.parse_module(_shadow_text(text, [j for p in found for j in p.joins]))
+        with gc_paused():
+            module = cst.parse_module(_shadow_text(text, [j for p in found for j in p.joins]))
     except cst.ParserSyntaxError:
         raise refusal from None
     return _with_joins(module, shadow_tree, text, found, refusal)
@@ -608,6 +636,114 @@ class _Rejoin(cst.CSTTransformer):
         operator = original_node.operator
         join = ImplicitJoin(operator.whitespace_before, operator.whitespace_after, char)
         return updated_node.with_changes(operator=join)
+
+
+# Reading a text again after a few of its statements changed (a pass of fixes).
+
+_BASE: list[tuple[str, cst.Module, list[int]]] = []
+MAX_REREAD_STATEMENTS = 200
+"""More changed statements than this: the whole text is parsed again."""
+
+
+@contextlib.contextmanager
+def rereading(text: str, module: cst.Module, first_lines: list[int] | None) -> Iterator[None]:
+    """While active, `parse_module` reads a text that differs from `text` (libcst's tree of it
+    is `module`, its top-level statements start at `first_lines`, as `positions.statement_lines`
+    gives them) only inside a few simple statement lines, with as many lines, by parsing just
+    those statements and keeping `module`'s nodes for the others: the tree libcst would give
+    for the whole text, for a fraction of the cost in a large file. A fix pass changes so
+    little of a file."""
+    if first_lines is None or len(first_lines) != len(module.body):
+        yield
+        return
+    _BASE.append((text, module, first_lines))
+    try:
+        yield
+    finally:
+        _BASE.pop()
+
+
+def _reread(text: str, tree: ast.Module) -> cst.Module | None:
+    """`text`'s tree (`tree` is CPython's) from the `rereading` base where the changes allow,
+    else None.
+
+    Every statement is one run of whole lines: its leading (comment and blank) lines, then
+    its own. The header above the first statement, the footer below the last and every
+    statement whose lines are unchanged are kept; a changed statement must be a simple
+    statement line (no indented block, whose comments could move between statements) whose
+    leading lines did not change, and read alone must give one such statement with as many
+    leading lines, no footer and the file's line ending. Every statement must start on the
+    line CPython's tree says it starts on."""
+    if not _BASE or text.endswith("\r"):
+        return None
+    old_text, module, first_lines = _BASE[-1]
+    if text == old_text:
+        return module
+    old, new = _Lines(old_text), _Lines(text)
+    if len(old.starts) != len(new.starts) or statement_lines(tree) != first_lines:
+        return None
+    body = module.body
+    starts = [line - len(s.leading_lines) for line, s in zip(first_lines, body, strict=True)]
+    if starts[0] - 1 != len(module.header):
+        return None
+    bounds = [1, *starts, new.count + 1 - len(module.footer), new.count + 1]
+    if bounds != sorted(bounds):
+        return None
+    if old.text(1, bounds[1]) != new.text(1, bounds[1]):
+        return None  # the header changed
+    if old.text(bounds[-2], bounds[-1]) != new.text(bounds[-2], bounds[-1]):
+        return None  # the footer changed
+    new_body = list(body)
+    changed = 0
+    for index, statement in enumerate(body):
+        begin, end = bounds[index + 1], bounds[index + 2]
+        code = new.text(begin, end)
+        if old.text(begin, end) == code:
+            continue
+        lead = len(statement.leading_lines)
+        changed += 1
+        if (
+            not isinstance(statement, cst.SimpleStatementLine)
+            or begin <= 2  # where a coding declaration may be
+            or changed > MAX_REREAD_STATEMENTS
+            or old.text(begin, begin + lead) != new.text(begin, begin + lead)
+        ):
+            return None
+        try:
+            alone = cst.parse_module(code)
+        except cst.ParserSyntaxError:
+            return None
+        last = index == len(body) - 1
+        if (
+            len(alone.body) != 1
+            or not isinstance(alone.body[0], cst.SimpleStatementLine)
+            or alone.footer
+            or alone.default_newline != module.default_newline
+            or alone.has_trailing_newline != (module.has_trailing_newline or not last)
+            or len(alone.header) + len(alone.body[0].leading_lines) != lead
+        ):
+            return None
+        new_body[index] = alone.body[0].with_changes(
+            leading_lines=(*alone.header, *alone.body[0].leading_lines)
+        )
+    return module.with_changes(body=new_body)
+
+
+class _Lines:
+    """A text's lines, 1-based (as Python ends them: \\r\\n, \\r or \\n)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self.starts = _LineStarts(text).starts
+        ends_line = text.endswith(("\n", "\r")) or not text
+        self.count = len(self.starts) - 1 if ends_line else len(self.starts)
+
+    def text(self, first: int, stop: int) -> str:
+        """Lines `first` to `stop` (not included)."""
+        return self._text[self._start(first) : self._start(stop)]
+
+    def _start(self, line: int) -> int:
+        return self.starts[line - 1] if line <= len(self.starts) else len(self._text)
 
 
 MAX_READ_BYTES = 16_000_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import difflib
 import functools
 import re
@@ -12,11 +13,12 @@ from typing import Any
 
 import libcst as cst
 
-from gptlint.configfile import Assignment
+from gptlint.configfile import Assignment, ConfigFile
 from gptlint.context import LintContext
 from gptlint.diagnostics import Edit, Fix
 from gptlint.kinds import FixSafety, Severity, ValueKind
 from gptlint.literals import replace_literal
+from gptlint.positions import statements_matching
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.impossible import problem
 from gptlint.schema import MODEL_ONLY_KEYS
@@ -67,7 +69,7 @@ class _Keys:
         sure = _never_read(self.ctx.file.source.text, self.ctx.file.assignments, found)
         if len(sure) == len(found):
             return found
-        read = _read_names(self.ctx.file.module, self.ctx.file.assignments)
+        read = _read_names(self.ctx.file, {a.key for a in found if id(a) not in sure})
         return [a for a in found if id(a) in sure or a.key not in read]
 
     def suggestion(self, key: str) -> str | None:
@@ -140,29 +142,57 @@ def _config_like(key: str) -> bool:
     return not key.startswith("_") and not key.isupper()
 
 
-def _read_names(module: cst.Module, assignments: list[Assignment]) -> set[str]:
-    targets = {id(a.target) for a in assignments}
-    collector = _NameCollector(targets)
-    module.visit(collector)
-    return collector.names
+def _read_names(file: ConfigFile, keys: set[str]) -> set[str]:
+    """The names the file reads (its Name nodes other than assignment targets, attribute
+    names and keywords), `keys` among them where it reads them. Where the keys are ASCII
+    names, only the top-level statements in whose text one of them occurs as a word more
+    often than as the statement's own targets are walked (a Name node of a statement is
+    such a word in its text, as in `_never_read`): a large file's other statements are not."""
+    targets = {id(a.target) for a in file.assignments}
+    names: set[str] = set()
+    body = file.module.body
+    words = None
+    if all(key.isascii() for key in keys):
+        words = statements_matching(file.source.text, file.statement_lines, len(body), _WORD, keys)
+    if words is None:
+        _collect_names(file.module, targets, names)
+        return names
+    own = collections.Counter(
+        (a.index, a.target.value) for a in file.assignments if a.target.value in keys
+    )
+    for index, counts in words.items():
+        if any(count > own[index, word] for word, count in counts.items()):
+            _collect_names(body[index], targets, names)
+    return names
 
 
-class _NameCollector(cst.CSTVisitor):
-    def __init__(self, targets: set[int]) -> None:
-        self.targets = targets
-        self.names: set[str] = set()
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
-    def visit_Name(self, node: cst.Name) -> None:
-        if id(node) not in self.targets:
-            self.names.add(node.value)
 
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
-        return False  # `x.attr`: attr is not a name read
-
-    def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)
-        return False  # `f(key=v)`: the keyword is not a name read
+def _collect_names(root: cst.CSTNode, targets: set[int], names: set[str]) -> None:
+    """Add to `names` the value of every Name node under `root` but those in `targets` (ids),
+    the attribute of `x.attr` and the keyword of `f(key=v)`: walked over the nodes' fields,
+    without libcst's visitor (which rebuilds every node it passes)."""
+    stack: list[cst.CSTNode] = [root]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is cst.Name:
+            if id(node) not in targets:
+                names.add(node.value)
+            continue
+        if kind is cst.Attribute or kind is cst.Arg:
+            stack.append(node.value)  # not `.attr`, not `key=`
+            continue
+        fields = _FIELDS.get(kind)
+        if fields is None:
+            fields = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
+        for field in fields:
+            value = getattr(node, field)
+            if isinstance(value, cst.CSTNode):
+                stack.append(value)
+            elif isinstance(value, tuple | list):
+                stack.extend(v for v in value if isinstance(v, cst.CSTNode))
 
 
 _SOURCES = {
@@ -303,9 +333,9 @@ class DuplicateKey(Rule):
 
 
 def _mentions(node: cst.BaseExpression, name: str) -> bool:
-    finder = _NameCollector(set())
-    node.visit(finder)
-    return name in finder.names
+    names: set[str] = set()
+    _collect_names(node, set(), names)
+    return name in names
 
 
 def _value_text(ctx: LintContext, assignment: Assignment) -> str:
