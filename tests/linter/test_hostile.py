@@ -794,3 +794,52 @@ def test_the_names_a_file_reads_are_what_libcsts_visitor_finds(text):
 
     visited, walked = run_deep(both)
     assert walked == visited
+
+
+STATEMENTS = (
+    "x = 1",
+    "y = (1 +\n     2)  # c",
+    "z = 3; w = 4",
+    "a = [\n  1,\n]",
+    "if a:\n    b = 1\n    # in the block\n# after it",
+    "def f():\n    return 1",
+    "@d\ndef g():\n    pass",
+    "s = 'a' \\\n    'b'",
+    "\f\nq = 5",
+    "\t# a tab",
+    "",
+    "# comment",
+    "n = 12  # trailing",
+    "class C:\n\tx = 1",
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(STATEMENTS), min_size=1, max_size=12),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+)
+def test_a_text_read_again_in_part_is_libcsts_tree_of_it(statements, newline, final, random):
+    """Any one digit changed anywhere: where `rereading` answers, its tree is the one libcst
+    gives for the whole text."""
+    import libcst as cst
+
+    from gptlint import source
+    from gptlint.positions import statement_lines
+
+    text = "\n".join(statements).replace("\n", newline) + (newline if final else "")
+    digits = [i for i, char in enumerate(text) if char.isdigit()]
+    if not digits:
+        return
+    at = random.choice(digits)
+    changed = text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1 :]
+    try:
+        before, after = source.check_syntax(text), source.check_syntax(changed)
+    except source.SourceError:
+        return
+    module = cst.parse_module(text)
+    with source.rereading(text, module, statement_lines(before)):
+        reread = source.parse_module(changed, after)
+    assert reread.deep_equals(cst.parse_module(changed))
