@@ -1,7 +1,7 @@
 """A model of PyTorch's CUDA caching allocator: from a stream of allocations to reserved memory.
 
 Follows `c10/cuda/CUDACachingAllocator.cpp` with its default settings (no
-`PYTORCH_CUDA_ALLOC_CONF`, one stream):
+`PYTORCH_CUDA_ALLOC_CONF`, one stream); the sizes are `gptlint.cudablocks`' rules:
 
 - requests are rounded up to multiples of 512 bytes (`round_size`, `kMinBlockSize`);
 - blocks of <= 1 MiB (`kSmallSize`) come from the small pool, whose segments are 2 MiB
@@ -27,31 +27,10 @@ from __future__ import annotations
 import bisect
 import itertools
 
+from gptlint.cudablocks import SMALL_SIZE, allocation_size, round_size, should_split
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder, python_frames
 
-MIN_BLOCK = 512
-SMALL_SIZE = 1 << 20
-SMALL_BUFFER = 2 << 20
-LARGE_BUFFER = 20 << 20
-MIN_LARGE_ALLOC = 10 << 20
-ROUND_LARGE = 2 << 20
 ADDRESS_ORIGIN = 0x7F0000000000
-
-
-def round_size(size: int) -> int:
-    """Bytes a request of `size` takes in a block."""
-    if size < MIN_BLOCK:
-        return MIN_BLOCK
-    return MIN_BLOCK * ((size + MIN_BLOCK - 1) // MIN_BLOCK)
-
-
-def allocation_size(size: int) -> int:
-    """Bytes of the segment cudaMalloc'd for a rounded request that found no cached block."""
-    if size <= SMALL_SIZE:
-        return SMALL_BUFFER
-    if size < MIN_LARGE_ALLOC:
-        return LARGE_BUFFER
-    return ROUND_LARGE * ((size + ROUND_LARGE - 1) // ROUND_LARGE)
 
 
 class Block:
@@ -101,7 +80,7 @@ class CachingAllocator:
         block = self._best_fit(size, small) or self._new_segment(size, small)
         self._remove_free(block)
         rest = block.size - size
-        if rest >= MIN_BLOCK if small else rest > SMALL_SIZE:
+        if should_split(rest, small):
             tail = Block(block.segment, block.offset + size, rest, small)
             tail.prev, tail.next = block, block.next
             if block.next is not None:

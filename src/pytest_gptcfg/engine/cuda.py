@@ -25,12 +25,12 @@ from typing import Any
 
 import torch
 
+from gptlint.cudablocks import round_size
 from gptlint.gpus import GpuProfile
 from gptlint.kinds import MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
 from pytest_gptcfg.engine import kernels
-from pytest_gptcfg.engine.allocator import round_size
 from pytest_gptcfg.engine.trainstep import (
     build_model,
     make_optimizer,
