@@ -6,6 +6,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from gptlint.configfile import ConfigFile, parse_config
@@ -44,7 +45,7 @@ def lint_source(
 ) -> LintResult:
     """Lint decoded `source`; `schema_path` is where to look for a train.py (default: the file).
     With `configs_only`, a file that does not look like a config is parsed but not linted."""
-    codes = enabled_codes(settings.select, settings.ignore)
+    codes = _codes(settings.select, settings.ignore)
     try:
         file = parse_config(source)
     except SourceError as exc:
@@ -57,13 +58,19 @@ def lint_source(
     schema = schema_for(schema_path or Path(source.path), settings)
     ctx = LintContext(_with_overrides(resolve(file, schema), settings), settings)
     diagnostics = []
-    for code in sorted(codes):
+    for code in codes:
         rule = RULES_BY_CODE[code]()
         for violation in rule.check(ctx):
             diagnostics.append(_locate(file, rule, violation))
     diagnostics = [d for d in diagnostics if not _suppressed(source, d)]
     diagnostics.sort(key=lambda d: (d.line, d.col, d.code))
     return LintResult(source.path, diagnostics, file)
+
+
+@lru_cache(maxsize=64)
+def _codes(select: tuple[str, ...] | None, ignore: tuple[str, ...]) -> tuple[str, ...]:
+    """The enabled rule codes, sorted: worked out once per run, not once per file."""
+    return tuple(sorted(enabled_codes(select, ignore)))
 
 
 def _with_overrides(config: EffectiveConfig, settings: Settings) -> EffectiveConfig:
@@ -88,7 +95,7 @@ def lint_bytes(
     try:
         source = decode_source(path, raw)
     except SourceError as exc:
-        codes = enabled_codes(settings.select, settings.ignore)
+        codes = _codes(settings.select, settings.ignore)
         return LintResult(path, [_unreadable(path, exc)] if "GPT000" in codes else [])
     return lint_source(source, settings, schema_path, configs_only)
 

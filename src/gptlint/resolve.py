@@ -131,10 +131,8 @@ def resolve(
 ) -> EffectiveConfig:
     """Replay `file`'s top-level statements over `schema`'s defaults (those before the
     top-level statement number `until`, if given)."""
-    values = {
-        key: Resolved(key, spec.default, ValueKind.DEFAULT) for key, spec in schema.keys.items()
-    }
-    env = {key: r.value for key, r in values.items()}
+    defaults, default_env = _defaults(schema)
+    values, env = dict(defaults), dict(default_env)
     too_large: set[str] = set()  # names whose value is past the evaluation budget
     events = sorted(
         [(a.index, 0, a) for a in file.assignments] + [(b.index, 1, b) for b in file.bindings],
@@ -163,6 +161,24 @@ def resolve(
         else:
             too_large.discard(event.key)
     return EffectiveConfig(file, schema, values)
+
+
+_DEFAULTS: dict[int, tuple[Schema, dict[str, Resolved], dict[str, Any]]] = {}
+
+
+def _defaults(schema: Schema) -> tuple[dict[str, Resolved], dict[str, Any]]:
+    """Every key of `schema` at its default, and the values alone: made once per schema (a
+    run lints every config of a folder against the same one), copied for each file."""
+    known = _DEFAULTS.get(id(schema))
+    if known is None or known[0] is not schema:
+        if len(_DEFAULTS) >= 64:
+            _DEFAULTS.clear()
+        values = {
+            key: Resolved(key, spec.default, ValueKind.DEFAULT) for key, spec in schema.keys.items()
+        }
+        known = (schema, values, {key: r.value for key, r in values.items()})
+        _DEFAULTS[id(schema)] = known
+    return known[1], known[2]
 
 
 def _assigned_value(
