@@ -253,8 +253,6 @@ def simulate_compiled(
     recorder: SnapshotRecorder | None = None,
 ) -> MemoryResult:
     """Simulate `spec`'s step as torch.compile runs it; `CompiledUnavailable` says why not."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
     dtype = resolve_dtype(spec.dtype)
     kernel = kernels.attention_kernel(
         profile.compute_capability, dtype, spec.shape.head_dim, spec.shape.dropout
@@ -280,7 +278,7 @@ def simulate_compiled(
     tracker = StorageTracker(allocator, logits_numel)
     runtime = _Runtime(plan, tracker, logits_numel)
     names: dict[int, str] = {}
-    with FakeTensorMode(), tracker, torch.device("cpu"):
+    with tracker.fake_mode(), torch.device("cpu"):
         model = build_model(spec)
         runtime.weight_numels = {p.numel() for p in model.parameters() if p.dim() >= 2}
         track_model(tracker, model, profile.compute_capability, names)

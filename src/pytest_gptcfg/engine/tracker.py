@@ -7,7 +7,8 @@ exactly as the real ones would). The event log is replayed afterwards to name wh
 the peak.
 
 `StorageTracker` is a mode of its own, which can be stacked above a `FakeTensorMode` (the
-compiled step does so). `StorageTracker.fake_mode()` is the fake mode doing the same tracking
+plain form, which the tests hold the fast one to). `StorageTracker.fake_mode()`, which the
+eager step, the compiled step and the evaluation use, is the fake mode doing the same tracking
 itself (`TrackingFakeMode`): it sees the same ops, the outermost ones (not those a decomposition
 runs inside the fake mode), each dispatched through one mode instead of two. It also answers
 metadata queries (`prim.device`, most of what the autograd engine dispatches) before the fake
