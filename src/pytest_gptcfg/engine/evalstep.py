@@ -110,7 +110,10 @@ def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> Mem
         "before the first training step",
     ]
     if spec.compile:
-        notes.append("torch.compile not simulated for the evaluation: the eager forward was")
+        notes.append(
+            "torch.compile not simulated for the evaluation: its forward passes were simulated "
+            "eager"
+        )
     dtype = resolve_dtype(spec.dtype)
     lower = None if dtype == torch.float32 else dtype
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0))
