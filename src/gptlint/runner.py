@@ -18,7 +18,7 @@ from typing import TextIO
 from gptlint import parallel
 from gptlint.context import model_defaults
 from gptlint.diagnostics import Diagnostic, Fix, escape_path
-from gptlint.discover import Target, excluded, walk
+from gptlint.discover import Target, excluded, selects, walk
 from gptlint.exitcodes import ExitCode
 from gptlint.fix import fix_source, write_atomically
 from gptlint.kinds import FixSafety, Severity
@@ -27,7 +27,7 @@ from gptlint.output import FORMATS, WITH_EDITS, fix_edits, statistics
 from gptlint.output import text as text_output
 from gptlint.pyproject import convert, load_settings
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
-from gptlint.schema import SchemaError, schema_for
+from gptlint.schema import NANOGPT_SCHEMA, SchemaError, schema_for
 from gptlint.settings import SETTINGS, Settings, SettingsError
 from gptlint.source import read_regular, run_deep
 
@@ -183,9 +183,11 @@ def _start_workers(current: Invocation, paths: list[str]) -> parallel.Pool | Non
 
 def _plan(current: Invocation, paths: list[str]) -> list[tuple[Target, Settings]]:
     """The files the run lints, each once, with their settings: found as `_run_paths` finds
-    them, reporting nothing (a file whose settings are broken is left to the run, which
-    reports them). The train.py and model.py each folder's configs use are read here, once:
-    forked workers inherit them."""
+    them, reporting nothing (a file whose settings are broken, or that `--fix` reaches by a
+    second name, is left to the run itself). The train.py and model.py each folder's configs
+    use are read here, once: forked workers inherit them. None to hand to workers where
+    `--fix` may rewrite one of those (the `defaults` file is itself a config of the run): the
+    configs after it must see it fixed, as one process has them."""
     found: dict[str, Target] = {}
 
     def collect(current: Invocation, target: Target) -> bool:
@@ -197,27 +199,43 @@ def _plan(current: Invocation, paths: list[str]) -> list[tuple[Target, Settings]
             _run_path(current, name, _ignore, collect, _ignore)
         except (SettingsError, SchemaError):
             continue
-    tasks, read = [], set()
+    tasks, read, files, schemas = [], set(), {}, set()
     for target in found.values():
         try:
             settings = current.settings_for(target.path.parent)
         except SettingsError:
             continue
+        if current.mode.fixing:  # a file by a second name (a link) is read after the first's fix
+            file = os.path.realpath(target.path)
+            if file in files:
+                continue
+            files[file] = (target, settings)
         tasks.append((target, settings))
         if (target.path.parent, settings) not in read:
             read.add((target.path.parent, settings))
-            _read_schema(target.path, settings)
+            schemas |= _read_schema(target.path, settings)
+    for file in schemas & files.keys():  # a train.py is code, never fixed; a defaults file may be
+        target, settings = files[file]
+        if selects(target.path, None if target.explicit else target.path.parent, settings):
+            return []
     return tasks
+
+
+def _read_schema(config: Path, settings: Settings) -> set[str]:
+    """Read (into their caches) the train.py and model.py that `config`'s lint will use; their
+    real paths."""
+    read = {os.path.realpath(p) for p in (settings.defaults, settings.model) if p is not None}
+    with contextlib.suppress(Exception):  # the file's own lint reports it, in its place
+        schema = schema_for(config, settings)
+        model_defaults(schema, settings)
+        if schema is not NANOGPT_SCHEMA:
+            origin = Path(schema.origin)
+            read |= {os.path.realpath(origin), os.path.realpath(origin.parent / "model.py")}
+    return read
 
 
 def _ignore(_: object) -> None:
     pass
-
-
-def _read_schema(config: Path, settings: Settings) -> None:
-    """Read (into their caches) the train.py and model.py that `config`'s lint will use."""
-    with contextlib.suppress(Exception):  # the file's own lint reports it, in its place
-        model_defaults(schema_for(config, settings), settings)
 
 
 def _run_paths(current: Invocation, paths: list[str]) -> int:

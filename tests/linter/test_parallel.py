@@ -310,3 +310,34 @@ def test_without_the_crash_the_same_script_lints_everything(project):
         expected.stdout,
         expected.stderr,
     )
+
+
+def test_fix_through_a_link_to_a_config_of_the_folder(tmp_path, capsysbinary, pools, monkeypatch):
+    one, two = many_configs(tmp_path / "one"), many_configs(tmp_path / "two")
+    for root in (one, two):
+        (root / "config" / "a_link.py").symlink_to("c_001.py")  # linted first, then c_001.py
+    monkeypatch.chdir(one)
+    by_one = gptlint(capsysbinary, "--jobs", "1", "--fix", "config")
+    monkeypatch.chdir(two)
+    by_two = gptlint(capsysbinary, "--jobs", "2", "--fix", "config")
+    assert pools == [2]
+    assert by_two == by_one
+    assert (one / "config" / "c_001.py").read_bytes() == (two / "config" / "c_001.py").read_bytes()
+
+
+def test_fix_of_the_named_defaults_file_is_seen_by_the_configs_after_it(
+    tmp_path, capsysbinary, pools, monkeypatch
+):
+    outcomes = []
+    for name, jobs in (("one", "1"), ("two", "2")):
+        root = many_configs(tmp_path / name)
+        write(root / "base.py", "n_layer = 12\nn_head = 12\nn_embd = 500\n")  # GPT101, fixable
+        for number in range(40):  # configs that keep the defaults' width
+            write(root / "wide" / f"w_{number:02d}.py", f"batch_size = {number % 8 + 1}\n")
+        monkeypatch.chdir(root)
+        args = ["-j", jobs, "--fix", "--defaults", "base.py", "base.py", "wide"]
+        code, out, err = gptlint(capsysbinary, *args)
+        outcomes.append((code, out.replace(bytes(root), b"ROOT"), err))
+        assert b"n_embd = 480" in (root / "base.py").read_bytes()
+    assert outcomes[1] == outcomes[0]
+    assert pools == []  # the configs wait for the fix of the file they take defaults from
