@@ -341,3 +341,46 @@ def test_fix_of_the_named_defaults_file_is_seen_by_the_configs_after_it(
         assert b"n_embd = 480" in (root / "base.py").read_bytes()
     assert outcomes[1] == outcomes[0]
     assert pools == []  # the configs wait for the fix of the file they take defaults from
+
+
+SPAWNING = textwrap.dedent(
+    """\
+    import sys
+    from gptlint import parallel
+
+    parallel.START_METHOD = "spawn"  # as on macOS and Windows: workers import gptlint
+    parallel.MIN_FILES_PER_WORKER["spawn"] = 2
+    start = parallel.Pool.__init__
+
+    def pool(self, workers):
+        with open("pools.log", "a") as log:
+            log.write(f"{workers}\\n")
+        start(self, workers)
+
+    parallel.Pool.__init__ = pool
+    if __name__ == "__main__":
+        from gptlint.cli import main
+
+        sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_spawned_workers_give_the_same_output(project):
+    (project / "spawning.py").write_text(SPAWNING)
+    spawned, alone = (
+        subprocess.run(
+            [sys.executable, *command, "--output-format", "json", "config", "fork"],
+            capture_output=True,
+            cwd=project,
+            timeout=120,
+        )
+        for command in (["spawning.py", "-j", "2"], ["-m", "gptlint", "-j", "1"])
+    )
+    assert (project / "pools.log").read_text() == "2\n"
+    assert (spawned.returncode, spawned.stdout, spawned.stderr) == (
+        alone.returncode,
+        alone.stdout,
+        alone.stderr,
+    )
+    assert alone.returncode == 2 and b"c_017_broken.py" in alone.stdout
