@@ -5,10 +5,11 @@
 Generates a corpus of configs (seeded, so every run lints the same files), then times:
 
 * `gptlint (subprocess)`: `python -m gptlint --exit-zero FOLDER`, a fresh process, startup
-  included, the way pre-commit and CI run it;
+  included, the way pre-commit and CI run it (worker processes, one per CPU: `jobs`);
+* `gptlint -j 1 (subprocess)`: the same in one process;
 * `gptlint (in-process)`: `gptlint.cli.main([...])` in this process, after one warm-up run;
 * `fixit lint (subprocess)` where Fixit is installed: `fixit lint FOLDER` with its default
-  rules (Fixit spreads files over all CPU cores; gptlint uses one).
+  rules (Fixit too spreads files over all CPU cores).
 
 Each timing is the best of `--repeat` rounds, each round running every tool in turn. The
 ratio is Fixit's seconds over the tool's.
@@ -167,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corpus: {args.files} configs in {folder} ({env_note})")
 
         command = [sys.executable, "-m", "gptlint", "--exit-zero", str(folder)]
+        serial = [*command[:3], "--jobs", "1", *command[3:]]
         actions: dict[str, Callable[[], object]] = {
             "gptlint (subprocess)": lambda: run_quietly(command, root),
+            "gptlint -j 1 (subprocess)": lambda: run_quietly(serial, root),
             "gptlint (in-process)": lambda: gptlint_in_process(folder),
         }
         fixit = fixit_command()

@@ -30,8 +30,8 @@ MIN_FILES_PER_WORKER = {"fork": 16, "spawn": 200}
 """Fewer files than this per worker do not pay for starting it (forking takes milliseconds,
 a spawned worker spends a few tenths of a second importing libcst)."""
 
-CHUNKS_PER_WORKER = 4
-MAX_CHUNK = 32
+CHUNKS_PER_WORKER = 8
+MAX_CHUNK = 16
 """Files go to the workers in chunks: few enough that sending them costs little, small enough
 that the workers finish together."""
 
