@@ -4,7 +4,10 @@ statically, and which train.py applies to a config (`schema_for`)."""
 from __future__ import annotations
 
 import ast
+import fnmatch
+import os
 import re
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -274,23 +277,33 @@ def _find_train_py(folder: Path) -> Path | None:
 
 def _training_script(folder: Path) -> Path | None:
     """The script in `folder` that runs configurator.py: train.py, else the one `train*.py`
-    that does (a fork may call it `train_gpt2.py`); None when there is none or no single one."""
+    that does (a fork may call it `train_gpt2.py`); None when there is none or no single one.
+    A folder of configs may hold a thousand `train_*.py`: read as plainly as can be, once."""
     try:
-        candidates = sorted(folder.glob("train*.py"))
+        with os.scandir(folder) as entries:
+            names = sorted(fnmatch.filter((e.name for e in entries), "train*.py"))
     except OSError:
         return None
-    candidates.sort(key=lambda path: path.name != "train.py")
-    runs_configurator = [path for path in candidates if _runs_configurator(path)]
-    if runs_configurator and runs_configurator[0].name == "train.py":
-        return runs_configurator[0]
-    return runs_configurator[0] if len(runs_configurator) == 1 else None
+    base = os.fspath(folder)
+    if "train.py" in names and _runs_configurator(os.path.join(base, "train.py")):
+        return folder / "train.py"
+    found = []
+    for name in names:
+        if name != "train.py" and _runs_configurator(os.path.join(base, name)):
+            found.append(name)
+            if len(found) > 1:
+                return None
+    return folder / found[0] if found else None
 
 
-def _runs_configurator(path: Path) -> bool:
+def _runs_configurator(path: str) -> bool:
+    """Whether the regular file at `path` mentions configurator, looked for in its bytes (an
+    ASCII word is in UTF-8 text exactly where it is in the decoded text)."""
     try:
-        return path.is_file() and "configurator" in path.read_text(
-            encoding="utf-8", errors="replace"
-        )
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as stream:
+            return b"configurator" in stream.read()
     except OSError:
         return False
 
