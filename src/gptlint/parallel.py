@@ -91,15 +91,26 @@ class Pool:
         start here, in the calling thread."""
         size = max(1, min(MAX_CHUNK, math.ceil(len(items) / (self.workers * CHUNKS_PER_WORKER))))
         shares: list[Share] = []
-        for start in range(0, len(items), size):
-            chunk = list(items[start : start + size])
-            future = self._executor.submit(function, chunk, *args)
-            shares.extend(Share(future, index) for index in range(len(chunk)))
+        try:
+            for start in range(0, len(items), size):
+                chunk = list(items[start : start + size])
+                future = self._executor.submit(function, chunk, *args)
+                shares.extend(Share(future, index) for index in range(len(chunk)))
+        except BaseException:  # a worker could not start (fork failed): none is left waiting
+            self._stop()
+            raise
         return shares
 
     def close(self) -> None:
         """Drop the chunks no worker has started, wait for the others and stop the workers."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _stop(self) -> None:
+        """Stop the workers now: those already started would otherwise wait for work that
+        never comes, and the process's exit would wait for them."""
+        for process in list((getattr(self._executor, "_processes", None) or {}).values()):
+            process.terminate()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _start_worker(parent: int) -> None:

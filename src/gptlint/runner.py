@@ -168,13 +168,10 @@ def _start_workers(current: Invocation, paths: list[str]) -> parallel.Pool | Non
     workers = parallel.worker_count(jobs, len(tasks))
     if workers < 2:
         return None
-    pool = None
     try:
         pool = parallel.Pool(workers)
         shares = pool.map(_lint_chunk, tasks, current.mode)
     except (OSError, ImportError, NotImplementedError):  # no processes here: lint in this one
-        if pool is not None:
-            pool.close()
         return None
     for (target, _), share in zip(tasks, shares, strict=True):
         current.pending[os.path.abspath(target.path)] = (target, share)

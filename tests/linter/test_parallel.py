@@ -384,3 +384,26 @@ def test_spawned_workers_give_the_same_output(project):
         alone.stderr,
     )
     assert alone.returncode == 2 and b"c_017_broken.py" in alone.stdout
+
+
+def test_when_workers_cannot_start_the_run_goes_on_in_one_process(
+    project, capsysbinary, monkeypatch
+):
+    import errno
+    import multiprocessing
+
+    alone = gptlint(capsysbinary, "-j", "1", "config")
+    fork, forks = os.fork, []
+
+    def failing_fork() -> int:  # the second worker cannot start (EAGAIN: too many processes)
+        forks.append(1)
+        if len(forks) == 2:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return fork()
+
+    monkeypatch.setattr(os, "fork", failing_fork)
+    assert gptlint(capsysbinary, "-j", "2", "config") == alone
+    assert len(forks) == 2
+    for child in multiprocessing.active_children():  # the first worker was stopped
+        child.join(timeout=10)
+        assert not child.is_alive()
