@@ -105,7 +105,9 @@ class ConfigFile:
         """The top-level statement index of the nodes rules report on."""
         index: dict[cst.CSTNode, int] = {s: i for i, s in enumerate(self.module.body)}
         for a in self.assignments:
-            index.update({n: a.index for n in (a.target, a.value, a.node) if n is not None})
+            index[a.target] = index[a.node] = a.index
+            if a.value is not None:
+                index[a.value] = a.index
         for call in self.shape_calls:
             index[call.node] = call.index
             index.update({n: call.index for pair in call.args.values() for n in pair})
@@ -254,19 +256,17 @@ def _collect_small(
     assignments: list[Assignment],
     bindings: list[Binding],
 ) -> None:
-    def add(target: cst.BaseExpression, value: cst.BaseExpression | None, op=None) -> None:
-        _add_targets(target, value, op, small, statement, index, conditional, assignments)
-
+    where = (small, statement, index, conditional, assignments)
     if isinstance(small, cst.Assign):
         for target in small.targets:
             if _is_namespace_item(target.target):
                 bindings.append(Binding(_item_name(target.target), statement, index, "globals()"))
             else:
-                add(target.target, small.value)
+                _add_targets(target.target, small.value, None, *where)
     elif isinstance(small, cst.AnnAssign):
-        add(small.target, small.value)
+        _add_targets(small.target, small.value, None, *where)
     elif isinstance(small, cst.AugAssign):
-        add(small.target, small.value, small.operator)
+        _add_targets(small.target, small.value, small.operator, *where)
     elif isinstance(small, cst.ImportFrom):
         if isinstance(small.names, cst.ImportStar):
             bindings.append(Binding(None, statement, index, "star import"))
