@@ -164,7 +164,10 @@ def _start_workers(current: Invocation, paths: list[str]) -> parallel.Pool | Non
     jobs = current.jobs()
     if jobs < 2:
         return None
-    tasks = run_deep(_plan, current, paths)
+    try:
+        tasks = run_deep(_plan, current, paths)
+    except Exception:  # the run itself meets it, and reports it where one process would
+        return None
     workers = parallel.worker_count(jobs, len(tasks))
     if workers < 2:
         return None

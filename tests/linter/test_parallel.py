@@ -407,3 +407,21 @@ def test_when_workers_cannot_start_the_run_goes_on_in_one_process(
     for child in multiprocessing.active_children():  # the first worker was stopped
         child.join(timeout=10)
         assert not child.is_alive()
+
+
+def test_a_broken_defaults_file_named_with_fix_is_reported_alike(project, capsysbinary, pools):
+    write(project / "base.py", "n_head = = 12\n")  # the defaults cannot be read: GPT000, exit 2
+    args = ["--fix", "--defaults", "base.py", "base.py", "config", "fork"]
+    code, out, err = in_one_and_in_two_or_one(capsysbinary, pools, *args)
+    assert code == 2
+    assert out.startswith(b"base.py:1:10: GPT000 syntax error")
+    assert err.count(b"cannot read defaults") == 2  # config/ and fork/ stop at their first file
+
+
+def in_one_and_in_two_or_one(capsysbinary, pools, *args: str) -> tuple[int, bytes, bytes]:
+    """The run's exit code, stdout and stderr, the same with --jobs 1 and --jobs 2 (which may
+    lint in one process)."""
+    one = gptlint(capsysbinary, "--jobs", "1", *args)
+    two = gptlint(capsysbinary, "--jobs", "2", *args)
+    assert two == one
+    return one
