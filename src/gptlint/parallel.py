@@ -30,10 +30,11 @@ MIN_FILES_PER_WORKER = {"fork": 16, "spawn": 200}
 """Fewer files than this per worker do not pay for starting it (forking takes milliseconds,
 a spawned worker spends a few tenths of a second importing libcst)."""
 
-CHUNKS_PER_WORKER = 8
-MAX_CHUNK = 16
-"""Files go to the workers in chunks: few enough that sending them costs little, small enough
-that the workers finish together."""
+CHUNKS_PER_WORKER = 4
+MIN_CHUNK, MAX_CHUNK = 4, 16
+"""Files go to the workers in chunks of MIN_CHUNK to MAX_CHUNK files, smaller as fewer are
+left (what is left over CHUNKS_PER_WORKER chunks per worker): few chunks, so that sending
+them costs little, and small ones last, so that the workers finish together."""
 
 WATCH_INTERVAL_S = 0.5
 _MAX_WINDOWS_WORKERS = 61  # ProcessPoolExecutor's limit there
@@ -89,13 +90,17 @@ class Pool:
         """Run `function(chunk, *args)` in the workers over chunks of `items` (it returns one
         result per item of its chunk); one Share per item, in order. With fork, the workers
         start here, in the calling thread."""
-        size = max(1, min(MAX_CHUNK, math.ceil(len(items) / (self.workers * CHUNKS_PER_WORKER))))
         shares: list[Share] = []
         try:
-            for start in range(0, len(items), size):
+            start = 0
+            while start < len(items):
+                left = len(items) - start
+                size = math.ceil(left / (self.workers * CHUNKS_PER_WORKER))
+                size = max(MIN_CHUNK, min(MAX_CHUNK, size))
                 chunk = list(items[start : start + size])
                 future = self._executor.submit(function, chunk, *args)
                 shares.extend(Share(future, index) for index in range(len(chunk)))
+                start += size
         except BaseException:  # a worker could not start (fork failed): none is left waiting
             self._stop()
             raise
