@@ -238,56 +238,53 @@ def parameter_copy_bytes(spec: StepSpec) -> int:
     return sum(fresh_block_size(4 * n) * count for n, count in sizes.items())
 
 
-def backward_start_terms(spec: StepSpec, kernel: AttentionKernel, copy: int) -> dict[str, int]:
+def backward_start_terms(
+    spec: StepSpec, kernel: AttentionKernel, accumulated: int
+) -> dict[str, int]:
     """What lives beside the parameters and AdamW's state at the start of the backward pass:
-    every activation saved and the loss buffers at their largest; the gradients accumulated
-    so far, which exist only from the second micro-step on (`zero_grad(set_to_none=True)`
-    frees them after each optimizer step), so not at all without gradient accumulation."""
+    every activation saved, the loss buffers at their largest, and the `accumulated`
+    gradients (none without gradient accumulation: `zero_grad(set_to_none=True)` frees them
+    after each optimizer step, so they exist only from the second micro-step on)."""
     loss = compiled_loss_bytes(spec) if spec.compile else loss_bytes(spec)
     if kernel == MATH:
         backward = 8 * attention_scores(spec) + spec.tokens * spec.shape.vocab_size * 2
         loss = max(loss, backward)
     return {
-        "gradients": copy if spec.gradient_accumulation_steps > 1 else 0,
+        "gradients": accumulated,
         "weight_copies": weight_copy_bytes(spec),
         "activations": activation_bytes(spec, kernel),
         "logits_and_loss": loss,
     }
 
 
-def first_block_backward_terms(
-    spec: StepSpec, kernel: AttentionKernel, copy: int
-) -> dict[str, int]:
+def first_block_backward_terms(spec: StepSpec, start: dict[str, int]) -> dict[str, int]:
     """The same inside the backward of the last transformer block (the first block the
-    backward reaches): the loss buffers are gone but every block's activations are still
-    saved, and the MLP's backward holds the incoming fp32 gradient of the residual stream
-    (4C per token), its 16-bit copy (2C, eager under autocast) and the gradient of the GELU
-    output (4C elements). Where the vocabulary is small (character-level models) this is the
-    step's peak."""
+    backward reaches), from the `start` of the backward: the loss buffers are gone (train.py
+    still holds the logits) but every block's activations are still saved, and the MLP's
+    backward holds the incoming fp32 gradient of the residual stream (4C per token), its
+    16-bit copy (2C, eager under autocast) and the gradient of the GELU output (4C elements).
+    Where the vocabulary is small (character-level models) this is the step's peak."""
     c, width = spec.shape.n_embd, 2 if spec.half else 4
     cast = 2 * c if spec.half and not spec.compile else 0
     return {
-        "gradients": copy if spec.gradient_accumulation_steps > 1 else 0,
-        "weight_copies": weight_copy_bytes(spec),
-        "activations": activation_bytes(spec, kernel)
-        + spec.tokens * (4 * c + cast + 4 * c * width),
+        **start,
+        "activations": start["activations"] + spec.tokens * (4 * c + cast + 4 * c * width),
         "logits_and_loss": spec.tokens * spec.shape.vocab_size * width,
     }
 
 
-def backward_end_terms(spec: StepSpec, copy: int) -> dict[str, int]:
+def backward_end_terms(spec: StepSpec, copy: int, accumulated: int) -> dict[str, int]:
     """The same at the end of the backward pass, when the activations are gone and every
     gradient of the micro-step exists; train.py still holds the logits. Eager, each gradient
     is added into `.grad` and freed as it is made: one copy of gradients. Compiled, the
-    backward graph returns all of them at once, beside the `.grad` accumulated so far, while
-    the zero gradient of the logits output and the tied head's 16-bit weight copy are still
+    backward graph returns all of them at once, beside the `accumulated` `.grad`, while the
+    zero gradient of the logits output and the tied head's 16-bit weight copy are still
     held: with gradient accumulation this is the compiled step's peak for large models at small
     batches (gpt2-xl at batch 1)."""
     width = 2 if spec.half else 4
     logits = spec.tokens * spec.shape.vocab_size * width
     if not spec.compile:
         return {"gradients": copy, "weight_copies": 0, "activations": 0, "logits_and_loss": logits}
-    accumulated = copy if spec.gradient_accumulation_steps > 1 else 0
     head_copy = 2 * spec.shape.vocab_size * spec.shape.n_embd if spec.half else 0
     return {
         "gradients": accumulated + copy,
@@ -307,18 +304,19 @@ def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
     (`first_block_backward_terms`), or, where the gradients outweigh the activations, at its
     end (`backward_end_terms`). With the math attention kernel the backward of a block can
     peak higher, holding the B x H x T x T gradient and softmax-backward result (2 x 4 B per
-    score) while the logits are still alive.
-    On top: the caching allocator's overhead and the CUDA context. With `spec.compile` the
-    loss buffers are the compiled step's (`compiled_loss_bytes`), its gradients come out of
-    the backward graph together, and the allocator's overhead is the compiled step's
-    (`COMPILED_ALLOCATOR_OVERHEAD`).
+    score) while the logits are still alive. On top: the caching allocator's overhead and the
+    CUDA context. With `spec.compile` the loss buffers are the compiled step's
+    (`compiled_loss_bytes`), its gradients come out of the backward graph together, and the
+    allocator's overhead is the compiled step's (`COMPILED_ALLOCATOR_OVERHEAD`).
     """
     kernel = attention_kernel(gpu, spec.half, spec.shape.head_dim, spec.shape.dropout)
     copy = parameter_copy_bytes(spec)
+    accumulated = copy if spec.gradient_accumulation_steps > 1 else 0
+    start = backward_start_terms(spec, kernel, accumulated)
     phase = max(
-        backward_start_terms(spec, kernel, copy),
-        first_block_backward_terms(spec, kernel, copy),
-        backward_end_terms(spec, copy),
+        start,
+        first_block_backward_terms(spec, start),
+        backward_end_terms(spec, copy, accumulated),
         key=lambda terms: sum(terms.values()),
     )
     terms = {
