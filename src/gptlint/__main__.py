@@ -1,5 +1,5 @@
 """`python -m gptlint`."""
 
-from gptlint.cli import main
+from gptlint.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -4,6 +4,7 @@ nothing it names is ever imported. One reader for the linter and the pytest plug
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import pickletools
 from collections import OrderedDict
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gptlint.schema import DEFAULT_VOCAB_SIZE, KNOWN_META_VOCAB
-from gptlint.source import read_regular
+from gptlint.source import read_regular, real_folder
 
 
 class MetaError(Exception):
@@ -154,17 +155,14 @@ def find_meta(config_path: Path, dataset: str, cwd: Path | None = None) -> Path 
     """`data/<dataset>/meta.pkl` where train.py would open it (relative to the folder it runs
     in): the config's folder or one of the three above it (the project holding `config/`),
     else the working directory."""
-    directory = config_path.resolve().parent
+    directory = real_folder(config_path)
     folders = [directory, *list(directory.parents)[:3]]
     if cwd is not None:
         folders.append(cwd)
     for folder in folders:
-        meta = folder / "data" / dataset / "meta.pkl"
-        try:
-            if meta.is_file():
-                return meta
-        except OSError:  # a name the file system cannot hold (too long, ...): no such file
-            continue
+        meta = os.path.join(folder, "data", dataset, "meta.pkl")
+        if os.path.isfile(meta):  # False for a name the file system cannot hold (too long ...)
+            return Path(meta)
     return None
 
 

@@ -29,6 +29,7 @@ from gptlint.gpus import GpuProfile
 from gptlint.kinds import ValueKind
 from gptlint.metadata import MetaError, dataset_vocab
 from gptlint.resolve import EffectiveConfig
+from gptlint.source import real_folder
 from gptlint.values import UNKNOWN
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -258,7 +259,7 @@ class TrainingRun:
 
 def project_root(config_path: Path, cwd: Path) -> Path:
     """Where train.py runs: the folder holding the config's `config/` folder, else `cwd`."""
-    parent = config_path.resolve().parent
+    parent = real_folder(config_path)
     return parent.parent if parent.name == "config" else cwd
 
 
@@ -279,19 +280,18 @@ class _Reader:
         """`config[key]` if statically known and of one of `kinds` (bool is no number), else
         UNKNOWN with a problem."""
         value = self.config.get(key)
-        origin = self.config.origin(key)
         if key not in self.config:
             origin = self.config.schema.origin
             self.fail(key, f"{key} is not a key of {origin}: no run to derive", missing=True)
             return UNKNOWN
         if value is UNKNOWN:
-            message = f"{key} is not known without running the config: {origin}"
+            message = f"{key} is not known without running the config: {self.config.origin(key)}"
             self.fail(key, message, unknown=True)
             return UNKNOWN
         number = any(k in (int, float) for k in kinds)
         if not isinstance(value, kinds) or (number and isinstance(value, bool)):
             expected = "int" if kinds == (int,) else "number" if number else kinds[0].__name__
-            self.fail(key, f"{key}={_show(value)} ({origin}) must be {expected}")
+            self.fail(key, f"{key}={_show(value)} ({self.config.origin(key)}) must be {expected}")
             return UNKNOWN
         return value
 

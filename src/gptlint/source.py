@@ -16,7 +16,8 @@ import tokenize
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Any, TypeVar
 
 import libcst as cst
@@ -163,6 +164,42 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+_VALIDATE_NODE = cst.CSTNode.__post_init__
+_unvalidated_lock = threading.Lock()
+_unvalidated_depth = 0
+
+
+def _skip_validation(node: cst.CSTNode) -> None:
+    """What a node built by libcst's parser runs in place of its validation."""
+
+
+@contextlib.contextmanager
+def _nodes_unvalidated() -> Iterator[None]:
+    """libcst nodes made meanwhile skip their validation (`CSTNode.__post_init__`), which
+    checks that a node holds what a parser could have given it: for the parser's own output
+    it only repeats the parser's work (libcst notes as much beside it), and it costs a sixth
+    of parsing a small config. Nested and concurrent uses are counted; the first to begin
+    turns validation off and the last to end turns it back on."""
+    global _unvalidated_depth
+    with _unvalidated_lock:
+        _unvalidated_depth += 1
+        cst.CSTNode.__post_init__ = _skip_validation  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        with _unvalidated_lock:
+            _unvalidated_depth -= 1
+            if not _unvalidated_depth:
+                cst.CSTNode.__post_init__ = _VALIDATE_NODE  # type: ignore[method-assign]
+
+
+def parse_text(text: str) -> cst.Module:
+    """`cst.parse_module(text)`, made as fast as libcst allows: no cyclic collection while its
+    nodes are made (`gc_paused`) and no validation of what the parser made."""
+    with gc_paused(), _nodes_unvalidated():
+        return cst.parse_module(text)
 
 
 def check_syntax(text: str, path: str = "<config>") -> ast.Module:
@@ -547,14 +584,12 @@ def parse_module(text: str, tree: ast.Module | None = None) -> cst.Module:
         reread = _reread(text, tree) if tree is not None else None
         if reread is not None:
             return reread
-        with gc_paused():
-            return cst.parse_module(text)
+        return parse_text(text)
     found, shadow_tree = shadow
     first = found[0]
     refusal = _too_long(first.parts, first.line, first.col)
     try:
-        with gc_paused():
-            module = cst.parse_module(_shadow_text(text, [j for p in found for j in p.joins]))
+        module = parse_text(_shadow_text(text, [j for p in found for j in p.joins]))
     except cst.ParserSyntaxError:
         raise refusal from None
     return _with_joins(module, shadow_tree, text, found, refusal)
@@ -710,7 +745,7 @@ def _reread(text: str, tree: ast.Module) -> cst.Module | None:
         ):
             return None
         try:
-            alone = cst.parse_module(code)
+            alone = parse_text(code)
         except cst.ParserSyntaxError:
             return None
         last = index == len(body) - 1
@@ -751,6 +786,20 @@ MAX_READ_BYTES = 16_000_000
 
 class NotRegularFile(OSError):
     """A path that names (or links to) a FIFO, device or socket: never read."""
+
+
+def real_folder(path: Path) -> Path:
+    """The folder holding `path` with every link resolved (`path.resolve().parent`). Each
+    folder is resolved once per process: a run over a thousand configs looks up a few."""
+    name = os.fspath(path)
+    if ".." in path.parts or os.path.islink(name):  # resolved in order, link by link
+        return path.resolve().parent
+    return _real_directory(os.path.dirname(os.path.abspath(name)))
+
+
+@lru_cache(maxsize=1024)
+def _real_directory(directory: str) -> Path:
+    return Path(directory).resolve()
 
 
 def read_regular(path: str | os.PathLike[str], limit: int = MAX_READ_BYTES) -> bytes:
