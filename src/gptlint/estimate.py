@@ -342,7 +342,12 @@ def largest_fitting(fits: Callable[[int], bool], limit: int = 4096) -> int:
     good, bad = 1, 2
     while bad <= limit and fits(bad):
         good, bad = bad, bad * 2
-    bad = min(bad, limit + 1)
+    return bisect_fitting(fits, good, min(bad, limit + 1))
+
+
+def bisect_fitting(fits: Callable[[int], bool], good: int, bad: int) -> int:
+    """The largest batch_size that `fits`, between `good` (which fits) and `bad` (which does
+    not, or is one past the limit), by bisection."""
     while bad - good > 1:
         middle = (good + bad) // 2
         if fits(middle):
@@ -353,13 +358,37 @@ def largest_fitting(fits: Callable[[int], bool], limit: int = 4096) -> int:
 
 
 def largest_batch(spec: StepSpec, gpu: GpuProfile, budget: int, limit: int = 4096) -> int:
-    """The largest batch_size whose estimate fits `budget` (0 if batch_size 1 does not)."""
-    return largest_fitting(
-        lambda batch: (
-            estimate_memory(dataclasses.replace(spec, batch_size=batch), gpu).total <= budget
-        ),
-        limit,
-    )
+    """The largest batch_size whose estimate fits `budget` (0 if batch_size 1 does not): what
+    `largest_fitting` finds, in about four estimates rather than nine. The estimate rises with
+    the batch along straight pieces (one per moment that can hold the peak, bent a little by
+    the allocator's rounding), so a line through the two batches nearest where the budget
+    runs out points at the answer, and that batch fitting and the next one not fitting
+    confirm it. After three lines, bisection between the nearest batches finishes."""
+    totals: dict[int, int] = {}
+
+    def fits(batch: int) -> bool:
+        if batch not in totals:
+            totals[batch] = estimate_memory(dataclasses.replace(spec, batch_size=batch), gpu).total
+        return totals[batch] <= budget
+
+    if not fits(1):
+        return 0
+    fits(min(2, limit))
+    for _ in range(3):
+        good = max(batch for batch, total in totals.items() if total <= budget)
+        bad = min((batch for batch, total in totals.items() if total > budget), default=limit + 1)
+        if bad - good <= 1:
+            return good
+        below = sorted(batch for batch in totals if batch <= good)
+        low, high = (below[-2], good) if bad > limit else (good, bad)
+        rise = (totals[high] - totals[low]) / (high - low)
+        guess = bad - 1 if rise <= 0 else good + int((budget - totals[good]) // rise)
+        guess = min(max(guess, good), bad - 1)
+        if fits(guess) and guess + 1 <= limit:
+            fits(guess + 1)
+    good = max(batch for batch, total in totals.items() if total <= budget)
+    bad = min((batch for batch, total in totals.items() if total > budget), default=limit + 1)
+    return bisect_fitting(fits, good, bad)
 
 
 def rebatch(

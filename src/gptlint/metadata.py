@@ -155,10 +155,14 @@ def find_meta(config_path: Path, dataset: str, cwd: Path | None = None) -> Path 
     """`data/<dataset>/meta.pkl` where train.py would open it (relative to the folder it runs
     in): the config's folder or one of the three above it (the project holding `config/`),
     else the working directory."""
-    directory = real_folder(config_path)
-    folders = [directory, *list(directory.parents)[:3]]
+    folders = [os.fspath(real_folder(config_path))]
+    for _ in range(3):
+        above = os.path.dirname(folders[-1])
+        if above == folders[-1]:  # the root
+            break
+        folders.append(above)
     if cwd is not None:
-        folders.append(cwd)
+        folders.append(os.fspath(cwd))
     for folder in folders:
         meta = os.path.join(folder, "data", dataset, "meta.pkl")
         if os.path.isfile(meta):  # False for a name the file system cannot hold (too long ...)

@@ -260,12 +260,13 @@ def find_train_py(config_path: Path) -> Path | None:
     """A nanoGPT-style training script (train.py, or a fork's one `train*.py`, that runs
     configurator.py) in the config's folder or above, up to the project root (a folder with
     pyproject.toml or .git)."""
-    return _find_train_py(config_path.parent.absolute())
+    folder = os.path.dirname(os.fspath(config_path))  # a string: this runs once per file
+    return _find_train_py(os.path.join(os.getcwd(), folder))
 
 
 @lru_cache(maxsize=256)
-def _find_train_py(folder: Path) -> Path | None:
-    directory = folder.resolve()
+def _find_train_py(folder: str) -> Path | None:
+    directory = Path(folder).resolve()
     for candidate_dir in (directory, *directory.parents):
         found = _training_script(candidate_dir)
         if found is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gptlint.cudablocks import fresh_block_size
 from gptlint.estimate import (
@@ -15,6 +17,7 @@ from gptlint.estimate import (
     attention_kernel,
     estimate_memory,
     largest_batch,
+    largest_fitting,
     loss_bytes,
     math_attention_bytes,
     rebatch,
@@ -150,6 +153,36 @@ def test_estimate_grows_with_batch_and_largest_batch_fits():
     assert estimate_memory(dataclasses.replace(SEED, batch_size=best), RTX4070).total <= budget
     assert estimate_memory(dataclasses.replace(SEED, batch_size=best + 1), RTX4070).total > budget
     assert largest_batch(run_of(48, 25, 1600, 50257, True, 0.0, 1, 1024), RTX4070, budget) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    shape=st.sampled_from([(6, 6, 384), (12, 12, 768), (12, 8, 512), (24, 16, 1024), (4, 4, 128)]),
+    vocab=st.sampled_from([65, 50304]),
+    block=st.sampled_from([64, 256, 1024]),
+    accumulation=st.sampled_from([1, 8]),
+    dtype=st.sampled_from(["bfloat16", "float32"]),
+    compile_=st.booleans(),
+    gpu=st.sampled_from([RTX4070, T4, A100]),
+    budget_gib=st.floats(0.5, 90),
+    limit=st.sampled_from([1, 2, 3, 64, 4096]),
+)
+def test_largest_batch_is_the_answer_of_doubling_and_bisection(
+    shape, vocab, block, accumulation, dtype, compile_, gpu, budget_gib, limit
+):
+    """The line-guided search finds what doubling and bisection over the estimate find, for
+    every shape, budget and limit."""
+    spec = dataclasses.replace(
+        run_of(*shape, vocab, False, 0.0, 1, block, dtype),
+        gradient_accumulation_steps=accumulation,
+        compile=compile_,
+    )
+    budget = int(budget_gib * GIB)
+
+    def fits(batch: int) -> bool:
+        return estimate_memory(dataclasses.replace(spec, batch_size=batch), gpu).total <= budget
+
+    assert largest_batch(spec, gpu, budget, limit) == largest_fitting(fits, limit)
 
 
 def test_breakdown_names_every_term():
