@@ -9,7 +9,10 @@ Generates a corpus of configs (seeded, so every run lints the same files), then 
 * `gptlint -j 1 (subprocess)`: the same in one process;
 * `gptlint (in-process)`: `gptlint.cli.main([...])` in this process, after one warm-up run;
 * `fixit lint (subprocess)` where Fixit is installed: `fixit lint FOLDER` with its default
-  rules (Fixit too spreads files over all CPU cores).
+  rules (Fixit too spreads files over all CPU cores);
+* `python + import libcst`: a process that only starts Python and imports libcst, the floor
+  under any libcst-based linter's run. On a small corpus it is most of gptlint's time: with
+  218 files, Fixit's few seconds over this floor bound the ratio a run can reach.
 
 Each timing is the best of `--repeat` rounds, each round running every tool in turn. The
 ratio is Fixit's seconds over the tool's.
@@ -181,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             print("fixit is not installed: no comparison")
+        actions["python + import libcst"] = lambda: run_quietly(
+            [sys.executable, "-c", "import libcst"], root
+        )
         gptlint_in_process(folder)  # warm-up: imports, caches
         load = os.getloadavg()[0]
         seconds = best_times(actions, args.repeat)
