@@ -52,12 +52,13 @@ SUPPORTED_TORCH = ((2, 13), (2, 13))
 PLAN_FORMAT = 1
 """Bumped whenever the plan's contents change, so cached plans of an older format are unused."""
 
-_DTYPE_BYTES = {
+DTYPE_BYTES = {
     "torch.float32": 4, "torch.float": 4, "torch.bfloat16": 2, "torch.float16": 2,
     "torch.half": 2, "torch.int64": 8, "torch.long": 8, "torch.int32": 4, "torch.bool": 1,
     "torch.uint8": 1, "torch.int8": 1, "torch.float64": 8, "torch.uint64": 8,
     "torch.uint32": 4, "torch.int16": 2,
 }  # fmt: skip
+"""Bytes per element of each dtype the wrapper code names (`empty_strided(..., torch.bfloat16)`)."""
 
 
 class CompiledUnavailable(Exception):
@@ -413,12 +414,12 @@ class _Replay:
                         self.bind(name, inputs[name])
             elif (m := _EMPTY.match(line)) is not None:
                 name, shape, stride, dtype = m.groups()
-                if dtype not in _DTYPE_BYTES:
+                if dtype not in DTYPE_BYTES:
                     unknown.append(line)
                     continue
                 size = _storage_bytes(
                     list(ast.literal_eval(shape)), list(ast.literal_eval(stride)),
-                    _DTYPE_BYTES[dtype],
+                    DTYPE_BYTES[dtype],
                 )  # fmt: skip
                 self.alloc(name, size, dtype.removeprefix("torch."))
             elif (m := _REUSE.match(line)) is not None:

@@ -167,7 +167,7 @@ class _Runtime:
         return self._next
 
     def _alloc(self, keys: dict[str, int], sid: str, nbytes: int, dtype: str, graph: str) -> None:
-        itemsize = {"float32": 4, "bfloat16": 2, "float16": 2, "int64": 8, "bool": 1}.get(dtype)
+        itemsize = compiled.DTYPE_BYTES.get(f"torch.{dtype}")
         numel = nbytes // itemsize if itemsize else None
         if nbytes in (2 * self.logits_numel, 4 * self.logits_numel) and (
             numel is None or numel == self.logits_numel
