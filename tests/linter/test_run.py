@@ -229,6 +229,35 @@ def test_configs_nanogpt_would_reject_are_explained(tmp_path, text, message):
     assert re.search(message, problem_for(tmp_path, text))
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_config_reached_through_links_runs_where_its_real_file_is(tmp_path):
+    """train.py runs in the project that holds the config's real file: a linked folder, a
+    linked file and `..` after a link all lead there, to its data/<dataset>/meta.pkl."""
+    project = tmp_path / "project"
+    write_meta(project, "chars", {"vocab_size": 99})
+    real = project / "config" / "train_chars.py"
+    real.parent.mkdir()
+    real.write_text("dataset = 'chars'\nblock_size = 64\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "linked_folder").symlink_to(project / "config", target_is_directory=True)
+    (elsewhere / "linked_file.py").symlink_to(real)
+    reached = [
+        real,
+        elsewhere / "linked_folder" / "train_chars.py",
+        elsewhere / "linked_file.py",
+        elsewhere / "linked_folder" / ".." / "config" / "train_chars.py",
+    ]
+    for path in reached:
+        assert project_root(path, tmp_path) == project.resolve(), path
+        run = derive_run(load_config(path), RTX4070, strict=True)
+        assert isinstance(run, TrainingRun), (path, run)
+        assert (run.spec.shape.vocab_size, run.model.vocab_from) == (
+            99,
+            "from data/chars/meta.pkl",
+        ), path
+
+
 def test_project_root_is_the_folder_above_config_else_the_working_directory(tmp_path):
     assert project_root(tmp_path / "config" / "x.py", Path("/cwd")) == tmp_path.resolve()
     assert project_root(tmp_path / "configs" / "x.py", Path("/cwd")) == Path("/cwd")
