@@ -366,3 +366,40 @@ def test_console_script_runs(project):
     assert result.returncode == 1
     assert result.stdout.decode().splitlines()[0] == f"c.py:3:1: {MESSAGE}"
     assert result.stderr == b""
+
+
+def many_problems(project: Path, files: int) -> None:
+    for number in range(files):
+        write(project / "config" / f"train_{number:03d}.py", SCENARIO)
+
+
+def test_the_command_writes_its_whole_report_before_it_exits(project, capsys):
+    """The command exits without tearing the interpreter down: everything it printed still
+    reaches a pipe and a file, far more than a pipe holds, as `main` prints it."""
+    many_problems(project, 300)
+    expected = gptlint(capsys, "config")
+    assert len(expected[1]) > 1 << 16  # more than a pipe holds
+    piped = gptlint_process("config", cwd=project)
+    assert (piped.returncode, piped.stdout.decode(), piped.stderr.decode()) == expected
+    with open(project / "report.txt", "wb") as report:
+        code = subprocess.run(
+            [sys.executable, "-m", "gptlint", "config"], stdout=report, cwd=project, timeout=60
+        ).returncode
+    assert (code, (project / "report.txt").read_text()) == expected[:2]
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly(project):
+    """`gptlint config/ | head -1`: the run stops at the closed pipe, exit 2, no traceback."""
+    many_problems(project, 300)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gptlint", "config"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=project,
+    )
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 2
+    assert first.startswith(b"config/train_000.py:3:1: GPT101 ")
+    assert stderr == b""
