@@ -278,8 +278,9 @@ def simulate_compiled(
     tracker = StorageTracker(allocator, logits_numel)
     runtime = _Runtime(plan, tracker, logits_numel)
     names: dict[int, str] = {}
-    with tracker.fake_mode(), torch.device("cpu"):
-        model = build_model(spec)
+    with tracker.fake_mode() as fake, torch.device("cpu"):
+        with fake.building():
+            model = build_model(spec)
         runtime.weight_numels = {p.numel() for p in model.parameters() if p.dim() >= 2}
         track_model(tracker, model, profile.compute_capability, names)
         model.forward = _compiled_forward(model, runtime)  # type: ignore[method-assign]

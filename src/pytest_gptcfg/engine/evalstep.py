@@ -120,8 +120,9 @@ def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> Mem
     tracker = StorageTracker(allocator, spec.batch_size * spec.block_size * spec.shape.vocab_size)
     names: dict[int, str] = {}
     behaviour = CudaBehaviour(lower, profile.compute_capability, copy_labeller(tracker, names))
-    with tracker.fake_mode(), torch.device("cpu"):
-        model = build_model(spec)
+    with tracker.fake_mode() as fake, torch.device("cpu"):
+        with fake.building():
+            model = build_model(spec)
         # one cuBLAS handle: no backward, so autograd's device thread never runs a matmul
         track_model(tracker, model, profile.compute_capability, names, handles=1)
         run_evaluation(model, random_batches(spec, "cpu"), lambda: behaviour)

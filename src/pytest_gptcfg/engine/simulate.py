@@ -29,6 +29,10 @@ Known gaps
   backward scratch and the cuBLAS workspaces, which are modelled: embedding-backward sort
   buffers, mem-efficient attention's own workspace and other fused-kernel temporaries are not.
 - The CUDA context is modelled, not measured; it varies with driver, GPU and CUDA version.
+- Fake tensors hold no values: a forward that reads one (a router's `.item()`, a shape that
+  depends on data) cannot be simulated and is explained instead; reads while the model is built
+  (an initialisation that samples until no weight is out of range) give zero
+  (`TrackingFakeMode.building`).
 - Only CUDA behaviour reachable from `torch.*` / `F.*` calls is emulated: user models calling
   other composite ops get CPU's decomposition below the call (usually the same memory).
 - The caching allocator model assumes default settings (no expandable segments, one stream);
@@ -246,8 +250,9 @@ def simulate(
     tracker = StorageTracker(allocator, logits_numel)
     names: dict[int, str] = {}
     behaviour = CudaBehaviour(lower, profile.compute_capability, copy_labeller(tracker, names))
-    with tracker.fake_mode(), torch.device("cpu"):
-        model = build_model(spec)
+    with tracker.fake_mode() as fake, torch.device("cpu"):
+        with fake.building():
+            model = build_model(spec)
         track_model(tracker, model, profile.compute_capability, names)
         optimizer = make_optimizer(model, spec, "cuda")
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)

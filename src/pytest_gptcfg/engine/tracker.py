@@ -19,7 +19,9 @@ them, under a cheaper key (a transformer's layers repeat the same ops on the sam
 
 from __future__ import annotations
 
+import contextlib
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +151,24 @@ class StorageTracker(TorchDispatchMode):
         return sorted(alive.values(), key=lambda a: a.size, reverse=True)
 
 
+_READ_VALUE = torch.ops.aten._local_scalar_dense.default  # `Tensor.item()`, `bool(tensor)`
+
+
+def _unknown_value(t: Any) -> bool:
+    """Whether `t` is a fake tensor whose value the fake mode does not know (it knows those of
+    small tensors made from constants)."""
+    return isinstance(t, FakeTensor) and t.constant is None
+
+
+def _zero(t: torch.Tensor) -> bool | int | float | complex:
+    """Zero as `t.item()` gives it for `t`'s dtype."""
+    if t.dtype is torch.bool:
+        return False
+    if t.is_complex():
+        return 0j
+    return 0.0 if t.is_floating_point() else 0
+
+
 _NOT_TENSORS = (type(None), bool, int, float, str, torch.device, torch.dtype)
 """Outputs of ops that hold no tensor (checked before walking an output as a pytree)."""
 
@@ -180,6 +200,21 @@ class TrackingFakeMode(FakeTensorMode):
         self.tracker = tracker
         self._depth = 0
         self._made: dict[tuple[Any, ...], tuple[Any, list[_Made]] | None] = {}
+        self._values_read_as_zero = False
+
+    @contextlib.contextmanager
+    def building(self) -> Iterator[None]:
+        """While the model is built, a read of a value no fake tensor holds (`.item()`, `if
+        mask.any():`) gives zero instead of failing. Initial weights are never known in a
+        simulation and their values do not change the memory, but an initialisation may read
+        them: `nn.init.trunc_normal_` samples until no weight is out of range (torch >= 2.12),
+        and now accepts its first draw. The step itself still fails on such a read (a router
+        that dispatches on values cannot be simulated)."""
+        self._values_read_as_zero = True
+        try:
+            yield
+        finally:
+            self._values_read_as_zero = False
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -197,6 +232,8 @@ class TrackingFakeMode(FakeTensorMode):
         handler = _META_HANDLERS.get(func)
         if handler is not None:  # what FakeTensorMode.dispatch does first; no storage made
             return handler(args)
+        if func is _READ_VALUE and self._values_read_as_zero and _unknown_value(args[0]):
+            return _zero(args[0])
         kwargs = kwargs or {}
         if self._depth:  # inside an op: the fake mode's own business
             return self.dispatch(func, types, args, kwargs)
