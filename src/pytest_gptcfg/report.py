@@ -82,6 +82,8 @@ def memory_record(
             fits=bool(result.fits),
             compiled_step=bool(result.compiled),
         )
+        if result.params is not None:  # counted on the model that ran (a fork's may hold more)
+            record.update(params=result.params[0], params_total=result.params[1])
     return record
 
 
@@ -97,7 +99,7 @@ def failure_text(
     )
     how = f"{what_ran(spec.eval_only, result.compiled)} {how}"
     total = result.peak_reserved_bytes + result.context_bytes
-    params = shape.num_params()
+    params = result.params[0] if result.params is not None else shape.num_params()
     model = step.model
     lines = [
         f"{path} does not fit {profile.label} ({how}; torch {result.torch_version})",

@@ -30,6 +30,9 @@ class MemoryResult:
     notes: list[str] = field(default_factory=list)
     compiled: bool = False
     """Whether the step ran (or was simulated) as torch.compile runs it, not eager."""
+    params: tuple[int, int] | None = None
+    """The model that ran: its parameters as train.py prints them, and all of them
+    (`trainstep.parameter_counts`); None where the model was not built."""
 
 
 def fits_budget(peak_reserved_bytes: int, context_bytes: int, budget_bytes: int) -> bool:

@@ -122,4 +122,7 @@ def test_a_model_whose_initialisation_reads_its_weights_is_simulated(project):
         result.assert_outcomes(passed=1, deselected=1)
         (record,) = json.loads((project.path / f"{name}.json").read_text())["configs"]
         peaks[name] = (record["peak_allocated_bytes"], record["peak_reserved_bytes"])
+        # counted on the model that ran (an embedding and a head of the config's width), not
+        # nanoGPT's count for the config's shape
+        assert record["params"] == record["params_total"] == 2 * 50304 * 64
     assert peaks["reading"] == peaks["plain"]

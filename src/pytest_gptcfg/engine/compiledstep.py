@@ -45,6 +45,7 @@ from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
 from pytest_gptcfg.engine.trainstep import (
     build_model,
     make_optimizer,
+    parameter_counts,
     random_batches,
     resolve_dtype,
     run_training,
@@ -281,6 +282,7 @@ def simulate_compiled(
     with tracker.fake_mode() as fake, torch.device("cpu"):
         with fake.building():
             model = build_model(spec)
+        params = parameter_counts(model)
         runtime.weight_numels = {p.numel() for p in model.parameters() if p.dim() >= 2}
         track_model(tracker, model, profile.compute_capability, names)
         model.forward = _compiled_forward(model, runtime)  # type: ignore[method-assign]
@@ -300,7 +302,7 @@ def simulate_compiled(
         notes.append("float16: GradScaler enabled, as train.py does")
     peak = tracker.at_peak()
     result = simulated_result(
-        spec, profile, budget_bytes, allocator, peak, context, {kernel}, notes
+        spec, profile, budget_bytes, allocator, peak, context, {kernel}, notes, params=params
     )
     result.compiled = True
     return result

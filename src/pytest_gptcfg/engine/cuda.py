@@ -34,6 +34,7 @@ from pytest_gptcfg.engine import kernels
 from pytest_gptcfg.engine.trainstep import (
     build_model,
     make_optimizer,
+    parameter_counts,
     random_batches,
     resolve_dtype,
     run_training,
@@ -126,6 +127,7 @@ class Measured:
     parameters: int
     optimizer_state: int
     largest: list[tuple[str, int]]
+    params: tuple[int, int] | None = None  # the model's `parameter_counts`, once built
 
 
 Runner = Callable[[torch.device, torch.dtype, Callable[[], Any], dict[str, Any]], None]
@@ -167,6 +169,7 @@ def measure_capped(
     oom = False
     parameters = optimizer_state = 0
     largest: list[tuple[str, int]] = []
+    params = None
     held: dict[str, Any] = {}
     try:
         torch.manual_seed(0)
@@ -180,6 +183,7 @@ def measure_capped(
     finally:
         if held.get("model") is not None:
             parameters, optimizer_state, largest = inventory(held["model"], held.get("optimizer"))
+            params = parameter_counts(held["model"])
         peak_allocated = torch.cuda.max_memory_allocated(device) - base_allocated
         peak_reserved = torch.cuda.max_memory_reserved(device) - base_reserved
         context = max(context_before, _context_bytes(device, notes))
@@ -196,6 +200,7 @@ def measure_capped(
         parameters,
         optimizer_state,
         largest,
+        params,
     )
 
 
@@ -226,6 +231,7 @@ def measured_result(
         attention_kernel=attention,
         notes=notes,
         compiled=spec.compile,  # the run was torch.compile'd when the spec says so
+        params=measured.params,
     )
 
 

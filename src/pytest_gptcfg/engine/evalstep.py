@@ -38,7 +38,12 @@ from pytest_gptcfg.engine.simulate import (
     track_model,
 )
 from pytest_gptcfg.engine.tracker import StorageTracker
-from pytest_gptcfg.engine.trainstep import build_model, random_batches, resolve_dtype
+from pytest_gptcfg.engine.trainstep import (
+    build_model,
+    parameter_counts,
+    random_batches,
+    resolve_dtype,
+)
 from pytest_gptcfg.results import MemoryResult
 
 EVAL_ITERS_CHECKED = 2
@@ -123,6 +128,7 @@ def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> Mem
     with tracker.fake_mode() as fake, torch.device("cpu"):
         with fake.building():
             model = build_model(spec)
+        params = parameter_counts(model)
         # one cuBLAS handle: no backward, so autograd's device thread never runs a matmul
         track_model(tracker, model, profile.compute_capability, names, handles=1)
         run_evaluation(model, random_batches(spec, "cpu"), lambda: behaviour)
@@ -137,6 +143,7 @@ def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> Mem
         behaviour.attention_kernels,
         notes,
         what="evaluation",
+        params=params,
     )
 
 

@@ -65,6 +65,7 @@ from pytest_gptcfg.engine.trainstep import (
     StepObserver,
     build_model,
     make_optimizer,
+    parameter_counts,
     random_batches,
     resolve_dtype,
     run_training,
@@ -253,6 +254,7 @@ def simulate(
     with tracker.fake_mode() as fake, torch.device("cpu"):
         with fake.building():
             model = build_model(spec)
+        params = parameter_counts(model)
         track_model(tracker, model, profile.compute_capability, names)
         optimizer = make_optimizer(model, spec, "cuda")
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
@@ -270,7 +272,15 @@ def simulate(
         notes.append("float16: GradScaler enabled, as train.py does")
     peak = tracker.at_peak()
     return simulated_result(
-        spec, profile, budget_bytes, allocator, peak, context, behaviour.attention_kernels, notes
+        spec,
+        profile,
+        budget_bytes,
+        allocator,
+        peak,
+        context,
+        behaviour.attention_kernels,
+        notes,
+        params=params,
     )
 
 
@@ -284,9 +294,11 @@ def simulated_result(
     used_kernels: set[AttentionKernel],
     notes: list[str],
     what: str = "step",
+    params: tuple[int, int] | None = None,
 ) -> MemoryResult:
     """The verdict of a simulated run (the eager or compiled step, or the evaluation: `what`)
-    from the allocator model and the allocations live at its peak."""
+    from the allocator model and the allocations live at its peak; `params`, the model's
+    `parameter_counts`."""
     breakdown = dict.fromkeys(BREAKDOWN_LABELS, 0)
     for allocation in peak:
         breakdown[allocation.category] += allocation.size
@@ -315,6 +327,7 @@ def simulated_result(
         device_name=f"{profile.label} (simulated)",
         attention_kernel=kernel,
         notes=notes,
+        params=params,
     )
 
 

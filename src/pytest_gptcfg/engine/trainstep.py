@@ -46,6 +46,20 @@ def build_model(spec: StepSpec) -> torch.nn.Module:
     return factory(spec.shape).train()
 
 
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """The model's parameters as train.py prints them (its own `get_num_params()`, nanoGPT's
+    leaving out the position embeddings; all of them where the model has none) and all of them
+    (shared tensors once). Counted on the model that ran: a fork's model.py may hold more than
+    nanoGPT's shape says (a mixture of experts' experts)."""
+    total = sum(p.numel() for p in model.parameters())
+    own = getattr(model, "get_num_params", None)
+    try:
+        reported = own() if callable(own) else total
+    except Exception:  # a method of another signature or meaning: all of them
+        reported = total
+    return (int(reported) if isinstance(reported, int) else total), total
+
+
 def make_optimizer(
     model: torch.nn.Module, spec: StepSpec, device_type: str
 ) -> torch.optim.Optimizer:
