@@ -1,9 +1,11 @@
 """How fast gptlint lints a folder of realistic nanoGPT configs, against Fixit on the same files.
 
-    python benchmarks/lint_speed.py [--files 218 1000] [--repeat 3] [--keep DIR]
+    python benchmarks/lint_speed.py [--files 218 1000] [--corpus DIR] [--repeat 3] [--keep DIR]
 
 Generates corpora of configs (seeded, so every run lints the same files), of 218 configs (the
-size of the real-config corpus issue 11 names) and of 1000, then times on each:
+size of the real-config corpus issue 11 names) and of 1000, and takes any folder of real
+configs given with `--corpus` (none is bundled: other projects' configs are not ours to ship),
+then times on each:
 
 * `gptlint (subprocess)`: `python -m gptlint --exit-zero FOLDER`, a fresh process, startup
   included, the way pre-commit and CI run it (worker processes, one per CPU: `jobs`);
@@ -161,10 +163,9 @@ GOAL_RATIO = 20.0
 on a corpus of 218 real configs."""
 
 
-def time_corpus(root: Path, files: int, seed: int, repeat: int) -> dict[str, float]:
-    """Write a corpus of `files` configs under `root` and time every tool on it."""
-    write_corpus(root, files, seed)
-    folder = root / "config"
+def time_folder(folder: Path, repeat: int) -> dict[str, float]:
+    """Time every tool on the configs in `folder` (run from the folder above it)."""
+    root = folder.parent
     command = [sys.executable, "-m", "gptlint", "--exit-zero", str(folder)]
     serial = [*command[:3], "--jobs", "1", *command[3:]]
     actions: dict[str, Callable[[], object]] = {
@@ -182,36 +183,51 @@ def time_corpus(root: Path, files: int, seed: int, repeat: int) -> dict[str, flo
     gptlint_in_process(folder)  # warm-up: imports, caches
     load = os.getloadavg()[0]
     seconds = best_times(actions, repeat)
-    print(f"{files} configs: load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print(f"{folder}: load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
     return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--files", type=int, nargs="+", default=[218, 1000], help="corpus sizes to generate"
+        "--files", type=int, nargs="*", default=[218, 1000], help="corpus sizes to generate"
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder of configs to time as well (your own, or real ones gathered elsewhere)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool; best is kept")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", type=Path, help="write the corpora here and keep them")
+    parser.add_argument("--keep", type=Path, help="write the generated corpora here, keep them")
     args = parser.parse_args(argv)
     print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     if fixit_command() is None:
         print("fixit is not installed: no comparison")
 
-    results = {}
+    results: list[tuple[str, int, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as scratch:
         for files in args.files:
             root = (args.keep or Path(scratch)) / f"corpus-{files}"
-            results[files] = time_corpus(root, files, args.seed, args.repeat)
+            write_corpus(root, files, args.seed)
+            results.append(("generated", files, time_folder(root / "config", args.repeat)))
+    for folder in args.corpus:
+        files = sum(1 for _ in folder.resolve().rglob("*.py"))
+        results.append((folder.name, files, time_folder(folder.resolve(), args.repeat)))
 
-    print(f"\n{'tool':<26}{'files':>7}{'seconds':>10}{'files/s':>10}{'ratio':>8}  goal")
-    for files, seconds in results.items():
+    header = f"{'tool':<26}{'corpus':<11}{'files':>6}{'seconds':>10}{'files/s':>9}{'ratio':>8}"
+    print(f"\n{header}  goal")
+    for corpus, files, seconds in results:
         fixit_seconds = seconds.get("fixit lint (subprocess)")
         for tool, took in seconds.items():
             ratio = f"{fixit_seconds / took:.1f}x" if fixit_seconds else "-"
             goal = f">= {GOAL_RATIO:.0f}x" if tool == "gptlint (subprocess)" else ""
-            print(f"{tool:<26}{files:>7}{took:>10.3f}{files / took:>10.0f}{ratio:>8}  {goal}")
+            print(
+                f"{tool:<26}{corpus[:10]:<11}{files:>6}{took:>10.3f}{files / took:>9.0f}"
+                f"{ratio:>8}  {goal}"
+            )
     return 0
 
 
