@@ -98,7 +98,7 @@ class GPT(nn.Module):
 INITIALISATIONS = {
     "plain": "nn.init.normal_(self.wte.weight, std=0.02)\n"
     "            nn.init.normal_(self.head.weight, std=0.02)",
-    # trunc_normal_ samples again until no weight is out of range (torch >= 2.12), and so does
+    # trunc_normal_ samples again until no weight is out of range (torch 2.13 does), and so does
     # the loop below: both read the weights
     "reading": "nn.init.trunc_normal_(self.wte.weight, std=0.02, a=-0.04, b=0.04)\n"
     "            self.head.weight.normal_(0, 0.02)\n"

@@ -207,7 +207,7 @@ class TrackingFakeMode(FakeTensorMode):
         """While the model is built, a read of a value no fake tensor holds (`.item()`, `if
         mask.any():`) gives zero instead of failing. Initial weights are never known in a
         simulation and their values do not change the memory, but an initialisation may read
-        them: `nn.init.trunc_normal_` samples until no weight is out of range (torch >= 2.12),
+        them: `nn.init.trunc_normal_` samples until no weight is out of range (torch 2.13 does),
         and now accepts its first draw. The step itself still fails on such a read (a router
         that dispatches on values cannot be simulated)."""
         self._values_read_as_zero = True
