@@ -111,17 +111,22 @@ def test_a_model_whose_initialisation_reads_its_weights_is_simulated(project):
     """Fake weights have no values; reading them while the model is built reads zero (what
     they start as never changes the memory), so the step runs, with the memory of the same
     model initialised without reading them."""
-    project.config("tiny.py")
+    for name, init in INITIALISATIONS.items():  # two projects, each with its own model.py
+        project.config("tiny.py", folder=f"{name}/config")
+        (project.path / name / "model.py").write_text(INITIALISED_MODEL.format(init=init))
+        (project.path / name / "pyproject.toml").write_text('[tool.gptlint]\nmodel = "model.py"\n')
+    result = project.run_subprocess(
+        "-q", "--gpt-configs", "plain/config", "--gpt-configs", "reading/config", "-k", "memory",
+        "--gpt-report", "report.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, deselected=2)
+    records = json.loads((project.path / "report.json").read_text())["configs"]
     peaks = {}
-    for name, init in INITIALISATIONS.items():
-        (project.path / f"model_{name}.py").write_text(INITIALISED_MODEL.format(init=init))
-        result = project.run_subprocess(
-            "-q", "--gpt-configs", "config", "--gpt-model", f"model_{name}.py", "-k", "memory",
-            "--gpt-report", f"{name}.json",
-        )  # fmt: skip
-        result.assert_outcomes(passed=1, deselected=1)
-        (record,) = json.loads((project.path / f"{name}.json").read_text())["configs"]
-        peaks[name] = (record["peak_allocated_bytes"], record["peak_reserved_bytes"])
+    for record in records:
+        peaks[record["path"].split("/")[0]] = (
+            record["peak_allocated_bytes"],
+            record["peak_reserved_bytes"],
+        )
         # counted on the model that ran (an embedding and a head of the config's width), not
         # nanoGPT's count for the config's shape
         assert record["params"] == record["params_total"] == 2 * 50304 * 64
