@@ -14,6 +14,7 @@ from gptlint.configfile import ConfigFile
 from gptlint.gpus import GpuProfile, get_profile
 from gptlint.kinds import ValueKind
 from gptlint.metadata import dataset_vocab
+from gptlint.positions import statements_matching
 from gptlint.resolve import EffectiveConfig
 from gptlint.run import ModelSource, Problem, TrainingRun, derive_model, derive_run
 from gptlint.schema import DEFAULT_VOCAB_SIZE, NANOGPT_SCHEMA, Schema, gptconfig_defaults
@@ -123,9 +124,14 @@ class LintContext:
         if docstring is not None:
             found.append((docstring, str(docstring.evaluated_value)))
         if "#" in text:
+            module = self.file.module
+            comments = [line.comment for line in module.header if line.comment is not None]
             collector = _CommentCollector()
-            self.file.module.visit(collector)
-            found.extend((node, node.value) for node in collector.comments)
+            for statement in _commented_statements(self.file):
+                statement.visit(collector)
+            comments += collector.comments
+            comments += [line.comment for line in module.footer if line.comment is not None]
+            found.extend((node, node.value) for node in comments)
         return found
 
     def is_set_in_file(self, key: str) -> bool:
@@ -166,6 +172,23 @@ def _docstring_node(module: cst.Module) -> cst.SimpleString | None:
     if isinstance(first, cst.Expr) and isinstance(first.value, cst.SimpleString):
         return first.value
     return None
+
+
+_HASH = re.compile("#")
+
+
+def _commented_statements(file: ConfigFile) -> list[cst.BaseStatement]:
+    """The top-level statements that may hold a comment, in file order: each one whose lines,
+    or the lines above it back to the previous statement's first line (where the comment lines
+    it leads with are), hold a `#` (in a comment, or in a string: then visited for nothing).
+    Every statement where the statements' first lines are not known. Walking a tree with a
+    visitor costs milliseconds; most statements of a config hold no comment."""
+    body = file.module.body
+    matched = statements_matching(file.source.text, file.statement_lines, len(body), _HASH)
+    if matched is None:
+        return list(body)
+    wanted = {0} | set(matched) | {index + 1 for index in matched}
+    return [statement for index, statement in enumerate(body) if index in wanted]
 
 
 class _CommentCollector(cst.CSTVisitor):

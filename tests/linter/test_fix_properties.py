@@ -14,13 +14,16 @@ import re
 import tempfile
 from pathlib import Path
 
+import libcst as cst
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
 
 from gptlint.cli import main
+from gptlint.context import LintContext
 from gptlint.fix import apply_fixes, chosen_fixes, fix_source
 from gptlint.lint import lint_source
+from gptlint.resolve import resolve
 from gptlint.settings import Settings
 from gptlint.source import decode_source
 
@@ -209,6 +212,26 @@ def test_positions_agree_with_whole_module_positions(raw):
     nodes = [a.target for a in file.assignments] + [a.value for a in file.assignments if a.value]
     for node in nodes:
         assert file.position(node) == whole[node]
+
+
+class _Comments(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.Comment] = []
+
+    def visit_Comment(self, node: cst.Comment) -> None:
+        self.found.append(node)
+
+
+@PROPERTY
+@given(config_files())
+def test_the_comments_rules_read_are_every_comment_in_file_order(raw):
+    """Rules read comments (claims, launch commands) from the statements that can hold them;
+    that is every comment node a walk of the whole module finds, in the same order."""
+    file = lint_source(decode_source("config/c.py", raw), ALL).file
+    walk = _Comments()
+    file.module.visit(walk)
+    ctx = LintContext(resolve(file), ALL)
+    assert [node for node, _ in ctx.comment_nodes if isinstance(node, cst.Comment)] == walk.found
 
 
 @settings(max_examples=40, deadline=None)
