@@ -14,6 +14,7 @@ from gptlint.evaluate import identifier
 from gptlint.positions import (
     StatementPositions,
     small_starts,
+    statement_last_lines,
     statement_lines,
     statements_matching,
 )
@@ -82,6 +83,7 @@ class ConfigFile:
     shape_calls: list[ShapeCall]
     statement_lines: list[int] | None = None  # each top-level statement's first line
     statement_starts: list[tuple[int, int]] | None = None  # CPython's (line, byte column)
+    statement_last_lines: list[int] | None = None  # each top-level statement's last line
 
     @property
     def path(self) -> str:
@@ -205,6 +207,7 @@ def parse_config(source: Source) -> ConfigFile:
         shape_calls,
         lines,
         small_starts(tree),
+        statement_last_lines(tree),
     )
 
 

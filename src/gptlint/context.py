@@ -126,10 +126,8 @@ class LintContext:
         if "#" in text:
             module = self.file.module
             comments = [line.comment for line in module.header if line.comment is not None]
-            collector = _CommentCollector()
-            for statement in _commented_statements(self.file):
-                statement.visit(collector)
-            comments += collector.comments
+            for statement, one_line in _commented_statements(self.file):
+                comments += _statement_comments(statement, one_line)
             comments += [line.comment for line in module.footer if line.comment is not None]
             found.extend((node, node.value) for node in comments)
         return found
@@ -177,18 +175,37 @@ def _docstring_node(module: cst.Module) -> cst.SimpleString | None:
 _HASH = re.compile("#")
 
 
-def _commented_statements(file: ConfigFile) -> list[cst.BaseStatement]:
-    """The top-level statements that may hold a comment, in file order: each one whose lines,
-    or the lines above it back to the previous statement's first line (where the comment lines
-    it leads with are), hold a `#` (in a comment, or in a string: then visited for nothing).
-    Every statement where the statements' first lines are not known. Walking a tree with a
-    visitor costs milliseconds; most statements of a config hold no comment."""
+def _commented_statements(file: ConfigFile) -> list[tuple[cst.BaseStatement, bool]]:
+    """The top-level statements that may hold a comment, in file order, each with whether its
+    code is on one line: each one whose lines, or the lines above it back to the previous
+    statement's first line (where the comment lines it leads with are), hold a `#` (in a
+    comment, or in a string: then looked at for nothing). Every statement where the
+    statements' lines are not known. Walking a tree with a visitor costs milliseconds; most
+    statements of a config hold no comment, and most of the others are one line."""
     body = file.module.body
-    matched = statements_matching(file.source.text, file.statement_lines, len(body), _HASH)
-    if matched is None:
-        return list(body)
+    firsts, lasts = file.statement_lines, file.statement_last_lines
+    matched = statements_matching(file.source.text, firsts, len(body), _HASH)
+    if matched is None or firsts is None or lasts is None or len(lasts) != len(body):
+        return [(statement, False) for statement in body]
     wanted = {0} | set(matched) | {index + 1 for index in matched}
-    return [statement for index, statement in enumerate(body) if index in wanted]
+    return [
+        (statement, firsts[index] == lasts[index])
+        for index, statement in enumerate(body)
+        if index in wanted
+    ]
+
+
+def _statement_comments(statement: cst.BaseStatement, one_line: bool) -> list[cst.Comment]:
+    """The comments of a top-level statement, in file order. A simple statement line whose
+    code is on one line can hold them only in the comment lines above it and at its end; any
+    other is walked."""
+    if one_line and isinstance(statement, cst.SimpleStatementLine):
+        comments = [line.comment for line in statement.leading_lines if line.comment is not None]
+        trailing = statement.trailing_whitespace.comment
+        return comments + ([trailing] if trailing is not None else [])
+    collector = _CommentCollector()
+    statement.visit(collector)
+    return collector.comments
 
 
 class _CommentCollector(cst.CSTVisitor):

@@ -37,6 +37,22 @@ def statement_lines(tree: ast.Module) -> list[int]:
     return lines
 
 
+def statement_last_lines(tree: ast.Module) -> list[int]:
+    """The last line of each top-level statement, as `statement_lines` groups them."""
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for statement in tree.body:
+        decorators = getattr(statement, "decorator_list", ())
+        first = min([statement.lineno, *(d.lineno for d in decorators)])
+        last = statement.end_lineno or statement.lineno
+        if firsts and firsts[-1] == first:
+            lasts[-1] = max(lasts[-1], last)
+        else:
+            firsts.append(first)
+            lasts.append(last)
+    return lasts
+
+
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 

@@ -111,14 +111,17 @@ def config_files(draw) -> bytes:
 @st.composite
 def shape_call(draw) -> list[str]:
     """A `GPTConfig(...)` call or a `dict(...)` preset, on one line or several, with or without
-    a trailing comma; some keywords left out, so that a fix has to add one."""
+    a trailing comma, now and then with comments inside the brackets; some keywords left out,
+    so that a fix has to add one."""
     keys = draw(st.lists(st.sampled_from(["n_layer", "n_head", "n_embd"]), unique=True))
     args = [f"{key}={draw(st.sampled_from(NUMBERS[key]))}" for key in keys]
     callee = draw(st.sampled_from(["GPTConfig", "dict"]))
     comma = "," if args and draw(st.booleans()) else ""
     if draw(st.booleans()):
         return [f"cfg = {callee}({', '.join(args)}{comma})"]
-    return [f"cfg = {callee}(", *(f"    {arg}," for arg in args), ")"]
+    inner = ["    # the shape"] if draw(st.booleans()) else []  # comments inside the brackets
+    ends = st.sampled_from(["", "", "  # from the paper"])
+    return [f"cfg = {callee}(", *inner, *(f"    {arg},{draw(ends)}" for arg in args), ")"]
 
 
 def _offsets(text: str) -> list[int]:
