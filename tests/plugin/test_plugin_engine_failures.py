@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 
 pytest_plugins = ["pytester"]
 
-ROUTED_MODEL = """
+MODEL_START = """
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +36,12 @@ class GPT(nn.Module):
         super().__init__()
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+"""
+"""A model.py's start, up to where its GPT.__init__ made its two layers."""
+
+ROUTED_MODEL = (
+    MODEL_START
+    + """
 
     def forward(self, idx, targets=None):
         x = self.wte(idx)
@@ -45,6 +51,7 @@ class GPT(nn.Module):
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
         return logits, loss
 """
+)
 
 
 def test_a_model_that_reads_tensor_values_is_explained_not_a_traceback(project):
@@ -62,30 +69,9 @@ def test_a_model_that_reads_tensor_values_is_explained_not_a_traceback(project):
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
-INITIALISED_MODEL = """
-from dataclasses import dataclass
-
-import torch
-from torch import nn
-from torch.nn import functional as F
-
-
-@dataclass
-class GPTConfig:
-    block_size: int = 64
-    vocab_size: int = 100
-    n_layer: int = 1
-    n_head: int = 1
-    n_embd: int = 16
-    dropout: float = 0.0
-    bias: bool = False
-
-
-class GPT(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+INITIALISED_MODEL = (
+    MODEL_START
+    + """
         with torch.no_grad():
             {init}
 
@@ -94,6 +80,7 @@ class GPT(nn.Module):
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
         return logits, loss
 """
+)
 
 INITIALISATIONS = {
     "plain": "nn.init.normal_(self.wte.weight, std=0.02)\n"
