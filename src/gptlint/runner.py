@@ -419,8 +419,7 @@ def _report(current: Invocation, target: Target, result: FileResult) -> bool:
         return True
     if not result.linted:
         return False
-    report.diagnostics.extend(result.diagnostics)
-    report.edits.update(result.edits)
+    _add_found(report, result)
     if result.would_change:
         report.would_change = True
     if result.diff is not None:
@@ -435,11 +434,10 @@ def _report(current: Invocation, target: Target, result: FileResult) -> bool:
     return True
 
 
-def _found(current: Invocation, result: LintResult) -> None:
-    """Report a file's diagnostics, with its fixes' text edits where the output shows them."""
-    current.report.diagnostics.extend(result.diagnostics)
-    if current.mode.edits:
-        current.report.edits.update(fix_edits(result))
+def _add_found(report: Report, found: FileResult) -> None:
+    """Add a file's diagnostics and their fixes' text edits (`_found_in`) to the report."""
+    report.diagnostics.extend(found.diagnostics)
+    report.edits.update(found.edits)
 
 
 def _write_bytes(data: bytes) -> None:
@@ -460,10 +458,10 @@ def _run_stdin(current: Invocation) -> int:
     result = lint_bytes(name, raw, settings, schema_path=anchor)
     fixed = raw
     if result.unreadable or not current.mode.fixing:
-        _found(current, result)
+        _add_found(report, _found_in(result, current.mode))
     else:
         outcome = fix_source(result.file.source, settings, args.unsafe_fixes, anchor, result)
-        _found(current, outcome.remaining)
+        _add_found(report, _found_in(outcome.remaining, current.mode))
         report.would_change = outcome.changed
         fixed = outcome.fixed
         if args.diff:
