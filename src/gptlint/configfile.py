@@ -14,8 +14,7 @@ from gptlint.evaluate import identifier
 from gptlint.positions import (
     StatementPositions,
     small_starts,
-    statement_last_lines,
-    statement_lines,
+    statement_spans,
     statements_matching,
 )
 from gptlint.source import Source, SourceError, check_syntax, parse_module, run_deep
@@ -194,7 +193,8 @@ def parse_config(source: Source) -> ConfigFile:
         _collect(statement, statement, index, False, assignments, bindings)
         if walrus:
             _collect_walrus(statement, index, bindings)
-    lines = statement_lines(tree)
+    spans = statement_spans(tree)
+    lines = [first for first, _ in spans]
     shape_calls = []
     if _may_hold_shapes(source.text):
         holding = statements_matching(source.text, lines, len(module.body), _SHAPE_WORDS)
@@ -207,7 +207,7 @@ def parse_config(source: Source) -> ConfigFile:
         shape_calls,
         lines,
         small_starts(tree),
-        statement_last_lines(tree),
+        [last for _, last in spans],
     )
 
 

@@ -25,32 +25,25 @@ def small_starts(tree: ast.Module) -> list[tuple[int, int]]:
     return [(statement.lineno, statement.col_offset) for statement in tree.body]
 
 
-def statement_lines(tree: ast.Module) -> list[int]:
-    """The first line of each top-level statement, as libcst splits the module: statements
-    joined by `;` on one line are one libcst statement, and decorators open a definition."""
-    lines: list[int] = []
-    for statement in tree.body:
-        decorators = getattr(statement, "decorator_list", ())
-        first = min([statement.lineno, *(d.lineno for d in decorators)])
-        if not lines or lines[-1] != first:
-            lines.append(first)
-    return lines
-
-
-def statement_last_lines(tree: ast.Module) -> list[int]:
-    """The last line of each top-level statement, as `statement_lines` groups them."""
-    firsts: list[int] = []
-    lasts: list[int] = []
+def statement_spans(tree: ast.Module) -> list[tuple[int, int]]:
+    """The first and last line of each top-level statement, as libcst splits the module:
+    statements joined by `;` on one line are one libcst statement, and decorators open a
+    definition."""
+    spans: list[tuple[int, int]] = []
     for statement in tree.body:
         decorators = getattr(statement, "decorator_list", ())
         first = min([statement.lineno, *(d.lineno for d in decorators)])
         last = statement.end_lineno or statement.lineno
-        if firsts and firsts[-1] == first:
-            lasts[-1] = max(lasts[-1], last)
+        if spans and spans[-1][0] == first:
+            spans[-1] = (first, max(spans[-1][1], last))
         else:
-            firsts.append(first)
-            lasts.append(last)
-    return lasts
+            spans.append((first, last))
+    return spans
+
+
+def statement_lines(tree: ast.Module) -> list[int]:
+    """The first line of each top-level statement (`statement_spans`)."""
+    return [first for first, _ in statement_spans(tree)]
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
