@@ -25,20 +25,29 @@ def small_starts(tree: ast.Module) -> list[tuple[int, int]]:
     return [(statement.lineno, statement.col_offset) for statement in tree.body]
 
 
-def statement_spans(tree: ast.Module) -> list[tuple[int, int]]:
-    """The first and last line of each top-level statement, as libcst splits the module:
-    statements joined by `;` on one line are one libcst statement, and decorators open a
-    definition."""
-    spans: list[tuple[int, int]] = []
+def statement_groups(tree: ast.Module) -> list[list[ast.stmt]]:
+    """CPython's top-level statements grouped as libcst splits the module: statements joined
+    by `;` on one line are one libcst statement (decorators open a definition)."""
+    groups: list[list[ast.stmt]] = []
     for statement in tree.body:
-        decorators = getattr(statement, "decorator_list", ())
-        first = min([statement.lineno, *(d.lineno for d in decorators)])
-        last = statement.end_lineno or statement.lineno
-        if spans and spans[-1][0] == first:
-            spans[-1] = (first, max(spans[-1][1], last))
+        if groups and _first_line(groups[-1][0]) == _first_line(statement):
+            groups[-1].append(statement)
         else:
-            spans.append((first, last))
-    return spans
+            groups.append([statement])
+    return groups
+
+
+def _first_line(statement: ast.stmt) -> int:
+    decorators = getattr(statement, "decorator_list", ())
+    return min([statement.lineno, *(d.lineno for d in decorators)])
+
+
+def statement_spans(tree: ast.Module) -> list[tuple[int, int]]:
+    """The first and last line of each top-level statement (`statement_groups`)."""
+    return [
+        (_first_line(group[0]), max(s.end_lineno or s.lineno for s in group))
+        for group in statement_groups(tree)
+    ]
 
 
 def statement_lines(tree: ast.Module) -> list[int]:

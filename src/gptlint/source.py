@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import libcst as cst
 
-from gptlint.positions import statement_lines
+from gptlint.positions import statement_groups, statement_lines
 
 T = TypeVar("T")
 
@@ -603,15 +603,8 @@ def _with_joins(
     CPython's by their order; only the
     statements that hold one of gptlint's are rewritten, and each must then write back
     exactly as the file has it."""
-    groups: list[list[ast.stmt]] = []
-    first_lines: list[int] = []
-    for statement in tree.body:  # libcst's statements: `;`-joined ones are one
-        decorators = getattr(statement, "decorator_list", ())
-        first = min([statement.lineno, *(d.lineno for d in decorators)])
-        if not first_lines or first_lines[-1] != first:
-            first_lines.append(first)
-            groups.append([])
-        groups[-1].append(statement)
+    groups = statement_groups(tree)  # libcst's statements: `;`-joined ones are one
+    first_lines = statement_lines(tree)
     if len(groups) != len(module.body):
         raise refusal
     number_of = {id(s): n for n, group in enumerate(groups) for s in group}
