@@ -345,6 +345,14 @@ def largest_fitting(fits: Callable[[int], bool], limit: int = 4096) -> int:
     return bisect_fitting(fits, good, min(bad, limit + 1))
 
 
+def bracket(fitted: dict[int, bool], limit: int) -> tuple[int, int]:
+    """The largest batch known to fit (0: none is) and the smallest known not to (`limit` + 1:
+    none is), from the batches checked so far and whether each fitted."""
+    good = max((batch for batch, fits in fitted.items() if fits), default=0)
+    bad = min((batch for batch, fits in fitted.items() if not fits), default=limit + 1)
+    return good, bad
+
+
 def bisect_fitting(fits: Callable[[int], bool], good: int, bad: int) -> int:
     """The largest batch_size that `fits`, between `good` (which fits) and `bad` (which does
     not, or is one past the limit), by bisection."""
@@ -371,12 +379,14 @@ def largest_batch(spec: StepSpec, gpu: GpuProfile, budget: int, limit: int = 409
             totals[batch] = estimate_memory(dataclasses.replace(spec, batch_size=batch), gpu).total
         return totals[batch] <= budget
 
+    def known() -> tuple[int, int]:
+        return bracket({batch: total <= budget for batch, total in totals.items()}, limit)
+
     if not fits(1):
         return 0
     fits(min(2, limit))
     for _ in range(3):
-        good = max(batch for batch, total in totals.items() if total <= budget)
-        bad = min((batch for batch, total in totals.items() if total > budget), default=limit + 1)
+        good, bad = known()
         if bad - good <= 1:
             return good
         below = sorted(batch for batch in totals if batch <= good)
@@ -386,9 +396,7 @@ def largest_batch(spec: StepSpec, gpu: GpuProfile, budget: int, limit: int = 409
         guess = min(max(guess, good), bad - 1)
         if fits(guess) and guess + 1 <= limit:
             fits(guess + 1)
-    good = max(batch for batch, total in totals.items() if total <= budget)
-    bad = min((batch for batch, total in totals.items() if total > budget), default=limit + 1)
-    return bisect_fitting(fits, good, bad)
+    return bisect_fitting(fits, *known())
 
 
 def rebatch(

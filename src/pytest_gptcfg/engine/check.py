@@ -15,7 +15,7 @@ with warnings.catch_warnings():
     import torch
     import torch._subclasses.fake_tensor
 
-from gptlint.estimate import estimate_memory, largest_fitting
+from gptlint.estimate import bracket, estimate_memory, largest_fitting
 from gptlint.gpus import GpuProfile
 from gptlint.run import StepSpec
 from pytest_gptcfg.chart import write_breakdown_svg
@@ -250,8 +250,7 @@ def largest_fitting_affine(
     first_prediction = None
     bounded = False  # whether the allocated bound was tried
     while True:
-        good = max((b for b, ok in fits.items() if ok), default=0)
-        bad = min((b for b, ok in fits.items() if not ok), default=limit + 1)
+        good, bad = bracket(fits, limit)
         if good >= bad:  # not monotone: bisect as largest_fitting does
             return largest_fitting(check, limit)
         if bad - good <= 1:
