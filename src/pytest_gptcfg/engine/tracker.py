@@ -256,6 +256,15 @@ class TrackingFakeMode(FakeTensorMode):
         self.tracker.see_outputs(out, func)
         return out
 
+    def _own(self, t: Any) -> bool:
+        """Whether `t` is a plain fake tensor of this mode with no constant value: the only
+        tensors `_view`, `_key` and `_entry` take shortcuts for."""
+        return type(t) is FakeTensor and t.fake_mode is self and t.constant is None
+
+    def _static(self) -> bool:
+        """Whether shapes are static and no real tensors run beside the fake ones."""
+        return self.shape_env is None and not getattr(self, "propagate_real_tensors", False)
+
     def _view(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The views `func` makes of a plain fake tensor, or None to dispatch it as usual.
 
@@ -266,14 +275,7 @@ class TrackingFakeMode(FakeTensorMode):
         mode with static shapes and no constant value are handled; anything else is dispatched.
         """
         x = args[0] if args else None
-        if (
-            type(x) is not FakeTensor
-            or x.fake_mode is not self
-            or x.constant is not None
-            or self.shape_env is not None
-            or self.in_kernel_invocation
-            or getattr(self, "propagate_real_tensors", False)
-        ):
+        if not self._own(x) or not self._static() or self.in_kernel_invocation:
             return None
         device = x.fake_device
         with in_kernel_invocation_manager(self):
@@ -293,7 +295,7 @@ class TrackingFakeMode(FakeTensorMode):
     def _key(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """What `func`'s outputs depend on: the state the fake mode's cache key holds, each fake
         tensor argument's metadata and the other arguments' values; None if not keyable."""
-        if self.shape_env is not None or getattr(self, "propagate_real_tensors", False):
+        if not self._static():
             return None
         try:
             key = (
@@ -311,7 +313,7 @@ class TrackingFakeMode(FakeTensorMode):
 
     def _keyed(self, value: Any) -> Any:
         if type(value) is FakeTensor:
-            if value.fake_mode is not self or value.constant is not None:
+            if not self._own(value):
                 raise _Unkeyable
             return (
                 value.dtype,
@@ -346,8 +348,7 @@ class TrackingFakeMode(FakeTensorMode):
         for o, a in zip(outs, again, strict=True):
             storage = o.untyped_storage()
             if (
-                o.fake_mode is not self
-                or o.constant is not None
+                not self._own(o)
                 or storage._cdata in taken
                 or (o.layout, o.storage_offset(), storage.nbytes(), o.requires_grad)
                 != (a.layout, a.storage_offset(), a.untyped_storage().nbytes(), a.requires_grad)
