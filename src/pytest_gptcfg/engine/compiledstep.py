@@ -37,15 +37,14 @@ from pytest_gptcfg.engine import compiled, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
     _Labeller,
+    build_fake_model,
     simulated_result,
     track_model,
 )
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
 from pytest_gptcfg.engine.trainstep import (
-    build_model,
     make_optimizer,
-    parameter_counts,
     random_batches,
     resolve_dtype,
     run_training,
@@ -280,9 +279,7 @@ def simulate_compiled(
     runtime = _Runtime(plan, tracker, logits_numel)
     names: dict[int, str] = {}
     with tracker.fake_mode() as fake, torch.device("cpu"):
-        with fake.building():
-            model = build_model(spec)
-        params = parameter_counts(model)
+        model, params = build_fake_model(fake, spec)
         runtime.weight_numels = {p.numel() for p in model.parameters() if p.dim() >= 2}
         track_model(tracker, model, profile.compute_capability, names)
         model.forward = _compiled_forward(model, runtime)  # type: ignore[method-assign]

@@ -33,6 +33,7 @@ from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.check import UNCAPPED, largest_fitting_affine
 from pytest_gptcfg.engine.simulate import (
     CudaBehaviour,
+    build_fake_model,
     copy_labeller,
     simulated_result,
     track_model,
@@ -40,7 +41,6 @@ from pytest_gptcfg.engine.simulate import (
 from pytest_gptcfg.engine.tracker import StorageTracker
 from pytest_gptcfg.engine.trainstep import (
     build_model,
-    parameter_counts,
     random_batches,
     resolve_dtype,
 )
@@ -126,9 +126,7 @@ def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> Mem
     names: dict[int, str] = {}
     behaviour = CudaBehaviour(lower, profile.compute_capability, copy_labeller(tracker, names))
     with tracker.fake_mode() as fake, torch.device("cpu"):
-        with fake.building():
-            model = build_model(spec)
-        params = parameter_counts(model)
+        model, params = build_fake_model(fake, spec)
         # one cuBLAS handle: no backward, so autograd's device thread never runs a matmul
         track_model(tracker, model, profile.compute_capability, names, handles=1)
         run_evaluation(model, random_batches(spec, "cpu"), lambda: behaviour)

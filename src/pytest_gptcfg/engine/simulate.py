@@ -60,7 +60,7 @@ from pytest_gptcfg.engine import kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.policy import CastCache, apply_policy, op_name
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
-from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
+from pytest_gptcfg.engine.tracker import Allocation, StorageTracker, TrackingFakeMode
 from pytest_gptcfg.engine.trainstep import (
     StepObserver,
     build_model,
@@ -192,6 +192,16 @@ def copy_labeller(
     return weight_copy
 
 
+def build_fake_model(
+    fake: TrackingFakeMode, spec: StepSpec
+) -> tuple[torch.nn.Module, tuple[int, int]]:
+    """The model of `spec` built in `fake` (reads of its initial weights give zero:
+    `TrackingFakeMode.building`), and its `parameter_counts`."""
+    with fake.building():
+        model = build_model(spec)
+    return model, parameter_counts(model)
+
+
 def track_model(
     tracker: StorageTracker,
     model: torch.nn.Module,
@@ -252,9 +262,7 @@ def simulate(
     names: dict[int, str] = {}
     behaviour = CudaBehaviour(lower, profile.compute_capability, copy_labeller(tracker, names))
     with tracker.fake_mode() as fake, torch.device("cpu"):
-        with fake.building():
-            model = build_model(spec)
-        params = parameter_counts(model)
+        model, params = build_fake_model(fake, spec)
         track_model(tracker, model, profile.compute_capability, names)
         optimizer = make_optimizer(model, spec, "cuda")
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
