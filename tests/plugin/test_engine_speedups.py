@@ -184,6 +184,12 @@ def test_the_tracking_fake_mode_sees_what_a_stacked_tracker_sees(
     assert fused == step_events(spec, compute_capability, stacked=True, evaluate=evaluate)
 
 
+def _described(func: object, t: torch.Tensor) -> tuple:
+    """What the two comparisons of ops' outputs below hold of each output tensor: the op,
+    the tensor's shape, strides, offset, dtype, device and whether it requires grad."""
+    return (str(func), t.shape, t.stride(), t.storage_offset(), t.dtype, t.device, t.requires_grad)
+
+
 def test_its_views_are_the_fake_modes_own(monkeypatch):
     """Each view op taken directly on the meta storage gives the tensor the fake mode makes."""
 
@@ -228,13 +234,7 @@ def test_its_views_are_the_fake_modes_own(monkeypatch):
                     assert type(t) is FakeTensor
                     seen.append(
                         (
-                            str(func),
-                            t.shape,
-                            t.stride(),
-                            t.storage_offset(),
-                            t.dtype,
-                            t.device,
-                            t.requires_grad,
+                            *_described(func, t),
                             t.is_conj(),
                             t.is_neg(),
                             t._is_view(),
@@ -299,13 +299,7 @@ def test_an_op_called_again_gets_new_tensors_like_the_fake_modes(monkeypatch):
                             None
                             if t is None
                             else (
-                                str(func),
-                                t.shape,
-                                t.stride(),
-                                t.storage_offset(),
-                                t.dtype,
-                                t.device,
-                                t.requires_grad,
+                                *_described(func, t),
                                 t.is_inference(),
                                 t.untyped_storage().nbytes(),
                                 t.untyped_storage()._cdata in inputs,
