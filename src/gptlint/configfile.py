@@ -13,13 +13,13 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from gptlint.evaluate import identifier
 from gptlint.positions import (
     StatementPositions,
+    line_starts,
     small_starts,
     statement_spans,
     statements_matching,
 )
 from gptlint.source import Source, SourceError, check_syntax, parse_module, run_deep
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
 SHAPE_KEYS = frozenset({"n_layer", "n_head", "n_embd"})
 
 
@@ -165,7 +165,7 @@ class ConfigFile:
     @cached_property
     def _line_offsets(self) -> list[int]:
         """Where each line of the text starts (lines end at \\r\\n, \\r or \\n, as Python's)."""
-        return [0, *(m.end() for m in _LINE_END.finditer(self.source.text))]
+        return line_starts(self.source.text)
 
     def assignments_of(self, key: str) -> list[Assignment]:
         """Every assignment of `key`, in file order."""

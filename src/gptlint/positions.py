@@ -55,7 +55,13 @@ def statement_lines(tree: ast.Module) -> list[int]:
     return [first for first, _ in statement_spans(tree)]
 
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
+LINE_END = re.compile(r"\r\n|\r|\n")
+"""Where Python ends a line: \\r\\n, \\r or \\n (str.splitlines also splits at form feeds)."""
+
+
+def line_starts(text: str) -> list[int]:
+    """The offset where each line of `text` starts (lines end as `LINE_END` matches)."""
+    return [0, *(m.end() for m in LINE_END.finditer(text))]
 
 
 def statements_matching(
@@ -74,7 +80,7 @@ def statements_matching(
     statement may hold one)."""
     if first_lines is None or len(first_lines) != statements:
         return None
-    starts = [0, *(m.end() for m in _LINE_END.finditer(text))]
+    starts = line_starts(text)
     found: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for match in pattern.finditer(text):
         word = match.group()

@@ -8,7 +8,6 @@ import contextlib
 import gc
 import io
 import os
-import re
 import stat
 import sys
 import threading
@@ -22,11 +21,9 @@ from typing import Any, TypeVar
 
 import libcst as cst
 
-from gptlint.positions import statement_groups, statement_lines
+from gptlint.positions import LINE_END, line_starts, statement_groups, statement_lines
 
 T = TypeVar("T")
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 class SourceError(Exception):
@@ -61,7 +58,7 @@ class Source:
     def _lines(self) -> list[str]:
         # Python ends lines at \r\n, \r and \n only; str.splitlines also splits at form
         # feeds and other separators, which would shift every line number after them.
-        return _LINE_END.split(self.text)
+        return LINE_END.split(self.text)
 
 
 MAX_SOURCE_BYTES = 2_000_000
@@ -314,7 +311,7 @@ class _LineStarts:
 
     @cached_property
     def starts(self) -> list[int]:
-        return [0, *(m.end() for m in _LINE_END.finditer(self.text))]
+        return line_starts(self.text)
 
     def offset(self, line: int, byte_column: int) -> int:
         """The offset in the text of 1-based `line`, UTF-8 byte `byte_column` (ast's)."""
@@ -357,7 +354,7 @@ def _tokenized_parts(node: ast.expr, text: str, lines: _LineStarts) -> list[tupl
     start = lines.offset(node.lineno, node.col_offset)
     end = lines.offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
     wrapped = "(" + text[start:end] + ")"
-    row_starts = [0, *(m.end() for m in _LINE_END.finditer(wrapped))]
+    row_starts = line_starts(wrapped)
     rows = [wrapped[a:b] for a, b in zip(row_starts, [*row_starts[1:], len(wrapped)], strict=True)]
 
     def offset(row: int, column: int) -> int:
