@@ -60,3 +60,5 @@ class MemoryMode(_Word):
 
     MEASURED = "measured"  # on a CUDA device
     SIMULATED = "simulated"  # on fake tensors, no GPU
+    ESTIMATED = "estimated"  # gptlint's analytical estimate (the compiled step, where its
+    # simulation failed)

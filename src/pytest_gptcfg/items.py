@@ -200,8 +200,9 @@ class MemoryItem(ConfigItem):
                 step.spec, profile, budget, mode=mode, device_index=device, snapshot=snapshot
             )
             if not result.fits or search:
-                # a simulated check is the search's first probe: it is not run again
-                known = result if result.mode == MemoryMode.SIMULATED else None
+                # a simulated check is the search's first probe: it is not run again; an
+                # estimated one is searched with the estimate
+                known = result if result.mode != MemoryMode.MEASURED else None
                 max_batch = engine.find_max_batch_size(step.spec, profile, budget, known=known)
         return result, max_batch
 

@@ -51,6 +51,9 @@ def memory_record(
         "dtype": None,
         "compile": None,
         "compiled_step": None,
+        "step": None,
+        "upper_bound": None,
+        "notes": list(step.notes) if step is not None else [],
         "peak_allocated_bytes": None,
         "peak_reserved_bytes": None,
         "context_bytes": None,
@@ -81,7 +84,10 @@ def memory_record(
             context_bytes=int(result.context_bytes),
             fits=bool(result.fits),
             compiled_step=bool(result.compiled),
+            step=ran_word(record["eval_only"], result.compiled),
+            upper_bound=bool(result.upper_bound),
         )
+        record["notes"] += [str(note) for note in result.notes]
         if result.params is not None:  # counted on the model that ran (a fork's may hold more)
             record.update(params=result.params[0], params_total=result.params[1])
     return record
@@ -92,12 +98,14 @@ def failure_text(
 ) -> str:
     """Why a config does not fit, and the batch that would, as plain text (no traceback)."""
     spec, shape = step.spec, step.spec.shape
-    how = (
-        f"measured on {result.device_name}"
-        if result.mode == MemoryMode.MEASURED
-        else "simulated on fake tensors, no GPU used"
-    )
+    how = {
+        MemoryMode.MEASURED: f"measured on {result.device_name}",
+        MemoryMode.SIMULATED: "simulated on fake tensors, no GPU used",
+        MemoryMode.ESTIMATED: "estimated by gptlint's analytical model, no step run",
+    }[MemoryMode(result.mode)]
     how = f"{what_ran(spec.eval_only, result.compiled)} {how}"
+    if result.upper_bound:
+        how += ", an upper bound of the compiled run's peak"
     total = result.peak_reserved_bytes + result.context_bytes
     params = result.params[0] if result.params is not None else shape.num_params()
     model = step.model
@@ -131,7 +139,7 @@ def failure_text(
     if result.largest_tensors:
         lines.append("  largest tensors:")
         lines += [f"    {format_gib(s):>11}  {name}" for name, s in result.largest_tensors[:5]]
-    lines.append("  " + suggestion(step, max_batch))
+    lines.append("  " + suggestion(step, max_batch, MemoryMode(result.mode).value))
     lines += [f"  note: {note}" for note in (*step.notes, *result.notes)]
     return "\n".join(lines)
 
@@ -141,28 +149,29 @@ def _what(step: TrainingRun) -> str:
     return "evaluation" if step.spec.eval_only else "step"
 
 
-def suggestion(step: TrainingRun, max_batch: int) -> str:
+def suggestion(step: TrainingRun, max_batch: int, how: str = "simulated") -> str:
     """The largest batch_size that fits, with the accumulation that keeps tokens per iteration
-    (for an eval-only config, just the batch: it has no optimizer step)."""
+    (for an eval-only config, just the batch: it has no optimizer step); `how` the figures
+    were found (`simulated`, `estimated`)."""
     batch, gas = step.spec.batch_size, step.gradient_accumulation_steps
     if max_batch == 0:
         if step.spec.eval_only:
-            return "batch_size 1 does not fit the evaluation either: shrink block_size (simulated)"
-        return "batch_size 1 does not fit either: shrink the model or block_size (simulated)"
+            return "batch_size 1 does not fit the evaluation either: shrink block_size ({how})"
+        return "batch_size 1 does not fit either: shrink the model or block_size ({how})"
     if step.spec.eval_only:
         return (
-            f"the largest batch_size whose evaluation fits is {max_batch} (simulated); try it "
+            f"the largest batch_size whose evaluation fits is {max_batch} ({how}); try it "
             f"with --gpt-set batch_size={max_batch}"
         )
     new = rebatch(batch, gas, max_batch, step.accumulation_divisor)
     if new is None:
         return (
-            f"the largest batch_size that fits is {max_batch} (simulated); no "
+            f"the largest batch_size that fits is {max_batch} ({how}); no "
             f"gradient_accumulation_steps keeps {step.tokens_per_iter:,} tokens/iter"
         )
     new_batch, new_gas = new
     fitting = (
-        f"the largest batch_size that fits is {max_batch} (simulated); "
+        f"the largest batch_size that fits is {max_batch} ({how}); "
         if new_batch != max_batch
         else ""
     )
@@ -258,7 +267,8 @@ def table(records: list[dict[str, Any]]) -> list[str]:
             (
                 r["path"],
                 r["gpu"],
-                f"{r['mode']} ({ran_word(r.get('eval_only'), r.get('compiled_step'))})",
+                f"{r['mode']} ({ran_word(r.get('eval_only'), r.get('compiled_step'))}"
+                + (", upper bound)" if r.get("upper_bound") else ")"),
                 format_params(r["params"]),
                 f"{r['tokens_per_iter']:,}",
                 format_gib(peak),

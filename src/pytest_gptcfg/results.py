@@ -30,6 +30,9 @@ class MemoryResult:
     notes: list[str] = field(default_factory=list)
     compiled: bool = False
     """Whether the step ran (or was simulated) as torch.compile runs it, not eager."""
+    upper_bound: bool = False
+    """Whether the figure bounds the run's peak from above rather than being it (the eager
+    step of a project's own model, for a run that compiles)."""
     params: tuple[int, int] | None = None
     """The model that ran: its parameters as train.py prints them, and all of them
     (`trainstep.parameter_counts`); None where the model was not built."""

@@ -15,8 +15,9 @@ with warnings.catch_warnings():
     import torch
     import torch._subclasses.fake_tensor
 
-from gptlint.estimate import bracket, estimate_memory, largest_fitting
+from gptlint.estimate import bracket, estimate_memory, largest_batch, largest_fitting
 from gptlint.gpus import GpuProfile
+from gptlint.kinds import MemoryMode
 from gptlint.run import StepSpec
 from pytest_gptcfg.chart import write_breakdown_svg
 from pytest_gptcfg.engine import cuda
@@ -29,7 +30,7 @@ from pytest_gptcfg.engine.snapshot import (
     stop_cuda_history,
 )
 from pytest_gptcfg.engine.usermodel import UserModelError, model_factory
-from pytest_gptcfg.results import MemoryResult
+from pytest_gptcfg.results import MemoryResult, fits_budget
 
 __all__ = [
     "UserModelError",
@@ -70,19 +71,65 @@ def check_memory(
     if mode == "cuda":
         return _measure(spec, profile, budget_bytes, device_index, snapshot)
     recorder = SnapshotRecorder() if snapshot is not None else None
-    result = _simulate_compiled(spec, profile, budget_bytes, recorder) if spec.compile else None
-    if isinstance(result, str):
-        fallback, result = result, None
-        recorder = SnapshotRecorder() if snapshot is not None else None
-    else:
-        fallback = None
-    if result is None:
+    if not spec.compile:
         result = simulate(spec, profile, budget_bytes, recorder=recorder)
-        if fallback is not None:
-            result.notes.append(f"torch.compile not simulated ({fallback}): the eager step was")
+    else:
+        result = _simulate_compiled(spec, profile, budget_bytes, recorder)
+        if isinstance(result, str):
+            return compiled_fallback(spec, profile, budget_bytes, result)
     if recorder is not None and not result.fits:
         _keep_artifacts(result, recorder.dump(snapshot))
     return result
+
+
+def compiled_fallback(
+    spec: StepSpec, profile: GpuProfile, budget_bytes: int, reason: str
+) -> MemoryResult:
+    """The verdict for a run that compiles when its compiled step could not be simulated
+    (`reason`): gptlint's analytical estimate of the compiled step, for nanoGPT's model; for
+    a project's own model, which the estimate does not describe, its eager step simulated,
+    labelled as what it is: an upper bound (torch.compile frees what eager keeps)."""
+    why = f"torch.compile not simulated: {reason}"
+    if spec.model_factory is None:
+        return estimated_result(spec, profile, budget_bytes, [why])
+    result = simulate(spec, profile, budget_bytes)
+    result.notes.append(
+        f"{why}; this run compiles, and the eager step simulated here is an upper bound of its "
+        "peak, not its figure"
+    )
+    result.upper_bound = True
+    return result
+
+
+def estimated_result(
+    spec: StepSpec, profile: GpuProfile, budget_bytes: int, notes: list[str]
+) -> MemoryResult:
+    """gptlint's analytical estimate of `spec`'s step as a verdict (mode `estimated`)."""
+    estimate = estimate_memory(spec, profile)
+    context = estimate.terms["cuda_context"]
+    reserved = estimate.total - context
+    tensors = estimate.tensors
+    notes = [
+        *notes,
+        f"estimated (no step run): gptlint's analytical estimate of the "
+        f"{'compiled' if spec.compile else 'eager'} step, as `gptlint` reports it for GPT501",
+    ]
+    return MemoryResult(
+        mode=MemoryMode.ESTIMATED,
+        fits=fits_budget(reserved, context, budget_bytes),
+        peak_allocated_bytes=tensors,
+        peak_reserved_bytes=reserved,
+        context_bytes=context,
+        budget_bytes=budget_bytes,
+        breakdown=dict(estimate.terms),
+        largest_tensors=[],
+        oom=False,
+        torch_version=torch.__version__,
+        device_name=f"{profile.label} (estimated)",
+        attention_kernel=estimate.kernel,
+        notes=notes,
+        compiled=spec.compile,
+    )
 
 
 def _simulate_compiled(
@@ -160,6 +207,8 @@ def find_max_batch_size(
         batch_spec = dataclasses.replace(spec, batch_size=batch)
         return check_memory(batch_spec, profile, budget_bytes if capped else UNCAPPED, mode=mode)
 
+    if known is not None and known.mode == MemoryMode.ESTIMATED:
+        return largest_batch(spec, profile, budget_bytes, limit)  # as the estimate was made
     start = min(max(spec.batch_size, 1), limit)
     known = known if known is not None and spec.batch_size == start else None
     return largest_fitting_affine(probe, budget_bytes, start, limit, known)

@@ -2,10 +2,10 @@
 
 This is the one module of the plugin that uses PyTorch's private APIs (`torch._dynamo`,
 `torch._functorch`, `torch._inductor`); everything else sees only the plain-data plan
-`plan_graphs` returns. Supported torch: 2.13.x (the release it was written and tested against:
-Inductor's wrapper-code format and `GraphLowering` change between releases). Any other version
-raises `CompiledUnavailable`, which the plugin reports as a note before simulating the eager
-step instead.
+`plan_graphs` returns. No torch release is refused by its version: each is planned, and what
+was read is checked (`plan_graphs`); a plan that fails a check raises `CompiledUnavailable`,
+and the plugin then reports gptlint's estimate of the compiled step, labelled as such.
+`TESTED_TORCH` names the releases this was run on (`benchmarks/torch_matrix.py`).
 
 Method, as `torch.compile(model)` does it on CUDA, but stopped before anything runs:
 
@@ -18,24 +18,25 @@ Method, as `torch.compile(model)` does it on CUDA, but stopped before anything r
    GPU runs (`_scaled_dot_product_flash_attention` / `_efficient_attention`, or the math
    kernel's ops).
 3. Inductor lowers, fuses and plans each graph with its CPU (C++) backend, and stops after the
-   wrapper code is generated (nothing is compiled). The wrapper's `call()` lists every
-   allocation, buffer reuse and `del` of the graph: `_replay` turns it into events over
-   storages, with reference counts, so a buffer dies when its last name goes. The CPU
-   backend's plan stands in for the Triton backend's (the research prototype found the same
-   peaks within 0.01 GiB); kernel-internal scratch (FlashAttention's backward accumulators,
-   cuBLAS workspaces) is not in the plan.
+   wrapper code is generated (nothing is compiled). The wrapper's `call()` is then run on
+   stand-in buffers (`wrappercall`): Python's reference counting frees each buffer when the
+   wrapper's last name of it goes, as it does on the GPU. The CPU backend's plan stands in for
+   the Triton backend's (the research prototype found the same peaks within 0.01 GiB);
+   kernel-internal scratch (FlashAttention's backward accumulators, cuBLAS workspaces) is not
+   in the plan.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
+import inspect
+import logging
 import math
 import re
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,44 +46,45 @@ from gptlint.kinds import AttentionKernel
 from gptlint.run import StepSpec
 from pytest_gptcfg.engine import kernels
 from pytest_gptcfg.engine.simulate import _SDPA_PARAMS, CudaBehaviour
+from pytest_gptcfg.engine.wrappercall import (
+    Buffer,
+    Storage,
+    TensorMeta,
+    WrapperRun,
+    WrapperUnreadable,
+    run_call,
+    storage_bytes,
+)
 
-SUPPORTED_TORCH = ((2, 13), (2, 13))
-"""Oldest and newest (major, minor) torch whose Inductor wrapper code this module reads."""
+TESTED_TORCH = ((2, 5), (2, 14))
+"""Oldest and newest (major, minor) torch releases the compiled simulation was run and checked
+on. Others are planned too; their result carries a note that says so."""
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
 """Bumped whenever the plan's contents change, so cached plans of an older format are unused."""
-
-DTYPE_BYTES = {
-    "torch.float32": 4, "torch.float": 4, "torch.bfloat16": 2, "torch.float16": 2,
-    "torch.half": 2, "torch.int64": 8, "torch.long": 8, "torch.int32": 4, "torch.bool": 1,
-    "torch.uint8": 1, "torch.int8": 1, "torch.float64": 8, "torch.uint64": 8,
-    "torch.uint32": 4, "torch.int16": 2,
-}  # fmt: skip
-"""Bytes per element of each dtype the wrapper code names (`empty_strided(..., torch.bfloat16)`)."""
 
 
 class CompiledUnavailable(Exception):
     """The compiled step cannot be simulated here; the message says why (it becomes a note)."""
 
 
-def torch_supported(version: str = torch.__version__) -> bool:
-    """Whether `version` is in `SUPPORTED_TORCH`."""
+def torch_release(version: str) -> tuple[int, int] | None:
+    """(major, minor) of a torch version string, None if it has none."""
     match = re.match(r"(\d+)\.(\d+)", version)
-    if match is None:
-        return False
-    found = (int(match.group(1)), int(match.group(2)))
-    return SUPPORTED_TORCH[0] <= found <= SUPPORTED_TORCH[1]
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def require_supported_torch() -> None:
-    """Raise `CompiledUnavailable` unless this torch is supported."""
-    if not torch_supported():
-        low, high = (".".join(map(str, v)) for v in SUPPORTED_TORCH)
-        span = low if low == high else f"{low} to {high}"
-        raise CompiledUnavailable(
-            f"torch {torch.__version__}: the compiled simulation reads Inductor's plans of "
-            f"torch {span} only"
-        )
+def untested_note(version: str | None = None) -> str | None:
+    """A note for a torch release (this one by default) outside `TESTED_TORCH`, None inside."""
+    version = version or str(torch.__version__)
+    found = torch_release(version)
+    if found is not None and TESTED_TORCH[0] <= found <= TESTED_TORCH[1]:
+        return None
+    low, high = (".".join(map(str, v)) for v in TESTED_TORCH)
+    return (
+        f"torch {version} is outside the releases the compiled simulation was checked on "
+        f"({low} to {high}); its plan passed the checks"
+    )
 
 
 # --------------------------------------------------------------------------- capture
@@ -147,21 +149,27 @@ class _StopAfterCodegen(Exception):
 @dataclass
 class _Graph:
     wrapper: str = ""
-    sizes: dict[str, int] | None = None
-    placeholders: list[str] | None = None
-    output_meta: list[tuple[list[int], str] | None] | None = None
+    placeholder_names: list[str] = field(default_factory=list)
+    placeholders: list[TensorMeta] = field(default_factory=list)
+    output_meta: list[TensorMeta | None] = field(default_factory=list)
 
 
-def _storage_bytes(shape: list[int], stride: list[int], itemsize: int) -> int:
-    if any(s == 0 for s in shape):
-        return 0
-    return (1 + sum((s - 1) * st for s, st in zip(shape, stride, strict=True))) * itemsize
+def _meta(value: Any) -> TensorMeta | None:
+    """A fake tensor's metadata (None for anything else)."""
+    if not isinstance(value, torch.Tensor):
+        return None
+    return TensorMeta(
+        tuple(int(s) for s in value.shape),
+        tuple(int(s) for s in value.stride()),
+        value.dtype,
+        int(value.storage_offset()),
+    )
 
 
 @contextlib.contextmanager
 def _codegen_only(sink: list[_Graph]) -> Iterator[None]:
-    """Make `GraphLowering.compile_to_module` generate the wrapper, record it and the buffers'
-    storage sizes into `sink[-1]`, and stop (no C++ compiled, nothing run)."""
+    """Make `GraphLowering.compile_to_module` generate the wrapper, record it into `sink[-1]`,
+    and stop (no C++ compiled, nothing run)."""
     from torch._inductor import graph as graph_mod
 
     original = graph_mod.GraphLowering.compile_to_module
@@ -169,17 +177,7 @@ def _codegen_only(sink: list[_Graph]) -> Iterator[None]:
     def compile_to_module(self: Any) -> Any:
         code = self.codegen()
         code = code[0] if isinstance(code, tuple) else code
-        sizes: dict[str, int] = {}
-        for buf in self.buffers:
-            try:
-                layout = buf.get_layout()
-                shape = [int(s) for s in layout.size]
-                stride = [int(s) for s in layout.stride]
-                sizes[buf.get_name()] = _storage_bytes(shape, stride, layout.dtype.itemsize)
-            except Exception:
-                continue
         sink[-1].wrapper = code.value if hasattr(code, "value") else str(code)
-        sink[-1].sizes = sizes
         raise _StopAfterCodegen()
 
     graph_mod.GraphLowering.compile_to_module = compile_to_module
@@ -212,7 +210,7 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
         import torch._inductor.config as inductor_config
         from torch._functorch.aot_autograd import aot_module_simplified
         from torch._guards import detect_fake_mode
-        from torch._inductor.compile_fx import compile_fx_inner, partition_fn
+        from torch._inductor.compile_fx import compile_fx_inner
         from torch._inductor.decomposition import select_decomp_table
         from torch._inductor.virtualized import V
         from torch._subclasses.fake_tensor import FakeTensorMode
@@ -225,16 +223,18 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
 
     def compiler(which: str) -> Any:
         def run(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
-            graph = _Graph(placeholders=[n.name for n in gm.graph.nodes if n.op == "placeholder"])
+            nodes = [n for n in gm.graph.nodes if n.op == "placeholder"]
+            graph = _Graph(placeholder_names=[n.name for n in nodes])
+            for node in nodes:
+                meta = _meta(node.meta.get("val"))
+                if meta is None:
+                    raise CompiledUnavailable(f"the graph's input {node.name} is not a tensor")
+                graph.placeholders.append(meta)
             output = next(n for n in gm.graph.nodes if n.op == "output")
-            metas: list[tuple[list[int], str] | None] = []
-            for arg in output.args[0]:
-                val = getattr(arg, "meta", {}).get("val") if arg is not None else None
-                if isinstance(val, torch.Tensor):
-                    metas.append(([int(s) for s in val.shape], str(val.dtype)))
-                else:
-                    metas.append(None)
-            graph.output_meta = metas
+            graph.output_meta = [
+                _meta(getattr(arg, "meta", {}).get("val")) if arg is not None else None
+                for arg in output.args[0]
+            ]
             graphs[which] = graph
             sink.append(graph)
             try:
@@ -263,33 +263,35 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
         # Inductor's joint-graph passes (its random-op seeding for dropout) read the fake mode
         # from V, as compile_fx sets it.
         fake_mode = detect_fake_mode(example_inputs) or FakeTensorMode(allow_non_fake_inputs=True)
+        partitioned: list[Any] = []
         with V.set_fake_mode(fake_mode):
             aot_module_simplified(
                 _UnderPolicy(gm, lower, kernel),
                 example_inputs,
                 fw_compiler=compiler("fw"),
                 bw_compiler=compiler("bw"),
-                partition_fn=partition_fn,
+                partition_fn=_partition_fn(partitioned),
                 decompositions=select_decomp_table(),
                 keep_inference_input_mutations=True,
             )
+            if "bw" not in graphs and partitioned:  # lowered when first run: torch 2.8, 2.9
+                backward = partitioned[-1]
+                example = [n.meta["val"] for n in backward.graph.nodes if n.op == "placeholder"]
+                compiler("bw")(backward, example)
         raise _Captured()
 
     with torch.device("meta"):
-        model = GPT(spec.shape).train()
-    model = model.to_empty(device="cpu")  # uninitialised pages: never written, never resident
-    model.transformer.wte.weight = model.lm_head.weight
+        model = (spec.model_factory or GPT)(spec.shape).train()
+    _to_empty_keeping_ties(model)  # uninitialised pages: never written, never resident
     X = torch.empty((spec.batch_size, spec.block_size), dtype=torch.long)
     Y = torch.empty((spec.batch_size, spec.block_size), dtype=torch.long)
     torch._dynamo.reset()
     patches = (
         inductor_config.patch({"fx_graph_cache": False, "compile_threads": 1}),
-        functorch_config.patch(
-            {"force_non_lazy_backward_lowering": True, "enable_autograd_cache": False}
-        ),
+        functorch_config.patch(_existing(functorch_config, _FUNCTORCH_SETTINGS)),
     )
     try:
-        with patches[0], patches[1], _codegen_only(sink):
+        with patches[0], patches[1], _codegen_only(sink), _quiet_torch():
             torch.compile(model, backend=backend, fullgraph=True)(X, Y)
     except Exception as error:
         if _root_cause(error, _Captured) is None:
@@ -312,155 +314,130 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
     return {"graphs": graphs, "inputs": inputs}
 
 
+_FUNCTORCH_SETTINGS = {"force_non_lazy_backward_lowering": True, "enable_autograd_cache": False}
+"""AOTAutograd's settings for planning: the backward lowered at once, not when first run
+(the setting exists from torch 2.10; before, `_partition_fn` keeps the backward graph for
+`_capture` to lower), and no cache of compiled graphs."""
+
+
+_NOISY_LOGGERS = ("torch.utils.cpp_extension",)
+"""torch's loggers that speak while Inductor plans on a CUDA build without a GPU ("No CUDA
+runtime is found, using CUDA_HOME=..."): nothing about the user's config."""
+
+
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """Keep `_NOISY_LOGGERS`' warnings out of the user's output while planning."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _existing(config: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """The `settings` this release's `config` module has."""
+    return {k: v for k, v in settings.items() if hasattr(config, k)}
+
+
+def _partition_fn(partitioned: list[Any]) -> Any:
+    """Inductor's partitioner (its joint-graph passes, then the min-cut partition), keeping
+    the backward graph it makes in `partitioned`: torch 2.8 and 2.9 lower a static backward
+    only when it first runs, so `_capture` lowers it itself. torch 2.9 and later expose the
+    partitioner as `compile_fx.partition_fn`; 2.7 and 2.8 define it inside `compile_fx`, so it
+    is made here from the same two calls (2.7's joint-graph passes take no keyword)."""
+    from torch._inductor import compile_fx
+
+    def inductors(gm: Any, joint_inputs: Any, **kwargs: Any) -> Any:
+        from torch._functorch.partitioners import min_cut_rematerialization_partition
+
+        passes = compile_fx._recursive_joint_graph_passes
+        if "skip_invoke_subgraph" in inspect.signature(passes).parameters:
+            passes(gm, skip_invoke_subgraph=True)
+        else:  # torch 2.7
+            passes(gm)
+        return min_cut_rematerialization_partition(gm, joint_inputs, compiler="inductor", **kwargs)
+
+    base = getattr(compile_fx, "partition_fn", inductors)
+
+    def partition(gm: Any, joint_inputs: Any, **kwargs: Any) -> Any:
+        forward, backward = base(gm, joint_inputs, **kwargs)
+        partitioned.append(backward)
+        return forward, backward
+
+    return partition
+
+
+def _to_empty_keeping_ties(model: torch.nn.Module) -> None:
+    """Move `model` from the meta device to uninitialised CPU memory. `to_empty` makes a new
+    parameter per module, which unties shared weights (nanoGPT's wte and lm_head): tie them
+    again as they were."""
+    shared: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        shared.setdefault(id(param), []).append(name)
+    model.to_empty(device="cpu")
+    for first, *others in (names for names in shared.values() if len(names) > 1):
+        param = model.get_parameter(first)
+        for name in others:
+            owner, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(owner), attr, param)
+
+
 def _not_runnable(*args: Any) -> Any:
     raise RuntimeError("the simulation's compiled graphs are plans, not code")
 
 
-# --------------------------------------------------------------------------- replay
-
-_EMPTY = re.compile(r"^(\w+) = empty_strided(?:_\w+)?\((\(.*?\)), (\(.*?\)), (torch\.\w+)")
-_REUSE = re.compile(r"^(\w+) = (?:reinterpret_tensor\()?(\w+)\b.*; del (\w+)\s+# reuse")
-_ALIAS = re.compile(r"^(\w+) = reinterpret_tensor\((\w+),")
-_GETITEM = re.compile(r"^(\w+) = (\w+)\[(\d+)\]$")
-_ASSIGN_CALL = re.compile(r"^(\w+) = ([\w\.]+)\(")
-_UNPACK = re.compile(r"^([\w, ]+?),? = args$")
-_IGNORED_CALLS = ("get_raw_stream", "copy_if_misaligned")
+# --------------------------------------------------------------------------- plan
 
 
-def _call_body(wrapper: str) -> list[str]:
-    lines = wrapper.splitlines()
-    start = next(
-        (i for i, line in enumerate(lines) if re.match(r"\s*def call\(self, args\):", line)),
-        None,
+def _inputs(
+    run: WrapperRun, metas: list[TensorMeta], sids: list[str], locals_: set[str]
+) -> tuple[list[Buffer], dict[str, Storage]]:
+    """The buffers a graph is called with: one `Storage` per distinct storage id (views of one
+    forward buffer share it), local to the graph where it is in `locals_`."""
+    storages: dict[str, Storage] = {}
+    args = []
+    for meta, sid in zip(metas, sids, strict=True):
+        if sid not in storages:
+            nbytes = storage_bytes(meta.shape, meta.stride, meta.dtype.itemsize)
+            storages[sid] = Storage(run, sid, nbytes, local=sid in locals_)
+        args.append(Buffer(storages[sid], meta))
+    return args, storages
+
+
+def _same(meta: TensorMeta | None, expected: TensorMeta | None) -> bool:
+    return (
+        meta is not None
+        and expected is not None
+        and meta.shape == expected.shape
+        and meta.dtype == expected.dtype
     )
-    if start is None:
-        raise CompiledUnavailable("Inductor's wrapper code has no call(): unknown format")
-    indent = len(lines[start]) - len(lines[start].lstrip()) + 4
-    body = []
-    for line in lines[start + 1 :]:
-        if line.strip() and (len(line) - len(line.lstrip())) < indent:
-            break
-        body.append(line.strip())
-    return body
 
 
-def _split_top(text: str) -> list[str]:
-    out, depth, current = [], 0, ""
-    for ch in text:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            out.append(current.strip())
-            current = ""
-        else:
-            current += ch
-    if current.strip():
-        out.append(current.strip())
-    return out
+def _check(ok: bool, what: str) -> None:
+    """A check of what was read from the wrapper; a failure refuses the plan."""
+    if not ok:
+        raise CompiledUnavailable(f"Inductor's plan failed a check: {what}")
 
 
-class _Replay:
-    """Storage-level reference counting over one graph's `call()`.
-
-    `external` maps input names to storage ids owned outside the graph (their frees are
-    reported as releases, not frees); `held` maps storage ids to references held outside the
-    graph's own names. Events: ('alloc', sid, nbytes, dtype), ('free', sid), ('release', sid).
-    """
-
-    def __init__(self, prefix: str, sizes: dict[str, int]) -> None:
-        self.prefix = prefix
-        self.sizes = sizes
-        self.ref: dict[str, str] = {}
-        self.count: dict[str, int] = {}
-        self.nbytes: dict[str, int] = {}
-        self.local: set[str] = set()
-        self.events: list[list[Any]] = []
-        self.returned: list[str | None] = []
-
-    def bind(self, name: str, sid: str) -> None:
-        old = self.ref.get(name)
-        self.ref[name] = sid
-        self.count[sid] = self.count.get(sid, 0) + 1
-        if old is not None:
-            self.drop(old)
-
-    def drop(self, sid: str) -> None:
-        self.count[sid] -= 1
-        if self.count[sid] == 0:
-            self.events.append(["free" if sid in self.local else "release", sid])
-
-    def unbind(self, name: str) -> None:
-        sid = self.ref.pop(name, None)
-        if sid is not None:
-            self.drop(sid)
-
-    def alloc(self, name: str, nbytes: int, dtype: str) -> None:
-        sid = self.prefix + name
-        self.local.add(sid)
-        self.nbytes[sid] = nbytes
-        self.events.append(["alloc", sid, nbytes, dtype])
-        self.bind(name, sid)
-
-    def run(self, wrapper: str, inputs: dict[str, str], held: dict[str, int]) -> None:
-        for sid, n in held.items():
-            self.count[sid] = self.count.get(sid, 0) + n
-        unknown = []
-        for line in _call_body(wrapper):
-            if not line or line.startswith(("#", "assert", "args.clear()")):
-                continue
-            if (m := _UNPACK.match(line)) is not None:
-                for name in (x.strip() for x in m.group(1).split(",")):
-                    if name:
-                        self.bind(name, inputs[name])
-            elif (m := _EMPTY.match(line)) is not None:
-                name, shape, stride, dtype = m.groups()
-                if dtype not in DTYPE_BYTES:
-                    unknown.append(line)
-                    continue
-                size = _storage_bytes(
-                    list(ast.literal_eval(shape)), list(ast.literal_eval(stride)),
-                    DTYPE_BYTES[dtype],
-                )  # fmt: skip
-                self.alloc(name, size, dtype.removeprefix("torch."))
-            elif (m := _REUSE.match(line)) is not None:
-                new, source, dead = m.groups()
-                self.bind(new, self.ref[source])
-                self.unbind(dead)
-            elif (m := _ALIAS.match(line)) is not None:
-                self.bind(m.group(1), self.ref[m.group(2)])
-            elif (m := _GETITEM.match(line)) is not None:
-                self.alloc(m.group(1), self.sizes.get(m.group(1), 0), "")
-            elif line.startswith("del "):
-                for name in line[4:].split(","):
-                    self.unbind(name.strip())
-            elif line.startswith("return"):
-                expr = line[len("return") :].strip().rstrip(",").strip()
-                if expr.startswith("(") and expr.endswith(")"):
-                    expr = expr[1:-1]
-                for item in _split_top(expr):
-                    m = re.match(r"reinterpret_tensor\((\w+)", item)
-                    name = m.group(1) if m else item.strip()
-                    sid = self.ref.get(name)
-                    self.returned.append(sid)
-                    if sid is not None:
-                        self.count[sid] += 1  # the caller's reference
-                for name in list(self.ref):
-                    self.unbind(name)
-                break
-            elif (m := _ASSIGN_CALL.match(line)) is not None:
-                name, func = m.groups()
-                if func == "reinterpret_tensor" or func in _IGNORED_CALLS:
-                    continue
-                if name in self.sizes:  # a fallback kernel with one output
-                    self.alloc(name, self.sizes[name], "")
-                elif not func.startswith("torch.ops."):  # multi-output: its items follow
-                    unknown.append(line)
-            elif re.match(r"^\w+ = ", line):
-                unknown.append(line)
-        if unknown:
-            raise CompiledUnavailable(
-                f"unrecognised line in Inductor's wrapper code: {unknown[0][:120]!r}"
-            )
+def _checked_events(run: WrapperRun, graph: str, given: set[str]) -> None:
+    """Every allocation is new, and every free names a storage the graph allocated or was
+    `given` (the forward's buffers the backward frees), once."""
+    live = set(given)
+    freed: set[str] = set()
+    for event in run.events:
+        kind, sid = event[0], event[1]
+        if kind == "alloc":
+            _check(sid not in live and sid not in freed, f"{graph}: {sid} allocated twice")
+            live.add(sid)
+        elif kind == "free":
+            _check(sid in live, f"{graph}: {sid} freed but never allocated")
+            live.discard(sid)
+            freed.add(sid)
 
 
 def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel) -> dict:
@@ -471,62 +448,84 @@ def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKern
     `fw` and `bw`: event lists ('alloc', sid, nbytes, dtype) / ('free', sid) /
     ('release', sid) / ('output', sid, i) / ('grad', sid, input index); storage ids 'in:k' are
     the forward's inputs, 'tan:i' the backward's incoming gradients.
+
+    Each graph's `call()` is run on stand-in buffers (`wrappercall`), and what it did is
+    checked before the plan is used: every free names an allocation, the forward returns
+    tensors of the shapes and dtypes its FX graph declares (the user's outputs and the saved
+    tensors), the saved tensors are the backward's inputs, and the backward returns one
+    gradient of each input's shape, in buffers of its own. A failed check raises
+    `CompiledUnavailable`.
     """
-    require_supported_torch()
     start = time.perf_counter()
     captured = _capture(spec, lower, kernel)
     fw, bw = captured["graphs"]["fw"], captured["graphs"]["bw"]
     n_inputs = len(captured["inputs"])
-    fw_names = fw.placeholders or []
-    if len(fw_names) != n_inputs:
-        raise CompiledUnavailable("the forward graph's inputs do not match the model's")
-    forward = _Replay("fw:", fw.sizes or {})
-    forward.run(fw.wrapper, {n: f"in:{k}" for k, n in enumerate(fw_names)}, {})
-    bw_names = bw.placeholders or []
-    tangents = [n for n in bw_names if n.startswith("tangents")]
-    saved = [n for n in bw_names if not n.startswith("tangents")]
-    n_user = len(forward.returned) - len(saved)
-    if n_user != 2:
-        raise CompiledUnavailable(f"the forward graph returns {n_user} outputs, not logits, loss")
-    user_sids = forward.returned[:n_user]
-    outputs = []
-    for i, (sid, meta) in enumerate(zip(user_sids, (fw.output_meta or [])[:n_user], strict=True)):
-        if sid is None or sid not in forward.local or meta is None:
-            raise CompiledUnavailable("the forward graph's outputs are not its own buffers")
-        outputs.append(list(meta))
+    _check(len(fw.placeholders) == n_inputs, "the forward graph's inputs are not the model's")
+    try:
+        forward = WrapperRun()
+        args, _ = _inputs(forward, fw.placeholders, [f"in:{k}" for k in range(n_inputs)], set())
+        run_call(fw.wrapper, forward, "fw:", args)
+        _checked_events(forward, "forward", set())
+        fw_local = {e[1] for e in forward.events if e[0] == "alloc"}
+        bw_names = bw.placeholder_names
+        tangents = [i for i, n in enumerate(bw_names) if n.startswith("tangents")]
+        n_saved = len(bw_names) - len(tangents)
+        n_user = len(forward.returned) - n_saved
+        _check(n_user == 2, f"the forward graph returns {n_user} outputs, not logits and loss")
+        _check(len(forward.returned) == len(fw.output_meta), "the forward's outputs' count")
+        for i, (meta, expected) in enumerate(
+            zip(forward.returned_meta, fw.output_meta, strict=True)
+        ):
+            _check(_same(meta, expected), f"the forward's output {i} is not as its graph says")
+        user_sids = forward.returned[:n_user]
+        _check(
+            all(sid in fw_local for sid in user_sids), "the forward's outputs are its own buffers"
+        )
+        outputs = [[list(m.shape), str(m.dtype)] for m in forward.returned_meta[:n_user]]
         for event in forward.events:  # the user's tensor is created where its buffer is
-            if event[0] == "alloc" and event[1] == sid:
-                event[:] = ["output", sid, i]
-    # Backward: the saved tensors (ctx cleared before the call: each name holds its storage),
-    # the incoming gradients (held by autograd until the call returns).
-    bw_inputs: dict[str, str] = {}
-    for name, sid in zip(saved, forward.returned[n_user:], strict=True):
-        if sid is None:
-            raise CompiledUnavailable(f"no storage for the saved tensor {name}")
-        bw_inputs[name] = sid
-    for i, name in enumerate(tangents):
-        bw_inputs[name] = f"tan:{i}"
-    backward = _Replay("bw:", bw.sizes or {})
-    backward.local = set(forward.local) - set(user_sids)
-    backward.nbytes = dict(forward.nbytes)
-    held = {f"tan:{i}": 1 for i in range(len(tangents))}
-    for sid in {*user_sids, *(f"in:{k}" for k in range(n_inputs))}:
-        held[sid] = 1
-    # the forward's own buffers that are saved lose the forward's reference when ctx is cleared
-    for sid in set(forward.returned[n_user:]):
-        if sid in backward.local:
-            backward.count[sid] = 0
-    backward.run(bw.wrapper, bw_inputs, held)
-    if len(backward.returned) != n_inputs:
-        raise CompiledUnavailable("the backward graph's gradients do not match the inputs")
-    for k, sid in enumerate(backward.returned):
+            if event[0] == "alloc" and event[1] in user_sids:
+                event[:] = ["output", event[1], user_sids.index(event[1])]
+        # Backward: the saved tensors (ctx cleared before the call: each name holds its
+        # storage), the incoming gradients and the user's outputs (held by autograd and the
+        # caller until the call returns).
+        backward = WrapperRun()
+        saved_sids = iter(forward.returned[n_user:])
+        saved_metas = iter(forward.returned_meta[n_user:])
+        sids, metas = [], []
+        for i, meta in enumerate(bw.placeholders):
+            if i in tangents:
+                sids.append(f"tan:{tangents.index(i)}")
+                metas.append(meta)
+            else:
+                sid, saved = next(saved_sids), next(saved_metas)
+                _check(sid is not None and _same(saved, meta), f"saved tensor {bw_names[i]}")
+                sids.append(sid)
+                metas.append(saved)
+        held_sids = {*user_sids, *(s for s in sids if s.startswith("tan:"))}
+        args, storages = _inputs(backward, metas, sids, fw_local - held_sids)
+        held = [storages[s] for s in held_sids if s in storages]
+        given = {sid for sid, storage in storages.items() if storage.local}
+        del storages
+        run_call(bw.wrapper, backward, "bw:", args)
+        del held
+        _checked_events(backward, "backward", given)
+    except WrapperUnreadable as error:
+        raise CompiledUnavailable(f"Inductor's wrapper code could not be run: {error}") from None
+    _check(len(backward.returned) == n_inputs, "the backward returns one gradient per input")
+    bw_local = {e[1] for e in backward.events if e[0] == "alloc"}
+    for k, (sid, meta) in enumerate(zip(backward.returned, backward.returned_meta, strict=True)):
         if sid is None:
             continue
-        if not sid.startswith("bw:"):
-            raise CompiledUnavailable("a gradient is not a buffer of the backward graph")
+        _check(sid in bw_local, f"gradient {k} is not a buffer of the backward graph")
+        _check(_same(meta, fw.placeholders[k]), f"gradient {k} has its input's shape")
         for event in backward.events:
             if event[0] == "alloc" and event[1] == sid:
                 event[:] = ["grad", sid, k]
+    _check(
+        len({s for s in backward.returned if s is not None})
+        == sum(s is not None for s in backward.returned),
+        "no two gradients share a buffer",
+    )
     # releases of storages the runtime does not hold (user outputs, tangents) are no-ops
     bw_events = [
         e for e in backward.events if not (e[0] == "release" and not e[1].startswith("in:"))

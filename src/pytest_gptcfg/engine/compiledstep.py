@@ -71,11 +71,19 @@ def plan_cache_dir() -> Path:
     return Path(base) / "gptcfg" / "compiled"
 
 
-def plan_key(spec: StepSpec, kernel: AttentionKernel) -> dict[str, Any]:
-    """What a plan depends on: torch, the plan format, the model's shape, batch, block,
-    dtype and attention kernel (nothing else of the spec enters the graphs)."""
+def plan_key(spec: StepSpec, kernel: AttentionKernel) -> dict[str, Any] | None:
+    """What a plan depends on: torch, the plan format, the model (nanoGPT's, or the digest of
+    a project's model.py), its shape, batch, block, dtype and attention kernel (nothing else of
+    the spec enters the graphs). None where the model cannot be named: such a plan is not
+    cached."""
     s = spec.shape
+    model = "nanogpt"
+    if spec.model_factory is not None:
+        model = getattr(spec.model_factory, "digest", None)
+        if model is None:
+            return None
     return {
+        "model": model,
         "format": compiled.PLAN_FORMAT,
         "torch": torch.__version__,
         "shape": [s.n_layer, s.n_head, s.n_embd, s.vocab_size, bool(s.bias), float(s.dropout)],
@@ -123,25 +131,18 @@ def _write_cached(key: dict[str, Any], plan: dict[str, Any]) -> None:
 def get_plan(spec: StepSpec, kernel: AttentionKernel) -> tuple[dict[str, Any], bool]:
     """The plan for `spec`, from the cache or made (and cached); and whether it was cached."""
     key = plan_key(spec, kernel)
-    plan = _read_cached(key)
+    plan = _read_cached(key) if key is not None else None
     if plan is not None:
         return plan, True
     dtype = resolve_dtype(spec.dtype)
     plan = compiled.plan_graphs(spec, None if dtype == torch.float32 else dtype, kernel)
-    _write_cached(key, plan)
+    if key is not None:
+        _write_cached(key, plan)
     return plan, False
 
 
 def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:
     """Why `spec`'s compiled step is not simulated (None when it is)."""
-    if not compiled.torch_supported():
-        with contextlib.suppress(CompiledUnavailable):
-            compiled.require_supported_torch()
-        low, high = (".".join(map(str, v)) for v in compiled.SUPPORTED_TORCH)
-        span = low if low == high else f"{low}-{high}"
-        return f"torch {torch.__version__} (the compiled simulation reads torch {span}'s plans)"
-    if spec.model_factory is not None:
-        return "a project's own model (--gpt-model) is simulated eager only"
     if spec.shape.n_layer > MAX_LAYERS:
         return (
             f"n_layer {spec.shape.n_layer} > {MAX_LAYERS}: planning it with Inductor would take "
@@ -167,7 +168,7 @@ class _Runtime:
         return self._next
 
     def _alloc(self, keys: dict[str, int], sid: str, nbytes: int, dtype: str, graph: str) -> None:
-        itemsize = compiled.DTYPE_BYTES.get(f"torch.{dtype}")
+        itemsize = getattr(getattr(torch, dtype, None), "itemsize", None)
         numel = nbytes // itemsize if itemsize else None
         if nbytes in (2 * self.logits_numel, 4 * self.logits_numel) and (
             numel is None or numel == self.logits_numel
@@ -273,6 +274,9 @@ def simulate_compiled(
             else f"planned in {plan.get('seconds', 0):.0f} s and cached in {plan_cache_dir()}"
         ),
     ]
+    untested = compiled.untested_note()
+    if untested is not None:
+        notes.append(untested)
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
     logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
     tracker = StorageTracker(allocator, logits_numel)

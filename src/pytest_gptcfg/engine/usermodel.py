@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from functools import lru_cache
@@ -33,7 +35,26 @@ def model_factory(path: Path) -> Callable[[ModelShape], Any]:
     def build(shape: ModelShape) -> Any:
         return gpt(gpt_config(**shape.gptconfig_kwargs()))
 
+    build.digest = _digest(path.resolve())  # type: ignore[attr-defined]
     return build
+
+
+def _digest(path: Path) -> str:
+    """What the compiled plan of this model depends on: the bytes of model.py and of every
+    module loaded from its folder (its sibling imports)."""
+    folder = path.parent
+    files = {path}
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        python = isinstance(file, str) and os.path.isabs(file) and file.endswith(".py")
+        if python and Path(file).parent == folder:
+            files.add(Path(file))
+    digest = hashlib.sha256()
+    for file in sorted(files):
+        digest.update(file.name.encode() + b"\0")
+        with contextlib.suppress(OSError):  # a module whose file has gone since
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 @lru_cache(maxsize=8)

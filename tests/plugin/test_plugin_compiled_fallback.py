@@ -1,0 +1,72 @@
+"""A run that compiles, whose compiled plan cannot be read (a torch whose Inductor writes
+what this reader does not know): the verdict is gptlint's estimate of the compiled step,
+labelled as such in the failure text, the table and the JSON report, never the eager step's
+simulation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from gptlint.units import GIB
+from pytest_gptcfg.engine import compiled
+
+pytest_plugins = ["pytester"]
+
+COMPILED = """\
+n_layer = 1
+n_head = 2
+n_embd = 64
+block_size = 64
+batch_size = 8
+gradient_accumulation_steps = 2
+dataset = 'tiny'
+compile = True
+"""
+
+
+@pytest.fixture
+def unreadable_plans(monkeypatch, tmp_path):
+    def run_call(*args, **kwargs):
+        raise compiled.WrapperUnreadable("a wrapper this reader does not know")
+
+    monkeypatch.setattr(compiled, "run_call", run_call)
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", str(tmp_path / "plans"))
+
+
+def test_an_unreadable_plan_gives_the_labelled_estimate_everywhere(project, unreadable_plans):
+    project.config("tiny.py", COMPILED)
+    result = project.run(
+        "-q", "--gpt-configs", "config", "-k", "memory", "--gpt-memory-budget", "10MB",
+        "--gpt-report", "report.json",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1, deselected=1)
+    out = result.stdout.str()
+    assert "compiled step estimated by gptlint's analytical model, no step run" in out
+    assert "note: torch.compile not simulated: Inductor's wrapper code could not be run: " in out
+    assert "a wrapper this reader does not know" in out
+    assert "estimated (compiled)" in out  # the table's mode column
+    assert "simulated (eager)" not in out and "eager step" not in out
+    record = json.loads((project.path / "report.json").read_text())["configs"][0]
+    assert record["mode"] == "estimated"
+    assert record["step"] == "compiled" and record["compiled_step"] is True
+    assert record["upper_bound"] is False
+    assert any("a wrapper this reader does not know" in note for note in record["notes"])
+    assert any(note.startswith("estimated (no step run)") for note in record["notes"])
+    assert 0 < record["peak_allocated_bytes"] < GIB
+
+
+def test_every_note_of_a_row_is_in_the_json_report(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", str(tmp_path / "plans"))
+    project.config("tiny.py", COMPILED)
+    result = project.run(
+        "-q", "--gpt-configs", "config", "-k", "memory", "--gpt-report", "report.json"
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+    record = json.loads((project.path / "report.json").read_text())["configs"][0]
+    assert (record["mode"], record["step"]) == ("simulated", "compiled")
+    assert any(note.startswith("torch.compile simulated") for note in record["notes"])
+    assert any(note.startswith("simulated on fake tensors") for note in record["notes"])
