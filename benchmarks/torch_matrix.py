@@ -16,7 +16,7 @@ compiled plans cold: each run plans into a fresh cache).
     python benchmarks/torch_matrix.py [--releases 2.11.0 2.14.1] [--venvs DIR] [--cached]
 
 Disk: registry builds of torch are CUDA builds of 4.5-6.5 GB each (`torch==2.13.0` alone has
-a small CPU build here); the seven releases 2.8-2.14 take about 40 GB under `--venvs` (default
+a small CPU build here); the ten releases 2.5-2.14 take about 55 GB under `--venvs` (default
 `$GPTLINT_TORCH_MATRIX`, else `~/.cache/gptlint-torch-matrix`), outside the repository.
 The project is not installed there: each run puts this checkout's `src/` first on the path.
 """
@@ -33,7 +33,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RELEASES = ("2.8.0", "2.9.1", "2.10.0", "2.11.0", "2.12.1", "2.13.0", "2.14.1")
+RELEASES = (
+    "2.5.1", "2.6.0", "2.7.1", "2.8.0", "2.9.1", "2.10.0", "2.11.0", "2.12.1", "2.13.0", "2.14.1",
+)  # fmt: skip
 """The newest patch of each minor release from the floor to the newest served here."""
 
 CASES = {

@@ -118,3 +118,34 @@ def test_a_model_whose_initialisation_reads_its_weights_is_simulated(project):
         # nanoGPT's count for the config's shape
         assert record["params"] == record["params_total"] == 2 * 50304 * 64
     assert peaks["reading"] == peaks["plain"]
+
+
+BREAKING_MODEL = (
+    MODEL_START
+    + """
+
+    def forward(self, idx, targets=None):
+        x = self.wte(idx)
+        torch._dynamo.graph_break()  # torch.compile runs it in two graphs: not planned whole
+        logits = self.head(x)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss
+"""
+)
+
+
+def test_a_projects_model_that_cannot_be_planned_is_an_upper_bound_said_so(project):
+    project.config("tiny.py", project.tiny.replace("compile = False", "compile = True"))
+    (project.path / "model.py").write_text(BREAKING_MODEL)
+    result = project.run_subprocess(
+        "-q", "--gpt-configs", "config", "--gpt-model", "model.py", "-k", "memory",
+        "--gpt-memory-budget", "10MB", "--gpt-report", "report.json",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1, deselected=1)
+    out = result.stdout.str()
+    assert "eager step simulated on fake tensors, no GPU used, an upper bound" in out
+    assert "simulated (eager, upper bound)" in out  # the table's mode column
+    assert "Dynamo cannot capture the model whole" in out
+    record = json.loads((project.path / "report.json").read_text())["configs"][0]
+    assert (record["mode"], record["step"], record["upper_bound"]) == ("simulated", "eager", True)
+    assert record["compile"] is True
