@@ -306,6 +306,31 @@ def test_too_large_follows_the_names_that_read_it(project):
     assert config.origin("block_size") == "c.py:7 (too large to evaluate statically)"
 
 
+SHARED = (  # 10**10 elements to print, compare or hash; 100,001 in memory each
+    "x = [0] * 100000\ny = [x] * 100000\nz = [[0] * 100000] * 100000\n"
+    "t = (0,) * 100000\nu = (t,) * 100000\n"
+)
+
+
+@pytest.mark.parametrize(
+    "value", ["str(y)", "f'{y}'", "'%s' % (y,)", "y == z == y == z == y", "{u: 1}", "y in [z]"]
+)
+def test_printing_comparing_or_hashing_a_shared_list_is_bounded(project, value):
+    (project / "c.py").write_text(SHARED + f"out_dir = {value}\n" + SHAPE)
+    result = gptlint_process("--select", "ALL", "c.py", cwd=project, timeout=60)
+    assert (result.returncode, result.stderr) == (1, b"")
+    assert b"GPT101" in result.stdout
+
+
+def test_a_shared_list_too_large_to_print_or_compare_is_named(project):
+    from gptlint.resolve import load_config
+
+    (project / "c.py").write_text(SHARED + "out_dir = str(y)\neval_only = y == z\n")
+    config = load_config("c.py")
+    assert config.origin("out_dir") == "c.py:6 (too large to evaluate statically)"
+    assert config.origin("eval_only") == "c.py:7 (too large to evaluate statically)"
+
+
 def test_implausibly_large_sizes_are_impossible_values(project, capsys):
     (project / "c.py").write_text("n_layer = 12\nn_head = 8\nn_embd = 2**63\n")
     code, out, _ = gptlint(capsys, "--select", "GPT106", "c.py")
