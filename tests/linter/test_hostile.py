@@ -331,6 +331,24 @@ def test_a_shared_list_too_large_to_print_or_compare_is_named(project):
     assert config.origin("eval_only") == "c.py:7 (too large to evaluate statically)"
 
 
+@pytest.mark.parametrize("n_layer", ["10**8", "10**9", "10**14"])
+def test_a_huge_layer_count_is_estimated_without_a_list_per_layer(project, n_layer):
+    (project / "c.py").write_text(f"n_layer = {n_layer}\nn_head = 8\nn_embd = 512\n")
+    result = gptlint_process("--select", "GPT501", "c.py", cwd=project, timeout=60)
+    assert (result.returncode, result.stderr) == (1, b"")
+    assert result.stdout.startswith(b"c.py:3:1: GPT501 estimated peak training memory ")
+    assert b"GiB exceeds the 11.99 GiB budget of rtx4070" in result.stdout
+
+
+def test_parameter_sizes_are_counted_not_listed_per_layer():
+    from gptlint.run import ModelShape
+
+    shape = ModelShape(10**9, 8, 512, 1024, 50304, True)
+    numels = shape.parameter_numels()
+    assert len(numels) <= 10
+    assert sum(n * k for n, k in numels.items()) == shape.num_params(non_embedding=False)
+
+
 def test_implausibly_large_sizes_are_impossible_values(project, capsys):
     (project / "c.py").write_text("n_layer = 12\nn_head = 8\nn_embd = 2**63\n")
     code, out, _ = gptlint(capsys, "--select", "GPT106", "c.py")
