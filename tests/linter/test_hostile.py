@@ -429,6 +429,8 @@ def _as_nobody(project: Path, *args: str) -> tuple[int, str]:
         try:
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             sys.stdout = sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115
+            import gptlint.runner  # noqa: F401 - loaded while Python's own files are readable
+
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
@@ -475,6 +477,33 @@ def test_unreadable_folder_and_file_are_reported(open_project):
     lines = log.splitlines()
     assert "gptlint: error: config/secret: cannot read folder: Permission denied" in lines
     assert "config/locked.py:1:1: GPT000 cannot read file: Permission denied" in lines
+
+
+@needs_root
+@pytest.mark.parametrize("named", ["config", "config/private", "config/private/c.py"])
+def test_a_folder_that_cannot_be_searched_names_its_pyproject(open_project, named):
+    """A folder listed but not searchable (mode r--): whether its pyproject.toml sets that
+    folder's settings cannot be known, which is said, not an internal error."""
+    project = open_project
+    (project / "config" / "private").mkdir(parents=True)
+    (project / "config" / "private" / "c.py").write_text(SHAPE)
+    (project / "config" / "private" / "pyproject.toml").write_text("[tool.gptlint]\n")
+    (project / "config" / "private").chmod(0o444)
+    (project / "log.txt").touch()
+    (project / "log.txt").chmod(0o666)
+    code, log = _as_nobody(project, named)
+    assert code == 2
+    assert "internal error" not in log
+    if named == "config":  # inside a linted tree: its file is named as unreadable
+        assert (
+            log.splitlines()[0]
+            == "config/private/c.py:1:1: GPT000 cannot read file: Permission denied"
+        )
+    elif named.endswith(".py"):
+        assert log == "gptlint: error: config/private/c.py: Permission denied\n"
+    else:
+        toml = project / "config" / "private" / "pyproject.toml"
+        assert log == f"gptlint: error: {toml}: cannot read: Permission denied\n"
 
 
 @needs_root
