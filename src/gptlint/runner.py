@@ -46,6 +46,10 @@ class Report:
         print(f"gptlint: error: {message}", file=sys.stderr)
         self.errors = True
 
+    def note(self, message: str) -> None:
+        """Say something the run did besides its findings (no change to the exit code)."""
+        print(f"gptlint: {message}", file=sys.stderr)
+
 
 @dataclass(frozen=True)
 class Mode:
@@ -74,6 +78,7 @@ class FileResult:
     would_change: bool = False
     diff: bytes | None = None  # --diff: the file's diff, for stdout
     fixed: bytes | None = None  # --fix: the file's new bytes, to write
+    read: bytes | None = None  # --fix: the bytes they were made from (written only over them)
     applied: int = 0
     failure: str | None = None  # a bug in gptlint, reported with the file's name
     stop: Exception | None = None  # broken settings or train.py: the named path stops here
@@ -387,7 +392,7 @@ def _lint_or_fix(target: Target, raw: bytes, settings: Settings, mode: Mode) -> 
         if mode.diff:
             found.diff = outcome.diff(str(target.path))
         else:
-            found.fixed, found.applied = outcome.fixed, outcome.applied
+            found.fixed, found.applied, found.read = outcome.fixed, outcome.applied, raw
     return found
 
 
@@ -426,11 +431,16 @@ def _report(current: Invocation, target: Target, result: FileResult) -> bool:
         _write_bytes(result.diff)
     elif result.fixed is not None:
         try:
-            write_atomically(target.path, result.fixed)
+            removed = write_atomically(target.path, result.fixed, result.read)
         except OSError as exc:
             report.error(f"{target.path}: cannot write the fixed file: {exc.strerror or exc}")
             return True
         report.fixed += result.applied
+        for name in removed:
+            shown = escape_path(str(target.path))
+            report.note(
+                f"{shown}: removed {escape_path(name)}, left by an interrupted gptlint --fix"
+            )
     return True
 
 

@@ -4,6 +4,7 @@ a lost comment or byte, or changed file metadata."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
@@ -144,37 +145,102 @@ def test_fix_leaves_no_temporary_files_and_removes_stale_ones(project, capsys):
     )
 
 
-def test_killed_fix_leaves_nothing_that_piles_up(tmp_path):
-    """A fix killed during its write leaves the original untouched and at most one temporary
-    file (none where the file system has O_TMPFILE: the data goes to an unnamed file), which
-    the next fix of that file removes once it is stale."""
-    path = tmp_path / "c.py"
-    path.write_text(SHAPE)
+def _unnamed_files_work(folder: Path) -> bool:
+    """Whether this kernel and file system let a process create an unnamed file in `folder`
+    and name it afterwards (O_TMPFILE, then linkat with AT_EMPTY_PATH)."""
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600)
+    except (AttributeError, OSError):
+        return False
+    try:
+        name = os.fsencode(folder / "probe")
+        linked = ctypes.CDLL(None, use_errno=True).linkat(fd, b"", -100, name, 0x1000) == 0
+    finally:
+        os.close(fd)
+    (folder / "probe").unlink(missing_ok=True)
+    return linked
+
+
+def _kill_a_fix_during_its_write(path: Path, unnamed: bool, flush: int = 1) -> bool:
+    """Run write_atomically in a child killed (SIGKILL) at its `flush`-th flush of file data
+    to disk (where the new data is all written); whether it was killed (else it finished)."""
     child = os.fork()
     if child == 0:  # pragma: no cover - the child is killed
         try:
-            real_fsync = os.fsync
+            if not unnamed:
+                del os.O_TMPFILE
+            real_fsync, flushes = os.fsync, []
 
             def fsync_then_die(fd):
                 real_fsync(fd)
-                os.kill(os.getpid(), 9)
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    flushes.append(fd)
+                    if len(flushes) == flush:
+                        os.kill(os.getpid(), 9)
 
             os.fsync = fsync_then_die
             write_atomically(path, b"x = 1\n" * 100_000)
         finally:
-            os._exit(1)
+            os._exit(0)
     _, status = os.waitpid(child, 0)
-    assert os.WIFSIGNALED(status)
-    assert path.read_text() == SHAPE
-    leftovers = [p for p in tmp_path.iterdir() if p != path]
-    assert len(leftovers) <= 1
-    assert all(re.fullmatch(r"\.c\.py\.gptlint-\w+\.tmp", p.name) for p in leftovers)
-    old = time.time() - 3600
-    for leftover in leftovers:
-        os.utime(leftover, (old, old))
-    write_atomically(path, FIXED.encode())
+    return os.WIFSIGNALED(status)
+
+
+@pytest.mark.parametrize("flush", [1, 2])
+def test_a_fix_killed_during_its_write_leaves_no_file(tmp_path, flush):
+    """Where the kernel allows an unnamed file, a kill at any flush of the write leaves none
+    (gptlint used to fall back to a named file after failing to link the unnamed one)."""
+    if not _unnamed_files_work(tmp_path):
+        pytest.skip("no unnamed files (O_TMPFILE + linkat AT_EMPTY_PATH) here")
+    path = tmp_path / "c.py"
+    path.write_text(SHAPE)
+    killed = _kill_a_fix_during_its_write(path, unnamed=True, flush=flush)
     assert list(tmp_path.iterdir()) == [path]
+    assert path.read_text() == (SHAPE if killed else "x = 1\n" * 100_000)
+
+
+def test_the_next_fix_removes_a_killed_fixs_temporary_file_and_says_so(project, capsys):
+    """Where no unnamed file can be made, a kill leaves one named temporary file, which the
+    next fix of that file removes once it is stale, naming it."""
+    path = project / "c.py"
+    path.write_text(SHAPE)
+    assert _kill_a_fix_during_its_write(path, unnamed=False)
+    assert path.read_text() == SHAPE
+    (leftover,) = (p for p in project.iterdir() if p.name.startswith(".c.py.gptlint-"))
+    assert re.fullmatch(r"\.c\.py\.gptlint-\w+\.tmp", leftover.name)
+    old = time.time() - 3600
+    os.utime(leftover, (old, old))
+    code, _, err = gptlint(capsys, "--fix", "c.py")
+    assert code == 0
+    assert err == f"gptlint: c.py: removed {leftover.name}, left by an interrupted gptlint --fix\n"
+    assert sorted(p.name for p in project.iterdir()) == ["c.py", "pyproject.toml"]
     assert path.read_text() == FIXED
+
+
+@pytest.mark.parametrize("when", ["after it was read", "while the fixed copy is written"])
+def test_fix_writes_nothing_over_a_line_appended_meanwhile(project, capsys, monkeypatch, when):
+    from gptlint import fix, runner
+
+    path = project / "c.py"
+    path.write_text(SHAPE)
+    module, name = (runner, "fix_source") if when == "after it was read" else (fix, "_write_new")
+    real = getattr(module, name)
+
+    def then_append(*args, **kwargs):
+        result = real(*args, **kwargs)
+        with open(path, "a") as stream:
+            stream.write("max_iters = 10\n")
+        return result
+
+    monkeypatch.setattr(module, name, then_append)
+    code, _, err = gptlint(capsys, "--fix", "c.py")
+    assert code == 2
+    assert err == (
+        "gptlint: error: c.py: cannot write the fixed file: the file changed after gptlint read"
+        " it (38 bytes read, 53 now): nothing written; run gptlint --fix again\n"
+    )
+    assert path.read_text() == SHAPE + "max_iters = 10\n"
+    assert sorted(p.name for p in project.iterdir()) == ["c.py", "pyproject.toml"]
 
 
 # 2. Pathological source is bounded: accepted where CPython accepts it, else GPT000 at its line
