@@ -41,10 +41,13 @@ class FixOutcome:
 
     def diff(self, name: str) -> bytes:
         """The fix as a unified diff in the file's own bytes (its encoding, a BOM kept as part
-        of the first line), so that `patch` turns the file into exactly the fixed one."""
+        of the first line), so that `patch` turns the file into exactly the fixed one; the
+        headers name the file in its name's own bytes (`diff_name`)."""
         encoding = "utf-8" if self.source.encoding == "utf-8-sig" else self.source.encoding
         before, after = self.source.raw.decode(encoding), self.fixed.decode(encoding)
-        return unified_diff(name, before, after).encode(encoding, errors="backslashreplace")
+        body = _hunks(before, after)
+        header = b"--- %s\n+++ %s\n" % (diff_name(name), diff_name(name))
+        return header + body.encode(encoding, errors="backslashreplace")
 
 
 def applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
@@ -119,14 +122,31 @@ class _Rewriter(cst.CSTTransformer):
         return updated_node if edit is None else edit.rewrite(updated_node)
 
 
-def unified_diff(path: str, before: str, after: str) -> str:
-    """A unified diff of a file's text before and after fixing, as `patch -p0` applies it:
-    both headers name the file (as Ruff's `--diff` does), line endings are kept, and a last
-    line without a newline is marked `\\ No newline at end of file`."""
-    lines = difflib.unified_diff(_lines(before), _lines(after), fromfile=path, tofile=path)
+def _hunks(before: str, after: str) -> str:
+    """The hunks of a unified diff of a file's text before and after fixing, as `patch -p0`
+    applies them (the headers are `diff_name`'s): line endings are kept, and a last line
+    without a newline is marked `\\ No newline at end of file`."""
+    lines = list(difflib.unified_diff(_lines(before), _lines(after)))[2:]  # past ---/+++
     return "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )
+
+
+def diff_name(name: str) -> bytes:
+    """`name` as a diff header writes it for `patch -p0`, in the name's own bytes (a name that
+    is not UTF-8 is not re-encoded): as it is; followed by a tab where it holds a space (patch
+    reads a name up to a tab, else up to whitespace); or, where it holds a tab, newline, quote,
+    backslash or other control character, quoted with C escapes, as GNU diff writes it."""
+    raw = os.fsencode(name)
+    if any(byte < 0x20 or byte in b'"\\\x7f' for byte in raw):
+        return b'"%s"' % b"".join(_escaped(byte) for byte in raw)
+    return raw + b"\t" if b" " in raw else raw
+
+
+def _escaped(byte: int) -> bytes:
+    if byte in b'"\\':
+        return b"\\" + bytes([byte])
+    return b"\\%03o" % byte if byte < 0x20 or byte == 0x7F else bytes([byte])
 
 
 def _lines(text: str) -> list[str]:
