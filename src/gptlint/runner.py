@@ -281,9 +281,9 @@ def _run_path(
         return
     if stat.S_ISDIR(mode):
         settings = current.settings_for(path)
-        found = walk(path, settings.exclude, settings.root, folder_error)
+        found = list(walk(path, settings.exclude, settings.root, folder_error))
         if not sum(process(current, Target(p, False)) for p in found):
-            error(f"{shown}: no config files found")
+            error(f"{shown}: no config files found{_all_excluded(path, found, settings)}")
         return
     if not stat.S_ISREG(mode):
         error(f"{shown}: not a regular file or folder, skipped")
@@ -291,6 +291,13 @@ def _run_path(
     settings = current.settings_for(path.parent)
     if not excluded(path, settings.exclude, settings.root):
         process(current, Target(path, True))
+
+
+def _all_excluded(folder: Path, found: list[Path], settings: Settings) -> str:
+    """Where the `exclude` setting left out every `.py` file of `folder`, that said."""
+    if found or not settings.exclude or not any(walk(folder, (), settings.root, _ignore)):
+        return ""
+    return f" (every .py file here matches the exclude setting: {list(settings.exclude)})"
 
 
 def _process(current: Invocation, target: Target) -> bool:

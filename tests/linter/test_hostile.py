@@ -436,6 +436,41 @@ def test_a_huge_file_is_one_clear_error(project, capsys):
     )
 
 
+def test_a_folder_all_excluded_names_the_exclude_setting(project, capsys):
+    (project / "config").mkdir()
+    (project / "config" / "a.py").write_text(SHAPE)
+    (project / "pyproject.toml").write_text("[tool.gptlint]\nexclude = ['*']\n")
+    code, out, err = gptlint(capsys, "config")
+    assert (code, out) == (2, "")
+    assert err == (
+        "gptlint: error: config: no config files found (every .py file here matches the"
+        " exclude setting: ['*'])\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("launch", "flags"),
+    [
+        ("torchrun --nproc_per_node=0 train.py", "--nproc_per_node=0"),
+        ("torchrun --nproc_per_node=8 --nnodes=0 train.py", "--nproc_per_node=8 --nnodes=0"),
+    ],
+)
+def test_a_launch_line_that_starts_no_process_is_reported(project, capsys, launch, flags):
+    (project / "c.py").write_text(f"# {launch}\ngradient_accumulation_steps = 40\n")
+    code, out, _ = main_output(capsys, "--select", "GPT401", "c.py")
+    assert code == 1
+    assert out.splitlines()[0] == (
+        f"c.py:1:1: GPT401 the world size is 0 (`{flags}` in the file's comments): torchrun"
+        " starts no process; --nproc_per_node and --nnodes must be at least 1"
+    )
+
+
+def main_output(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def test_names_are_nfkc_normalised(project, capsys):
     (project / "c.py").write_text("n_layer = 12\n\uff4e_head = 5\nn_embd = 512\n")
     _, out, _ = gptlint(capsys, "--select", "ALL", "c.py")
