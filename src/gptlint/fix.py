@@ -21,7 +21,7 @@ from gptlint.configfile import ConfigFile
 from gptlint.diagnostics import Diagnostic, Edit
 from gptlint.lint import LintResult, lint_source
 from gptlint.settings import Settings
-from gptlint.source import Source, gc_paused, read_regular, rereading
+from gptlint.source import FileTooLarge, Source, gc_paused, read_regular, rereading
 
 MAX_PASSES = 10
 
@@ -223,7 +223,7 @@ def _check_unchanged(path: Path, info: os.stat_result, read: bytes | None) -> No
         return
     now = path.stat()
     same = (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino) and now.st_size == len(read)
-    if not same or read_regular(path, len(read)) != read:
+    if not same or _bytes_now(path, len(read)) != read:
         raise FileChanged(
             f"the file changed after gptlint read it ({len(read):,} bytes read,"
             f" {now.st_size:,} now): nothing written; run gptlint --fix again"
@@ -274,6 +274,14 @@ def _write_new(folder: Path, name: str, data: bytes, info: os.stat_result, unnam
             Path(temporary).unlink(missing_ok=True)
         raise
     return temporary
+
+
+def _bytes_now(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, None where it now holds more than `limit`."""
+    try:
+        return read_regular(path, limit)
+    except FileTooLarge:
+        return None
 
 
 _AT_FDCWD = -100

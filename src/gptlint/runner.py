@@ -29,7 +29,7 @@ from gptlint.pyproject import convert, load_settings
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.schema import NANOGPT_SCHEMA, SchemaError, schema_for
 from gptlint.settings import SETTINGS, Settings, SettingsError
-from gptlint.source import read_regular, run_deep
+from gptlint.source import read_regular, run_deep, unread_reason
 
 
 @dataclass
@@ -361,8 +361,7 @@ def _lint_target(target: Target, settings: Settings | Exception, mode: Mode) -> 
     try:  # only regular files: a FIFO or /dev/zero (or a link to one) is named, never read
         raw = read_regular(target.path)
     except OSError as exc:
-        message = f"cannot read file: {exc.strerror or exc}"
-        return FileResult(diagnostics=[_unreadable(target, message)])
+        return FileResult(diagnostics=[_unreadable(target, unread_reason(exc))])
     if isinstance(settings, Exception):
         return FileResult(stop=settings)
     try:  # run_deep: room for libcst and the evaluator to recurse as deep as a file nests

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pickle
 import re
 import shutil
 import stat
@@ -672,7 +673,16 @@ def _laughs() -> bytes:
             "vocab_size a 16610-bit number (about 10^5000) is too large to be usable"
             " (over 10,000,000)",
         ),
-        (b"\x80\x02" + b"N0" * 3_000_000 + b"N.", "not read: larger than 4,000,000 bytes"),
+        (
+            b"\x80\x02" + b"N0" * 3_000_000 + b"N.",
+            "not read: no vocab_size in the first 1,000,000 pickle opcodes of its 6,000,004 bytes",
+        ),
+        (
+            b"\x80\x04}(\x8c\nvocab_size\x8c\x0bcollections\x8c\x0bOrderedDict\x93)R"
+            + b"N0" * 3_000_000
+            + b"u.",
+            "not read: refused STACK_GLOBAL: only plain data is accepted (a pickle can run code)",
+        ),
     ],
     ids=[
         "laughs",
@@ -686,6 +696,7 @@ def _laughs() -> bytes:
         "2**63",
         "10**5000",
         "large",
+        "large-global",
     ],
 )
 def test_hostile_meta_pkl_is_a_clean_error(tmp_path, data, reason):
@@ -694,6 +705,22 @@ def test_hostile_meta_pkl_is_a_clean_error(tmp_path, data, reason):
     with pytest.raises(MetaError) as caught:
         read_meta_vocab(path)
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_a_large_valid_meta_pkl_gives_its_vocab_size(project, protocol):
+    """A meta.pkl of tokenizer tables larger than MAX_META_BYTES is followed as a stream up to
+    its vocab_size (pickle.dump writes it first), never unpickled whole."""
+    chars = [chr(0x4E00 + i) for i in range(20_000)]
+    meta = {"vocab_size": 20_000, "itos": dict(enumerate(c * 300 for c in chars))}
+    meta["stoi"] = {c: i for i, c in enumerate(chars)}
+    (project / "data" / "big").mkdir(parents=True)
+    (project / "data" / "big" / "meta.pkl").write_bytes(pickle.dumps(meta, protocol=protocol))
+    assert (project / "data" / "big" / "meta.pkl").stat().st_size > 4_000_000
+    (project / "c.py").write_text("dataset = 'big'\nbatch_size = 4096\n")
+    result = gptlint_process("--select", "GPT501", "c.py", cwd=project, timeout=60)
+    assert result.stderr == b""
+    assert b"with vocab_size 20000 (from data/big/meta.pkl)" in result.stdout
 
 
 # 5. Settings values
