@@ -472,6 +472,19 @@ def main_output(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.parametrize("named", ["c.py", "config"])
+def test_a_1_gib_file_is_refused_with_its_own_size(project, capsys, named):
+    (project / "config").mkdir()
+    with open(project / "config" / "c.py", "wb") as sparse:
+        sparse.truncate(2**30)
+    code, out, _ = gptlint(capsys, "config/c.py" if named == "c.py" else "config")
+    assert code == 2
+    assert out.splitlines()[0] == (
+        "config/c.py:1:1: GPT000 file too large to lint (1,073,741,824 bytes; gptlint reads"
+        " configs of up to 2,000,000 bytes)"
+    )
+
+
 def test_names_are_nfkc_normalised(project, capsys):
     (project / "c.py").write_text("n_layer = 12\n\uff4e_head = 5\nn_embd = 512\n")
     _, out, _ = gptlint(capsys, "--select", "ALL", "c.py")
