@@ -28,7 +28,8 @@ _SCRIPT = re.compile(r"[\w./-]+\.py\b")
 
 @dataclass(frozen=True)
 class WorldSize:
-    """How many DDP processes train, and what says so."""
+    """How many DDP processes train, and what says so; 0 where a launch line starts none
+    (`--nproc_per_node=0`), which GPT401 reports."""
 
     size: int
     origin: str
@@ -93,7 +94,7 @@ class LintContext:
     def run(self) -> TrainingRun | list[Problem]:
         """The run train.py starts on the target GPU, or the problems that stop it."""
         return derive_run(
-            self.config, self.gpu, world_size=self.world_size.size, model=self._derived_model
+            self.config, self.gpu, world_size=self.world_size.size or 1, model=self._derived_model
         )
 
     @cached_property
@@ -108,7 +109,10 @@ class LintContext:
             for line in text.splitlines():
                 size = _launched_processes(line, Path(self.file.path).name)
                 if size is not None:
-                    origin = f"`{_NPROC.search(line).group(0).strip()}` in the file's comments"
+                    flags = [
+                        m.group(0).strip() for m in (_NPROC.search(line), _NNODES.search(line)) if m
+                    ]
+                    origin = f"`{' '.join(flags)}` in the file's comments"
                     return WorldSize(size, origin, node)
         return WorldSize(1, "a single process")
 
@@ -159,8 +163,7 @@ def _launched_processes(line: str, config_name: str) -> int | None:
     if len(scripts) > 1 and config_name not in scripts[1:]:
         return None  # launches another config
     nodes = _NNODES.search(line)
-    size = int(match.group(1)) * (int(nodes.group(1)) if nodes else 1)
-    return size if size >= 1 else None
+    return int(match.group(1)) * (int(nodes.group(1)) if nodes else 1)
 
 
 def _docstring_node(module: cst.Module) -> cst.SimpleString | None:

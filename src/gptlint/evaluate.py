@@ -90,7 +90,9 @@ MAX_INT_BITS = 10_000
 MAX_LENGTH = 1_000_000
 """Strings, lists, tuples and dicts longer than this: UNKNOWN."""
 MAX_STEPS = 200_000
-"""Nodes one evaluation may visit; past it the value is UNKNOWN (a 5 MB list literal)."""
+"""Nodes one evaluation may visit, and elements its comparisons, hashes and `str()`s may
+visit (repeated references counted each time); past it the value is UNKNOWN (a 5 MB list
+literal, `str([[0]*10**5]*10**5)`)."""
 
 
 class TooLarge(ArithmeticError):
@@ -170,6 +172,61 @@ def _eval(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
     return _checked(_eval_node(node, env))
 
 
+def _measure(value: Any) -> tuple[int, int]:
+    """(elements, characters): how many elements comparing, hashing or printing `value`
+    visits, counting each reference to a shared list again, and the length of its repr().
+    Raises TooLarge, without building anything, once either is past what is left of the
+    budget (MAX_STEPS, MAX_LENGTH)."""
+    known: dict[int, tuple[int, int]] = {}  # by id: every object reached is alive meanwhile
+    steps_left = MAX_STEPS - _steps[0]
+
+    def size(item: Any) -> tuple[int, int]:
+        if id(item) in known:
+            return known[id(item)]
+        if isinstance(item, list | tuple | dict):
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            elements, characters = 1, 3
+            for child in children:
+                child_elements, child_characters = size(child)
+                elements += child_elements
+                characters += child_characters + 2
+                if elements > steps_left or characters > MAX_LENGTH:
+                    raise TooLarge
+        elif isinstance(item, int) and not isinstance(item, bool):
+            elements, characters = 1, item.bit_length() * 30103 // 100_000 + 2
+        else:
+            elements, characters = 1, len(repr(item))
+        known[id(item)] = (elements, characters)
+        return elements, characters
+
+    return size(value)
+
+
+def _charge(*values: Any) -> None:
+    """Count the elements that comparing or hashing `values` visits against MAX_STEPS."""
+    for value in values:
+        if isinstance(value, list | tuple | dict):
+            _steps[0] += _measure(value)[0]
+
+
+def _charge_text(value: Any) -> None:
+    """Raise TooLarge where printing `value` (str(), an f-string, `'%s' %`) would build more
+    than MAX_LENGTH characters or visit more elements than MAX_STEPS leaves:
+    `str([[0]*10**5]*10**5)` would build 3·10**10 characters. Else count the elements."""
+    elements, characters = _measure(value)
+    if characters > MAX_LENGTH:
+        raise TooLarge
+    _steps[0] += elements
+
+
+def _text(value: Any) -> str:
+    """`str(value)`, once its size is known to be within the budget."""
+    if isinstance(value, str):
+        return value
+    _charge_text(value)
+    return str(value)
+
+
 def _eval_node(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
     if isinstance(node, cst.Integer):
         return int(node.value.replace("_", ""), 0)  # what evaluated_value's ast.parse gives
@@ -214,6 +271,7 @@ def _eval_node(node: cst.BaseExpression, env: Mapping[str, Any]) -> Any:
             op = _COMPARE.get(type(target.operator))
             if UNKNOWN in (left, right) or op is None:
                 return UNKNOWN
+            _charge(left, right)
             if not op(left, right):
                 return False
             left = right
@@ -269,6 +327,8 @@ def _binary_value(operator_type: type, left: Any, right: Any) -> Any:
         return UNKNOWN
     if _too_large(op, left, right):
         raise TooLarge
+    if op is operator.mod and isinstance(left, str | bytes):
+        _charge_text(right)  # '%s' % (y,) prints y
     return op(left, right)
 
 
@@ -309,7 +369,7 @@ def _eval_fstring(node: cst.FormattedString, env: Mapping[str, Any]) -> Any:
         value = _eval(part.expression, env)
         if value is UNKNOWN:
             return UNKNOWN
-        parts.append(str(value))
+        parts.append(_text(value))
     return "".join(parts)
 
 
@@ -321,6 +381,7 @@ def _eval_dict(node: cst.Dict, env: Mapping[str, Any]) -> Any:
         key, value = _eval(element.key, env), _eval(element.value, env)
         if UNKNOWN in (key, value):
             return UNKNOWN
+        _charge(key)
         result[key] = value
     return result
 
@@ -335,6 +396,7 @@ def _eval_subscript(node: cst.Subscript, env: Mapping[str, Any]) -> Any:
     key = _eval(index.value, env)
     if key is UNKNOWN:
         return UNKNOWN
+    _charge(key)
     return container[key]
 
 
@@ -358,4 +420,7 @@ def _eval_call(node: cst.Call, env: Mapping[str, Any]) -> Any:
         isinstance(v, int) and abs(v) > 1000 for v in [*args[1:], *kwargs.values()]
     ):
         raise TooLarge  # round(x, -10**8) computes 10**(10**8)
+    if node.func.value == "str" and len(args) == 1 and not kwargs:
+        return _text(args[0])
+    _charge(*args, *kwargs.values())
     return _PURE_CALLS[node.func.value](*args, **kwargs)

@@ -3,8 +3,10 @@ which reproduces every other byte (comments, quotes, spacing, newlines) as it wa
 
 from __future__ import annotations
 
+import ctypes
 import difflib
 import errno
+import functools
 import os
 import re
 import stat
@@ -19,7 +21,7 @@ from gptlint.configfile import ConfigFile
 from gptlint.diagnostics import Diagnostic, Edit
 from gptlint.lint import LintResult, lint_source
 from gptlint.settings import Settings
-from gptlint.source import Source, gc_paused, rereading
+from gptlint.source import FileTooLarge, Source, gc_paused, read_regular, rereading
 
 MAX_PASSES = 10
 
@@ -39,10 +41,13 @@ class FixOutcome:
 
     def diff(self, name: str) -> bytes:
         """The fix as a unified diff in the file's own bytes (its encoding, a BOM kept as part
-        of the first line), so that `patch` turns the file into exactly the fixed one."""
+        of the first line), so that `patch` turns the file into exactly the fixed one; the
+        headers name the file in its name's own bytes (`diff_name`)."""
         encoding = "utf-8" if self.source.encoding == "utf-8-sig" else self.source.encoding
         before, after = self.source.raw.decode(encoding), self.fixed.decode(encoding)
-        return unified_diff(name, before, after).encode(encoding, errors="backslashreplace")
+        body = _hunks(before, after)
+        header = b"--- %s\n+++ %s\n" % (diff_name(name), diff_name(name))
+        return header + body.encode(encoding, errors="backslashreplace")
 
 
 def applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
@@ -117,14 +122,31 @@ class _Rewriter(cst.CSTTransformer):
         return updated_node if edit is None else edit.rewrite(updated_node)
 
 
-def unified_diff(path: str, before: str, after: str) -> str:
-    """A unified diff of a file's text before and after fixing, as `patch -p0` applies it:
-    both headers name the file (as Ruff's `--diff` does), line endings are kept, and a last
-    line without a newline is marked `\\ No newline at end of file`."""
-    lines = difflib.unified_diff(_lines(before), _lines(after), fromfile=path, tofile=path)
+def _hunks(before: str, after: str) -> str:
+    """The hunks of a unified diff of a file's text before and after fixing, as `patch -p0`
+    applies them (the headers are `diff_name`'s): line endings are kept, and a last line
+    without a newline is marked `\\ No newline at end of file`."""
+    lines = list(difflib.unified_diff(_lines(before), _lines(after)))[2:]  # past ---/+++
     return "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )
+
+
+def diff_name(name: str) -> bytes:
+    """`name` as a diff header writes it for `patch -p0`, in the name's own bytes (a name that
+    is not UTF-8 is not re-encoded): as it is; followed by a tab where it holds a space (patch
+    reads a name up to a tab, else up to whitespace); or, where it holds a tab, newline, quote,
+    backslash or other control character, quoted with C escapes, as GNU diff writes it."""
+    raw = os.fsencode(name)
+    if any(byte < 0x20 or byte in b'"\\\x7f' for byte in raw):
+        return b'"%s"' % b"".join(_escaped(byte) for byte in raw)
+    return raw + b"\t" if b" " in raw else raw
+
+
+def _escaped(byte: int) -> bytes:
+    if byte in b'"\\':
+        return b"\\" + bytes([byte])
+    return b"\\%03o" % byte if byte < 0x20 or byte == 0x7F else bytes([byte])
 
 
 def _lines(text: str) -> list[str]:
@@ -139,21 +161,33 @@ TEMP_MARK = ".gptlint-"
 STALE_AFTER_S = 60.0
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+class FileChanged(OSError):
+    """The file is no longer the bytes the fix was made from: replacing it would lose what was
+    written to it meanwhile."""
+
+
+def write_atomically(path: Path, data: bytes, read: bytes | None = None) -> list[str]:
     """Replace the contents of `path` (of the file it links to, for a symbolic link, which stays
     a link) with `data` in one step, keeping its owner, group and permission bits: write the
     data to a new file in the same folder, flush it to disk, then rename it over the original.
+    Returns the names of stale temporary files it removed (see below).
 
+    * `read`: the bytes `data` was made from. Where the file no longer holds exactly them
+      (another process appended a line since), nothing is written: FileChanged. The check is
+      made before writing and again just before the rename; a write that lands in the instant
+      between that last check and the rename is not seen.
     * A file with more than one hard link is refused (OSError): a rename would split it from
       its other names, and writing into it in place is not atomic (a crash midway would leave
       a torn file under every name).
     * Where the owner cannot be kept (a file owned by someone else and no privilege to give a
       new file away), the write is refused rather than silently taking the file over.
-    * The new file is created unnamed (Linux O_TMPFILE) and only named (`.NAME.gptlint-XXXX.tmp`)
-      for the instant between linking and renaming it, so a kill during the write leaves
-      nothing behind. Where O_TMPFILE is not supported it is a named temporary file from the
-      start; either way a later run removes such files older than STALE_AFTER_S seconds (no
-      write of gptlint's keeps one that long), so leftovers never pile up.
+    * The new file is created unnamed (Linux O_TMPFILE) and named (`.NAME.gptlint-XXXX.tmp`,
+      with `linkat(AT_EMPTY_PATH)`, or through /proc/self/fd) only once it is complete, for
+      the instant before the rename: a kill while the data is written leaves nothing. Where
+      the kernel or file system allows neither, it is a named temporary file from the start,
+      and a kill leaves it behind: the next fix of NAME removes such files once they are
+      older than STALE_AFTER_S seconds (no write of gptlint's keeps one that long) and
+      returns their names, so leftovers never pile up and are never removed silently.
     """
     path = path.resolve()
     info = path.stat()
@@ -164,20 +198,36 @@ def write_atomically(path: Path, data: bytes) -> None:
             f"the file has {info.st_nlink} hard links; replacing it would break them"
             " (not fixed: apply the fix with --diff and patch)"
         )
+    _check_unchanged(path, info, read)
     folder = path.parent
-    _remove_stale_temporaries(folder, path.name)
+    removed = _remove_stale_temporaries(folder, path.name)
     temporary = None
     try:
         try:
             temporary = _write_new(folder, path.name, data, info, unnamed=True)
         except _NoUnnamedFiles:
             temporary = _write_new(folder, path.name, data, info, unnamed=False)
+        _check_unchanged(path, info, read)
         os.replace(temporary, path)
         temporary = None
         _sync_folder(folder)
     finally:
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
+    return removed
+
+
+def _check_unchanged(path: Path, info: os.stat_result, read: bytes | None) -> None:
+    """FileChanged unless `path` is still the file of `info` (same inode) and holds `read`."""
+    if read is None:
+        return
+    now = path.stat()
+    same = (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino) and now.st_size == len(read)
+    if not same or _bytes_now(path, len(read)) != read:
+        raise FileChanged(
+            f"the file changed after gptlint read it ({len(read):,} bytes read,"
+            f" {now.st_size:,} now): nothing written; run gptlint --fix again"
+        )
 
 
 class _NoUnnamedFiles(Exception):
@@ -218,17 +268,48 @@ def _write_new(folder: Path, name: str, data: bytes, info: os.stat_result, unnam
             os.fchmod(stream.fileno(), stat.S_IMODE(info.st_mode))
             os.fsync(stream.fileno())
             if temporary is None:
-                candidate = _temporary_name(folder, name)
-                try:
-                    os.link(f"/proc/self/fd/{stream.fileno()}", candidate, follow_symlinks=True)
-                except OSError:
-                    raise _NoUnnamedFiles from None
-                temporary = candidate
+                temporary = _name_unnamed(stream.fileno(), _temporary_name(folder, name))
     except BaseException:
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
         raise
     return temporary
+
+
+def _bytes_now(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, None where it now holds more than `limit`."""
+    try:
+        return read_regular(path, limit)
+    except FileTooLarge:
+        return None
+
+
+_AT_FDCWD = -100
+_AT_EMPTY_PATH = 0x1000
+
+
+def _name_unnamed(fd: int, name: str) -> str:
+    """Give the unnamed file open as `fd` the name `name`: `linkat(fd, "", AT_FDCWD, name,
+    AT_EMPTY_PATH)` (any user since Linux 6.10; before, with CAP_DAC_READ_SEARCH), else a link
+    through `/proc/self/fd` (EXDEV where /proc is not this file system's view);
+    _NoUnnamedFiles where neither works."""
+    libc = _libc()
+    if libc is not None and libc.linkat(fd, b"", _AT_FDCWD, os.fsencode(name), _AT_EMPTY_PATH) == 0:
+        return name
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
+    except OSError:
+        raise _NoUnnamedFiles from None
+    return name
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, for linkat (Python's os.link cannot pass AT_EMPTY_PATH)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _owner(fd: int) -> tuple[int, int]:
@@ -240,23 +321,26 @@ def _temporary_name(folder: Path, name: str) -> str:
     return str(folder / f".{name}{TEMP_MARK}{os.urandom(6).hex()}.tmp")
 
 
-def _remove_stale_temporaries(folder: Path, name: str) -> None:
+def _remove_stale_temporaries(folder: Path, name: str) -> list[str]:
     """Remove the temporary files an earlier, killed `--fix` of `name` left in `folder`: named
     `.NAME.gptlint-XXXX.tmp` (or `.NAME.XXXXXXXX.tmp`, as gptlint named them before), regular
-    files not written to for STALE_AFTER_S seconds (a running fix renames its own long before)."""
+    files not written to for STALE_AFTER_S seconds (a running fix renames its own long before).
+    Their names."""
     pattern = re.compile(rf"\.{re.escape(name)}\.(?:gptlint-[0-9a-z_]+|[0-9a-z_]{{8}})\.tmp")
     try:
         entries = [e for e in os.scandir(folder) if pattern.fullmatch(e.name)]
     except OSError:
-        return
-    now = time.time()
+        return []
+    now, removed = time.time(), []
     for entry in entries:
         try:
             info = entry.stat(follow_symlinks=False)
             if stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_AFTER_S:
                 os.unlink(entry.path)
+                removed.append(entry.name)
         except OSError:
             continue
+    return removed
 
 
 def _sync_folder(folder: Path) -> None:

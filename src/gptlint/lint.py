@@ -17,7 +17,7 @@ from gptlint.resolve import EffectiveConfig, OverrideError, resolve
 from gptlint.rules import RULES_BY_CODE, enabled_codes
 from gptlint.schema import schema_for
 from gptlint.settings import Settings, SettingsError
-from gptlint.source import Source, SourceError, decode_source
+from gptlint.source import Source, SourceError, decode_source, read_regular, unread_reason
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)
 _LOWERCASE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -102,10 +102,10 @@ def lint_bytes(
 
 def lint_file(path: str | Path, settings: Settings) -> list[Diagnostic]:
     """The diagnostics for the config at `path` (GPT000 when it cannot be read)."""
-    try:
-        raw = Path(path).read_bytes()
+    try:  # only a regular file: a FIFO or device is named, never read
+        raw = read_regular(path)
     except OSError as exc:
-        return [_unreadable(str(path), SourceError(f"cannot read file: {exc.strerror or exc}"))]
+        return [_unreadable(str(path), SourceError(unread_reason(exc)))]
     return lint_bytes(str(path), raw, settings).diagnostics
 
 

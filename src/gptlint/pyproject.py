@@ -5,6 +5,7 @@ rule codes against the rule registry included."""
 from __future__ import annotations
 
 import re
+import stat
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -36,9 +37,20 @@ def find_pyproject(start: Path) -> Path | None:
     directory = start if start.is_dir() else start.parent
     for candidate_dir in (directory, *directory.parents):
         candidate = candidate_dir / "pyproject.toml"
-        if candidate.is_file() and _gptlint_table(candidate) is not None:
+        if _is_file(candidate) and _gptlint_table(candidate) is not None:
             return candidate
     return None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; SettingsError where that cannot be known (its folder may not
+    be searched: a pyproject.toml there would set this folder's settings)."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def load_settings(start: Path) -> Settings:
@@ -64,7 +76,9 @@ def _gptlint_table(path: Path) -> tuple[str, Any] | None:
 def _read_table(path: Path, version: tuple[int, int]) -> tuple[str, Any] | None:
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise SettingsError(f"{path}: cannot read: {exc}") from None
     if "gptlint" not in text:
         return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +78,10 @@ class ModelShape:
             non_embedding=non_embedding,
         )
 
-    def parameter_numels(self) -> list[int]:
-        """The element count of each parameter tensor of nanoGPT's `GPT` (wte, tied to lm_head,
-        once; wpe; each block's; ln_f), in `named_parameters()` order; they sum to
-        `num_params(non_embedding=False)`."""
+    def parameter_numels(self) -> Counter[int]:
+        """The element counts of nanoGPT's `GPT` parameter tensors (wte, tied to lm_head,
+        once; wpe; each block's; ln_f), each with how many tensors have it; they sum to
+        `num_params(non_embedding=False)`. Counted, not listed: n_layer = 10**9 lists nothing."""
         c = self.n_embd
         norm = [c, c] if self.bias else [c]
         linears = ((3 * c, c), (c, c), (4 * c, c), (c, 4 * c))  # c_attn, c_proj, c_fc, c_proj
@@ -89,7 +90,9 @@ class ModelShape:
             if i in (0, 2):
                 block += norm  # ln_1 before attention, ln_2 before the MLP
             block += [rows * cols, rows] if self.bias else [rows * cols]
-        return [self.vocab_size * c, self.block_size * c, *block * self.n_layer, *norm]
+        numels = Counter({n: k * self.n_layer for n, k in Counter(block).items()})
+        numels.update([self.vocab_size * c, self.block_size * c, *norm])
+        return numels
 
 
 def count_params(

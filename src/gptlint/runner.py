@@ -29,7 +29,7 @@ from gptlint.pyproject import convert, load_settings
 from gptlint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.schema import NANOGPT_SCHEMA, SchemaError, schema_for
 from gptlint.settings import SETTINGS, Settings, SettingsError
-from gptlint.source import read_regular, run_deep
+from gptlint.source import read_regular, run_deep, unread_reason
 
 
 @dataclass
@@ -45,6 +45,10 @@ class Report:
     def error(self, message: str) -> None:
         print(f"gptlint: error: {message}", file=sys.stderr)
         self.errors = True
+
+    def note(self, message: str) -> None:
+        """Say something the run did besides its findings (no change to the exit code)."""
+        print(f"gptlint: {message}", file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class FileResult:
     would_change: bool = False
     diff: bytes | None = None  # --diff: the file's diff, for stdout
     fixed: bytes | None = None  # --fix: the file's new bytes, to write
+    read: bytes | None = None  # --fix: the bytes they were made from (written only over them)
     applied: int = 0
     failure: str | None = None  # a bug in gptlint, reported with the file's name
     stop: Exception | None = None  # broken settings or train.py: the named path stops here
@@ -276,9 +281,9 @@ def _run_path(
         return
     if stat.S_ISDIR(mode):
         settings = current.settings_for(path)
-        found = walk(path, settings.exclude, settings.root, folder_error)
+        found = list(walk(path, settings.exclude, settings.root, folder_error))
         if not sum(process(current, Target(p, False)) for p in found):
-            error(f"{shown}: no config files found")
+            error(f"{shown}: no config files found{_all_excluded(path, found, settings)}")
         return
     if not stat.S_ISREG(mode):
         error(f"{shown}: not a regular file or folder, skipped")
@@ -286,6 +291,13 @@ def _run_path(
     settings = current.settings_for(path.parent)
     if not excluded(path, settings.exclude, settings.root):
         process(current, Target(path, True))
+
+
+def _all_excluded(folder: Path, found: list[Path], settings: Settings) -> str:
+    """Where the `exclude` setting left out every `.py` file of `folder`, that said."""
+    if found or not settings.exclude or not any(walk(folder, (), settings.root, _ignore)):
+        return ""
+    return f" (every .py file here matches the exclude setting: {list(settings.exclude)})"
 
 
 def _process(current: Invocation, target: Target) -> bool:
@@ -349,8 +361,7 @@ def _lint_target(target: Target, settings: Settings | Exception, mode: Mode) -> 
     try:  # only regular files: a FIFO or /dev/zero (or a link to one) is named, never read
         raw = read_regular(target.path)
     except OSError as exc:
-        message = f"cannot read file: {exc.strerror or exc}"
-        return FileResult(diagnostics=[_unreadable(target, message)])
+        return FileResult(diagnostics=[_unreadable(target, unread_reason(exc))])
     if isinstance(settings, Exception):
         return FileResult(stop=settings)
     try:  # run_deep: room for libcst and the evaluator to recurse as deep as a file nests
@@ -387,7 +398,7 @@ def _lint_or_fix(target: Target, raw: bytes, settings: Settings, mode: Mode) -> 
         if mode.diff:
             found.diff = outcome.diff(str(target.path))
         else:
-            found.fixed, found.applied = outcome.fixed, outcome.applied
+            found.fixed, found.applied, found.read = outcome.fixed, outcome.applied, raw
     return found
 
 
@@ -426,11 +437,16 @@ def _report(current: Invocation, target: Target, result: FileResult) -> bool:
         _write_bytes(result.diff)
     elif result.fixed is not None:
         try:
-            write_atomically(target.path, result.fixed)
+            removed = write_atomically(target.path, result.fixed, result.read)
         except OSError as exc:
             report.error(f"{target.path}: cannot write the fixed file: {exc.strerror or exc}")
             return True
         report.fixed += result.applied
+        for name in removed:
+            shown = escape_path(str(target.path))
+            report.note(
+                f"{shown}: removed {escape_path(name)}, left by an interrupted gptlint --fix"
+            )
     return True
 
 

@@ -65,16 +65,28 @@ MAX_SOURCE_BYTES = 2_000_000
 """Larger files are not configs; libcst would take minutes to parse one."""
 
 
+def _too_large_to_lint(size: int) -> str:
+    return (
+        f"file too large to lint ({size:,} bytes; gptlint reads configs of up to"
+        f" {MAX_SOURCE_BYTES:,} bytes)"
+    )
+
+
+def unread_reason(exc: OSError) -> str:
+    """Why `read_regular` read no config, for a GPT000 message: too large (with the file's own
+    size), or the system's reason."""
+    if isinstance(exc, FileTooLarge):
+        return _too_large_to_lint(exc.size)
+    return f"cannot read file: {exc.strerror or exc}"
+
+
 def decode_source(path: str, raw: bytes) -> Source:
     """Decode `raw` as Python would (BOM, PEP 263 coding declaration, else UTF-8).
 
     Raises SourceError for binary files, unknown or wrong encodings, naming the line.
     """
     if len(raw) > MAX_SOURCE_BYTES:
-        raise SourceError(
-            f"file too large to lint ({len(raw):,} bytes; gptlint reads configs of up to"
-            f" {MAX_SOURCE_BYTES:,} bytes)"
-        )
+        raise SourceError(_too_large_to_lint(len(raw)))
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
         raise SourceError("binary file (contains a NUL byte), not a Python config", line)
@@ -771,11 +783,16 @@ class _Lines:
         return self.starts[line - 1] if line <= len(self.starts) else len(self._text)
 
 
-MAX_READ_BYTES = 16_000_000
-
-
 class NotRegularFile(OSError):
     """A path that names (or links to) a FIFO, device or socket: never read."""
+
+
+class FileTooLarge(OSError):
+    """A file holding more bytes than the reader's limit: not read. `size` is its size."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"file too large ({size:,} bytes)")
+        self.size = size
 
 
 def real_folder(path: Path) -> Path:
@@ -792,26 +809,32 @@ def _real_directory(directory: str) -> Path:
     return Path(directory).resolve()
 
 
-def read_regular(path: str | os.PathLike[str], limit: int = MAX_READ_BYTES) -> bytes:
-    """The bytes of the regular file at `path` (a symbolic link is followed), at most `limit`
-    and one more (so that the caller can tell a file is too large). A FIFO, device or socket
-    raises NotRegularFile without blocking: the file is opened non-blocking and checked with
-    fstat, so a path swapped for a FIFO after a check cannot hang the read either."""
+def read_regular(path: str | os.PathLike[str], limit: int = MAX_SOURCE_BYTES) -> bytes:
+    """The bytes of the regular file at `path` (`open_regular`); FileTooLarge, with the
+    file's size, where it holds more than `limit`."""
+    with open_regular(path) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size > limit:
+            raise FileTooLarge(size)
+        data = stream.read(limit + 1)
+        if len(data) > limit:  # it grew since fstat
+            raise FileTooLarge(max(len(data), os.fstat(stream.fileno()).st_size))
+        return data
+
+
+def open_regular(path: str | os.PathLike[str]) -> io.BufferedReader:
+    """The regular file at `path` (a symbolic link is followed), open for reading. A FIFO,
+    device or socket raises NotRegularFile without blocking: the file is opened non-blocking
+    and checked with fstat, so a path swapped for a FIFO after a check cannot hang a read."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile(f"not a regular file ({_kind(mode)}), skipped")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
 
 
 def _kind(mode: int) -> str:
@@ -831,5 +854,5 @@ def read_source(path: str) -> Source:
     try:
         raw = read_regular(path)
     except OSError as exc:
-        raise SourceError(f"cannot read file: {exc.strerror or exc}") from None
+        raise SourceError(unread_reason(exc)) from None
     return decode_source(path, raw)

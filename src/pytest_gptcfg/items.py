@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gptlint.context import LintContext
-from gptlint.discover import selects
+from gptlint.discover import selects, walk
 from gptlint.estimate import estimate_memory
 from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile, get_profile
 from gptlint.kinds import MemoryMode
@@ -45,6 +45,17 @@ def is_config(path: Path, given: Path) -> bool:
         return True
     # run_deep: parsing recurses as deep as the file nests
     return run_deep(selects, path, None if path == given else given, settings)
+
+
+def uncollected_configs(folder: Path) -> list[Path]:
+    """The `.py` files gptlint finds in `folder` (`gptlint.discover.walk`) that pytest does not
+    collect, being no regular file: a FIFO, a device, a broken link. gptlint reports them; so
+    does the plugin, through their lint items."""
+    try:
+        settings = load_settings(folder)
+    except SettingsError:
+        settings = Settings()
+    return [p for p in walk(folder, settings.exclude, settings.root) if not os.path.isfile(p)]
 
 
 MAX_SIMULATED_LAYERS = 2048
@@ -163,6 +174,10 @@ class MemoryItem(ConfigItem):
             raise
         try:
             result, max_batch = self._check(engine, step, options, profile, budget, mode, device)
+        except engine.UserModelError as exc:  # the project's model stopped the run (sys.exit)
+            message = f"{path}: memory check not run: {exc}"
+            self._record(report.memory_record(path, profile, budget, error=message))
+            raise CheckFailed(message) from None
         except Exception as exc:  # never a traceback in the user's test run
             message = _engine_failure(path, model_py, exc)
             self._record(report.memory_record(path, profile, budget, error=message))

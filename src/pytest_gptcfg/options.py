@@ -180,6 +180,8 @@ def _configs(config: pytest.Config) -> tuple[Path, ...]:
     for path in paths:
         if not path.exists():
             raise pytest.UsageError(f"--gpt-configs: no such file or folder: {path}")
+        if not (path.is_file() or path.is_dir()):  # a FIFO, a device: never read
+            raise pytest.UsageError(f"--gpt-configs: not a regular file or folder: {path}")
         if path.is_file() and path.suffix != ".py":
             raise pytest.UsageError(f"--gpt-configs: not a Python config file: {path}")
     return tuple(dict.fromkeys(p.resolve() for p in paths))

@@ -72,6 +72,17 @@ class _SessionHooks:
     def __init__(self, config: pytest.Config, options: Options, results: Results) -> None:
         self.config, self.options, self.results = config, options, results
 
+    @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect
+    def pytest_collection_modifyitems(self, session: pytest.Session, items: list) -> None:
+        """pytest collects regular files only: a FIFO or device named `.py` in a configs
+        folder becomes a config here, whose lint item says what it is (as gptlint does)."""
+        from pytest_gptcfg.items import GptConfigFile, uncollected_configs
+
+        for folder in self.options.configs:
+            if folder.is_dir():
+                for path in uncollected_configs(folder):
+                    items.extend(GptConfigFile.from_parent(session, path=path).collect())
+
     # Both hooks see every report of the run (the user's tests, collection reports too):
     # report.py reads only the plugin's own records and ignores the rest.
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -72,7 +72,7 @@ def test_kernel_choice_follows_pytorch():
 def test_static_terms_are_16_bytes_per_parameter_in_the_allocators_blocks():
     terms = estimate_memory(GPT2, RTX4070).terms
     params = GPT2.shape.num_params(non_embedding=False)
-    copy = sum(fresh_block_size(4 * n) for n in GPT2.shape.parameter_numels())
+    copy = sum(fresh_block_size(4 * n) * k for n, k in GPT2.shape.parameter_numels().items())
     assert terms["parameters"] == terms["gradients"] == copy
     assert terms["optimizer_state"] == 2 * copy
     assert 4 * params < copy < 4 * params * 1.005
@@ -86,7 +86,8 @@ def test_static_terms_are_16_bytes_per_parameter_in_the_allocators_blocks():
 
 def test_parameter_numels_add_up_to_nanogpts_count():
     for shape in (GPT2.shape, dataclasses.replace(GPT2.shape, bias=True, block_size=256)):
-        assert sum(shape.parameter_numels()) == shape.num_params(non_embedding=False)
+        numels = shape.parameter_numels()
+        assert sum(n * k for n, k in numels.items()) == shape.num_params(non_embedding=False)
 
 
 def test_without_accumulation_no_gradients_exist_when_the_backward_starts():

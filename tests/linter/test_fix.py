@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import libcst as cst
@@ -168,6 +169,44 @@ def test_diff_applies_with_patch_to_give_the_fixed_file(project, capsysbinary, b
         capture_output=True,
     )
     assert path.read_bytes() == expected.read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs the patch tool")
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        (b"my configs/a b.py", b"--- my configs/a b.py\t\n+++ my configs/a b.py\t\n@@ "),
+        (b"caf\xe9.py", b"--- caf\xe9.py\n+++ caf\xe9.py\n@@ "),
+        (
+            b"my configs/caf\xe9 1.py",
+            b"--- my configs/caf\xe9 1.py\t\n+++ my configs/caf\xe9 1.py\t\n@@ ",
+        ),
+        (
+            b'tab\tand "quote".py',
+            b'--- "tab\\011and \\"quote\\".py"\n+++ "tab\\011and \\"quote\\".py"\n@@ ',
+        ),
+    ],
+    ids=["space", "latin-1-name", "both", "quoted"],
+)
+def test_diff_of_an_odd_file_name_applies_with_patch(project, name, header):
+    """The headers name the file as GNU diff would, in the name's own bytes, so that
+    `patch -p0` finds it (a name with a space, one that is not UTF-8, one needing quotes)."""
+    before = b"n_layer = 12\nn_head = 12\nn_embd = 512\n"
+    path = Path(os.fsdecode(project / os.fsdecode(name)))
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(before)
+    diff = subprocess.run(
+        [sys.executable, "-m", "gptlint", "--select", "GPT101", "--diff", os.fsdecode(name)],
+        cwd=project,
+        capture_output=True,
+    )
+    assert (diff.returncode, diff.stderr) == (1, b"")
+    assert diff.stdout.startswith(header)
+    patched = subprocess.run(
+        ["patch", "-p0", "--binary"], input=diff.stdout, cwd=project, capture_output=True
+    )
+    assert patched.returncode == 0, patched.stdout + patched.stderr
+    assert path.read_bytes() == before.replace(b"n_head = 12", b"n_head = 8")
 
 
 UNSAFE_EXAMPLES = [

@@ -4,7 +4,9 @@ a lost comment or byte, or changed file metadata."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import pickle
 import re
 import shutil
 import stat
@@ -144,37 +146,102 @@ def test_fix_leaves_no_temporary_files_and_removes_stale_ones(project, capsys):
     )
 
 
-def test_killed_fix_leaves_nothing_that_piles_up(tmp_path):
-    """A fix killed during its write leaves the original untouched and at most one temporary
-    file (none where the file system has O_TMPFILE: the data goes to an unnamed file), which
-    the next fix of that file removes once it is stale."""
-    path = tmp_path / "c.py"
-    path.write_text(SHAPE)
+def _unnamed_files_work(folder: Path) -> bool:
+    """Whether this kernel and file system let a process create an unnamed file in `folder`
+    and name it afterwards (O_TMPFILE, then linkat with AT_EMPTY_PATH)."""
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600)
+    except (AttributeError, OSError):
+        return False
+    try:
+        name = os.fsencode(folder / "probe")
+        linked = ctypes.CDLL(None, use_errno=True).linkat(fd, b"", -100, name, 0x1000) == 0
+    finally:
+        os.close(fd)
+    (folder / "probe").unlink(missing_ok=True)
+    return linked
+
+
+def _kill_a_fix_during_its_write(path: Path, unnamed: bool, flush: int = 1) -> bool:
+    """Run write_atomically in a child killed (SIGKILL) at its `flush`-th flush of file data
+    to disk (where the new data is all written); whether it was killed (else it finished)."""
     child = os.fork()
     if child == 0:  # pragma: no cover - the child is killed
         try:
-            real_fsync = os.fsync
+            if not unnamed:
+                del os.O_TMPFILE
+            real_fsync, flushes = os.fsync, []
 
             def fsync_then_die(fd):
                 real_fsync(fd)
-                os.kill(os.getpid(), 9)
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    flushes.append(fd)
+                    if len(flushes) == flush:
+                        os.kill(os.getpid(), 9)
 
             os.fsync = fsync_then_die
             write_atomically(path, b"x = 1\n" * 100_000)
         finally:
-            os._exit(1)
+            os._exit(0)
     _, status = os.waitpid(child, 0)
-    assert os.WIFSIGNALED(status)
-    assert path.read_text() == SHAPE
-    leftovers = [p for p in tmp_path.iterdir() if p != path]
-    assert len(leftovers) <= 1
-    assert all(re.fullmatch(r"\.c\.py\.gptlint-\w+\.tmp", p.name) for p in leftovers)
-    old = time.time() - 3600
-    for leftover in leftovers:
-        os.utime(leftover, (old, old))
-    write_atomically(path, FIXED.encode())
+    return os.WIFSIGNALED(status)
+
+
+@pytest.mark.parametrize("flush", [1, 2])
+def test_a_fix_killed_during_its_write_leaves_no_file(tmp_path, flush):
+    """Where the kernel allows an unnamed file, a kill at any flush of the write leaves none
+    (gptlint used to fall back to a named file after failing to link the unnamed one)."""
+    if not _unnamed_files_work(tmp_path):
+        pytest.skip("no unnamed files (O_TMPFILE + linkat AT_EMPTY_PATH) here")
+    path = tmp_path / "c.py"
+    path.write_text(SHAPE)
+    killed = _kill_a_fix_during_its_write(path, unnamed=True, flush=flush)
     assert list(tmp_path.iterdir()) == [path]
+    assert path.read_text() == (SHAPE if killed else "x = 1\n" * 100_000)
+
+
+def test_the_next_fix_removes_a_killed_fixs_temporary_file_and_says_so(project, capsys):
+    """Where no unnamed file can be made, a kill leaves one named temporary file, which the
+    next fix of that file removes once it is stale, naming it."""
+    path = project / "c.py"
+    path.write_text(SHAPE)
+    assert _kill_a_fix_during_its_write(path, unnamed=False)
+    assert path.read_text() == SHAPE
+    (leftover,) = (p for p in project.iterdir() if p.name.startswith(".c.py.gptlint-"))
+    assert re.fullmatch(r"\.c\.py\.gptlint-\w+\.tmp", leftover.name)
+    old = time.time() - 3600
+    os.utime(leftover, (old, old))
+    code, _, err = gptlint(capsys, "--fix", "c.py")
+    assert code == 0
+    assert err == f"gptlint: c.py: removed {leftover.name}, left by an interrupted gptlint --fix\n"
+    assert sorted(p.name for p in project.iterdir()) == ["c.py", "pyproject.toml"]
     assert path.read_text() == FIXED
+
+
+@pytest.mark.parametrize("when", ["after it was read", "while the fixed copy is written"])
+def test_fix_writes_nothing_over_a_line_appended_meanwhile(project, capsys, monkeypatch, when):
+    from gptlint import fix, runner
+
+    path = project / "c.py"
+    path.write_text(SHAPE)
+    module, name = (runner, "fix_source") if when == "after it was read" else (fix, "_write_new")
+    real = getattr(module, name)
+
+    def then_append(*args, **kwargs):
+        result = real(*args, **kwargs)
+        with open(path, "a") as stream:
+            stream.write("max_iters = 10\n")
+        return result
+
+    monkeypatch.setattr(module, name, then_append)
+    code, _, err = gptlint(capsys, "--fix", "c.py")
+    assert code == 2
+    assert err == (
+        "gptlint: error: c.py: cannot write the fixed file: the file changed after gptlint read"
+        " it (38 bytes read, 53 now): nothing written; run gptlint --fix again\n"
+    )
+    assert path.read_text() == SHAPE + "max_iters = 10\n"
+    assert sorted(p.name for p in project.iterdir()) == ["c.py", "pyproject.toml"]
 
 
 # 2. Pathological source is bounded: accepted where CPython accepts it, else GPT000 at its line
@@ -306,6 +373,49 @@ def test_too_large_follows_the_names_that_read_it(project):
     assert config.origin("block_size") == "c.py:7 (too large to evaluate statically)"
 
 
+SHARED = (  # 10**10 elements (v, w: 10**15) to print, compare or hash; 100,001 in memory each
+    "x = [0] * 100000\ny = [x] * 100000\nz = [[0] * 100000] * 100000\n"
+    "t = (0,) * 100000\nu = (t,) * 100000\nv = [y] * 100000\nw = [z] * 100000\n"
+)
+
+
+@pytest.mark.parametrize(
+    "value", ["str(y)", "f'{y}'", "'%s' % (y,)", "v == w", "{u: 1}", "v in [w]"]
+)
+def test_printing_comparing_or_hashing_a_shared_list_is_bounded(project, value):
+    (project / "c.py").write_text(SHARED + f"out_dir = {value}\n" + SHAPE)
+    result = gptlint_process("--select", "ALL", "c.py", cwd=project, timeout=60)
+    assert (result.returncode, result.stderr) == (1, b"")
+    assert b"GPT101" in result.stdout
+
+
+def test_a_shared_list_too_large_to_print_or_compare_is_named(project):
+    from gptlint.resolve import load_config
+
+    (project / "c.py").write_text(SHARED + "out_dir = str(y)\neval_only = y == z\n")
+    config = load_config("c.py")
+    assert config.origin("out_dir") == "c.py:8 (too large to evaluate statically)"
+    assert config.origin("eval_only") == "c.py:9 (too large to evaluate statically)"
+
+
+@pytest.mark.parametrize("n_layer", ["10**8", "10**9", "10**14"])
+def test_a_huge_layer_count_is_estimated_without_a_list_per_layer(project, n_layer):
+    (project / "c.py").write_text(f"n_layer = {n_layer}\nn_head = 8\nn_embd = 512\n")
+    result = gptlint_process("--select", "GPT501", "c.py", cwd=project, timeout=60)
+    assert (result.returncode, result.stderr) == (1, b"")
+    assert result.stdout.startswith(b"c.py:3:1: GPT501 estimated peak training memory ")
+    assert b"GiB exceeds the 11.99 GiB budget of rtx4070" in result.stdout
+
+
+def test_parameter_sizes_are_counted_not_listed_per_layer():
+    from gptlint.run import ModelShape
+
+    shape = ModelShape(10**9, 8, 512, 1024, 50304, True)
+    numels = shape.parameter_numels()
+    assert len(numels) <= 10
+    assert sum(n * k for n, k in numels.items()) == shape.num_params(non_embedding=False)
+
+
 def test_implausibly_large_sizes_are_impossible_values(project, capsys):
     (project / "c.py").write_text("n_layer = 12\nn_head = 8\nn_embd = 2**63\n")
     code, out, _ = gptlint(capsys, "--select", "GPT106", "c.py")
@@ -324,6 +434,54 @@ def test_a_huge_file_is_one_clear_error(project, capsys):
     assert out.splitlines()[0] == (
         "c.py:1:1: GPT000 file too large to lint (2,100,007 bytes; gptlint reads configs of up to"
         " 2,000,000 bytes)"
+    )
+
+
+def test_a_folder_all_excluded_names_the_exclude_setting(project, capsys):
+    (project / "config").mkdir()
+    (project / "config" / "a.py").write_text(SHAPE)
+    (project / "pyproject.toml").write_text("[tool.gptlint]\nexclude = ['*']\n")
+    code, out, err = gptlint(capsys, "config")
+    assert (code, out) == (2, "")
+    assert err == (
+        "gptlint: error: config: no config files found (every .py file here matches the"
+        " exclude setting: ['*'])\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("launch", "flags"),
+    [
+        ("torchrun --nproc_per_node=0 train.py", "--nproc_per_node=0"),
+        ("torchrun --nproc_per_node=8 --nnodes=0 train.py", "--nproc_per_node=8 --nnodes=0"),
+    ],
+)
+def test_a_launch_line_that_starts_no_process_is_reported(project, capsys, launch, flags):
+    (project / "c.py").write_text(f"# {launch}\ngradient_accumulation_steps = 40\n")
+    code, out, _ = main_output(capsys, "--select", "GPT401", "c.py")
+    assert code == 1
+    assert out.splitlines()[0] == (
+        f"c.py:1:1: GPT401 the world size is 0 (`{flags}` in the file's comments): torchrun"
+        " starts no process; --nproc_per_node and --nnodes must be at least 1"
+    )
+
+
+def main_output(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("named", ["c.py", "config"])
+def test_a_1_gib_file_is_refused_with_its_own_size(project, capsys, named):
+    (project / "config").mkdir()
+    with open(project / "config" / "c.py", "wb") as sparse:
+        sparse.truncate(2**30)
+    code, out, _ = gptlint(capsys, "config/c.py" if named == "c.py" else "config")
+    assert code == 2
+    assert out.splitlines()[0] == (
+        "config/c.py:1:1: GPT000 file too large to lint (1,073,741,824 bytes; gptlint reads"
+        " configs of up to 2,000,000 bytes)"
     )
 
 
@@ -386,6 +544,8 @@ def _as_nobody(project: Path, *args: str) -> tuple[int, str]:
         try:
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             sys.stdout = sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115
+            import gptlint.runner  # noqa: F401 - loaded while Python's own files are readable
+
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
@@ -432,6 +592,33 @@ def test_unreadable_folder_and_file_are_reported(open_project):
     lines = log.splitlines()
     assert "gptlint: error: config/secret: cannot read folder: Permission denied" in lines
     assert "config/locked.py:1:1: GPT000 cannot read file: Permission denied" in lines
+
+
+@needs_root
+@pytest.mark.parametrize("named", ["config", "config/private", "config/private/c.py"])
+def test_a_folder_that_cannot_be_searched_names_its_pyproject(open_project, named):
+    """A folder listed but not searchable (mode r--): whether its pyproject.toml sets that
+    folder's settings cannot be known, which is said, not an internal error."""
+    project = open_project
+    (project / "config" / "private").mkdir(parents=True)
+    (project / "config" / "private" / "c.py").write_text(SHAPE)
+    (project / "config" / "private" / "pyproject.toml").write_text("[tool.gptlint]\n")
+    (project / "config" / "private").chmod(0o444)
+    (project / "log.txt").touch()
+    (project / "log.txt").chmod(0o666)
+    code, log = _as_nobody(project, named)
+    assert code == 2
+    assert "internal error" not in log
+    if named == "config":  # inside a linted tree: its file is named as unreadable
+        assert (
+            log.splitlines()[0]
+            == "config/private/c.py:1:1: GPT000 cannot read file: Permission denied"
+        )
+    elif named.endswith(".py"):
+        assert log == "gptlint: error: config/private/c.py: Permission denied\n"
+    else:
+        toml = project / "config" / "private" / "pyproject.toml"
+        assert log == f"gptlint: error: {toml}: cannot read: Permission denied\n"
 
 
 @needs_root
@@ -499,7 +686,16 @@ def _laughs() -> bytes:
             "vocab_size a 16610-bit number (about 10^5000) is too large to be usable"
             " (over 10,000,000)",
         ),
-        (b"\x80\x02" + b"N0" * 3_000_000 + b"N.", "not read: larger than 4,000,000 bytes"),
+        (
+            b"\x80\x02" + b"N0" * 3_000_000 + b"N.",
+            "not read: no vocab_size in the first 1,000,000 pickle opcodes of its 6,000,004 bytes",
+        ),
+        (
+            b"\x80\x04}(\x8c\nvocab_size\x8c\x0bcollections\x8c\x0bOrderedDict\x93)R"
+            + b"N0" * 3_000_000
+            + b"u.",
+            "not read: refused STACK_GLOBAL: only plain data is accepted (a pickle can run code)",
+        ),
     ],
     ids=[
         "laughs",
@@ -513,6 +709,7 @@ def _laughs() -> bytes:
         "2**63",
         "10**5000",
         "large",
+        "large-global",
     ],
 )
 def test_hostile_meta_pkl_is_a_clean_error(tmp_path, data, reason):
@@ -521,6 +718,22 @@ def test_hostile_meta_pkl_is_a_clean_error(tmp_path, data, reason):
     with pytest.raises(MetaError) as caught:
         read_meta_vocab(path)
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_a_large_valid_meta_pkl_gives_its_vocab_size(project, protocol):
+    """A meta.pkl of tokenizer tables larger than MAX_META_BYTES is followed as a stream up to
+    its vocab_size (pickle.dump writes it first), never unpickled whole."""
+    chars = [chr(0x4E00 + i) for i in range(20_000)]
+    meta = {"vocab_size": 20_000, "itos": dict(enumerate(c * 300 for c in chars))}
+    meta["stoi"] = {c: i for i, c in enumerate(chars)}
+    (project / "data" / "big").mkdir(parents=True)
+    (project / "data" / "big" / "meta.pkl").write_bytes(pickle.dumps(meta, protocol=protocol))
+    assert (project / "data" / "big" / "meta.pkl").stat().st_size > 4_000_000
+    (project / "c.py").write_text("dataset = 'big'\nbatch_size = 4096\n")
+    result = gptlint_process("--select", "GPT501", "c.py", cwd=project, timeout=60)
+    assert result.stderr == b""
+    assert b"with vocab_size 20000 (from data/big/meta.pkl)" in result.stdout
 
 
 # 5. Settings values

@@ -212,6 +212,18 @@ def test_safe_and_unsafe_fixes_with_insertions_and_deletions(project, capsys):
     ]
 
 
+def test_statistics_stay_sarif_with_the_counts_in_the_runs_properties(project, capsys):
+    (project / "a.py").write_text("n_layer = 12\nn_head = 12\nn_embd = 512\n")
+    (project / "b.py").write_text("n_layer = 12\nn_head = 12\nn_embd = 500\n")
+    code, log = _cli(capsys, "--select", "GPT101", "--statistics", "a.py", "b.py")
+    assert code == 1
+    (run,) = log["runs"]
+    assert [r["ruleId"] for r in run["results"]] == ["GPT101", "GPT101"]
+    assert run["properties"]["statistics"] == [
+        {"code": "GPT101", "name": "embd-not-divisible-by-heads", "count": 2, "fixable": True}
+    ]
+
+
 def test_a_run_without_findings(project, capsys):
     (project / "c.py").write_text("n_layer = 12\nn_head = 12\nn_embd = 768\n")
     code, log = _cli(capsys, "c.py", "--select", "GPT101")

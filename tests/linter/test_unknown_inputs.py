@@ -155,7 +155,7 @@ def test_a_fork_that_keeps_accumulation_per_process_is_not_told_to_divide_it(tmp
         ("# torchrun --nproc_per_node=8 train.py config/x.py", True),
         ("# torchrun --nproc_per_node=8 train.py", True),
         ("# torchrun --nproc_per_node=8 train.py config/other.py", False),
-        ("# torchrun --nproc_per_node=0 train.py", False),
+        ("# torchrun --nproc_per_node=0 train.py", True),  # starts no process: reported
         ("# torchrun --nproc_per_node=" + "9" * 5000 + " train.py", False),
     ],
 )

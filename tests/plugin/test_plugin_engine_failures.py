@@ -69,6 +69,27 @@ def test_a_model_that_reads_tensor_values_is_explained_not_a_traceback(project):
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+@pytest.mark.parametrize("where", ["import", "GPT.__init__"])
+def test_a_model_that_calls_sys_exit_is_one_line_naming_it(project, where):
+    project.config("tiny.py")
+    exits = "import sys\nsys.exit(0)\n" if where == "import" else ""
+    model = MODEL_START.replace("super().__init__()", "super().__init__()\n        sys.exit(0)")
+    (project.path / "model.py").write_text(
+        exits + MODEL_START if where == "import" else "import sys\n" + model
+    )
+    args = ("-q", "--gpt-configs", "config", "--gpt-model", "model.py", "-k", "memory")
+    # building runs in the engine: in a process of its own, where torch's modules are loaded
+    # once (pytester's in-process runs drop the modules an earlier run loaded)
+    result = project.run(*args) if where == "import" else project.run_subprocess(*args)
+    result.assert_outcomes(failed=1, deselected=1)
+    doing = "importing it" if where == "import" else "building its GPT"
+    result.stdout.fnmatch_lines(
+        [f"config/tiny.py: memory check not run: *model.py: {doing} called sys.exit(0)"]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*SystemExit*")
+
+
 INITIALISED_MODEL = (
     MODEL_START
     + """

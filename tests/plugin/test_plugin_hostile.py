@@ -4,6 +4,7 @@ gptlint's command line. All in-process: no run here reaches torch."""
 
 from __future__ import annotations
 
+import os
 import re
 from itertools import takewhile
 
@@ -112,3 +113,20 @@ def test_the_lint_failure_lists_every_finding_under_a_matching_count(project):
     assert len(listed) == int(header.group(1))
     assert sum(line.endswith("[error]") for line in listed) == int(header.group(2))
     assert all(re.search(r"\[(error|warning|info)\]$", line) for line in listed)
+
+
+def test_a_fifo_named_with_gpt_configs_is_a_usage_error(project):
+    os.mkfifo(project.path / "pipe.py")
+    result = project.run("--gpt-configs", "pipe.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--gpt-configs: not a regular file or folder: */pipe.py"])
+
+
+def test_a_fifo_in_a_configs_folder_is_reported_not_skipped(project):
+    project.config("a.py", project.tiny)
+    os.mkfifo(project.path / "config" / "pipe.py")
+    result = project.run("--gpt-configs", "config", "-k", "lint", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1, deselected=2)
+    result.stdout.fnmatch_lines(
+        ["*config/pipe.py:1:1: GPT000 cannot read file: not a regular file (a FIFO), skipped*"]
+    )

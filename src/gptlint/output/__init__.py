@@ -23,6 +23,7 @@ WITH_EDITS = frozenset({"json", "sarif"})
 
 STATISTICS: dict[str, Callable[[list[Diagnostic]], str]] = {
     "json": json_format.statistics,
+    "sarif": sarif.statistics,
 }
 """`--statistics` in a format of its own; any other format gets the text table."""
 

@@ -46,10 +46,15 @@ def edit_dict(edit: TextEdit) -> dict:
 
 def statistics(diagnostics: list[Diagnostic]) -> str:
     """`--statistics` as JSON (Ruff's keys): counts per code, most frequent first."""
+    return json.dumps(statistics_rows(diagnostics), indent=2) + "\n"
+
+
+def statistics_rows(diagnostics: list[Diagnostic]) -> list[dict]:
+    """Each code's count, name and whether any of its findings has a fix, most frequent
+    first: `--statistics` in JSON, and in SARIF as the run's properties."""
     counts = Counter(d.code for d in diagnostics)
     fixable = {d.code for d in diagnostics if d.fix is not None}
-    rows = [
+    return [
         {"code": code, "name": RULES_BY_CODE[code].name, "count": count, "fixable": code in fixable}
         for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     ]
-    return json.dumps(rows, indent=2) + "\n"

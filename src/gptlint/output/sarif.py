@@ -17,17 +17,29 @@ from gptlint import __version__
 from gptlint.diagnostics import Diagnostic
 from gptlint.kinds import Severity
 from gptlint.output.edits import FixEdits, TextEdit
+from gptlint.output.json_format import statistics_rows
 from gptlint.rules import ALL_RULES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
+def statistics(diagnostics: list[Diagnostic]) -> str:
+    """`--statistics` in SARIF: the log of the findings, with the counts per code
+    (`json_format.statistics_rows`) as its run's `properties.statistics`."""
+    log = _log(diagnostics, {})
+    log["runs"][0]["properties"] = {"statistics": statistics_rows(diagnostics)}
+    return json.dumps(log, indent=2) + "\n"
+
+
 def render(diagnostics: list[Diagnostic], edits: FixEdits | None = None) -> str:
     """`edits`: each fix's text edits (`edits.fix_edits`); a fix not in it is not listed."""
-    edits = edits or {}
+    return json.dumps(_log(diagnostics, edits or {}), indent=2) + "\n"
+
+
+def _log(diagnostics: list[Diagnostic], edits: FixEdits) -> dict:
     index = {rule.code: number for number, rule in enumerate(ALL_RULES)}
-    log = {
+    return {
         "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [
@@ -45,7 +57,6 @@ def render(diagnostics: list[Diagnostic], edits: FixEdits | None = None) -> str:
             }
         ],
     }
-    return json.dumps(log, indent=2) + "\n"
 
 
 def _rule(rule) -> dict:

@@ -27,8 +27,10 @@ class AccumulationNotDivisibleByWorldSize(Rule):
     assert in every process at start-up. The world size comes from the `world-size` setting,
     else from a `torchrun ... --nproc_per_node=N` line (times `--nnodes=M`) in the file's own
     comments or docstring that runs this config (it names this file, or no config at all), as
-    nanoGPT's configs document their launch command. A fork whose train.py does not split the
-    accumulation (older nanoGPT keeps it per process) has nothing to assert: the rule is quiet.
+    nanoGPT's configs document their launch command; a launch line that starts no process
+    (`--nproc_per_node=0`, `--nnodes=0`) is reported as such. A fork whose train.py does not
+    split the accumulation (older nanoGPT keeps it per process) has nothing to assert: the rule
+    is quiet.
 
     The unsafe fix sets the nearest multiple of the world size (ties: the larger), which
     changes the tokens per iteration.
@@ -65,10 +67,22 @@ class AccumulationNotDivisibleByWorldSize(Rule):
             settings={"world_size": 6},
             unsafe_fixes=True,
         ),
+        Invalid(  # torchrun refuses to start: no process to train
+            "# torchrun --standalone --nproc_per_node=0 train.py\n"
+            "gradient_accumulation_steps = 40\n",
+            message="the world size is 0 (`--nproc_per_node=0` in the file's comments)",
+        ),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         world = ctx.world_size
+        if world.size == 0:
+            yield Violation(
+                world.node,
+                f"the world size is 0 ({world.origin}): torchrun starts no process;"
+                " --nproc_per_node and --nnodes must be at least 1",
+            )
+            return
         accum = ctx.config.get("gradient_accumulation_steps")
         if world.size <= 1 or not positive_int(accum) or accum % world.size == 0:
             return

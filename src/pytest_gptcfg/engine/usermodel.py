@@ -33,7 +33,12 @@ def model_factory(path: Path) -> Callable[[ModelShape], Any]:
     gpt, gpt_config = module.GPT, module.GPTConfig
 
     def build(shape: ModelShape) -> Any:
-        return gpt(gpt_config(**shape.gptconfig_kwargs()))
+        try:
+            return gpt(gpt_config(**shape.gptconfig_kwargs()))
+        except SystemExit as exc:  # pytest would end the test with its traceback
+            raise UserModelError(
+                f"{path}: building its GPT called sys.exit({exc.code!r})"
+            ) from None
 
     build.digest = _digest(path.resolve())  # type: ignore[attr-defined]
     return build
@@ -68,6 +73,9 @@ def _load(path: Path) -> ModuleType:
     sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:  # sys.exit() at import: the test run goes on, the check is off
+        del sys.modules[name]
+        raise UserModelError(f"{path}: importing it called sys.exit({exc.code!r})") from None
     except Exception as exc:
         del sys.modules[name]
         raise UserModelError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from exc
