@@ -222,4 +222,4 @@ def load_config(path: str | Path, settings: Settings | None = None) -> Effective
         file = parse_config(read_source(str(path)))
     except SourceError as exc:
         raise ConfigError(f"{path}:{exc.line}:{exc.col}: {exc.message}") from None
-    return resolve(file, schema_for(Path(path), settings))
+    return resolve(file, schema_for(Path(path), settings, file.source.text))

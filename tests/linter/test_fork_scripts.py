@@ -1,0 +1,138 @@
+"""A fork's own training scripts, end to end through the CLI: every global the script that
+runs a config assigns or reads is a key, and a config is checked against the script it is for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gptlint.cli import main
+
+# Written for these tests after the shape of forks that keep several training scripts: defaults
+# of None, defaults inside `if True:`, names read only after the configurator ran.
+TRAIN_PY = """\
+import os
+out_dir = 'out'
+init_from = 'scratch'
+dataset = 'addition'
+batch_size = 12
+block_size = 256
+gradient_accumulation_steps = 1
+n_layer = 6
+n_head = 6
+n_embd = 384
+dropout = 0.0
+bias = False
+learning_rate = 1e-3
+resume_iter = False
+resume_dir = None
+val_data_path = 'val.bin'
+eval_text_data_path = None
+min_lr = None
+if True:
+    eval_every = 100
+    operators = ['+', '-']
+if __name__ == '__main__':
+    warmup_iters = 100
+compile = False
+exec(open('configurator.py').read())
+if min_lr == None:
+    min_lr = learning_rate / 10
+if resume_dir:
+    print(resume_dir)
+lr = 0.0
+while True:
+    lr = learning_rate if warmup_iters else min_lr
+    print(lr, eval_every, operators, eval_text_data_path, val_data_path, extra_tag)
+    break
+"""
+
+VARIANT_PY = TRAIN_PY.replace(
+    "resume_dir = None\n", "resume_dir = None\neval_addition_527 = True\n"
+)
+
+
+def _project(root: Path) -> Path:
+    (root / "pyproject.toml").write_text("[project]\nname = 'fork'\n")
+    (root / "train.py").write_text(TRAIN_PY)
+    (root / "configurator.py").write_text("# nanoGPT's configurator\n")
+    (root / "config").mkdir()
+    return root / "config"
+
+
+def _lint(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    return code, capsys.readouterr().out
+
+
+def test_keys_with_none_defaults_in_if_true_blocks_and_read_later_are_known(
+    tmp_path, monkeypatch, capsys
+):
+    config = _project(tmp_path) / "finetune.py"
+    config.write_text(
+        "resume_dir = 'out/ckpt.pt'\neval_text_data_path = 'data/val_text.bin'\n"
+        "min_lr = 1e-4\neval_every = 50\noperators = ['+']\nwarmup_iters = 10\n"
+        "extra_tag = 'run1'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out = _lint(capsys, "--select", "ALL", "--ignore", "GPT5", "config/finetune.py")
+    assert (code, out) == (0, "All checks passed!\n")
+
+
+def test_a_name_the_script_overwrites_before_reading_is_still_unknown(
+    tmp_path, monkeypatch, capsys
+):
+    config = _project(tmp_path) / "c.py"
+    config.write_text("lr = 3e-4\nresume_dirs = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT2", "config/c.py")
+    assert "c.py:1:1: GPT201 lr is not a" in out and "did you mean learning_rate?" in out
+    _, out = _lint(capsys, "--select", "GPT2", "--unsafe-fixes", "--diff", "config/c.py")
+    assert "+learning_rate = 3e-4" in out
+    assert "+resume_dir = 'x'" in out  # one edit: a typo
+
+
+def test_rename_fix_only_for_a_certain_target(tmp_path, monkeypatch, capsys):
+    config = _project(tmp_path) / "c.py"
+    config.write_text("resume_dirs = 'a'\nresume_iters = True\n")
+    (tmp_path / "train.py").write_text(TRAIN_PY.replace("resume_dir = None\n", ""))
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT201", "config/c.py")
+    assert "resume_dirs is not a" in out and "did you mean resume_iter?" in out
+    _, out = _lint(capsys, "--select", "GPT201", "--unsafe-fixes", "--diff", "config/c.py")
+    assert "+resume_iter = True" in out  # one edit from resume_iter
+    assert "+resume_iter = 'a'" not in out  # resume_dirs -> resume_iter: three edits
+
+
+def test_a_config_is_checked_against_the_script_that_knows_its_keys(tmp_path, monkeypatch, capsys):
+    folder = _project(tmp_path)
+    (tmp_path / "train_no527.py").write_text(VARIANT_PY)
+    (folder / "no527.py").write_text("eval_addition_527 = False\nbatch_size = 8\n")
+    (folder / "plain.py").write_text("eval_addition_527 = False\nbatch_size = 8\n# train.py\n")
+    monkeypatch.chdir(tmp_path)
+    code, out = _lint(capsys, "--select", "GPT2", "config/no527.py")
+    assert (code, out) == (0, "All checks passed!\n")
+    code, out = _lint(capsys, "--select", "GPT2", "config/plain.py")
+    assert f"eval_addition_527 is not a {tmp_path / 'train.py'} config key" in out  # named
+
+
+def test_a_comment_naming_the_script_chooses_it(tmp_path, monkeypatch, capsys):
+    folder = _project(tmp_path)
+    (tmp_path / "train_no527.py").write_text(VARIANT_PY)
+    (folder / "c.py").write_text("# python train_no527.py config/c.py\neval_addition_527 = 1\n")
+    (folder / "d.py").write_text("eval_addition_527 = 1\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT2", "config/c.py", "config/d.py")
+    assert f"(defaults: {tmp_path / 'train_no527.py'})" in out  # d.py: by its keys
+    assert "config/c.py:2:1: GPT203" in out and "config/d.py:1:1: GPT203" in out
+
+
+def test_the_defaults_setting_names_the_script_per_folder(tmp_path, monkeypatch, capsys):
+    folder = _project(tmp_path)
+    (tmp_path / "train_no527.py").write_text(VARIANT_PY)
+    variant = folder / "no527"
+    variant.mkdir()
+    (variant / "pyproject.toml").write_text("[tool.gptlint]\ndefaults = '../../train_no527.py'\n")
+    (variant / "c.py").write_text("eval_addition_527 = 1\n# python train.py\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT2", "config/")
+    assert f"(defaults: {tmp_path / 'train_no527.py'})" in out
