@@ -116,6 +116,11 @@ class SchemaError(Exception):
     """A `defaults` train.py that cannot be read; the message names the file and line."""
 
 
+class NotNanoGPTError(SchemaError):
+    """The project's training script does not run nanoGPT's configurator: nothing about its
+    configs can be judged by nanoGPT's rules."""
+
+
 @dataclass(frozen=True)
 class KeySpec:
     """One config key: its default (or UNKNOWN) and the type a config value must keep."""
@@ -324,7 +329,13 @@ def schema_for(config_path: Path, settings: Settings | None, text: str | None = 
     gpu = get_profile(settings.gpu if settings else DEFAULT_GPU)
     if settings and settings.defaults:
         return _schema_of(settings.defaults, gpu)
-    scripts = _find_scripts(_folder_of(config_path))
+    scripts, other = _find_scripts(_folder_of(config_path))
+    if other is not None:
+        raise NotNanoGPTError(
+            f"{other} does not run configurator.py: this project's training script is not"
+            " nanoGPT-style, so its configs' keys, model and memory are not checked (name a"
+            " nanoGPT-style train.py with --defaults / [tool.gptlint] defaults)"
+        )
     if len(scripts) > 1:
         return _choose(scripts, config_path, text, gpu)
     return _schema_of(scripts[0], gpu) if scripts else NANOGPT_SCHEMA
@@ -368,7 +379,7 @@ def find_train_py(config_path: Path) -> Path | None:
     """The nanoGPT-style training script (a `train*.py` that runs configurator.py) in the
     config's folder or above, up to the project root (a folder with pyproject.toml or .git):
     train.py where there are several."""
-    scripts = _find_scripts(_folder_of(config_path))
+    scripts, _ = _find_scripts(_folder_of(config_path))
     return scripts[0] if scripts else None
 
 
@@ -378,15 +389,35 @@ def _folder_of(config_path: Path) -> str:
 
 
 @lru_cache(maxsize=256)
-def _find_scripts(folder: str) -> tuple[Path, ...]:
+def _find_scripts(folder: str) -> tuple[tuple[Path, ...], Path | None]:
+    """The training scripts that run configurator.py in the nearest folder that has any, from
+    `folder` up to the project root; or, where the nearest training script is a train.py that
+    does not run it (a Lightning or dataclass-settings project), no script and that train.py."""
     directory = Path(folder).resolve()
     for candidate_dir in (directory, *directory.parents):
         found = _training_scripts(candidate_dir)
         if found:
-            return found
+            return found, None
+        if _is_code(candidate_dir / "train.py"):
+            return (), candidate_dir / "train.py"
         if (candidate_dir / "pyproject.toml").exists() or (candidate_dir / ".git").exists():
-            return ()
-    return ()
+            return (), None
+    return (), None
+
+
+_CODE = re.compile(rb"^(?:async\s+def|def|class)\s|__name__\s*==", re.M)
+
+
+def _is_code(path: Path) -> bool:
+    """Whether the regular file at `path` is a program (defines functions or classes, or runs
+    as `__main__`) rather than a config that happens to be called train.py."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as stream:
+            return _CODE.search(stream.read()) is not None
+    except OSError:
+        return False
 
 
 def _training_scripts(folder: Path) -> tuple[Path, ...]:

@@ -136,3 +136,41 @@ def test_the_defaults_setting_names_the_script_per_folder(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     _, out = _lint(capsys, "--select", "GPT2", "config/")
     assert f"(defaults: {tmp_path / 'train_no527.py'})" in out
+
+
+LIGHTNING_TRAIN_PY = """\
+import pytorch_lightning as pl
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32
+    n_embed: int = 384
+
+
+def main():
+    pl.Trainer().fit(TrainConfig())
+
+
+if __name__ == '__main__':
+    main()
+"""
+
+
+def test_a_project_whose_train_py_runs_no_configurator_is_said_once(tmp_path, monkeypatch, capsys):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'lightning'\n")
+    (tmp_path / "train.py").write_text(LIGHTNING_TRAIN_PY)
+    (tmp_path / "config").mkdir()
+    for name in ("a.py", "b.py"):
+        (tmp_path / "config" / name).write_text("n_embed = 576\nn_head = 5\nuse_sdr = True\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["--select", "ALL", "config/"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1
+    assert f"{tmp_path / 'train.py'} does not run configurator.py" in err
+    assert "not nanoGPT-style" in err
+    (tmp_path / "nanogpt_train.py").write_text(TRAIN_PY.replace("n_embd", "n_embed"))
+    code = main(["--select", "GPT2", "--defaults", "nanogpt_train.py", "config/a.py"])
+    assert "use_sdr" in capsys.readouterr().out  # a named nanoGPT-style script is used
