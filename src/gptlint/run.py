@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gptlint.checkpoint import CheckpointError, read_checkpoint_model_args
+from gptlint.forkmodel import takes_branch
 from gptlint.gpus import GpuProfile
 from gptlint.kinds import ValueKind
 from gptlint.metadata import MetaError, dataset_vocab
@@ -351,12 +352,21 @@ def derive_model(
         source = _resume(reader, root)
     elif init_from in PRESETS:
         source = ModelSource(PRESETS[init_from], init_from, f"{init_from}'s checkpoint")
+    elif isinstance(init_from, str) and takes_branch(init_from, config.schema.init_from_branches):
+        reader.fail(
+            "init_from",
+            f"init_from={_show(init_from)} ({config.origin('init_from')}) takes a branch of"
+            f" {config.schema.origin} that gptlint does not model",
+            missing=True,
+        )
     elif init_from is not UNKNOWN:
         reader.fail(
             "init_from",
             f"init_from={_show(init_from)} ({config.origin('init_from')}) is not one nanoGPT"
             f" accepts ({', '.join(INIT_FROM_VALUES)}): train.py never defines `model`",
         )
+    if config.schema.other_model is not None:
+        reader.fail("model", config.schema.other_model, missing=True)
     if source is None or reader.problems:
         return reader.problems
     if source.init_from != "scratch" and block_size > source.shape.block_size:
@@ -493,14 +503,10 @@ def derive_run(
     else:  # a fork's train.py without the key: does it compile at all?
         compiled = config.schema.calls_compile
     splits = config.schema.splits_accumulation
-    if splits and accumulation is not UNKNOWN and accumulation % world_size:
-        reader.fail(
-            "gradient_accumulation_steps",
-            f"gradient_accumulation_steps={accumulation}"
-            f" ({config.origin('gradient_accumulation_steps')}) is not divisible by the world"
-            f" size {world_size}: nanoGPT asserts it under DDP",
-        )
     _check_optimizer(reader)
+    if not own_model:
+        for difference in config.schema.model_differences:
+            reader.fail("model", difference, architecture=True)
     problems = (model if isinstance(model, list) else []) + reader.problems
     if not problems and model.init_from == "scratch" and model.shape.n_embd % model.shape.n_head:
         s = model.shape
@@ -518,17 +524,33 @@ def derive_run(
     if dtype == "bfloat16" and not gpu.bf16 and resolved and resolved.kind == ValueKind.DEFAULT:
         dtype = "float16"
         notes = (f"{gpu.name} has no bfloat16: train.py's default dtype is float16 there",)
+    per_process = accumulation
+    if splits:
+        per_process = _micro_steps(accumulation, world_size)
+        if accumulation % world_size:
+            notes += (
+                f"gradient_accumulation_steps={accumulation} is not divisible by the world size"
+                f" {world_size} (train.py asserts it; GPT401): memory per process is that of"
+                f" {per_process} micro-steps, as with the nearest multiple",
+            )
     spec = StepSpec(
         shape=model.shape,
         batch_size=batch_size,
         block_size=model.shape.block_size,
-        gradient_accumulation_steps=accumulation // world_size if splits else accumulation,
+        gradient_accumulation_steps=per_process,
         dtype=dtype,
         compile=compiled,
         eval_only=config.get("eval_only") is True,
         **_optimizer(config),
     )
     return TrainingRun(spec, model, accumulation, world_size, notes, splits)
+
+
+def _micro_steps(accumulation: int, world_size: int) -> int:
+    """The micro-steps of one process: the global count split among the processes; where it
+    does not divide (train.py's assert fails: GPT401 reports it), that of the nearest
+    multiple (ties: the larger), so that the memory per process is still checked."""
+    return max(1, (accumulation + world_size // 2) // world_size)
 
 
 _ADAMW_RANGES = {

@@ -17,6 +17,7 @@ import libcst as cst
 
 from gptlint.configfile import parse_config
 from gptlint.evaluate import evaluate
+from gptlint.forkmodel import init_from_branches, model_differences, other_model
 from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.machine import target_calls
 from gptlint.scriptnames import names_read_after
@@ -145,6 +146,12 @@ class Schema:
     """For a train.py without a `compile` key: whether it calls `torch.compile` anyway."""
     model_args: tuple[str, ...] = NANOGPT_MODEL_ARGS
     """The keywords of train.py's `model_args = dict(...)`: what it passes to `GPTConfig`."""
+    other_model: str | None = None
+    """Where train.py builds its model from a class other than nanoGPT's GPT (`forkmodel`)."""
+    model_differences: tuple[str, ...] = ()
+    """What the model.py beside train.py does that changes memory from nanoGPT's GPT."""
+    init_from_branches: tuple[str, ...] = ()
+    """The `init_from` values train.py tests for (`forkmodel.init_from_branches`)."""
     reads: frozenset[str] = frozenset()
     """Every other global a config may set to effect: names train.py assigns before running
     the configurator (a list, a computed value) and names it may read after before assigning
@@ -236,8 +243,20 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         _splits_accumulation(text),
         "torch.compile(" in text,
         _model_args(config.module),
+        *_fork_model(path, text),
         frozenset(assigned) | _read_after_configurator(text),
     )
+
+
+def _fork_model(path: Path, text: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """`Schema.other_model`, `model_differences` and `init_from_branches` for the train.py at
+    `path`."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None, (), ()
+    differences = model_differences(path.parent / "model.py")
+    return other_model(path, tree), differences, init_from_branches(tree)
 
 
 def _uncertain(specs: dict[str, KeySpec], key: str, line: int) -> None:
@@ -342,13 +361,26 @@ def schema_for(config_path: Path, settings: Settings | None, text: str | None = 
 
 
 def _schema_of(train_py: Path, gpu: GpuProfile) -> Schema:
-    info = train_py.stat()
-    return _schema_from(train_py, (info.st_mtime_ns, info.st_size), gpu)
+    return _schema_from(train_py, _version(train_py), _version(train_py.parent / "model.py"), gpu)
+
+
+def _version(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 @lru_cache(maxsize=32)
-def _schema_from(train_py: Path, version: tuple[int, int], gpu: GpuProfile) -> Schema:
-    """A train.py's schema, read once per state of the file (`version`) and target GPU."""
+def _schema_from(
+    train_py: Path,
+    version: tuple[int, int] | None,
+    model_version: tuple[int, int] | None,
+    gpu: GpuProfile,
+) -> Schema:
+    """A train.py's schema, read once per state of it and of the model.py beside it
+    (`version`, `model_version`) and target GPU."""
     return schema_from_train_py(train_py, gpu)
 
 

@@ -34,6 +34,7 @@ if True:
 if __name__ == '__main__':
     warmup_iters = 100
 compile = False
+dtype = 'bfloat16'
 exec(open('configurator.py').read())
 if min_lr == None:
     min_lr = learning_rate / 10
@@ -174,3 +175,79 @@ def test_a_project_whose_train_py_runs_no_configurator_is_said_once(tmp_path, mo
     (tmp_path / "nanogpt_train.py").write_text(TRAIN_PY.replace("n_embd", "n_embed"))
     code = main(["--select", "GPT2", "--defaults", "nanogpt_train.py", "config/a.py"])
     assert "use_sdr" in capsys.readouterr().out  # a named nanoGPT-style script is used
+
+
+def _fork_with(tmp_path: Path, train_py: str = TRAIN_PY, model_py: str | None = None) -> Path:
+    folder = _project(tmp_path)
+    (tmp_path / "train.py").write_text(train_py)
+    if model_py is not None:
+        (tmp_path / "model.py").write_text(model_py)
+    (folder / "c.py").write_text("batch_size = 8\ninit_from = 'scratch'\n")
+    return folder / "c.py"
+
+
+FLASH_OFF_MODEL = """\
+class CausalSelfAttention:
+    def __init__(self, config):
+        self.flash = False  # manual attention
+"""
+
+TANH_GELU_MODEL = """\
+import math
+import torch
+
+
+def new_gelu(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def unused_gelu(x):
+    return torch.tanh(x)
+
+
+class MLP:
+    def forward(self, x):
+        return new_gelu(x)
+"""
+
+
+def test_a_model_py_that_turns_flash_off_or_uses_a_tanh_gelu_is_not_estimated(
+    tmp_path, monkeypatch, capsys
+):
+    _fork_with(tmp_path, model_py=FLASH_OFF_MODEL)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    assert "GPT503 GPT501 not checked:" in out and "GPT501 estimated" not in out
+    assert f"{tmp_path / 'model.py'}:3 sets `self.flash = False`" in out
+    (tmp_path / "model.py").write_text(TANH_GELU_MODEL)
+    _, out = _lint(capsys, "config/c.py")
+    assert f"{tmp_path / 'model.py'}:5 uses a tanh GELU" in out
+    (tmp_path / "model.py").write_text(TANH_GELU_MODEL.replace("return new_gelu(x)", "return x"))
+    _, out = _lint(capsys, "config/c.py")
+    assert "GPT503" not in out  # defined, never called
+
+
+def test_a_train_py_that_builds_another_class_says_so(tmp_path, monkeypatch, capsys):
+    train = TRAIN_PY + "model = Mamba(d_model=n_embd)\nmodel = torch.compile(model)\n"
+    _fork_with(tmp_path, train_py=train)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    assert "GPT501 estimated" not in out
+    line = len(TRAIN_PY.splitlines()) + 1
+    assert f"{tmp_path / 'train.py'}:{line} builds its model with `Mamba(...)`" in out
+
+
+def test_an_init_from_branch_of_the_fork_is_not_called_undefined(tmp_path, monkeypatch, capsys):
+    train = TRAIN_PY + (
+        "if init_from == 'finetune':\n    model = GPT(GPTConfig())\n"
+        "elif init_from.startswith('lora'):\n    model = GPT(GPTConfig())\n"
+    )
+    config = _fork_with(tmp_path, train_py=train)
+    monkeypatch.chdir(tmp_path)
+    for value in ("finetune", "lora_r8"):
+        config.write_text(f"init_from = '{value}'\n")
+        _, out = _lint(capsys, "config/c.py")
+        assert "never defines `model`" not in out
+        assert f"init_from='{value}' (config/c.py:1) takes a branch of" in out
+    config.write_text("init_from = 'finetun'\nbatch_size = 8\n")
+    assert "takes a branch" not in _lint(capsys, "config/c.py")[1]

@@ -60,3 +60,27 @@ def test_no_config_found_is_said(project):
     result = project.run("--gpt-configs", "config")
     result.stdout.fnmatch_lines(["gptcfg: config: no config files found"])
     assert result.ret == 5
+
+
+def test_gpt_world_size_overrides_a_launch_comment(project):
+    tiny = project.tiny.replace(
+        "gradient_accumulation_steps = 2", "gradient_accumulation_steps = 3"
+    )
+    project.config("a.py", "# torchrun --nproc_per_node=8 train.py\n" + tiny)
+    result = project.run("-q", "--gpt-configs", "config", "-k", "lint")
+    result.stdout.fnmatch_lines(["*GPT401*world size 8*"])
+    result = project.run("-q", "--gpt-configs", "config", "-k", "lint", "--gpt-world-size", "1")
+    result.assert_outcomes(passed=1, deselected=1)
+    (project.path / "pytest.ini").write_text("[pytest]\ngpt_world_size = 3\n")
+    result = project.run("-q", "--gpt-configs", "config", "-k", "lint")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_every_unknown_value_is_asked_for_at_once(project):
+    project.config(
+        "a.py", "import os\nbatch_size = int(os.environ['B'])\nn_layer = int(os.environ['L'])\n"
+    )
+    result = project.run("-q", "--gpt-configs", "config", "-k", "memory")
+    result.stdout.fnmatch_lines(
+        ["*give their values with --gpt-set n_layer=VALUE --gpt-set batch_size=VALUE*"]
+    )
