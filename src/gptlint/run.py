@@ -30,6 +30,7 @@ from gptlint.gpus import GpuProfile
 from gptlint.kinds import ValueKind
 from gptlint.metadata import MetaError, dataset_vocab
 from gptlint.resolve import EffectiveConfig
+from gptlint.rewrites import apply as apply_rewrites
 from gptlint.source import real_folder
 from gptlint.values import UNKNOWN
 
@@ -243,6 +244,8 @@ class TrainingRun:
     world_size: int
     notes: tuple[str, ...] = ()
     splits_accumulation: bool = True
+    rewritten: tuple[str, ...] = ()
+    """Keys train.py changes after the configurator (the config's value is not what runs)."""
 
     @property
     def accumulation_divisor(self) -> int:
@@ -350,8 +353,9 @@ def derive_model(
         source = _scratch(reader, root, strict, own_model)
     elif init_from == "resume":
         source = _resume(reader, root)
-    elif init_from in PRESETS:
-        source = ModelSource(PRESETS[init_from], init_from, f"{init_from}'s checkpoint")
+    elif init_from in PRESETS:  # a fork's further model arguments are passed on too
+        preset = dataclasses.replace(PRESETS[init_from], extra=_architecture(reader, own_model))
+        source = ModelSource(preset, init_from, f"{init_from}'s checkpoint")
     elif isinstance(init_from, str) and takes_branch(init_from, config.schema.init_from_branches):
         reader.fail(
             "init_from",
@@ -486,6 +490,7 @@ def derive_run(
     """
     if model is None:
         model = derive_model(config, root=root, strict=strict, own_model=own_model)
+    config, rewritten = apply_rewrites(config, world_size, _STEP_KEYS)
     reader = _Reader(config)
     batch_size = reader.positive("batch_size")
     accumulation = reader.positive("gradient_accumulation_steps")
@@ -543,7 +548,14 @@ def derive_run(
         eval_only=config.get("eval_only") is True,
         **_optimizer(config),
     )
-    return TrainingRun(spec, model, accumulation, world_size, notes, splits)
+    notes += tuple(f"{key}={_show(config.get(key))} ({config.origin(key)})" for key in rewritten)
+    return TrainingRun(spec, model, accumulation, world_size, notes, splits, rewritten)
+
+
+_STEP_KEYS = frozenset(
+    {"batch_size", "gradient_accumulation_steps", "dtype", "compile", *OPTIMIZER_KEYS}
+)
+"""The keys derive_run reads: train.py's rewrites of them are followed (`gptlint.rewrites`)."""
 
 
 def _micro_steps(accumulation: int, world_size: int) -> int:

@@ -20,6 +20,8 @@ from gptlint.evaluate import evaluate
 from gptlint.forkmodel import init_from_branches, model_differences, other_model
 from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.machine import target_calls
+from gptlint.rewrites import Rewrite
+from gptlint.rewrites import collect as collect_rewrites
 from gptlint.scriptnames import names_read_after
 from gptlint.settings import Settings
 from gptlint.source import SourceError, read_source
@@ -152,6 +154,10 @@ class Schema:
     """What the model.py beside train.py does that changes memory from nanoGPT's GPT."""
     init_from_branches: tuple[str, ...] = ()
     """The `init_from` values train.py tests for (`forkmodel.init_from_branches`)."""
+    rewrites: tuple[Rewrite, ...] = ()
+    """What train.py assigns to its keys after the configurator ran (`gptlint.rewrites`)."""
+    ddp_flags: frozenset[str] = frozenset()
+    """The names train.py sets to whether it runs under DDP (`ddp = ... 'RANK' ...`)."""
     reads: frozenset[str] = frozenset()
     """Every other global a config may set to effect: names train.py assigns before running
     the configurator (a list, a computed value) and names it may read after before assigning
@@ -237,14 +243,22 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
     text = config.source.text
     for spec in _read_through_globals(text):
         specs.setdefault(spec.name, spec)
+    other, differences, branches = _fork_model(path, text)
+    rewrites, ddp_flags = collect_rewrites(
+        config.module, stop + 1, set(specs), lambda node: config.position(node).start.line
+    )
     return Schema(
         specs,
         str(path),
-        _splits_accumulation(text),
-        "torch.compile(" in text,
-        _model_args(config.module),
-        *_fork_model(path, text),
-        frozenset(assigned) | _read_after_configurator(text),
+        splits_accumulation=_splits_accumulation(text),
+        calls_compile="torch.compile(" in text,
+        model_args=_model_args(config.module),
+        other_model=other,
+        model_differences=differences,
+        init_from_branches=branches,
+        rewrites=rewrites,
+        ddp_flags=ddp_flags,
+        reads=frozenset(assigned) | _read_after_configurator(text),
     )
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gptlint.cli import main
+from gptlint.context import LintContext
+from gptlint.resolve import load_config
+from gptlint.settings import Settings
 
 # Written for these tests after the shape of forks that keep several training scripts: defaults
 # of None, defaults inside `if True:`, names read only after the configurator ran.
@@ -251,3 +254,30 @@ def test_an_init_from_branch_of_the_fork_is_not_called_undefined(tmp_path, monke
         assert f"init_from='{value}' (config/c.py:1) takes a branch of" in out
     config.write_text("init_from = 'finetun'\nbatch_size = 8\n")
     assert "takes a branch" not in _lint(capsys, "config/c.py")[1]
+
+
+OLD_NANOGPT_TRAIN_PY = TRAIN_PY.replace(
+    "if min_lr == None:",
+    "ddp = int(os.environ.get('RANK', -1)) != -1\n"
+    "if ddp:\n    gradient_accumulation_steps //= ddp_world_size\n"
+    "else:\n    gradient_accumulation_steps *= 8\n"
+    "batch_size = batch_size\nif min_lr == None:",
+)
+
+
+def test_what_train_py_does_to_keys_after_the_configurator_is_followed(
+    tmp_path, monkeypatch, capsys
+):
+    config = _fork_with(tmp_path, train_py=OLD_NANOGPT_TRAIN_PY)
+    config.write_text("batch_size = 256\ngradient_accumulation_steps = 4\nn_embd = 768\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT501", "config/c.py")
+    assert "GPT501" in out and "fix:" not in out  # the config's value is not what runs
+    run = LintContext(load_config(config), Settings()).run
+    assert run.spec.gradient_accumulation_steps == 4 * 8  # one process: train.py's `*= 8`
+    assert run.tokens_per_iter == 32 * 256 * 256
+    line = OLD_NANOGPT_TRAIN_PY.splitlines().index("    gradient_accumulation_steps *= 8") + 1
+    where = f"gradient_accumulation_steps=32 (override by {tmp_path / 'train.py'}:{line}"
+    assert where in run.notes[-1]
+    on_8 = LintContext(load_config(config), Settings(world_size=8)).run
+    assert on_8.spec.gradient_accumulation_steps == 1  # the `if ddp:` branch splits it instead

@@ -122,6 +122,8 @@ class PeakMemoryAboveBudget(Rule):
             for resolved in map(ctx.config.resolved, ("batch_size", "gradient_accumulation_steps"))
         ):
             return None, advice  # given on the command line: not this file's to rewrite
+        if {"batch_size", "gradient_accumulation_steps"} & set(run.rewritten):
+            return None, advice  # train.py changes them: the config's value is not what runs
         accum = run.gradient_accumulation_steps  # the global count under DDP
         choice = rebatch(run.spec.batch_size, accum, fits, run.accumulation_divisor)
         if choice is None:
