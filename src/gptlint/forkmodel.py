@@ -18,7 +18,7 @@ def other_model(train_py: Path, tree: ast.Module) -> str | None:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Call):
             continue
-        if not any(isinstance(t, ast.Name) and t.id == "model" for t in node.targets):
+        if not any(_names_model(t) for t in node.targets):
             continue
         func = node.value.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
@@ -26,6 +26,13 @@ def other_model(train_py: Path, tree: ast.Module) -> str | None:
             continue
         return f"{train_py}:{node.lineno} builds its model with `{name}(...)`, not nanoGPT's GPT"
     return None
+
+
+def _names_model(target: ast.expr) -> bool:
+    """`model = ...`, or `model, config = ...`."""
+    if isinstance(target, ast.Tuple | ast.List) and target.elts:
+        target = target.elts[0]
+    return isinstance(target, ast.Name) and target.id == "model"
 
 
 def _on_model(func: ast.expr) -> bool:

@@ -343,6 +343,9 @@ def derive_model(
     are passed on (`ModelShape.extra`) rather than being a problem.
     """
     reader = _Reader(config)
+    if config.schema.other_model is not None:  # said first: no key of it is nanoGPT's to read
+        reader.fail("model", config.schema.other_model, missing=True)
+        return reader.problems
     root = root if root is not None else project_root(Path(config.path), Path.cwd())
     # A fork whose train.py has no init_from always builds from scratch.
     init_from = reader.value("init_from", (str,)) if "init_from" in config else "scratch"
@@ -369,8 +372,6 @@ def derive_model(
             f"init_from={_show(init_from)} ({config.origin('init_from')}) is not one nanoGPT"
             f" accepts ({', '.join(INIT_FROM_VALUES)}): train.py never defines `model`",
         )
-    if config.schema.other_model is not None:
-        reader.fail("model", config.schema.other_model, missing=True)
     if source is None or reader.problems:
         return reader.problems
     if source.init_from != "scratch" and block_size > source.shape.block_size:

@@ -406,7 +406,8 @@ def _choose(
 ) -> Schema:
     """Of several training scripts, the one a config is for: the one script its text names (a
     `python train_x.py config/...` comment), else the one that knows the most of the keys it
-    sets; train.py on a tie or when the config cannot be read."""
+    sets, then the one it is named after (`_named_after`); train.py on a tie or when the
+    config cannot be read."""
     if text is None:
         try:
             text = Path(config_path).read_text(encoding="utf-8", errors="replace")
@@ -417,8 +418,22 @@ def _choose(
         return _schema_of(named[0], gpu)
     keys = set(_TOP_LEVEL_KEY.findall(text))
     schemas = [_schema_of(script, gpu) for script in scripts]
-    known = [sum(1 for key in keys if schema.reads_name(key)) for schema in schemas]
-    return schemas[known.index(max(known))]  # scripts are sorted with train.py first
+    scores = [
+        (sum(1 for key in keys if schema.reads_name(key)), _named_after(script, Path(config_path)))
+        for script, schema in zip(scripts, schemas, strict=True)
+    ]
+    return schemas[scores.index(max(scores))]  # scripts are sorted with train.py first
+
+
+def _named_after(script: Path, config_path: Path) -> int:
+    """How well the config's name or folder follows the script's (`train_llama_130m.py` or
+    `config/llama/` for train_llama.py): the length of the part that matches, else 0."""
+    if script.name == "train.py":
+        return 0
+    if config_path.stem.startswith(script.stem):
+        return len(script.stem)
+    short = script.stem.removeprefix("train").lstrip("_-")
+    return len(short) if short and short in config_path.parent.parts else 0
 
 
 def find_train_py(config_path: Path) -> Path | None:

@@ -281,3 +281,18 @@ def test_what_train_py_does_to_keys_after_the_configurator_is_followed(
     assert where in run.notes[-1]
     on_8 = LintContext(load_config(config), Settings(world_size=8)).run
     assert on_8.spec.gradient_accumulation_steps == 1  # the `if ddp:` branch splits it instead
+
+
+def test_between_scripts_that_know_the_same_keys_the_config_is_named_after_one(
+    tmp_path, monkeypatch, capsys
+):
+    folder = _project(tmp_path)
+    (tmp_path / "train.py").unlink()
+    for name in ("train_alpha.py", "train_llama.py"):
+        (tmp_path / name).write_text(VARIANT_PY)
+    (folder / "train_llama_130m.py").write_text("eval_addition_527 = 1\n")
+    (folder / "llama").mkdir()
+    (folder / "llama" / "small.py").write_text("eval_addition_527 = 1\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT203", "config/")
+    assert out.count(f"(defaults: {tmp_path / 'train_llama.py'})") == 2
