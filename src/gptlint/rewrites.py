@@ -33,6 +33,11 @@ class Rewrite:
     line: int
 
 
+OPTIMIZER = "optimizer"
+"""The global train.py builds its optimizer into: its rewrites say which optimizer runs."""
+_ADAMW = frozenset({"configure_optimizers", "AdamW"})
+"""Calls that build nanoGPT's AdamW."""
+
 _DDP_TEST = re.compile(r"environ[^\n]*RANK|RANK[^\n]*environ")
 _SPLIT = re.compile(r"world_size")
 
@@ -53,6 +58,9 @@ def collect(
                 continue
             if not conditions and _DDP_TEST.search(module.code_for_node(value)):
                 ddp.add(target)
+            if target == OPTIMIZER and isinstance(value, cst.Call):
+                rewrites.append(Rewrite(target, value, None, conditions, line_of(small)))
+                continue
             if target not in keys or (
                 isinstance(operator, cst.FloorDivideAssign)
                 and _SPLIT.search(module.code_for_node(value))
@@ -65,11 +73,14 @@ def collect(
 def _smalls(
     node: cst.CSTNode, conditions: tuple[Condition, ...]
 ) -> Iterator[tuple[cst.BaseSmallStatement, tuple[Condition, ...]]]:
-    """The small statements of top-level code and of `if` branches (not loops, `try`, `with`,
-    functions: whether and how often they run is not read here)."""
+    """The small statements of top-level code, of `with` and `try` bodies and of `if` branches
+    (not loops, `except` clauses, functions: whether and how often they run is not read
+    here)."""
     if isinstance(node, cst.SimpleStatementLine | cst.SimpleStatementSuite):
         for small in node.body:
             yield small, conditions
+    elif isinstance(node, cst.With | cst.Try):  # the body runs once (a `try` as far as it gets)
+        yield from _suite(node.body, conditions)
     elif isinstance(node, cst.If):
         yield from _suite(node.body, (*conditions, (node.test, True)))
         orelse = node.orelse
@@ -99,6 +110,15 @@ def _assignment(
         and isinstance(small.targets[0].target, cst.Name)
     ):
         return small.targets[0].target.value, small.value, None
+    if (  # `optimizer, lrs = build_optimizer(model)`
+        isinstance(small, cst.Assign)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Tuple)
+        and isinstance(small.value, cst.Call)
+    ):
+        first = small.targets[0].target.elements[0].value
+        if isinstance(first, cst.Name) and first.value == OPTIMIZER:
+            return OPTIMIZER, small.value, None
     if isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name):
         return small.target.value, small.value, small.operator
     return None, None, None
@@ -115,7 +135,7 @@ def apply(
     env.update(dict.fromkeys(schema.ddp_flags, world_size > 1))
     changed: dict[str, str] = {}
     for rewrite in schema.rewrites:
-        if rewrite.key not in only or not _holds(rewrite.conditions, env):
+        if rewrite.key not in only or _holds(rewrite.conditions, env) is not True:
             continue
         value = evaluate(rewrite.value, env)
         if rewrite.operator is not None:
@@ -129,9 +149,43 @@ def apply(
     return config, tuple(changed)
 
 
-def _holds(conditions: tuple[Condition, ...], env: dict[str, Any]) -> bool:
+def other_optimizer(config: EffectiveConfig, world_size: int) -> str | None:
+    """Where train.py builds, for this config, an optimizer that is not nanoGPT's AdamW
+    (`model.configure_optimizers(...)`), or may build one behind a test static reading cannot
+    evaluate: said with the line; None for AdamW."""
+    schema = config.schema
+    env = config.env()
+    env.update(dict.fromkeys(schema.ddp_flags, world_size > 1))
+    current: str | None = None
+    for rewrite in schema.rewrites:
+        if rewrite.key != OPTIMIZER:
+            continue
+        holds = _holds(rewrite.conditions, env)
+        name = _called(rewrite.value)
+        if name in _ADAMW:
+            current = None if holds else current
+        elif holds is not False:
+            may = "" if holds else "may build (behind an `if` static reading cannot evaluate) "
+            current = (
+                f"{schema.origin}:{rewrite.line} {may or 'builds '}its optimizer with"
+                f" `{name}(...)`, not nanoGPT's AdamW, whose state the estimate counts"
+            )
+    return current
+
+
+def _called(call: cst.BaseExpression) -> str:
+    func = call.func if isinstance(call, cst.Call) else call
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return func.value if isinstance(func, cst.Name) else "?"
+
+
+def _holds(conditions: tuple[Condition, ...], env: dict[str, Any]) -> bool | None:
+    """Whether every test takes its branch: True, False, or None where one cannot be told."""
     for test, wanted in conditions:
         value = evaluate(test, env)
-        if value is UNKNOWN or bool(value) != wanted:
+        if value is UNKNOWN:
+            return None
+        if bool(value) != wanted:
             return False
     return True

@@ -31,6 +31,7 @@ from gptlint.kinds import ValueKind
 from gptlint.metadata import MetaError, dataset_vocab
 from gptlint.resolve import EffectiveConfig
 from gptlint.rewrites import apply as apply_rewrites
+from gptlint.rewrites import other_optimizer
 from gptlint.source import real_folder
 from gptlint.values import UNKNOWN
 
@@ -510,6 +511,9 @@ def derive_run(
         compiled = config.schema.calls_compile
     splits = config.schema.splits_accumulation
     _check_optimizer(reader)
+    optimizer = other_optimizer(config, world_size)
+    if optimizer is not None:
+        reader.fail("optimizer", optimizer, missing=True)
     if not own_model:
         for difference in config.schema.model_differences:
             reader.fail("model", difference, architecture=True)

@@ -296,3 +296,20 @@ def test_between_scripts_that_know_the_same_keys_the_config_is_named_after_one(
     monkeypatch.chdir(tmp_path)
     _, out = _lint(capsys, "--select", "GPT203", "config/")
     assert out.count(f"(defaults: {tmp_path / 'train_llama.py'})") == 2
+
+
+def test_an_optimizer_that_is_not_adamw_is_said(tmp_path, monkeypatch, capsys):
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\nalgorithm = 'adamw'\n") + (
+        "if algorithm == 'adam_mini':\n    optimizer = Adam_mini(model.parameters())\n"
+        "else:\n    optimizer = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), 'cuda')\n"
+    )
+    config = _fork_with(tmp_path, train_py=train)
+    config.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    assert "GPT501 estimated" in out and "AdamW state" in out
+    config.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\nalgorithm = 'adam_mini'\n")
+    _, out = _lint(capsys, "config/c.py")
+    line = train.splitlines().index("    optimizer = Adam_mini(model.parameters())") + 1
+    assert "AdamW state" not in out
+    assert f"train.py:{line} builds its optimizer with `Adam_mini(...)`, not nanoGPT's AdamW" in out
