@@ -92,9 +92,9 @@ def _tanh_gelu(node: ast.AST, called: set[str]) -> bool:
 
 
 def init_from_branches(tree: ast.Module) -> tuple[str, ...]:
-    """The `init_from` values the training script tests for: `init_from == 'finetune'`,
-    `init_from in ('a', 'b')`, and prefixes of `init_from.startswith('lora')` (with a
-    trailing `*`)."""
+    """The `init_from` values the training script tests for beyond nanoGPT's own:
+    `init_from == 'finetune'`, `init_from in ('a', 'b')`, and prefixes of
+    `init_from.startswith('lora')` (with a trailing `*`)."""
     found: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and _names_init_from(node):
@@ -107,7 +107,11 @@ def init_from_branches(tree: ast.Module) -> tuple[str, ...]:
             and _is_init_from(node.func.value)
         ):
             found += [f"{prefix}*" for arg in node.args for prefix in _strings(arg)]
-    return tuple(dict.fromkeys(found))
+    return tuple(b for b in dict.fromkeys(found) if not b.startswith(_NANOGPT_INIT_FROM))
+
+
+_NANOGPT_INIT_FROM = ("scratch", "resume", "gpt2")
+"""What nanoGPT's own branches handle (and `run.derive_model` models): not a fork's."""
 
 
 def _names_init_from(node: ast.Compare) -> bool:
