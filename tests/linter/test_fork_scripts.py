@@ -313,3 +313,12 @@ def test_an_optimizer_that_is_not_adamw_is_said(tmp_path, monkeypatch, capsys):
     line = train.splitlines().index("    optimizer = Adam_mini(model.parameters())") + 1
     assert "AdamW state" not in out
     assert f"train.py:{line} builds its optimizer with `Adam_mini(...)`, not nanoGPT's AdamW" in out
+
+
+def test_the_memory_finding_names_the_variant_script_it_read(tmp_path, monkeypatch, capsys):
+    folder = _project(tmp_path)
+    (tmp_path / "train_no527.py").write_text(VARIANT_PY)
+    (folder / "c.py").write_text("eval_addition_527 = False\nbatch_size = 512\nn_embd = 768\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT501", "config/c.py")
+    assert f"eager (the run {tmp_path / 'train_no527.py'} starts);" in out

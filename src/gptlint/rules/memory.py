@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,6 +17,7 @@ from gptlint.kinds import FixSafety, Severity, ValueKind
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import target
 from gptlint.run import PRESETS, ModelSource, TrainingRun
+from gptlint.schema import NANOGPT_SCHEMA
 from gptlint.scopes import ConfigScope
 from gptlint.units import format_gib, format_params
 
@@ -105,6 +107,9 @@ class PeakMemoryAboveBudget(Rule):
             f" {spec.block_size} with vocab_size {spec.shape.vocab_size} ({run.model.vocab_from}),"
             f" {estimate.kernel.label}, {spec.dtype}, {engine}"
         )
+        origin = ctx.config.schema.origin
+        if origin != NANOGPT_SCHEMA.origin and not origin.endswith(f"{os.sep}train.py"):
+            message += f" (the run {origin} starts)"  # one of several training scripts
         fits = largest_batch(spec, gpu, budget)
         fix = None
         if fits == 0:
