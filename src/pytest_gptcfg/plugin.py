@@ -51,7 +51,9 @@ def _named_configs(config: pytest.Config) -> tuple[Path, ...]:
     found = []
     for arg in config.args:
         path = (base / arg.split("::")[0]).resolve()
-        test_module = any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns)
+        test_module = path.name in ("conftest.py", "__init__.py") or any(
+            fnmatch.fnmatch(path.name, pattern) for pattern in patterns
+        )
         if path.suffix == ".py" and path.is_file() and "::" not in arg and not test_module:
             found.append(path)
     return tuple(found)
