@@ -135,3 +135,23 @@ def _strings(node: ast.expr) -> list[str]:
 def takes_branch(value: str, branches: tuple[str, ...]) -> bool:
     """Whether `init_from=value` is one of the `branches` (`lora*` matches `lora_r8`)."""
     return any(value.startswith(b[:-1]) if b.endswith("*") else value == b for b in branches)
+
+
+def sequence_key(tree: ast.Module) -> str | None:
+    """The global that sets the sequence length train.py feeds the model, where its batches
+    are slices `data[i:i+NAME]` of another name than block_size (a fork that keeps the
+    context length in `seq_len` and means something else by block_size); None otherwise."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Slice) or not isinstance(node.upper, ast.BinOp):
+            continue
+        upper = node.upper
+        if (
+            isinstance(upper.op, ast.Add)
+            and isinstance(node.lower, ast.Name)
+            and isinstance(upper.left, ast.Name)
+            and upper.left.id == node.lower.id
+            and isinstance(upper.right, ast.Name)
+        ):
+            name = upper.right.id
+            return None if name == "block_size" else name
+    return None

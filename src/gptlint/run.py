@@ -543,10 +543,26 @@ def derive_run(
                 f" {world_size} (train.py asserts it; GPT401): memory per process is that of"
                 f" {per_process} micro-steps, as with the nearest multiple",
             )
+    sequence = model.shape.block_size
+    if config.schema.sequence_key is not None:  # the fork feeds another key's length
+        key = config.schema.sequence_key
+        sequence = reader.positive(key)
+        if sequence is not UNKNOWN and sequence > model.shape.block_size:
+            reader.fail(
+                key,
+                f"{key}={sequence} ({config.origin(key)}) is longer than the model's"
+                f" block_size {model.shape.block_size}: its forward asserts `t <= block_size`",
+            )
+        if reader.problems:
+            return reader.problems
+        notes += (
+            f"the sequence length is {key}={sequence} ({config.origin(key)}): train.py's"
+            f" batches are data[i:i+{key}]",
+        )
     spec = StepSpec(
         shape=model.shape,
         batch_size=batch_size,
-        block_size=model.shape.block_size,
+        block_size=sequence,
         gradient_accumulation_steps=per_process,
         dtype=dtype,
         compile=compiled,

@@ -17,7 +17,12 @@ import libcst as cst
 
 from gptlint.configfile import parse_config
 from gptlint.evaluate import evaluate
-from gptlint.forkmodel import init_from_branches, model_differences, other_model
+from gptlint.forkmodel import (
+    init_from_branches,
+    model_differences,
+    other_model,
+    sequence_key,
+)
 from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.machine import target_calls
 from gptlint.rewrites import Rewrite
@@ -154,6 +159,9 @@ class Schema:
     """What the model.py beside train.py does that changes memory from nanoGPT's GPT."""
     init_from_branches: tuple[str, ...] = ()
     """The `init_from` values train.py tests for (`forkmodel.init_from_branches`)."""
+    sequence_key: str | None = None
+    """The key whose value is the sequence length train.py feeds the model, where that is not
+    block_size (`forkmodel.sequence_key`)."""
     rewrites: tuple[Rewrite, ...] = ()
     """What train.py assigns to its keys after the configurator ran (`gptlint.rewrites`)."""
     ddp_flags: frozenset[str] = frozenset()
@@ -243,7 +251,7 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
     text = config.source.text
     for spec in _read_through_globals(text):
         specs.setdefault(spec.name, spec)
-    other, differences, branches = _fork_model(path, text)
+    other, differences, branches, sequence = _fork_model(path, text)
     rewrites, ddp_flags = collect_rewrites(
         config.module, stop + 1, set(specs), lambda node: config.position(node).start.line
     )
@@ -256,21 +264,24 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         other_model=other,
         model_differences=differences,
         init_from_branches=branches,
+        sequence_key=sequence if sequence in specs else None,
         rewrites=rewrites,
         ddp_flags=ddp_flags,
         reads=frozenset(assigned) | _read_after_configurator(text),
     )
 
 
-def _fork_model(path: Path, text: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
-    """`Schema.other_model`, `model_differences` and `init_from_branches` for the train.py at
-    `path`."""
+def _fork_model(
+    path: Path, text: str
+) -> tuple[str | None, tuple[str, ...], tuple[str, ...], str | None]:
+    """`Schema.other_model`, `model_differences`, `init_from_branches` and `sequence_key` for
+    the train.py at `path`."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return None, (), ()
+        return None, (), (), None
     differences = model_differences(path.parent / "model.py")
-    return other_model(path, tree), differences, init_from_branches(tree)
+    return other_model(path, tree), differences, init_from_branches(tree), sequence_key(tree)
 
 
 def _uncertain(specs: dict[str, KeySpec], key: str, line: int) -> None:

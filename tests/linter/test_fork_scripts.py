@@ -322,3 +322,20 @@ def test_the_memory_finding_names_the_variant_script_it_read(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     _, out = _lint(capsys, "--select", "GPT501", "config/c.py")
     assert f"eager (the run {tmp_path / 'train_no527.py'} starts);" in out
+
+
+def test_the_sequence_length_is_what_train_py_feeds_the_model(tmp_path, monkeypatch):
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\nseq_len = 64\n") + (
+        "def get_batch(data):\n    return [data[i:i+seq_len] for i in range(batch_size)]\n"
+    )
+    config = _fork_with(tmp_path, train_py=train)
+    monkeypatch.chdir(tmp_path)
+    config.write_text("seq_len = 128\nblock_size = 1024\n")
+    run = LintContext(load_config(config), Settings()).run
+    assert (run.spec.block_size, run.spec.shape.block_size) == (128, 1024)
+    assert f"the sequence length is seq_len=128 ({config}:1)" in run.notes[-1]
+    config.write_text("seq_len = 2048\nblock_size = 1024\n")
+    problems = LintContext(load_config(config), Settings()).run
+    assert f"seq_len=2048 ({config}:1) is longer than the model's block_size 1024" in str(
+        problems[0]
+    )
