@@ -101,7 +101,7 @@ class LintContext:
     def world_size(self) -> WorldSize:
         """The `world-size` setting, else a `torchrun --nproc_per_node=N` (times `--nnodes=M`)
         in the file's comments or docstring, else 1."""
-        if self.settings.world_size > 1:
+        if self.settings.world_size is not None:
             return WorldSize(self.settings.world_size, "the world-size setting")
         if _NPROC.search(self.file.source.text) is None:  # skip walking the tree
             return WorldSize(1, "a single process")

@@ -15,7 +15,7 @@ from gptlint.diagnostics import Diagnostic
 from gptlint.kinds import Severity
 from gptlint.resolve import EffectiveConfig, OverrideError, resolve
 from gptlint.rules import RULES_BY_CODE, enabled_codes
-from gptlint.schema import schema_for
+from gptlint.schema import NANOGPT_SCHEMA, NotNanoGPTError, schema_for
 from gptlint.settings import Settings, SettingsError
 from gptlint.source import Source, SourceError, decode_source, read_regular, unread_reason
 
@@ -55,7 +55,7 @@ def lint_source(
         return LintResult(source.path, diagnostics)
     if configs_only and not looks_like_config(file, settings):
         return LintResult(source.path, [], file, skipped=True)
-    schema = schema_for(schema_path or Path(source.path), settings)
+    schema = schema_for(schema_path or Path(source.path), settings, source.text)
     ctx = LintContext(_with_overrides(resolve(file, schema), settings), settings)
     diagnostics = []
     for code in codes:
@@ -116,7 +116,10 @@ def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
     shape, or assigns a lowercase name."""
     if any(b.reason in ("definition", "exec()") for b in file.bindings):
         return False
-    schema = schema_for(Path(file.path), settings)
+    try:
+        schema = schema_for(Path(file.path), settings, file.source.text)
+    except NotNanoGPTError:  # a config of such a project still looks like one; linting says why
+        schema = NANOGPT_SCHEMA
     if file.shape_calls or any(a.key in schema for a in file.assignments):
         return True
     return any(_LOWERCASE_NAME.match(a.key) for a in file.assignments)

@@ -98,6 +98,12 @@ class EffectiveConfig:
         where = f"{self.path}:{line}"
         return f"{where} ({resolved.text})" if resolved.text else where
 
+    def with_value(self, key: str, value: Any, where: str) -> EffectiveConfig:
+        """This config with `key` set to `value` by the training script (`where`: its line)."""
+        values = dict(self._values)
+        values[key] = Resolved(key, value, ValueKind.OVERRIDE, text=f"by {where}")
+        return EffectiveConfig(self.file, self.schema, values)
+
     def with_overrides(self, items: Iterable[str]) -> EffectiveConfig:
         """Apply `--key=value` overrides as nanoGPT's configurator.py does.
 
@@ -222,4 +228,4 @@ def load_config(path: str | Path, settings: Settings | None = None) -> Effective
         file = parse_config(read_source(str(path)))
     except SourceError as exc:
         raise ConfigError(f"{path}:{exc.line}:{exc.col}: {exc.message}") from None
-    return resolve(file, schema_for(Path(path), settings))
+    return resolve(file, schema_for(Path(path), settings, file.source.text))

@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from gptlint.checkpoint import CheckpointError, read_checkpoint_model_args
+from gptlint.forkmodel import takes_branch
 from gptlint.gpus import GpuProfile
 from gptlint.kinds import ValueKind
 from gptlint.metadata import MetaError, dataset_vocab
 from gptlint.resolve import EffectiveConfig
+from gptlint.rewrites import apply as apply_rewrites
+from gptlint.rewrites import other_optimizer
 from gptlint.source import real_folder
 from gptlint.values import UNKNOWN
 
@@ -245,6 +248,8 @@ class TrainingRun:
     world_size: int
     notes: tuple[str, ...] = ()
     splits_accumulation: bool = True
+    rewritten: tuple[str, ...] = ()
+    """Keys train.py changes after the configurator (the config's value is not what runs)."""
 
     @property
     def accumulation_divisor(self) -> int:
@@ -342,6 +347,9 @@ def derive_model(
     are passed on (`ModelShape.extra`) rather than being a problem.
     """
     reader = _Reader(config)
+    if config.schema.other_model is not None:  # said first: no key of it is nanoGPT's to read
+        reader.fail("model", config.schema.other_model, missing=True)
+        return reader.problems
     root = root if root is not None else project_root(Path(config.path), Path.cwd())
     # A fork whose train.py has no init_from always builds from scratch.
     init_from = reader.value("init_from", (str,)) if "init_from" in config else "scratch"
@@ -352,8 +360,16 @@ def derive_model(
         source = _scratch(reader, root, strict, own_model)
     elif init_from == "resume":
         source = _resume(reader, root)
-    elif init_from in PRESETS:
-        source = ModelSource(PRESETS[init_from], init_from, f"{init_from}'s checkpoint")
+    elif init_from in PRESETS:  # a fork's further model arguments are passed on too
+        preset = dataclasses.replace(PRESETS[init_from], extra=_architecture(reader, own_model))
+        source = ModelSource(preset, init_from, f"{init_from}'s checkpoint")
+    elif isinstance(init_from, str) and takes_branch(init_from, config.schema.init_from_branches):
+        reader.fail(
+            "init_from",
+            f"init_from={_show(init_from)} ({config.origin('init_from')}) takes a branch of"
+            f" {config.schema.origin} that gptlint does not model",
+            missing=True,
+        )
     elif init_from is not UNKNOWN:
         reader.fail(
             "init_from",
@@ -479,6 +495,7 @@ def derive_run(
     """
     if model is None:
         model = derive_model(config, root=root, strict=strict, own_model=own_model)
+    config, rewritten = apply_rewrites(config, world_size, _STEP_KEYS)
     reader = _Reader(config)
     batch_size = reader.positive("batch_size")
     accumulation = reader.positive("gradient_accumulation_steps")
@@ -496,14 +513,13 @@ def derive_run(
     else:  # a fork's train.py without the key: does it compile at all?
         compiled = config.schema.calls_compile
     splits = config.schema.splits_accumulation
-    if splits and accumulation is not UNKNOWN and accumulation % world_size:
-        reader.fail(
-            "gradient_accumulation_steps",
-            f"gradient_accumulation_steps={accumulation}"
-            f" ({config.origin('gradient_accumulation_steps')}) is not divisible by the world"
-            f" size {world_size}: nanoGPT asserts it under DDP",
-        )
     _check_optimizer(reader)
+    optimizer = other_optimizer(config, world_size)
+    if optimizer is not None:
+        reader.fail("optimizer", optimizer, missing=True)
+    if not own_model:
+        for difference in config.schema.model_differences:
+            reader.fail("model", difference, architecture=True)
     problems = (model if isinstance(model, list) else []) + reader.problems
     if not problems and model.init_from == "scratch" and model.shape.n_embd % model.shape.n_head:
         s = model.shape
@@ -521,17 +537,56 @@ def derive_run(
     if dtype == "bfloat16" and not gpu.bf16 and resolved and resolved.kind == ValueKind.DEFAULT:
         dtype = "float16"
         notes = (f"{gpu.name} has no bfloat16: train.py's default dtype is float16 there",)
+    per_process = accumulation
+    if splits:
+        per_process = _micro_steps(accumulation, world_size)
+        if accumulation % world_size:
+            notes += (
+                f"gradient_accumulation_steps={accumulation} is not divisible by the world size"
+                f" {world_size} (train.py asserts it; GPT401): memory per process is that of"
+                f" {per_process} micro-steps, as with the nearest multiple",
+            )
+    sequence = model.shape.block_size
+    if config.schema.sequence_key is not None:  # the fork feeds another key's length
+        key = config.schema.sequence_key
+        sequence = reader.positive(key)
+        if sequence is not UNKNOWN and sequence > model.shape.block_size:
+            reader.fail(
+                key,
+                f"{key}={sequence} ({config.origin(key)}) is longer than the model's"
+                f" block_size {model.shape.block_size}: its forward asserts `t <= block_size`",
+            )
+        if reader.problems:
+            return reader.problems
+        notes += (
+            f"the sequence length is {key}={sequence} ({config.origin(key)}): train.py's"
+            f" batches are data[i:i+{key}]",
+        )
     spec = StepSpec(
         shape=model.shape,
         batch_size=batch_size,
-        block_size=model.shape.block_size,
-        gradient_accumulation_steps=accumulation // world_size if splits else accumulation,
+        block_size=sequence,
+        gradient_accumulation_steps=per_process,
         dtype=dtype,
         compile=compiled,
         eval_only=config.get("eval_only") is True,
         **_optimizer(config),
     )
-    return TrainingRun(spec, model, accumulation, world_size, notes, splits)
+    notes += tuple(f"{key}={_show(config.get(key))} ({config.origin(key)})" for key in rewritten)
+    return TrainingRun(spec, model, accumulation, world_size, notes, splits, rewritten)
+
+
+_STEP_KEYS = frozenset(
+    {"batch_size", "gradient_accumulation_steps", "dtype", "compile", *OPTIMIZER_KEYS}
+)
+"""The keys derive_run reads: train.py's rewrites of them are followed (`gptlint.rewrites`)."""
+
+
+def _micro_steps(accumulation: int, world_size: int) -> int:
+    """The micro-steps of one process: the global count split among the processes; where it
+    does not divide (train.py's assert fails: GPT401 reports it), that of the nearest
+    multiple (ties: the larger), so that the memory per process is still checked."""
+    return max(1, (accumulation + world_size // 2) // world_size)
 
 
 _ADAMW_RANGES = {

@@ -37,7 +37,7 @@ class Settings:
     ignore: tuple[str, ...] = ()
     gpu: str = DEFAULT_GPU
     memory_budget: int | None = None
-    world_size: int = 1
+    world_size: int | None = None  # None: not given (a `--nproc_per_node=N` comment, else 1)
     defaults: Path | None = None
     model: Path | None = None
     fix_strategy: str = "keep-width"

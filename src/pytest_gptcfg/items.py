@@ -25,7 +25,7 @@ from gptlint.lint import lint_file
 from gptlint.pyproject import load_settings
 from gptlint.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
 from gptlint.run import Problem, TrainingRun, derive_run, project_root
-from gptlint.schema import SchemaError
+from gptlint.schema import NotNanoGPTError, SchemaError
 from gptlint.settings import Settings, SettingsError
 from gptlint.source import run_deep
 from gptlint.units import GIB, format_gib, format_params
@@ -109,6 +109,7 @@ class GptConfigFile(pytest.File):
             {
                 "gpu": options.gpu,
                 "memory_budget": options.memory_budget,
+                "world_size": options.world_size,
                 "model": options.model,
                 "overrides": compiled,
             }
@@ -137,6 +138,8 @@ class LintItem(ConfigItem):
         shown = self.parent.shown_path
         try:  # run_deep: libcst and the evaluator recurse as deep as the file nests
             diagnostics = run_deep(lint_file, shown, self.parent.settings())
+        except NotNanoGPTError as exc:
+            pytest.skip(str(exc))
         except (SettingsError, SchemaError) as exc:
             raise CheckFailed(f"{shown}: not linted: {exc}") from None
         errors = [d for d in diagnostics if d.severity == "error"]
@@ -253,7 +256,7 @@ class MemoryItem(ConfigItem):
             own_model=model_py is not None,
         )
         if isinstance(run, list):
-            raise CheckFailed(f"{shown}: memory check not run: {_explain(run[0])}")
+            raise CheckFailed(f"{shown}: memory check not run: {_explain(run)}")
         too_large = _too_large(run, profile)
         if too_large:
             raise CheckFailed(f"{shown}: memory check not run: too large to simulate: {too_large}")
@@ -264,6 +267,8 @@ class MemoryItem(ConfigItem):
         shown = self.parent.shown_path
         try:
             cfg = run_deep(load_config, shown, settings)
+        except NotNanoGPTError as exc:
+            pytest.skip(str(exc))
         except (ConfigError, SchemaError) as exc:
             raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
         for where, overrides in (
@@ -278,10 +283,13 @@ class MemoryItem(ConfigItem):
 
     def _model_py(self, cfg: EffectiveConfig, settings: Settings) -> Path | None:
         """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for
-        a fork whose train.py passes its own model arguments (`Schema.architecture_keys`), the
+        a fork whose train.py passes its own model arguments (`Schema.architecture_keys`) or
+        whose model.py changes memory (`Schema.model_differences`: flash off, a tanh GELU), the
         model.py beside that train.py; else None (nanoGPT's model, built in)."""
         if settings.model:
             return settings.model
+        if cfg.schema.model_differences:
+            return Path(cfg.schema.origin).parent / "model.py"  # read: it exists
         keys = cfg.schema.architecture_keys
         if not keys:
             return None
@@ -310,14 +318,21 @@ class MemoryItem(ConfigItem):
         self.user_properties.append((report.MEMORY_KEY, record))
 
 
-def _explain(problem: Problem) -> str:
-    """A problem, with how to supply a value only running the config would give; an origin
-    that carries its own parenthesis (`(default (nanoGPT train.py))`, `(config/x.py:3 (n * 2))`)
-    is written once: `(default: nanoGPT train.py)`."""
-    text = _NESTED_ORIGIN.sub(r"(\1: \2)", str(problem))
-    if problem.unknown:
-        return f"{text}; give its value with --gpt-set {problem.key}=VALUE"
-    return text
+def _explain(problems: list[Problem]) -> str:
+    """The first problem, with how to supply a value only running the config would give (all
+    such values at once, where several are unknown); an origin that carries its own
+    parenthesis (`(default (nanoGPT train.py))`, `(config/x.py:3 (n * 2))`) is written once:
+    `(default: nanoGPT train.py)`."""
+    unknown = [p for p in problems if p.unknown]
+    if not problems[0].unknown:
+        return _text(problems[0])
+    flags = " ".join(f"--gpt-set {p.key}=VALUE" for p in unknown)
+    values = "its value" if len(unknown) == 1 else "their values"
+    return f"{'; '.join(_text(p) for p in unknown)}; give {values} with {flags}"
+
+
+def _text(problem: Problem) -> str:
+    return _NESTED_ORIGIN.sub(r"(\1: \2)", str(problem))
 
 
 _NESTED_ORIGIN = re.compile(r"\(([^()]*) \(([^()]*)\)\)")

@@ -6,6 +6,8 @@ the linter; they are imported once configs are asked for.
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,13 +30,42 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from pytest_gptcfg.report import Results
 
+    options = dataclasses.replace(options, configs=options.configs + _named_configs(config))
     config.stash[OPTIONS_KEY] = options
+    config.stash[FOUND_KEY] = set()
     config.pluginmanager.register(_SessionHooks(config, options, Results()), "gptcfg-session")
-    _add_collection_args(config, options.configs)
+    _collection_args(config, options.configs)
 
 
-def _add_collection_args(config: pytest.Config, configs: tuple[Path, ...]) -> None:
-    """Collect the configs also when the command line or `testpaths` names other folders."""
+FOUND_KEY = pytest.StashKey[set[Path]]()
+"""The `--gpt-configs` paths that named or held a config collected."""
+
+
+def _named_configs(config: pytest.Config) -> tuple[Path, ...]:
+    """Positional `.py` files that are not test modules (`pytest --gpt-configs a.py b.py`): each
+    is checked as a config too."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return ()
+    patterns = config.getini("python_files")
+    base = config.invocation_params.dir
+    found = []
+    for arg in config.args:
+        path = (base / arg.split("::")[0]).resolve()
+        test_module = path.name in ("conftest.py", "__init__.py") or any(
+            fnmatch.fnmatch(path.name, pattern) for pattern in patterns
+        )
+        if path.suffix == ".py" and path.is_file() and "::" not in arg and not test_module:
+            found.append(path)
+    return tuple(found)
+
+
+def _collection_args(config: pytest.Config, configs: tuple[Path, ...]) -> None:
+    """What pytest collects: only the configs where no path was given on the command line
+    (not the `testpaths` or the folder it runs in: a project's own tests, which may not even
+    import, are not what `--gpt-configs` asks for); the configs too where paths were given."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [str(path) for path in configs]
+        return
     base = config.invocation_params.dir
     given = [(base / arg.split("::")[0]).resolve() for arg in config.args]
     for path in configs:
@@ -58,6 +89,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[
     from pytest_gptcfg.items import GptConfigFile, is_config
 
     if is_config(file_path, given):
+        parent.config.stash[FOUND_KEY].add(given)
         outcome.force_result([GptConfigFile.from_parent(parent, path=file_path)])
 
 
@@ -94,7 +126,14 @@ class _SessionHooks:
         word = verbose_status(report)
         return None if word is None else ("passed", ".", (word, {"green": True}))
 
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+    def pytest_terminal_summary(
+        self, terminalreporter: pytest.TerminalReporter, exitstatus: int
+    ) -> None:
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:  # say why, as gptlint does
+            found = self.config.stash[FOUND_KEY]
+            for path in self.options.configs:
+                if path not in found:
+                    terminalreporter.write_line(f"gptcfg: {_shown(path)}: no config files found")
         lines = self.results.summary()
         if lines:
             terminalreporter.write_sep("=", "gptcfg summary")
@@ -104,3 +143,11 @@ class _SessionHooks:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.options.report is not None and not hasattr(self.config, "workerinput"):
             self.results.write_json(self.options.report)
+
+
+def _shown(path: Path) -> Path:
+    """A path relative to the working directory when inside it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path

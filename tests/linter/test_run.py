@@ -212,7 +212,9 @@ def test_compile_mode_overrides_the_configs_compile(tmp_path, mode, expected):
 def test_world_size_divides_accumulation_per_process_but_not_tokens_per_iter(tmp_path):
     step = step_for(tmp_path, "batch_size = 12\n", world_size=8)
     assert (step.spec.gradient_accumulation_steps, step.tokens_per_iter) == (5, 40 * 12 * 1024)
-    assert re.search("not divisible by the world size 3", problem_for(tmp_path, "", world_size=3))
+    odd = step_for(tmp_path, "", world_size=3)  # 40 / 3: GPT401; memory is still derived
+    assert odd.spec.gradient_accumulation_steps == 13
+    assert any("not divisible by the world size 3" in note for note in odd.notes)
 
 
 @pytest.mark.parametrize(

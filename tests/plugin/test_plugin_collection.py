@@ -26,13 +26,15 @@ def test_a_folder_gives_lint_and_memory_items_per_config(project):
     assert result.ret == 0
 
 
-def test_named_files_only_and_ordinary_tests_when_testpaths_point_elsewhere(project):
+def test_named_files_only_and_no_testpaths_without_positional_paths(project):
     project.pytester.makeini("[pytest]\ntestpaths = tests\n")
     project.pytester.mkdir("tests")
     (project.path / "tests" / "test_ordinary.py").write_text("def test_ok():\n    pass\n")
     project.config("train_a.py")
     project.config("train_b.py")
     result = project.run("--collect-only", "-q", "--gpt-configs", "config/train_a.py")
+    assert collected(result) == ["config/train_a.py::lint", "config/train_a.py::memory[rtx4070]"]
+    result = project.run("--collect-only", "-q", "--gpt-configs", "config/train_a.py", "tests")
     assert collected(result) == [
         "tests/test_ordinary.py::test_ok",
         "config/train_a.py::lint",

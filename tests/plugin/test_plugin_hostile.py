@@ -10,6 +10,8 @@ from itertools import takewhile
 
 import pytest
 
+from gptlint.schema import NANOGPT_DEFAULTS
+
 pytest_plugins = ["pytester"]
 
 
@@ -87,11 +89,13 @@ def test_a_bad_pyproject_set_is_named(project):
 
 
 def test_a_problem_with_a_default_names_it_once_in_parentheses(project):
-    project.config("train_a.py", project.tiny.replace("gradient_accumulation_steps = 2\n", ""))
-    project.pytester.makepyprojecttoml("[tool.gptlint]\nworld-size = 3\n")
+    project.config("train_a.py", project.tiny.replace("dtype", "#"))
+    defaults = {**NANOGPT_DEFAULTS, "dtype": "fp16"}
+    train = "".join(f"{key} = {value!r}\n" for key, value in defaults.items())
+    (project.path / "train.py").write_text(train + "exec(open('configurator.py').read())\n")
     result = project.run("--gpt-configs", "config", "-k", "memory")
     text = failures(result)["config/train_a.py"]
-    assert text.startswith("gradient_accumulation_steps=40 (default: nanoGPT train.py) is not")
+    assert text.startswith(f"dtype='fp16' (default: {project.path / 'train.py'}) is not")
     assert "))" not in text
 
 

@@ -21,7 +21,7 @@ from gptlint.literals import replace_literal
 from gptlint.positions import statements_matching
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.impossible import problem
-from gptlint.schema import MODEL_ONLY_KEYS
+from gptlint.schema import MODEL_ONLY_KEYS, NANOGPT_SCHEMA
 from gptlint.values import UNKNOWN
 
 # Spellings people carry over from other codebases, mapped to nanoGPT's key.
@@ -60,7 +60,12 @@ class _Keys:
         schema, seen, found = self.ctx.config.schema, set(), []
         for a in self.ctx.file.assignments:
             key = a.key
-            if key in seen or key in schema or key in MODEL_ONLY_KEYS or not _config_like(key):
+            if (
+                key in seen
+                or schema.reads_name(key)
+                or key in MODEL_ONLY_KEYS
+                or not _config_like(key)
+            ):
                 continue
             seen.add(key)
             found.append(a)
@@ -216,9 +221,11 @@ class UnknownKeyNearMiss(Rule):
 
     Known keys come from nanoGPT's train.py or, with the `defaults` setting or a train.py
     beside the config folder, from that file read statically, so a fork's own keys are never
-    reported. Names the config itself reads (helper variables such as `tokens = 2**19` used
-    later) are not reported either. The unsafe fix renames the key, which changes what the run
-    does (the value now takes effect); no fix when the right key is assigned too.
+    reported, nor is any name the training script reads after running the configurator. Names
+    the config itself reads (helper variables such as `tokens = 2**19` used later) are not
+    reported either. The unsafe fix renames the key, which changes what the run does (the value
+    now takes effect); only for an alias or a typo (at most one edit per five characters), and
+    not when the right key is assigned too.
     """
 
     code = "GPT201"
@@ -252,6 +259,7 @@ class UnknownKeyNearMiss(Rule):
             unsafe_fixes=True,
         ),
         Invalid("lr = 1e-3\nlearning_rate = 6e-4\n", message="did you mean learning_rate?"),
+        Invalid("decay_lr_at = 0\n", message="did you mean decay_lr?", unsafe_fixes=True),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -269,10 +277,35 @@ class UnknownKeyNearMiss(Rule):
                 f" {meant}={uses} ({source})"
             )
             fix = None
-            if not ctx.file.assignments_of(meant):
+            if _certain(assignment.key, meant) and not ctx.file.assignments_of(meant):
                 edits = tuple(_rename(a, meant) for a in ctx.file.assignments_of(assignment.key))
                 fix = Fix(f"rename {assignment.key} to {meant}", edits, FixSafety.UNSAFE)
             yield Violation(assignment.target, message, fix)
+
+
+def _certain(key: str, meant: str) -> bool:
+    """Whether `key` is surely a misspelling of `meant`, as a rename fix needs: a known alias,
+    another case, or a typo of at most one edit per five characters (`n_embed`, `learning_rat`);
+    `resume_dir` for `resume_iter` is a near miss, but may be a name of its own."""
+    if ALIASES.get(key) == meant or key.lower() == meant:
+        return True
+    return _edits(key.lower(), meant) <= max(1, len(meant) // 5)
+
+
+def _edits(a: str, b: str) -> int:
+    """The optimal-string-alignment distance: insertions, deletions, substitutions and
+    transpositions of neighbours."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                cost = min(cost, previous2[j - 2] + 1)
+            current.append(cost)
+        previous2, previous = previous, current
+    return previous[-1]
 
 
 def _origin(ctx: LintContext) -> str:
@@ -412,6 +445,8 @@ class TypeDiffersFromDefault(Rule):
                 f" {_a(spec.type.__name__)}: `--{key}={example}` would fail the configurator's"
                 " type assertion"
             )
+            if ctx.config.schema is not NANOGPT_SCHEMA:
+                message += f" (defaults: {ctx.config.schema.origin})"
             fix = self._fix(resolved.assignment, value, spec.type)
             if fix is not None:
                 message += f"; write {fix.description.removeprefix('write ')}"
@@ -494,7 +529,7 @@ class ModelKeyNotRead(Rule):
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         seen = set()
         for a in ctx.file.assignments:
-            if a.key not in MODEL_ONLY_KEYS or a.key in ctx.config.schema or a.key in seen:
+            if a.key not in MODEL_ONLY_KEYS or ctx.config.schema.reads_name(a.key) or a.key in seen:
                 continue
             seen.add(a.key)
             if a.key == "vocab_size" and ctx.model is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,6 +17,7 @@ from gptlint.kinds import FixSafety, Severity, ValueKind
 from gptlint.rules.base import Invalid, Rule, Valid, Violation
 from gptlint.rules.common import target
 from gptlint.run import PRESETS, ModelSource, TrainingRun
+from gptlint.schema import NANOGPT_SCHEMA
 from gptlint.scopes import ConfigScope
 from gptlint.units import format_gib, format_params
 
@@ -105,6 +107,9 @@ class PeakMemoryAboveBudget(Rule):
             f" {spec.block_size} with vocab_size {spec.shape.vocab_size} ({run.model.vocab_from}),"
             f" {estimate.kernel.label}, {spec.dtype}, {engine}"
         )
+        origin = ctx.config.schema.origin
+        if origin != NANOGPT_SCHEMA.origin and not origin.endswith(f"{os.sep}train.py"):
+            message += f" (the run {origin} starts)"  # one of several training scripts
         fits = largest_batch(spec, gpu, budget)
         fix = None
         if fits == 0:
@@ -122,6 +127,8 @@ class PeakMemoryAboveBudget(Rule):
             for resolved in map(ctx.config.resolved, ("batch_size", "gradient_accumulation_steps"))
         ):
             return None, advice  # given on the command line: not this file's to rewrite
+        if {"batch_size", "gradient_accumulation_steps"} & set(run.rewritten):
+            return None, advice  # train.py changes them: the config's value is not what runs
         accum = run.gradient_accumulation_steps  # the global count under DDP
         choice = rebatch(run.spec.batch_size, accum, fits, run.accumulation_divisor)
         if choice is None:
@@ -173,6 +180,10 @@ class MemoryNotChecked(Rule):
             "import os\nbatch_size = int(os.environ['BS'])\n",
             message="not known without running the config",
         ),
+        Invalid(
+            "import os\nbatch_size = int(os.environ['BS'])\nn_layer = int(os.environ['L'])\n",
+            message="supply them with --set n_layer=VALUE --set batch_size=VALUE",
+        ),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -195,10 +206,17 @@ class MemoryNotChecked(Rule):
         elif unknown.missing:
             way_out = "gptlint derives runs the way nanoGPT's train.py builds them"
         else:
+            keys = [p.key for p in run if p.unknown]  # all of them at once, not one per rerun
+            unknown_text = "; ".join(str(p) for p in run if p.unknown)
             way_out = (
-                f"supply it with --set {unknown.key}=VALUE"
-                f" (or set = {{{unknown.key} = ...}} under [tool.gptlint])"
+                f"supply {'it' if len(keys) == 1 else 'them'} with"
+                f" {' '.join(f'--set {key}=VALUE' for key in keys)}"
+                f" (or set = {{{', '.join(f'{key} = ...' for key in keys)}}} under"
+                " [tool.gptlint])"
             )
+            message = f"GPT501 not checked: {unknown_text}; {way_out}"
+            yield Violation(node, message)
+            return
         message = f"GPT501 not checked: {unknown}; {way_out}"
         yield Violation(node, message)
 
@@ -267,6 +285,33 @@ def _restated(match: re.Match[str], count: int) -> str:
     return f"{count / 1e6:.{decimals if match.group('unit') == 'M' else 0}f}M"
 
 
+_SHAPE_IN_TEXT = re.compile(r"\b(?P<key>n_layer|n_head|n_embd)\s*[=:]\s*(?P<value>\d+)")
+_PRESET_IN_TEXT = re.compile(r"\bgpt2-(?P<size>medium|large|xl)\b|['\"]gpt2['\"]", re.I)
+
+
+def _line_of(text: str, offset: int) -> str:
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _describes_another_model(line: str, model: ModelSource) -> bool:
+    """Whether a claim's line is about another model than the run's: it writes a shape
+    (`n_layer=24`) or names a GPT-2 size (`'gpt2-xl': ...`) that is not this run's, as the
+    tables of model sizes that configs copy from nanoGPT's `from_pretrained` do."""
+    shape = model.shape
+    for match in _SHAPE_IN_TEXT.finditer(line):
+        if int(match.group("value")) != getattr(shape, match.group("key")):
+            return True
+    for match in _PRESET_IN_TEXT.finditer(line):
+        name = "gpt2" + (f"-{match.group('size').lower()}" if match.group("size") else "")
+        preset = PRESETS[name]
+        ours = (shape.n_layer, shape.n_head, shape.n_embd)
+        if (preset.n_layer, preset.n_head, preset.n_embd) != ours:
+            return True
+    return False
+
+
 class ParameterClaimMismatch(Rule):
     """Configs often say how big their model is ("~125M parameters", "GPT-2 (124M)", "1.5B"),
     and the number is easy to get wrong when a shape is changed by hand: 12 layers with
@@ -275,7 +320,9 @@ class ParameterClaimMismatch(Rule):
     counted as nanoGPT's `get_num_params()` does (position embeddings excluded; a claim that
     matches the count with them is accepted too). A claim more than 10% off is reported with
     the true count. Numbers followed by "tokens", "samples", "steps" and the like are not
-    claims. The unsafe fix rewrites the number in the comment.
+    claims, nor is a claim on a line that writes another shape (`n_layer=24`) or names another
+    GPT-2 size (`'gpt2-xl': ... # 1558M params`): tables of model sizes describe other models.
+    The unsafe fix rewrites the number in the comment.
     """
 
     code = "GPT502"
@@ -287,6 +334,11 @@ class ParameterClaimMismatch(Rule):
         Valid("# GPT-2 (124M)\nn_layer = 12\n"),
         Valid("# batch of ~0.5M tokens\nn_layer = 6\n"),
         Valid("init_from = 'gpt2-xl'  # 1.5B parameters\n"),
+        Valid(  # a table of the other GPT-2 sizes, as copied from nanoGPT's from_pretrained
+            "init_from = 'gpt2'\n"
+            "# 'gpt2-medium': dict(n_layer=24, n_head=16, n_embd=1024), # 350M params\n"
+            "# n_layer=36, n_head=20, n_embd=1280 is 774M\n"
+        ),
     )
     INVALID = (
         Invalid(
@@ -325,6 +377,8 @@ class ParameterClaimMismatch(Rule):
             for match in claims(raw):
                 claimed = _claimed(match)
                 if min(abs(claimed - count), abs(claimed - with_wpe)) <= 0.1 * count:
+                    continue
+                if _describes_another_model(_line_of(raw, match.start()), model):
                     continue
                 yield self._violation(ctx, model, node, match, count)
 

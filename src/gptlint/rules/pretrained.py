@@ -84,8 +84,10 @@ class ShapeIgnoredWhenPretrained(Rule):
         keys = [k for k in _IGNORED_FOR_PRETRAINED if ctx.file.assignments_of(k)]
         if not keys:
             return
-        if init_from == "resume":
+        if init_from == "resume" and ctx.config.schema is NANOGPT_SCHEMA:
             source = "the shape saved in out_dir/ckpt.pt (model_args)"
+        elif init_from == "resume":  # a fork may resume from another file (`resume_dir`)
+            source = "the shape saved in the checkpoint it resumes from (model_args)"
         else:
             source = f"the checkpoint's shape ({_shape_text(init_from)})"
         message = (

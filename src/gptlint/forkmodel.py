@@ -1,0 +1,157 @@
+"""What a fork's training script and model.py do that nanoGPT's GPT does not, where it changes
+the memory of a training step: read statically, each with its file and line, so that the
+estimate (which models nanoGPT's GPT) says it cannot tell instead of answering for nanoGPT."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+_WRAPPERS = frozenset({"GPT", "compile", "DDP", "DistributedDataParallel", "from_pretrained"})
+"""Calls that build nanoGPT's GPT, or wrap the model train.py already built."""
+
+
+def other_model(train_py: Path, tree: ast.Module) -> str | None:
+    """Where the training script builds its `model` from a class other than nanoGPT's GPT
+    (`model = Mamba(config)`), said with the line; None when every `model = ...` builds `GPT`
+    or wraps the model (`torch.compile(model)`, `DDP(model)`, `model.to(device)`)."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Call):
+            continue
+        if not any(_names_model(t) for t in node.targets):
+            continue
+        func = node.value.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name is None or name in _WRAPPERS or _on_model(func):
+            continue
+        return f"{train_py}:{node.lineno} builds its model with `{name}(...)`, not nanoGPT's GPT"
+    return None
+
+
+def _names_model(target: ast.expr) -> bool:
+    """`model = ...`, or `model, config = ...`."""
+    if isinstance(target, ast.Tuple | ast.List) and target.elts:
+        target = target.elts[0]
+    return isinstance(target, ast.Name) and target.id == "model"
+
+
+def _on_model(func: ast.expr) -> bool:
+    """`model.to(device)`, `model.half()`: a method of the model already built."""
+    return (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "model"
+    )
+
+
+def model_differences(model_py: Path) -> tuple[str, ...]:
+    """What the fork's model.py does that changes a training step's memory from nanoGPT's GPT:
+    attention that is never flash (`self.flash = False`), a tanh GELU (written out in Python,
+    each op keeps its own activation; or `approximate='tanh'`)."""
+    try:
+        tree = ast.parse(model_py.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, MemoryError, RecursionError):
+        return ()
+    found: list[str] = []
+    called = {
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
+    for node in ast.walk(tree):
+        if _sets_flash_off(node):
+            found.append(
+                f"{model_py}:{node.lineno} sets `self.flash = False`: attention keeps the"
+                " B x H x T x T scores of every layer"
+            )
+        elif _tanh_gelu(node, called):
+            found.append(f"{model_py}:{node.lineno} uses a tanh GELU")
+    return tuple(dict.fromkeys(found))
+
+
+def _sets_flash_off(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Attribute) and t.attr == "flash" for t in node.targets)
+        and isinstance(node.value, ast.Constant)
+        and node.value.value is False
+    )
+
+
+def _tanh_gelu(node: ast.AST, called: set[str]) -> bool:
+    """`def new_gelu(x): ... torch.tanh(...)` called by name, or `GELU(approximate='tanh')`."""
+    if isinstance(node, ast.FunctionDef) and "gelu" in node.name.lower() and node.name in called:
+        return any(
+            isinstance(n, ast.Attribute | ast.Name)
+            and (getattr(n, "attr", None) or getattr(n, "id", None)) == "tanh"
+            for n in ast.walk(node)
+        )
+    if isinstance(node, ast.keyword) and node.arg == "approximate":
+        return isinstance(node.value, ast.Constant) and node.value.value == "tanh"
+    return False
+
+
+def init_from_branches(tree: ast.Module) -> tuple[str, ...]:
+    """The `init_from` values the training script tests for beyond nanoGPT's own:
+    `init_from == 'finetune'`, `init_from in ('a', 'b')`, and prefixes of
+    `init_from.startswith('lora')` (with a trailing `*`)."""
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and _names_init_from(node):
+            for operand in (node.left, *node.comparators):
+                found += _strings(operand)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "startswith"
+            and _is_init_from(node.func.value)
+        ):
+            found += [f"{prefix}*" for arg in node.args for prefix in _strings(arg)]
+    return tuple(b for b in dict.fromkeys(found) if not b.startswith(_NANOGPT_INIT_FROM))
+
+
+_NANOGPT_INIT_FROM = ("scratch", "resume", "gpt2")
+"""What nanoGPT's own branches handle (and `run.derive_model` models): not a fork's."""
+
+
+def _names_init_from(node: ast.Compare) -> bool:
+    return any(_is_init_from(operand) for operand in (node.left, *node.comparators))
+
+
+def _is_init_from(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "init_from"
+
+
+def _strings(node: ast.expr) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return [
+            e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+        ]
+    return []
+
+
+def takes_branch(value: str, branches: tuple[str, ...]) -> bool:
+    """Whether `init_from=value` is one of the `branches` (`lora*` matches `lora_r8`)."""
+    return any(value.startswith(b[:-1]) if b.endswith("*") else value == b for b in branches)
+
+
+def sequence_key(tree: ast.Module) -> str | None:
+    """The global that sets the sequence length train.py feeds the model, where its batches
+    are slices `data[i:i+NAME]` of another name than block_size (a fork that keeps the
+    context length in `seq_len` and means something else by block_size); None otherwise."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Slice) or not isinstance(node.upper, ast.BinOp):
+            continue
+        upper = node.upper
+        if (
+            isinstance(upper.op, ast.Add)
+            and isinstance(node.lower, ast.Name)
+            and isinstance(upper.left, ast.Name)
+            and upper.left.id == node.lower.id
+            and isinstance(upper.right, ast.Name)
+        ):
+            name = upper.right.id
+            return None if name == "block_size" else name
+    return None

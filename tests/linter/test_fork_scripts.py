@@ -1,0 +1,341 @@
+"""A fork's own training scripts, end to end through the CLI: every global the script that
+runs a config assigns or reads is a key, and a config is checked against the script it is for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gptlint.cli import main
+from gptlint.context import LintContext
+from gptlint.resolve import load_config
+from gptlint.settings import Settings
+
+# Written for these tests after the shape of forks that keep several training scripts: defaults
+# of None, defaults inside `if True:`, names read only after the configurator ran.
+TRAIN_PY = """\
+import os
+out_dir = 'out'
+init_from = 'scratch'
+dataset = 'addition'
+batch_size = 12
+block_size = 256
+gradient_accumulation_steps = 1
+n_layer = 6
+n_head = 6
+n_embd = 384
+dropout = 0.0
+bias = False
+learning_rate = 1e-3
+resume_iter = False
+resume_dir = None
+val_data_path = 'val.bin'
+eval_text_data_path = None
+min_lr = None
+if True:
+    eval_every = 100
+    operators = ['+', '-']
+if __name__ == '__main__':
+    warmup_iters = 100
+compile = False
+dtype = 'bfloat16'
+exec(open('configurator.py').read())
+if min_lr == None:
+    min_lr = learning_rate / 10
+if resume_dir:
+    print(resume_dir)
+lr = 0.0
+while True:
+    lr = learning_rate if warmup_iters else min_lr
+    print(lr, eval_every, operators, eval_text_data_path, val_data_path, extra_tag)
+    break
+"""
+
+VARIANT_PY = TRAIN_PY.replace(
+    "resume_dir = None\n", "resume_dir = None\neval_addition_527 = True\n"
+)
+
+
+def _project(root: Path) -> Path:
+    (root / "pyproject.toml").write_text("[project]\nname = 'fork'\n")
+    (root / "train.py").write_text(TRAIN_PY)
+    (root / "configurator.py").write_text("# nanoGPT's configurator\n")
+    (root / "config").mkdir()
+    return root / "config"
+
+
+def _lint(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    return code, capsys.readouterr().out
+
+
+def test_keys_with_none_defaults_in_if_true_blocks_and_read_later_are_known(
+    tmp_path, monkeypatch, capsys
+):
+    config = _project(tmp_path) / "finetune.py"
+    config.write_text(
+        "resume_dir = 'out/ckpt.pt'\neval_text_data_path = 'data/val_text.bin'\n"
+        "min_lr = 1e-4\neval_every = 50\noperators = ['+']\nwarmup_iters = 10\n"
+        "extra_tag = 'run1'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out = _lint(capsys, "--select", "ALL", "--ignore", "GPT5", "config/finetune.py")
+    assert (code, out) == (0, "All checks passed!\n")
+
+
+def test_a_name_the_script_overwrites_before_reading_is_still_unknown(
+    tmp_path, monkeypatch, capsys
+):
+    config = _project(tmp_path) / "c.py"
+    config.write_text("lr = 3e-4\nresume_dirs = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT2", "config/c.py")
+    assert "c.py:1:1: GPT201 lr is not a" in out and "did you mean learning_rate?" in out
+    _, out = _lint(capsys, "--select", "GPT2", "--unsafe-fixes", "--diff", "config/c.py")
+    assert "+learning_rate = 3e-4" in out
+    assert "+resume_dir = 'x'" in out  # one edit: a typo
+
+
+def test_rename_fix_only_for_a_certain_target(tmp_path, monkeypatch, capsys):
+    config = _project(tmp_path) / "c.py"
+    config.write_text("resume_dirs = 'a'\nresume_iters = True\n")
+    (tmp_path / "train.py").write_text(TRAIN_PY.replace("resume_dir = None\n", ""))
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT201", "config/c.py")
+    assert "resume_dirs is not a" in out and "did you mean resume_iter?" in out
+    _, out = _lint(capsys, "--select", "GPT201", "--unsafe-fixes", "--diff", "config/c.py")
+    assert "+resume_iter = True" in out  # one edit from resume_iter
+    assert "+resume_iter = 'a'" not in out  # resume_dirs -> resume_iter: three edits
+
+
+def test_a_config_is_checked_against_the_script_that_knows_its_keys(tmp_path, monkeypatch, capsys):
+    folder = _project(tmp_path)
+    (tmp_path / "train_no527.py").write_text(VARIANT_PY)
+    (folder / "no527.py").write_text("eval_addition_527 = False\nbatch_size = 8\n")
+    (folder / "plain.py").write_text("eval_addition_527 = False\nbatch_size = 8\n# train.py\n")
+    monkeypatch.chdir(tmp_path)
+    code, out = _lint(capsys, "--select", "GPT2", "config/no527.py")
+    assert (code, out) == (0, "All checks passed!\n")
+    code, out = _lint(capsys, "--select", "GPT2", "config/plain.py")
+    assert f"eval_addition_527 is not a {tmp_path / 'train.py'} config key" in out  # named
+
+
+def test_a_comment_naming_the_script_chooses_it(tmp_path, monkeypatch, capsys):
+    folder = _project(tmp_path)
+    (tmp_path / "train_no527.py").write_text(VARIANT_PY)
+    (folder / "c.py").write_text("# python train_no527.py config/c.py\neval_addition_527 = 1\n")
+    (folder / "d.py").write_text("eval_addition_527 = 1\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT2", "config/c.py", "config/d.py")
+    assert f"(defaults: {tmp_path / 'train_no527.py'})" in out  # d.py: by its keys
+    assert "config/c.py:2:1: GPT203" in out and "config/d.py:1:1: GPT203" in out
+
+
+def test_the_defaults_setting_names_the_script_per_folder(tmp_path, monkeypatch, capsys):
+    folder = _project(tmp_path)
+    (tmp_path / "train_no527.py").write_text(VARIANT_PY)
+    variant = folder / "no527"
+    variant.mkdir()
+    (variant / "pyproject.toml").write_text("[tool.gptlint]\ndefaults = '../../train_no527.py'\n")
+    (variant / "c.py").write_text("eval_addition_527 = 1\n# python train.py\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT2", "config/")
+    assert f"(defaults: {tmp_path / 'train_no527.py'})" in out
+
+
+LIGHTNING_TRAIN_PY = """\
+import pytorch_lightning as pl
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32
+    n_embed: int = 384
+
+
+def main():
+    pl.Trainer().fit(TrainConfig())
+
+
+if __name__ == '__main__':
+    main()
+"""
+
+
+def test_a_project_whose_train_py_runs_no_configurator_is_said_once(tmp_path, monkeypatch, capsys):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'lightning'\n")
+    (tmp_path / "train.py").write_text(LIGHTNING_TRAIN_PY)
+    (tmp_path / "config").mkdir()
+    for name in ("a.py", "b.py"):
+        (tmp_path / "config" / name).write_text("n_embed = 576\nn_head = 5\nuse_sdr = True\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["--select", "ALL", "config/"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1
+    assert f"{tmp_path / 'train.py'} does not run configurator.py" in err
+    assert "not nanoGPT-style" in err
+    (tmp_path / "nanogpt_train.py").write_text(TRAIN_PY.replace("n_embd", "n_embed"))
+    code = main(["--select", "GPT2", "--defaults", "nanogpt_train.py", "config/a.py"])
+    assert "use_sdr" in capsys.readouterr().out  # a named nanoGPT-style script is used
+
+
+def _fork_with(tmp_path: Path, train_py: str = TRAIN_PY, model_py: str | None = None) -> Path:
+    folder = _project(tmp_path)
+    (tmp_path / "train.py").write_text(train_py)
+    if model_py is not None:
+        (tmp_path / "model.py").write_text(model_py)
+    (folder / "c.py").write_text("batch_size = 8\ninit_from = 'scratch'\n")
+    return folder / "c.py"
+
+
+FLASH_OFF_MODEL = """\
+class CausalSelfAttention:
+    def __init__(self, config):
+        self.flash = False  # manual attention
+"""
+
+TANH_GELU_MODEL = """\
+import math
+import torch
+
+
+def new_gelu(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def unused_gelu(x):
+    return torch.tanh(x)
+
+
+class MLP:
+    def forward(self, x):
+        return new_gelu(x)
+"""
+
+
+def test_a_model_py_that_turns_flash_off_or_uses_a_tanh_gelu_is_not_estimated(
+    tmp_path, monkeypatch, capsys
+):
+    _fork_with(tmp_path, model_py=FLASH_OFF_MODEL)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    assert "GPT503 GPT501 not checked:" in out and "GPT501 estimated" not in out
+    assert f"{tmp_path / 'model.py'}:3 sets `self.flash = False`" in out
+    (tmp_path / "model.py").write_text(TANH_GELU_MODEL)
+    _, out = _lint(capsys, "config/c.py")
+    assert f"{tmp_path / 'model.py'}:5 uses a tanh GELU" in out
+    (tmp_path / "model.py").write_text(TANH_GELU_MODEL.replace("return new_gelu(x)", "return x"))
+    _, out = _lint(capsys, "config/c.py")
+    assert "GPT503" not in out  # defined, never called
+
+
+def test_a_train_py_that_builds_another_class_says_so(tmp_path, monkeypatch, capsys):
+    train = TRAIN_PY + "model = Mamba(d_model=n_embd)\nmodel = torch.compile(model)\n"
+    _fork_with(tmp_path, train_py=train)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    assert "GPT501 estimated" not in out
+    line = len(TRAIN_PY.splitlines()) + 1
+    assert f"{tmp_path / 'train.py'}:{line} builds its model with `Mamba(...)`" in out
+
+
+def test_an_init_from_branch_of_the_fork_is_not_called_undefined(tmp_path, monkeypatch, capsys):
+    train = TRAIN_PY + (
+        "if init_from == 'finetune':\n    model = GPT(GPTConfig())\n"
+        "elif init_from.startswith('lora'):\n    model = GPT(GPTConfig())\n"
+    )
+    config = _fork_with(tmp_path, train_py=train)
+    monkeypatch.chdir(tmp_path)
+    for value in ("finetune", "lora_r8"):
+        config.write_text(f"init_from = '{value}'\n")
+        _, out = _lint(capsys, "config/c.py")
+        assert "never defines `model`" not in out
+        assert f"init_from='{value}' (config/c.py:1) takes a branch of" in out
+    config.write_text("init_from = 'finetun'\nbatch_size = 8\n")
+    assert "takes a branch" not in _lint(capsys, "config/c.py")[1]
+
+
+OLD_NANOGPT_TRAIN_PY = TRAIN_PY.replace(
+    "if min_lr == None:",
+    "ddp = int(os.environ.get('RANK', -1)) != -1\n"
+    "if ddp:\n    gradient_accumulation_steps //= ddp_world_size\n"
+    "else:\n    gradient_accumulation_steps *= 8\n"
+    "batch_size = batch_size\nif min_lr == None:",
+)
+
+
+def test_what_train_py_does_to_keys_after_the_configurator_is_followed(
+    tmp_path, monkeypatch, capsys
+):
+    config = _fork_with(tmp_path, train_py=OLD_NANOGPT_TRAIN_PY)
+    config.write_text("batch_size = 256\ngradient_accumulation_steps = 4\nn_embd = 768\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT501", "config/c.py")
+    assert "GPT501" in out and "fix:" not in out  # the config's value is not what runs
+    run = LintContext(load_config(config), Settings()).run
+    assert run.spec.gradient_accumulation_steps == 4 * 8  # one process: train.py's `*= 8`
+    assert run.tokens_per_iter == 32 * 256 * 256
+    line = OLD_NANOGPT_TRAIN_PY.splitlines().index("    gradient_accumulation_steps *= 8") + 1
+    where = f"gradient_accumulation_steps=32 (override by {tmp_path / 'train.py'}:{line}"
+    assert where in run.notes[-1]
+    on_8 = LintContext(load_config(config), Settings(world_size=8)).run
+    assert on_8.spec.gradient_accumulation_steps == 1  # the `if ddp:` branch splits it instead
+
+
+def test_between_scripts_that_know_the_same_keys_the_config_is_named_after_one(
+    tmp_path, monkeypatch, capsys
+):
+    folder = _project(tmp_path)
+    (tmp_path / "train.py").unlink()
+    for name in ("train_alpha.py", "train_llama.py"):
+        (tmp_path / name).write_text(VARIANT_PY)
+    (folder / "train_llama_130m.py").write_text("eval_addition_527 = 1\n")
+    (folder / "llama").mkdir()
+    (folder / "llama" / "small.py").write_text("eval_addition_527 = 1\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT203", "config/")
+    assert out.count(f"(defaults: {tmp_path / 'train_llama.py'})") == 2
+
+
+def test_an_optimizer_that_is_not_adamw_is_said(tmp_path, monkeypatch, capsys):
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\nalgorithm = 'adamw'\n") + (
+        "if algorithm == 'adam_mini':\n    optimizer = Adam_mini(model.parameters())\n"
+        "else:\n    optimizer = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), 'cuda')\n"
+    )
+    config = _fork_with(tmp_path, train_py=train)
+    config.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    assert "GPT501 estimated" in out and "AdamW state" in out
+    config.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\nalgorithm = 'adam_mini'\n")
+    _, out = _lint(capsys, "config/c.py")
+    line = train.splitlines().index("    optimizer = Adam_mini(model.parameters())") + 1
+    assert "AdamW state" not in out
+    assert f"train.py:{line} builds its optimizer with `Adam_mini(...)`, not nanoGPT's AdamW" in out
+
+
+def test_the_memory_finding_names_the_variant_script_it_read(tmp_path, monkeypatch, capsys):
+    folder = _project(tmp_path)
+    (tmp_path / "train_no527.py").write_text(VARIANT_PY)
+    (folder / "c.py").write_text("eval_addition_527 = False\nbatch_size = 512\nn_embd = 768\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT501", "config/c.py")
+    assert f"eager (the run {tmp_path / 'train_no527.py'} starts);" in out
+
+
+def test_the_sequence_length_is_what_train_py_feeds_the_model(tmp_path, monkeypatch):
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\nseq_len = 64\n") + (
+        "def get_batch(data):\n    return [data[i:i+seq_len] for i in range(batch_size)]\n"
+    )
+    config = _fork_with(tmp_path, train_py=train)
+    monkeypatch.chdir(tmp_path)
+    config.write_text("seq_len = 128\nblock_size = 1024\n")
+    run = LintContext(load_config(config), Settings()).run
+    assert (run.spec.block_size, run.spec.shape.block_size) == (128, 1024)
+    assert f"the sequence length is seq_len=128 ({config}:1)" in run.notes[-1]
+    config.write_text("seq_len = 2048\nblock_size = 1024\n")
+    problems = LintContext(load_config(config), Settings()).run
+    assert f"seq_len=2048 ({config}:1) is longer than the model's block_size 1024" in str(
+        problems[0]
+    )
