@@ -440,6 +440,72 @@ def _checked_events(run: WrapperRun, graph: str, given: set[str]) -> None:
             freed.add(sid)
 
 
+def _replay_forward(fw: _Graph, n_inputs: int, n_saved: int) -> tuple[WrapperRun, int]:
+    """The forward graph's call() on its inputs ('in:k'), checked; and its user outputs'
+    count. The user outputs' allocations become ('output', sid, i) events."""
+    forward = WrapperRun()
+    args, _ = _inputs(forward, fw.placeholders, [f"in:{k}" for k in range(n_inputs)], set())
+    run_call(fw.wrapper, forward, "fw:", args)
+    _checked_events(forward, "forward", set())
+    n_user = len(forward.returned) - n_saved
+    _check(n_user == 2, f"the forward graph returns {n_user} outputs, not logits and loss")
+    _check(len(forward.returned) == len(fw.output_meta), "the forward's outputs' count")
+    for i, (meta, expected) in enumerate(zip(forward.returned_meta, fw.output_meta, strict=True)):
+        _check(_same(meta, expected), f"the forward's output {i} is not as its graph says")
+    user_sids = forward.returned[:n_user]
+    allocated = {e[1] for e in forward.events if e[0] == "alloc"}
+    _check(all(sid in allocated for sid in user_sids), "the forward's outputs are its own buffers")
+    for event in forward.events:  # the user's tensor is created where its buffer is
+        if event[0] == "alloc" and event[1] in user_sids:
+            event[:] = ["output", event[1], user_sids.index(event[1])]
+    return forward, n_user
+
+
+def _replay_backward(bw: _Graph, forward: WrapperRun, n_user: int) -> WrapperRun:
+    """The backward graph's call(), checked: its inputs are the saved tensors (AOTAutograd
+    clears the context before the call, so each of its names holds its storage: the forward's
+    buffers are freed here at their last use, the forward's inputs released), and the incoming
+    gradients ('tan:i') and user outputs, held by autograd and the caller until it returns."""
+    fw_local = {e[1] for e in forward.events if e[0] in ("alloc", "output")}
+    saved = iter(zip(forward.returned[n_user:], forward.returned_meta[n_user:], strict=True))
+    sids, metas, tangents = [], [], 0
+    for name, meta in zip(bw.placeholder_names, bw.placeholders, strict=True):
+        if name.startswith("tangents"):
+            sids.append(f"tan:{tangents}")
+            metas.append(meta)
+            tangents += 1
+            continue
+        sid, saved_meta = next(saved)
+        _check(sid is not None and _same(saved_meta, meta), f"saved tensor {name}")
+        sids.append(sid)
+        metas.append(saved_meta)
+    backward = WrapperRun()
+    held_sids = {*forward.returned[:n_user], *(s for s in sids if s.startswith("tan:"))}
+    args, storages = _inputs(backward, metas, sids, fw_local - held_sids)
+    held = [storages[s] for s in held_sids if s in storages]
+    given = {sid for sid, storage in storages.items() if storage.local}
+    del storages
+    run_call(bw.wrapper, backward, "bw:", args)
+    del held
+    _checked_events(backward, "backward", given)
+    return backward
+
+
+def _mark_gradients(backward: WrapperRun, inputs: list[TensorMeta]) -> None:
+    """Check that the backward returns one gradient per input, of its shape, each in a buffer
+    of its own, and make each gradient's allocation a ('grad', sid, input index) event."""
+    _check(len(backward.returned) == len(inputs), "the backward returns one gradient per input")
+    given = [sid for sid in backward.returned if sid is not None]
+    _check(len(set(given)) == len(given), "no two gradients share a buffer")
+    allocated = {e[1]: e for e in backward.events if e[0] == "alloc"}
+    for k, (sid, meta) in enumerate(zip(backward.returned, backward.returned_meta, strict=True)):
+        if sid is None:
+            continue
+        _check(sid in allocated, f"gradient {k} is not a buffer of the backward graph")
+        _check(_same(meta, inputs[k]), f"gradient {k} has its input's shape")
+        allocated[sid][:] = ["grad", sid, k]
+
+
 def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel) -> dict:
     """The compiled step's forward and backward memory plans as plain data (JSON-ready).
 
@@ -461,83 +527,20 @@ def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKern
     fw, bw = captured["graphs"]["fw"], captured["graphs"]["bw"]
     n_inputs = len(captured["inputs"])
     _check(len(fw.placeholders) == n_inputs, "the forward graph's inputs are not the model's")
+    tangents = sum(name.startswith("tangents") for name in bw.placeholder_names)
     try:
-        forward = WrapperRun()
-        args, _ = _inputs(forward, fw.placeholders, [f"in:{k}" for k in range(n_inputs)], set())
-        run_call(fw.wrapper, forward, "fw:", args)
-        _checked_events(forward, "forward", set())
-        fw_local = {e[1] for e in forward.events if e[0] == "alloc"}
-        bw_names = bw.placeholder_names
-        tangents = [i for i, n in enumerate(bw_names) if n.startswith("tangents")]
-        n_saved = len(bw_names) - len(tangents)
-        n_user = len(forward.returned) - n_saved
-        _check(n_user == 2, f"the forward graph returns {n_user} outputs, not logits and loss")
-        _check(len(forward.returned) == len(fw.output_meta), "the forward's outputs' count")
-        for i, (meta, expected) in enumerate(
-            zip(forward.returned_meta, fw.output_meta, strict=True)
-        ):
-            _check(_same(meta, expected), f"the forward's output {i} is not as its graph says")
-        user_sids = forward.returned[:n_user]
-        _check(
-            all(sid in fw_local for sid in user_sids), "the forward's outputs are its own buffers"
-        )
-        outputs = [[list(m.shape), str(m.dtype)] for m in forward.returned_meta[:n_user]]
-        for event in forward.events:  # the user's tensor is created where its buffer is
-            if event[0] == "alloc" and event[1] in user_sids:
-                event[:] = ["output", event[1], user_sids.index(event[1])]
-        # Backward: the saved tensors (ctx cleared before the call: each name holds its
-        # storage), the incoming gradients and the user's outputs (held by autograd and the
-        # caller until the call returns).
-        backward = WrapperRun()
-        saved_sids = iter(forward.returned[n_user:])
-        saved_metas = iter(forward.returned_meta[n_user:])
-        sids, metas = [], []
-        for i, meta in enumerate(bw.placeholders):
-            if i in tangents:
-                sids.append(f"tan:{tangents.index(i)}")
-                metas.append(meta)
-            else:
-                sid, saved = next(saved_sids), next(saved_metas)
-                _check(sid is not None and _same(saved, meta), f"saved tensor {bw_names[i]}")
-                sids.append(sid)
-                metas.append(saved)
-        held_sids = {*user_sids, *(s for s in sids if s.startswith("tan:"))}
-        args, storages = _inputs(backward, metas, sids, fw_local - held_sids)
-        held = [storages[s] for s in held_sids if s in storages]
-        given = {sid for sid, storage in storages.items() if storage.local}
-        del storages
-        run_call(bw.wrapper, backward, "bw:", args)
-        del held
-        _checked_events(backward, "backward", given)
+        forward, n_user = _replay_forward(fw, n_inputs, len(bw.placeholders) - tangents)
+        backward = _replay_backward(bw, forward, n_user)
     except WrapperUnreadable as error:
         raise CompiledUnavailable(f"Inductor's wrapper code could not be run: {error}") from None
-    _check(len(backward.returned) == n_inputs, "the backward returns one gradient per input")
-    bw_local = {e[1] for e in backward.events if e[0] == "alloc"}
-    for k, (sid, meta) in enumerate(zip(backward.returned, backward.returned_meta, strict=True)):
-        if sid is None:
-            continue
-        _check(sid in bw_local, f"gradient {k} is not a buffer of the backward graph")
-        _check(_same(meta, fw.placeholders[k]), f"gradient {k} has its input's shape")
-        for event in backward.events:
-            if event[0] == "alloc" and event[1] == sid:
-                event[:] = ["grad", sid, k]
-    _check(
-        len({s for s in backward.returned if s is not None})
-        == sum(s is not None for s in backward.returned),
-        "no two gradients share a buffer",
-    )
-    # releases of storages the runtime does not hold (user outputs, tangents) are no-ops
-    bw_events = [
-        e for e in backward.events if not (e[0] == "release" and not e[1].startswith("in:"))
-    ]
-    fw_events = [e for e in forward.events if e[0] != "release"]
+    _mark_gradients(backward, fw.placeholders)
     return {
         "format": PLAN_FORMAT,
         "torch": torch.__version__,
         "inputs": captured["inputs"],
-        "outputs": outputs,
-        "fw": fw_events,
-        "bw": bw_events,
-        "tangents": len(tangents),
+        "outputs": [[list(m.shape), str(m.dtype)] for m in forward.returned_meta[:n_user]],
+        "fw": [e for e in forward.events if e[0] != "release"],  # the caller's inputs
+        "bw": backward.events,
+        "tangents": tangents,
         "seconds": round(time.perf_counter() - start, 2),
     }

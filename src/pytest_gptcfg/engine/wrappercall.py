@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import itertools
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -164,9 +165,10 @@ class _Names:
         self.per_name[name] = seen + 1
         return f"{self.prefix}{name}" + (f"_{seen}" if seen else "")
 
-    def new(self, meta: TensorMeta, sid: str | None = None) -> Buffer:
+    def new(self, meta: TensorMeta) -> Buffer:
+        """A buffer of a storage of its own, allocated now."""
         nbytes = storage_bytes(meta.shape, meta.stride, meta.dtype.itemsize)
-        storage = Storage(self.run, sid or self._sid(), nbytes, local=True)
+        storage = Storage(self.run, self._sid(), nbytes, local=True)
         self.run.record(["alloc", storage.sid, nbytes, str(meta.dtype).removeprefix("torch.")])
         return Buffer(storage, meta)
 
@@ -196,7 +198,7 @@ class _Names:
             metas, kwmetas = _to_meta(args), _to_meta(kwargs)
             result = fn(*metas, **kwmetas)
             aliases = _alias_map(fn, args, kwargs)
-            return self._wrap(result, aliases, iter(range(1 << 30)))
+            return self._wrap(result, aliases, itertools.count())
 
         return run
 
@@ -279,7 +281,7 @@ class _TorchProxy:
         if attr.startswith("empty_strided"):
             return self._names.empty_strided
         value = getattr(torch, attr, None)
-        if isinstance(value, (torch.dtype, torch.device, torch.Size)) or attr in ("device",):
+        if isinstance(value, torch.dtype) or value is torch.device:
             return value
         return _Unknown(self._run, f"torch.{attr}")
 
