@@ -28,7 +28,11 @@ compile = True
 
 
 UNREADABLE = """
+import torch
+
 from pytest_gptcfg.engine import compiled
+
+torch.__version__ = "2.99.0"  # a release newer than any this reader was checked on
 
 
 def run_call(*args, **kwargs):
@@ -37,8 +41,9 @@ def run_call(*args, **kwargs):
 
 compiled.run_call = run_call
 """
-"""A conftest.py that makes every wrapper unreadable (the runs are subprocesses: a pytest run
-in this process would import Inductor's modules anew, which registers its ops twice)."""
+"""A conftest.py that pretends a torch release not yet out, whose wrappers are unreadable (the
+runs are subprocesses: a pytest run in this process would import Inductor's modules anew, which
+registers its ops twice)."""
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +63,7 @@ def test_an_unreadable_plan_gives_the_labelled_estimate_everywhere(project):
     assert "compiled step estimated by gptlint's analytical model, no step run" in out
     assert "note: torch.compile not simulated: Inductor's wrapper code could not be run: " in out
     assert "a wrapper this reader does not know" in out
+    assert "torch 2.99.0 is outside the releases the compiled simulation was checked on" in out
     assert "estimated (compiled)" in out  # the table's mode column
     assert "simulated (eager)" not in out and "eager step" not in out
     record = json.loads((project.path / "report.json").read_text())["configs"][0]

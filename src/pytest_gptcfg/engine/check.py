@@ -21,6 +21,7 @@ from gptlint.kinds import MemoryMode
 from gptlint.run import StepSpec
 from pytest_gptcfg.chart import write_breakdown_svg
 from pytest_gptcfg.engine import cuda
+from pytest_gptcfg.engine.compiled import untested_note
 from pytest_gptcfg.engine.compiledstep import CompiledUnavailable, simulate_compiled
 from pytest_gptcfg.engine.simulate import simulate
 from pytest_gptcfg.engine.snapshot import (
@@ -90,6 +91,9 @@ def compiled_fallback(
     a project's own model, which the estimate does not describe, its eager step simulated,
     labelled as what it is: an upper bound (torch.compile frees what eager keeps)."""
     why = f"torch.compile not simulated: {reason}"
+    untested = untested_note()
+    if untested is not None:  # say which release could not be read
+        why += f" ({untested.split(';')[0]})"
     if spec.model_factory is None:
         return estimated_result(spec, profile, budget_bytes, [why])
     result = simulate(spec, profile, budget_bytes)
