@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 
+from gptlint.cli import main
 from gptlint.fix import fix_source
 from gptlint.lint import lint_file
 from gptlint.rules.memory import claims
@@ -112,6 +113,12 @@ def test_math_attention_on_a_t4_is_named(tmp_path):
 )
 def test_claims_are_read_only_where_they_are_about_parameters(comment, claimed):
     assert [m.group("number") + m.group("unit") for m in claims(comment)] == claimed
+
+
+def test_a_claim_about_an_absurdly_deep_model_is_restated_in_whole_billions(tmp_path, capsys):
+    path = _write(tmp_path, "# ~100M params\nn_layer = 10**9\n")
+    main(["--diff", "--unsafe-fixes", "--select", "GPT502", str(path)])
+    assert "+# ~7079424B params\n" in capsys.readouterr().out  # not 7079424.0B
 
 
 def test_claim_in_the_docstring_of_a_fine_tune(tmp_path):

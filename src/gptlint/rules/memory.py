@@ -280,6 +280,8 @@ def _restated(match: re.Match[str], count: int) -> str:
     """The true count written like the claim: `77M`, `1.6B`, `76.8M`."""
     number = match.group("number")
     decimals = len(number.split(".")[1]) if "." in number else 0
+    if count >= 10**15:  # as format_params writes it: whole billions, no float
+        return format_params(count)
     if count >= 10**9:
         return f"{count / 1e9:.{max(decimals, 1)}f}B"
     return f"{count / 1e6:.{decimals if match.group('unit') == 'M' else 0}f}M"
