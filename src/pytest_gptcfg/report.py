@@ -139,7 +139,10 @@ def failure_text(
     if result.largest_tensors:
         lines.append("  largest tensors:")
         lines += [f"    {format_gib(s):>11}  {name}" for name, s in result.largest_tensors[:5]]
-    lines.append("  " + suggestion(step, max_batch, MemoryMode(result.mode).value))
+    how_found = MemoryMode(result.mode).value
+    if result.upper_bound:  # the eager step's search: the compiled run fits at least as many
+        how_found += " eager step: the compiled run fits at least this"
+    lines.append("  " + suggestion(step, max_batch, how_found))
     lines += [f"  note: {note}" for note in (*step.notes, *result.notes)]
     return "\n".join(lines)
 

@@ -167,6 +167,7 @@ def test_a_projects_model_that_cannot_be_planned_is_an_upper_bound_said_so(proje
     assert "eager step simulated on fake tensors, no GPU used, an upper bound" in out
     assert "simulated (eager, upper bound)" in out  # the table's mode column
     assert "Dynamo cannot capture the model whole" in out
+    assert "(simulated eager step: the compiled run fits at least this)" in out
     record = json.loads((project.path / "report.json").read_text())["configs"][0]
     assert (record["mode"], record["step"], record["upper_bound"]) == ("simulated", "eager", True)
     assert record["compile"] is True

@@ -213,6 +213,8 @@ def find_max_batch_size(
 
     if known is not None and known.mode == MemoryMode.ESTIMATED:
         return largest_batch(spec, profile, budget_bytes, limit)  # as the estimate was made
+    if known is not None and known.upper_bound:  # its probes are the eager step's, as it was
+        spec = dataclasses.replace(spec, compile=False)
     start = min(max(spec.batch_size, 1), limit)
     known = known if known is not None and spec.batch_size == start else None
     return largest_fitting_affine(probe, budget_bytes, start, limit, known)

@@ -324,19 +324,29 @@ _NOISY_LOGGERS = ("torch.utils.cpp_extension",)
 """torch's loggers that speak while Inductor plans on a CUDA build without a GPU ("No CUDA
 runtime is found, using CUDA_HOME=..."): nothing about the user's config."""
 
+_TRACE_LOGGER = "torch.__trace"
+"""torch's structured-trace logger (TORCH_TRACE): its DEBUG records, one per graph and pass,
+reached pytest's log capture through the root logger (1,450 lines under a failing config);
+they are for its own handler only."""
+
 
 @contextlib.contextmanager
 def _quiet_torch() -> Iterator[None]:
-    """Keep `_NOISY_LOGGERS`' warnings out of the user's output while planning."""
+    """Keep `_NOISY_LOGGERS`' warnings and `_TRACE_LOGGER`'s records (left to its own handler,
+    for TORCH_TRACE users) out of the user's output while planning."""
     loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
     levels = [logger.level for logger in loggers]
+    trace = logging.getLogger(_TRACE_LOGGER)
+    propagate = trace.propagate
     for logger in loggers:
         logger.setLevel(logging.ERROR)
+    trace.propagate = False
     try:
         yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+        trace.propagate = propagate
 
 
 def _existing(config: Any, settings: dict[str, Any]) -> dict[str, Any]:
