@@ -159,8 +159,8 @@ def suggestion(step: TrainingRun, max_batch: int, how: str = "simulated") -> str
     batch, gas = step.spec.batch_size, step.gradient_accumulation_steps
     if max_batch == 0:
         if step.spec.eval_only:
-            return "batch_size 1 does not fit the evaluation either: shrink block_size ({how})"
-        return "batch_size 1 does not fit either: shrink the model or block_size ({how})"
+            return f"batch_size 1 does not fit the evaluation either: shrink block_size ({how})"
+        return f"batch_size 1 does not fit either: shrink the model or block_size ({how})"
     if step.spec.eval_only:
         return (
             f"the largest batch_size whose evaluation fits is {max_batch} ({how}); try it "

@@ -65,6 +65,7 @@ def test_an_unreadable_plan_gives_the_labelled_estimate_everywhere(project):
     assert "a wrapper this reader does not know" in out
     assert "torch 2.99.0 is outside the releases the compiled simulation was checked on" in out
     assert "estimated (compiled)" in out  # the table's mode column
+    assert "batch_size 1 does not fit either: shrink the model or block_size (estimated)" in out
     assert "simulated (eager)" not in out and "eager step" not in out
     record = json.loads((project.path / "report.json").read_text())["configs"][0]
     assert record["mode"] == "estimated"
