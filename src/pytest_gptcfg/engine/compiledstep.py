@@ -241,7 +241,7 @@ def _compiled_forward(model: torch.nn.Module, runtime: _Runtime) -> Any:
     def forward(idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
         batch = (idx, targets)
         inputs = [params[s["name"]] if s["kind"] == "param" else batch[s["index"]] for s in specs]
-        logits, loss = _Graphs.apply(runtime, *inputs)
+        logits, loss, *_ = _Graphs.apply(runtime, *inputs)  # the rest: Python drops them
         return logits, loss
 
     return forward
