@@ -10,9 +10,10 @@ make the CPU run keep alive the tensors a CUDA run keeps alive:
 1. `CudaBehaviour`, a TorchFunctionMode above autograd, applies CUDA autocast's casting policy
    (`autocast_policy`) instead of CPU autocast, computes `cross_entropy` as CUDA does
    (log_softmax in the logits' dtype, then nll_loss in fp32), runs dropout as CUDA's
-   `native_dropout` (bool mask) and attention with the kernel the target GPU would pick
-   (`kernels`): flash / mem-efficient save output + fp32 logsumexp, math keeps B x H x T x T
-   fp32 scores.
+   `native_dropout` (bool mask), an fp16 softmax asked for fp32 with CUDA's half-to-float
+   kernel (no fp32 copy of its input; real CPU tensors, which cannot run it, cast first), and
+   attention with the kernel the target GPU would pick (`kernels`): flash / mem-efficient save
+   output + fp32 logsumexp, math keeps B x H x T x T fp32 scores.
 2. `StorageTracker` turns storage creation and release into allocations; the step runs in its
    `fake_mode()`, the `FakeTensorMode` that reports each op's outputs to it (one dispatch per
    op instead of a tracking mode stacked above the fake mode: the same ops seen, faster).
@@ -60,7 +61,7 @@ from pytest_gptcfg.engine import kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.policy import CastCache, apply_policy, op_name
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
-from pytest_gptcfg.engine.tracker import Allocation, StorageTracker, TrackingFakeMode
+from pytest_gptcfg.engine.tracker import Allocation, StorageTracker, TrackingFakeMode, is_fake
 from pytest_gptcfg.engine.trainstep import (
     StepObserver,
     build_model,
@@ -126,6 +127,10 @@ class CudaBehaviour(TorchFunctionMode):
             args, kwargs = apply_policy(name, args, kwargs, self.lower, self.cache)
         if name == "scaled_dot_product_attention":
             return self._attention(func, args, kwargs)
+        if name in ("softmax", "log_softmax") and is_fake(args[0] if args else None):
+            out = kernels.half_to_float_softmax(args, kwargs, log=name == "log_softmax")
+            if out is not None:
+                return out
         if name == "dropout" and func is F.dropout:
             bound = _DROPOUT.bind(*args, **kwargs)
             bound.apply_defaults()
