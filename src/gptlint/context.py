@@ -11,7 +11,7 @@ from typing import Any
 import libcst as cst
 
 from gptlint.configfile import ConfigFile
-from gptlint.gpus import GpuProfile, get_profile
+from gptlint.gpus import GpuProfile
 from gptlint.kinds import ValueKind
 from gptlint.metadata import dataset_vocab
 from gptlint.positions import statements_matching
@@ -49,7 +49,7 @@ class LintContext:
 
     @cached_property
     def gpu(self) -> GpuProfile:
-        return get_profile(self.settings.gpu)
+        return self.settings.profile()
 
     @property
     def budget(self) -> int:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gptlint.cudablocks import fresh_block_size
-from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
+from gptlint.gpus import GpuProfile
 from gptlint.kinds import AttentionKernel
 from gptlint.run import StepSpec
 
@@ -328,7 +328,7 @@ def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
     }
     overhead = COMPILED_ALLOCATOR_OVERHEAD if spec.compile else ALLOCATOR_OVERHEAD
     terms["allocator_overhead"] = int(overhead * sum(terms.values()))
-    terms["cuda_context"] = CUDA_CONTEXT_BYTES
+    terms["cuda_context"] = gpu.context_bytes
     return MemoryEstimate(spec, kernel, terms)
 
 

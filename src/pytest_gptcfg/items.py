@@ -19,7 +19,7 @@ import pytest
 from gptlint.context import LintContext
 from gptlint.discover import selects, walk
 from gptlint.estimate import estimate_memory
-from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile, get_profile
+from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile
 from gptlint.kinds import MemoryMode
 from gptlint.lint import lint_file
 from gptlint.pyproject import load_settings
@@ -96,9 +96,9 @@ class GptConfigFile(pytest.File):
 
     def settings(self) -> Settings:
         """`[tool.gptlint]` from the pyproject.toml nearest to the config, under the plugin's
-        `--gpt-gpu`, `--gpt-memory-budget` and `--gpt-model` (which win, as on gptlint's CLI);
-        `--gpt-compile on|off` sets the config's `compile`, so that the lint item's estimate
-        and the memory item check the same step."""
+        `--gpt-gpu`, `--gpt-memory-budget`, `--gpt-cuda-context` and `--gpt-model` (which win, as
+        on gptlint's CLI); `--gpt-compile on|off` sets the config's `compile`, so that the lint
+        item's estimate and the memory item check the same step."""
         options = self.options
         try:
             settings = load_settings(self.path.parent)
@@ -109,6 +109,7 @@ class GptConfigFile(pytest.File):
             {
                 "gpu": options.gpu,
                 "memory_budget": options.memory_budget,
+                "cuda_context": options.cuda_context,
                 "model": options.model,
                 "overrides": compiled,
             }
@@ -159,7 +160,7 @@ class MemoryItem(ConfigItem):
     def runtest(self) -> None:
         options, path = self.parent.options, str(self.parent.shown_path)
         settings = self.parent.settings()
-        profile = get_profile(settings.gpu)
+        profile = settings.profile()
         budget = settings.memory_budget or profile.usable_bytes
         try:
             step, model_py = self._step(options, settings, profile)

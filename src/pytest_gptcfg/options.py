@@ -49,6 +49,13 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="SIZE",
     )
     option(
+        "gpt-cuda-context",
+        "string",
+        "memory a process uses outside PyTorch's allocator, e.g. 863MiB, for the estimate and "
+        "the simulation; default: [tool.gptlint] cuda-context, else the GPU profile's",
+        metavar="SIZE",
+    )
+    option(
         "gpt-mode",
         "string",
         "auto: measure on CUDA when available, else simulate on fake tensors; cuda; simulate",
@@ -104,6 +111,7 @@ class Options:
     overrides: tuple[str, ...]
     report: Path | None
     snapshot: Path | None = None
+    cuda_context: int | None = None
 
     def header(self) -> str:
         """The line pytest prints in its session header."""
@@ -152,6 +160,11 @@ def read_options(config: pytest.Config) -> Options | None:
         budget_bytes = check_setting("memory_budget", budget) if budget is not None else None
     except (TypeError, ValueError) as exc:
         raise pytest.UsageError(f"--gpt-memory-budget: {exc}") from None
+    context = _value(config, "gpt_cuda_context")
+    try:
+        context_bytes = check_setting("cuda_context", context) if context is not None else None
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"--gpt-cuda-context: {exc}") from None
     mode = _choice(config, "gpt_mode", MODES)
     compile_mode = _choice(config, "gpt_compile", COMPILE_MODES)
     overrides = tuple(config.getoption("gpt_set") or config.getini("gpt_set"))
@@ -168,6 +181,7 @@ def read_options(config: pytest.Config) -> Options | None:
         overrides=overrides,
         report=_path(config, "gpt_report"),
         snapshot=_path(config, "gpt_snapshot"),
+        cuda_context=context_bytes,
     )
 
 

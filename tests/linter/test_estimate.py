@@ -219,3 +219,12 @@ def test_a_small_vocabulary_peaks_in_the_last_blocks_backward():
     assert terms["activations"] == saved + char.tokens * (4 * c + 2 * c + 8 * c)
     assert terms["logits_and_loss"] == 2 * char.tokens * 65
     assert estimate_memory(GPT2, RTX4070).terms["activations"] == activation_bytes(GPT2, FLASH)
+
+
+def test_the_cuda_context_is_the_cards_figure_or_the_setting():
+    from gptlint.gpus import with_context
+
+    assert estimate_memory(GPT2, RTX4070).terms["cuda_context"] == 500 * 2**20  # default
+    assert estimate_memory(GPT2, A100).terms["cuda_context"] == 863 * 2**20
+    given = with_context(RTX4070, 700 * 2**20, "the cuda-context setting")
+    assert estimate_memory(GPT2, given).total - estimate_memory(GPT2, RTX4070).total == 200 * 2**20

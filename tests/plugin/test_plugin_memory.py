@@ -61,6 +61,15 @@ def test_the_json_report_has_one_record_per_config(project):
     assert record["error"] is None
 
 
+def test_gpt_cuda_context_is_the_context_the_simulation_counts(project):
+    project.config("train_tiny.py")
+    result, data = report(project, "--gpt-cuda-context", "863MiB")
+    result.assert_outcomes(passed=2)
+    (record,) = data["configs"]
+    assert record["context_bytes"] == 863 * MiB
+    assert any("modelled 863 MiB (the cuda-context setting)" in n for n in record["notes"])
+
+
 def test_over_budget_fails_with_peak_breakdown_tensors_and_a_batch_that_fits(project):
     project.config("train_tiny.py")
     result, data = report(

@@ -20,7 +20,8 @@ make the CPU run keep alive the tensors a CUDA run keeps alive:
 3. `CachingAllocator` turns those into reserved memory under a cap of budget - context.
 
 Two cuBLAS workspaces (forward thread and autograd's device thread) are added, and the CUDA
-context is a modelled constant. `fits` is peak reserved + context <= budget, as when measuring.
+context is the profile's figure (`GpuProfile.context_bytes`, or the `cuda-context` setting).
+`fits` is peak reserved + context <= budget, as when measuring.
 
 Known gaps
 ----------
@@ -29,7 +30,8 @@ Known gaps
 - Kernel-internal scratch that never becomes a tensor is not seen, except FlashAttention-2's
   backward scratch and the cuBLAS workspaces, which are modelled: embedding-backward sort
   buffers, mem-efficient attention's own workspace and other fused-kernel temporaries are not.
-- The CUDA context is modelled, not measured; it varies with driver, GPU and CUDA version.
+- The CUDA context is modelled, not measured: the profile's figure where one was found for the
+  card, else a default; it varies with driver, GPU and CUDA version (`--gpt-cuda-context`).
 - Fake tensors hold no values: a forward that reads one (a router's `.item()`, a shape that
   depends on data) cannot be simulated and is explained instead; reads while the model is built
   (an initialisation that samples until no weight is out of range) give zero
@@ -53,7 +55,7 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from gptlint.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MATH
-from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
+from gptlint.gpus import GpuProfile
 from gptlint.kinds import AttentionKernel, MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
@@ -254,11 +256,8 @@ def simulate(
 ) -> MemoryResult:
     """Simulate the step of `spec` on `profile` and judge it against `budget_bytes`; a
     `recorder` receives the allocator model's events for a memory_viz snapshot."""
-    context = CUDA_CONTEXT_BYTES
-    notes = [
-        "simulated on fake tensors (no GPU used); "
-        f"the CUDA context is a modelled {context // MIB} MiB"
-    ]
+    context = profile.context_bytes
+    notes = [simulated_note(profile)]
     dtype = resolve_dtype(spec.dtype)
     lower = None if dtype == torch.float32 else dtype
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
@@ -294,6 +293,14 @@ def simulate(
         behaviour.attention_kernels,
         notes,
         params=params,
+    )
+
+
+def simulated_note(profile: GpuProfile) -> str:
+    """The note every simulated verdict starts with: no GPU, and the CUDA context counted."""
+    return (
+        "simulated on fake tensors (no GPU used); the CUDA context is a modelled "
+        f"{profile.context_bytes // MIB} MiB ({profile.context_source})"
     )
 
 
