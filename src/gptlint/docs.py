@@ -112,6 +112,7 @@ def _estimate_appendix() -> list[str]:
         estimate.weight_copy_bytes,
         estimate.sdpa_kernel,
         estimate.math_attention_bytes,
+        estimate.manual_attention_bytes,
     ]
     lines = ["## How GPT501 estimates memory", ""]
     for part in parts:

@@ -38,6 +38,7 @@ from gptlint.kinds import AttentionKernel
 from gptlint.run import StepSpec
 
 FLASH, EFFICIENT, MATH = AttentionKernel.FLASH, AttentionKernel.EFFICIENT, AttentionKernel.MATH
+MANUAL = AttentionKernel.MANUAL
 
 ALLOCATOR_OVERHEAD = 0.15
 """Reserved-but-unused memory of PyTorch's caching allocator, as a fraction of the peak tensor
@@ -101,6 +102,14 @@ def attention_kernel(gpu: GpuProfile, half: bool, head_dim: int, dropout: float)
     return sdpa_kernel(gpu.compute_capability, half, head_dim, dropout)
 
 
+def step_attention(spec: StepSpec, gpu: GpuProfile) -> AttentionKernel:
+    """What computes attention in the step of `spec` on `gpu`: the model itself
+    (`spec.manual_attention`), else the kernel SDPA picks."""
+    if spec.manual_attention:
+        return MANUAL
+    return attention_kernel(gpu, spec.half, spec.shape.head_dim, spec.shape.dropout)
+
+
 def attention_scores(spec: StepSpec) -> int:
     """B x H x T x T: the attention matrix of one layer."""
     return spec.batch_size * spec.shape.n_head * spec.block_size**2
@@ -111,6 +120,22 @@ def math_attention_bytes(spec: StepSpec) -> int:
     16-bit q, k, v to fp32 (PyTorch >= 2.5) and saves the softmax output, B x H x T x T fp32
     values, for the backward pass; with dropout also the bool mask and the dropped copy."""
     return attention_scores(spec) * (4 + (5 if spec.shape.dropout > 0 else 0))
+
+
+def manual_attention_bytes(spec: StepSpec) -> int:
+    """What nanoGPT's manual attention (`att = q @ k^T * scale; masked_fill; softmax; dropout;
+    att @ v`) keeps per layer for the backward pass, per B x H x T x T score under CUDA
+    autocast: the scores are made in 16 bit and dropped (the scaling and `masked_fill` save
+    nothing of them), `softmax` runs in fp32 (autocast's fp32 list: fp16 scores go through the
+    half-to-float kernel, bf16 ones are cast first) and saves its fp32 output (4 B), and
+    `att @ v` saves the 16-bit copy autocast makes of it (2 B). With dropout, `native_dropout`
+    saves a bool mask (1 B) and `att @ v` the 16-bit copy of the dropped output instead. In
+    fp32 the matmul saves the softmax output itself, or the dropped output (4 B) beside it.
+    The model's causal-mask buffer (block_size^2 fp32 per layer) is counted in
+    `activation_bytes`."""
+    dropout = spec.shape.dropout > 0
+    matmul_copy = 2 if spec.half else (4 if dropout else 0)
+    return attention_scores(spec) * (4 + matmul_copy + (1 if dropout else 0))
 
 
 def layer_activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
@@ -132,7 +157,9 @@ def layer_activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
 
     In fp32 (no autocast) the same tensors are 4 bytes wide and the casts disappear
     (64C in all). The math kernel replaces q|k|v and the output by fp32 copies of q, k, v
-    (12C) plus a 2C output copy, and adds `math_attention_bytes` per layer.
+    (12C) plus a 2C output copy, and adds `math_attention_bytes` per layer. Manual attention
+    saves contiguous copies of q, k and v (the matmuls reshape the transposed heads: 6C)
+    and the output (2C), no logsumexp, and adds `manual_attention_bytes` per layer.
     """
     c, h, tokens = spec.shape.n_embd, spec.shape.n_head, spec.tokens
     width = 2 if spec.half else 4
@@ -144,6 +171,9 @@ def layer_activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
         attention = 3 * 4 * c + width * c
         per_token = norms + linear_inputs + mlp + masks + attention
         return tokens * per_token + math_attention_bytes(spec)
+    if kernel == MANUAL:
+        per_token = norms + linear_inputs + mlp + masks + 4 * width * c
+        return tokens * per_token + manual_attention_bytes(spec)
     padded = -(-spec.shape.head_dim // 8) * 8 * h if kernel == FLASH else c
     attention = 3 * width * padded + width * padded + 4 * h
     if padded != c:
@@ -154,10 +184,12 @@ def layer_activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
 def activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
     """All blocks' saved tensors plus what lives outside them: ln_f's fp32 input (4C) and
     stats, `lm_head`'s 16-bit input (2C), the embedding dropout mask (C, if dropout), and the
-    int64 batches X, Y and the prefetched next X, Y (4 x 8 B per token)."""
+    int64 batches X, Y and the prefetched next X, Y (4 x 8 B per token); with manual attention
+    each layer's causal-mask buffer (`torch.tril(torch.ones(block_size, block_size))`)."""
     c, tokens = spec.shape.n_embd, spec.tokens
     outside = 4 * c + 8 + (2 * c if spec.half else 0) + (c if spec.shape.dropout > 0 else 0) + 32
-    return spec.shape.n_layer * layer_activation_bytes(spec, kernel) + tokens * outside
+    masks = 4 * spec.shape.block_size**2 * spec.shape.n_layer if kernel == MANUAL else 0
+    return spec.shape.n_layer * layer_activation_bytes(spec, kernel) + tokens * outside + masks
 
 
 def loss_bytes(spec: StepSpec) -> int:
@@ -237,6 +269,12 @@ def parameter_copy_bytes(spec: StepSpec) -> int:
     return sum(fresh_block_size(4 * n) * count for n, count in sizes.items())
 
 
+MANUAL_BACKWARD_BYTES = 6
+"""Per score, what the backward of a manual-attention block holds beyond its saved tensors:
+the fp32 gradient of the softmax output (4 B) and the softmax backward's result (4 B, 2 B for
+fp16's half-to-float kernel), less the 16-bit copy `att @ v`'s backward has freed (2 B)."""
+
+
 def backward_start_terms(
     spec: StepSpec, kernel: AttentionKernel, accumulated: int
 ) -> dict[str, int]:
@@ -245,8 +283,9 @@ def backward_start_terms(
     gradients (none without gradient accumulation: `zero_grad(set_to_none=True)` frees them
     after each optimizer step, so they exist only from the second micro-step on)."""
     loss = compiled_loss_bytes(spec) if spec.compile else loss_bytes(spec)
-    if kernel == MATH:
-        backward = 8 * attention_scores(spec) + spec.tokens * spec.shape.vocab_size * 2
+    if kernel in (MATH, MANUAL):
+        held = 8 if kernel == MATH else MANUAL_BACKWARD_BYTES
+        backward = held * attention_scores(spec) + spec.tokens * spec.shape.vocab_size * 2
         loss = max(loss, backward)
     return {
         "gradients": accumulated,
@@ -308,7 +347,7 @@ def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
     (`compiled_loss_bytes`), its gradients come out of the backward graph together, and the
     allocator's overhead is the compiled step's (`COMPILED_ALLOCATOR_OVERHEAD`).
     """
-    kernel = attention_kernel(gpu, spec.half, spec.shape.head_dim, spec.shape.dropout)
+    kernel = step_attention(spec, gpu)
     copy = parameter_copy_bytes(spec)
     accumulated = copy if spec.gradient_accumulation_steps > 1 else 0
     start = backward_start_terms(spec, kernel, accumulated)

@@ -160,6 +160,9 @@ class StepSpec:
     eval_only: bool = False
     """train.py's `eval_only`: it evaluates (forward passes under `torch.no_grad()` at this
     batch and block size) and exits before the first training step."""
+    manual_attention: bool = False
+    """The project's model.py computes attention itself (nanoGPT's slow path, `self.flash =
+    False`) instead of calling `scaled_dot_product_attention`."""
     model_factory: Callable[[ModelShape], Any] | None = field(default=None, compare=False)
 
     @property

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from gptlint.context import LintContext
+from gptlint.context import LintContext, project_model_py
 from gptlint.discover import selects, walk
 from gptlint.estimate import estimate_memory
 from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile
 from gptlint.kinds import MemoryMode
 from gptlint.lint import lint_file
+from gptlint.program import manual_attention
 from gptlint.pyproject import load_settings
 from gptlint.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
 from gptlint.run import Problem, TrainingRun, derive_run, project_root
@@ -279,10 +280,14 @@ class MemoryItem(ConfigItem):
 
     def _model_py(self, cfg: EffectiveConfig, settings: Settings) -> Path | None:
         """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for
-        a fork whose train.py passes its own model arguments (`Schema.architecture_keys`), the
-        model.py beside that train.py; else None (nanoGPT's model, built in)."""
+        a fork whose train.py passes its own model arguments (`Schema.architecture_keys`) or
+        whose model.py computes attention itself (`program.manual_attention`), the model.py
+        beside that train.py; else None (nanoGPT's model, built in)."""
         if settings.model:
             return settings.model
+        beside = project_model_py(cfg.schema, settings)
+        if beside is not None and manual_attention(beside):
+            return beside
         keys = cfg.schema.architecture_keys
         if not keys:
             return None
@@ -298,14 +303,18 @@ class MemoryItem(ConfigItem):
     def _with_model(
         self, run: TrainingRun, model_py: Path | None, engine: ModuleType
     ) -> TrainingRun:
-        """`run` building the project's model.py (`_model_py`), if there is one."""
+        """`run` building the project's model.py (`_model_py`), if there is one, and computing
+        attention as that model.py does (`program.manual_attention`)."""
         if model_py is None:
             return run
         try:
             factory = engine.model_factory(model_py)
         except engine.UserModelError as exc:
             raise CheckFailed(f"{self.parent.shown_path}: memory check not run: {exc}") from None
-        return dataclasses.replace(run, spec=dataclasses.replace(run.spec, model_factory=factory))
+        spec = dataclasses.replace(
+            run.spec, model_factory=factory, manual_attention=manual_attention(model_py)
+        )
+        return dataclasses.replace(run, spec=spec)
 
     def _record(self, record: dict[str, Any]) -> None:
         self.user_properties.append((report.MEMORY_KEY, record))

@@ -54,7 +54,7 @@ import torch
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from gptlint.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MATH
+from gptlint.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MANUAL, MATH
 from gptlint.gpus import GpuProfile
 from gptlint.kinds import AttentionKernel, MemoryMode
 from gptlint.run import StepSpec
@@ -129,6 +129,8 @@ class CudaBehaviour(TorchFunctionMode):
             args, kwargs = apply_policy(name, args, kwargs, self.lower, self.cache)
         if name == "scaled_dot_product_attention":
             return self._attention(func, args, kwargs)
+        if name == "softmax" and _over_scores(args[0] if args else None):
+            self.attention_kernels.add(MANUAL)
         if name in ("softmax", "log_softmax") and is_fake(args[0] if args else None):
             out = kernels.half_to_float_softmax(args, kwargs, log=name == "log_softmax")
             if out is not None:
@@ -183,6 +185,12 @@ class CudaBehaviour(TorchFunctionMode):
         if kernel == MATH:
             return kernels.math_attention(q, k, v, is_causal, dropout_p, scale)
         return kernels.fused_attention(q, k, v, is_causal, scale)
+
+
+def _over_scores(t: object) -> bool:
+    """Whether a softmax input looks like attention scores, B x H x T x T (the model computes
+    attention itself, as nanoGPT's `self.flash = False` path does)."""
+    return isinstance(t, torch.Tensor) and t.dim() >= 3 and t.size(-1) == t.size(-2) > 1
 
 
 def copy_labeller(
@@ -325,6 +333,11 @@ def simulated_result(
     breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
     breakdown["cuda_context"] = context
     kernel = _kernel_name(used_kernels)
+    if kernel == MANUAL:
+        notes.append(
+            "the model computes attention itself (manual attention, no SDPA kernel): it keeps "
+            "B x H x T x T scores per layer"
+        )
     if kernel == MATH:
         head_dim = spec.shape.n_embd // spec.shape.n_head
         notes.append(
@@ -352,7 +365,7 @@ def simulated_result(
 
 
 def _kernel_name(used: set[AttentionKernel]) -> AttentionKernel:
-    for kernel in (MATH, EFFICIENT, FLASH):
+    for kernel in (MANUAL, MATH, EFFICIENT, FLASH):
         if kernel in used:
             return kernel
     return FLASH
