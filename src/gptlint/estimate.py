@@ -201,9 +201,23 @@ def loss_bytes(spec: StepSpec) -> int:
     runs in fp32, on an fp32 copy (saved, 4 B). The backward of `nll_loss` first allocates its
     fp32 gradient (4 B): 2 + 2 + 4 + 4 = 12 B per element. In fp32 the logits and log-probs are
     4 B each and `log_softmax`'s backward adds a 4 B result to the 4 B incoming gradient:
-    16 B per element.
+    16 B per element. A loop that does not keep the logits (`StepSpec.keeps_logits`) frees
+    them once the loss is computed (nothing saves them: `log_softmax` saves its output): 2 B
+    (4 B in fp32) less.
     """
-    return spec.tokens * spec.shape.vocab_size * (12 if spec.half else 16)
+    kept = held_logits_bytes(spec) // (spec.tokens * spec.shape.vocab_size)
+    width = 2 if spec.half else 4
+    return spec.tokens * spec.shape.vocab_size * ((12 if spec.half else 16) - width + kept)
+
+
+def held_logits_bytes(spec: StepSpec) -> int:
+    """The logits train.py's loop still references through the backward: all B x T x vocab of
+    them in nanoGPT's loop (`logits, loss = model(X, Y)`), none where it drops them
+    (`StepSpec.keeps_logits`). A compiled step's forward graph saves the logits for its
+    backward, so there they live through the backward either way."""
+    if not (spec.keeps_logits or spec.compile):
+        return 0
+    return spec.tokens * spec.shape.vocab_size * (2 if spec.half else 4)
 
 
 def compiled_loss_bytes(spec: StepSpec) -> int:
@@ -285,7 +299,7 @@ def backward_start_terms(
     loss = compiled_loss_bytes(spec) if spec.compile else loss_bytes(spec)
     if kernel in (MATH, MANUAL):
         held = 8 if kernel == MATH else MANUAL_BACKWARD_BYTES
-        backward = held * attention_scores(spec) + spec.tokens * spec.shape.vocab_size * 2
+        backward = held * attention_scores(spec) + held_logits_bytes(spec)
         loss = max(loss, backward)
     return {
         "gradients": accumulated,
@@ -296,31 +310,30 @@ def backward_start_terms(
 
 
 def first_block_backward_terms(spec: StepSpec, start: dict[str, int]) -> dict[str, int]:
-    """The same inside the backward of the last transformer block (the first block the
-    backward reaches), from the `start` of the backward: the loss buffers are gone (train.py
-    still holds the logits) but every block's activations are still saved, and the MLP's
-    backward holds the incoming fp32 gradient of the residual stream (4C per token), its
-    16-bit copy (2C, eager under autocast) and the gradient of the GELU output (4C elements).
-    Where the vocabulary is small (character-level models) this is the step's peak."""
+    """The same inside the backward of the last transformer block (the first block the backward
+    reaches), from the `start` of the backward: the loss buffers are gone (but for the logits
+    train.py holds, `held_logits_bytes`), every block's activations are still saved, and the MLP's
+    backward holds the incoming fp32 gradient of the residual stream (4C per token), its 16-bit copy
+    (2C, eager under autocast) and the gradient of the GELU output (4C elements). Where the
+    vocabulary is small (character-level models) this is the step's peak."""
     c, width = spec.shape.n_embd, 2 if spec.half else 4
     cast = 2 * c if spec.half and not spec.compile else 0
     return {
         **start,
         "activations": start["activations"] + spec.tokens * (4 * c + cast + 4 * c * width),
-        "logits_and_loss": spec.tokens * spec.shape.vocab_size * width,
+        "logits_and_loss": held_logits_bytes(spec),
     }
 
 
 def backward_end_terms(spec: StepSpec, copy: int, accumulated: int) -> dict[str, int]:
-    """The same at the end of the backward pass, when the activations are gone and every
-    gradient of the micro-step exists; train.py still holds the logits. Eager, each gradient
-    is added into `.grad` and freed as it is made: one copy of gradients. Compiled, the
-    backward graph returns all of them at once, beside the `accumulated` `.grad`, while the
-    zero gradient of the logits output and the tied head's 16-bit weight copy are still
-    held: with gradient accumulation this is the compiled step's peak for large models at small
-    batches (gpt2-xl at batch 1)."""
-    width = 2 if spec.half else 4
-    logits = spec.tokens * spec.shape.vocab_size * width
+    """The same at the end of the backward pass, when the activations are gone and every gradient of
+    the micro-step exists, beside the logits train.py holds (`held_logits_bytes`). Eager, each
+    gradient is added into `.grad` and freed as it is made: one copy of gradients. Compiled, the
+    backward graph returns all of them at once, beside the `accumulated` `.grad`, while the zero
+    gradient of the logits output and the tied head's 16-bit weight copy are still held: with
+    gradient accumulation this is the compiled step's peak for large models at small batches
+    (gpt2-xl at batch 1)."""
+    logits = held_logits_bytes(spec)
     if not spec.compile:
         return {"gradients": copy, "weight_copies": 0, "activations": 0, "logits_and_loss": logits}
     head_copy = 2 * spec.shape.vocab_size * spec.shape.n_embd if spec.half else 0

@@ -163,6 +163,9 @@ class StepSpec:
     manual_attention: bool = False
     """The project's model.py computes attention itself (nanoGPT's slow path, `self.flash =
     False`) instead of calling `scaled_dot_product_attention`."""
+    keeps_logits: bool = True
+    """train.py's micro-step holds the logits through the backward (`logits, loss = model(X,
+    Y)`, nanoGPT's); False where it frees them once the loss is computed (`program.Loop`)."""
     model_factory: Callable[[ModelShape], Any] | None = field(default=None, compare=False)
 
     @property
@@ -524,6 +527,8 @@ def derive_run(
     if dtype == "bfloat16" and not gpu.bf16 and resolved and resolved.kind == ValueKind.DEFAULT:
         dtype = "float16"
         notes = (f"{gpu.name} has no bfloat16: train.py's default dtype is float16 there",)
+    loop = config.schema.loop
+    notes += (loop.note,) if loop.note else ()
     spec = StepSpec(
         shape=model.shape,
         batch_size=batch_size,
@@ -532,6 +537,7 @@ def derive_run(
         dtype=dtype,
         compile=compiled,
         eval_only=config.get("eval_only") is True,
+        keeps_logits=loop.keeps_logits,
         **_optimizer(config),
     )
     return TrainingRun(spec, model, accumulation, world_size, notes, splits)

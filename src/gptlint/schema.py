@@ -19,6 +19,7 @@ from gptlint.configfile import parse_config
 from gptlint.evaluate import evaluate
 from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.machine import target_calls
+from gptlint.program import NANOGPT_LOOP, Loop, read_loop
 from gptlint.settings import Settings
 from gptlint.source import SourceError, read_source
 from gptlint.values import UNKNOWN
@@ -139,6 +140,8 @@ class Schema:
     """For a train.py without a `compile` key: whether it calls `torch.compile` anyway."""
     model_args: tuple[str, ...] = NANOGPT_MODEL_ARGS
     """The keywords of train.py's `model_args = dict(...)`: what it passes to `GPTConfig`."""
+    loop: Loop = NANOGPT_LOOP
+    """train.py's micro-step: whether it keeps the logits through the backward (`read_loop`)."""
 
     @property
     def architecture_keys(self) -> tuple[str, ...]:
@@ -207,6 +210,7 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         _splits_accumulation(text),
         "torch.compile(" in text,
         _model_args(config.module),
+        read_loop(text),
     )
 
 
