@@ -213,9 +213,8 @@ def loss_bytes(spec: StepSpec) -> int:
 def held_logits_bytes(spec: StepSpec) -> int:
     """The logits train.py's loop still references through the backward: all B x T x vocab of
     them in nanoGPT's loop (`logits, loss = model(X, Y)`), none where it drops them
-    (`StepSpec.keeps_logits`). A compiled step's forward graph saves the logits for its
-    backward, so there they live through the backward either way."""
-    if not (spec.keeps_logits or spec.compile):
+    (`StepSpec.keeps_logits`), eager or compiled."""
+    if not spec.keeps_logits:
         return 0
     return spec.tokens * spec.shape.vocab_size * (2 if spec.half else 4)
 
@@ -233,11 +232,12 @@ def compiled_loss_bytes(spec: StepSpec) -> int:
     added here; the 16-bit input gradient is B x T x C, small beside it): 6 B per element. In
     fp32 each is 4 B (12 B per element) and the weight gradient is the fp32 one. The saved
     activations are the same as eager (Inductor's partitioner saves what autograd saves, give
-    or take a recomputed cast).
+    or take a recomputed cast). A loop that drops the logits (`held_logits_bytes`) holds
+    4 B per element (8 B in fp32).
     """
     width = 2 if spec.half else 4
     head_grad = spec.shape.vocab_size * spec.shape.n_embd * width
-    return spec.tokens * spec.shape.vocab_size * 3 * width + head_grad
+    return spec.tokens * spec.shape.vocab_size * 2 * width + held_logits_bytes(spec) + head_grad
 
 
 def weight_copy_bytes(spec: StepSpec) -> int:
@@ -336,12 +336,13 @@ def backward_end_terms(spec: StepSpec, copy: int, accumulated: int) -> dict[str,
     logits = held_logits_bytes(spec)
     if not spec.compile:
         return {"gradients": copy, "weight_copies": 0, "activations": 0, "logits_and_loss": logits}
+    zero_grad = spec.tokens * spec.shape.vocab_size * (2 if spec.half else 4)
     head_copy = 2 * spec.shape.vocab_size * spec.shape.n_embd if spec.half else 0
     return {
         "gradients": accumulated + copy,
         "weight_copies": head_copy,
         "activations": 0,
-        "logits_and_loss": 2 * logits,
+        "logits_and_loss": zero_grad + logits,
     }
 
 
