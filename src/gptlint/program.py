@@ -7,8 +7,8 @@
   them when the loss is computed: one B x T x vocab tensor less at the peak.
 - Attention: nanoGPT's model.py calls `F.scaled_dot_product_attention` when `self.flash` is
   true (`hasattr(torch.nn.functional, 'scaled_dot_product_attention')`, true on torch >= 2.0);
-  a fork that sets `self.flash = False`, or whose model.py never calls SDPA, computes attention
-  itself (scores, mask, softmax), keeping B x H x T x T tensors per layer.
+  a fork that sets `self.flash = False`, or whose model.py calls `softmax` but never SDPA,
+  computes attention itself (scores, mask, softmax), keeping B x H x T x T tensors per layer.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ SDPA = "scaled_dot_product_attention"
 
 def manual_attention(model_py: Path) -> bool:
     """Whether the model.py at `model_py` computes attention itself rather than through SDPA:
-    it sets `self.flash = False`, or never names `scaled_dot_product_attention`. False where the
-    file cannot be read or parsed (nanoGPT's flash path is assumed)."""
+    it sets `self.flash = False`, or calls `softmax` and never names
+    `scaled_dot_product_attention`. False where the file cannot be read or parsed, or holds no
+    attention code at all (a `GPTConfig` alone): nanoGPT's flash path is assumed."""
     try:
         info = model_py.stat()
     except OSError:
@@ -43,8 +44,17 @@ def _manual_attention(model_py: Path, version: tuple[int, int]) -> bool:
     except (OSError, ValueError, SyntaxError, RecursionError, MemoryError):
         return False
     if SDPA not in text:
-        return True
+        return any(_calls_softmax(node) for node in ast.walk(tree))
     return any(_sets_flash_false(node) for node in ast.walk(tree))
+
+
+def _calls_softmax(node: ast.AST) -> bool:
+    """`F.softmax(...)`, `torch.softmax(...)`, `x.softmax(...)` or `softmax(...)`."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return name == "softmax"
 
 
 def _sets_flash_false(node: ast.AST) -> bool:

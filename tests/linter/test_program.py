@@ -41,6 +41,7 @@ class CausalSelfAttention(nn.Module):
             True,
         ),
         ("att = F.softmax(q @ k.transpose(-2, -1), dim=-1)\n", True),  # never calls SDPA
+        ("@dataclass\nclass GPTConfig:\n    n_head: int = 12\n", False),  # no attention code
         ("def broken(:\n", False),  # unreadable: nanoGPT's flash path is assumed
     ],
 )
