@@ -3,7 +3,9 @@
 For every config under `examples/` and `tests/data/` whose run can be derived statically, both
 front ends take the same `gptlint.run.derive_run` answer; this script sets the estimate's
 total beside the simulation's peak reserved + CUDA context, and the estimate's tensors beside
-the simulation's peak allocated, category by category where they differ most.
+the simulation's peak allocated, category by category where they differ most. A project whose
+pyproject.toml names its model.py (`tests/plugin/data/manual_attention`: nanoGPT's slow
+attention path) is simulated with that model, as the plugin does.
 
     python benchmarks/agreement.py [PATHS...]
 
@@ -12,6 +14,7 @@ Needs torch (the simulation); prints one row per config and a summary line.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -23,10 +26,11 @@ from gptlint.resolve import load_config
 from gptlint.run import TrainingRun
 from gptlint.units import GIB
 from pytest_gptcfg.engine.check import check_memory
+from pytest_gptcfg.engine.usermodel import model_factory
 from pytest_gptcfg.results import MemoryResult
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PATHS = ("examples/config", "tests/data/real_configs")
+DEFAULT_PATHS = ("examples/config", "tests/data/real_configs", "tests/plugin/data/manual_attention")
 
 
 def configs(paths: list[str]) -> list[Path]:
@@ -43,7 +47,12 @@ def derive(path: Path) -> tuple[LintContext, TrainingRun | str]:
     settings = load_settings(path.parent)
     context = LintContext(load_config(path, settings), settings)
     run = context.run
-    return context, (str(run[0]) if isinstance(run, list) else run)
+    if isinstance(run, list):
+        return context, str(run[0])
+    if settings.model is not None:  # the project's model.py, as the plugin builds it
+        spec = dataclasses.replace(run.spec, model_factory=model_factory(settings.model))
+        run = dataclasses.replace(run, spec=spec)
+    return context, run
 
 
 def compare(estimate: MemoryEstimate, result: MemoryResult) -> tuple[float, float, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -11,10 +11,11 @@ from typing import Any
 import libcst as cst
 
 from gptlint.configfile import ConfigFile
-from gptlint.gpus import GpuProfile, get_profile
+from gptlint.gpus import GpuProfile
 from gptlint.kinds import ValueKind
 from gptlint.metadata import dataset_vocab
 from gptlint.positions import statements_matching
+from gptlint.program import manual_attention
 from gptlint.resolve import EffectiveConfig
 from gptlint.run import ModelSource, Problem, TrainingRun, derive_model, derive_run
 from gptlint.schema import DEFAULT_VOCAB_SIZE, NANOGPT_SCHEMA, Schema, gptconfig_defaults
@@ -49,7 +50,7 @@ class LintContext:
 
     @cached_property
     def gpu(self) -> GpuProfile:
-        return get_profile(self.settings.gpu)
+        return self.settings.profile()
 
     @property
     def budget(self) -> int:
@@ -92,10 +93,15 @@ class LintContext:
 
     @cached_property
     def run(self) -> TrainingRun | list[Problem]:
-        """The run train.py starts on the target GPU, or the problems that stop it."""
-        return derive_run(
+        """The run train.py starts on the target GPU, or the problems that stop it; its step
+        computes attention as the project's model.py does (`program.manual_attention`)."""
+        run = derive_run(
             self.config, self.gpu, world_size=self.world_size.size or 1, model=self._derived_model
         )
+        model_py = project_model_py(self.config.schema, self.settings)
+        if isinstance(run, list) or model_py is None or not manual_attention(model_py):
+            return run
+        return replace(run, spec=replace(run.spec, manual_attention=True))
 
     @cached_property
     def world_size(self) -> WorldSize:
@@ -145,12 +151,19 @@ class LintContext:
 def model_defaults(schema: Schema, settings: Settings) -> dict[str, Any] | None:
     """`GPTConfig`'s field defaults from the `model` setting, else from a model.py beside the
     fork's train.py that `schema` was read from; None (nanoGPT's) without either."""
+    model_py = project_model_py(schema, settings)
+    return gptconfig_defaults(model_py) if model_py is not None else None
+
+
+def project_model_py(schema: Schema, settings: Settings) -> Path | None:
+    """The project's model.py: the `model` setting, else a model.py beside the fork's train.py
+    that `schema` was read from; None (nanoGPT's) without either."""
     if settings.model is not None:
-        return gptconfig_defaults(settings.model)
+        return settings.model
     if schema is NANOGPT_SCHEMA:
         return None
     model_py = Path(schema.origin).parent / "model.py"
-    return gptconfig_defaults(model_py) if model_py.is_file() else None
+    return model_py if model_py.is_file() else None
 
 
 def _launched_processes(line: str, config_name: str) -> int | None:

@@ -112,6 +112,7 @@ def _estimate_appendix() -> list[str]:
         estimate.weight_copy_bytes,
         estimate.sdpa_kernel,
         estimate.math_attention_bytes,
+        estimate.manual_attention_bytes,
     ]
     lines = ["## How GPT501 estimates memory", ""]
     for part in parts:
@@ -123,6 +124,7 @@ def _estimate_appendix() -> list[str]:
         f"CUDA context: {gpus.CUDA_CONTEXT_BYTES // 2**20} MiB. "
         + inspect.cleandoc(_attribute_doc(gpus, "CUDA_CONTEXT_BYTES")),
         "",
+        *_card_contexts(),
         f"Allocator overhead: {estimate.ALLOCATOR_OVERHEAD:.0%} of the tensor bytes. "
         + inspect.cleandoc(_attribute_doc(estimate, "ALLOCATOR_OVERHEAD")),
         "",
@@ -183,9 +185,19 @@ def _invalid(rule: type[Rule], example: Invalid) -> list[str]:
     return lines
 
 
+def _card_contexts() -> list[str]:
+    """The profiles whose CUDA context is not the default, with their sources."""
+    lines = [
+        f"- `{p.name}`: {p.context_bytes // 2**20} MiB, {p.context_source}"
+        for p in gpus.PROFILES.values()
+        if p.context_source != gpus.DEFAULT_CONTEXT_SOURCE
+    ]
+    return ["CUDA context per card (`cuda-context` sets it):", "", *lines, ""] if lines else []
+
+
 def _setting(name: str, value: object) -> str:
     """A setting as it is written in pyproject.toml (`memory-budget = "6GiB"`)."""
-    if name == "memory_budget" and isinstance(value, int):
+    if name in ("memory_budget", "cuda_context") and isinstance(value, int):
         value = f"{value / 2**30:g}GiB"
     return f"{name.replace('_', '-')} = {value!r}".replace("'", '"')
 

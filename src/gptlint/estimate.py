@@ -16,7 +16,9 @@ least certain term (see ALLOCATOR_OVERHEAD); CUDA measurements should calibrate 
 Agreement with the simulation (`benchmarks/agreement.py`): both take the run from
 `gptlint.run.derive_run` and use the same breakdown keys. The tensors live at the peak agree
 within 3% on the configs of `examples/` and `tests/data/` (the estimate leaves out the two
-cuBLAS workspaces, 8-32 MiB each, which only tiny configs notice). The totals cannot agree
+cuBLAS workspaces, 8-32 MiB each, which only tiny configs notice), and within 2.4% on the three
+manual-attention configs of `tests/plugin/data/manual_attention` (a model.py with
+`self.flash = False`, simulated with that model). The totals cannot agree
 that closely: the simulation replays the caching allocator over the step's real allocation
 order, and the cached-but-unused memory it finds depends on which freed block each large
 request lands in, not on any size a formula sees. For GPT-2 124M (bf16, flash) the replay's
@@ -33,11 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gptlint.cudablocks import fresh_block_size
-from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
+from gptlint.gpus import GpuProfile
 from gptlint.kinds import AttentionKernel
 from gptlint.run import StepSpec
 
 FLASH, EFFICIENT, MATH = AttentionKernel.FLASH, AttentionKernel.EFFICIENT, AttentionKernel.MATH
+MANUAL = AttentionKernel.MANUAL
 
 ALLOCATOR_OVERHEAD = 0.15
 """Reserved-but-unused memory of PyTorch's caching allocator, as a fraction of the peak tensor
@@ -101,6 +104,14 @@ def attention_kernel(gpu: GpuProfile, half: bool, head_dim: int, dropout: float)
     return sdpa_kernel(gpu.compute_capability, half, head_dim, dropout)
 
 
+def step_attention(spec: StepSpec, gpu: GpuProfile) -> AttentionKernel:
+    """What computes attention in the step of `spec` on `gpu`: the model itself
+    (`spec.manual_attention`), else the kernel SDPA picks."""
+    if spec.manual_attention:
+        return MANUAL
+    return attention_kernel(gpu, spec.half, spec.shape.head_dim, spec.shape.dropout)
+
+
 def attention_scores(spec: StepSpec) -> int:
     """B x H x T x T: the attention matrix of one layer."""
     return spec.batch_size * spec.shape.n_head * spec.block_size**2
@@ -111,6 +122,22 @@ def math_attention_bytes(spec: StepSpec) -> int:
     16-bit q, k, v to fp32 (PyTorch >= 2.5) and saves the softmax output, B x H x T x T fp32
     values, for the backward pass; with dropout also the bool mask and the dropped copy."""
     return attention_scores(spec) * (4 + (5 if spec.shape.dropout > 0 else 0))
+
+
+def manual_attention_bytes(spec: StepSpec) -> int:
+    """What nanoGPT's manual attention (`att = q @ k^T * scale; masked_fill; softmax; dropout;
+    att @ v`) keeps per layer for the backward pass, per B x H x T x T score under CUDA
+    autocast: the scores are made in 16 bit and dropped (the scaling and `masked_fill` save
+    nothing of them), `softmax` runs in fp32 (autocast's fp32 list: fp16 scores go through the
+    half-to-float kernel, bf16 ones are cast first) and saves its fp32 output (4 B), and
+    `att @ v` saves the 16-bit copy autocast makes of it (2 B). With dropout, `native_dropout`
+    saves a bool mask (1 B) and `att @ v` the 16-bit copy of the dropped output instead. In
+    fp32 the matmul saves the softmax output itself, or the dropped output (4 B) beside it.
+    The model's causal-mask buffer (block_size^2 fp32 per layer) is counted in
+    `activation_bytes`."""
+    dropout = spec.shape.dropout > 0
+    matmul_copy = 2 if spec.half else (4 if dropout else 0)
+    return attention_scores(spec) * (4 + matmul_copy + (1 if dropout else 0))
 
 
 def layer_activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
@@ -132,7 +159,9 @@ def layer_activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
 
     In fp32 (no autocast) the same tensors are 4 bytes wide and the casts disappear
     (64C in all). The math kernel replaces q|k|v and the output by fp32 copies of q, k, v
-    (12C) plus a 2C output copy, and adds `math_attention_bytes` per layer.
+    (12C) plus a 2C output copy, and adds `math_attention_bytes` per layer. Manual attention
+    saves contiguous copies of q, k and v (the matmuls reshape the transposed heads: 6C)
+    and the output (2C), no logsumexp, and adds `manual_attention_bytes` per layer.
     """
     c, h, tokens = spec.shape.n_embd, spec.shape.n_head, spec.tokens
     width = 2 if spec.half else 4
@@ -144,6 +173,9 @@ def layer_activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
         attention = 3 * 4 * c + width * c
         per_token = norms + linear_inputs + mlp + masks + attention
         return tokens * per_token + math_attention_bytes(spec)
+    if kernel == MANUAL:
+        per_token = norms + linear_inputs + mlp + masks + 4 * width * c
+        return tokens * per_token + manual_attention_bytes(spec)
     padded = -(-spec.shape.head_dim // 8) * 8 * h if kernel == FLASH else c
     attention = 3 * width * padded + width * padded + 4 * h
     if padded != c:
@@ -154,10 +186,12 @@ def layer_activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
 def activation_bytes(spec: StepSpec, kernel: AttentionKernel) -> int:
     """All blocks' saved tensors plus what lives outside them: ln_f's fp32 input (4C) and
     stats, `lm_head`'s 16-bit input (2C), the embedding dropout mask (C, if dropout), and the
-    int64 batches X, Y and the prefetched next X, Y (4 x 8 B per token)."""
+    int64 batches X, Y and the prefetched next X, Y (4 x 8 B per token); with manual attention
+    each layer's causal-mask buffer (`torch.tril(torch.ones(block_size, block_size))`)."""
     c, tokens = spec.shape.n_embd, spec.tokens
     outside = 4 * c + 8 + (2 * c if spec.half else 0) + (c if spec.shape.dropout > 0 else 0) + 32
-    return spec.shape.n_layer * layer_activation_bytes(spec, kernel) + tokens * outside
+    masks = 4 * spec.shape.block_size**2 * spec.shape.n_layer if kernel == MANUAL else 0
+    return spec.shape.n_layer * layer_activation_bytes(spec, kernel) + tokens * outside + masks
 
 
 def loss_bytes(spec: StepSpec) -> int:
@@ -169,9 +203,22 @@ def loss_bytes(spec: StepSpec) -> int:
     runs in fp32, on an fp32 copy (saved, 4 B). The backward of `nll_loss` first allocates its
     fp32 gradient (4 B): 2 + 2 + 4 + 4 = 12 B per element. In fp32 the logits and log-probs are
     4 B each and `log_softmax`'s backward adds a 4 B result to the 4 B incoming gradient:
-    16 B per element.
+    16 B per element. A loop that does not keep the logits (`StepSpec.keeps_logits`) frees
+    them once the loss is computed (nothing saves them: `log_softmax` saves its output): 2 B
+    (4 B in fp32) less.
     """
-    return spec.tokens * spec.shape.vocab_size * (12 if spec.half else 16)
+    kept = held_logits_bytes(spec) // (spec.tokens * spec.shape.vocab_size)
+    width = 2 if spec.half else 4
+    return spec.tokens * spec.shape.vocab_size * ((12 if spec.half else 16) - width + kept)
+
+
+def held_logits_bytes(spec: StepSpec) -> int:
+    """The logits train.py's loop still references through the backward: all B x T x vocab of
+    them in nanoGPT's loop (`logits, loss = model(X, Y)`), none where it drops them
+    (`StepSpec.keeps_logits`), eager or compiled."""
+    if not spec.keeps_logits:
+        return 0
+    return spec.tokens * spec.shape.vocab_size * (2 if spec.half else 4)
 
 
 def compiled_loss_bytes(spec: StepSpec) -> int:
@@ -187,11 +234,12 @@ def compiled_loss_bytes(spec: StepSpec) -> int:
     added here; the 16-bit input gradient is B x T x C, small beside it): 6 B per element. In
     fp32 each is 4 B (12 B per element) and the weight gradient is the fp32 one. The saved
     activations are the same as eager (Inductor's partitioner saves what autograd saves, give
-    or take a recomputed cast).
+    or take a recomputed cast). A loop that drops the logits (`held_logits_bytes`) holds
+    4 B per element (8 B in fp32).
     """
     width = 2 if spec.half else 4
     head_grad = spec.shape.vocab_size * spec.shape.n_embd * width
-    return spec.tokens * spec.shape.vocab_size * 3 * width + head_grad
+    return spec.tokens * spec.shape.vocab_size * 2 * width + held_logits_bytes(spec) + head_grad
 
 
 def weight_copy_bytes(spec: StepSpec) -> int:
@@ -237,6 +285,12 @@ def parameter_copy_bytes(spec: StepSpec) -> int:
     return sum(fresh_block_size(4 * n) * count for n, count in sizes.items())
 
 
+MANUAL_BACKWARD_BYTES = 6
+"""Per score, what the backward of a manual-attention block holds beyond its saved tensors:
+the fp32 gradient of the softmax output (4 B) and the softmax backward's result (4 B, 2 B for
+fp16's half-to-float kernel), less the 16-bit copy `att @ v`'s backward has freed (2 B)."""
+
+
 def backward_start_terms(
     spec: StepSpec, kernel: AttentionKernel, accumulated: int
 ) -> dict[str, int]:
@@ -245,8 +299,9 @@ def backward_start_terms(
     gradients (none without gradient accumulation: `zero_grad(set_to_none=True)` frees them
     after each optimizer step, so they exist only from the second micro-step on)."""
     loss = compiled_loss_bytes(spec) if spec.compile else loss_bytes(spec)
-    if kernel == MATH:
-        backward = 8 * attention_scores(spec) + spec.tokens * spec.shape.vocab_size * 2
+    if kernel in (MATH, MANUAL):
+        held = 8 if kernel == MATH else MANUAL_BACKWARD_BYTES
+        backward = held * attention_scores(spec) + held_logits_bytes(spec)
         loss = max(loss, backward)
     return {
         "gradients": accumulated,
@@ -257,39 +312,39 @@ def backward_start_terms(
 
 
 def first_block_backward_terms(spec: StepSpec, start: dict[str, int]) -> dict[str, int]:
-    """The same inside the backward of the last transformer block (the first block the
-    backward reaches), from the `start` of the backward: the loss buffers are gone (train.py
-    still holds the logits) but every block's activations are still saved, and the MLP's
-    backward holds the incoming fp32 gradient of the residual stream (4C per token), its
-    16-bit copy (2C, eager under autocast) and the gradient of the GELU output (4C elements).
-    Where the vocabulary is small (character-level models) this is the step's peak."""
+    """The same inside the backward of the last transformer block (the first block the backward
+    reaches), from the `start` of the backward: the loss buffers are gone (but for the logits
+    train.py holds, `held_logits_bytes`), every block's activations are still saved, and the MLP's
+    backward holds the incoming fp32 gradient of the residual stream (4C per token), its 16-bit copy
+    (2C, eager under autocast) and the gradient of the GELU output (4C elements). Where the
+    vocabulary is small (character-level models) this is the step's peak."""
     c, width = spec.shape.n_embd, 2 if spec.half else 4
     cast = 2 * c if spec.half and not spec.compile else 0
     return {
         **start,
         "activations": start["activations"] + spec.tokens * (4 * c + cast + 4 * c * width),
-        "logits_and_loss": spec.tokens * spec.shape.vocab_size * width,
+        "logits_and_loss": held_logits_bytes(spec),
     }
 
 
 def backward_end_terms(spec: StepSpec, copy: int, accumulated: int) -> dict[str, int]:
-    """The same at the end of the backward pass, when the activations are gone and every
-    gradient of the micro-step exists; train.py still holds the logits. Eager, each gradient
-    is added into `.grad` and freed as it is made: one copy of gradients. Compiled, the
-    backward graph returns all of them at once, beside the `accumulated` `.grad`, while the
-    zero gradient of the logits output and the tied head's 16-bit weight copy are still
-    held: with gradient accumulation this is the compiled step's peak for large models at small
-    batches (gpt2-xl at batch 1)."""
-    width = 2 if spec.half else 4
-    logits = spec.tokens * spec.shape.vocab_size * width
+    """The same at the end of the backward pass, when the activations are gone and every gradient of
+    the micro-step exists, beside the logits train.py holds (`held_logits_bytes`). Eager, each
+    gradient is added into `.grad` and freed as it is made: one copy of gradients. Compiled, the
+    backward graph returns all of them at once, beside the `accumulated` `.grad`, while the zero
+    gradient of the logits output and the tied head's 16-bit weight copy are still held: with
+    gradient accumulation this is the compiled step's peak for large models at small batches
+    (gpt2-xl at batch 1)."""
+    logits = held_logits_bytes(spec)
     if not spec.compile:
         return {"gradients": copy, "weight_copies": 0, "activations": 0, "logits_and_loss": logits}
+    zero_grad = spec.tokens * spec.shape.vocab_size * (2 if spec.half else 4)
     head_copy = 2 * spec.shape.vocab_size * spec.shape.n_embd if spec.half else 0
     return {
         "gradients": accumulated + copy,
         "weight_copies": head_copy,
         "activations": 0,
-        "logits_and_loss": 2 * logits,
+        "logits_and_loss": zero_grad + logits,
     }
 
 
@@ -308,7 +363,7 @@ def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
     (`compiled_loss_bytes`), its gradients come out of the backward graph together, and the
     allocator's overhead is the compiled step's (`COMPILED_ALLOCATOR_OVERHEAD`).
     """
-    kernel = attention_kernel(gpu, spec.half, spec.shape.head_dim, spec.shape.dropout)
+    kernel = step_attention(spec, gpu)
     copy = parameter_copy_bytes(spec)
     accumulated = copy if spec.gradient_accumulation_steps > 1 else 0
     start = backward_start_terms(spec, kernel, accumulated)
@@ -328,7 +383,7 @@ def estimate_memory(spec: StepSpec, gpu: GpuProfile) -> MemoryEstimate:
     }
     overhead = COMPILED_ALLOCATOR_OVERHEAD if spec.compile else ALLOCATOR_OVERHEAD
     terms["allocator_overhead"] = int(overhead * sum(terms.values()))
-    terms["cuda_context"] = CUDA_CONTEXT_BYTES
+    terms["cuda_context"] = gpu.context_bytes
     return MemoryEstimate(spec, kernel, terms)
 
 

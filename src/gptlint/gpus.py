@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gptlint.units import MIB
 
 CUDA_CONTEXT_BYTES = 500 * MIB
 """CUDA context, kernel images and library handles of a PyTorch process (0.3-0.5 GiB measured
-on recent drivers): the estimate's term and the simulation's modelled context."""
+on recent drivers): the default of a profile's `context_bytes`, the estimate's term and the
+simulation's modelled context where no figure for the card was found."""
+
+DEFAULT_CONTEXT_SOURCE = "default"
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,10 @@ class GpuProfile:
     `cudaDeviceProp.totalGlobalMem`) in whole MiB, as a real log of the card reports it; on
     data-centre cards it is less than `nvidia-smi`'s total. Where no such log was found the
     profile keeps `nvidia-smi`'s total, and its comment says so.
+
+    `context_bytes` is the device memory a PyTorch process uses outside its caching allocator
+    on this card (CUDA context, kernel images, library handles), `context_source` where that
+    figure comes from ("default": `CUDA_CONTEXT_BYTES`, no figure found for the card).
     """
 
     name: str
@@ -26,6 +33,8 @@ class GpuProfile:
     usable_mib: int
     compute_capability: tuple[int, int]
     bf16: bool
+    context_bytes: int = CUDA_CONTEXT_BYTES
+    context_source: str = DEFAULT_CONTEXT_SOURCE
 
     @property
     def usable_bytes(self) -> int:
@@ -65,13 +74,30 @@ PROFILES: dict[str, GpuProfile] = {
         # NVIDIA A100-SXM4-40GB, 42298834944 bytes (40339.31 MiB, whole MiB kept)
         GpuProfile("a100-40gb", "NVIDIA A100 40GB", 40339, (8, 0), True),
         # nvidia-smi total; no PyTorch-reported figure found
-        GpuProfile("a100-80gb", "NVIDIA A100 80GB", 81920, (8, 0), True),
+        GpuProfile(
+            "a100-80gb",
+            "NVIDIA A100 80GB",
+            81920,
+            (8, 0),
+            True,
+            context_bytes=863 * MIB,
+            context_source="a published nvidia-smi figure of a PyTorch process on an A100 80GB "
+            "(2023 driver), as quoted in gptlint issue 26",
+        ),
         # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("h100-80gb", "NVIDIA H100 80GB", 81559, (9, 0), True),
     )
 }
 
 DEFAULT_GPU = "rtx4070"
+
+
+def with_context(profile: GpuProfile, context_bytes: int | None, source: str) -> GpuProfile:
+    """`profile` with the CUDA context `context_bytes` from `source` (a setting), or unchanged
+    when `context_bytes` is None."""
+    if context_bytes is None:
+        return profile
+    return replace(profile, context_bytes=context_bytes, context_source=source)
 
 
 def get_profile(name: str) -> GpuProfile:

@@ -41,18 +41,23 @@ class ValueKind(_Word):
 
 
 class AttentionKernel(_Word):
-    """The kernel `F.scaled_dot_product_attention` runs."""
+    """The kernel `F.scaled_dot_product_attention` runs, or `manual`: the model computes
+    attention itself (nanoGPT's slow path, `self.flash = False`: scores, mask, softmax)."""
 
     FLASH = "flash"
     EFFICIENT = "efficient"
     MATH = "math"
+    MANUAL = "manual"
 
     @property
     def label(self) -> str:
-        """`flash attention`, `memory-efficient attention`, `math attention`."""
-        return {"flash": "flash attention", "efficient": "memory-efficient attention"}.get(
-            self.value, "math attention"
-        )
+        """`flash attention`, `memory-efficient attention`, `math attention`, `manual
+        attention (softmax in the model)`."""
+        return {
+            "flash": "flash attention",
+            "efficient": "memory-efficient attention",
+            "manual": "manual attention (softmax in the model)",
+        }.get(self.value, "math attention")
 
 
 class MemoryMode(_Word):

@@ -163,6 +163,12 @@ class StepSpec:
     eval_only: bool = False
     """train.py's `eval_only`: it evaluates (forward passes under `torch.no_grad()` at this
     batch and block size) and exits before the first training step."""
+    manual_attention: bool = False
+    """The project's model.py computes attention itself (nanoGPT's slow path, `self.flash =
+    False`) instead of calling `scaled_dot_product_attention`."""
+    keeps_logits: bool = True
+    """train.py's micro-step holds the logits through the backward (`logits, loss = model(X,
+    Y)`, nanoGPT's); False where it frees them once the loss is computed (`program.Loop`)."""
     model_factory: Callable[[ModelShape], Any] | None = field(default=None, compare=False)
 
     @property
@@ -562,6 +568,8 @@ def derive_run(
             f"the sequence length is {key}={sequence} ({config.origin(key)}): train.py's"
             f" batches are data[i:i+{key}]",
         )
+    loop = config.schema.loop
+    notes += (loop.note,) if loop.note else ()
     spec = StepSpec(
         shape=model.shape,
         batch_size=batch_size,
@@ -570,6 +578,7 @@ def derive_run(
         dtype=dtype,
         compile=compiled,
         eval_only=config.get("eval_only") is True,
+        keeps_logits=loop.keeps_logits,
         **_optimizer(config),
     )
     notes += tuple(f"{key}={_show(config.get(key))} ({config.origin(key)})" for key in rewritten)

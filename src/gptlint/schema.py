@@ -25,6 +25,7 @@ from gptlint.forkmodel import (
 )
 from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.machine import target_calls
+from gptlint.program import NANOGPT_LOOP, Loop, read_loop
 from gptlint.rewrites import Rewrite
 from gptlint.rewrites import collect as collect_rewrites
 from gptlint.scriptnames import names_read_after
@@ -170,6 +171,8 @@ class Schema:
     """Every other global a config may set to effect: names train.py assigns before running
     the configurator (a list, a computed value) and names it may read after before assigning
     them (`scriptnames`). Not config keys with a default, but never unknown."""
+    loop: Loop = NANOGPT_LOOP
+    """train.py's micro-step: whether it keeps the logits through the backward (`read_loop`)."""
 
     @property
     def architecture_keys(self) -> tuple[str, ...]:
@@ -268,6 +271,7 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         rewrites=rewrites,
         ddp_flags=ddp_flags,
         reads=frozenset(assigned) | _read_after_configurator(text),
+        loop=read_loop(text),
     )
 
 

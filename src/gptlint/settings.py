@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gptlint.gpus import DEFAULT_GPU, PROFILES
+from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile, get_profile, with_context
 from gptlint.units import parse_memory
 
 FIX_STRATEGIES = ("keep-width", "keep-heads")
@@ -37,6 +37,7 @@ class Settings:
     ignore: tuple[str, ...] = ()
     gpu: str = DEFAULT_GPU
     memory_budget: int | None = None
+    cuda_context: int | None = None
     world_size: int | None = None  # None: not given (a `--nproc_per_node=N` comment, else 1)
     defaults: Path | None = None
     model: Path | None = None
@@ -45,6 +46,10 @@ class Settings:
     overrides: tuple[str, ...] = ()
     root: Path | None = field(default=None, compare=False)
     jobs: int | None = field(default=None, compare=False)  # how fast, not what: see SETTINGS
+
+    def profile(self) -> GpuProfile:
+        """The target GPU's profile, with the `cuda-context` setting's figure where one is set."""
+        return with_context(get_profile(self.gpu), self.cuda_context, "the cuda-context setting")
 
     def merged(self, overrides: dict[str, Any]) -> Settings:
         """These settings with the non-None `overrides` (from the command line) on top; config
@@ -180,6 +185,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "memory-budget",
         "--memory-budget",
         "memory budget, e.g. 11GB (default: the GPU's)",
+        "SIZE",
+        _memory,
+    ),
+    SettingSpec(
+        "cuda_context",
+        "cuda-context",
+        "--cuda-context",
+        "memory a process uses outside PyTorch's allocator, e.g. 863MiB (default: the GPU's)",
         "SIZE",
         _memory,
     ),

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from gptlint.context import LintContext
+from gptlint.context import LintContext, project_model_py
 from gptlint.discover import selects, walk
 from gptlint.estimate import estimate_memory
-from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile, get_profile
+from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile
 from gptlint.kinds import MemoryMode
 from gptlint.lint import lint_file
+from gptlint.program import manual_attention
 from gptlint.pyproject import load_settings
 from gptlint.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
 from gptlint.run import Problem, TrainingRun, derive_run, project_root
@@ -96,9 +97,9 @@ class GptConfigFile(pytest.File):
 
     def settings(self) -> Settings:
         """`[tool.gptlint]` from the pyproject.toml nearest to the config, under the plugin's
-        `--gpt-gpu`, `--gpt-memory-budget` and `--gpt-model` (which win, as on gptlint's CLI);
-        `--gpt-compile on|off` sets the config's `compile`, so that the lint item's estimate
-        and the memory item check the same step."""
+        `--gpt-gpu`, `--gpt-memory-budget`, `--gpt-cuda-context` and `--gpt-model` (which win, as
+        on gptlint's CLI); `--gpt-compile on|off` sets the config's `compile`, so that the lint
+        item's estimate and the memory item check the same step."""
         options = self.options
         try:
             settings = load_settings(self.path.parent)
@@ -110,6 +111,7 @@ class GptConfigFile(pytest.File):
                 "gpu": options.gpu,
                 "memory_budget": options.memory_budget,
                 "world_size": options.world_size,
+                "cuda_context": options.cuda_context,
                 "model": options.model,
                 "overrides": compiled,
             }
@@ -162,7 +164,7 @@ class MemoryItem(ConfigItem):
     def runtest(self) -> None:
         options, path = self.parent.options, str(self.parent.shown_path)
         settings = self.parent.settings()
-        profile = get_profile(settings.gpu)
+        profile = settings.profile()
         budget = settings.memory_budget or profile.usable_bytes
         try:
             step, model_py = self._step(options, settings, profile)
@@ -284,12 +286,16 @@ class MemoryItem(ConfigItem):
     def _model_py(self, cfg: EffectiveConfig, settings: Settings) -> Path | None:
         """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for
         a fork whose train.py passes its own model arguments (`Schema.architecture_keys`) or
-        whose model.py changes memory (`Schema.model_differences`: flash off, a tanh GELU), the
-        model.py beside that train.py; else None (nanoGPT's model, built in)."""
+        whose model.py changes memory (`Schema.model_differences`: flash off, a tanh GELU) or
+        computes attention itself (`program.manual_attention`), the model.py beside that
+        train.py; else None (nanoGPT's model, built in)."""
         if settings.model:
             return settings.model
         if cfg.schema.model_differences:
             return Path(cfg.schema.origin).parent / "model.py"  # read: it exists
+        beside = project_model_py(cfg.schema, settings)
+        if beside is not None and manual_attention(beside):
+            return beside
         keys = cfg.schema.architecture_keys
         if not keys:
             return None
@@ -305,14 +311,18 @@ class MemoryItem(ConfigItem):
     def _with_model(
         self, run: TrainingRun, model_py: Path | None, engine: ModuleType
     ) -> TrainingRun:
-        """`run` building the project's model.py (`_model_py`), if there is one."""
+        """`run` building the project's model.py (`_model_py`), if there is one, and computing
+        attention as that model.py does (`program.manual_attention`)."""
         if model_py is None:
             return run
         try:
             factory = engine.model_factory(model_py)
         except engine.UserModelError as exc:
             raise CheckFailed(f"{self.parent.shown_path}: memory check not run: {exc}") from None
-        return dataclasses.replace(run, spec=dataclasses.replace(run.spec, model_factory=factory))
+        spec = dataclasses.replace(
+            run.spec, model_factory=factory, manual_attention=manual_attention(model_py)
+        )
+        return dataclasses.replace(run, spec=spec)
 
     def _record(self, record: dict[str, Any]) -> None:
         self.user_properties.append((report.MEMORY_KEY, record))

@@ -56,6 +56,13 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
     )
     option(
+        "gpt-cuda-context",
+        "string",
+        "memory a process uses outside PyTorch's allocator, e.g. 863MiB, for the estimate and "
+        "the simulation; default: [tool.gptlint] cuda-context, else the GPU profile's",
+        metavar="SIZE",
+    )
+    option(
         "gpt-mode",
         "string",
         "auto: measure on CUDA when available, else simulate on fake tensors; cuda; simulate",
@@ -112,6 +119,7 @@ class Options:
     report: Path | None
     snapshot: Path | None = None
     world_size: int | None = None
+    cuda_context: int | None = None
 
     def header(self) -> str:
         """The line pytest prints in its session header."""
@@ -165,6 +173,11 @@ def read_options(config: pytest.Config) -> Options | None:
         world = check_setting("world_size", world_size) if world_size is not None else None
     except (TypeError, ValueError) as exc:
         raise pytest.UsageError(f"--gpt-world-size: {exc}") from None
+    context = _value(config, "gpt_cuda_context")
+    try:
+        context_bytes = check_setting("cuda_context", context) if context is not None else None
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"--gpt-cuda-context: {exc}") from None
     mode = _choice(config, "gpt_mode", MODES)
     compile_mode = _choice(config, "gpt_compile", COMPILE_MODES)
     overrides = tuple(config.getoption("gpt_set") or config.getini("gpt_set"))
@@ -182,6 +195,7 @@ def read_options(config: pytest.Config) -> Options | None:
         report=_path(config, "gpt_report"),
         snapshot=_path(config, "gpt_snapshot"),
         world_size=world,
+        cuda_context=context_bytes,
     )
 
 

@@ -19,6 +19,7 @@ from gptlint.estimate import (
     largest_batch,
     largest_fitting,
     loss_bytes,
+    manual_attention_bytes,
     math_attention_bytes,
     rebatch,
 )
@@ -219,3 +220,39 @@ def test_a_small_vocabulary_peaks_in_the_last_blocks_backward():
     assert terms["activations"] == saved + char.tokens * (4 * c + 2 * c + 8 * c)
     assert terms["logits_and_loss"] == 2 * char.tokens * 65
     assert estimate_memory(GPT2, RTX4070).terms["activations"] == activation_bytes(GPT2, FLASH)
+
+
+def test_the_cuda_context_is_the_cards_figure_or_the_setting():
+    from gptlint.gpus import with_context
+
+    assert estimate_memory(GPT2, RTX4070).terms["cuda_context"] == 500 * 2**20  # default
+    assert estimate_memory(GPT2, A100).terms["cuda_context"] == 863 * 2**20
+    given = with_context(RTX4070, 700 * 2**20, "the cuda-context setting")
+    assert estimate_memory(GPT2, given).total - estimate_memory(GPT2, RTX4070).total == 200 * 2**20
+
+
+def test_manual_attention_keeps_fp32_softmax_and_its_16_bit_copy_per_score_and_layer():
+    # a fork's `self.flash = False`: the estimate used to give it flash attention's terms
+    spec = run_of(12, 12, 768, 50304, False, 0.0, 4, 1024, dtype="float16")
+    manual = dataclasses.replace(spec, manual_attention=True)
+    scores = 4 * 12 * 1024 * 1024
+    assert estimate_memory(manual, A100).kernel == "manual"
+    assert "manual attention" in estimate_memory(manual, A100).kernel.label
+    flash = estimate_memory(spec, A100).terms["activations"]
+    masks = 12 * 1024 * 1024 * 4  # each layer's fp32 causal-mask buffer
+    lse = 4 * 1024 * 12 * 4 * 12  # flash's logsumexp, which manual attention does not keep
+    gained = estimate_memory(manual, A100).terms["activations"] - flash
+    assert gained == 12 * scores * (4 + 2) + masks - lse
+    dropped = dataclasses.replace(manual, shape=dataclasses.replace(manual.shape, dropout=0.1))
+    assert manual_attention_bytes(dropped) == scores * (4 + 2 + 1)
+    fp32 = dataclasses.replace(manual, dtype="float32")
+    assert manual_attention_bytes(fp32) == scores * 4
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_a_loop_that_drops_the_logits_is_estimated_one_logits_tensor_lower(compile):
+    # the simulation's figures for 12/12/768 fp16 batch 12 eager: 12.875 -> 11.725 GiB
+    spec = dataclasses.replace(GPT2, dtype="float16", compile=compile)
+    dropped = dataclasses.replace(spec, keeps_logits=False)
+    logits = 12 * 1024 * 50304 * 2
+    assert estimate_memory(spec, A100).tensors - estimate_memory(dropped, A100).tensors == logits

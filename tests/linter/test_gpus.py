@@ -75,3 +75,13 @@ def test_a100_40gb_is_the_devicequery_figure_in_whole_mib():
 def test_usable_bytes_is_usable_mib_in_bytes():
     for profile in PROFILES.values():
         assert profile.usable_bytes == profile.usable_mib * MIB
+
+
+def test_every_profile_has_a_cuda_context_and_says_where_it_comes_from():
+    for profile in PROFILES.values():
+        assert 200 * MIB <= profile.context_bytes <= 2048 * MIB
+        assert profile.context_source == "default" or len(profile.context_source) > 20
+        if profile.context_source == "default":
+            assert profile.context_bytes == gpus.CUDA_CONTEXT_BYTES
+    # the published A100 80GB nvidia-smi figure quoted in issue 26
+    assert PROFILES["a100-80gb"].context_bytes == 863 * MIB

@@ -131,3 +131,13 @@ def test_deeply_nested_toml_is_a_settings_error(tmp_path, capsys):
     (tmp_path / "c.py").write_text("n_layer = 1\n")
     assert main([str(tmp_path / "c.py")]) == 2
     assert "TOML nested too deeply to read" in capsys.readouterr().err
+
+
+def test_cuda_context_setting_replaces_the_profiles_figure(tmp_path):
+    write(tmp_path / "pyproject.toml", '[tool.gptlint]\ngpu = "t4"\ncuda-context = "863MiB"\n')
+    settings = load_settings(tmp_path)
+    assert settings.cuda_context == 863 * 2**20
+    profile = settings.profile()
+    assert (profile.name, profile.context_bytes) == ("t4", 863 * 2**20)
+    assert profile.context_source == "the cuda-context setting"
+    assert Settings(gpu="t4").profile().context_source == "default"

@@ -71,3 +71,24 @@ def test_the_compiled_totals_agree_within_3_percent(path):
     assert result.compiled
     simulated = result.peak_reserved_bytes + result.context_bytes
     assert estimate.total == pytest.approx(simulated, rel=0.03)
+
+
+MANUAL = sorted((ROOT / "tests/plugin/data/manual_attention/config").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", MANUAL, ids=lambda p: p.stem)
+def test_manual_attention_tensors_agree_within_5_percent(path):
+    """A project whose model.py computes attention itself (nanoGPT's `self.flash = False`),
+    simulated with that model.py as the plugin builds it."""
+    from pytest_gptcfg.engine.usermodel import model_factory
+
+    settings = load_settings(path.parent)
+    context = LintContext(load_config(path, settings), settings)
+    run = context.run
+    assert isinstance(run, TrainingRun) and run.spec.manual_attention
+    spec = dataclasses.replace(run.spec, model_factory=model_factory(settings.model))
+    estimate = estimate_memory(spec, context.gpu)
+    result = check_memory(spec, context.gpu, 2**62, mode="simulate")
+    assert (estimate.kernel, result.attention_kernel) == ("manual", "manual")
+    assert any("computes attention itself" in note for note in result.notes)
+    assert estimate.tensors == pytest.approx(result.peak_allocated_bytes, rel=0.05)

@@ -206,6 +206,9 @@ def test_cuda_bookkeeping_caps_at_budget_minus_context_and_lifts_the_cap(stand_i
     assert sum(result.breakdown.values()) == result.peak_reserved_bytes + result.context_bytes
     assert result.largest_tensors[0] == ("parameter transformer.h.0.mlp.c_fc.weight", 4 * 32 * 128)
     assert any("Stand-in GPU" in note for note in result.notes)
+    assert "CUDA context measured: 500 MiB (the rtx4070 profile models 500 MiB, default" in str(
+        result.notes
+    )
 
 
 def test_cuda_bookkeeping_reports_out_of_memory_instead_of_raising(stand_in):

@@ -160,3 +160,29 @@ def test_fused_stand_in_gradients_match_sdpa(head_dim):
     F.scaled_dot_product_attention(q, k, v, is_causal=True).square().sum().backward()
     for got, want in zip(expected, (q.grad, k.grad, v.grad), strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def softmax_peak_bytes(dtype, log=False):
+    """Peak bytes above the input while a manual-attention softmax runs forward and backward
+    under the simulation's fake mode and CUDA behaviour (`dtype` the autocast dtype)."""
+    from pytest_gptcfg.engine.allocator import CachingAllocator
+    from pytest_gptcfg.engine.tracker import StorageTracker
+
+    tracker = StorageTracker(CachingAllocator(), logits_numel=-1)
+    with tracker.fake_mode(), torch.device("cpu"):
+        scores = torch.empty(4, 4, 256, 256, dtype=dtype, requires_grad=True)
+        base = tracker.allocator.allocated
+        with CudaBehaviour(dtype, ADA):
+            probs = (F.log_softmax if log else F.softmax)(scores, dim=-1)
+        probs.sum().backward()
+        assert (probs.dtype, scores.grad.dtype) == (torch.float32, dtype)
+    return tracker.allocator.peak_allocated - base
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_fp16_softmax_writes_fp32_directly_like_cudas_half_to_float_kernel(log):
+    n = 4 * 4 * 256 * 256
+    # fp16: fp32 output (kept for backward) + the fp16 input gradient, no fp32 copy of the input
+    assert softmax_peak_bytes(torch.float16, log) == pytest.approx(6 * n, abs=1024)
+    # bf16: CUDA casts first (an fp32 copy), and the backward's fp32 gradient is cast back
+    assert softmax_peak_bytes(torch.bfloat16, log) == pytest.approx(10 * n, abs=1024)

@@ -278,3 +278,16 @@ def test_float32_training_keeps_fp32_logits_and_uses_mem_efficient_attention():
     fp32 = simulate(dataclasses.replace(SMALL, dtype="float32"))
     assert fp32.attention_kernel == "efficient"
     assert fp32.breakdown["logits_and_loss"] > bf16.breakdown["logits_and_loss"]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_a_loop_that_drops_the_logits_peaks_one_logits_tensor_lower(dtype):
+    # train.py's `logits, loss = model(X, Y)` (nanoGPT) against `loss = model(X, Y)[1]`
+    spec = dataclasses.replace(
+        SMALL, shape=dataclasses.replace(SMALL.shape, vocab_size=8192), dtype=dtype
+    )
+    kept = simulate(spec)
+    dropped = simulate(dataclasses.replace(spec, keeps_logits=False))
+    width = 4 if dtype == "float32" else 2
+    logits = spec.batch_size * spec.block_size * 8192 * width
+    assert kept.peak_allocated_bytes - dropped.peak_allocated_bytes == logits

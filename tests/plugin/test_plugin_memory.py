@@ -61,6 +61,15 @@ def test_the_json_report_has_one_record_per_config(project):
     assert record["error"] is None
 
 
+def test_gpt_cuda_context_is_the_context_the_simulation_counts(project):
+    project.config("train_tiny.py")
+    result, data = report(project, "--gpt-cuda-context", "863MiB")
+    result.assert_outcomes(passed=2)
+    (record,) = data["configs"]
+    assert record["context_bytes"] == 863 * MiB
+    assert any("modelled 863 MiB (the cuda-context setting)" in n for n in record["notes"])
+
+
 def test_over_budget_fails_with_peak_breakdown_tensors_and_a_batch_that_fits(project):
     project.config("train_tiny.py")
     result, data = report(
@@ -282,5 +291,27 @@ def test_the_design_docs_scenario_end_to_end(project):
             "*_ config/train_fineweb.py: memory?rtx4070? _*",
             "config/train_fineweb.py does not fit NVIDIA GeForce RTX 4070 (12 GB)*",
             "*fits: batch_size = *, gradient_accumulation_steps = * (same 524,288 tokens/iter)*",
+        ]
+    )
+
+
+def test_a_forks_slow_attention_model_is_simulated_and_named_in_the_failure(project):
+    # a fork: nanoGPT's train.py keys and loop, and beside it a model.py with self.flash = False
+    from gptlint.schema import NANOGPT_DEFAULTS
+
+    shutil.copy(DATA / "manual_attention" / "model.py", project.path / "model.py")
+    keys = "".join(f"{key} = {value!r}\n" for key, value in NANOGPT_DEFAULTS.items())
+    loop = "for _ in range(2):\n    logits, loss = model(X, Y)\n    loss.backward()\n"
+    (project.path / "train.py").write_text(keys + "exec(open('configurator.py').read())\n" + loop)
+    project.config("train_tiny.py", project.tiny.replace("block_size = 32", "block_size = 256"))
+    result = project.run_subprocess(
+        "--gpt-configs", "config", "-k", "memory", "--gpt-memory-budget", "1GiB",
+        "--gpt-set", "batch_size=64",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*, attention manual",
+            "*note: the model computes attention itself (manual attention, no SDPA kernel)*",
         ]
     )

@@ -29,15 +29,15 @@ from typing import Any
 
 import torch
 
-from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
+from gptlint.gpus import GpuProfile
 from gptlint.kinds import AttentionKernel
 from gptlint.run import StepSpec
-from gptlint.units import MIB
 from pytest_gptcfg.engine import compiled, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
     _Labeller,
     build_fake_model,
+    simulated_note,
     simulated_result,
     track_model,
 )
@@ -262,10 +262,9 @@ def simulate_compiled(
     if reason is not None:
         raise CompiledUnavailable(reason)
     plan, cached = get_plan(spec, kernel)
-    context = CUDA_CONTEXT_BYTES
+    context = profile.context_bytes
     notes = [
-        "simulated on fake tensors (no GPU used); "
-        f"the CUDA context is a modelled {context // MIB} MiB",
+        simulated_note(profile),
         "torch.compile simulated: Inductor's memory plan of the forward and backward graphs, "
         "made with its CPU backend (the CUDA backend's plan is taken to match); "
         + (

@@ -2,7 +2,8 @@
 
 The CUDA context is measured as the device memory this process uses outside PyTorch's caching
 allocator: `nvidia-smi`'s used memory before CUDA is initialised is taken as the baseline of other
-processes, then context = (total - free) - memory_reserved - baseline. The allocator is capped at
+processes, then context = (total - free) - memory_reserved - baseline, recorded in the verdict
+(`context_bytes`, and a note beside the profile's figure). The allocator is capped at
 budget - context (`set_per_process_memory_fraction`), so a step that does not fit raises CUDA out
 of memory, which is reported (`oom=True`) rather than raised. Everything is freed afterwards.
 
@@ -75,6 +76,15 @@ def _context_bytes(device: torch.device, notes: list[str]) -> int:
         )
         return max(outside_allocator, 0)
     return max(outside_allocator - baseline, 0)
+
+
+def _context_note(context: int, profile: GpuProfile) -> str:
+    """The measured CUDA context, beside the figure the estimate and the simulation use."""
+    return (
+        f"CUDA context measured: {context / MIB:.0f} MiB (the {profile.name} profile models "
+        f"{profile.context_bytes / MIB:.0f} MiB, {profile.context_source}; "
+        "--gpt-cuda-context sets it)"
+    )
 
 
 def _initialise(device: torch.device) -> None:
@@ -189,6 +199,7 @@ def measure_capped(
         context = max(context_before, _context_bytes(device, notes))
         held.clear()
         _release(device, spec.compile)
+    notes.append(_context_note(context, profile))
     return Measured(
         name,
         capability,

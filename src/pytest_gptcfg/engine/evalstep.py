@@ -25,9 +25,8 @@ from typing import Any
 import torch
 
 from gptlint.estimate import BREAKDOWN_LABELS
-from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
+from gptlint.gpus import GpuProfile
 from gptlint.run import StepSpec
-from gptlint.units import MIB
 from pytest_gptcfg.engine import cuda
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.check import UNCAPPED, largest_fitting_affine
@@ -35,6 +34,7 @@ from pytest_gptcfg.engine.simulate import (
     CudaBehaviour,
     build_fake_model,
     copy_labeller,
+    simulated_note,
     simulated_result,
     track_model,
 )
@@ -107,10 +107,9 @@ def find_max_eval_batch_size(
 
 def simulate_eval(spec: StepSpec, profile: GpuProfile, budget_bytes: int) -> MemoryResult:
     """The evaluation of `spec` on fake tensors, as the training simulation runs its step."""
-    context = CUDA_CONTEXT_BYTES
+    context = profile.context_bytes
     notes = [
-        "simulated on fake tensors (no GPU used); "
-        f"the CUDA context is a modelled {context // MIB} MiB",
+        simulated_note(profile),
         "eval_only: train.py evaluates (no_grad forwards, train and val splits) and exits "
         "before the first training step",
     ]

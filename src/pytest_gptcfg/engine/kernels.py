@@ -17,6 +17,13 @@ B x T128 x H x D32, T and head_dim rounded up to 128 and 32), which mem-efficien
 workspace is taken to match. The math stand-in repeats
 `_scaled_dot_product_attention_math`'s ops with `native_dropout`, whose bool mask is what CUDA's
 `dropout` keeps (CPU's `dropout` keeps a mask in the input dtype instead).
+
+Softmax and log-softmax of an fp16 CUDA tensor asked for an fp32 result (autocast asks for one)
+run the half-to-float kernel (`at::native::softmax` / `log_softmax` in
+`aten/src/ATen/native/SoftMax.cpp` call `_softmax(input, dim, half_to_float=true)`): the fp32
+result is written directly from the fp16 input, with no fp32 copy of it, and the backward
+(`_softmax_backward_data(..., input_dtype=Half)`) returns the fp16 gradient directly. bf16 input
+takes the other branch: cast to fp32 first, then softmax.
 """
 
 from __future__ import annotations
@@ -117,6 +124,21 @@ def math_attention(
     if dropout_p > 0.0:
         attn = torch.native_dropout(attn, dropout_p, True)[0]
     return (attn @ v).to(dtype)
+
+
+def half_to_float_softmax(
+    args: tuple[object, ...], kwargs: dict[str, object], log: bool
+) -> torch.Tensor | None:
+    """CUDA's half-to-float softmax (or log-softmax) for a `softmax(x, dim, dtype=float32)`
+    call on fp16 `x` (the arguments after autocast's policy); None for any other call."""
+    x = args[0] if args else kwargs.get("input")
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    if len(args) > 2 or not isinstance(x, torch.Tensor) or not isinstance(dim, int):
+        return None
+    if x.dtype != torch.float16 or kwargs.get("dtype") != torch.float32:
+        return None
+    op = torch.ops.aten._log_softmax if log else torch.ops.aten._softmax
+    return op(x, dim, True)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -10,16 +10,18 @@ make the CPU run keep alive the tensors a CUDA run keeps alive:
 1. `CudaBehaviour`, a TorchFunctionMode above autograd, applies CUDA autocast's casting policy
    (`autocast_policy`) instead of CPU autocast, computes `cross_entropy` as CUDA does
    (log_softmax in the logits' dtype, then nll_loss in fp32), runs dropout as CUDA's
-   `native_dropout` (bool mask) and attention with the kernel the target GPU would pick
-   (`kernels`): flash / mem-efficient save output + fp32 logsumexp, math keeps B x H x T x T
-   fp32 scores.
+   `native_dropout` (bool mask), an fp16 softmax asked for fp32 with CUDA's half-to-float
+   kernel (no fp32 copy of its input; real CPU tensors, which cannot run it, cast first), and
+   attention with the kernel the target GPU would pick (`kernels`): flash / mem-efficient save
+   output + fp32 logsumexp, math keeps B x H x T x T fp32 scores.
 2. `StorageTracker` turns storage creation and release into allocations; the step runs in its
    `fake_mode()`, the `FakeTensorMode` that reports each op's outputs to it (one dispatch per
    op instead of a tracking mode stacked above the fake mode: the same ops seen, faster).
 3. `CachingAllocator` turns those into reserved memory under a cap of budget - context.
 
 Two cuBLAS workspaces (forward thread and autograd's device thread) are added, and the CUDA
-context is a modelled constant. `fits` is peak reserved + context <= budget, as when measuring.
+context is the profile's figure (`GpuProfile.context_bytes`, or the `cuda-context` setting).
+`fits` is peak reserved + context <= budget, as when measuring.
 
 Known gaps
 ----------
@@ -28,7 +30,8 @@ Known gaps
 - Kernel-internal scratch that never becomes a tensor is not seen, except FlashAttention-2's
   backward scratch and the cuBLAS workspaces, which are modelled: embedding-backward sort
   buffers, mem-efficient attention's own workspace and other fused-kernel temporaries are not.
-- The CUDA context is modelled, not measured; it varies with driver, GPU and CUDA version.
+- The CUDA context is modelled, not measured: the profile's figure where one was found for the
+  card, else a default; it varies with driver, GPU and CUDA version (`--gpt-cuda-context`).
 - Fake tensors hold no values: a forward that reads one (a router's `.item()`, a shape that
   depends on data) cannot be simulated and is explained instead; reads while the model is built
   (an initialisation that samples until no weight is out of range) give zero
@@ -51,8 +54,8 @@ import torch
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from gptlint.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MATH
-from gptlint.gpus import CUDA_CONTEXT_BYTES, GpuProfile
+from gptlint.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MANUAL, MATH
+from gptlint.gpus import GpuProfile
 from gptlint.kinds import AttentionKernel, MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
@@ -60,7 +63,7 @@ from pytest_gptcfg.engine import kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.policy import CastCache, apply_policy, op_name
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
-from pytest_gptcfg.engine.tracker import Allocation, StorageTracker, TrackingFakeMode
+from pytest_gptcfg.engine.tracker import Allocation, StorageTracker, TrackingFakeMode, is_fake
 from pytest_gptcfg.engine.trainstep import (
     StepObserver,
     build_model,
@@ -126,6 +129,12 @@ class CudaBehaviour(TorchFunctionMode):
             args, kwargs = apply_policy(name, args, kwargs, self.lower, self.cache)
         if name == "scaled_dot_product_attention":
             return self._attention(func, args, kwargs)
+        if name == "softmax" and _over_scores(args[0] if args else None):
+            self.attention_kernels.add(MANUAL)
+        if name in ("softmax", "log_softmax") and is_fake(args[0] if args else None):
+            out = kernels.half_to_float_softmax(args, kwargs, log=name == "log_softmax")
+            if out is not None:
+                return out
         if name == "dropout" and func is F.dropout:
             bound = _DROPOUT.bind(*args, **kwargs)
             bound.apply_defaults()
@@ -176,6 +185,12 @@ class CudaBehaviour(TorchFunctionMode):
         if kernel == MATH:
             return kernels.math_attention(q, k, v, is_causal, dropout_p, scale)
         return kernels.fused_attention(q, k, v, is_causal, scale)
+
+
+def _over_scores(t: object) -> bool:
+    """Whether a softmax input looks like attention scores, B x H x T x T (the model computes
+    attention itself, as nanoGPT's `self.flash = False` path does)."""
+    return isinstance(t, torch.Tensor) and t.dim() >= 3 and t.size(-1) == t.size(-2) > 1
 
 
 def copy_labeller(
@@ -249,11 +264,8 @@ def simulate(
 ) -> MemoryResult:
     """Simulate the step of `spec` on `profile` and judge it against `budget_bytes`; a
     `recorder` receives the allocator model's events for a memory_viz snapshot."""
-    context = CUDA_CONTEXT_BYTES
-    notes = [
-        "simulated on fake tensors (no GPU used); "
-        f"the CUDA context is a modelled {context // MIB} MiB"
-    ]
+    context = profile.context_bytes
+    notes = [simulated_note(profile)]
     dtype = resolve_dtype(spec.dtype)
     lower = None if dtype == torch.float32 else dtype
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
@@ -292,6 +304,14 @@ def simulate(
     )
 
 
+def simulated_note(profile: GpuProfile) -> str:
+    """The note every simulated verdict starts with: no GPU, and the CUDA context counted."""
+    return (
+        "simulated on fake tensors (no GPU used); the CUDA context is a modelled "
+        f"{profile.context_bytes // MIB} MiB ({profile.context_source})"
+    )
+
+
 def simulated_result(
     spec: StepSpec,
     profile: GpuProfile,
@@ -313,6 +333,11 @@ def simulated_result(
     breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
     breakdown["cuda_context"] = context
     kernel = _kernel_name(used_kernels)
+    if kernel == MANUAL:
+        notes.append(
+            "the model computes attention itself (manual attention, no SDPA kernel): it keeps "
+            "B x H x T x T scores per layer"
+        )
     if kernel == MATH:
         head_dim = spec.shape.n_embd // spec.shape.n_head
         notes.append(
@@ -340,7 +365,7 @@ def simulated_result(
 
 
 def _kernel_name(used: set[AttentionKernel]) -> AttentionKernel:
-    for kernel in (MATH, EFFICIENT, FLASH):
+    for kernel in (MANUAL, MATH, EFFICIENT, FLASH):
         if kernel in used:
             return kernel
     return FLASH

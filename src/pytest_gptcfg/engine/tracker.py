@@ -151,6 +151,11 @@ class StorageTracker(TorchDispatchMode):
         return sorted(alive.values(), key=lambda a: a.size, reverse=True)
 
 
+def is_fake(t: object) -> bool:
+    """Whether `t` is a fake tensor (the simulation's), not a real CPU tensor."""
+    return isinstance(t, FakeTensor)
+
+
 _READ_VALUE = torch.ops.aten._local_scalar_dense.default  # `Tensor.item()`, `bool(tensor)`
 
 

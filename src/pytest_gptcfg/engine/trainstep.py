@@ -3,9 +3,11 @@
 Per optimizer step: `micro_steps` forward passes under the autocast context, each loss divided
 by the config's gradient accumulation and back-propagated through the GradScaler (enabled for
 float16 only); then unscale, `clip_grad_norm_`, `scaler.step`, `scaler.update` and
-`zero_grad(set_to_none=True)`. As in `train.py`, the next batch is fetched while the previous
-micro-step's logits are still referenced, so the previous logits stay alive until the next forward
-returns. Two optimizer steps run, so that at the peak the optimizer state, accumulated gradients
+`zero_grad(set_to_none=True)`. As in nanoGPT's `train.py` (`logits, loss = model(X, Y)`), the
+logits stay referenced through the backward and the next batch is fetched while they are, so
+the previous logits stay alive until the next forward returns; a project whose loop does not keep
+them (`StepSpec.keeps_logits`, read from its train.py) drops them once the loss is computed.
+Two optimizer steps run, so that at the peak the optimizer state, accumulated gradients
 and activations coexist as they do in a long run.
 """
 
@@ -103,6 +105,8 @@ def run_training(
             observer.phase("forward")
             with autocast():
                 logits, loss = model(X, Y)
+                if not spec.keeps_logits:
+                    logits = None
                 loss = loss / accumulation
             X, Y = get_batch()
             observer.phase("backward")
