@@ -333,7 +333,7 @@ def test_the_sequence_length_is_what_train_py_feeds_the_model(tmp_path, monkeypa
     config.write_text("seq_len = 128\nblock_size = 1024\n")
     run = LintContext(load_config(config), Settings()).run
     assert (run.spec.block_size, run.spec.shape.block_size) == (128, 1024)
-    assert f"the sequence length is seq_len=128 ({config}:1)" in run.notes[-1]
+    assert any(f"the sequence length is seq_len=128 ({config}:1)" in note for note in run.notes)
     config.write_text("seq_len = 2048\nblock_size = 1024\n")
     problems = LintContext(load_config(config), Settings()).run
     assert f"seq_len=2048 ({config}:1) is longer than the model's block_size 1024" in str(
