@@ -106,18 +106,30 @@ def read_loop(text: str) -> Loop:
     deleted = [
         (t.id, n.lineno) for n in top if isinstance(n, ast.Delete) for t in n.targets if _named(t)
     ]
-    for node in top:
-        if isinstance(node, ast.Assign) and _is_model_call(node.value):
-            backward = next((line for line in backwards if line > node.lineno), None)
+    steps = [
+        node
+        for node in top
+        if isinstance(node, ast.Assign)
+        and (
+            _is_model_call(node.value)
+            or _is_model_call(_subscripted(node.value))
+            or _calls_helper(node.value, helpers)
+        )
+    ]
+    # the micro-step is the call nearest before a backward (nanoGPT's evaluation,
+    # `losses = estimate_loss()`, also runs the model at the top level, earlier)
+    paired = [(b - n.lineno, n, b) for n in steps for b in backwards if b > n.lineno]
+    if paired:
+        _, node, backward = min(paired, key=lambda pair: pair[0])
+        if _is_model_call(node.value):
             return _from_assignment(node, deleted, backward)
-        if isinstance(node, ast.Assign) and _is_model_call(_subscripted(node.value)):
+        if _is_model_call(_subscripted(node.value)):
             line = node.lineno
             return Loop(False, f"train.py line {line} keeps only an item of the model's output")
-        if isinstance(node, ast.Assign) and _calls_helper(node.value, helpers):
-            how = f"train.py line {node.lineno} computes the loss in a function"
-            if isinstance(node.targets[0], ast.Tuple):  # the helper may return the logits
-                return Loop(True, how + " that returns more than the loss: logits assumed kept")
-            return Loop(False, how + ": its logits are freed when it returns")
+        how = f"train.py line {node.lineno} computes the loss in a function"
+        if isinstance(node.targets[0], ast.Tuple):  # the helper may return the logits
+            return Loop(True, how + " that returns more than the loss: logits assumed kept")
+        return Loop(False, how + ": its logits are freed when it returns")
     return _assumed("no `model(X, Y)` call found in train.py's loop")
 
 

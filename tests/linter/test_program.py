@@ -92,6 +92,12 @@ while True:
             + STOCK_LOOP.replace("logits, loss = model(X, Y)", "loss = step(model, X, Y)"),
             False,  # a helper's logits die when it returns
         ),
+        (
+            "def estimate_loss():\n    for k in range(eval_iters):\n"
+            "        logits, loss = model(X, Y)\n    return out\n"
+            "while True:\n    losses = estimate_loss()\n" + STOCK_LOOP.replace("while True:\n", ""),
+            True,  # nanoGPT's evaluation runs the model earlier in the loop: not the micro-step
+        ),
     ],
 )
 def test_the_loop_is_read_from_train_py(source, keeps):
