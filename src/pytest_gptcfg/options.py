@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,26 +159,10 @@ def read_options(config: pytest.Config) -> Options | None:
         return None
     if importlib.util.find_spec("torch") is None:
         raise pytest.UsageError(f"--gpt-configs needs PyTorch for the memory check: {TORCH_EXTRA}")
-    gpu = _value(config, "gpt_gpu")
-    try:
-        gpu = check_setting("gpu", gpu) if gpu is not None else None
-    except (TypeError, ValueError) as exc:
-        raise pytest.UsageError(f"--gpt-gpu: {exc}") from None
-    budget = _value(config, "gpt_memory_budget")
-    try:
-        budget_bytes = check_setting("memory_budget", budget) if budget is not None else None
-    except (TypeError, ValueError) as exc:
-        raise pytest.UsageError(f"--gpt-memory-budget: {exc}") from None
-    world_size = _value(config, "gpt_world_size")
-    try:
-        world = check_setting("world_size", world_size) if world_size is not None else None
-    except (TypeError, ValueError) as exc:
-        raise pytest.UsageError(f"--gpt-world-size: {exc}") from None
-    context = _value(config, "gpt_cuda_context")
-    try:
-        context_bytes = check_setting("cuda_context", context) if context is not None else None
-    except (TypeError, ValueError) as exc:
-        raise pytest.UsageError(f"--gpt-cuda-context: {exc}") from None
+    gpu = _setting(config, "gpu")
+    budget_bytes = _setting(config, "memory_budget")
+    world = _setting(config, "world_size")
+    context_bytes = _setting(config, "cuda_context")
     mode = _choice(config, "gpt_mode", MODES)
     compile_mode = _choice(config, "gpt_compile", COMPILE_MODES)
     overrides = tuple(config.getoption("gpt_set") or config.getini("gpt_set"))
@@ -221,6 +206,16 @@ def _value(config: pytest.Config, name: str) -> str | None:
     if value is None:
         value = config.getini(name) or None
     return value
+
+
+def _setting(config: pytest.Config, setting: str) -> Any:
+    """`--gpt-SETTING` (or its ini key) checked as gptlint's own setting of that name; None
+    where not given."""
+    value = _value(config, f"gpt_{setting}")
+    try:
+        return check_setting(setting, value) if value is not None else None
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"--gpt-{setting.replace('_', '-')}: {exc}") from None
 
 
 def _choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
