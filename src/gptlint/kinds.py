@@ -42,7 +42,8 @@ class ValueKind(_Word):
 
 class AttentionKernel(_Word):
     """The kernel `F.scaled_dot_product_attention` runs, or `manual`: the model computes
-    attention itself (nanoGPT's slow path, `self.flash = False`: scores, mask, softmax)."""
+    attention itself (nanoGPT's slow path, `self.flash = False`: scores, mask, softmax; or
+    any other attention of its own, with no SDPA call)."""
 
     FLASH = "flash"
     EFFICIENT = "efficient"
@@ -52,11 +53,11 @@ class AttentionKernel(_Word):
     @property
     def label(self) -> str:
         """`flash attention`, `memory-efficient attention`, `math attention`, `manual
-        attention (softmax in the model)`."""
+        attention (computed in the model)`."""
         return {
             "flash": "flash attention",
             "efficient": "memory-efficient attention",
-            "manual": "manual attention (softmax in the model)",
+            "manual": "manual attention (computed in the model)",
         }.get(self.value, "math attention")
 
 

@@ -61,7 +61,7 @@ def test_gpt501_names_manual_attention_for_a_slow_attention_model(tmp_path):
     config.write_text("batch_size = 64\nblock_size = 1024\ncompile = False\n")
     settings = Settings(model=MANUAL / "model.py")
     (message,) = [d.message for d in lint_file(config, settings) if d.code == "GPT501"]
-    assert "manual attention (softmax in the model)" in message
+    assert "manual attention (computed in the model)" in message
     assert "flash" not in message
 
 

@@ -291,3 +291,50 @@ def test_a_loop_that_drops_the_logits_peaks_one_logits_tensor_lower(dtype):
     width = 4 if dtype == "float32" else 2
     logits = spec.batch_size * spec.block_size * 8192 * width
     assert kept.peak_allocated_bytes - dropped.peak_allocated_bytes == logits
+
+
+SCORES_WITHOUT_SOFTMAX = """
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class GPTConfig:
+    def __init__(self, n_layer=1, n_head=2, n_embd=64, block_size=64, vocab_size=512,
+                 bias=False, dropout=0.0):
+        self.n_head, self.n_embd, self.vocab_size = n_head, n_embd, vocab_size
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.n_head = config.n_head
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+
+    def forward(self, idx, targets=None):
+        x = self.wte(idx)
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, 2))
+        att = F.gelu(q @ k.transpose(-2, -1))  # polynomial attention: no softmax, no SDPA
+        x = (att @ v).transpose(1, 2).reshape(B, T, C)
+        logits = self.head(x)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss
+"""
+
+
+def test_attention_without_sdpa_or_softmax_is_named_manual_not_flash(tmp_path):
+    from pytest_gptcfg.engine.usermodel import model_factory
+
+    (tmp_path / "model.py").write_text(SCORES_WITHOUT_SOFTMAX)
+    factory = model_factory(tmp_path / "model.py")
+    spec = StepSpec(ModelShape(1, 2, 64, 64, 512, False, 0.0), 2, 64, 1, "bfloat16", False)
+    result = check_memory(
+        dataclasses.replace(spec, model_factory=factory),
+        get_profile("a100-80gb"),
+        80 * GiB,
+        mode="simulate",
+    )
+    assert result.attention_kernel == "manual"

@@ -365,7 +365,9 @@ def simulated_result(
 
 
 def _kernel_name(used: set[AttentionKernel]) -> AttentionKernel:
+    """The attention the step ran: SDPA's kernel, or MANUAL where the model computes scores
+    itself, with softmax or anything else (no SDPA call was seen)."""
     for kernel in (MANUAL, MATH, EFFICIENT, FLASH):
         if kernel in used:
             return kernel
-    return FLASH
+    return MANUAL
