@@ -43,9 +43,9 @@ def _manual_attention(model_py: Path, version: tuple[int, int]) -> bool:
         tree = ast.parse(text)
     except (OSError, ValueError, SyntaxError, RecursionError, MemoryError):
         return False
-    if SDPA not in text:
-        return any(_calls_softmax(node) for node in ast.walk(tree))
-    return any(_sets_flash_false(node) for node in ast.walk(tree))
+    if any(_sets_flash_false(node) for node in ast.walk(tree)):
+        return True
+    return SDPA not in text and any(_calls_softmax(node) for node in ast.walk(tree))
 
 
 def _calls_softmax(node: ast.AST) -> bool:

@@ -286,7 +286,7 @@ class MemoryItem(ConfigItem):
     def _model_py(self, cfg: EffectiveConfig, settings: Settings) -> Path | None:
         """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for
         a fork whose train.py passes its own model arguments (`Schema.architecture_keys`) or
-        whose model.py changes memory (`Schema.model_differences`: flash off, a tanh GELU) or
+        whose model.py changes memory (`Schema.model_differences`: a tanh GELU) or
         computes attention itself (`program.manual_attention`), the model.py beside that
         train.py; else None (nanoGPT's model, built in)."""
         if settings.model:
