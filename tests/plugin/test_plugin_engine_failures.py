@@ -160,11 +160,12 @@ def test_a_projects_model_that_cannot_be_planned_is_an_upper_bound_said_so(proje
     (project.path / "model.py").write_text(BREAKING_MODEL)
     result = project.run_subprocess(
         "-q", "--gpt-configs", "config", "--gpt-model", "model.py", "-k", "memory",
-        "--gpt-memory-budget", "10MB", "--gpt-report", "report.json",
+        "--gpt-memory-budget", "10MB", "--gpt-report", "report.json", "--gpt-snapshot", "snaps",
     )  # fmt: skip
     result.assert_outcomes(failed=1, deselected=1)
     out = result.stdout.str()
     assert "eager step simulated on fake tensors, no GPU used, an upper bound" in out
+    assert list((project.path / "snaps").glob("*.pickle"))  # the eager step's, as it ran
     assert "simulated (eager, upper bound)" in out  # the table's mode column
     assert "Dynamo cannot capture the model whole" in out
     assert "(simulated eager step: the compiled run fits at least this)" in out

@@ -21,7 +21,7 @@ from gptlint.kinds import MemoryMode
 from gptlint.run import StepSpec
 from pytest_gptcfg.chart import write_breakdown_svg
 from pytest_gptcfg.engine import cuda
-from pytest_gptcfg.engine.compiled import untested_note
+from pytest_gptcfg.engine.compiled import untested_release
 from pytest_gptcfg.engine.compiledstep import CompiledUnavailable, simulate_compiled
 from pytest_gptcfg.engine.simulate import simulate
 from pytest_gptcfg.engine.snapshot import (
@@ -77,26 +77,35 @@ def check_memory(
     else:
         result = _simulate_compiled(spec, profile, budget_bytes, recorder)
         if isinstance(result, str):
-            return compiled_fallback(spec, profile, budget_bytes, result)
+            # a fresh recorder for the eager upper bound (the failed plan's events are not the
+            # step's); an estimate runs no step and has no snapshot
+            own_model = snapshot is not None and spec.model_factory is not None
+            recorder = SnapshotRecorder() if own_model else None
+            result = compiled_fallback(spec, profile, budget_bytes, result, recorder)
     if recorder is not None and not result.fits:
         _keep_artifacts(result, recorder.dump(snapshot))
     return result
 
 
 def compiled_fallback(
-    spec: StepSpec, profile: GpuProfile, budget_bytes: int, reason: str
+    spec: StepSpec,
+    profile: GpuProfile,
+    budget_bytes: int,
+    reason: str,
+    recorder: SnapshotRecorder | None = None,
 ) -> MemoryResult:
     """The verdict for a run that compiles when its compiled step could not be simulated
     (`reason`): gptlint's analytical estimate of the compiled step, for nanoGPT's model; for
     a project's own model, which the estimate does not describe, its eager step simulated,
-    labelled as what it is: an upper bound (torch.compile frees what eager keeps)."""
+    labelled as what it is: an upper bound (torch.compile frees what eager keeps), recorded by
+    `recorder` (an estimate runs no step: it records nothing)."""
     why = f"torch.compile not simulated: {reason}"
-    untested = untested_note()
+    untested = untested_release()
     if untested is not None:  # say which release could not be read
-        why += f" ({untested.split(';')[0]})"
+        why += f" ({untested})"
     if spec.model_factory is None:
         return estimated_result(spec, profile, budget_bytes, [why])
-    result = simulate(spec, profile, budget_bytes)
+    result = simulate(spec, profile, budget_bytes, recorder=recorder)
     result.notes.append(
         f"{why}; this run compiles, and the eager step simulated here is an upper bound of its "
         "peak, not its figure"

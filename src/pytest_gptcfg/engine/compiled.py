@@ -74,8 +74,9 @@ def torch_release(version: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def untested_note(version: str | None = None) -> str | None:
-    """A note for a torch release (this one by default) outside `TESTED_TORCH`, None inside."""
+def untested_release(version: str | None = None) -> str | None:
+    """`torch X is outside the releases the compiled simulation was checked on (A to B)` for a
+    torch release (this one by default) outside `TESTED_TORCH`; None inside it."""
     version = version or str(torch.__version__)
     found = torch_release(version)
     if found is not None and TESTED_TORCH[0] <= found <= TESTED_TORCH[1]:
@@ -83,7 +84,7 @@ def untested_note(version: str | None = None) -> str | None:
     low, high = (".".join(map(str, v)) for v in TESTED_TORCH)
     return (
         f"torch {version} is outside the releases the compiled simulation was checked on "
-        f"({low} to {high}); its plan passed the checks"
+        f"({low} to {high})"
     )
 
 

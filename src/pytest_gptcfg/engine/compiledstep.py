@@ -273,9 +273,9 @@ def simulate_compiled(
             else f"planned in {plan.get('seconds', 0):.0f} s and cached in {plan_cache_dir()}"
         ),
     ]
-    untested = compiled.untested_note()
+    untested = compiled.untested_release()
     if untested is not None:
-        notes.append(untested)
+        notes.append(f"{untested}; its plan passed the checks")
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
     logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
     tracker = StorageTracker(allocator, logits_numel)
