@@ -89,14 +89,20 @@ class Loop:
 NANOGPT_LOOP = Loop(True, "nanoGPT's loop: `logits, loss = model(X, Y)` keeps the logits")
 
 
-def read_loop(text: str) -> Loop:
-    """The micro-step of the train.py whose source is `text`: the statement at module level
-    (train.py's loop, not a function) that calls `model(X, Y)` or a train.py function that
-    does, found beside a `.backward()` call. Where none is found, nanoGPT's loop is assumed and
-    `how` says so."""
+def parse_python(text: str) -> ast.Module | None:
+    """CPython's tree of a script's source, None where it does not parse (or is too deep)."""
     try:
-        tree = ast.parse(text)
+        return ast.parse(text)
     except (ValueError, SyntaxError, RecursionError, MemoryError):
+        return None
+
+
+def read_loop(tree: ast.Module | None) -> Loop:
+    """The micro-step of the train.py whose tree (`parse_python`) is `tree`: the statement at
+    module level (train.py's loop, not a function) that calls `model(X, Y)` or a train.py
+    function that does, found nearest before a `.backward()` call. Where none is found, or
+    train.py does not parse (`tree` None), nanoGPT's loop is assumed and `how` says so."""
+    if tree is None:
         return _assumed("train.py could not be parsed")
     top = list(_module_level(tree))
     backwards = sorted(node.lineno for node in top if _calls_backward(node))

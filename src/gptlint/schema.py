@@ -25,7 +25,7 @@ from gptlint.forkmodel import (
 )
 from gptlint.gpus import DEFAULT_GPU, GpuProfile, get_profile
 from gptlint.machine import target_calls
-from gptlint.program import NANOGPT_LOOP, Loop, read_loop
+from gptlint.program import NANOGPT_LOOP, Loop, parse_python, read_loop
 from gptlint.rewrites import Rewrite
 from gptlint.rewrites import collect as collect_rewrites
 from gptlint.scriptnames import names_read_after
@@ -254,7 +254,8 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
     text = config.source.text
     for spec in _read_through_globals(text):
         specs.setdefault(spec.name, spec)
-    other, differences, branches, sequence = _fork_model(path, text)
+    tree = parse_python(text)  # CPython's tree, for the readings below (None: does not parse)
+    other, differences, branches, sequence = _fork_model(path, tree)
     rewrites, ddp_flags = collect_rewrites(
         config.module, stop + 1, set(specs), lambda node: config.position(node).start.line
     )
@@ -270,19 +271,17 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         sequence_key=sequence if sequence in specs else None,
         rewrites=rewrites,
         ddp_flags=ddp_flags,
-        reads=frozenset(assigned) | _read_after_configurator(text),
-        loop=read_loop(text),
+        reads=frozenset(assigned) | _read_after_configurator(text, tree),
+        loop=read_loop(tree),
     )
 
 
 def _fork_model(
-    path: Path, text: str
+    path: Path, tree: ast.Module | None
 ) -> tuple[str | None, tuple[str, ...], tuple[str, ...], str | None]:
     """`Schema.other_model`, `model_differences`, `init_from_branches` and `sequence_key` for
-    the train.py at `path`."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
+    the train.py at `path`, of CPython tree `tree` (None: it does not parse)."""
+    if tree is None:
         return None, (), (), None
     differences = model_differences(path.parent / "model.py")
     return other_model(path, tree), differences, init_from_branches(tree), sequence_key(tree)
@@ -327,11 +326,10 @@ def _take_suite(suite: cst.BaseSuite, env: dict[str, Any], taken: set[int]) -> N
             taken.update(_taken_branches(line, env))
 
 
-def _read_after_configurator(text: str) -> frozenset[str]:
-    """The names train.py may read after the statement that runs the configurator."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
+def _read_after_configurator(text: str, tree: ast.Module | None) -> frozenset[str]:
+    """The names train.py (source `text`, CPython tree `tree`) may read after the statement
+    that runs the configurator."""
+    if tree is None:
         return frozenset()
     lines = text.splitlines()
     for index, statement in enumerate(tree.body):

@@ -9,7 +9,7 @@ import pytest
 from gptlint.estimate import estimate_memory
 from gptlint.gpus import get_profile
 from gptlint.lint import lint_file
-from gptlint.program import manual_attention, read_loop
+from gptlint.program import manual_attention, parse_python, read_loop
 from gptlint.resolve import load_config
 from gptlint.run import derive_run
 from gptlint.schema import NANOGPT_DEFAULTS
@@ -101,14 +101,14 @@ while True:
     ],
 )
 def test_the_loop_is_read_from_train_py(source, keeps):
-    loop = read_loop(source)
+    loop = read_loop(parse_python(source))
     assert loop.keeps_logits is keeps and not loop.assumed
     assert "train.py line" in loop.how
 
 
 @pytest.mark.parametrize("source", ["batch_size = 12\n", "def broken(:\n"])
 def test_a_loop_that_cannot_be_read_is_nanogpts_and_says_so(source):
-    loop = read_loop(source)
+    loop = read_loop(parse_python(source))
     assert loop.keeps_logits and loop.assumed
     assert "assumed nanoGPT's loop: `logits, loss = model(X, Y)`" in loop.note
 
