@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gptlint.gpus import GpuProfile, get_profile
-from gptlint.run import ModelShape, StepSpec
-from gptlint.units import MIB
+from gptlint.facts.gpus import GpuProfile, get_profile
+from gptlint.facts.units import MIB
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec
 from pytest_gptcfg.engine.check import (
     MemoryResult,
     analytical_estimate,

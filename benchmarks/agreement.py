@@ -1,7 +1,7 @@
 """How far gptlint's analytical estimate (GPT501) is from pytest-gptcfg's simulation.
 
 For every config under `examples/` and `tests/data/` whose run can be derived statically, both
-front ends take the same `gptlint.run.derive_run` answer; this script sets the estimate's
+front ends take the same `gptlint.nanogpt.derive.derive_run` answer; this script sets the estimate's
 total beside the simulation's peak reserved + CUDA context, and the estimate's tensors beside
 the simulation's peak allocated, category by category where they differ most. A project whose
 pyproject.toml names its model.py (`tests/plugin/data/manual_attention`: nanoGPT's slow
@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from gptlint.context import LintContext
-from gptlint.estimate import BREAKDOWN_LABELS, MemoryEstimate, estimate_memory
-from gptlint.pyproject import load_settings
-from gptlint.resolve import load_config
-from gptlint.run import TrainingRun
-from gptlint.units import GIB
+from gptlint.facts.units import GIB
+from gptlint.lint.context import LintContext
+from gptlint.nanogpt.resolve import load_config
+from gptlint.runmodel.estimate import BREAKDOWN_LABELS, MemoryEstimate, estimate_memory
+from gptlint.runmodel.trainingrun import TrainingRun
+from gptlint.settings.pyproject import load_settings
 from pytest_gptcfg.engine.check import check_memory
 from pytest_gptcfg.engine.usermodel import model_factory
 from pytest_gptcfg.results import MemoryResult
@@ -46,7 +46,7 @@ def derive(path: Path) -> tuple[LintContext, TrainingRun | str]:
     """The linter's context for `path` and its run, or why there is none."""
     settings = load_settings(path.parent)
     context = LintContext(load_config(path, settings), settings)
-    run = context.run
+    run = context.training_run
     if isinstance(run, list):
         return context, str(run[0])
     if settings.model is not None:  # the project's model.py, as the plugin builds it

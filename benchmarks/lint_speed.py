@@ -10,7 +10,7 @@ then times on each:
 * `gptlint (subprocess)`: `python -m gptlint --exit-zero FOLDER`, a fresh process, startup
   included, the way pre-commit and CI run it (worker processes, one per CPU: `jobs`);
 * `gptlint -j 1 (subprocess)`: the same in one process;
-* `gptlint (in-process)`: `gptlint.cli.main([...])` in this process, after one warm-up run;
+* `gptlint (in-process)`: `gptlint.command.cli.main([...])` in this process, after one warm-up run;
 * `fixit lint (subprocess)` where Fixit is installed: `fixit lint FOLDER` with its default
   rules (Fixit too spreads files over all CPU cores);
 * `python + import libcst`: a process that only starts Python and imports libcst, the floor
@@ -141,7 +141,7 @@ def run_quietly(command: list[str], cwd: Path) -> None:
 
 
 def gptlint_in_process(folder: Path) -> None:
-    from gptlint.cli import main
+    from gptlint.command.cli import main
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = main(["--exit-zero", str(folder)])

@@ -26,9 +26,9 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from gptlint.estimate import largest_fitting
-from gptlint.gpus import get_profile
-from gptlint.run import ModelShape, StepSpec
+from gptlint.facts.gpus import get_profile
+from gptlint.runmodel.estimate import largest_fitting
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec
 from pytest_gptcfg.engine.check import check_memory, find_max_batch_size, import_torch
 
 torch = import_torch()

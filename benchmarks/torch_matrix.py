@@ -49,8 +49,8 @@ WORKER = """
 import json, sys, time, dataclasses, warnings
 warnings.filterwarnings("ignore")
 import torch
-from gptlint.gpus import get_profile
-from gptlint.run import ModelShape, StepSpec
+from gptlint.facts.gpus import get_profile
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec
 from pytest_gptcfg.engine.check import check_memory
 profile = get_profile("rtx4070")
 for name, (layers, heads, width, block, vocab, batch) in json.loads(sys.argv[1]).items():

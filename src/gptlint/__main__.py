@@ -1,5 +1,5 @@
 """`python -m gptlint`."""
 
-from gptlint.cli import entry
+from gptlint.command.cli import entry
 
 entry()

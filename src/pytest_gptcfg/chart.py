@@ -11,8 +11,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from gptlint.estimate import BREAKDOWN_LABELS
-from gptlint.units import GIB, MIB
+from gptlint.facts.units import GIB, MIB
+from gptlint.runmodel.estimate import BREAKDOWN_LABELS
 from pytest_gptcfg.results import MemoryResult
 
 SVG_NS = "http://www.w3.org/2000/svg"

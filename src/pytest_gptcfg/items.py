@@ -16,20 +16,21 @@ from typing import Any
 
 import pytest
 
-from gptlint.context import LintContext, project_model_py
-from gptlint.discover import selects, walk
-from gptlint.estimate import estimate_memory
-from gptlint.gpus import DEFAULT_GPU, PROFILES, GpuProfile
-from gptlint.kinds import MemoryMode
-from gptlint.lint import lint_file
-from gptlint.program import manual_attention
-from gptlint.pyproject import load_settings
-from gptlint.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
-from gptlint.run import Problem, TrainingRun, derive_run, project_root
-from gptlint.schema import NotNanoGPTError, SchemaError
-from gptlint.settings import Settings, SettingsError
-from gptlint.source import run_deep
-from gptlint.units import GIB, format_gib, format_params
+from gptlint.facts.gpus import DEFAULT_GPU, PROFILES, GpuProfile
+from gptlint.facts.kinds import MemoryMode
+from gptlint.facts.units import GIB, format_gib, format_params
+from gptlint.lint.context import LintContext, project_model_py
+from gptlint.lint.discover import selects, walk
+from gptlint.lint.linter import lint_file
+from gptlint.nanogpt.derive import derive_run, project_root
+from gptlint.nanogpt.program import manual_attention
+from gptlint.nanogpt.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
+from gptlint.nanogpt.schema import NotNanoGPTError, SchemaError
+from gptlint.runmodel.estimate import estimate_memory
+from gptlint.runmodel.trainingrun import Problem, TrainingRun
+from gptlint.settings.pyproject import load_settings
+from gptlint.settings.table import Settings, SettingsError
+from gptlint.text.source import run_deep
 from pytest_gptcfg import report
 from pytest_gptcfg.options import OPTIONS_KEY, Options
 from pytest_gptcfg.results import MemoryResult
@@ -37,7 +38,7 @@ from pytest_gptcfg.results import MemoryResult
 
 def is_config(path: Path, given: Path) -> bool:
     """Whether `path`, named by `--gpt-configs` or found in the folder `given` it names, is a
-    config: gptlint's own choice (`gptlint.discover.selects`) under the settings of its folder.
+    config: gptlint's own choice (`gptlint.lint.discover.selects`) under the settings of its folder.
     With unreadable settings it is collected, and its items report why."""
     path = path.resolve()
     try:
@@ -49,7 +50,7 @@ def is_config(path: Path, given: Path) -> bool:
 
 
 def uncollected_configs(folder: Path) -> list[Path]:
-    """The `.py` files gptlint finds in `folder` (`gptlint.discover.walk`) that pytest does not
+    """The `.py` files gptlint finds in `folder` (`gptlint.lint.discover.walk`) that pytest does not
     collect, being no regular file: a FIFO, a device, a broken link. gptlint reports them; so
     does the plugin, through their lint items."""
     try:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from gptlint.gpus import PROFILES
-from gptlint.settings import check_setting
-from gptlint.units import GIB
+from gptlint.facts.gpus import PROFILES
+from gptlint.facts.units import GIB
+from gptlint.settings.table import check_setting
 
 MODES = ("auto", "cuda", "simulate")
 COMPILE_MODES = ("auto", "on", "off")

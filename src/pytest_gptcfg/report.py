@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from gptlint import __version__
-from gptlint.estimate import BREAKDOWN_LABELS, rebatch
-from gptlint.gpus import GpuProfile
-from gptlint.kinds import MemoryMode
-from gptlint.run import TrainingRun
-from gptlint.units import format_gib, format_params
+from gptlint.facts.gpus import GpuProfile
+from gptlint.facts.kinds import MemoryMode
+from gptlint.facts.units import format_gib, format_params
+from gptlint.runmodel.estimate import BREAKDOWN_LABELS, rebatch
+from gptlint.runmodel.trainingrun import TrainingRun
 from pytest_gptcfg.results import MemoryResult
 
 MEMORY_KEY = "gptcfg_memory"

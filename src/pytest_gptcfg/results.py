@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gptlint.kinds import AttentionKernel, MemoryMode
+from gptlint.facts.kinds import AttentionKernel, MemoryMode
 
 
 @dataclass
 class MemoryResult:
     """The verdict of one check; `fits` is `peak_reserved_bytes + context_bytes <= budget_bytes`.
 
-    `breakdown` is keyed by `gptlint.estimate.BREAKDOWN_LABELS`' keys, so the estimate, the
+    `breakdown` is keyed by `gptlint.runmodel.estimate.BREAKDOWN_LABELS`' keys, so the estimate, the
     simulation and the measurement compare key by key.
     """
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.cli import main
-from gptlint.rules.shape import EmbdNotDivisibleByHeads
+from gptlint.command.cli import main
+from gptlint.lint.rules.shape import EmbdNotDivisibleByHeads
 
 BROKEN = "n_layer = 12\nn_head = (12\nn_embd = 512\n"
 SCENARIO = "n_layer = 12\nn_head = 12\nn_embd = 512\n"

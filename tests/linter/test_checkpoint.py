@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.checkpoint import CheckpointError, read_checkpoint_model_args
-from gptlint.gpus import get_profile
-from gptlint.resolve import load_config
-from gptlint.run import derive_run
+from gptlint.facts.gpus import get_profile
+from gptlint.nanogpt.checkpoint import CheckpointError, read_checkpoint_model_args
+from gptlint.nanogpt.derive import derive_run
+from gptlint.nanogpt.resolve import load_config
 
 ARGS = {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64, "bias": False, "vocab_size": 65}
 

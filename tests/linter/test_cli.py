@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gptlint import __version__
-from gptlint.cli import main
+from gptlint.command.cli import main
 
 SCENARIO = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
 CLEAN = "n_layer = 12\nn_head = 8\nn_embd = 512\n"
@@ -240,7 +240,7 @@ def test_explain_unknown_code(capsys):
 def test_version_imports_neither_libcst_nor_torch(tmp_path):
     probe = (
         "import sys\n"
-        "from gptlint.cli import main\n"
+        "from gptlint.command.cli import main\n"
         "try:\n"
         "    main(['--version'])\n"
         "except SystemExit as exit:\n"

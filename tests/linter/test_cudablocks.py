@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gptlint.cudablocks import allocation_size, fresh_block_size, round_size
+from gptlint.facts.cudablocks import allocation_size, fresh_block_size, round_size
 
 MIB = 1 << 20
 

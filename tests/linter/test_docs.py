@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gptlint.docs import main, render
-from gptlint.rules import ALL_RULES
+from gptlint.command.docs import main, render
+from gptlint.lint.rules import ALL_RULES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 
 
 def test_committed_docs_match_the_rule_classes():
     assert DOCS.read_text(encoding="utf-8") == render(), (
-        "docs/rules.md is stale: run `python -m gptlint.docs`"
+        "docs/rules.md is stale: run `python -m gptlint.command.docs`"
     )
 
 

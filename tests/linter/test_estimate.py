@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptlint.cudablocks import fresh_block_size
-from gptlint.estimate import (
+from gptlint.facts.cudablocks import fresh_block_size
+from gptlint.facts.gpus import get_profile
+from gptlint.facts.units import GIB
+from gptlint.runmodel.estimate import (
     EFFICIENT,
     FLASH,
     MATH,
@@ -23,9 +25,7 @@ from gptlint.estimate import (
     math_attention_bytes,
     rebatch,
 )
-from gptlint.gpus import get_profile
-from gptlint.run import ModelShape, StepSpec, count_params
-from gptlint.units import GIB
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec, count_params
 
 RTX4070, T4, A100 = get_profile("rtx4070"), get_profile("t4"), get_profile("a100-80gb")
 
@@ -223,7 +223,7 @@ def test_a_small_vocabulary_peaks_in_the_last_blocks_backward():
 
 
 def test_the_cuda_context_is_the_cards_figure_or_the_setting():
-    from gptlint.gpus import with_context
+    from gptlint.facts.gpus import with_context
 
     assert estimate_memory(GPT2, RTX4070).terms["cuda_context"] == 500 * 2**20  # default
     assert estimate_memory(GPT2, A100).terms["cuda_context"] == 863 * 2**20

@@ -13,11 +13,11 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from gptlint.cli import main
-from gptlint.diagnostics import Edit, Fix
-from gptlint.rules import ALL_RULES
-from gptlint.rules.base import Violation
-from gptlint.rules.shape import EmbdNotDivisibleByHeads
+from gptlint.command.cli import main
+from gptlint.lint.diagnostics import Edit, Fix
+from gptlint.lint.rules import ALL_RULES
+from gptlint.lint.rules.base import Violation
+from gptlint.lint.rules.shape import EmbdNotDivisibleByHeads
 
 BOM = b"\xef\xbb\xbf"
 

@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
 
-from gptlint.cli import main
-from gptlint.context import LintContext
-from gptlint.fix import apply_fixes, chosen_fixes, fix_source
-from gptlint.lint import lint_source
-from gptlint.resolve import resolve
-from gptlint.settings import Settings
-from gptlint.source import decode_source
+from gptlint.command.cli import main
+from gptlint.lint.context import LintContext
+from gptlint.lint.fix import apply_fixes, chosen_fixes, fix_source
+from gptlint.lint.linter import lint_source
+from gptlint.nanogpt.resolve import resolve
+from gptlint.settings.table import Settings
+from gptlint.text.source import decode_source
 
 ALL = Settings(select=("ALL",))
 DEFAULT = Settings()

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from gptlint import gpus
-from gptlint.gpus import PROFILES
-from gptlint.units import MIB
+from gptlint.facts import gpus
+from gptlint.facts.gpus import PROFILES
+from gptlint.facts.units import MIB
 
 NONE_FOUND = "nvidia-smi total; no PyTorch-reported figure found"
 FILE = re.compile(r"\S+/\S+ \S+\.(md|py|ipynb):")  # owner/name path.ext:

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gptlint.cli import main
-from gptlint.fix import write_atomically
-from gptlint.metadata import MetaError, read_meta_vocab
-from gptlint.units import parse_memory
+from gptlint.command.cli import main
+from gptlint.facts.units import parse_memory
+from gptlint.nanogpt.metadata import MetaError, read_meta_vocab
+from gptlint.text.write import write_atomically
 
 SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
 
@@ -220,11 +220,14 @@ def test_the_next_fix_removes_a_killed_fixs_temporary_file_and_says_so(project, 
 
 @pytest.mark.parametrize("when", ["after it was read", "while the fixed copy is written"])
 def test_fix_writes_nothing_over_a_line_appended_meanwhile(project, capsys, monkeypatch, when):
-    from gptlint import fix, runner
+    from gptlint.command import invocation
+    from gptlint.text import write
 
     path = project / "c.py"
     path.write_text(SHAPE)
-    module, name = (runner, "fix_source") if when == "after it was read" else (fix, "_write_new")
+    module, name = (
+        (invocation, "fix_source") if when == "after it was read" else (write, "_write_new")
+    )
     real = getattr(module, name)
 
     def then_append(*args, **kwargs):
@@ -359,7 +362,7 @@ def test_a_value_too_large_to_evaluate_is_named_where_it_is_needed(project, caps
 
 
 def test_too_large_follows_the_names_that_read_it(project):
-    from gptlint.resolve import load_config
+    from gptlint.nanogpt.resolve import load_config
 
     (project / "c.py").write_text(
         "x = 10**10**10\nn_embd = x // 2\nout_dir = str([0]*10**8)\nn_layer = 2**20000\n"
@@ -390,7 +393,7 @@ def test_printing_comparing_or_hashing_a_shared_list_is_bounded(project, value):
 
 
 def test_a_shared_list_too_large_to_print_or_compare_is_named(project):
-    from gptlint.resolve import load_config
+    from gptlint.nanogpt.resolve import load_config
 
     (project / "c.py").write_text(SHARED + "out_dir = str(y)\neval_only = y == z\n")
     config = load_config("c.py")
@@ -408,7 +411,7 @@ def test_a_huge_layer_count_is_estimated_without_a_list_per_layer(project, n_lay
 
 
 def test_parameter_sizes_are_counted_not_listed_per_layer():
-    from gptlint.run import ModelShape
+    from gptlint.runmodel.trainingrun import ModelShape
 
     shape = ModelShape(10**9, 8, 512, 1024, 50304, True)
     numels = shape.parameter_numels()
@@ -544,7 +547,7 @@ def _as_nobody(project: Path, *args: str) -> tuple[int, str]:
         try:
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             sys.stdout = sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115
-            import gptlint.runner  # noqa: F401 - loaded while Python's own files are readable
+            import gptlint.command.invocation  # noqa: F401 - loaded while Python's own files are readable
 
             os.setgroups([])
             os.setgid(65534)
@@ -780,7 +783,7 @@ def test_parse_memory_returns_a_usable_size_or_raises_value_error(text):
 def test_odd_file_names_keep_every_format_one_line_per_finding(tmp_path, capsys):
     import json as json_module
 
-    from gptlint.cli import main as run_cli
+    from gptlint.command.cli import main as run_cli
 
     names = [b"bad\xffname.py", b"new\nline.py"]
     for name in names:
@@ -802,7 +805,7 @@ def test_odd_file_names_keep_every_format_one_line_per_finding(tmp_path, capsys)
 
 
 def test_a_forks_gptconfig_with_a_method_and_a_too_long_dataset_name(tmp_path, capsys):
-    from gptlint.cli import main as run_cli
+    from gptlint.command.cli import main as run_cli
 
     (tmp_path / ".git").mkdir()
     (tmp_path / "train.py").write_text("exec(open('configurator.py').read())\n")
@@ -823,7 +826,7 @@ def test_a_forks_gptconfig_with_a_method_and_a_too_long_dataset_name(tmp_path, c
 
 
 def test_broken_settings_of_one_named_folder_do_not_stop_the_others(tmp_path, capsys):
-    from gptlint.cli import main as run_cli
+    from gptlint.command.cli import main as run_cli
 
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
@@ -891,11 +894,12 @@ def _shown(result) -> list[tuple]:
 def test_large_file_shortcuts_give_the_same_findings_and_fixes(text, unsafe):
     from unittest import mock
 
-    from gptlint import configfile, source
-    from gptlint.fix import fix_source
-    from gptlint.lint import lint_source
-    from gptlint.rules import keys
-    from gptlint.settings import Settings
+    from gptlint.lint.fix import fix_source
+    from gptlint.lint.linter import lint_source
+    from gptlint.lint.rules import keys
+    from gptlint.nanogpt import configfile
+    from gptlint.settings.table import Settings
+    from gptlint.text import source
 
     settings_ = Settings(select=("ALL",))
     config = source.decode_source("c.py", text.encode())
@@ -920,10 +924,10 @@ def test_large_file_shortcuts_give_the_same_findings_and_fixes(text, unsafe):
 def test_a_fix_pass_read_again_in_part_is_libcsts_tree_of_the_whole_text(text):
     import libcst as cst
 
-    from gptlint import source
-    from gptlint.fix import apply_fixes, chosen_fixes
-    from gptlint.lint import lint_source
-    from gptlint.settings import Settings
+    from gptlint.lint.fix import apply_fixes, chosen_fixes
+    from gptlint.lint.linter import lint_source
+    from gptlint.settings.table import Settings
+    from gptlint.text import source
 
     def check():
         result = lint_source(source.decode_source("c.py", text.encode()), Settings())
@@ -942,10 +946,10 @@ def test_a_fix_pass_read_again_in_part_is_libcsts_tree_of_the_whole_text(text):
 
 
 def test_a_fix_pass_reads_again_only_the_statements_it_changed():
-    from gptlint import source
-    from gptlint.fix import apply_fixes, chosen_fixes
-    from gptlint.lint import lint_source
-    from gptlint.settings import Settings
+    from gptlint.lint.fix import apply_fixes, chosen_fixes
+    from gptlint.lint.linter import lint_source
+    from gptlint.settings.table import Settings
+    from gptlint.text import source
 
     helpers = "".join(f"aux_{n} = aux_{n - 1} + 1  # {n}\n" for n in range(1, 2000))
     text = f"aux_0 = 1\n{helpers}n_layer = 12\nn_head = 12\n\n# width\nn_embd = 500\n{helpers}"
@@ -964,7 +968,7 @@ def test_a_fix_pass_reads_again_only_the_statements_it_changed():
 
 
 def test_statements_matching_counts_words_per_statement():
-    from gptlint.positions import statements_matching
+    from gptlint.text.positions import statements_matching
 
     text = "# a b\nx = a\ny = (\n    a + b\n)  # a\n\n# b\ndef f():\n    return b\n"
     found = statements_matching(text, [2, 3, 8], 3, re.compile(r"\w+"), {"a", "b"})
@@ -977,9 +981,9 @@ def test_statements_matching_counts_words_per_statement():
 def test_the_names_a_file_reads_are_what_libcsts_visitor_finds(text):
     import libcst as cst
 
-    from gptlint.configfile import parse_config
-    from gptlint.rules.keys import _collect_names
-    from gptlint.source import decode_source, run_deep
+    from gptlint.lint.rules.keys import _collect_names
+    from gptlint.nanogpt.configfile import parse_config
+    from gptlint.text.source import decode_source, run_deep
 
     class Visitor(cst.CSTVisitor):  # how GPT201 and GPT204 found them before
         def __init__(self, targets):
@@ -1039,8 +1043,8 @@ def test_a_text_read_again_in_part_is_libcsts_tree_of_it(statements, newline, fi
     gives for the whole text."""
     import libcst as cst
 
-    from gptlint import source
-    from gptlint.positions import statement_lines
+    from gptlint.text import source
+    from gptlint.text.positions import statement_lines
 
     text = "\n".join(statements).replace("\n", newline) + (newline if final else "")
     digits = [i for i, char in enumerate(text) if char.isdigit()]

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from gptlint.cli import main
-from gptlint.configfile import parse_config
-from gptlint.fix import fix_source
-from gptlint.lint import lint_source
-from gptlint.resolve import load_config
-from gptlint.settings import Settings
-from gptlint.source import ImplicitJoin, decode_source, run_deep
+from gptlint.command.cli import main
+from gptlint.lint.fix import fix_source
+from gptlint.lint.linter import lint_source
+from gptlint.nanogpt.configfile import parse_config
+from gptlint.nanogpt.resolve import load_config
+from gptlint.settings.table import Settings
+from gptlint.text.source import ImplicitJoin, decode_source, run_deep
 
 SELECT = ("--select", "GPT000,GPT101,GPT201,GPT203")
 SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
@@ -98,7 +98,7 @@ def test_the_tree_writes_back_every_byte_and_reads_the_same_string(separator, ne
 
 
 def load_config_value(file) -> object:
-    from gptlint.evaluate import evaluate
+    from gptlint.nanogpt.evaluate import evaluate
 
     assignment = file.assignments_of("out_dir")[0]
     return evaluate(assignment.value, {})

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.cli import main
-from gptlint.rules.memory import memory_claims
+from gptlint.command.cli import main
+from gptlint.lint.rules.memory import memory_claims
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "config" / "train_fineweb_4070.py"
 

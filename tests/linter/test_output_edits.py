@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptlint.cli import main
-from gptlint.output.edits import text_edits
+from gptlint.command.cli import main
+from gptlint.lint.edits import text_edits
 
 SCENARIO = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
 FIXED = "n_layer = 12\nn_head = 8\nn_embd = 512\n"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gptlint import parallel, schema
-from gptlint.cli import main
+from gptlint.command import parallel
+from gptlint.command.cli import main
+from gptlint.nanogpt import schema
 
 pytestmark = pytest.mark.skipif(
     parallel.START_METHOD != "fork", reason="workers are forked on Linux only"
@@ -166,16 +167,16 @@ def test_a_settings_error_stops_its_path_at_the_same_file(project, capsysbinary,
 
 
 def test_an_internal_error_names_its_file_alike(project, capsysbinary, pools, monkeypatch):
-    from gptlint import runner
+    from gptlint.command import invocation
 
-    lint_bytes = runner.lint_bytes
+    lint_bytes = invocation.lint_bytes
 
     def failing(path, *args, **kwargs):
         if path.endswith("c_023.py"):
             raise RuntimeError("a bug")
         return lint_bytes(path, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "lint_bytes", failing)
+    monkeypatch.setattr(invocation, "lint_bytes", failing)
     code, _, err = in_one_and_in_two(capsysbinary, pools, "config")
     assert code == 2
     assert err == (
@@ -260,16 +261,16 @@ def test_jobs_is_a_setting(project, capsysbinary, pools):
 CRASHING_WORKER = textwrap.dedent(
     """\
     import os, sys
-    from gptlint import runner
-    parent, lint_bytes = os.getpid(), runner.lint_bytes
+    from gptlint.command import invocation
+    parent, lint_bytes = os.getpid(), invocation.lint_bytes
 
     def crash(path, *args, **kwargs):
         if os.getpid() != parent and path.endswith("c_013.py"):
             os._exit(3)  # as a worker killed by the system (out of memory ...) would
         return lint_bytes(path, *args, **kwargs)
 
-    runner.lint_bytes = crash
-    from gptlint.cli import main
+    invocation.lint_bytes = crash
+    from gptlint.command.cli import main
     sys.exit(main(sys.argv[1:]))
     """
 )
@@ -346,7 +347,7 @@ def test_fix_of_the_named_defaults_file_is_seen_by_the_configs_after_it(
 SPAWNING = textwrap.dedent(
     """\
     import sys
-    from gptlint import parallel
+    from gptlint.command import parallel
 
     parallel.START_METHOD = "spawn"  # as on macOS and Windows: workers import gptlint
     parallel.MIN_FILES_PER_WORKER["spawn"] = 2
@@ -359,7 +360,7 @@ SPAWNING = textwrap.dedent(
 
     parallel.Pool.__init__ = pool
     if __name__ == "__main__":
-        from gptlint.cli import main
+        from gptlint.command.cli import main
 
         sys.exit(main(sys.argv[1:]))
     """

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.estimate import estimate_memory
-from gptlint.gpus import get_profile
-from gptlint.lint import lint_file
-from gptlint.program import manual_attention, parse_python, read_loop
-from gptlint.resolve import load_config
-from gptlint.run import derive_run
-from gptlint.schema import NANOGPT_DEFAULTS
-from gptlint.settings import Settings
+from gptlint.facts.gpus import get_profile
+from gptlint.lint.linter import lint_file
+from gptlint.nanogpt.derive import derive_run
+from gptlint.nanogpt.program import manual_attention, parse_python, read_loop
+from gptlint.nanogpt.resolve import load_config
+from gptlint.nanogpt.schema import NANOGPT_DEFAULTS
+from gptlint.runmodel.estimate import estimate_memory
+from gptlint.settings.table import Settings
 
 MANUAL = Path(__file__).resolve().parents[1] / "plugin/data/manual_attention"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.cli import main
+from gptlint.command.cli import main
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "real_configs"
 GROUPS = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.lint import lint_file
-from gptlint.resolve import ConfigError, OverrideError, load_config
-from gptlint.settings import Settings
-from gptlint.values import UNKNOWN
+from gptlint.facts.values import UNKNOWN
+from gptlint.lint.linter import lint_file
+from gptlint.nanogpt.resolve import ConfigError, OverrideError, load_config
+from gptlint.settings.table import Settings
 
 FORK_TRAIN_PY = """\
 import os

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.fix import fix_source
-from gptlint.lint import lint_source
-from gptlint.rules import ALL_RULES
-from gptlint.settings import Settings
-from gptlint.source import decode_source
+from gptlint.lint.fix import fix_source
+from gptlint.lint.linter import lint_source
+from gptlint.lint.rules import ALL_RULES
+from gptlint.settings.table import Settings
+from gptlint.text.source import decode_source
 
 
 def _cases(kind: str):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gptlint.fix import fix_source
-from gptlint.lint import lint_file
-from gptlint.settings import Settings
-from gptlint.source import read_source
+from gptlint.lint.fix import fix_source
+from gptlint.lint.linter import lint_file
+from gptlint.settings.table import Settings
+from gptlint.text.source import read_source
 
 
 def _lint(tmp_path, text, code, **settings):

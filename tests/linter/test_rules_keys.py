@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gptlint.lint import lint_file
-from gptlint.settings import Settings
+from gptlint.lint.linter import lint_file
+from gptlint.settings.table import Settings
 
 FORK_TRAIN_PY = """\
 import os

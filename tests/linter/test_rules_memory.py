@@ -6,12 +6,12 @@ import pickle
 
 import pytest
 
-from gptlint.cli import main
-from gptlint.fix import fix_source
-from gptlint.lint import lint_file
-from gptlint.rules.memory import claims
-from gptlint.settings import Settings
-from gptlint.source import read_source
+from gptlint.command.cli import main
+from gptlint.lint.fix import fix_source
+from gptlint.lint.linter import lint_file
+from gptlint.lint.rules.memory import claims
+from gptlint.settings.table import Settings
+from gptlint.text.source import read_source
 
 SEED = (
     "n_layer = 12\nn_head = 12\nn_embd = 576\ndropout = 0.0\nbatch_size = 16\n"

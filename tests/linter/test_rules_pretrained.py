@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gptlint.fix import fix_source
-from gptlint.lint import lint_file
-from gptlint.rules.pretrained import near_miss
-from gptlint.run import DTYPES as DTYPE_VALUES
-from gptlint.run import INIT_FROM_VALUES
-from gptlint.settings import Settings
-from gptlint.source import read_source
+from gptlint.lint.fix import fix_source
+from gptlint.lint.linter import lint_file
+from gptlint.lint.rules.pretrained import near_miss
+from gptlint.nanogpt.derive import DTYPES as DTYPE_VALUES
+from gptlint.nanogpt.derive import INIT_FROM_VALUES
+from gptlint.settings.table import Settings
+from gptlint.text.source import read_source
 
 
 def _fixed(tmp_path, text, code, unsafe=False):
@@ -36,7 +36,7 @@ def test_init_from_near_misses(value, meant):
 
 
 def test_dtype_aliases():
-    from gptlint.rules.pretrained import _DTYPE_ALIASES
+    from gptlint.lint.rules.pretrained import _DTYPE_ALIASES
 
     assert near_miss("BF16", DTYPE_VALUES, _DTYPE_ALIASES) == "bfloat16"
     assert near_miss("half", DTYPE_VALUES, _DTYPE_ALIASES) == "float16"

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gptlint.fix import fix_source
-from gptlint.lint import lint_source
-from gptlint.rules import ALL_RULES
-from gptlint.schema import KV_HEAD_KEYS, NANOGPT_DEFAULTS
-from gptlint.settings import Settings
-from gptlint.source import decode_source
+from gptlint.lint.fix import fix_source
+from gptlint.lint.linter import lint_source
+from gptlint.lint.rules import ALL_RULES
+from gptlint.nanogpt.schema import KV_HEAD_KEYS, NANOGPT_DEFAULTS
+from gptlint.settings.table import Settings
+from gptlint.text.source import decode_source
 
 KEYS = sorted({*NANOGPT_DEFAULTS, "vocab_size", *KV_HEAD_KEYS, "n_embed", "lr"})
 VALUES = st.one_of(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gptlint.lint import lint_file
-from gptlint.rules.training import learning_rate_at
-from gptlint.settings import Settings
+from gptlint.lint.linter import lint_file
+from gptlint.lint.rules.training import learning_rate_at
+from gptlint.settings.table import Settings
 
 
 def _lint(tmp_path, text, code, **settings):

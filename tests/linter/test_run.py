@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.checkpoint import read_checkpoint_model_args
-from gptlint.gpus import get_profile
-from gptlint.metadata import read_meta_vocab
-from gptlint.resolve import load_config
-from gptlint.run import ModelShape, TrainingRun, derive_run, project_root
+from gptlint.facts.gpus import get_profile
+from gptlint.nanogpt.checkpoint import read_checkpoint_model_args
+from gptlint.nanogpt.derive import derive_run, project_root
+from gptlint.nanogpt.metadata import read_meta_vocab
+from gptlint.nanogpt.resolve import load_config
+from gptlint.runmodel.trainingrun import ModelShape, TrainingRun
 
 RTX4070 = get_profile("rtx4070")
 

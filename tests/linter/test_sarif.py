@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft4Validator, FormatChecker
 
-from gptlint.cli import main
-from gptlint.diagnostics import Diagnostic, Fix
+from gptlint.command.cli import main
+from gptlint.lint.diagnostics import Diagnostic, Fix
+from gptlint.lint.edits import TextEdit
+from gptlint.lint.rules import ALL_RULES
 from gptlint.output import FORMATS
-from gptlint.output.edits import TextEdit
-from gptlint.rules import ALL_RULES
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = json.loads((HERE / "data" / "sarif-2.1.0-emitted.schema.json").read_text())

@@ -10,13 +10,13 @@ import string
 import libcst as cst
 import pytest
 
-from gptlint.cli import main
-from gptlint.configfile import parse_config
-from gptlint.evaluate import evaluate
-from gptlint.rules.keys import _close_match
-from gptlint.rules.shape import divisors, keep_width
-from gptlint.schema import NANOGPT_SCHEMA
-from gptlint.source import decode_source, run_deep
+from gptlint.command.cli import main
+from gptlint.lint.rules.keys import _close_match
+from gptlint.lint.rules.shape import divisors, keep_width
+from gptlint.nanogpt.configfile import parse_config
+from gptlint.nanogpt.evaluate import evaluate
+from gptlint.nanogpt.schema import NANOGPT_SCHEMA
+from gptlint.text.source import decode_source, run_deep
 
 
 def test_close_match_is_difflibs_answer():
@@ -133,9 +133,9 @@ def test_many_keys_and_joined_statements_keep_every_diagnostic(project, capsys):
     ],
 )
 def test_fixes_regenerate_only_their_statements_with_the_same_text(text):
-    from gptlint.fix import _Rewriter, apply_fixes, chosen_fixes
-    from gptlint.lint import lint_source
-    from gptlint.settings import Settings
+    from gptlint.lint.fix import _Rewriter, apply_fixes, chosen_fixes
+    from gptlint.lint.linter import lint_source
+    from gptlint.settings.table import Settings
 
     def check() -> None:
         source = decode_source("c.py", text.encode())

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.cli import main
-from gptlint.pyproject import find_pyproject, load_settings
-from gptlint.settings import Settings, SettingsError
+from gptlint.command.cli import main
+from gptlint.settings.pyproject import find_pyproject, load_settings
+from gptlint.settings.table import Settings, SettingsError
 
 GIB = 1024**3
 
@@ -123,7 +123,7 @@ def test_settings_change_what_the_cli_reports(tmp_path, monkeypatch, capsys):
 
 
 def test_deeply_nested_toml_is_a_settings_error(tmp_path, capsys):
-    from gptlint.cli import main
+    from gptlint.command.cli import main
 
     (tmp_path / "pyproject.toml").write_text(
         "[tool.gptlint]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"

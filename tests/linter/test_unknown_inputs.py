@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.cli import main
-from gptlint.gpus import get_profile
-from gptlint.pyproject import load_settings
-from gptlint.resolve import load_config
-from gptlint.run import derive_run
+from gptlint.command.cli import main
+from gptlint.facts.gpus import get_profile
+from gptlint.nanogpt.derive import derive_run
+from gptlint.nanogpt.resolve import load_config
+from gptlint.settings.pyproject import load_settings
 
 TRAIN_PY = """\
 import os

@@ -4,7 +4,7 @@ of other model sizes are not parameter claims."""
 
 from __future__ import annotations
 
-from gptlint.cli import main
+from gptlint.command.cli import main
 
 LAUNCHED_ON_8 = (
     "# torchrun --standalone --nproc_per_node=8 train.py\n"

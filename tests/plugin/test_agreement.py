@@ -1,5 +1,6 @@
 """The linter's estimate and the plugin's simulation answer from the same derived run, in the
-same categories, and agree where gptlint.estimate says they can (see its module docstring)."""
+same categories, and agree where gptlint.runmodel.estimate says they can (see its module
+docstring)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from gptlint.context import LintContext
-from gptlint.estimate import BREAKDOWN_LABELS, estimate_memory
-from gptlint.pyproject import load_settings
-from gptlint.resolve import load_config
-from gptlint.run import TrainingRun
+from gptlint.lint.context import LintContext
+from gptlint.nanogpt.resolve import load_config
+from gptlint.runmodel.estimate import BREAKDOWN_LABELS, estimate_memory
+from gptlint.runmodel.trainingrun import TrainingRun
+from gptlint.settings.pyproject import load_settings
 from pytest_gptcfg.engine.check import check_memory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def both(path: Path, compile: bool | None = None):
     """The estimate and the simulation of `path`'s run (its own `compile`, unless given)."""
     settings = load_settings(path.parent)
     context = LintContext(load_config(path, settings), settings)
-    run = context.run
+    run = context.training_run
     assert isinstance(run, TrainingRun), run
     spec = run.spec if compile is None else dataclasses.replace(run.spec, compile=compile)
     estimate = estimate_memory(spec, context.gpu)
@@ -84,7 +85,7 @@ def test_manual_attention_tensors_agree_within_5_percent(path):
 
     settings = load_settings(path.parent)
     context = LintContext(load_config(path, settings), settings)
-    run = context.run
+    run = context.training_run
     assert isinstance(run, TrainingRun) and run.spec.manual_attention
     spec = dataclasses.replace(run.spec, model_factory=model_factory(settings.model))
     estimate = estimate_memory(spec, context.gpu)

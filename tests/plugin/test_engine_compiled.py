@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gptlint.estimate import estimate_memory  # noqa: E402
-from gptlint.gpus import get_profile  # noqa: E402
-from gptlint.run import ModelShape, StepSpec  # noqa: E402
+from gptlint.facts.gpus import get_profile  # noqa: E402
+from gptlint.runmodel.estimate import estimate_memory  # noqa: E402
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec  # noqa: E402
 from pytest_gptcfg.engine import compiled, compiledstep  # noqa: E402
 from pytest_gptcfg.engine.check import check_memory  # noqa: E402
 from pytest_gptcfg.engine.nanogpt import GPT  # noqa: E402

@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gptlint.gpus import get_profile  # noqa: E402
-from gptlint.run import ModelShape, StepSpec  # noqa: E402
+from gptlint.facts.gpus import get_profile  # noqa: E402
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec  # noqa: E402
 from pytest_gptcfg.engine.allocator import round_size  # noqa: E402
 from pytest_gptcfg.engine.check import check_memory  # noqa: E402
 from pytest_gptcfg.engine.cuda import _is_oom, inventory  # noqa: E402

@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from gptlint.gpus import get_profile
-from gptlint.run import ModelShape, ModelSource, StepSpec, TrainingRun
+from gptlint.facts.gpus import get_profile
+from gptlint.runmodel.trainingrun import ModelShape, ModelSource, StepSpec, TrainingRun
 
 torch = pytest.importorskip("torch")
 
@@ -65,7 +65,7 @@ def test_the_evaluation_measured_on_cuda_peaks_below_the_training_step():
 
 @pytest.mark.parametrize("budget_mib", [600, 1024])
 def test_the_eval_batch_search_gives_the_bisections_answer(budget_mib):
-    from gptlint.estimate import largest_fitting
+    from gptlint.runmodel.estimate import largest_fitting
     from pytest_gptcfg.engine.evalstep import find_max_eval_batch_size, simulate_eval
 
     profile, budget = get_profile("rtx4070"), budget_mib * 2**20

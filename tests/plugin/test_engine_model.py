@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gptlint.run import ModelShape, count_params  # noqa: E402
+from gptlint.runmodel.trainingrun import ModelShape, count_params  # noqa: E402
 from pytest_gptcfg.engine.nanogpt import GPT  # noqa: E402
 
 # DESIGN.md "Reference parameter counts": (n_layer, n_head, n_embd, block, vocab, bias) -> M

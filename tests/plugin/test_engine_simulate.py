@@ -13,13 +13,9 @@ torch = pytest.importorskip("torch")
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 
-from gptlint.estimate import largest_fitting  # noqa: E402
-from gptlint.gpus import get_profile  # noqa: E402
-from gptlint.run import (  # noqa: E402
-    ModelShape,
-    StepSpec,
-    count_params,
-)
+from gptlint.facts.gpus import get_profile  # noqa: E402
+from gptlint.runmodel.estimate import largest_fitting  # noqa: E402
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec, count_params  # noqa: E402
 from pytest_gptcfg.engine.allocator import CachingAllocator  # noqa: E402
 from pytest_gptcfg.engine.check import (  # noqa: E402
     check_memory,
@@ -126,7 +122,7 @@ def test_float16_uses_the_grad_scaler_and_bfloat16_does_not():
 
 
 def test_the_engine_runs_the_specs_dtype_and_leaves_the_bf16_fallback_to_derive_run():
-    # train.py's default bfloat16 becomes float16 on a T4 in gptlint.run.derive_run
+    # train.py's default bfloat16 becomes float16 on a T4 in gptlint.nanogpt.derive.derive_run
     # (tests/linter/test_run.py); an explicit bfloat16 runs as bfloat16: no GradScaler
     names, result = ops_called(SMALL, get_profile("t4"))
     assert "_amp_foreach_non_finite_check_and_unscale_" not in names

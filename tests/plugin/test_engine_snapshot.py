@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from gptlint.gpus import get_profile
-from gptlint.run import ModelShape, StepSpec
-from gptlint.units import MIB
+from gptlint.facts.gpus import get_profile
+from gptlint.facts.units import MIB
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec
 from pytest_gptcfg.engine.check import check_memory
 
 SMALL = StepSpec(ModelShape(2, 2, 64, 64, 512, False, 0.0), 4, 64, 1, "bfloat16", False)

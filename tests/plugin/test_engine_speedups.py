@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode  # noqa: E402
 
-from gptlint.run import ModelShape, StepSpec  # noqa: E402
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec  # noqa: E402
 from pytest_gptcfg.engine import tracker as tracker_module  # noqa: E402
 from pytest_gptcfg.engine.allocator import CachingAllocator  # noqa: E402
 from pytest_gptcfg.engine.evalstep import run_evaluation  # noqa: E402

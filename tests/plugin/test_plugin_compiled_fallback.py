@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from gptlint.units import GIB
+from gptlint.facts.units import GIB
 
 pytest_plugins = ["pytester"]
 

@@ -10,7 +10,7 @@ from itertools import takewhile
 
 import pytest
 
-from gptlint.schema import NANOGPT_DEFAULTS
+from gptlint.nanogpt.schema import NANOGPT_DEFAULTS
 
 pytest_plugins = ["pytester"]
 

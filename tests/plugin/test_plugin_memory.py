@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.run import count_params
+from gptlint.runmodel.trainingrun import count_params
 
 torch = pytest.importorskip("torch")
 
@@ -297,7 +297,7 @@ def test_the_design_docs_scenario_end_to_end(project):
 
 def test_a_forks_slow_attention_model_is_simulated_and_named_in_the_failure(project):
     # a fork: nanoGPT's train.py keys and loop, and beside it a model.py with self.flash = False
-    from gptlint.schema import NANOGPT_DEFAULTS
+    from gptlint.nanogpt.schema import NANOGPT_DEFAULTS
 
     shutil.copy(DATA / "manual_attention" / "model.py", project.path / "model.py")
     keys = "".join(f"{key} = {value!r}\n" for key, value in NANOGPT_DEFAULTS.items())

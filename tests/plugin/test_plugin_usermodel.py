@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.run import ModelShape
+from gptlint.runmodel.trainingrun import ModelShape
 from pytest_gptcfg.engine.usermodel import UserModelError, model_factory
 
 DATA = Path(__file__).parent / "data"

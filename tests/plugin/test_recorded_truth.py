@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from gptlint.gpus import GpuProfile
-from gptlint.units import MIB
+from gptlint.facts.gpus import GpuProfile
+from gptlint.facts.units import MIB
 
 pytest.importorskip("torch")
 
-from gptlint.run import ModelShape, StepSpec
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec
 from pytest_gptcfg.engine.check import (
     analytical_estimate,
     check_memory,

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from gptlint.gpus import get_profile
-from gptlint.kinds import AttentionKernel, MemoryMode
-from gptlint.run import ModelShape, ModelSource, StepSpec, TrainingRun
+from gptlint.facts.gpus import get_profile
+from gptlint.facts.kinds import AttentionKernel, MemoryMode
+from gptlint.runmodel.trainingrun import ModelShape, ModelSource, StepSpec, TrainingRun
 from pytest_gptcfg import report
 from pytest_gptcfg.results import MemoryResult
 

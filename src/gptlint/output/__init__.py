@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gptlint.diagnostics import Diagnostic
+from gptlint.lint.diagnostics import Diagnostic
+from gptlint.lint.edits import FixEdits, fix_edits
 from gptlint.output import github, json_format, sarif, text
-from gptlint.output.edits import FixEdits, fix_edits
 
 Renderer = Callable[[list[Diagnostic], FixEdits | None], str]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gptlint.diagnostics import Diagnostic
-from gptlint.kinds import Severity
-from gptlint.output.edits import FixEdits
+from gptlint.facts.kinds import Severity
+from gptlint.lint.diagnostics import Diagnostic
+from gptlint.lint.edits import FixEdits
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from gptlint.diagnostics import Diagnostic
-from gptlint.output.edits import FixEdits, TextEdit
-from gptlint.rules import RULES_BY_CODE
+from gptlint.lint.diagnostics import Diagnostic
+from gptlint.lint.edits import FixEdits, TextEdit
+from gptlint.lint.rules import RULES_BY_CODE
 
 
 def render(diagnostics: list[Diagnostic], edits: FixEdits | None = None) -> str:

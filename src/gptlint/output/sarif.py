@@ -14,11 +14,11 @@ from pathlib import PurePath
 from urllib.parse import quote
 
 from gptlint import __version__
-from gptlint.diagnostics import Diagnostic
-from gptlint.kinds import Severity
-from gptlint.output.edits import FixEdits, TextEdit
+from gptlint.facts.kinds import Severity
+from gptlint.lint.diagnostics import Diagnostic
+from gptlint.lint.edits import FixEdits, TextEdit
+from gptlint.lint.rules import ALL_RULES
 from gptlint.output.json_format import statistics_rows
-from gptlint.rules import ALL_RULES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from gptlint.diagnostics import Diagnostic
-from gptlint.kinds import FixSafety
-from gptlint.output.edits import FixEdits
-from gptlint.rules import RULES_BY_CODE
+from gptlint.facts.kinds import FixSafety
+from gptlint.lint.diagnostics import Diagnostic
+from gptlint.lint.edits import FixEdits
+from gptlint.lint.rules import RULES_BY_CODE
 
 
 def render(diagnostics: list[Diagnostic], edits: FixEdits | None = None) -> str:

@@ -1,7 +1,7 @@
 """A model of PyTorch's CUDA caching allocator: from a stream of allocations to reserved memory.
 
 Follows `c10/cuda/CUDACachingAllocator.cpp` with its default settings (no
-`PYTORCH_CUDA_ALLOC_CONF`, one stream); the sizes are `gptlint.cudablocks`' rules:
+`PYTORCH_CUDA_ALLOC_CONF`, one stream); the sizes are `gptlint.facts.cudablocks`' rules:
 
 - requests are rounded up to multiples of 512 bytes (`round_size`, `kMinBlockSize`);
 - blocks of <= 1 MiB (`kSmallSize`) come from the small pool, whose segments are 2 MiB
@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 import itertools
 
-from gptlint.cudablocks import SMALL_SIZE, allocation_size, round_size, should_split
+from gptlint.facts.cudablocks import SMALL_SIZE, allocation_size, round_size, should_split
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder, python_frames
 
 ADDRESS_ORIGIN = 0x7F0000000000

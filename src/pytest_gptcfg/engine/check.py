@@ -15,10 +15,10 @@ with warnings.catch_warnings():
     import torch
     import torch._subclasses.fake_tensor
 
-from gptlint.estimate import bracket, estimate_memory, largest_batch, largest_fitting
-from gptlint.gpus import GpuProfile
-from gptlint.kinds import MemoryMode
-from gptlint.run import StepSpec
+from gptlint.facts.gpus import GpuProfile
+from gptlint.facts.kinds import MemoryMode
+from gptlint.runmodel.estimate import bracket, estimate_memory, largest_batch, largest_fitting
+from gptlint.runmodel.trainingrun import StepSpec
 from pytest_gptcfg.chart import write_breakdown_svg
 from pytest_gptcfg.engine import cuda
 from pytest_gptcfg.engine.compiled import untested_release

@@ -41,9 +41,9 @@ from typing import Any
 
 import torch
 
-from gptlint.estimate import FLASH, MATH
-from gptlint.kinds import AttentionKernel
-from gptlint.run import StepSpec
+from gptlint.facts.kinds import AttentionKernel
+from gptlint.runmodel.estimate import FLASH, MATH
+from gptlint.runmodel.trainingrun import StepSpec
 from pytest_gptcfg.engine import kernels
 from pytest_gptcfg.engine.simulate import _SDPA_PARAMS, CudaBehaviour
 from pytest_gptcfg.engine.wrappercall import (

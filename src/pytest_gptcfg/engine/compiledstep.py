@@ -29,9 +29,9 @@ from typing import Any
 
 import torch
 
-from gptlint.gpus import GpuProfile
-from gptlint.kinds import AttentionKernel
-from gptlint.run import StepSpec
+from gptlint.facts.gpus import GpuProfile
+from gptlint.facts.kinds import AttentionKernel
+from gptlint.runmodel.trainingrun import StepSpec
 from pytest_gptcfg.engine import compiled, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (

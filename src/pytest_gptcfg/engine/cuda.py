@@ -7,11 +7,11 @@ processes, then context = (total - free) - memory_reserved - baseline, recorded 
 budget - context (`set_per_process_memory_fraction`), so a step that does not fit raises CUDA out
 of memory, which is reported (`oom=True`) rather than raised. Everything is freed afterwards.
 
-The breakdown uses `gptlint.estimate.BREAKDOWN_LABELS`' keys where the allocator's statistics can
-tell them apart: parameters and optimizer state are counted from the tensors themselves,
-gradients as one fp32 copy of the parameters. Autocast's 16-bit weight copies and the logits
-and loss cannot be told apart from the activations in a peak statistic, so they are counted
-in `activations` (the simulation reports them under `weight_copies` and `logits_and_loss`).
+The breakdown uses `gptlint.runmodel.estimate.BREAKDOWN_LABELS`' keys where the allocator's
+statistics can tell them apart: parameters and optimizer state are counted from the tensors
+themselves, gradients as one fp32 copy of the parameters. Autocast's 16-bit weight copies and
+the logits and loss cannot be told apart from the activations in a peak statistic, so they are
+counted in `activations` (the simulation reports them under `weight_copies` and `logits_and_loss`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
-from gptlint.cudablocks import round_size
-from gptlint.gpus import GpuProfile
-from gptlint.kinds import MemoryMode
-from gptlint.run import StepSpec
-from gptlint.units import MIB
+from gptlint.facts.cudablocks import round_size
+from gptlint.facts.gpus import GpuProfile
+from gptlint.facts.kinds import MemoryMode
+from gptlint.facts.units import MIB
+from gptlint.runmodel.trainingrun import StepSpec
 from pytest_gptcfg.engine import kernels
 from pytest_gptcfg.engine.trainstep import (
     build_model,

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from gptlint.estimate import BREAKDOWN_LABELS
-from gptlint.gpus import GpuProfile
-from gptlint.run import StepSpec
+from gptlint.facts.gpus import GpuProfile
+from gptlint.runmodel.estimate import BREAKDOWN_LABELS
+from gptlint.runmodel.trainingrun import StepSpec
 from pytest_gptcfg.engine import cuda
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.check import UNCAPPED, largest_fitting_affine

@@ -33,8 +33,8 @@ import math
 import torch
 from torch.nn import functional as F
 
-from gptlint.estimate import sdpa_kernel
-from gptlint.kinds import AttentionKernel
+from gptlint.facts.kinds import AttentionKernel
+from gptlint.runmodel.estimate import sdpa_kernel
 
 
 def attention_kernel(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gptlint.run import ModelShape
+from gptlint.runmodel.trainingrun import ModelShape
 
 
 class LayerNorm(nn.Module):

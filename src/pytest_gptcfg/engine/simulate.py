@@ -54,11 +54,11 @@ import torch
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from gptlint.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MANUAL, MATH
-from gptlint.gpus import GpuProfile
-from gptlint.kinds import AttentionKernel, MemoryMode
-from gptlint.run import StepSpec
-from gptlint.units import MIB
+from gptlint.facts.gpus import GpuProfile
+from gptlint.facts.kinds import AttentionKernel, MemoryMode
+from gptlint.facts.units import MIB
+from gptlint.runmodel.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MANUAL, MATH
+from gptlint.runmodel.trainingrun import StepSpec
 from pytest_gptcfg.engine import kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.policy import CastCache, apply_policy, op_name

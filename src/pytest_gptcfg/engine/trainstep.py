@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 
 import torch
 
-from gptlint.run import StepSpec
+from gptlint.runmodel.trainingrun import StepSpec
 from pytest_gptcfg.engine.nanogpt import GPT, adamw
 
 PTDTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -29,8 +29,8 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     """The torch dtype of the spec's `dtype`, as train.py's `ptdtype` maps it.
 
     Whether a GPU without bfloat16 runs train.py's default as float16 is decided once, by
-    `gptlint.run.derive_run`; an explicit bfloat16 runs as bfloat16 (newer PyTorch emulates it
-    there; gptlint's GPT305 warns about it).
+    `gptlint.nanogpt.derive.derive_run`; an explicit bfloat16 runs as bfloat16 (newer PyTorch
+    emulates it there; gptlint's GPT305 warns about it).
     """
     if dtype not in PTDTYPE:
         raise ValueError(f"dtype must be one of {', '.join(PTDTYPE)}, got {dtype!r}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from gptlint.run import ModelShape
+from gptlint.runmodel.trainingrun import ModelShape
 
 
 class UserModelError(Exception):

@@ -1,0 +1,64 @@
+"""The rule registry: every rule class, in code order."""
+
+from __future__ import annotations
+
+from gptlint.lint.rules import (
+    attention,
+    impossible,
+    keys,
+    memory,
+    parse,
+    pretrained,
+    shape,
+    training,
+)
+from gptlint.lint.rules.base import Rule
+
+ALL_RULES: list[type[Rule]] = sorted(
+    [
+        parse.UnreadableFile,
+        *shape.RULES,
+        *attention.RULES,
+        *impossible.RULES,
+        *keys.RULES,
+        *pretrained.RULES,
+        *training.RULES,
+        *memory.RULES,
+    ],
+    key=lambda rule: rule.code,
+)
+RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
+
+
+def check_codes(codes: tuple[str, ...]) -> None:
+    """ValueError unless each of `codes` (upper case, of the right form) is ALL or a prefix of
+    at least one rule's code."""
+    for code in codes:
+        if code != "ALL" and not any(rule.code.startswith(code) for rule in ALL_RULES):
+            raise ValueError(f"{code!r} matches no rule (see gptlint --list-rules)")
+
+
+def enabled_codes(select: tuple[str, ...] | None, ignore: tuple[str, ...]) -> set[str]:
+    """The codes that run: the most specific matching prefix decides (Ruff's rule); with no
+    `select`, the rules that are on by default."""
+    enabled = set()
+    for rule in ALL_RULES:
+        chosen = _longest_prefix(rule.code, select or ())
+        dropped = _longest_prefix(rule.code, ignore)
+        on = rule.default_enabled if select is None and chosen is None else chosen is not None
+        if dropped is not None and _specificity(dropped) >= _specificity(chosen):
+            on = False
+        if on:
+            enabled.add(rule.code)
+    return enabled
+
+
+def _specificity(prefix: str | None) -> int:
+    if prefix is None:
+        return -1
+    return 0 if prefix == "ALL" else len(prefix)
+
+
+def _longest_prefix(code: str, prefixes: tuple[str, ...]) -> str | None:
+    matches = [p for p in prefixes if p == "ALL" or code.startswith(p)]
+    return max(matches, key=_specificity, default=None)

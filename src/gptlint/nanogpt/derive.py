@@ -1,0 +1,416 @@
+"""The training run nanoGPT's train.py would start for a config: one derivation, no torch.
+
+The linter's rules, its analytical estimate and the plugin's memory check all ask the same
+question — what model does train.py build, and what step does it run? — and all get the answer
+here. `derive_model` follows train.py's three ways of building the model:
+
+* `scratch`: the config's shape; vocab_size from `data/<dataset>/meta.pkl` (for nanoGPT's own
+  char datasets, what their prepare.py writes there), else 50304;
+* `gpt2*`: the checkpoint's shape (`PRESETS`); of the config's model keys only `dropout` is used;
+* `resume`: the `model_args` saved in `<out_dir>/ckpt.pt`, read without torch.
+
+Every path then crops the position embedding to the config's `block_size`. `derive_run` adds
+the batch, precision and optimizer settings, and the world size. Each returns either its
+result or the list of problems that stop train.py, each naming the key and where its value
+comes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+from gptlint.facts.gpus import GpuProfile
+from gptlint.facts.kinds import ValueKind
+from gptlint.facts.values import UNKNOWN
+from gptlint.nanogpt.checkpoint import CheckpointError, read_checkpoint_model_args
+from gptlint.nanogpt.forkmodel import takes_branch
+from gptlint.nanogpt.metadata import MetaError, dataset_vocab
+from gptlint.nanogpt.resolve import EffectiveConfig
+from gptlint.nanogpt.rewrites import apply as apply_rewrites
+from gptlint.nanogpt.rewrites import other_optimizer
+from gptlint.runmodel.trainingrun import ModelShape, ModelSource, Problem, StepSpec, TrainingRun
+from gptlint.text.source import real_folder
+
+DTYPES = ("float32", "bfloat16", "float16")
+"""The `dtype` values train.py accepts (its `ptdtype` table); anything else is a KeyError."""
+
+PLAUSIBLE = 10**15
+"""Sizes beyond this are not settings anyone trains with: a run is not derived from them."""
+
+OPTIMIZER_KEYS = ("weight_decay", "learning_rate", "beta1", "beta2", "grad_clip")
+"""Keys the step uses that barely move memory: where unknown, nanoGPT's defaults stand in."""
+
+
+PRESETS: dict[str, ModelShape] = {
+    name: ModelShape(n_layer, n_head, n_embd, block_size=1024, vocab_size=50257, bias=True)
+    for name, n_layer, n_head, n_embd in (
+        ("gpt2", 12, 12, 768),
+        ("gpt2-medium", 24, 16, 1024),
+        ("gpt2-large", 36, 20, 1280),
+        ("gpt2-xl", 48, 25, 1600),
+    )
+}
+"""nanoGPT's `GPT.from_pretrained` shapes, smallest first."""
+
+INIT_FROM_VALUES = ("scratch", "resume", *PRESETS)
+
+
+def project_root(config_path: Path, cwd: Path) -> Path:
+    """Where train.py runs: the folder holding the config's `config/` folder, else `cwd`."""
+    parent = real_folder(config_path)
+    return parent.parent if parent.name == "config" else cwd
+
+
+class _Reader:
+    """Reads typed values from a config and gathers the problems, each once per key."""
+
+    def __init__(self, config: EffectiveConfig) -> None:
+        self.config = config
+        self.problems: list[Problem] = []
+
+    def fail(self, key: str, message: str, **kind: bool) -> None:
+        """Add a problem for `key` (`kind`: Problem's unknown / architecture / missing flags),
+        unless `key` already has one."""
+        if all(p.key != key for p in self.problems):
+            self.problems.append(Problem(key, message, **kind))
+
+    def value(self, key: str, kinds: tuple[type, ...]) -> Any:
+        """`config[key]` if statically known and of one of `kinds` (bool is no number), else
+        UNKNOWN with a problem."""
+        value = self.config.get(key)
+        if key not in self.config:
+            origin = self.config.schema.origin
+            self.fail(key, f"{key} is not a key of {origin}: no run to derive", missing=True)
+            return UNKNOWN
+        if value is UNKNOWN:
+            message = f"{key} is not known without running the config: {self.config.origin(key)}"
+            self.fail(key, message, unknown=True)
+            return UNKNOWN
+        number = any(k in (int, float) for k in kinds)
+        if not isinstance(value, kinds) or (number and isinstance(value, bool)):
+            expected = "int" if kinds == (int,) else "number" if number else kinds[0].__name__
+            self.fail(key, f"{key}={_show(value)} ({self.config.origin(key)}) must be {expected}")
+            return UNKNOWN
+        return value
+
+    def positive(self, key: str) -> Any:
+        value = self.value(key, (int,))
+        if value is UNKNOWN:
+            return UNKNOWN
+        if value <= 0:
+            self.fail(key, f"{key}={value} ({self.config.origin(key)}) must be positive")
+            return UNKNOWN
+        if value >= PLAUSIBLE:
+            self.fail(key, f"{key}={_show(value)} ({self.config.origin(key)}) is implausibly large")
+            return UNKNOWN
+        return value
+
+    def dropout(self) -> Any:
+        value = self.value("dropout", (int, float))
+        if value is not UNKNOWN and not 0 <= value < 1:  # nan and inf fail too
+            origin = self.config.origin("dropout")
+            self.fail("dropout", f"dropout={value!r} ({origin}) must be in [0, 1)")
+            return UNKNOWN
+        return value
+
+
+def _show(value: object) -> str:
+    """A value for a message, never a 5,000-digit wall."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge int"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def derive_model(
+    config: EffectiveConfig,
+    *,
+    root: Path | None = None,
+    strict: bool = False,
+    own_model: bool = False,
+) -> ModelSource | list[Problem]:
+    """The model train.py builds for `config`, run from `root` (default: `project_root` of the
+    config under the working directory), or the problems that stop it.
+
+    A scratch run's `n_embd % n_head` is not checked here (the parameter count does not need
+    it); `derive_run` checks it. With `strict`, a meta.pkl that cannot be read is a problem;
+    otherwise the run falls back to nanoGPT's default vocab and `vocab_from` says why. With
+    `own_model` the fork's own model.py will be built, so a fork's further model arguments
+    are passed on (`ModelShape.extra`) rather than being a problem.
+    """
+    reader = _Reader(config)
+    if config.schema.other_model is not None:  # said first: no key of it is nanoGPT's to read
+        reader.fail("model", config.schema.other_model, missing=True)
+        return reader.problems
+    root = root if root is not None else project_root(Path(config.path), Path.cwd())
+    # A fork whose train.py has no init_from always builds from scratch.
+    init_from = reader.value("init_from", (str,)) if "init_from" in config else "scratch"
+    block_size = reader.positive("block_size")
+    dropout = reader.dropout()
+    source: ModelSource | None = None
+    if init_from == "scratch":
+        source = _scratch(reader, root, strict, own_model)
+    elif init_from == "resume":
+        source = _resume(reader, root)
+    elif init_from in PRESETS:  # a fork's further model arguments are passed on too
+        preset = dataclasses.replace(PRESETS[init_from], extra=_architecture(reader, own_model))
+        source = ModelSource(preset, init_from, f"{init_from}'s checkpoint")
+    elif isinstance(init_from, str) and takes_branch(init_from, config.schema.init_from_branches):
+        reader.fail(
+            "init_from",
+            f"init_from={_show(init_from)} ({config.origin('init_from')}) takes a branch of"
+            f" {config.schema.origin} that gptlint does not model",
+            missing=True,
+        )
+    elif init_from is not UNKNOWN:
+        reader.fail(
+            "init_from",
+            f"init_from={_show(init_from)} ({config.origin('init_from')}) is not one nanoGPT"
+            f" accepts ({', '.join(INIT_FROM_VALUES)}): train.py never defines `model`",
+        )
+    if source is None or reader.problems:
+        return reader.problems
+    if source.init_from != "scratch" and block_size > source.shape.block_size:
+        reader.fail(
+            "block_size",
+            f"block_size={block_size} ({config.origin('block_size')}) is larger than the"
+            f" {source.model_from} model's {source.shape.block_size}: nanoGPT's first forward"
+            " fails its `t <= block_size` assert",
+        )
+        return reader.problems
+    shape = dataclasses.replace(source.shape, block_size=block_size, dropout=float(dropout))
+    return dataclasses.replace(source, shape=shape)
+
+
+def _scratch(reader: _Reader, root: Path, strict: bool, own_model: bool) -> ModelSource | None:
+    config = reader.config
+    n_layer, n_head, n_embd = (reader.positive(k) for k in ("n_layer", "n_head", "n_embd"))
+    bias = reader.value("bias", (bool,))
+    if "vocab_size" in config.schema:  # a fork whose train.py has a vocab_size key
+        vocab, vocab_from = reader.positive("vocab_size"), config.origin("vocab_size")
+    else:
+        dataset = reader.value("dataset", (str,))
+        if dataset is UNKNOWN:
+            return None
+        try:
+            vocab, vocab_from = dataset_vocab(Path(config.path), dataset, cwd=root, strict=strict)
+        except MetaError as exc:
+            reader.fail("dataset", str(exc))
+            return None
+    extra = _architecture(reader, own_model)
+    if reader.problems:
+        return None
+    shape = ModelShape(n_layer, n_head, n_embd, 0, vocab, bias, extra=extra)
+    return ModelSource(shape, "scratch", vocab_from)
+
+
+def _architecture(reader: _Reader, own_model: bool) -> tuple[tuple[str, Any], ...]:
+    """The fork's further model arguments with their values; a problem for each one the config
+    changes from train.py's default (that model is not nanoGPT's)."""
+    config = reader.config
+    extra = []
+    for key in config.schema.architecture_keys:
+        if key not in config:
+            continue  # computed in train.py, not a config key
+        value = config.get(key)
+        if value is UNKNOWN:
+            reader.value(key, (object,))  # names the line that made it unknown
+            continue
+        resolved = config.resolved(key)
+        changed = resolved.kind != ValueKind.DEFAULT and value != config.schema.default(key)
+        if changed and not own_model:
+            reader.fail(
+                key,
+                f"{key}={_show(value)} ({config.origin(key)}) changes the model beyond"
+                f" nanoGPT's: {config.schema.origin} passes {key} to its own GPTConfig, which"
+                " gptlint's count and estimate do not model",
+                architecture=True,
+            )
+        extra.append((key, value))
+    return tuple(extra)
+
+
+def _resume(reader: _Reader, root: Path) -> ModelSource | None:
+    out_dir = reader.value("out_dir", (str,))
+    if out_dir is UNKNOWN:
+        return None
+    out = Path(out_dir)
+    checkpoint = (out if out.is_absolute() else root / out) / "ckpt.pt"
+    origin = reader.config.origin("out_dir")
+    if not checkpoint.is_file():
+        reader.fail(
+            "out_dir",
+            f"init_from='resume' reads {checkpoint} (out_dir={out_dir!r}, {origin}),"
+            " which does not exist",
+        )
+        return None
+    try:
+        args = read_checkpoint_model_args(checkpoint)
+    except CheckpointError as exc:
+        reader.fail("out_dir", str(exc))
+        return None
+    bad = [
+        k
+        for k, v in args.items()
+        if not (isinstance(v, bool) if k == "bias" else _plausible_size(v))
+    ]
+    if bad:
+        shown = ", ".join(f"{k}={_show(args[k])}" for k in bad)
+        reader.fail("out_dir", f"{checkpoint}: model_args {shown} cannot be built")
+        return None
+    shape = ModelShape(**args)
+    return ModelSource(shape, "resume", f"checkpoint {checkpoint}", checkpoint)
+
+
+def _plausible_size(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < PLAUSIBLE
+
+
+def derive_run(
+    config: EffectiveConfig,
+    gpu: GpuProfile,
+    *,
+    world_size: int = 1,
+    root: Path | None = None,
+    compile: bool | None = None,
+    strict: bool = False,
+    own_model: bool = False,
+    model: ModelSource | list[Problem] | None = None,
+) -> TrainingRun | list[Problem]:
+    """The run train.py starts for `config` on `gpu` with `world_size` processes, or the
+    problems that stop it (see `derive_model` for `root`, `strict` and `own_model`; `model`
+    is its answer where the caller has it already).
+
+    `compile` overrides the config's. train.py's default dtype is bfloat16 where the GPU has it
+    and float16 (with a GradScaler) elsewhere: a dtype that comes from the default follows
+    the target GPU.
+    """
+    if model is None:
+        model = derive_model(config, root=root, strict=strict, own_model=own_model)
+    config, rewritten = apply_rewrites(config, world_size, _STEP_KEYS)
+    reader = _Reader(config)
+    batch_size = reader.positive("batch_size")
+    accumulation = reader.positive("gradient_accumulation_steps")
+    dtype = reader.value("dtype", (str,))
+    if dtype is not UNKNOWN and dtype not in DTYPES:
+        reader.fail(
+            "dtype",
+            f"dtype={_show(dtype)} ({config.origin('dtype')}) is not one of"
+            f" {', '.join(DTYPES)}: nanoGPT raises KeyError",
+        )
+    if compile is not None:
+        compiled = compile
+    elif "compile" in config:
+        compiled = reader.value("compile", (bool,))
+    else:  # a fork's train.py without the key: does it compile at all?
+        compiled = config.schema.calls_compile
+    splits = config.schema.splits_accumulation
+    _check_optimizer(reader)
+    optimizer = other_optimizer(config, world_size)
+    if optimizer is not None:
+        reader.fail("optimizer", optimizer, missing=True)
+    if not own_model:
+        for difference in config.schema.model_differences:
+            reader.fail("model", difference, architecture=True)
+    problems = (model if isinstance(model, list) else []) + reader.problems
+    if not problems and model.init_from == "scratch" and model.shape.n_embd % model.shape.n_head:
+        s = model.shape
+        problems.append(
+            Problem(
+                "n_embd",
+                f"n_embd={s.n_embd} is not divisible by n_head={s.n_head}: nanoGPT's model"
+                " asserts `n_embd % n_head == 0` (see the lint item for a fix)",
+            )
+        )
+    if problems:
+        return problems
+    notes: tuple[str, ...] = ()
+    resolved = config.resolved("dtype")
+    if dtype == "bfloat16" and not gpu.bf16 and resolved and resolved.kind == ValueKind.DEFAULT:
+        dtype = "float16"
+        notes = (f"{gpu.name} has no bfloat16: train.py's default dtype is float16 there",)
+    per_process = accumulation
+    if splits:
+        per_process = _micro_steps(accumulation, world_size)
+        if accumulation % world_size:
+            notes += (
+                f"gradient_accumulation_steps={accumulation} is not divisible by the world size"
+                f" {world_size} (train.py asserts it; GPT401): memory per process is that of"
+                f" {per_process} micro-steps, as with the nearest multiple",
+            )
+    sequence = model.shape.block_size
+    if config.schema.sequence_key is not None:  # the fork feeds another key's length
+        key = config.schema.sequence_key
+        sequence = reader.positive(key)
+        if sequence is not UNKNOWN and sequence > model.shape.block_size:
+            reader.fail(
+                key,
+                f"{key}={sequence} ({config.origin(key)}) is longer than the model's"
+                f" block_size {model.shape.block_size}: its forward asserts `t <= block_size`",
+            )
+        if reader.problems:
+            return reader.problems
+        notes += (
+            f"the sequence length is {key}={sequence} ({config.origin(key)}): train.py's"
+            f" batches are data[i:i+{key}]",
+        )
+    loop = config.schema.loop
+    notes += (loop.note,) if loop.note else ()
+    spec = StepSpec(
+        shape=model.shape,
+        batch_size=batch_size,
+        block_size=sequence,
+        gradient_accumulation_steps=per_process,
+        dtype=dtype,
+        compile=compiled,
+        eval_only=config.get("eval_only") is True,
+        keeps_logits=loop.keeps_logits,
+        **_optimizer(config),
+    )
+    notes += tuple(f"{key}={_show(config.get(key))} ({config.origin(key)})" for key in rewritten)
+    return TrainingRun(spec, model, accumulation, world_size, notes, splits, rewritten)
+
+
+_STEP_KEYS = frozenset(
+    {"batch_size", "gradient_accumulation_steps", "dtype", "compile", *OPTIMIZER_KEYS}
+)
+"""The keys derive_run reads: train.py's rewrites of them are followed
+(`gptlint.nanogpt.rewrites`)."""
+
+
+def _micro_steps(accumulation: int, world_size: int) -> int:
+    """The micro-steps of one process: the global count split among the processes; where it
+    does not divide (train.py's assert fails: GPT401 reports it), that of the nearest
+    multiple (ties: the larger), so that the memory per process is still checked."""
+    return max(1, (accumulation + world_size // 2) // world_size)
+
+
+_ADAMW_RANGES = {
+    "learning_rate": (0.0, math.inf, "Invalid learning rate"),
+    "weight_decay": (0.0, math.inf, "Invalid weight_decay value"),
+    "beta1": (0.0, 1.0, "Invalid beta parameter at index 0"),
+    "beta2": (0.0, 1.0, "Invalid beta parameter at index 1"),
+}
+"""What `torch.optim.AdamW.__init__` accepts (`low <= value < high`), and its error."""
+
+
+def _check_optimizer(reader: _Reader) -> None:
+    """A problem for each optimizer setting AdamW would reject before the first step."""
+    for key, (low, high, error) in _ADAMW_RANGES.items():
+        value = reader.config.get(key)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and not low <= value < high:  # nan fails too
+            origin = reader.config.origin(key)
+            reader.fail(key, f"{key}={_show(value)} ({origin}): AdamW raises '{error}'")
+
+
+def _optimizer(config: EffectiveConfig) -> dict[str, float]:
+    """The optimizer settings that are known, finite numbers (the rest keep nanoGPT's
+    defaults)."""
+    values = {key: config.get(key) for key in OPTIMIZER_KEYS}
+    return {
+        key: value
+        for key, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < PLAUSIBLE
+    }
