@@ -12,8 +12,11 @@ from enum import Enum
 class _Word(str, Enum):
     """An enum member that is also its word: `str(Severity.ERROR) == 'error'`."""
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
 
 class Severity(_Word):
