@@ -11,6 +11,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gptlint.lint.context import model_defaults
 from gptlint.lint.diagnostics import escape_path
@@ -20,9 +21,9 @@ from gptlint.settings.pyproject import convert, load_settings
 from gptlint.settings.table import SETTINGS, Settings, SettingsError
 
 
-def cli_settings(args: argparse.Namespace) -> dict:
+def cli_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line, checked and converted, by name."""
-    values = {}
+    values: dict[str, Any] = {}
     for spec in SETTINGS:
         raw = getattr(args, spec.name)
         if raw is None:
@@ -38,7 +39,7 @@ class FolderSettings:
     """The settings of each folder of a run, looked up once: `overrides` (the command line's,
     `cli_settings`) on top of its pyproject.toml's."""
 
-    def __init__(self, overrides: dict) -> None:
+    def __init__(self, overrides: dict[str, Any]) -> None:
         self.overrides = overrides
         self._settings: dict[Path, Settings] = {}
 
