@@ -220,13 +220,13 @@ def test_the_next_fix_removes_a_killed_fixs_temporary_file_and_says_so(project, 
 
 @pytest.mark.parametrize("when", ["after it was read", "while the fixed copy is written"])
 def test_fix_writes_nothing_over_a_line_appended_meanwhile(project, capsys, monkeypatch, when):
-    from gptlint.command import invocation
+    from gptlint.command import lintfile
     from gptlint.text import write
 
     path = project / "c.py"
     path.write_text(SHAPE)
     module, name = (
-        (invocation, "fix_source") if when == "after it was read" else (write, "_write_new")
+        (lintfile, "fix_source") if when == "after it was read" else (write, "_write_new")
     )
     real = getattr(module, name)
 

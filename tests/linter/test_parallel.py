@@ -167,16 +167,16 @@ def test_a_settings_error_stops_its_path_at_the_same_file(project, capsysbinary,
 
 
 def test_an_internal_error_names_its_file_alike(project, capsysbinary, pools, monkeypatch):
-    from gptlint.command import invocation
+    from gptlint.command import lintfile
 
-    lint_bytes = invocation.lint_bytes
+    lint_bytes = lintfile.lint_bytes
 
     def failing(path, *args, **kwargs):
         if path.endswith("c_023.py"):
             raise RuntimeError("a bug")
         return lint_bytes(path, *args, **kwargs)
 
-    monkeypatch.setattr(invocation, "lint_bytes", failing)
+    monkeypatch.setattr(lintfile, "lint_bytes", failing)
     code, _, err = in_one_and_in_two(capsysbinary, pools, "config")
     assert code == 2
     assert err == (
@@ -261,15 +261,15 @@ def test_jobs_is_a_setting(project, capsysbinary, pools):
 CRASHING_WORKER = textwrap.dedent(
     """\
     import os, sys
-    from gptlint.command import invocation
-    parent, lint_bytes = os.getpid(), invocation.lint_bytes
+    from gptlint.command import lintfile
+    parent, lint_bytes = os.getpid(), lintfile.lint_bytes
 
     def crash(path, *args, **kwargs):
         if os.getpid() != parent and path.endswith("c_013.py"):
             os._exit(3)  # as a worker killed by the system (out of memory ...) would
         return lint_bytes(path, *args, **kwargs)
 
-    invocation.lint_bytes = crash
+    lintfile.lint_bytes = crash
     from gptlint.command.cli import main
     sys.exit(main(sys.argv[1:]))
     """

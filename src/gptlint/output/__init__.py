@@ -1,12 +1,12 @@
 """Output formats: each module renders a list of diagnostics as text for one audience; the
-machine-readable ones (WITH_EDITS) also show each fix's text edits (`edits.fix_edits`)."""
+machine-readable ones (WITH_EDITS) also show each fix's text edits (`lint.edits.fix_edits`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from gptlint.lint.diagnostics import Diagnostic
-from gptlint.lint.edits import FixEdits, fix_edits
+from gptlint.lint.edits import FixEdits
 from gptlint.output import github, json_format, sarif, text
 
 Renderer = Callable[[list[Diagnostic], FixEdits | None], str]
@@ -32,4 +32,4 @@ def statistics(output_format: str, diagnostics: list[Diagnostic]) -> str:
     return STATISTICS.get(output_format, text.statistics)(diagnostics)
 
 
-__all__ = ["FORMATS", "WITH_EDITS", "FixEdits", "Renderer", "fix_edits", "statistics"]
+__all__ = ["FORMATS", "WITH_EDITS", "FixEdits", "Renderer", "statistics"]

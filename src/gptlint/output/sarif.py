@@ -15,9 +15,10 @@ from urllib.parse import quote
 
 from gptlint import __version__
 from gptlint.facts.kinds import Severity
-from gptlint.lint.diagnostics import Diagnostic
+from gptlint.lint.diagnostics import Diagnostic, Fix
 from gptlint.lint.edits import FixEdits, TextEdit
 from gptlint.lint.rules import ALL_RULES
+from gptlint.lint.rules.base import Rule
 from gptlint.output.json_format import statistics_rows
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -59,7 +60,7 @@ def _log(diagnostics: list[Diagnostic], edits: FixEdits) -> dict:
     }
 
 
-def _rule(rule) -> dict:
+def _rule(rule: type[Rule]) -> dict:
     explanation = rule.explanation()
     return {
         "id": rule.code,
@@ -76,7 +77,7 @@ def _rule(rule) -> dict:
 
 
 def _result(d: Diagnostic, index: dict[str, int], edits: tuple[TextEdit, ...]) -> dict:
-    result = {
+    result: dict[str, object] = {
         "ruleId": d.code,
         "level": _LEVEL[d.severity],
         "message": {"text": d.message},
@@ -101,17 +102,17 @@ def _result(d: Diagnostic, index: dict[str, int], edits: tuple[TextEdit, ...]) -
             "fix": {"applicability": d.fix.safety, "message": d.fix.description}
         }
         if edits:
-            result["fixes"] = [_fix(d, edits)]
+            result["fixes"] = [_fix(d.path, d.fix, edits)]
     return result
 
 
-def _fix(d: Diagnostic, edits: tuple[TextEdit, ...]) -> dict:
+def _fix(path: str, fix: Fix, edits: tuple[TextEdit, ...]) -> dict:
     """A SARIF fix: the file's one artifact change, with a replacement per text edit."""
     return {
-        "description": {"text": d.fix.description},
+        "description": {"text": fix.description},
         "artifactChanges": [
             {
-                "artifactLocation": {"uri": _uri(d.path)},
+                "artifactLocation": {"uri": _uri(path)},
                 "replacements": [_replacement(edit) for edit in edits],
             }
         ],
