@@ -45,7 +45,7 @@ def configs(paths: list[str]) -> list[Path]:
 def derive(path: Path) -> tuple[LintContext, TrainingRun | str]:
     """The linter's context for `path` and its run, or why there is none."""
     settings = load_settings(path.parent)
-    context = LintContext(load_config(path, settings), settings)
+    context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
     run = context.training_run
     if isinstance(run, list):
         return context, str(run[0])

@@ -269,7 +269,7 @@ class MemoryItem(ConfigItem):
         """The config, resolved (nested as deep as it may be), with both kinds of overrides."""
         shown = self.parent.shown_path
         try:
-            cfg = run_deep(load_config, shown, settings)
+            cfg = run_deep(load_config, shown, settings.defaults, settings.profile())
         except NotNanoGPTError as exc:
             pytest.skip(str(exc))
         except (ConfigError, SchemaError) as exc:

@@ -28,7 +28,7 @@ MEDIUM = ROOT / "tests/data/real_configs/nanogpt/config/eval_gpt2_medium.py"
 def both(path: Path, compile: bool | None = None):
     """The estimate and the simulation of `path`'s run (its own `compile`, unless given)."""
     settings = load_settings(path.parent)
-    context = LintContext(load_config(path, settings), settings)
+    context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
     run = context.training_run
     assert isinstance(run, TrainingRun), run
     spec = run.spec if compile is None else dataclasses.replace(run.spec, compile=compile)
@@ -84,7 +84,7 @@ def test_manual_attention_tensors_agree_within_5_percent(path):
     from pytest_gptcfg.engine.usermodel import model_factory
 
     settings = load_settings(path.parent)
-    context = LintContext(load_config(path, settings), settings)
+    context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
     run = context.training_run
     assert isinstance(run, TrainingRun) and run.spec.manual_attention
     spec = dataclasses.replace(run.spec, model_factory=model_factory(settings.model))
