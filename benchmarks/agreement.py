@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gptlint.facts.units import GIB
 from gptlint.lint.context import LintContext
+from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.resolve import load_config
 from gptlint.runmodel.estimate import BREAKDOWN_LABELS, MemoryEstimate, estimate_memory
 from gptlint.runmodel.trainingrun import TrainingRun
@@ -44,7 +45,7 @@ def configs(paths: list[str]) -> list[Path]:
 
 def derive(path: Path) -> tuple[LintContext, TrainingRun | str]:
     """The linter's context for `path` and its run, or why there is none."""
-    settings = load_settings(path.parent)
+    settings = load_settings(path.parent, RULE_CODES)
     context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
     run = context.training_run
     if isinstance(run, list):

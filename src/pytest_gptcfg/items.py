@@ -22,6 +22,7 @@ from gptlint.facts.units import GIB, format_gib, format_params
 from gptlint.lint.context import LintContext, project_model_py
 from gptlint.lint.discover import selects, walk
 from gptlint.lint.linter import lint_file
+from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.derive import derive_run, project_root
 from gptlint.nanogpt.program import manual_attention
 from gptlint.nanogpt.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
@@ -42,7 +43,7 @@ def is_config(path: Path, given: Path) -> bool:
     With unreadable settings it is collected, and its items report why."""
     path = path.resolve()
     try:
-        settings = load_settings(path.parent)
+        settings = load_settings(path.parent, RULE_CODES)
     except SettingsError:
         return True
     # run_deep: parsing recurses as deep as the file nests
@@ -54,7 +55,7 @@ def uncollected_configs(folder: Path) -> list[Path]:
     collect, being no regular file: a FIFO, a device, a broken link. gptlint reports them; so
     does the plugin, through their lint items."""
     try:
-        settings = load_settings(folder)
+        settings = load_settings(folder, RULE_CODES)
     except SettingsError:
         settings = Settings()
     return [p for p in walk(folder, settings.exclude, settings.root) if not os.path.isfile(p)]
@@ -103,7 +104,7 @@ class GptConfigFile(pytest.File):
         item's estimate and the memory item check the same step."""
         options = self.options
         try:
-            settings = load_settings(self.path.parent)
+            settings = load_settings(self.path.parent, RULE_CODES)
         except SettingsError as exc:
             raise CheckFailed(str(exc)) from None
         compiled = () if options.compile == "auto" else (f"compile={options.compile == 'on'}",)

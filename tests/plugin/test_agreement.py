@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("torch")
 
 from gptlint.lint.context import LintContext
+from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.resolve import load_config
 from gptlint.runmodel.estimate import BREAKDOWN_LABELS, estimate_memory
 from gptlint.runmodel.trainingrun import TrainingRun
@@ -27,7 +28,7 @@ MEDIUM = ROOT / "tests/data/real_configs/nanogpt/config/eval_gpt2_medium.py"
 
 def both(path: Path, compile: bool | None = None):
     """The estimate and the simulation of `path`'s run (its own `compile`, unless given)."""
-    settings = load_settings(path.parent)
+    settings = load_settings(path.parent, RULE_CODES)
     context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
     run = context.training_run
     assert isinstance(run, TrainingRun), run
@@ -83,7 +84,7 @@ def test_manual_attention_tensors_agree_within_5_percent(path):
     simulated with that model.py as the plugin builds it."""
     from pytest_gptcfg.engine.usermodel import model_factory
 
-    settings = load_settings(path.parent)
+    settings = load_settings(path.parent, RULE_CODES)
     context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
     run = context.training_run
     assert isinstance(run, TrainingRun) and run.spec.manual_attention

@@ -23,7 +23,7 @@ from gptlint.lint.diagnostics import Diagnostic, Fix, escape_path
 from gptlint.lint.discover import Target, excluded, selects, walk
 from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import LintResult, lint_bytes
-from gptlint.lint.rules import ALL_RULES, RULES_BY_CODE
+from gptlint.lint.rules import ALL_RULES, RULE_CODES, RULES_BY_CODE
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, SchemaError, schema_for
 from gptlint.output import FORMATS, WITH_EDITS, fix_edits, statistics
 from gptlint.output import text as text_output
@@ -102,7 +102,7 @@ class Invocation:
     def settings_for(self, folder: Path) -> Settings:
         """`[tool.gptlint]` from the nearest pyproject.toml above `folder`, CLI values on top."""
         if folder not in self._settings:
-            self._settings[folder] = load_settings(folder).merged(self.overrides)
+            self._settings[folder] = load_settings(folder, RULE_CODES).merged(self.overrides)
         return self._settings[folder]
 
     def jobs(self) -> int:
@@ -157,7 +157,7 @@ def _cli_settings(args: argparse.Namespace) -> dict:
         if raw is None:
             continue
         try:
-            values[spec.name] = convert(spec, raw, Path.cwd())
+            values[spec.name] = convert(spec, raw, Path.cwd(), RULE_CODES)
         except (TypeError, ValueError) as exc:
             raise SettingsError(f"{spec.cli_flag}: {exc}") from None
     return values
