@@ -47,9 +47,10 @@ def derive(path: Path) -> tuple[LintContext, TrainingRun | str]:
     """The linter's context for `path` and its run, or why there is none."""
     settings = load_settings(path.parent, RULE_CODES)
     context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
-    run = context.training_run
-    if isinstance(run, list):
-        return context, str(run[0])
+    derived = context.training_run
+    run = derived.value
+    if run is None:
+        return context, str(derived.problems[0])
     if settings.model is not None:  # the project's model.py, as the plugin builds it
         spec = dataclasses.replace(run.spec, model_factory=model_factory(settings.model))
         run = dataclasses.replace(run, spec=spec)

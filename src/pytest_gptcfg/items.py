@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -250,7 +250,7 @@ class MemoryItem(ConfigItem):
             world_size = run_deep(LintContext, cfg, settings).world_size.size
         except (SettingsError, SchemaError) as exc:
             raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
-        run = derive_run(
+        derived = derive_run(
             cfg,
             profile,
             world_size=world_size,
@@ -259,8 +259,9 @@ class MemoryItem(ConfigItem):
             strict=True,
             own_model=model_py is not None,
         )
-        if isinstance(run, list):
-            raise CheckFailed(f"{shown}: memory check not run: {_explain(run)}")
+        run = derived.value
+        if run is None:
+            raise CheckFailed(f"{shown}: memory check not run: {_explain(derived.problems)}")
         too_large = _too_large(run, profile)
         if too_large:
             raise CheckFailed(f"{shown}: memory check not run: too large to simulate: {too_large}")
@@ -330,7 +331,7 @@ class MemoryItem(ConfigItem):
         self.user_properties.append((report.MEMORY_KEY, record))
 
 
-def _explain(problems: list[Problem]) -> str:
+def _explain(problems: Sequence[Problem]) -> str:
     """The first problem, with how to supply a value only running the config would give (all
     such values at once, where several are unknown); an origin that carries its own
     parenthesis (`(default (nanoGPT train.py))`, `(config/x.py:3 (n * 2))`) is written once:

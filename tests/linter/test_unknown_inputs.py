@@ -219,7 +219,9 @@ def test_a_forks_training_script_named_otherwise_is_found_and_its_compile_read(t
     config = load_config(path)
     assert config.schema.origin == str(tmp_path / "train_gpt2.py")
     assert "algorithm" in config.schema and "compile" not in config.schema
-    assert derive_run(config, get_profile("rtx4070")).spec.compile is False  # never compiles
+    run = derive_run(config, get_profile("rtx4070")).value
+    assert run is not None and run.spec.compile is False  # never compiles
     (tmp_path / "train_gpt2.py").write_text(script + "model = torch.compile(model)\n")
     config = load_config(path)
-    assert derive_run(config, get_profile("rtx4070")).spec.compile is True
+    run = derive_run(config, get_profile("rtx4070")).value
+    assert run is not None and run.spec.compile is True

@@ -10,9 +10,9 @@ here. `derive_model` follows train.py's three ways of building the model:
 * `resume`: the `model_args` saved in `<out_dir>/ckpt.pt`, read without torch.
 
 Every path then crops the position embedding to the config's `block_size`. `derive_run` adds
-the batch, precision and optimizer settings, and the world size. Each returns either its
-result or the list of problems that stop train.py, each naming the key and where its value
-comes from.
+the batch, precision and optimizer settings, and the world size. Each returns a `Derived`: its
+result, or the problems that stop train.py, each naming the key and where its value comes
+from.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ from gptlint.nanogpt.metadata import MetaError, dataset_vocab
 from gptlint.nanogpt.resolve import EffectiveConfig
 from gptlint.nanogpt.rewrites import apply as apply_rewrites
 from gptlint.nanogpt.rewrites import other_optimizer
-from gptlint.runmodel.trainingrun import ModelShape, ModelSource, Problem, StepSpec, TrainingRun
+from gptlint.runmodel.trainingrun import (
+    Derived,
+    ModelShape,
+    ModelSource,
+    Problem,
+    StepSpec,
+    TrainingRun,
+)
 from gptlint.text.source import real_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -129,7 +136,7 @@ def derive_model(
     root: Path | None = None,
     strict: bool = False,
     own_model: bool = False,
-) -> ModelSource | list[Problem]:
+) -> Derived[ModelSource]:
     """The model train.py builds for `config`, run from `root` (default: `project_root` of the
     config under the working directory), or the problems that stop it.
 
@@ -142,7 +149,7 @@ def derive_model(
     reader = _Reader(config)
     if config.schema.other_model is not None:  # said first: no key of it is nanoGPT's to read
         reader.fail("model", config.schema.other_model, missing=True)
-        return reader.problems
+        return Derived(None, tuple(reader.problems))
     root = root if root is not None else project_root(Path(config.path), Path.cwd())
     # A fork whose train.py has no init_from always builds from scratch.
     init_from = reader.value("init_from", (str,)) if "init_from" in config else "scratch"
@@ -170,7 +177,7 @@ def derive_model(
             f" accepts ({', '.join(INIT_FROM_VALUES)}): train.py never defines `model`",
         )
     if source is None or reader.problems:
-        return reader.problems
+        return Derived(None, tuple(reader.problems))
     if source.init_from != "scratch" and block_size > source.shape.block_size:
         reader.fail(
             "block_size",
@@ -178,9 +185,9 @@ def derive_model(
             f" {source.model_from} model's {source.shape.block_size}: nanoGPT's first forward"
             " fails its `t <= block_size` assert",
         )
-        return reader.problems
+        return Derived(None, tuple(reader.problems))
     shape = dataclasses.replace(source.shape, block_size=block_size, dropout=float(dropout))
-    return dataclasses.replace(source, shape=shape)
+    return Derived(dataclasses.replace(source, shape=shape))
 
 
 def _scratch(reader: _Reader, root: Path, strict: bool, own_model: bool) -> ModelSource | None:
@@ -276,8 +283,8 @@ def derive_run(
     compile: bool | None = None,
     strict: bool = False,
     own_model: bool = False,
-    model: ModelSource | list[Problem] | None = None,
-) -> TrainingRun | list[Problem]:
+    model: Derived[ModelSource] | None = None,
+) -> Derived[TrainingRun]:
     """The run train.py starts for `config` on `gpu` with `world_size` processes, or the
     problems that stop it (see `derive_model` for `root`, `strict` and `own_model`; `model`
     is its answer where the caller has it already).
@@ -313,18 +320,18 @@ def derive_run(
     if not own_model:
         for difference in config.schema.model_differences:
             reader.fail("model", difference, architecture=True)
-    problems = (model if isinstance(model, list) else []) + reader.problems
-    if not problems and model.init_from == "scratch" and model.shape.n_embd % model.shape.n_head:
-        s = model.shape
-        problems.append(
-            Problem(
-                "n_embd",
-                f"n_embd={s.n_embd} is not divisible by n_head={s.n_head}: nanoGPT's model"
-                " asserts `n_embd % n_head == 0` (see the lint item for a fix)",
-            )
+    source = model.value
+    problems = [*model.problems, *reader.problems]
+    if source is None or problems:
+        return Derived(None, tuple(problems))
+    if source.init_from == "scratch" and source.shape.n_embd % source.shape.n_head:
+        s = source.shape
+        problem = Problem(
+            "n_embd",
+            f"n_embd={s.n_embd} is not divisible by n_head={s.n_head}: nanoGPT's model"
+            " asserts `n_embd % n_head == 0` (see the lint item for a fix)",
         )
-    if problems:
-        return problems
+        return Derived(None, (problem,))
     notes: tuple[str, ...] = ()
     resolved = config.resolved("dtype")
     if dtype == "bfloat16" and not gpu.bf16 and resolved and resolved.kind == ValueKind.DEFAULT:
@@ -339,18 +346,18 @@ def derive_run(
                 f" {world_size} (train.py asserts it; GPT401): memory per process is that of"
                 f" {per_process} micro-steps, as with the nearest multiple",
             )
-    sequence = model.shape.block_size
+    sequence = source.shape.block_size
     if config.schema.sequence_key is not None:  # the fork feeds another key's length
         key = config.schema.sequence_key
         sequence = reader.positive(key)
-        if sequence is not UNKNOWN and sequence > model.shape.block_size:
+        if sequence is not UNKNOWN and sequence > source.shape.block_size:
             reader.fail(
                 key,
                 f"{key}={sequence} ({config.origin(key)}) is longer than the model's"
-                f" block_size {model.shape.block_size}: its forward asserts `t <= block_size`",
+                f" block_size {source.shape.block_size}: its forward asserts `t <= block_size`",
             )
         if reader.problems:
-            return reader.problems
+            return Derived(None, tuple(reader.problems))
         notes += (
             f"the sequence length is {key}={sequence} ({config.origin(key)}): train.py's"
             f" batches are data[i:i+{key}]",
@@ -358,7 +365,7 @@ def derive_run(
     loop = config.schema.loop
     notes += (loop.note,) if loop.note else ()
     spec = StepSpec(
-        shape=model.shape,
+        shape=source.shape,
         batch_size=batch_size,
         block_size=sequence,
         gradient_accumulation_steps=per_process,
@@ -369,7 +376,8 @@ def derive_run(
         **_optimizer(config),
     )
     notes += tuple(f"{key}={_show(config.get(key))} ({config.origin(key)})" for key in rewritten)
-    return TrainingRun(spec, model, accumulation, world_size, notes, splits, rewritten)
+    run = TrainingRun(spec, source, accumulation, world_size, notes, splits, rewritten)
+    return Derived(run)
 
 
 _STEP_KEYS = frozenset(
