@@ -18,7 +18,6 @@ from.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,14 @@ from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.checkpoint import CheckpointError, read_checkpoint_model_args
 from gptlint.nanogpt.forkmodel import takes_branch
 from gptlint.nanogpt.metadata import MetaError, dataset_vocab
+from gptlint.nanogpt.rejects import (
+    ADAMW_RANGES,
+    PLAUSIBLE,
+    adamw_rejects,
+    dropout_rejected,
+    plausible_size,
+    show,
+)
 from gptlint.nanogpt.resolve import EffectiveConfig
 from gptlint.nanogpt.rewrites import apply as apply_rewrites
 from gptlint.nanogpt.rewrites import other_optimizer
@@ -43,9 +50,6 @@ from gptlint.text.source import real_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
 """The `dtype` values train.py accepts (its `ptdtype` table); anything else is a KeyError."""
-
-PLAUSIBLE = 10**15
-"""Sizes beyond this are not settings anyone trains with: a run is not derived from them."""
 
 OPTIMIZER_KEYS = ("weight_decay", "learning_rate", "beta1", "beta2", "grad_clip")
 """Keys the step uses that barely move memory: where unknown, nanoGPT's defaults stand in."""
@@ -99,7 +103,7 @@ class _Reader:
         number = any(k in (int, float) for k in kinds)
         if not isinstance(value, kinds) or (number and isinstance(value, bool)):
             expected = "int" if kinds == (int,) else "number" if number else kinds[0].__name__
-            self.fail(key, f"{key}={_show(value)} ({self.config.origin(key)}) must be {expected}")
+            self.fail(key, f"{key}={show(value)} ({self.config.origin(key)}) must be {expected}")
             return UNKNOWN
         return value
 
@@ -111,23 +115,17 @@ class _Reader:
             self.fail(key, f"{key}={value} ({self.config.origin(key)}) must be positive")
             return UNKNOWN
         if value >= PLAUSIBLE:
-            self.fail(key, f"{key}={_show(value)} ({self.config.origin(key)}) is implausibly large")
+            self.fail(key, f"{key}={show(value)} ({self.config.origin(key)}) is implausibly large")
             return UNKNOWN
         return value
 
     def dropout(self) -> Any:
         value = self.value("dropout", (int, float))
-        if value is not UNKNOWN and not 0 <= value < 1:  # nan and inf fail too
+        if value is not UNKNOWN and dropout_rejected(value):
             origin = self.config.origin("dropout")
             self.fail("dropout", f"dropout={value!r} ({origin}) must be in [0, 1)")
             return UNKNOWN
         return value
-
-
-def _show(value: object) -> str:
-    """A value for a message, never a 5,000-digit wall."""
-    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge int"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def derive_model(
@@ -166,14 +164,14 @@ def derive_model(
     elif isinstance(init_from, str) and takes_branch(init_from, config.schema.init_from_branches):
         reader.fail(
             "init_from",
-            f"init_from={_show(init_from)} ({config.origin('init_from')}) takes a branch of"
+            f"init_from={show(init_from)} ({config.origin('init_from')}) takes a branch of"
             f" {config.schema.origin} that gptlint does not model",
             missing=True,
         )
     elif init_from is not UNKNOWN:
         reader.fail(
             "init_from",
-            f"init_from={_show(init_from)} ({config.origin('init_from')}) is not one nanoGPT"
+            f"init_from={show(init_from)} ({config.origin('init_from')}) is not one nanoGPT"
             f" accepts ({', '.join(INIT_FROM_VALUES)}): train.py never defines `model`",
         )
     if source is None or reader.problems:
@@ -229,7 +227,7 @@ def _architecture(reader: _Reader, own_model: bool) -> tuple[tuple[str, Any], ..
         if changed and not own_model:
             reader.fail(
                 key,
-                f"{key}={_show(value)} ({config.origin(key)}) changes the model beyond"
+                f"{key}={show(value)} ({config.origin(key)}) changes the model beyond"
                 f" nanoGPT's: {config.schema.origin} passes {key} to its own GPTConfig, which"
                 " gptlint's count and estimate do not model",
                 architecture=True,
@@ -260,18 +258,14 @@ def _resume(reader: _Reader, root: Path) -> ModelSource | None:
     bad = [
         k
         for k, v in args.items()
-        if not (isinstance(v, bool) if k == "bias" else _plausible_size(v))
+        if not (isinstance(v, bool) if k == "bias" else plausible_size(v))
     ]
     if bad:
-        shown = ", ".join(f"{k}={_show(args[k])}" for k in bad)
+        shown = ", ".join(f"{k}={show(args[k])}" for k in bad)
         reader.fail("out_dir", f"{checkpoint}: model_args {shown} cannot be built")
         return None
     shape = ModelShape(**args)
     return ModelSource(shape, "resume", f"checkpoint {checkpoint}", checkpoint)
-
-
-def _plausible_size(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < PLAUSIBLE
 
 
 def derive_run(
@@ -303,7 +297,7 @@ def derive_run(
     if dtype is not UNKNOWN and dtype not in DTYPES:
         reader.fail(
             "dtype",
-            f"dtype={_show(dtype)} ({config.origin('dtype')}) is not one of"
+            f"dtype={show(dtype)} ({config.origin('dtype')}) is not one of"
             f" {', '.join(DTYPES)}: nanoGPT raises KeyError",
         )
     if compile is not None:
@@ -375,7 +369,7 @@ def derive_run(
         keeps_logits=loop.keeps_logits,
         **_optimizer(config),
     )
-    notes += tuple(f"{key}={_show(config.get(key))} ({config.origin(key)})" for key in rewritten)
+    notes += tuple(f"{key}={show(config.get(key))} ({config.origin(key)})" for key in rewritten)
     run = TrainingRun(spec, source, accumulation, world_size, notes, splits, rewritten)
     return Derived(run)
 
@@ -394,23 +388,14 @@ def _micro_steps(accumulation: int, world_size: int) -> int:
     return max(1, (accumulation + world_size // 2) // world_size)
 
 
-_ADAMW_RANGES = {
-    "learning_rate": (0.0, math.inf, "Invalid learning rate"),
-    "weight_decay": (0.0, math.inf, "Invalid weight_decay value"),
-    "beta1": (0.0, 1.0, "Invalid beta parameter at index 0"),
-    "beta2": (0.0, 1.0, "Invalid beta parameter at index 1"),
-}
-"""What `torch.optim.AdamW.__init__` accepts (`low <= value < high`), and its error."""
-
-
 def _check_optimizer(reader: _Reader) -> None:
     """A problem for each optimizer setting AdamW would reject before the first step."""
-    for key, (low, high, error) in _ADAMW_RANGES.items():
+    for key, bounds in ADAMW_RANGES.items():
         value = reader.config.get(key)
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        if number and not low <= value < high:  # nan fails too
+        if number and adamw_rejects(key, value):
             origin = reader.config.origin(key)
-            reader.fail(key, f"{key}={_show(value)} ({origin}): AdamW raises '{error}'")
+            reader.fail(key, f"{key}={show(value)} ({origin}): AdamW raises '{bounds.error}'")
 
 
 def _optimizer(config: EffectiveConfig) -> dict[str, float]:
