@@ -167,7 +167,7 @@ class MemoryItem(ConfigItem):
         options, path = self.parent.options, str(self.parent.shown_path)
         settings = self.parent.settings()
         profile = settings.profile()
-        budget = settings.memory_budget or profile.usable_bytes
+        budget = settings.budget()
         try:
             step, model_py = self._step(options, settings, profile)
             # The torch boundary: the engine imports torch, so it is imported here, once a

@@ -43,7 +43,7 @@ class LintContext:
     @property
     def budget(self) -> int:
         """Bytes a training step may use: the `memory-budget` setting, else the GPU's total."""
-        return self.settings.memory_budget or self.gpu.usable_bytes
+        return self.settings.budget()
 
     @cached_property
     def scratch_vocab(self) -> tuple[int, str]:

@@ -45,19 +45,28 @@ class Settings:
     fix_strategy: str = "keep-width"
     exclude: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
-    root: Path | None = field(default=None, compare=False)
+    root: Path | None = field(default=None, compare=False)  # where `exclude` starts (None: cwd)
     jobs: int | None = field(default=None, compare=False)  # how fast, not what: see SETTINGS
 
     def profile(self) -> GpuProfile:
         """The target GPU's profile, with the `cuda-context` setting's figure where one is set."""
         return with_context(get_profile(self.gpu), self.cuda_context, "the cuda-context setting")
 
+    def budget(self) -> int:
+        """Bytes a training step may use: the `memory-budget` setting, else the GPU's total."""
+        if self.memory_budget is not None:
+            return self.memory_budget
+        return get_profile(self.gpu).usable_bytes
+
     def merged(self, overrides: dict[str, Any]) -> Settings:
         """These settings with the non-None `overrides` (from the command line) on top; config
-        overrides (`--set`) come after the file's `set` table, so the command line wins."""
+        overrides (`--set`) come after the file's `set` table, so the command line wins, and
+        `--exclude` patterns start at the working folder, not at the pyproject.toml's."""
         values = {k: v for k, v in overrides.items() if v is not None}
         if "overrides" in values:
             values["overrides"] = self.overrides + tuple(values["overrides"])
+        if "exclude" in values:
+            values["root"] = None
         return replace(self, **values)
 
 
