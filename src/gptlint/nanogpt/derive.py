@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import ValueKind
@@ -51,7 +51,14 @@ from gptlint.text.source import real_folder
 DTYPES = ("float32", "bfloat16", "float16")
 """The `dtype` values train.py accepts (its `ptdtype` table); anything else is a KeyError."""
 
-OPTIMIZER_KEYS = ("weight_decay", "learning_rate", "beta1", "beta2", "grad_clip")
+OptimizerKey = Literal["weight_decay", "learning_rate", "beta1", "beta2", "grad_clip"]
+OPTIMIZER_KEYS: tuple[OptimizerKey, ...] = (
+    "weight_decay",
+    "learning_rate",
+    "beta1",
+    "beta2",
+    "grad_clip",
+)
 """Keys the step uses that barely move memory: where unknown, nanoGPT's defaults stand in."""
 
 
@@ -216,13 +223,13 @@ def _architecture(reader: _Reader, own_model: bool) -> tuple[tuple[str, Any], ..
     config = reader.config
     extra = []
     for key in config.schema.architecture_keys:
-        if key not in config:
+        resolved = config.resolved(key)
+        if resolved is None:
             continue  # computed in train.py, not a config key
-        value = config.get(key)
+        value = resolved.value
         if value is UNKNOWN:
             reader.value(key, (object,))  # names the line that made it unknown
             continue
-        resolved = config.resolved(key)
         changed = resolved.kind != ValueKind.DEFAULT and value != config.schema.default(key)
         if changed and not own_model:
             reader.fail(
@@ -398,12 +405,26 @@ def _check_optimizer(reader: _Reader) -> None:
             reader.fail(key, f"{key}={show(value)} ({origin}): AdamW raises '{bounds.error}'")
 
 
-def _optimizer(config: EffectiveConfig) -> dict[str, float]:
+class _Optimizer(TypedDict, total=False):
+    """`StepSpec`'s optimizer fields, each where the config gives it."""
+
+    weight_decay: float
+    learning_rate: float
+    beta1: float
+    beta2: float
+    grad_clip: float
+
+
+def _optimizer(config: EffectiveConfig) -> _Optimizer:
     """The optimizer settings that are known, finite numbers (the rest keep nanoGPT's
     defaults)."""
-    values = {key: config.get(key) for key in OPTIMIZER_KEYS}
-    return {
-        key: value
-        for key, value in values.items()
-        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < PLAUSIBLE
-    }
+    known = _Optimizer()
+    for key in OPTIMIZER_KEYS:
+        value = config.get(key)
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and abs(value) < PLAUSIBLE
+        ):
+            known[key] = value
+    return known

@@ -91,7 +91,7 @@ class EffectiveConfig:
             return f"default ({self.schema.origin})"
         if resolved.kind == ValueKind.OVERRIDE:
             return f"override {resolved.text}"
-        node = resolved.assignment.target if resolved.assignment else None
+        node: cst.CSTNode | None = resolved.assignment.target if resolved.assignment else None
         if node is None and resolved.binding is not None:
             node = resolved.binding.statement
         line = self.file.position(node).start.line if node is not None else 1

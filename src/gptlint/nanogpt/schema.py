@@ -319,7 +319,7 @@ def _take_suite(suite: cst.BaseSuite, env: dict[str, Any], taken: set[int]) -> N
     if isinstance(suite, cst.SimpleStatementSuite):
         taken.update(id(small) for small in suite.body)
         return
-    for line in suite.body:
+    for line in cst.ensure_type(suite, cst.IndentedBlock).body:  # the only other suite
         if isinstance(line, cst.SimpleStatementLine):
             taken.update(id(small) for small in line.body)
         else:

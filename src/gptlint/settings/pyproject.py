@@ -105,8 +105,12 @@ def _read_table(path: Path, version: tuple[int, int]) -> tuple[str, Any] | None:
 
 @lru_cache(maxsize=64)
 def _load_pyproject(path: Path, version: tuple[int, int], rule_codes: RuleCodes) -> Settings:
-    """The settings in `path` (cached until the file changes)."""
-    text, table = _read_table(path, version)
+    """The settings in `path` (cached until the file changes); the defaults where it has no
+    `[tool.gptlint]` (any more: it changed since `find_pyproject` read it)."""
+    read = _read_table(path, version)
+    if read is None:
+        return Settings()
+    text, table = read
     if not isinstance(table, dict):
         raise SettingsError(f"{path}:{_key_line(text, 'gptlint')}: [tool.gptlint] must be a table")
     values: dict[str, Any] = {}
