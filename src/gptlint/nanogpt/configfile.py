@@ -149,7 +149,7 @@ class ConfigFile:
                 return self._rewritten(rewrite)
             indexes.add(index)
         text, starts = self.source.text, self._line_offsets
-        first_lines = positions.first_lines if positions is not None else []  # (no nodes)
+        first_lines = positions.first_lines if positions is not None else []  # None: no nodes
         pieces, at = [], 0
         for index in sorted(indexes):
             statement = self.module.body[index]

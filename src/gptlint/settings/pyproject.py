@@ -105,8 +105,8 @@ def _read_table(path: Path, version: tuple[int, int]) -> tuple[str, Any] | None:
 
 @lru_cache(maxsize=64)
 def _load_pyproject(path: Path, version: tuple[int, int], rule_codes: RuleCodes) -> Settings:
-    """The settings in `path` (cached until the file changes); the defaults where it has no
-    `[tool.gptlint]` (any more: it changed since `find_pyproject` read it)."""
+    """The settings in `path` (cached until the file changes); the defaults where its
+    `[tool.gptlint]` is gone (the file changed after `find_pyproject` found the table)."""
     read = _read_table(path, version)
     if read is None:
         return Settings()
