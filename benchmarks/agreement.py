@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gptlint.facts.units import GIB
 from gptlint.lint.context import LintContext
+from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.resolve import load_config
 from gptlint.runmodel.estimate import BREAKDOWN_LABELS, MemoryEstimate, estimate_memory
 from gptlint.runmodel.trainingrun import TrainingRun
@@ -44,11 +45,12 @@ def configs(paths: list[str]) -> list[Path]:
 
 def derive(path: Path) -> tuple[LintContext, TrainingRun | str]:
     """The linter's context for `path` and its run, or why there is none."""
-    settings = load_settings(path.parent)
-    context = LintContext(load_config(path, settings), settings)
-    run = context.training_run
-    if isinstance(run, list):
-        return context, str(run[0])
+    settings = load_settings(path.parent, RULE_CODES)
+    context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
+    derived = context.training_run
+    run = derived.value
+    if run is None:
+        return context, str(derived.problems[0])
     if settings.model is not None:  # the project's model.py, as the plugin builds it
         spec = dataclasses.replace(run.spec, model_factory=model_factory(settings.model))
         run = dataclasses.replace(run, spec=spec)

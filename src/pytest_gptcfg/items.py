@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +22,7 @@ from gptlint.facts.units import GIB, format_gib, format_params
 from gptlint.lint.context import LintContext, project_model_py
 from gptlint.lint.discover import selects, walk
 from gptlint.lint.linter import lint_file
+from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.derive import derive_run, project_root
 from gptlint.nanogpt.program import manual_attention
 from gptlint.nanogpt.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
@@ -42,7 +43,7 @@ def is_config(path: Path, given: Path) -> bool:
     With unreadable settings it is collected, and its items report why."""
     path = path.resolve()
     try:
-        settings = load_settings(path.parent)
+        settings = load_settings(path.parent, RULE_CODES)
     except SettingsError:
         return True
     # run_deep: parsing recurses as deep as the file nests
@@ -54,7 +55,7 @@ def uncollected_configs(folder: Path) -> list[Path]:
     collect, being no regular file: a FIFO, a device, a broken link. gptlint reports them; so
     does the plugin, through their lint items."""
     try:
-        settings = load_settings(folder)
+        settings = load_settings(folder, RULE_CODES)
     except SettingsError:
         settings = Settings()
     return [p for p in walk(folder, settings.exclude, settings.root) if not os.path.isfile(p)]
@@ -103,7 +104,7 @@ class GptConfigFile(pytest.File):
         item's estimate and the memory item check the same step."""
         options = self.options
         try:
-            settings = load_settings(self.path.parent)
+            settings = load_settings(self.path.parent, RULE_CODES)
         except SettingsError as exc:
             raise CheckFailed(str(exc)) from None
         compiled = () if options.compile == "auto" else (f"compile={options.compile == 'on'}",)
@@ -166,7 +167,7 @@ class MemoryItem(ConfigItem):
         options, path = self.parent.options, str(self.parent.shown_path)
         settings = self.parent.settings()
         profile = settings.profile()
-        budget = settings.memory_budget or profile.usable_bytes
+        budget = settings.budget()
         try:
             step, model_py = self._step(options, settings, profile)
             # The torch boundary: the engine imports torch, so it is imported here, once a
@@ -249,7 +250,7 @@ class MemoryItem(ConfigItem):
             world_size = run_deep(LintContext, cfg, settings).world_size.size
         except (SettingsError, SchemaError) as exc:
             raise CheckFailed(f"{shown}: memory check not run: {exc}") from None
-        run = derive_run(
+        derived = derive_run(
             cfg,
             profile,
             world_size=world_size,
@@ -258,8 +259,9 @@ class MemoryItem(ConfigItem):
             strict=True,
             own_model=model_py is not None,
         )
-        if isinstance(run, list):
-            raise CheckFailed(f"{shown}: memory check not run: {_explain(run)}")
+        run = derived.value
+        if run is None:
+            raise CheckFailed(f"{shown}: memory check not run: {_explain(derived.problems)}")
         too_large = _too_large(run, profile)
         if too_large:
             raise CheckFailed(f"{shown}: memory check not run: too large to simulate: {too_large}")
@@ -269,7 +271,7 @@ class MemoryItem(ConfigItem):
         """The config, resolved (nested as deep as it may be), with both kinds of overrides."""
         shown = self.parent.shown_path
         try:
-            cfg = run_deep(load_config, shown, settings)
+            cfg = run_deep(load_config, shown, settings.defaults, settings.profile())
         except NotNanoGPTError as exc:
             pytest.skip(str(exc))
         except (ConfigError, SchemaError) as exc:
@@ -329,7 +331,7 @@ class MemoryItem(ConfigItem):
         self.user_properties.append((report.MEMORY_KEY, record))
 
 
-def _explain(problems: list[Problem]) -> str:
+def _explain(problems: Sequence[Problem]) -> str:
     """The first problem, with how to supply a value only running the config would give (all
     such values at once, where several are unknown); an origin that carries its own
     parenthesis (`(default (nanoGPT train.py))`, `(config/x.py:3 (n * 2))`) is written once:

@@ -63,6 +63,6 @@ def test_model_args_that_cannot_be_built_are_a_problem_not_a_crash(tmp_path, bad
     config = tmp_path / "config" / "r.py"
     config.parent.mkdir()
     config.write_text("init_from = 'resume'\n")
-    problems = derive_run(load_config(config), get_profile("rtx4070"), root=tmp_path)
-    assert isinstance(problems, list)
+    problems = derive_run(load_config(config), get_profile("rtx4070"), root=tmp_path).problems
+    assert problems
     assert "model_args n_embd=" in str(problems[0]) and "cannot be built" in str(problems[0])

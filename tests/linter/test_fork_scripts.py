@@ -277,13 +277,13 @@ def test_what_train_py_does_to_keys_after_the_configurator_is_followed(
     monkeypatch.chdir(tmp_path)
     _, out = _lint(capsys, "--select", "GPT501", "config/c.py")
     assert "GPT501" in out and "fix:" not in out  # the config's value is not what runs
-    run = LintContext(load_config(config), Settings()).training_run
+    run = LintContext(load_config(config), Settings()).training_run.value
     assert run.spec.gradient_accumulation_steps == 4 * 8  # one process: train.py's `*= 8`
     assert run.tokens_per_iter == 32 * 256 * 256
     line = OLD_NANOGPT_TRAIN_PY.splitlines().index("    gradient_accumulation_steps *= 8") + 1
     where = f"gradient_accumulation_steps=32 (override by {tmp_path / 'train.py'}:{line}"
     assert where in run.notes[-1]
-    on_8 = LintContext(load_config(config), Settings(world_size=8)).training_run
+    on_8 = LintContext(load_config(config), Settings(world_size=8)).training_run.value
     assert on_8.spec.gradient_accumulation_steps == 1  # the `if ddp:` branch splits it instead
 
 
@@ -335,11 +335,11 @@ def test_the_sequence_length_is_what_train_py_feeds_the_model(tmp_path, monkeypa
     config = _fork_with(tmp_path, train_py=train)
     monkeypatch.chdir(tmp_path)
     config.write_text("seq_len = 128\nblock_size = 1024\n")
-    run = LintContext(load_config(config), Settings()).training_run
+    run = LintContext(load_config(config), Settings()).training_run.value
     assert (run.spec.block_size, run.spec.shape.block_size) == (128, 1024)
     assert any(f"the sequence length is seq_len=128 ({config}:1)" in note for note in run.notes)
     config.write_text("seq_len = 2048\nblock_size = 1024\n")
-    problems = LintContext(load_config(config), Settings()).training_run
+    problems = LintContext(load_config(config), Settings()).training_run.problems
     assert f"seq_len=2048 ({config}:1) is longer than the model's block_size 1024" in str(
         problems[0]
     )

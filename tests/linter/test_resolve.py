@@ -186,7 +186,7 @@ def test_the_defaults_setting_names_the_train_py(project):
     path = project / "config" / "c.py"
     path.parent.mkdir()
     path.write_text("n_embd = 768\n")
-    assert load_config(path, Settings(defaults=fork)).get("n_head") == 8
+    assert load_config(path, defaults=fork).get("n_head") == 8
     assert load_config(path).get("n_head") == 12
 
 

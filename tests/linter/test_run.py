@@ -29,15 +29,15 @@ def derived(tmp_path: Path, text: str, profile=RTX4070, **kwargs):
 
 def step_for(tmp_path: Path, text: str, **kwargs) -> TrainingRun:
     run = derived(tmp_path, text, **kwargs)
-    assert isinstance(run, TrainingRun), run
-    return run
+    assert run.value is not None, run.problems
+    return run.value
 
 
 def problem_for(tmp_path: Path, text: str, **kwargs) -> str:
     """The first problem that stops the run, as its message."""
-    problems = derived(tmp_path, text, **kwargs)
-    assert isinstance(problems, list), problems
-    return str(problems[0])
+    run = derived(tmp_path, text, **kwargs)
+    assert run.value is None, run.value
+    return str(run.problems[0])
 
 
 def write_meta(tmp_path: Path, dataset: str, meta: object) -> Path:
@@ -180,7 +180,7 @@ def test_resume_without_a_checkpoint_says_where_it_looked(tmp_path):
 
 
 def test_a_value_only_known_at_run_time_names_the_key_its_line_and_the_way_out(tmp_path):
-    (problem,) = derived(tmp_path, "import os\nbatch_size = int(os.environ['BS'])\n")
+    (problem,) = derived(tmp_path, "import os\nbatch_size = int(os.environ['BS'])\n").problems
     assert "batch_size is not known without running the config" in str(problem)
     assert "train_x.py:2" in str(problem)
     assert (problem.key, problem.unknown) == ("batch_size", True)  # the plugin: --gpt-set
@@ -253,8 +253,8 @@ def test_a_config_reached_through_links_runs_where_its_real_file_is(tmp_path):
     ]
     for path in reached:
         assert project_root(path, tmp_path) == project.resolve(), path
-        run = derive_run(load_config(path), RTX4070, strict=True)
-        assert isinstance(run, TrainingRun), (path, run)
+        run = derive_run(load_config(path), RTX4070, strict=True).value
+        assert run is not None, path
         assert (run.spec.shape.vocab_size, run.model.vocab_from) == (
             99,
             "from data/chars/meta.pkl",

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gptlint.command.cli import main
+from gptlint.lint.rules import RULE_CODES
 from gptlint.settings.pyproject import find_pyproject, load_settings
 from gptlint.settings.table import Settings, SettingsError
 
@@ -36,7 +37,7 @@ def test_every_key(tmp_path):
         'fix-strategy = "keep-heads"\n'
         'exclude = ["config/old/*", "scratch"]\n',
     )
-    settings = load_settings(tmp_path / "config")
+    settings = load_settings(tmp_path / "config", RULE_CODES)
     assert settings == Settings(
         select=("GPT1", "GPT201"),
         ignore=("GPT105", "GPT204"),
@@ -52,7 +53,7 @@ def test_every_key(tmp_path):
 
 
 def test_no_pyproject_means_defaults(tmp_path):
-    assert load_settings(tmp_path) == Settings()
+    assert load_settings(tmp_path, RULE_CODES) == Settings()
     assert Settings().select is None and Settings().gpu == "rtx4070"
 
 
@@ -60,33 +61,35 @@ def test_the_nearest_file_with_the_table_wins(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.gptlint]\ngpu = "t4"\n')
     write(tmp_path / "sub" / "pyproject.toml", "[project]\nname = 'no table here'\n")
     write(tmp_path / "sub" / "deeper" / "pyproject.toml", '[tool.gptlint]\ngpu = "rtx3090"\n')
-    assert load_settings(tmp_path / "sub" / "config").gpu == "t4"
-    assert load_settings(tmp_path / "sub" / "deeper" / "config" / "x.py").gpu == "rtx3090"
+    assert load_settings(tmp_path / "sub" / "config", RULE_CODES).gpu == "t4"
+    assert (
+        load_settings(tmp_path / "sub" / "deeper" / "config" / "x.py", RULE_CODES).gpu == "rtx3090"
+    )
     assert find_pyproject(tmp_path / "sub") == (tmp_path / "pyproject.toml").resolve()
 
 
 def test_the_table_may_be_written_inline(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool]\ngptlint = { gpu = "t4", world-size = 2 }\n')
-    settings = load_settings(tmp_path)
+    settings = load_settings(tmp_path, RULE_CODES)
     assert (settings.gpu, settings.world_size) == ("t4", 2)
 
 
 def test_a_file_that_only_depends_on_gptlint_is_not_a_settings_file(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.gptlint]\ngpu = "t4"\n')
     write(tmp_path / "app" / "pyproject.toml", '[project]\ndependencies = ["gptlint"]\n')
-    assert load_settings(tmp_path / "app").gpu == "t4"
+    assert load_settings(tmp_path / "app", RULE_CODES).gpu == "t4"
 
 
 def test_an_edited_file_is_read_again(tmp_path):
     path = write(tmp_path / "pyproject.toml", '[tool.gptlint]\ngpu = "t4"\n')
-    assert load_settings(tmp_path).gpu == "t4"
+    assert load_settings(tmp_path, RULE_CODES).gpu == "t4"
     path.write_text('[tool.gptlint]\ngpu = "rtx4090"\n')
-    assert load_settings(tmp_path).gpu == "rtx4090"
+    assert load_settings(tmp_path, RULE_CODES).gpu == "rtx4090"
 
 
 def test_command_line_values_sit_on_top(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.gptlint]\ngpu = "t4"\nworld-size = 2\n')
-    merged = load_settings(tmp_path).merged({"gpu": "rtx4090", "world_size": None})
+    merged = load_settings(tmp_path, RULE_CODES).merged({"gpu": "rtx4090", "world_size": None})
     assert (merged.gpu, merged.world_size) == ("rtx4090", 2)
 
 
@@ -105,7 +108,7 @@ def test_command_line_values_sit_on_top(tmp_path):
 def test_bad_values_name_file_line_and_reason(tmp_path, line, reason):
     write(tmp_path / "pyproject.toml", f"[project]\nname = 'x'\n\n[tool.gptlint]\n{line}\n")
     with pytest.raises(SettingsError) as raised:
-        load_settings(tmp_path)
+        load_settings(tmp_path, RULE_CODES)
     message = str(raised.value)
     assert message.startswith(f"{(tmp_path / 'pyproject.toml').resolve()}:5: ")
     assert reason in message
@@ -135,7 +138,7 @@ def test_deeply_nested_toml_is_a_settings_error(tmp_path, capsys):
 
 def test_cuda_context_setting_replaces_the_profiles_figure(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.gptlint]\ngpu = "t4"\ncuda-context = "863MiB"\n')
-    settings = load_settings(tmp_path)
+    settings = load_settings(tmp_path, RULE_CODES)
     assert settings.cuda_context == 863 * 2**20
     profile = settings.profile()
     assert (profile.name, profile.context_bytes) == ("t4", 863 * 2**20)

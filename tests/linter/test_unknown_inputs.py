@@ -10,6 +10,7 @@ import pytest
 
 from gptlint.command.cli import main
 from gptlint.facts.gpus import get_profile
+from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.derive import derive_run
 from gptlint.nanogpt.resolve import load_config
 from gptlint.settings.pyproject import load_settings
@@ -82,7 +83,8 @@ def test_a_dtype_that_depends_on_the_gpu_is_answered_for_the_target(tmp_path, ca
 @pytest.mark.parametrize(("gpu", "dtype"), [("rtx4070", "bfloat16"), ("t4", "float16")])
 def test_the_origin_names_the_line_and_the_gpu(tmp_path, gpu, dtype):
     path = project(tmp_path, SEED, f"[tool.gptlint]\ngpu = '{gpu}'\n")
-    config = load_config(path, load_settings(path.parent))
+    settings = load_settings(path.parent, RULE_CODES)
+    config = load_config(path, settings.defaults, settings.profile())
     assert config.get("dtype") == dtype
     assert config.origin("dtype") == f"default ({tmp_path / 'train.py'}:16, for {gpu})"
 
@@ -214,10 +216,12 @@ def test_a_forks_training_script_named_otherwise_is_found_and_its_compile_read(t
     (tmp_path / "train.py").unlink()
     script = TRAIN_PY.replace("compile = True\n", "algorithm = 'adam_mini'\n")
     (tmp_path / "train_gpt2.py").write_text(script)
-    config = load_config(path, load_settings(path.parent))
+    config = load_config(path)
     assert config.schema.origin == str(tmp_path / "train_gpt2.py")
     assert "algorithm" in config.schema and "compile" not in config.schema
-    assert derive_run(config, get_profile("rtx4070")).spec.compile is False  # never compiles
+    run = derive_run(config, get_profile("rtx4070")).value
+    assert run is not None and run.spec.compile is False  # never compiles
     (tmp_path / "train_gpt2.py").write_text(script + "model = torch.compile(model)\n")
-    config = load_config(path, load_settings(path.parent))
-    assert derive_run(config, get_profile("rtx4070")).spec.compile is True
+    config = load_config(path)
+    run = derive_run(config, get_profile("rtx4070")).value
+    assert run is not None and run.spec.compile is True

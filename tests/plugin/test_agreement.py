@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("torch")
 
 from gptlint.lint.context import LintContext
+from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.resolve import load_config
 from gptlint.runmodel.estimate import BREAKDOWN_LABELS, estimate_memory
-from gptlint.runmodel.trainingrun import TrainingRun
 from gptlint.settings.pyproject import load_settings
 from pytest_gptcfg.engine.check import check_memory
 
@@ -27,10 +27,10 @@ MEDIUM = ROOT / "tests/data/real_configs/nanogpt/config/eval_gpt2_medium.py"
 
 def both(path: Path, compile: bool | None = None):
     """The estimate and the simulation of `path`'s run (its own `compile`, unless given)."""
-    settings = load_settings(path.parent)
-    context = LintContext(load_config(path, settings), settings)
-    run = context.training_run
-    assert isinstance(run, TrainingRun), run
+    settings = load_settings(path.parent, RULE_CODES)
+    context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
+    run = context.training_run.value
+    assert run is not None, context.training_run.problems
     spec = run.spec if compile is None else dataclasses.replace(run.spec, compile=compile)
     estimate = estimate_memory(spec, context.gpu)
     result = check_memory(spec, context.gpu, 2**62, mode="simulate")
@@ -83,10 +83,10 @@ def test_manual_attention_tensors_agree_within_5_percent(path):
     simulated with that model.py as the plugin builds it."""
     from pytest_gptcfg.engine.usermodel import model_factory
 
-    settings = load_settings(path.parent)
-    context = LintContext(load_config(path, settings), settings)
-    run = context.training_run
-    assert isinstance(run, TrainingRun) and run.spec.manual_attention
+    settings = load_settings(path.parent, RULE_CODES)
+    context = LintContext(load_config(path, settings.defaults, settings.profile()), settings)
+    run = context.training_run.value
+    assert run is not None and run.spec.manual_attention
     spec = dataclasses.replace(run.spec, model_factory=model_factory(settings.model))
     estimate = estimate_memory(spec, context.gpu)
     result = check_memory(spec, context.gpu, 2**62, mode="simulate")

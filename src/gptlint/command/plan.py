@@ -16,6 +16,7 @@ from typing import Any
 from gptlint.lint.context import model_defaults
 from gptlint.lint.diagnostics import escape_path
 from gptlint.lint.discover import Target, excluded, selects, walk
+from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, SchemaError, schema_for
 from gptlint.settings.pyproject import convert, load_settings
 from gptlint.settings.table import SETTINGS, Settings, SettingsError
@@ -29,7 +30,7 @@ def cli_settings(args: argparse.Namespace) -> dict[str, Any]:
         if raw is None:
             continue
         try:
-            values[spec.name] = convert(spec, raw, Path.cwd())
+            values[spec.name] = convert(spec, raw, Path.cwd(), RULE_CODES)
         except (TypeError, ValueError) as exc:
             raise SettingsError(f"{spec.cli_flag}: {exc}") from None
     return values
@@ -46,7 +47,7 @@ class FolderSettings:
     def settings_for(self, folder: Path) -> Settings:
         """`[tool.gptlint]` from the nearest pyproject.toml above `folder`, CLI values on top."""
         if folder not in self._settings:
-            self._settings[folder] = load_settings(folder).merged(self.overrides)
+            self._settings[folder] = load_settings(folder, RULE_CODES).merged(self.overrides)
         return self._settings[folder]
 
 
@@ -144,7 +145,7 @@ def _read_schema(config: Path, settings: Settings) -> set[str]:
     real paths."""
     read = {os.path.realpath(p) for p in (settings.defaults, settings.model) if p is not None}
     with contextlib.suppress(Exception):  # the file's own lint reports it, in its place
-        schema = schema_for(config, settings)
+        schema = schema_for(config, settings.defaults, settings.profile())
         model_defaults(schema, settings)
         if schema is not NANOGPT_SCHEMA:
             origin = Path(schema.origin)

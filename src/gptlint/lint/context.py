@@ -20,7 +20,7 @@ from gptlint.nanogpt.program import manual_attention
 from gptlint.nanogpt.resolve import EffectiveConfig
 from gptlint.nanogpt.schema import DEFAULT_VOCAB_SIZE, NANOGPT_SCHEMA, Schema, gptconfig_defaults
 from gptlint.runmodel.launch import WorldSize, launch_flags, launched_processes, mentions_launch
-from gptlint.runmodel.trainingrun import ModelSource, Problem, TrainingRun
+from gptlint.runmodel.trainingrun import Derived, ModelSource, TrainingRun
 from gptlint.settings.table import Settings
 from gptlint.text.positions import statements_matching
 
@@ -43,14 +43,14 @@ class LintContext:
     @property
     def budget(self) -> int:
         """Bytes a training step may use: the `memory-budget` setting, else the GPU's total."""
-        return self.settings.memory_budget or self.gpu.usable_bytes
+        return self.settings.budget()
 
     @cached_property
     def scratch_vocab(self) -> tuple[int, str]:
         """vocab_size of a scratch run (meta.pkl of the dataset, else 50304) and its origin."""
-        derived = self._derived_model
-        if isinstance(derived, ModelSource) and derived.init_from == "scratch":
-            return derived.shape.vocab_size, derived.vocab_from  # read once, by derive_model
+        model = self.model
+        if model is not None and model.init_from == "scratch":
+            return model.shape.vocab_size, model.vocab_from  # read once, by derive_model
         if "vocab_size" in self.config.schema:
             return self.config.get("vocab_size"), self.config.origin("vocab_size")
         if "dataset" not in self.config.schema:
@@ -69,27 +69,27 @@ class LintContext:
         return model_defaults(self.config.schema, self.settings)
 
     @cached_property
-    def _derived_model(self) -> ModelSource | list[Problem]:
+    def _derived_model(self) -> Derived[ModelSource]:
         return derive_model(self.config)
 
     @property
     def model(self) -> ModelSource | None:
         """The model train.py builds (the config's shape from scratch, a gpt2* checkpoint's
         shape, a resumed checkpoint's), or None when it cannot be told statically."""
-        model = self._derived_model
-        return None if isinstance(model, list) else model
+        return self._derived_model.value
 
     @cached_property
-    def training_run(self) -> TrainingRun | list[Problem]:
+    def training_run(self) -> Derived[TrainingRun]:
         """The run train.py starts on the target GPU, or the problems that stop it; its step
         computes attention as the project's model.py does (`program.manual_attention`)."""
-        run = derive_run(
+        derived = derive_run(
             self.config, self.gpu, world_size=self.world_size.size or 1, model=self._derived_model
         )
+        run = derived.value
         model_py = project_model_py(self.config.schema, self.settings)
-        if isinstance(run, list) or model_py is None or not manual_attention(model_py):
-            return run
-        return replace(run, spec=replace(run.spec, manual_attention=True))
+        if run is None or model_py is None or not manual_attention(model_py):
+            return derived
+        return Derived(replace(run, spec=replace(run.spec, manual_attention=True)))
 
     @cached_property
     def world_size(self) -> WorldSize:

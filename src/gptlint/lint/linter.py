@@ -55,7 +55,9 @@ def lint_source(
         return LintResult(source.path, diagnostics)
     if configs_only and not looks_like_config(file, settings):
         return LintResult(source.path, [], file, skipped=True)
-    schema = schema_for(schema_path or Path(source.path), settings, source.text)
+    schema = schema_for(
+        schema_path or Path(source.path), settings.defaults, settings.profile(), source.text
+    )
     ctx = LintContext(_with_overrides(resolve(file, schema), settings), settings)
     diagnostics = []
     for code in codes:
@@ -117,7 +119,9 @@ def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
     if any(b.reason in ("definition", "exec()") for b in file.bindings):
         return False
     try:
-        schema = schema_for(Path(file.path), settings, file.source.text)
+        schema = schema_for(
+            Path(file.path), settings.defaults, settings.profile(), file.source.text
+        )
     except NotNanoGPTError:  # a config of such a project still looks like one; linting says why
         schema = NANOGPT_SCHEMA
     if file.shape_calls or any(a.key in schema for a in file.assignments):

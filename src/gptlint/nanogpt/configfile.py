@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeGuard
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
@@ -140,27 +141,33 @@ class ConfigFile:
         statements are regenerated and put in place of their text, which is what regenerating
         the whole module gives (libcst writes every other statement back as it was read) at
         a fraction of the cost for a large file."""
+        positions = self._statement_positions
         indexes = set()
         for node in nodes:
             index = self._statement_of.get(node)
-            if index is None or self._statement_positions is None:
-                return rewrite(self.module).code
+            if index is None or positions is None:
+                return self._rewritten(rewrite)
             indexes.add(index)
         text, starts = self.source.text, self._line_offsets
+        first_lines = positions.first_lines if positions is not None else []  # None: no nodes
         pieces, at = [], 0
         for index in sorted(indexes):
             statement = self.module.body[index]
-            line = self._statement_positions.first_lines[index] - len(statement.leading_lines)
+            line = first_lines[index] - len(statement.leading_lines)
             old = self.module.code_for_node(statement)
             begin = starts[line - 1] if 0 < line <= len(starts) else -1
             if begin < at or text[begin : begin + len(old)] != old:
-                return rewrite(self.module).code
+                return self._rewritten(rewrite)
             new = rewrite(statement)
             if not isinstance(new, cst.BaseStatement):  # removed, or split into several
-                return rewrite(self.module).code
+                return self._rewritten(rewrite)
             pieces += [text[at:begin], self.module.code_for_node(new)]
             at = begin + len(old)
         return "".join([*pieces, text[at:]])
+
+    def _rewritten(self, rewrite: Callable[[cst.CSTNode], cst.CSTNode]) -> str:
+        """The code of the whole module with `rewrite` applied."""
+        return cst.ensure_type(rewrite(self.module), cst.Module).code
 
     @cached_property
     def _line_offsets(self) -> list[int]:
@@ -328,16 +335,16 @@ def _add_targets(
             )
 
 
-def _import_names(aliases: list[cst.ImportAlias] | tuple[cst.ImportAlias, ...]) -> frozenset[str]:
+def _import_names(aliases: Sequence[cst.ImportAlias]) -> frozenset[str]:
     names = set()
     for alias in aliases:
         if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
             names.add(alias.asname.name.value)
         else:
-            node = alias.name
+            node: cst.BaseExpression = alias.name
             while isinstance(node, cst.Attribute):
                 node = node.value
-            names.add(node.value)
+            names.add(cst.ensure_type(node, cst.Name).value)  # a dotted name starts with one
     return frozenset(names)
 
 
@@ -364,7 +371,7 @@ def _is_namespace_call(node: cst.BaseExpression) -> bool:
     )
 
 
-def _is_namespace_item(target: cst.BaseExpression) -> bool:
+def _is_namespace_item(target: cst.BaseExpression) -> TypeGuard[cst.Subscript]:
     """`globals()['key']` (or vars(), locals()) as an assignment target."""
     return isinstance(target, cst.Subscript) and _is_namespace_call(target.value)
 
@@ -455,7 +462,7 @@ class _ShapeCallFinder(cst.CSTVisitor):
         name = _callee_name(node.func)
         if name not in ("GPTConfig", "dict"):
             return
-        args = {
+        args: dict[str, tuple[cst.BaseExpression, cst.CSTNode]] = {
             identifier(arg.keyword.value): (arg.value, arg)
             for arg in node.args
             if arg.keyword is not None and not arg.star

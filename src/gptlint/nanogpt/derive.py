@@ -10,17 +10,16 @@ here. `derive_model` follows train.py's three ways of building the model:
 * `resume`: the `model_args` saved in `<out_dir>/ckpt.pt`, read without torch.
 
 Every path then crops the position embedding to the config's `block_size`. `derive_run` adds
-the batch, precision and optimizer settings, and the world size. Each returns either its
-result or the list of problems that stop train.py, each naming the key and where its value
-comes from.
+the batch, precision and optimizer settings, and the world size. Each returns a `Derived`: its
+result, or the problems that stop train.py, each naming the key and where its value comes
+from.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import ValueKind
@@ -28,19 +27,38 @@ from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.checkpoint import CheckpointError, read_checkpoint_model_args
 from gptlint.nanogpt.forkmodel import takes_branch
 from gptlint.nanogpt.metadata import MetaError, dataset_vocab
+from gptlint.nanogpt.rejects import (
+    ADAMW_RANGES,
+    PLAUSIBLE,
+    adamw_rejects,
+    dropout_rejected,
+    plausible_size,
+    show,
+)
 from gptlint.nanogpt.resolve import EffectiveConfig
 from gptlint.nanogpt.rewrites import apply as apply_rewrites
 from gptlint.nanogpt.rewrites import other_optimizer
-from gptlint.runmodel.trainingrun import ModelShape, ModelSource, Problem, StepSpec, TrainingRun
+from gptlint.runmodel.trainingrun import (
+    Derived,
+    ModelShape,
+    ModelSource,
+    Problem,
+    StepSpec,
+    TrainingRun,
+)
 from gptlint.text.source import real_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
 """The `dtype` values train.py accepts (its `ptdtype` table); anything else is a KeyError."""
 
-PLAUSIBLE = 10**15
-"""Sizes beyond this are not settings anyone trains with: a run is not derived from them."""
-
-OPTIMIZER_KEYS = ("weight_decay", "learning_rate", "beta1", "beta2", "grad_clip")
+OptimizerKey = Literal["weight_decay", "learning_rate", "beta1", "beta2", "grad_clip"]
+OPTIMIZER_KEYS: tuple[OptimizerKey, ...] = (
+    "weight_decay",
+    "learning_rate",
+    "beta1",
+    "beta2",
+    "grad_clip",
+)
 """Keys the step uses that barely move memory: where unknown, nanoGPT's defaults stand in."""
 
 
@@ -92,7 +110,7 @@ class _Reader:
         number = any(k in (int, float) for k in kinds)
         if not isinstance(value, kinds) or (number and isinstance(value, bool)):
             expected = "int" if kinds == (int,) else "number" if number else kinds[0].__name__
-            self.fail(key, f"{key}={_show(value)} ({self.config.origin(key)}) must be {expected}")
+            self.fail(key, f"{key}={show(value)} ({self.config.origin(key)}) must be {expected}")
             return UNKNOWN
         return value
 
@@ -104,23 +122,17 @@ class _Reader:
             self.fail(key, f"{key}={value} ({self.config.origin(key)}) must be positive")
             return UNKNOWN
         if value >= PLAUSIBLE:
-            self.fail(key, f"{key}={_show(value)} ({self.config.origin(key)}) is implausibly large")
+            self.fail(key, f"{key}={show(value)} ({self.config.origin(key)}) is implausibly large")
             return UNKNOWN
         return value
 
     def dropout(self) -> Any:
         value = self.value("dropout", (int, float))
-        if value is not UNKNOWN and not 0 <= value < 1:  # nan and inf fail too
+        if value is not UNKNOWN and dropout_rejected(value):
             origin = self.config.origin("dropout")
             self.fail("dropout", f"dropout={value!r} ({origin}) must be in [0, 1)")
             return UNKNOWN
         return value
-
-
-def _show(value: object) -> str:
-    """A value for a message, never a 5,000-digit wall."""
-    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge int"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def derive_model(
@@ -129,7 +141,7 @@ def derive_model(
     root: Path | None = None,
     strict: bool = False,
     own_model: bool = False,
-) -> ModelSource | list[Problem]:
+) -> Derived[ModelSource]:
     """The model train.py builds for `config`, run from `root` (default: `project_root` of the
     config under the working directory), or the problems that stop it.
 
@@ -142,7 +154,7 @@ def derive_model(
     reader = _Reader(config)
     if config.schema.other_model is not None:  # said first: no key of it is nanoGPT's to read
         reader.fail("model", config.schema.other_model, missing=True)
-        return reader.problems
+        return Derived(None, tuple(reader.problems))
     root = root if root is not None else project_root(Path(config.path), Path.cwd())
     # A fork whose train.py has no init_from always builds from scratch.
     init_from = reader.value("init_from", (str,)) if "init_from" in config else "scratch"
@@ -159,18 +171,18 @@ def derive_model(
     elif isinstance(init_from, str) and takes_branch(init_from, config.schema.init_from_branches):
         reader.fail(
             "init_from",
-            f"init_from={_show(init_from)} ({config.origin('init_from')}) takes a branch of"
+            f"init_from={show(init_from)} ({config.origin('init_from')}) takes a branch of"
             f" {config.schema.origin} that gptlint does not model",
             missing=True,
         )
     elif init_from is not UNKNOWN:
         reader.fail(
             "init_from",
-            f"init_from={_show(init_from)} ({config.origin('init_from')}) is not one nanoGPT"
+            f"init_from={show(init_from)} ({config.origin('init_from')}) is not one nanoGPT"
             f" accepts ({', '.join(INIT_FROM_VALUES)}): train.py never defines `model`",
         )
     if source is None or reader.problems:
-        return reader.problems
+        return Derived(None, tuple(reader.problems))
     if source.init_from != "scratch" and block_size > source.shape.block_size:
         reader.fail(
             "block_size",
@@ -178,9 +190,9 @@ def derive_model(
             f" {source.model_from} model's {source.shape.block_size}: nanoGPT's first forward"
             " fails its `t <= block_size` assert",
         )
-        return reader.problems
+        return Derived(None, tuple(reader.problems))
     shape = dataclasses.replace(source.shape, block_size=block_size, dropout=float(dropout))
-    return dataclasses.replace(source, shape=shape)
+    return Derived(dataclasses.replace(source, shape=shape))
 
 
 def _scratch(reader: _Reader, root: Path, strict: bool, own_model: bool) -> ModelSource | None:
@@ -211,18 +223,18 @@ def _architecture(reader: _Reader, own_model: bool) -> tuple[tuple[str, Any], ..
     config = reader.config
     extra = []
     for key in config.schema.architecture_keys:
-        if key not in config:
+        resolved = config.resolved(key)
+        if resolved is None:
             continue  # computed in train.py, not a config key
-        value = config.get(key)
+        value = resolved.value
         if value is UNKNOWN:
             reader.value(key, (object,))  # names the line that made it unknown
             continue
-        resolved = config.resolved(key)
         changed = resolved.kind != ValueKind.DEFAULT and value != config.schema.default(key)
         if changed and not own_model:
             reader.fail(
                 key,
-                f"{key}={_show(value)} ({config.origin(key)}) changes the model beyond"
+                f"{key}={show(value)} ({config.origin(key)}) changes the model beyond"
                 f" nanoGPT's: {config.schema.origin} passes {key} to its own GPTConfig, which"
                 " gptlint's count and estimate do not model",
                 architecture=True,
@@ -253,18 +265,14 @@ def _resume(reader: _Reader, root: Path) -> ModelSource | None:
     bad = [
         k
         for k, v in args.items()
-        if not (isinstance(v, bool) if k == "bias" else _plausible_size(v))
+        if not (isinstance(v, bool) if k == "bias" else plausible_size(v))
     ]
     if bad:
-        shown = ", ".join(f"{k}={_show(args[k])}" for k in bad)
+        shown = ", ".join(f"{k}={show(args[k])}" for k in bad)
         reader.fail("out_dir", f"{checkpoint}: model_args {shown} cannot be built")
         return None
     shape = ModelShape(**args)
     return ModelSource(shape, "resume", f"checkpoint {checkpoint}", checkpoint)
-
-
-def _plausible_size(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < PLAUSIBLE
 
 
 def derive_run(
@@ -276,8 +284,8 @@ def derive_run(
     compile: bool | None = None,
     strict: bool = False,
     own_model: bool = False,
-    model: ModelSource | list[Problem] | None = None,
-) -> TrainingRun | list[Problem]:
+    model: Derived[ModelSource] | None = None,
+) -> Derived[TrainingRun]:
     """The run train.py starts for `config` on `gpu` with `world_size` processes, or the
     problems that stop it (see `derive_model` for `root`, `strict` and `own_model`; `model`
     is its answer where the caller has it already).
@@ -296,7 +304,7 @@ def derive_run(
     if dtype is not UNKNOWN and dtype not in DTYPES:
         reader.fail(
             "dtype",
-            f"dtype={_show(dtype)} ({config.origin('dtype')}) is not one of"
+            f"dtype={show(dtype)} ({config.origin('dtype')}) is not one of"
             f" {', '.join(DTYPES)}: nanoGPT raises KeyError",
         )
     if compile is not None:
@@ -313,18 +321,18 @@ def derive_run(
     if not own_model:
         for difference in config.schema.model_differences:
             reader.fail("model", difference, architecture=True)
-    problems = (model if isinstance(model, list) else []) + reader.problems
-    if not problems and model.init_from == "scratch" and model.shape.n_embd % model.shape.n_head:
-        s = model.shape
-        problems.append(
-            Problem(
-                "n_embd",
-                f"n_embd={s.n_embd} is not divisible by n_head={s.n_head}: nanoGPT's model"
-                " asserts `n_embd % n_head == 0` (see the lint item for a fix)",
-            )
+    source = model.value
+    problems = [*model.problems, *reader.problems]
+    if source is None or problems:
+        return Derived(None, tuple(problems))
+    if source.init_from == "scratch" and source.shape.n_embd % source.shape.n_head:
+        s = source.shape
+        problem = Problem(
+            "n_embd",
+            f"n_embd={s.n_embd} is not divisible by n_head={s.n_head}: nanoGPT's model"
+            " asserts `n_embd % n_head == 0` (see the lint item for a fix)",
         )
-    if problems:
-        return problems
+        return Derived(None, (problem,))
     notes: tuple[str, ...] = ()
     resolved = config.resolved("dtype")
     if dtype == "bfloat16" and not gpu.bf16 and resolved and resolved.kind == ValueKind.DEFAULT:
@@ -339,18 +347,18 @@ def derive_run(
                 f" {world_size} (train.py asserts it; GPT401): memory per process is that of"
                 f" {per_process} micro-steps, as with the nearest multiple",
             )
-    sequence = model.shape.block_size
+    sequence = source.shape.block_size
     if config.schema.sequence_key is not None:  # the fork feeds another key's length
         key = config.schema.sequence_key
         sequence = reader.positive(key)
-        if sequence is not UNKNOWN and sequence > model.shape.block_size:
+        if sequence is not UNKNOWN and sequence > source.shape.block_size:
             reader.fail(
                 key,
                 f"{key}={sequence} ({config.origin(key)}) is longer than the model's"
-                f" block_size {model.shape.block_size}: its forward asserts `t <= block_size`",
+                f" block_size {source.shape.block_size}: its forward asserts `t <= block_size`",
             )
         if reader.problems:
-            return reader.problems
+            return Derived(None, tuple(reader.problems))
         notes += (
             f"the sequence length is {key}={sequence} ({config.origin(key)}): train.py's"
             f" batches are data[i:i+{key}]",
@@ -358,7 +366,7 @@ def derive_run(
     loop = config.schema.loop
     notes += (loop.note,) if loop.note else ()
     spec = StepSpec(
-        shape=model.shape,
+        shape=source.shape,
         batch_size=batch_size,
         block_size=sequence,
         gradient_accumulation_steps=per_process,
@@ -368,8 +376,9 @@ def derive_run(
         keeps_logits=loop.keeps_logits,
         **_optimizer(config),
     )
-    notes += tuple(f"{key}={_show(config.get(key))} ({config.origin(key)})" for key in rewritten)
-    return TrainingRun(spec, model, accumulation, world_size, notes, splits, rewritten)
+    notes += tuple(f"{key}={show(config.get(key))} ({config.origin(key)})" for key in rewritten)
+    run = TrainingRun(spec, source, accumulation, world_size, notes, splits, rewritten)
+    return Derived(run)
 
 
 _STEP_KEYS = frozenset(
@@ -386,31 +395,36 @@ def _micro_steps(accumulation: int, world_size: int) -> int:
     return max(1, (accumulation + world_size // 2) // world_size)
 
 
-_ADAMW_RANGES = {
-    "learning_rate": (0.0, math.inf, "Invalid learning rate"),
-    "weight_decay": (0.0, math.inf, "Invalid weight_decay value"),
-    "beta1": (0.0, 1.0, "Invalid beta parameter at index 0"),
-    "beta2": (0.0, 1.0, "Invalid beta parameter at index 1"),
-}
-"""What `torch.optim.AdamW.__init__` accepts (`low <= value < high`), and its error."""
-
-
 def _check_optimizer(reader: _Reader) -> None:
     """A problem for each optimizer setting AdamW would reject before the first step."""
-    for key, (low, high, error) in _ADAMW_RANGES.items():
+    for key, bounds in ADAMW_RANGES.items():
         value = reader.config.get(key)
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        if number and not low <= value < high:  # nan fails too
+        if number and adamw_rejects(key, value):
             origin = reader.config.origin(key)
-            reader.fail(key, f"{key}={_show(value)} ({origin}): AdamW raises '{error}'")
+            reader.fail(key, f"{key}={show(value)} ({origin}): AdamW raises '{bounds.error}'")
 
 
-def _optimizer(config: EffectiveConfig) -> dict[str, float]:
+class _Optimizer(TypedDict, total=False):
+    """`StepSpec`'s optimizer fields, each where the config gives it."""
+
+    weight_decay: float
+    learning_rate: float
+    beta1: float
+    beta2: float
+    grad_clip: float
+
+
+def _optimizer(config: EffectiveConfig) -> _Optimizer:
     """The optimizer settings that are known, finite numbers (the rest keep nanoGPT's
     defaults)."""
-    values = {key: config.get(key) for key in OPTIMIZER_KEYS}
-    return {
-        key: value
-        for key, value in values.items()
-        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < PLAUSIBLE
-    }
+    known = _Optimizer()
+    for key in OPTIMIZER_KEYS:
+        value = config.get(key)
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and abs(value) < PLAUSIBLE
+        ):
+            known[key] = value
+    return known

@@ -364,6 +364,7 @@ def _eval_fstring(node: cst.FormattedString, env: Mapping[str, Any]) -> Any:
         if isinstance(part, cst.FormattedStringText):
             parts.append(part.value)
             continue
+        part = cst.ensure_type(part, cst.FormattedStringExpression)  # the only other part
         if part.conversion is not None or part.format_spec is not None:
             return UNKNOWN
         value = _eval(part.expression, env)

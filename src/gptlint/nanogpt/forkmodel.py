@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import TypeGuard
 
 _WRAPPERS = frozenset({"GPT", "compile", "DDP", "DistributedDataParallel", "from_pretrained"})
 """Calls that build nanoGPT's GPT, or wrap the model train.py already built."""
@@ -65,7 +66,7 @@ def model_differences(model_py: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _tanh_gelu(node: ast.AST, called: set[str]) -> bool:
+def _tanh_gelu(node: ast.AST, called: set[str]) -> TypeGuard[ast.FunctionDef | ast.keyword]:
     """`def new_gelu(x): ... torch.tanh(...)` called by name, or `GELU(approximate='tanh')`."""
     if isinstance(node, ast.FunctionDef) and "gelu" in node.name.lower() and node.name in called:
         return any(

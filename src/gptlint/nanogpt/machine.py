@@ -58,4 +58,6 @@ def target_calls(value: cst.BaseExpression, gpu: GpuProfile) -> tuple[cst.BaseEx
     """`value` with the machine-only calls replaced by their answers on `gpu`, and whether
     there was any."""
     answer = _Answer(machine_answers(gpu))
-    return value.visit(answer), answer.used
+    visited = value.visit(answer)
+    assert isinstance(visited, cst.BaseExpression)  # calls are replaced, never removed
+    return visited, answer.used

@@ -9,7 +9,7 @@ import pickle
 import pickletools
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from gptlint.nanogpt.schema import DEFAULT_VOCAB_SIZE, KNOWN_META_VOCAB
 from gptlint.text.source import FileTooLarge, open_regular, read_regular, real_folder
@@ -98,7 +98,8 @@ def _streamed_vocab(path: Path, size: int) -> object:
     try:
         with open_regular(path) as stream:
             tracker = _TopLevelDict()
-            opcodes = pickletools.genops(_BoundedReader(stream))
+            reader = cast(IO[bytes], _BoundedReader(stream))  # genops calls read, readline
+            opcodes = pickletools.genops(reader)
             for count, (opcode, arg, _) in enumerate(opcodes):
                 if count >= MAX_META_OPCODES:
                     raise PickleRefused(
@@ -148,7 +149,7 @@ class _TopLevelDict:
     def __init__(self) -> None:
         self.stack: list[object] = []
         self.marks: list[int] = []
-        self.memo: dict[int, object] = {}
+        self.memo: dict[object, object] = {}  # by the index each PUT or MEMOIZE gives
         self.candidate: tuple[int, int] | None = None  # an int after 'vocab_size': its place
 
     def step(self, opcode: pickletools.OpcodeInfo, arg: object) -> object:
@@ -291,7 +292,8 @@ def _scan(raw: bytes) -> str:
     """What is wrong with the pickle `raw` before unpickling it ('' when nothing): too many
     opcodes, nesting deeper than MAX_META_DEPTH (the unpickler's stack, marks included), a
     length past the end of the data."""
-    depth, marks = 0, []
+    depth = 0
+    marks: list[int] = []  # the depth below each open mark
     try:
         for count, (opcode, _, _) in enumerate(pickletools.genops(raw)):
             if count >= MAX_META_OPCODES:

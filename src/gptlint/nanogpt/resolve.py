@@ -15,12 +15,12 @@ from typing import Any
 
 import libcst as cst
 
+from gptlint.facts.gpus import DEFAULT_GPU, PROFILES, GpuProfile
 from gptlint.facts.kinds import ValueKind
 from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.configfile import Assignment, Binding, ConfigFile, parse_config
 from gptlint.nanogpt.evaluate import TOO_LARGE, apply_augmented_why, evaluate_why, identifier
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, Schema, schema_for
-from gptlint.settings.table import Settings
 from gptlint.text.source import SourceError, read_source
 
 
@@ -91,7 +91,7 @@ class EffectiveConfig:
             return f"default ({self.schema.origin})"
         if resolved.kind == ValueKind.OVERRIDE:
             return f"override {resolved.text}"
-        node = resolved.assignment.target if resolved.assignment else None
+        node: cst.CSTNode | None = resolved.assignment.target if resolved.assignment else None
         if node is None and resolved.binding is not None:
             node = resolved.binding.statement
         line = self.file.position(node).start.line if node is not None else 1
@@ -222,10 +222,13 @@ class _NameFinder(cst.CSTVisitor):
             self.found = True
 
 
-def load_config(path: str | Path, settings: Settings | None = None) -> EffectiveConfig:
-    """Read, parse and resolve the config at `path` with the schema `settings` selects."""
+def load_config(
+    path: str | Path, defaults: Path | None = None, gpu: GpuProfile = PROFILES[DEFAULT_GPU]
+) -> EffectiveConfig:
+    """Read, parse and resolve the config at `path` with its schema (`schema_for`: the
+    `defaults` train.py, else the one beside the config, on the target `gpu`)."""
     try:
         file = parse_config(read_source(str(path)))
     except SourceError as exc:
         raise ConfigError(f"{path}:{exc.line}:{exc.col}: {exc.message}") from None
-    return resolve(file, schema_for(Path(path), settings, file.source.text))
+    return resolve(file, schema_for(Path(path), defaults, gpu, file.source.text))

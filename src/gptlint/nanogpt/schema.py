@@ -15,7 +15,7 @@ from typing import Any
 
 import libcst as cst
 
-from gptlint.facts.gpus import DEFAULT_GPU, GpuProfile, get_profile
+from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.configfile import parse_config
 from gptlint.nanogpt.evaluate import evaluate
@@ -30,7 +30,6 @@ from gptlint.nanogpt.program import NANOGPT_LOOP, Loop, parse_python, read_loop
 from gptlint.nanogpt.rewrites import Rewrite
 from gptlint.nanogpt.rewrites import collect as collect_rewrites
 from gptlint.nanogpt.scriptnames import names_read_after
-from gptlint.settings.table import Settings
 from gptlint.text.source import SourceError, read_source
 
 NANOGPT_DEFAULTS: dict[str, Any] = {
@@ -320,7 +319,7 @@ def _take_suite(suite: cst.BaseSuite, env: dict[str, Any], taken: set[int]) -> N
     if isinstance(suite, cst.SimpleStatementSuite):
         taken.update(id(small) for small in suite.body)
         return
-    for line in suite.body:
+    for line in cst.ensure_type(suite, cst.IndentedBlock).body:  # the only other suite
         if isinstance(line, cst.SimpleStatementLine):
             taken.update(id(small) for small in line.body)
         else:
@@ -369,13 +368,14 @@ def _splits_accumulation(text: str) -> bool:
     return _SPLIT_ACCUMULATION.search(text) is not None
 
 
-def schema_for(config_path: Path, settings: Settings | None, text: str | None = None) -> Schema:
-    """The schema for a config: the `defaults` train.py, the training script found beside the
-    config folder (`find_train_py`; `text` is the config's, when the caller has read it), or
-    nanoGPT's defaults."""
-    gpu = get_profile(settings.gpu if settings else DEFAULT_GPU)
-    if settings and settings.defaults:
-        return _schema_of(settings.defaults, gpu)
+def schema_for(
+    config_path: Path, defaults: Path | None, gpu: GpuProfile, text: str | None = None
+) -> Schema:
+    """The schema for a config on the target `gpu`: the `defaults` train.py (the setting of
+    that name), else the training script found beside the config folder (`find_train_py`;
+    `text` is the config's, when the caller has read it), else nanoGPT's defaults."""
+    if defaults is not None:
+        return _schema_of(defaults, gpu)
     scripts, other = _find_scripts(_folder_of(config_path))
     if other is not None:
         raise NotNanoGPTError(

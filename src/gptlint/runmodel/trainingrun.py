@@ -1,6 +1,7 @@
 """The run model both front ends produce and the estimate and the plugin consume: a model's
 shape, one process's training step, the model's source, the whole run, and the problems that
-stop a run from being derived. Plain data, no torch; `nanogpt.derive` fills it for nanoGPT.
+stop a run from being derived (`Derived`: a result or its problems). Plain data, no torch;
+`nanogpt.derive` fills it for nanoGPT.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,22 @@ class Problem:
 
     def __str__(self) -> str:
         return self.message
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Derived(Generic[T]):
+    """What a derivation came to: its `value`, or None and the `problems` that stop train.py
+    (never both, never neither)."""
+
+    value: T | None
+    problems: tuple[Problem, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.value is None) != bool(self.problems):
+            raise ValueError("a derivation has a value or problems, not both or neither")
 
 
 @dataclass(frozen=True)

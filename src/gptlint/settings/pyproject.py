@@ -1,6 +1,7 @@
 """Reading settings: `[tool.gptlint]` in the nearest pyproject.toml, and the check of one raw
 value (from that table or the command line) against its row of `gptlint.settings.table.SETTINGS`,
-rule codes against the rule registry included."""
+rule codes against the codes of the rules there are (the caller's `rule_codes`: the registry is
+the lint layer's)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from gptlint.lint.rules import check_codes
-from gptlint.settings.table import SETTINGS, Settings, SettingsError, SettingSpec
+from gptlint.settings.table import (
+    SETTINGS,
+    RuleCodes,
+    Settings,
+    SettingsError,
+    SettingSpec,
+    check_known_codes,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,12 +29,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 _BY_KEY: dict[str, SettingSpec] = {spec.pyproject_key: spec for spec in SETTINGS}
 
 
-def convert(spec: SettingSpec, value: Any, base: Path) -> Any:
-    """Check and convert one setting's raw value, relative paths from `base`; raises
-    ValueError/TypeError with the reason."""
+def convert(spec: SettingSpec, value: Any, base: Path, rule_codes: RuleCodes) -> Any:
+    """Check and convert one setting's raw value, relative paths from `base`, rule codes
+    against `rule_codes` (those of every rule); raises ValueError/TypeError with the reason."""
     converted = spec.convert(value, base)
     if spec.selects_rules:
-        check_codes(converted)
+        check_known_codes(converted, rule_codes)
     return converted
 
 
@@ -53,12 +60,13 @@ def _is_file(path: Path) -> bool:
         raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def load_settings(start: Path) -> Settings:
-    """Settings from the nearest pyproject.toml with `[tool.gptlint]`, or the defaults."""
+def load_settings(start: Path, rule_codes: RuleCodes) -> Settings:
+    """Settings from the nearest pyproject.toml with `[tool.gptlint]`, or the defaults; rule
+    codes are checked against `rule_codes` (those of every rule)."""
     pyproject = find_pyproject(start)
     if pyproject is None:
         return Settings()
-    return _load_pyproject(pyproject, _version(pyproject))
+    return _load_pyproject(pyproject, _version(pyproject), rule_codes)
 
 
 def _version(path: Path) -> tuple[int, int]:
@@ -96,9 +104,13 @@ def _read_table(path: Path, version: tuple[int, int]) -> tuple[str, Any] | None:
 
 
 @lru_cache(maxsize=64)
-def _load_pyproject(path: Path, version: tuple[int, int]) -> Settings:
-    """The settings in `path` (cached until the file changes)."""
-    text, table = _read_table(path, version)
+def _load_pyproject(path: Path, version: tuple[int, int], rule_codes: RuleCodes) -> Settings:
+    """The settings in `path` (cached until the file changes); the defaults where its
+    `[tool.gptlint]` is gone (the file changed after `find_pyproject` found the table)."""
+    read = _read_table(path, version)
+    if read is None:
+        return Settings()
+    text, table = read
     if not isinstance(table, dict):
         raise SettingsError(f"{path}:{_key_line(text, 'gptlint')}: [tool.gptlint] must be a table")
     values: dict[str, Any] = {}
@@ -109,7 +121,7 @@ def _load_pyproject(path: Path, version: tuple[int, int]) -> Settings:
             known = ", ".join(_BY_KEY)
             raise SettingsError(f"{where}: unknown key {key!r} in [tool.gptlint] (known: {known})")
         try:
-            values[spec.name] = convert(spec, value, path.parent)
+            values[spec.name] = convert(spec, value, path.parent, rule_codes)
         except (TypeError, ValueError) as exc:
             raise SettingsError(f"{where}: {key}: {exc}") from None
     return Settings(root=path.parent, **values)

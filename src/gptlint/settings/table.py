@@ -3,9 +3,9 @@
 Every setting is a row of `SETTINGS`: its `Settings` field, its `[tool.gptlint]` key, its
 command-line flag and help, and how a raw value is checked and converted. The command line
 (`gptlint.command.cli`, `gptlint.command.invocation`), the pyproject.toml loader
-(`gptlint.settings.pyproject`) and the pytest plugin all read this table. Whether a rule code
-names a rule is checked by the loaders, which may import the rule registry
-(`gptlint.lint.rules.check_codes`); this module checks only its form.
+(`gptlint.settings.pyproject`) and the pytest plugin all read this table. A rule code's form is
+checked by its row; whether it names a rule, against the codes the caller passes
+(`check_known_codes`: the rule registry is the lint layer's, `gptlint.lint.rules.RULE_CODES`).
 """
 
 from __future__ import annotations
@@ -45,20 +45,41 @@ class Settings:
     fix_strategy: str = "keep-width"
     exclude: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
-    root: Path | None = field(default=None, compare=False)
+    root: Path | None = field(default=None, compare=False)  # where `exclude` starts (None: cwd)
     jobs: int | None = field(default=None, compare=False)  # how fast, not what: see SETTINGS
 
     def profile(self) -> GpuProfile:
         """The target GPU's profile, with the `cuda-context` setting's figure where one is set."""
         return with_context(get_profile(self.gpu), self.cuda_context, "the cuda-context setting")
 
+    def budget(self) -> int:
+        """Bytes a training step may use: the `memory-budget` setting, else the GPU's total."""
+        if self.memory_budget is not None:
+            return self.memory_budget
+        return get_profile(self.gpu).usable_bytes
+
     def merged(self, overrides: dict[str, Any]) -> Settings:
         """These settings with the non-None `overrides` (from the command line) on top; config
-        overrides (`--set`) come after the file's `set` table, so the command line wins."""
+        overrides (`--set`) come after the file's `set` table, so the command line wins, and
+        `--exclude` patterns start at the working folder, not at the pyproject.toml's."""
         values = {k: v for k, v in overrides.items() if v is not None}
         if "overrides" in values:
             values["overrides"] = self.overrides + tuple(values["overrides"])
+        if "exclude" in values:
+            values["root"] = None
         return replace(self, **values)
+
+
+RuleCodes = tuple[str, ...]
+"""The codes of every rule (`gptlint.lint.rules.RULE_CODES`), which rule-code settings name."""
+
+
+def check_known_codes(codes: tuple[str, ...], rule_codes: RuleCodes) -> None:
+    """ValueError unless each of `codes` (upper case, of the right form) is ALL or a prefix of
+    at least one of `rule_codes`."""
+    for code in codes:
+        if code != "ALL" and not any(rule.startswith(code) for rule in rule_codes):
+            raise ValueError(f"{code!r} matches no rule (see gptlint --list-rules)")
 
 
 Converter = Callable[[Any, Path], Any]
@@ -159,7 +180,8 @@ class SettingSpec:
 
     @property
     def selects_rules(self) -> bool:
-        """Whether the value is rule codes, which the loaders check against the registry."""
+        """Whether the value is rule codes, which the loaders check against the rules'
+        (`check_known_codes`)."""
         return self.convert is _codes
 
 
@@ -256,5 +278,5 @@ def check_setting(name: str, value: Any, base: Path | None = None) -> Any:
     """`value` for the setting `name` (a `Settings` field), checked and converted by its row of
     the table; relative paths start at `base` (default: the working directory). Raises
     ValueError or TypeError with the reason, without the setting's name. Rule codes are
-    checked for their form only (see `gptlint.lint.rules.check_codes`)."""
+    checked for their form only (see `check_known_codes`)."""
     return SETTINGS_BY_NAME[name].convert(value, Path.cwd() if base is None else base)

@@ -28,14 +28,8 @@ ALL_RULES: list[type[Rule]] = sorted(
     key=lambda rule: rule.code,
 )
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
-
-
-def check_codes(codes: tuple[str, ...]) -> None:
-    """ValueError unless each of `codes` (upper case, of the right form) is ALL or a prefix of
-    at least one rule's code."""
-    for code in codes:
-        if code != "ALL" and not any(rule.code.startswith(code) for rule in ALL_RULES):
-            raise ValueError(f"{code!r} matches no rule (see gptlint --list-rules)")
+RULE_CODES: tuple[str, ...] = tuple(RULES_BY_CODE)
+"""Every rule's code: what the settings loaders check `select` and `ignore` against."""
 
 
 def enabled_codes(select: tuple[str, ...] | None, ignore: tuple[str, ...]) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from gptlint.lint.context import LintContext
+from gptlint.nanogpt.rejects import PLAUSIBLE
 
 
 def positive_int(value: object) -> bool:
@@ -15,18 +16,13 @@ def is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-PLAUSIBLE = 10**15
-"""Numbers beyond this (and inf, nan) are not settings anyone trains with; rules that compute
-with them skip them instead of overflowing."""
-
-
 def plausible(value: object) -> bool:
     """A finite number of plausible size (False for inf, nan, 10 ** 400)."""
     return is_number(value) and abs(value) < PLAUSIBLE
 
 
 def plausible_int(value: object) -> bool:
-    """A positive int of plausible size."""
+    """A positive int of plausible size (below `gptlint.nanogpt.rejects.PLAUSIBLE`)."""
     return positive_int(value) and value < PLAUSIBLE
 
 

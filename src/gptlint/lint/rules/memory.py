@@ -86,8 +86,8 @@ class PeakMemoryAboveBudget(Rule):
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         if not any(ctx.file.assignments_of(key) for key in _MEMORY_KEYS):
             return  # nothing here sizes a run: nanoGPT's defaults are not this file's doing
-        run = ctx.training_run
-        if isinstance(run, list) or ctx.config.get("eval_only") is True:
+        run = ctx.training_run.value
+        if run is None or ctx.config.get("eval_only") is True:
             return
         spec = run.spec
         estimate = estimate_memory(spec, ctx.gpu)
@@ -190,10 +190,10 @@ class MemoryNotChecked(Rule):
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         if not any(ctx.file.assignments_of(key) for key in _MEMORY_KEYS):
             return
-        run = ctx.training_run
-        if not isinstance(run, list) or ctx.config.get("eval_only") is True:
+        problems = ctx.training_run.problems
+        if not problems or ctx.config.get("eval_only") is True:
             return
-        unknown = next((p for p in run if p.unknown or p.architecture or p.missing), None)
+        unknown = next((p for p in problems if p.unknown or p.architecture or p.missing), None)
         if unknown is None:
             return
         resolved = ctx.config.resolved(unknown.key)
@@ -207,8 +207,8 @@ class MemoryNotChecked(Rule):
         elif unknown.missing:
             way_out = "gptlint derives runs the way nanoGPT's train.py builds them"
         else:
-            keys = [p.key for p in run if p.unknown]  # all of them at once, not one per rerun
-            unknown_text = "; ".join(str(p) for p in run if p.unknown)
+            keys = [p.key for p in problems if p.unknown]  # all of them at once, not one per rerun
+            unknown_text = "; ".join(str(p) for p in problems if p.unknown)
             way_out = (
                 f"supply {'it' if len(keys) == 1 else 'them'} with"
                 f" {' '.join(f'--set {key}=VALUE' for key in keys)}"
@@ -505,8 +505,8 @@ class MemoryClaimMismatch(Rule):
         text = ctx.file.source.text
         if next(memory_claims(text), None) is None:
             return  # no claim anywhere: skip walking the tree for comments
-        run = ctx.training_run
-        if isinstance(run, list) or ctx.config.get("eval_only") is True:
+        run = ctx.training_run.value
+        if run is None or ctx.config.get("eval_only") is True:
             return
         peak = estimate_memory(run.spec, ctx.gpu).total
         values = {"batch_size": run.spec.batch_size, "block_size": run.spec.block_size}
