@@ -157,3 +157,33 @@ def test_the_graph_sees_function_level_imports() -> None:
     assert (
         "gptlint.lint.context" not in graph["gptlint.lint.rules.base"]
     )  # only under TYPE_CHECKING
+
+
+LAYERS = ("facts", "text", "runmodel", "nanogpt", "settings", "lint", "output", "command")
+"""gptlint's groups, bottom to top: each imports only the groups before it (and itself).
+docs/ARCHITECTURE.md draws the same order."""
+
+
+def _layer(module: str) -> int | None:
+    """The position of `module`'s group in LAYERS; None for the package's own top level."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_every_gptlint_module_is_in_a_layer() -> None:
+    loose = [m for m in import_graph() if m.startswith("gptlint.") and _layer(m) is None]
+    assert loose == ["gptlint.__main__"], loose
+
+
+def test_layers_import_only_the_layers_below() -> None:
+    graph = import_graph()
+    upward = [
+        f"{module} ({LAYERS[below]}) imports {target} ({LAYERS[above]})"
+        for module, targets in sorted(graph.items())
+        if module.startswith("gptlint.") and (below := _layer(module)) is not None
+        for target in sorted(targets)
+        if target.startswith("gptlint.")
+        and (above := _layer(target)) is not None
+        and above > below
+    ]
+    assert not upward, "imports against the layer order:\n" + "\n".join(upward)
