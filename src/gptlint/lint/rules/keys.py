@@ -1,4 +1,4 @@
-"""Key rules: what nanoGPT's configurator silently accepts and ignores, repeats and retypes."""
+"""GPT2xx, keys: what nanoGPT's configurator silently accepts and ignores, repeats and retypes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Memory and size rules: the analytical peak against the GPU budget, parameter-count claims."""
+"""GPT5xx, memory and size: the analytical peak against the GPU budget, parameter-count claims."""
 
 from __future__ import annotations
 

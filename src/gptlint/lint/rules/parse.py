@@ -1,4 +1,4 @@
-"""GPT000: the file cannot be read or parsed."""
+"""GPT0xx, reading: the file cannot be read or parsed."""
 
 from __future__ import annotations
 
@@ -27,3 +27,6 @@ class UnreadableFile(Rule):
 
     def check(self, ctx) -> Iterator[Violation]:  # reported by the linter itself, before rules
         return iter(())
+
+
+RULES = [UnreadableFile]

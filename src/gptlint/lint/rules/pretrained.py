@@ -1,4 +1,4 @@
-"""Run-setting rules: init_from, pretrained checkpoints and dtype."""
+"""GPT3xx, run settings: init_from, pretrained checkpoints and dtype."""
 
 from __future__ import annotations
 

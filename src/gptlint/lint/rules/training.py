@@ -1,4 +1,4 @@
-"""Training-loop rules: DDP gradient accumulation, the learning-rate schedule, evaluation."""
+"""GPT4xx, the training loop: DDP gradient accumulation, the learning-rate schedule, evaluation."""
 
 from __future__ import annotations
 
