@@ -16,8 +16,8 @@ import libcst as cst
 from gptlint.facts.kinds import FixSafety, Severity, ValueKind
 from gptlint.facts.values import UNKNOWN
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Edit, Fix
-from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.lint.diagnostics import Edit
+from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.impossible import problem
 from gptlint.nanogpt.configfile import Assignment, ConfigFile
 from gptlint.nanogpt.schema import MODEL_ONLY_KEYS, NANOGPT_SCHEMA
@@ -279,7 +279,7 @@ class UnknownKeyNearMiss(Rule):
             fix = None
             if _certain(assignment.key, meant) and not ctx.file.assignments_of(meant):
                 edits = tuple(_rename(a, meant) for a in ctx.file.assignments_of(assignment.key))
-                fix = Fix(f"rename {assignment.key} to {meant}", edits, FixSafety.UNSAFE)
+                fix = ProposedFix(f"rename {assignment.key} to {meant}", edits)
             yield Violation(assignment.target, message, fix)
 
 
@@ -452,15 +452,13 @@ class TypeDiffersFromDefault(Rule):
                 message += f"; write {fix.description.removeprefix('write ')}"
             yield Violation(resolved.assignment.target, message, fix)
 
-    def _fix(self, assignment: Assignment, value: Any, kind: type) -> Fix | None:
+    def _fix(self, assignment: Assignment, value: Any, kind: type) -> ProposedFix | None:
         new = _converted(value, kind)
         literal_value = isinstance(assignment.value, cst.Integer | cst.Float | cst.Name)
         if new is UNKNOWN or not literal_value or not assignment.is_plain:
             return None
-        return Fix(
-            f"write {new!r}",
-            (Edit(assignment.value, lambda old: replace_literal(old, new)),),
-            FixSafety.UNSAFE,
+        return ProposedFix(
+            f"write {new!r}", (Edit(assignment.value, lambda old: replace_literal(old, new)),)
         )
 
 

@@ -13,8 +13,8 @@ import libcst as cst
 from gptlint.facts.kinds import FixSafety, Severity, ValueKind
 from gptlint.facts.units import format_gib, format_params
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Edit, Fix
-from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.lint.diagnostics import Edit
+from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import target
 from gptlint.lint.scopes import ConfigScope
 from gptlint.nanogpt.derive import PRESETS
@@ -120,7 +120,9 @@ class PeakMemoryAboveBudget(Rule):
             message += advice
         yield Violation(target(ctx, "batch_size") or _shape_node(ctx), message, fix)
 
-    def _advice(self, ctx: LintContext, run: TrainingRun, fits: int) -> tuple[Fix | None, str]:
+    def _advice(
+        self, ctx: LintContext, run: TrainingRun, fits: int
+    ) -> tuple[ProposedFix | None, str]:
         fitted = estimate_memory(replace(run.spec, batch_size=fits), ctx.gpu).total
         advice = f"; the largest batch_size that fits is {fits} ({format_gib(fitted)})"
         if any(
@@ -143,7 +145,7 @@ class PeakMemoryAboveBudget(Rule):
             {"batch_size": batch, "gradient_accumulation_steps": new_accum}
         )
         description = f"set batch_size = {batch}, gradient_accumulation_steps = {new_accum}"
-        return Fix(description, edits, FixSafety.UNSAFE), advice
+        return ProposedFix(description, edits), advice
 
 
 class MemoryNotChecked(Rule):
@@ -406,9 +408,7 @@ class ParameterClaimMismatch(Rule):
         new = _restated(match, count)
         text = node.value[:start] + new + node.value[end:]
         edit = Edit(node, lambda old: old.with_changes(value=text))
-        return Violation(
-            node, message, Fix(f"write {new} in the comment", (edit,), FixSafety.UNSAFE)
-        )
+        return Violation(node, message, ProposedFix(f"write {new} in the comment", (edit,)))
 
 
 _GIB_UNIT = r"(?P<unit>GB|GiB|G|gb|gib)\b"
@@ -546,7 +546,7 @@ class MemoryClaimMismatch(Rule):
                 f" {'compiled' if run.spec.compile else 'eager'}, on {ctx.gpu.name})"
             )
             edit = Edit(node, lambda old, fixed=fixed: old.with_changes(value=fixed))
-            yield Violation(node, message, Fix("correct the comment", (edit,), FixSafety.UNSAFE))
+            yield Violation(node, message, ProposedFix("correct the comment", (edit,)))
 
 
 RULES = [PeakMemoryAboveBudget, MemoryNotChecked, MemoryClaimMismatch, ParameterClaimMismatch]

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 from gptlint.facts.kinds import FixSafety, Severity
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Fix
-from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import positive_int, target
 from gptlint.lint.scopes import ConfigScope, removable, remove_statements
 from gptlint.nanogpt.derive import DTYPES, INIT_FROM_VALUES, PRESETS
@@ -36,8 +35,8 @@ def _shape_text(name: str) -> str:
     return f"{p.n_layer}/{p.n_head}/{p.n_embd}, bias {p.bias}"
 
 
-def _set(ctx: LintContext, key: str, value: object, safety: str) -> Fix:
-    return Fix(f"set {key} = {value!r}", ConfigScope(ctx.config).set_value(key, value), safety)
+def _set(ctx: LintContext, key: str, value: object) -> ProposedFix:
+    return ProposedFix(f"set {key} = {value!r}", ConfigScope(ctx.config).set_value(key, value))
 
 
 class ShapeIgnoredWhenPretrained(Rule):
@@ -99,7 +98,7 @@ class ShapeIgnoredWhenPretrained(Rule):
         if all(removable(a) for a in assignments):
             edits = remove_statements(ctx.file.module, [a.statement for a in assignments])
             if edits:
-                fix = Fix(f"delete the {', '.join(keys)} lines", edits, FixSafety.UNSAFE)
+                fix = ProposedFix(f"delete the {', '.join(keys)} lines", edits)
         yield Violation(assignments[0].target, message, fix)
 
 
@@ -143,7 +142,7 @@ class BlockSizeAbovePretrained(Rule):
         yield Violation(
             target(ctx, "block_size") or target(ctx, "init_from"),
             message,
-            _set(ctx, "block_size", limit, FixSafety.SAFE),
+            _set(ctx, "block_size", limit),
         )
 
 
@@ -202,7 +201,7 @@ class InvalidInitFrom(Rule):
         fix = None
         if meant is not None:
             message += f"; did you mean {meant!r}?"
-            fix = _set(ctx, "init_from", meant, FixSafety.SAFE)
+            fix = _set(ctx, "init_from", meant)
         yield Violation(target(ctx, "init_from"), message, fix)
 
 
@@ -242,7 +241,7 @@ class InvalidDtype(Rule):
         fix = None
         if meant is not None:
             message += f"; did you mean {meant!r}?"
-            fix = _set(ctx, "dtype", meant, FixSafety.SAFE)
+            fix = _set(ctx, "dtype", meant)
         yield Violation(target(ctx, "dtype"), message, fix)
 
 
@@ -288,9 +287,7 @@ class Bf16WithoutSupport(Rule):
             " PyTorch emulates it without tensor cores; use dtype='float16' (train.py adds a"
             " GradScaler)"
         )
-        yield Violation(
-            target(ctx, "dtype"), message, _set(ctx, "dtype", "float16", FixSafety.UNSAFE)
-        )
+        yield Violation(target(ctx, "dtype"), message, _set(ctx, "dtype", "float16"))
 
 
 RULES = [

@@ -15,8 +15,7 @@ from gptlint.facts.kinds import FixSafety, Severity, ValueKind
 from gptlint.facts.units import format_gib, format_params
 from gptlint.facts.values import UNKNOWN
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Fix
-from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import plausible_int, positive_int
 from gptlint.lint.rules.impossible import problem
 from gptlint.lint.scopes import CallScope, ConfigScope
@@ -173,9 +172,7 @@ class EmbdNotDivisibleByHeads(Rule):
             key, value = "n_head", width.n_head
         else:
             key, value = "n_embd", heads[0].n_embd
-        fix = Fix(
-            f"set {key} = {value}", scope.set_value(key, value), self.fix_safety or FixSafety.SAFE
-        )
+        fix = ProposedFix(f"set {key} = {value}", scope.set_value(key, value))
         node = _report_node(scope)
         return Violation(node, message, fix)
 
@@ -237,8 +234,8 @@ def _math_cost(ctx: LintContext, scope: Scope, n_head: int) -> str:
     )
 
 
-def _head_fix(scope: Scope, choice: int, safety: str) -> Fix:
-    return Fix(f"set n_head = {choice}", scope.set_value("n_head", choice), safety)
+def _head_fix(scope: Scope, choice: int) -> ProposedFix:
+    return ProposedFix(f"set n_head = {choice}", scope.set_value("n_head", choice))
 
 
 class HeadDimNotMultipleOf8(Rule):
@@ -304,7 +301,7 @@ class HeadDimNotMultipleOf8(Rule):
             fix = None
             if choice is not None:
                 message += f"; use n_head={choice.n_head} (head_dim {choice.head_dim})"
-                fix = _head_fix(scope, choice.n_head, FixSafety.UNSAFE)
+                fix = _head_fix(scope, choice.n_head)
             else:
                 message += f"; n_embd={n_embd} is not a multiple of 8, so no n_head helps"
             yield Violation(scope.node_for("n_head") or scope.node_for("n_embd"), message, fix)
@@ -382,7 +379,7 @@ class HeadDimAbove256(Rule):
             fix = None
             if choices:
                 message += f"; use n_head={choices[0]} (head_dim {n_embd // choices[0]})"
-                fix = _head_fix(scope, choices[0], FixSafety.UNSAFE)
+                fix = _head_fix(scope, choices[0])
             yield Violation(scope.node_for("n_head") or scope.node_for("n_embd"), message, fix)
 
 
@@ -435,7 +432,7 @@ class HeadsNotDivisibleByKvHeads(Rule):
                     f" serve the same number of query heads ({n_head}/{kv} = {n_head / kv:.2f});"
                     f" use {key}={best} ({n_head // best} query heads per KV head)"
                 )
-                fix = Fix(f"set {key} = {best}", scope.set_value(key, best), FixSafety.SAFE)
+                fix = ProposedFix(f"set {key} = {best}", scope.set_value(key, best))
                 yield Violation(scope.node_for(key), message, fix)
 
 
@@ -484,11 +481,7 @@ class VocabNotMultipleOf64(Rule):
                 f" vocab logits matmul run on ragged tiles; use {padded} (nanoGPT pads 50257 to"
                 f" 50304 the same way; the {padded - vocab} extra rows are never a target)"
             )
-            fix = Fix(
-                f"set vocab_size = {padded}",
-                scope.set_value("vocab_size", padded),
-                FixSafety.UNSAFE,
-            )
+            fix = ProposedFix(f"set vocab_size = {padded}", scope.set_value("vocab_size", padded))
             yield Violation(node, message, fix)
 
 

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 from gptlint.facts.kinds import FixSafety, Severity
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Fix
-from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import is_number, latest, plausible, positive_int, target
 from gptlint.lint.scopes import ConfigScope
 
@@ -97,7 +96,7 @@ class AccumulationNotDivisibleByWorldSize(Rule):
             f" iteration change by {new / accum:.2f}x)"
         )
         edits = ConfigScope(ctx.config).set_value("gradient_accumulation_steps", new)
-        fix = Fix(f"set gradient_accumulation_steps = {new}", edits, FixSafety.UNSAFE)
+        fix = ProposedFix(f"set gradient_accumulation_steps = {new}", edits)
         node = target(ctx, "gradient_accumulation_steps") or world.node
         yield Violation(node, message, fix)
 
