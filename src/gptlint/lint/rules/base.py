@@ -26,14 +26,17 @@ class Valid:
 
 @dataclass(frozen=True)
 class Invalid:
-    """A config the rule must report; `expected_fix` is the file after `--fix` (None: no fix),
-    `message` a substring the message must contain."""
+    """A config the rule must report, first at `line` and `col` (1-based, as the output shows
+    them); `expected_fix` is the file after `--fix` (None: no fix), `message` a substring the
+    message must contain."""
 
     code: str
     expected_fix: str | None = None
     message: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     unsafe_fixes: bool = False
+    line: int = field(kw_only=True)
+    col: int = field(kw_only=True)
 
 
 @dataclass(frozen=True, eq=False)

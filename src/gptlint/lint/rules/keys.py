@@ -243,23 +243,36 @@ class UnknownKeyNearMiss(Rule):
         Invalid(
             "n_layer = 12\nn_embed = 576  # ~125M\n",
             "n_layer = 12\nn_embd = 576  # ~125M\n",
+            line=2,
+            col=1,
             message="n_embed is not a nanoGPT config key: did you mean n_embd?",
             unsafe_fixes=True,
         ),
         Invalid(
             "gradient_accumulation_step = 8\n",
             "gradient_accumulation_steps = 8\n",
+            line=1,
+            col=1,
             message="the run uses gradient_accumulation_steps=40 (the default)",
             unsafe_fixes=True,
         ),
         Invalid(
             "learning_rat = 3e-4\n",
             "learning_rate = 3e-4\n",
+            line=1,
+            col=1,
             message="did you mean learning_rate?",
             unsafe_fixes=True,
         ),
-        Invalid("lr = 1e-3\nlearning_rate = 6e-4\n", message="did you mean learning_rate?"),
-        Invalid("decay_lr_at = 0\n", message="did you mean decay_lr?", unsafe_fixes=True),
+        Invalid(
+            "lr = 1e-3\nlearning_rate = 6e-4\n",
+            line=1,
+            col=1,
+            message="did you mean learning_rate?",
+        ),
+        Invalid(
+            "decay_lr_at = 0\n", line=1, col=1, message="did you mean decay_lr?", unsafe_fixes=True
+        ),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -339,6 +352,8 @@ class DuplicateKey(Rule):
     INVALID = (
         Invalid(
             "batch_size = 12\nblock_size = 1024\nbatch_size = 16\n",
+            line=3,
+            col=1,
             message="batch_size is assigned on line 1 and again on line 3: the first value (12)"
             " is never used; the run uses 16",
         ),
@@ -419,13 +434,15 @@ class TypeDiffersFromDefault(Rule):
         Invalid(
             "weight_decay = 0\n",
             "weight_decay = 0.0\n",
+            line=1,
+            col=1,
             message="weight_decay = 0 is an int, but the default (0.1) is a float:"
             " `--weight_decay=0.1` would fail",
             unsafe_fixes=True,
         ),
-        Invalid("max_iters = 5e3\n", "max_iters = 5000\n", unsafe_fixes=True),
-        Invalid("compile = 0\n", "compile = False\n", unsafe_fixes=True),
-        Invalid("learning_rate = '6e-4'\n", message="is a str"),
+        Invalid("max_iters = 5e3\n", "max_iters = 5000\n", line=1, col=1, unsafe_fixes=True),
+        Invalid("compile = 0\n", "compile = False\n", line=1, col=1, unsafe_fixes=True),
+        Invalid("learning_rate = '6e-4'\n", line=1, col=1, message="is a str"),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -483,6 +500,8 @@ class UnknownKey(Rule):
     INVALID = (
         Invalid(
             "use_rotary = True\n",
+            line=1,
+            col=1,
             message="use_rotary is not a nanoGPT config key: nanoGPT's train.py never reads it",
         ),
     )
@@ -514,12 +533,16 @@ class ModelKeyNotRead(Rule):
     INVALID = (
         Invalid(
             "vocab_size = 65\n",
+            line=1,
+            col=1,
             message="vocab_size is a model setting that nanoGPT's train.py never reads from a"
             " config: the run uses 50304",
         ),
-        Invalid("n_kv_head = 4\n", message="grouped-query attention"),
+        Invalid("n_kv_head = 4\n", line=1, col=1, message="grouped-query attention"),
         Invalid(
             "init_from = 'gpt2'\nvocab_size = 50304\n",
+            line=2,
+            col=1,
             message="the run uses 50257 (gpt2's checkpoint)",
         ),
     )

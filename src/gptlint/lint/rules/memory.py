@@ -67,16 +67,22 @@ class PeakMemoryAboveBudget(Rule):
             "gradient_accumulation_steps = 32\ncompile = False\n",
             "n_layer = 12\nn_head = 12\nn_embd = 576\nbatch_size = 8\nblock_size = 1024\n"
             "gradient_accumulation_steps = 64\ncompile = False\n",
+            line=4,
+            col=1,
             message="exceeds the 11.99 GiB budget of rtx4070",
             unsafe_fixes=True,
         ),
         Invalid(
             "init_from = 'gpt2-xl'\nbatch_size = 1\n",
+            line=2,
+            col=1,
             message="even batch_size=1 needs more: init_from='gpt2-medium' fits at batch_size 1",
         ),
         Invalid(
             "compile = False\nbatch_size = 12\n",
             "compile = False\nbatch_size = 3\ngradient_accumulation_steps = 160\n",
+            line=2,
+            col=1,
             message="budget of 6.00 GiB (the memory-budget setting)",
             settings={"memory_budget": 6 * 1024**3},
             unsafe_fixes=True,
@@ -181,10 +187,14 @@ class MemoryNotChecked(Rule):
     INVALID = (
         Invalid(
             "import os\nbatch_size = int(os.environ['BS'])\n",
+            line=2,
+            col=1,
             message="not known without running the config",
         ),
         Invalid(
             "import os\nbatch_size = int(os.environ['BS'])\nn_layer = int(os.environ['L'])\n",
+            line=3,
+            col=1,
             message="supply them with --set n_layer=VALUE --set batch_size=VALUE",
         ),
     )
@@ -349,6 +359,8 @@ class ParameterClaimMismatch(Rule):
         Invalid(
             "n_layer = 12\nn_head = 12\nn_embd = 576  # ~125M parameters\n",
             "n_layer = 12\nn_head = 12\nn_embd = 576  # ~77M parameters\n",
+            line=3,
+            col=15,
             message="the comment claims ~125M parameters, but this config's model (12 layers,"
             " n_embd 576, vocab_size 50304) has 76.77M (nanoGPT's get_num_params(): position"
             " embeddings excluded): 63% too high",
@@ -357,12 +369,16 @@ class ParameterClaimMismatch(Rule):
         Invalid(
             "# ~125M parameters\nn_layer = 12\nn_head = 12\nn_embd = 512\n",
             "# ~64M parameters\nn_layer = 12\nn_head = 12\nn_embd = 512\n",
+            line=1,
+            col=1,
             message="has 63.52M",
             unsafe_fixes=True,
         ),
         Invalid(
             '"""A 1.5B-parameter model."""\ninit_from = \'gpt2-medium\'\n',
             '"""A 354M-parameter model."""\ninit_from = \'gpt2-medium\'\n',
+            line=1,
+            col=1,
             message="gpt2-medium's model",
             unsafe_fixes=True,
         ),
@@ -489,6 +505,8 @@ class MemoryClaimMismatch(Rule):
             "batch_size = 16\n",
             "# batch 16 x block 1024 should fit easily in ~17.1 GB\nn_embd = 576\ncompile = False\n"
             "batch_size = 16\n",
+            line=1,
+            col=1,
             message="the comment says the run fits in ~10.5 GB, but GPT501 estimates a peak of"
             " 17.01 GiB",
             unsafe_fixes=True,
@@ -496,6 +514,8 @@ class MemoryClaimMismatch(Rule):
         Invalid(
             "# batch 16 fits in 12 GB\nbatch_size = 4\n",
             "# batch 4 fits in 12 GB\nbatch_size = 4\n",
+            line=1,
+            col=1,
             message="batch 16 in the comment, but batch_size is 4",
             unsafe_fixes=True,
         ),

@@ -21,8 +21,8 @@ class UnreadableFile(Rule):
     summary = "The file cannot be read or parsed"
     VALID = (Valid("n_layer = 12\n"),)
     INVALID = (
-        Invalid("n_layer = = 12\n", message="syntax error"),
-        Invalid("n_head = (12\n", message="syntax error"),
+        Invalid("n_layer = = 12\n", line=1, col=11, message="syntax error"),
+        Invalid("n_head = (12\n", line=1, col=10, message="syntax error"),
     )
 
     def check(self, ctx) -> Iterator[Violation]:  # reported by the linter itself, before rules

@@ -64,6 +64,8 @@ class ShapeIgnoredWhenPretrained(Rule):
         Invalid(
             "init_from = 'gpt2-xl'\n# a smaller model\nn_layer = 12\nn_head = 12\nbatch_size = 1\n",
             "init_from = 'gpt2-xl'\n# a smaller model\nbatch_size = 1\n",
+            line=3,
+            col=1,
             message="init_from='gpt2-xl' loads the checkpoint's shape (48/25/1600, bias True):"
             " n_layer, n_head set here are ignored",
             unsafe_fixes=True,
@@ -71,6 +73,8 @@ class ShapeIgnoredWhenPretrained(Rule):
         Invalid(
             "init_from = 'resume'\nn_embd = 512\nmax_iters = 10\n",
             "init_from = 'resume'\nmax_iters = 10\n",
+            line=2,
+            col=1,
             message="ckpt.pt",
             unsafe_fixes=True,
         ),
@@ -124,6 +128,8 @@ class BlockSizeAbovePretrained(Rule):
         Invalid(
             "init_from = 'gpt2-medium'\nblock_size = 2048\n",
             "init_from = 'gpt2-medium'\nblock_size = 1024\n",
+            line=2,
+            col=1,
             message="block_size=2048 is larger than gpt2-medium's 1024 positions",
         ),
     )
@@ -179,10 +185,18 @@ class InvalidInitFrom(Rule):
         Invalid(
             "init_from = 'Scratch'\n",
             "init_from = 'scratch'\n",
+            line=1,
+            col=1,
             message="init_from='Scratch' is not one of 'scratch', 'resume', 'gpt2',",
         ),
-        Invalid("init_from = 'gpt2_xl'\n", "init_from = 'gpt2-xl'\n", message="AssertionError"),
-        Invalid("init_from = 'llama'\n", message="NameError"),
+        Invalid(
+            "init_from = 'gpt2_xl'\n",
+            "init_from = 'gpt2-xl'\n",
+            line=1,
+            col=1,
+            message="AssertionError",
+        ),
+        Invalid("init_from = 'llama'\n", line=1, col=1, message="NameError"),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -222,11 +236,13 @@ class InvalidDtype(Rule):
         Invalid(
             "dtype = 'bf16'\n",
             "dtype = 'bfloat16'\n",
+            line=1,
+            col=1,
             message="dtype='bf16' is not one of 'float32', 'bfloat16', 'float16': train.py's"
             " dtype lookup raises KeyError; did you mean 'bfloat16'?",
         ),
-        Invalid("dtype = 'Float16'\n", "dtype = 'float16'\n"),
-        Invalid("dtype = 'int8'\n", message="KeyError"),
+        Invalid("dtype = 'Float16'\n", "dtype = 'float16'\n", line=1, col=1),
+        Invalid("dtype = 'int8'\n", line=1, col=1, message="KeyError"),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -268,6 +284,8 @@ class Bf16WithoutSupport(Rule):
         Invalid(
             "dtype = 'bfloat16'\n",
             "dtype = 'float16'\n",
+            line=1,
+            col=1,
             message="dtype='bfloat16' but t4 (NVIDIA Tesla T4 (16 GB), compute capability 7.5)"
             " has no bfloat16",
             settings={"gpu": "t4"},

@@ -112,6 +112,8 @@ class EmbdNotDivisibleByHeads(Rule):
         Invalid(
             "n_layer = 12\nn_head = 12\nn_embd = 512\n",
             "n_layer = 12\nn_head = 8\nn_embd = 512\n",
+            line=3,
+            col=1,
             message="n_embd=512 is not divisible by n_head=12 (512/12 = 42.67); use n_head=8"
             " (head_dim 64, 63.52M params, unchanged) or n_embd=480 (head_dim 40, 57.34M)"
             " / 576 (head_dim 48, 76.77M)",
@@ -119,22 +121,41 @@ class EmbdNotDivisibleByHeads(Rule):
         Invalid(
             "n_layer = 12\nn_head = 12\nn_embd = 512\n",
             "n_layer = 12\nn_head = 12\nn_embd = 480\n",
+            line=3,
+            col=1,
             settings={"fix_strategy": "keep-heads"},
         ),
         Invalid(
             "n_embd = 512  # from the default 12 heads\n",
             "n_embd = 512  # from the default 12 heads\nn_head = 8\n",
+            line=1,
+            col=1,
         ),
-        Invalid("n_head = 5\n", "n_head = 6\n", message="n_embd=768 is not divisible by n_head=5"),
+        Invalid(
+            "n_head = 5\n",
+            "n_head = 6\n",
+            line=1,
+            col=1,
+            message="n_embd=768 is not divisible by n_head=5",
+        ),
         Invalid(
             "config = GPTConfig(n_layer=6, n_head=6, n_embd=500)\n",
             "config = GPTConfig(n_layer=6, n_head=6, n_embd=480)\n",
+            line=1,
+            col=31,
             message="no n_head divides n_embd=500 into a head_dim that is a multiple of 8",
         ),
-        Invalid("cfg = GPTConfig(n_embd=1000)\n", "cfg = GPTConfig(n_embd=1000, n_head=5)\n"),
+        Invalid(
+            "cfg = GPTConfig(n_embd=1000)\n",
+            "cfg = GPTConfig(n_embd=1000, n_head=5)\n",
+            line=1,
+            col=17,
+        ),
         Invalid(
             "PRESETS = {\n    'small': dict(n_layer=4, n_head=3, n_embd=128),\n}\n",
             "PRESETS = {\n    'small': dict(n_layer=4, n_head=2, n_embd=128),\n}\n",
+            line=2,
+            col=30,
         ),
     )
 
@@ -266,22 +287,30 @@ class HeadDimNotMultipleOf8(Rule):
         Invalid(
             "n_layer = 12\nn_head = 12\nn_embd = 504\nbatch_size = 16\n",
             "n_layer = 12\nn_head = 9\nn_embd = 504\nbatch_size = 16\n",
+            line=2,
+            col=1,
             message="head_dim = 504/12 = 42 is not a multiple of 8",
             unsafe_fixes=True,
         ),
         Invalid(
             "n_head = 12\nn_embd = 720\n",
             "n_head = 10\nn_embd = 720\n",
+            line=1,
+            col=1,
             message="0.56 GiB per layer, 6.75 GiB for 12 layers at batch_size 12 x block_size 1024",
             unsafe_fixes=True,
         ),
         Invalid(
             "n_head = 12\nn_embd = 720\n",
+            line=1,
+            col=1,
             message="on t4, which has no flash attention, SDPA falls back to the math kernel",
             settings={"gpu": "t4"},
         ),
         Invalid(
             "cfg = GPTConfig(n_layer=4, n_head=4, n_embd=100)\n",
+            line=1,
+            col=28,
             message="head_dim = 100/4 = 25",
         ),
     )
@@ -343,6 +372,8 @@ class HeadDimAbove256(Rule):
         Invalid(
             "n_head = 2\nn_embd = 1024\n",
             "n_head = 4\nn_embd = 1024\n",
+            line=1,
+            col=1,
             message="head_dim = 1024/2 = 512 is above 256: flash attention cannot run it, SDPA"
             " uses the memory-efficient kernel",
             unsafe_fixes=True,
@@ -350,6 +381,8 @@ class HeadDimAbove256(Rule):
         Invalid(
             "n_layer = 4\nn_head = 2\nn_embd = 520\nbatch_size = 4\nblock_size = 512\n",
             "n_layer = 4\nn_head = 5\nn_embd = 520\nbatch_size = 4\nblock_size = 512\n",
+            line=2,
+            col=1,
             message="the math kernel",
             unsafe_fixes=True,
         ),
@@ -408,11 +441,15 @@ class HeadsNotDivisibleByKvHeads(Rule):
         Invalid(
             "n_head = 12\nn_embd = 768\nn_kv_head = 5\n",
             "n_head = 12\nn_embd = 768\nn_kv_head = 6\n",
+            line=3,
+            col=1,
             message="n_head=12 is not divisible by n_kv_head=5",
         ),
         Invalid(
             "cfg = GPTConfig(n_head=32, n_embd=4096, n_query_groups=6)\n",
             "cfg = GPTConfig(n_head=32, n_embd=4096, n_query_groups=8)\n",
+            line=1,
+            col=41,
             message="n_head=32 is not divisible by n_query_groups=6",
         ),
     )
@@ -461,6 +498,8 @@ class VocabNotMultipleOf64(Rule):
         Invalid(
             "cfg = GPTConfig(n_layer=12, vocab_size=50257)\n",
             "cfg = GPTConfig(n_layer=12, vocab_size=50304)\n",
+            line=1,
+            col=29,
             message="vocab_size=50257 is not a multiple of 64",
             unsafe_fixes=True,
         ),
@@ -509,13 +548,20 @@ class ImpossibleValue(Rule):
         Valid("max_iters = 0\n"),
     )
     INVALID = (
-        Invalid("batch_size = 0\n", message="batch_size=0 must be at least 1"),
-        Invalid("n_layer = 6.0\n", message="n_layer=6.0 is a float"),
-        Invalid("dropout = 1.0\n", message="dropout=1.0 is outside [0, 1)"),
-        Invalid("eval_interval = 0\n", message="ZeroDivisionError"),
-        Invalid("beta2 = 1.0\n", message="Invalid beta parameter at index 1"),
-        Invalid("cfg = GPTConfig(n_layer=-1)\n", message="n_layer=-1 must be at least 1"),
-        Invalid("n_embd = 2**63\n", message="n_embd=9223372036854775808 is implausibly large"),
+        Invalid("batch_size = 0\n", line=1, col=1, message="batch_size=0 must be at least 1"),
+        Invalid("n_layer = 6.0\n", line=1, col=1, message="n_layer=6.0 is a float"),
+        Invalid("dropout = 1.0\n", line=1, col=1, message="dropout=1.0 is outside [0, 1)"),
+        Invalid("eval_interval = 0\n", line=1, col=1, message="ZeroDivisionError"),
+        Invalid("beta2 = 1.0\n", line=1, col=1, message="Invalid beta parameter at index 1"),
+        Invalid(
+            "cfg = GPTConfig(n_layer=-1)\n", line=1, col=17, message="n_layer=-1 must be at least 1"
+        ),
+        Invalid(
+            "n_embd = 2**63\n",
+            line=1,
+            col=1,
+            message="n_embd=9223372036854775808 is implausibly large",
+        ),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:

@@ -55,6 +55,8 @@ class AccumulationNotDivisibleByWorldSize(Rule):
             "gradient_accumulation_steps = 12\n",
             "# torchrun --standalone --nproc_per_node=8 train.py\n"
             "gradient_accumulation_steps = 16\n",
+            line=2,
+            col=1,
             message="gradient_accumulation_steps=12 is not divisible by the world size 8"
             " (`--nproc_per_node=8` in the file's comments)",
             unsafe_fixes=True,
@@ -62,6 +64,8 @@ class AccumulationNotDivisibleByWorldSize(Rule):
         Invalid(
             "batch_size = 8\n",
             "batch_size = 8\ngradient_accumulation_steps = 42\n",
+            line=1,
+            col=1,
             message="train.py asserts gradient_accumulation_steps % ddp_world_size == 0",
             settings={"world_size": 6},
             unsafe_fixes=True,
@@ -69,6 +73,8 @@ class AccumulationNotDivisibleByWorldSize(Rule):
         Invalid(  # torchrun refuses to start: no process to train
             "# torchrun --standalone --nproc_per_node=0 train.py\n"
             "gradient_accumulation_steps = 40\n",
+            line=1,
+            col=1,
             message="the world size is 0 (`--nproc_per_node=0` in the file's comments)",
         ),
     )
@@ -146,20 +152,28 @@ class ScheduleContradiction(Rule):
     INVALID = (
         Invalid(
             "max_iters = 5000\n",
+            line=1,
+            col=1,
             message="lr_decay_iters=600000 is far beyond max_iters=5000: training stops 0.5%"
             " into the cosine decay with the learning rate still 6.00e-04 (100% of"
             " learning_rate); set lr_decay_iters = max_iters",
         ),
         Invalid(
             "learning_rate = 1e-4\nmin_lr = 1e-3\nmax_iters = 600000\n",
+            line=2,
+            col=1,
             message="min_lr=0.001 is above learning_rate=0.0001",
         ),
         Invalid(
             "warmup_iters = 1000\nlr_decay_iters = 1000\nmax_iters = 1000\n",
+            line=2,
+            col=1,
             message="ZeroDivisionError",
         ),
         Invalid(
             "warmup_iters = 2000\nlr_decay_iters = 1000\nmax_iters = 1000\n",
+            line=3,
+            col=1,
             message="the run ends before warmup does",
         ),
     )
@@ -241,6 +255,8 @@ class EvalIntervalAboveMaxIters(Rule):
     INVALID = (
         Invalid(
             "max_iters = 500\n",
+            line=1,
+            col=1,
             message="eval_interval=2000 is above max_iters=500: train.py evaluates when"
             " iter_num % eval_interval == 0, which in iterations 0..500 happens only at iteration"
             " 0, before any training, and it saves ckpt.pt only at such an evaluation with"
