@@ -106,8 +106,7 @@ def _seed_example() -> list[str]:
 def _estimate_appendix() -> list[str]:
     """How GPT501's estimate is derived: the docstrings of `gptlint.runmodel.estimate`, term by
     term."""
-    parts = [
-        estimate,
+    terms = (
         estimate.estimate_memory,
         estimate.layer_activation_bytes,
         estimate.activation_bytes,
@@ -116,11 +115,11 @@ def _estimate_appendix() -> list[str]:
         estimate.sdpa_kernel,
         estimate.math_attention_bytes,
         estimate.manual_attention_bytes,
-    ]
+    )
     lines = ["## How GPT501 estimates memory", ""]
-    for part in parts:
-        title = "`gptlint.runmodel.estimate`" if part is estimate else f"`{part.__name__}`"
-        lines += [f"### {title}", "", inspect.cleandoc(part.__doc__ or ""), ""]
+    lines += ["### `gptlint.runmodel.estimate`", "", inspect.cleandoc(estimate.__doc__ or ""), ""]
+    for term in terms:
+        lines += [f"### `{term.__name__}`", "", inspect.cleandoc(term.__doc__ or ""), ""]
     lines += [
         "### Constants",
         "",
@@ -139,7 +138,7 @@ def _estimate_appendix() -> list[str]:
 
 def _attribute_doc(module: ModuleType, name: str) -> str:
     """The string literal right after `name = ...` in `module` (its attribute docstring)."""
-    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    tree = ast.parse(inspect.getsource(module))
     body = tree.body
     for number, node in enumerate(body[:-1]):
         targets = getattr(node, "targets", [])
@@ -166,8 +165,8 @@ def _section(rule: type[Rule]) -> list[str]:
         lines += ["", *_invalid(rule, example)]
     if rule.VALID:
         lines += ["", "Not reported:", ""]
-        for example in rule.VALID:
-            lines += _code(example.code)
+        for valid in rule.VALID:
+            lines += _code(valid.code)
     return lines
 
 

@@ -16,7 +16,7 @@ import libcst as cst
 from gptlint.facts.kinds import FixSafety, Severity, ValueKind
 from gptlint.facts.values import UNKNOWN
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Edit
+from gptlint.lint.diagnostics import Edit, Rewrite
 from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.impossible import problem
 from gptlint.nanogpt.configfile import Assignment, ConfigFile
@@ -79,8 +79,9 @@ class _Keys:
 
     def suggestion(self, key: str) -> str | None:
         """The known key `key` is a near miss of, if one is clearly meant."""
-        if ALIASES.get(key) in self.ctx.config.schema:
-            return ALIASES[key]
+        alias = ALIASES.get(key)
+        if alias is not None and alias in self.ctx.config.schema:
+            return alias
         lowered = key.lower()
         if lowered in self.ctx.config.schema:
             return lowered
@@ -181,14 +182,14 @@ def _collect_names(root: cst.CSTNode, targets: set[int], names: set[str]) -> Non
     stack: list[cst.CSTNode] = [root]
     while stack:
         node = stack.pop()
-        kind = type(node)
-        if kind is cst.Name:
+        if isinstance(node, cst.Name):
             if id(node) not in targets:
                 names.add(node.value)
             continue
-        if kind is cst.Attribute or kind is cst.Arg:
+        if isinstance(node, cst.Attribute | cst.Arg):
             stack.append(node.value)  # not `.attr`, not `key=`
             continue
+        kind = type(node)
         fields = _FIELDS.get(kind)
         if fields is None:
             fields = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
@@ -283,7 +284,8 @@ class UnknownKeyNearMiss(Rule):
                 continue
             current = ctx.config.get(meant)
             uses = "unknown" if current is UNKNOWN else repr(current)
-            source = _SOURCES[ctx.config.resolved(meant).kind]
+            resolved = ctx.config.resolved(meant)
+            source = _SOURCES[ValueKind.UNKNOWN if resolved is None else resolved.kind]
             message = (
                 f"{assignment.key} is not a {_origin(ctx)} config key: did you mean {meant}?"
                 f" nanoGPT runs the line and never reads the name; the run uses"
@@ -387,7 +389,8 @@ def _mentions(node: cst.BaseExpression, name: str) -> bool:
 
 
 def _value_text(ctx: LintContext, assignment: Assignment) -> str:
-    text = ctx.file.module.code_for_node(assignment.value).strip()
+    value = assignment.value
+    text = "" if value is None else ctx.file.module.code_for_node(value).strip()
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -471,12 +474,20 @@ class TypeDiffersFromDefault(Rule):
 
     def _fix(self, assignment: Assignment, value: Any, kind: type) -> ProposedFix | None:
         new = _converted(value, kind)
-        literal_value = isinstance(assignment.value, cst.Integer | cst.Float | cst.Name)
-        if new is UNKNOWN or not literal_value or not assignment.is_plain:
+        literal = assignment.value
+        literal_types = cst.Integer | cst.Float | cst.Name
+        if new is UNKNOWN or not assignment.is_plain or not isinstance(literal, literal_types):
             return None
-        return ProposedFix(
-            f"write {new!r}", (Edit(assignment.value, lambda old: replace_literal(old, new)),)
-        )
+        return ProposedFix(f"write {new!r}", (Edit(literal, _as_literal(new)),))
+
+
+def _as_literal(value: Any) -> Rewrite:
+    """A rewrite of a literal expression (`0`, `5e3`) to read back as `value`."""
+
+    def rewrite(old: cst.CSTNode) -> cst.CSTNode:
+        return replace_literal(old, value) if isinstance(old, cst.BaseExpression) else old
+
+    return rewrite
 
 
 def _override_example(default: Any, kind: type) -> str:

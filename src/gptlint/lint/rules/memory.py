@@ -13,7 +13,7 @@ import libcst as cst
 from gptlint.facts.kinds import FixSafety, Severity, ValueKind
 from gptlint.facts.units import format_gib, format_params
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Edit
+from gptlint.lint.diagnostics import Edit, Rewrite
 from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import target
 from gptlint.lint.scopes import ConfigScope
@@ -209,7 +209,7 @@ class MemoryNotChecked(Rule):
         if unknown is None:
             return
         resolved = ctx.config.resolved(unknown.key)
-        node = None
+        node: cst.CSTNode | None = None
         if resolved is not None and resolved.assignment is not None:
             node = resolved.assignment.target
         elif resolved is not None and resolved.binding is not None:
@@ -407,7 +407,7 @@ class ParameterClaimMismatch(Rule):
         self,
         ctx: LintContext,
         model: ModelSource,
-        node: cst.CSTNode,
+        node: cst.Comment | cst.SimpleString,
         match: re.Match[str],
         count: int,
     ) -> Violation:
@@ -423,8 +423,13 @@ class ParameterClaimMismatch(Rule):
         start, end = match.span("number")[0], match.span("unit")[1]
         new = _restated(match, count)
         text = node.value[:start] + new + node.value[end:]
-        edit = Edit(node, lambda old: old.with_changes(value=text))
+        edit = Edit(node, _with_value(text))
         return Violation(node, message, ProposedFix(f"write {new} in the comment", (edit,)))
+
+
+def _with_value(text: str) -> Rewrite:
+    """A rewrite that gives a comment or string node the source text `text`."""
+    return lambda old: old.with_changes(value=text)
 
 
 _GIB_UNIT = r"(?P<unit>GB|GiB|G|gb|gib)\b"
@@ -565,7 +570,7 @@ class MemoryClaimMismatch(Rule):
                 f" {run.spec.block_size}, {run.spec.dtype},"
                 f" {'compiled' if run.spec.compile else 'eager'}, on {ctx.gpu.name})"
             )
-            edit = Edit(node, lambda old, fixed=fixed: old.with_changes(value=fixed))
+            edit = Edit(node, _with_value(fixed))
             yield Violation(node, message, ProposedFix("correct the comment", (edit,)))
 
 

@@ -216,7 +216,7 @@ def _param_counter(scope: ConfigScope | CallScope):
     return params
 
 
-def _report_node(scope: ConfigScope | CallScope):
+def _report_node(scope: ConfigScope | CallScope) -> cst.CSTNode | None:
     """The later of the two assignments (the one that completes the contradiction)."""
     nodes = [scope.node_for("n_head"), scope.node_for("n_embd")]
     present = [n for n in nodes if n is not None]
@@ -224,8 +224,9 @@ def _report_node(scope: ConfigScope | CallScope):
         return present[0] if present else scope.call.node
     if not present:
         return None
-    assignments = [scope.config.resolved(k).assignment for k in ("n_head", "n_embd")]
-    ordered = sorted((a for a in assignments if a is not None), key=lambda a: a.index)
+    resolved = [scope.config.resolved(k) for k in ("n_head", "n_embd")]
+    assignments = [r.assignment for r in resolved if r is not None and r.assignment is not None]
+    ordered = sorted(assignments, key=lambda a: a.index)
     return ordered[-1].target if ordered else None
 
 

@@ -107,7 +107,7 @@ class AccumulationNotDivisibleByWorldSize(Rule):
         yield Violation(node, message, fix)
 
 
-def learning_rate_at(it: int, lr: float, min_lr: float, warmup: int, decay: int) -> float:
+def learning_rate_at(it: int, lr: float, min_lr: float, warmup: float, decay: float) -> float:
     """nanoGPT's `get_lr(it)`: linear warmup, then cosine from lr to min_lr until
     lr_decay_iters, then min_lr."""
     if it < warmup:
