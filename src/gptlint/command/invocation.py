@@ -15,15 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from gptlint.command import parallel
+from gptlint.command import explain, parallel
 from gptlint.facts.exitcodes import ExitCode
-from gptlint.facts.kinds import FixSafety, Severity
+from gptlint.facts.kinds import Severity
 from gptlint.lint.context import model_defaults
 from gptlint.lint.diagnostics import Diagnostic, Fix, escape_path
 from gptlint.lint.discover import Target, excluded, selects, walk
 from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import LintResult, lint_bytes
-from gptlint.lint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, SchemaError, schema_for
 from gptlint.output import FORMATS, WITH_EDITS, fix_edits, statistics
 from gptlint.output import text as text_output
@@ -119,10 +118,10 @@ class Invocation:
 
 def execute(args: argparse.Namespace) -> int:
     if args.list_rules:
-        print(_rule_table(), end="")
+        print(explain.rule_table(), end="")
         return ExitCode.CLEAN
     if args.explain:
-        return _explain(args.explain)
+        return explain.explain(args.explain)
     if args.output_format not in FORMATS:
         known = ", ".join(FORMATS)
         return _fail(f"unknown output format {args.output_format!r} (choose from {known})")
@@ -516,29 +515,4 @@ def _finish(current: Invocation, stream: TextIO | None = None) -> int:
         return ExitCode.ERROR
     if diagnostics and not args.exit_zero:
         return ExitCode.FOUND
-    return ExitCode.CLEAN
-
-
-def _rule_table() -> str:
-    rows = []
-    for rule in ALL_RULES:
-        fix = rule.fix_safety or "-"
-        default = "" if rule.default_enabled else " (off by default)"
-        rows.append(
-            f"{rule.code}  {rule.severity:<7}  fix: {fix:<6}  {rule.name}: {rule.summary}{default}"
-        )
-    return "".join(row + "\n" for row in rows)
-
-
-def _explain(code: str) -> int:
-    rule = RULES_BY_CODE.get(code.upper())
-    if rule is None:
-        return _fail(f"unknown rule code {code!r} (see gptlint --list-rules)")
-    fix = {
-        FixSafety.SAFE: "a safe fix (--fix)",
-        FixSafety.UNSAFE: "an unsafe fix (--fix --unsafe-fixes)",
-    }.get(rule.fix_safety, "no automatic fix")
-    print(f"{rule.code} ({rule.name}): {rule.summary}\n")
-    print(f"Severity: {rule.severity}. Has {fix}.\n")
-    print(rule.explanation())
     return ExitCode.CLEAN

@@ -214,19 +214,24 @@ def _rename(assignment: Assignment, name: str) -> Edit:
 
 
 class UnknownKeyNearMiss(Rule):
-    """nanoGPT's configurator `exec`s a config file in train.py's globals, so a misspelled key
-    (`n_embed = 576`, `learning_rat = 3e-4`, `gradient_accumulation_step = 8`) is just a new
-    variable: no error, and the run trains with the default instead. The rule reports an
-    unknown top-level key that is a near miss of a known one (or a common alias such as `lr`,
-    `n_layers`, `warmup_steps`) and says which.
+    """An unknown top-level key that is a near miss of a known one (`n_embed = 576`,
+    `learning_rat = 3e-4`, `gradient_accumulation_step = 8`) or a common alias (`lr`,
+    `n_layers`, `warmup_steps`); the message says which key is meant.
 
     Known keys come from nanoGPT's train.py or, with the `defaults` setting or a train.py
     beside the config folder, from that file read statically, so a fork's own keys are never
     reported, nor is any name the training script reads after running the configurator. Names
     the config itself reads (helper variables such as `tokens = 2**19` used later) are not
-    reported either. The unsafe fix renames the key, which changes what the run does (the value
-    now takes effect); only for an alias or a typo (at most one edit per five characters), and
-    not when the right key is assigned too.
+    reported either.
+
+    Why:
+        nanoGPT's configurator `exec`s a config file in train.py's globals, so a misspelled
+        key is just a new variable: no error, and the run trains with the default instead.
+
+    Fix safety:
+        The fix renames the key, which changes what the run does (the value now takes
+        effect); only for an alias or a typo (at most one edit per five characters), and not
+        when the right key is assigned too.
     """
 
     code = "GPT201"
@@ -334,11 +339,15 @@ def _reader(ctx: LintContext) -> str:
 
 
 class DuplicateKey(Rule):
-    """A key assigned twice at the top level: nanoGPT runs the file top to bottom, so the
-    first value is dead, which is usually an edit gone wrong (two `batch_size` lines after a
-    copy-paste). Assignments that build on the previous value (`max_iters = max_iters * 2`,
-    `+=`) and assignments inside `if` blocks are not reported. No fix: which line is meant is
-    not known.
+    """A key assigned twice at the top level. Assignments that build on the previous value
+    (`max_iters = max_iters * 2`, `+=`) and assignments inside `if` blocks are not reported.
+
+    Why:
+        nanoGPT runs the file top to bottom, so the first value is dead, which is usually an
+        edit gone wrong (two `batch_size` lines after a copy-paste).
+
+    Fix safety:
+        No fix: which line is meant is not known.
     """
 
     code = "GPT202"
@@ -413,14 +422,20 @@ def _converted(value: Any, kind: type) -> Any:
 
 
 class TypeDiffersFromDefault(Rule):
-    """nanoGPT's configurator applies a command-line override only if its type equals the
-    current value's (`assert type(attempt) == type(globals()[key])`). A config that writes
-    `weight_decay = 0` (an int where the default is the float 0.1) makes a later
-    `--weight_decay=0.01` fail, and `max_iters = 5e3` turns a count into a float (an
-    `--max_iters=6000` override fails the same way). The rule compares each known key's value
-    with the type of its default. Floats where a size or count must be an int are GPT106.
-    The unsafe fix rewrites a literal to the default's type when nothing is lost
-    (`0` -> `0.0`, `5e3` -> `5000`, `1` -> `True`).
+    """A known key whose value has another type than its default: `weight_decay = 0` (an int
+    where the default is the float 0.1), `max_iters = 5e3` (a float where the default is an
+    int). Floats where a size or count must be an int are GPT106.
+
+    Why:
+        nanoGPT's configurator applies a command-line override only if its type equals the
+        current value's (`assert type(attempt) == type(globals()[key])`): after
+        `weight_decay = 0`, a `--weight_decay=0.01` override fails, and after
+        `max_iters = 5e3` so does `--max_iters=6000`.
+
+    Fix safety:
+        The fix rewrites a literal to the default's type when nothing is lost (`0` -> `0.0`,
+        `5e3` -> `5000`, `1` -> `True`); code that computes with the value may then behave
+        differently.
     """
 
     code = "GPT203"
@@ -496,10 +511,15 @@ def _override_example(default: Any, kind: type) -> str:
 
 class UnknownKey(Rule):
     """A top-level key that neither nanoGPT's train.py (or the fork's, with the `defaults`
-    setting) nor a near miss explains: the configurator ignores it. Off by default, since
-    configs legitimately hold notes and helper values; turn it on with `--select GPT204` to
-    audit a config folder. Names the file reads itself, `_private` and `CONSTANT` names are not
-    reported.
+    setting) nor a near miss explains. Off by default, since configs legitimately hold notes
+    and helper values; turn it on with `--select GPT204` to audit a config folder. Names the
+    file reads itself, `_private` and `CONSTANT` names are not reported.
+
+    Why:
+        The configurator ignores the key: the line has no effect on the run.
+
+    Fix safety:
+        No fix: the key may be a note, or meant for another training script.
     """
 
     code = "GPT204"
@@ -529,11 +549,18 @@ class UnknownKey(Rule):
 
 
 class ModelKeyNotRead(Rule):
-    """nanoGPT's train.py builds the model from its own globals: n_layer, n_head, n_embd,
-    block_size, bias, dropout, and a vocab_size it takes from data/<dataset>/meta.pkl (else
-    50304). A config that writes `vocab_size = 65`, or a grouped-query key such as
-    `n_kv_head = 4`, changes nothing: the key is a model setting, but not one train.py passes
-    on. With a fork whose train.py has the key (the `defaults` setting), it is not reported.
+    """A model key that train.py never reads from a config: `vocab_size = 65`, or a
+    grouped-query key such as `n_kv_head = 4`. With a fork whose train.py has the key (the
+    `defaults` setting), it is not reported.
+
+    Why:
+        nanoGPT's train.py builds the model from its own globals: n_layer, n_head, n_embd,
+        block_size, bias, dropout, and a vocab_size it takes from data/<dataset>/meta.pkl
+        (else 50304). The key is a model setting, but not one train.py passes on: the line
+        changes nothing.
+
+    Fix safety:
+        No fix: whether to drop the line or change the training script is the author's call.
     """
 
     code = "GPT205"

@@ -29,23 +29,31 @@ _MEMORY_KEYS = (
 
 
 class PeakMemoryAboveBudget(Rule):
-    """Estimates the peak GPU memory of one nanoGPT training iteration, analytically and
-    without torch, and compares it with the budget: the `memory-budget` setting, else the
-    total memory of the `gpu` profile (default rtx4070, 12282 MiB). The estimate adds fp32
-    parameters, fp32 gradients, AdamW's two fp32 moments, autocast's 16-bit weight copies, the
-    activations autograd saves per layer (for the attention kernel the target GPU runs), the
-    B x T x vocab logits and cross-entropy buffers, the caching allocator's overhead and the
-    CUDA context; `gptlint.runmodel.estimate` derives each term. It models the step the config runs,
+    """An estimated peak GPU memory of one nanoGPT training iteration above the budget: the
+    `memory-budget` setting, else the total memory of the `gpu` profile (default rtx4070,
+    12282 MiB). The estimate is analytical, without torch: it adds fp32 parameters, fp32
+    gradients, AdamW's two fp32 moments, autocast's 16-bit weight copies, the activations
+    autograd saves per layer (for the attention kernel the target GPU runs), the B x T x vocab
+    logits and cross-entropy buffers, the caching allocator's overhead and the CUDA context;
+    `gptlint.runmodel.estimate` derives each term. It models the step the config runs,
     compiled (`compile = True`, nanoGPT's default: Inductor fuses the loss) or eager, and says
-    which, and the shape train.py builds (a gpt2* checkpoint's
-    shape for `init_from = 'gpt2*'`; nothing for 'resume', whose shape is in the checkpoint).
-    A file that sets none of the keys that size a run (batch_size, block_size, the shape,
-    init_from, dtype, dataset) is not checked: nanoGPT's defaults are not its doing.
+    which, and the shape train.py builds (a gpt2* checkpoint's shape for
+    `init_from = 'gpt2*'`; nothing for 'resume', whose shape is in the checkpoint). A file
+    that sets none of the keys that size a run (batch_size, block_size, the shape, init_from,
+    dtype, dataset) is not checked: nanoGPT's defaults are not its doing.
 
     The message gives the breakdown and the largest batch_size that fits, with the
     gradient_accumulation_steps that keeps the tokens per iteration (batch_size x
-    gradient_accumulation_steps) unchanged; the unsafe fix writes both. For a measurement
-    of the real step, run `pytest --gpt-configs`.
+    gradient_accumulation_steps) unchanged. For a measurement of the real step, run
+    `pytest --gpt-configs`.
+
+    Why:
+        A step that does not fit stops with CUDA out of memory, after the model is built and
+        the data has loaded.
+
+    Fix safety:
+        The fix writes that batch_size and gradient_accumulation_steps: the tokens per
+        iteration stay, the micro-batch (and with it the step's numerics and speed) changes.
     """
 
     code = "GPT501"
@@ -155,21 +163,27 @@ class PeakMemoryAboveBudget(Rule):
 
 
 class MemoryNotChecked(Rule):
-    """GPT501 needs the whole run: the model's shape, the batch, the precision. When a value it
-    needs is only known by running the config or train.py (an import, an environment variable,
-    a call, an assignment inside `if`), the memory check cannot run, and saying nothing would
-    read as "fits". This rule says so, once per file, at the line that made the value unknown
-    (in this file, or train.py's default it names), with the way to supply the value:
-    `gptlint --set KEY=VALUE` or `set = {KEY = VALUE}` under `[tool.gptlint]`, which apply it
-    as nanoGPT's `--KEY=VALUE` does. It also speaks when the config changes a model argument
-    that the fork's train.py passes to its own `GPTConfig` and nanoGPT's has not (`n_exp = 8`
-    in a mixture-of-experts fork): gptlint's count and estimate model nanoGPT's GPT, so only
+    """A config GPT501 cannot check: a value it needs is only known by running the config or
+    train.py (an import, an environment variable, a call, an assignment inside `if`). The
+    rule says so, once per file, at the line that made the value unknown (in this file, or
+    train.py's default it names), with the way to supply the value: `gptlint --set KEY=VALUE`
+    or `set = {KEY = VALUE}` under `[tool.gptlint]`, which apply it as nanoGPT's
+    `--KEY=VALUE` does. It also speaks when the config changes a model argument that the
+    fork's train.py passes to its own `GPTConfig` and nanoGPT's has not (`n_exp = 8` in a
+    mixture-of-experts fork): gptlint's count and estimate model nanoGPT's GPT, so only
     `pytest --gpt-configs`, which builds the fork's model.py, can answer. And when the fork's
-    train.py has no key the run is derived from (`dataset`, `batch_size` ...), it says that the
-    run cannot be derived.
+    train.py has no key the run is derived from (`dataset`, `batch_size` ...), it says that
+    the run cannot be derived.
 
     Values that are known but wrong (n_embd not divisible by n_head, an unknown dtype) are not
     reported here: their own rules report them.
+
+    Why:
+        GPT501 needs the whole run: the model's shape, the batch, the precision. When it
+        cannot run, saying nothing would read as "fits".
+
+    Fix safety:
+        No fix: the value is only known when the config runs.
     """
 
     code = "GPT503"
@@ -328,16 +342,22 @@ def _describes_another_model(line: str, model: ModelSource) -> bool:
 
 
 class ParameterClaimMismatch(Rule):
-    """Configs often say how big their model is ("~125M parameters", "GPT-2 (124M)", "1.5B"),
-    and the number is easy to get wrong when a shape is changed by hand: 12 layers with
-    n_embd 576 is 76.77M, not the ~125M one might guess. The rule reads such claims in
-    comments and the module docstring and compares them with the model train.py builds,
-    counted as nanoGPT's `get_num_params()` does (position embeddings excluded; a claim that
-    matches the count with them is accepted too). A claim more than 10% off is reported with
-    the true count. Numbers followed by "tokens", "samples", "steps" and the like are not
-    claims, nor is a claim on a line that writes another shape (`n_layer=24`) or names another
-    GPT-2 size (`'gpt2-xl': ... # 1558M params`): tables of model sizes describe other models.
-    The unsafe fix rewrites the number in the comment.
+    """A parameter count claimed in a comment or the module docstring ("~125M parameters",
+    "GPT-2 (124M)", "1.5B") that is more than 10% off the model train.py builds, counted as
+    nanoGPT's `get_num_params()` does (position embeddings excluded; a claim that matches the
+    count with them is accepted too); the message gives the true count. Numbers followed by
+    "tokens", "samples", "steps" and the like are not claims, nor is a claim on a line that
+    writes another shape (`n_layer=24`) or names another GPT-2 size
+    (`'gpt2-xl': ... # 1558M params`): tables of model sizes describe other models.
+
+    Why:
+        The number is easy to get wrong when a shape is changed by hand: 12 layers with
+        n_embd 576 is 76.77M, not the ~125M one might guess, and whoever picks the config
+        goes by the comment.
+
+    Fix safety:
+        The fix rewrites the number in the comment; where the comment says the model the
+        author meant, the shape is what is wrong.
     """
 
     code = "GPT502"
@@ -479,19 +499,24 @@ def _restated_gib(match: re.Match[str], size: int, bound: bool) -> str:
 
 
 class MemoryClaimMismatch(Rule):
-    """Configs say what they expect of the GPU ("batch 16 x block 1024 should fit easily in
-    ~10.5 GB", "uses about 9 GB"), and the figure is easy to get wrong: the B x T x vocab
-    logits and loss alone can take 9 GiB. The rule reads such claims in comments and the module
-    docstring and compares them with GPT501's estimate of the peak for the config's values: a
-    "fits in X" claim is contradicted when the estimate exceeds X, a figure ("uses X", "needs
-    X", "peaks at X") when it is more than 10% off. GB and GiB are read alike, as nvidia-smi
-    and PyTorch report GiB. A size followed by a card's name ("a 12 GB RTX 4070") describes the
-    card, not the run. In a comment that makes a memory claim, a `batch N` or `block N` that
-    differs from the config's batch_size or block_size contradicts it too.
+    """A memory claim in a comment or the module docstring ("batch 16 x block 1024 should fit
+    easily in ~10.5 GB", "uses about 9 GB") that GPT501's estimate of the peak for the
+    config's values contradicts: a "fits in X" claim when the estimate exceeds X, a figure
+    ("uses X", "needs X", "peaks at X") when it is more than 10% off. GB and GiB are read
+    alike, as nvidia-smi and PyTorch report GiB. A size followed by a card's name ("a 12 GB
+    RTX 4070") describes the card, not the run. In a comment that makes a memory claim, a
+    `batch N` or `block N` that differs from the config's batch_size or block_size contradicts
+    it too.
 
-    The unsafe fix writes the estimate (rounded up for a "fits in" claim) and the config's
-    batch and block sizes into the comment, so that after `gptlint --fix --unsafe-fixes` no
-    comment contradicts the values the file now holds.
+    Why:
+        The figure is easy to get wrong: the B x T x vocab logits and loss alone can take
+        9 GiB, and a config that promises to fit is run on a card it does not fit.
+
+    Fix safety:
+        The fix writes the estimate (rounded up for a "fits in" claim) and the config's batch
+        and block sizes into the comment, so that after `gptlint --fix --unsafe-fixes` no
+        comment contradicts the values the file now holds; an estimate may replace a figure
+        someone measured.
     """
 
     code = "GPT504"

@@ -9,10 +9,16 @@ from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
 
 
 class UnreadableFile(Rule):
-    """The file could not be read as Python: a syntax error, bytes that are not valid in its
-    encoding, a binary file, or a file that cannot be opened. nanoGPT would crash on it when
-    `configurator.py` runs `exec(open(file).read())`. The diagnostic points at the line (and
-    column) where reading stopped; the other files are still linted, and gptlint exits with 2.
+    """A file that cannot be read as Python: a syntax error, bytes that are not valid in its
+    encoding, a binary file, or a file that cannot be opened. The diagnostic points at the line
+    (and column) where reading stopped; the other files are still linted, and gptlint exits
+    with 2.
+
+    Why:
+        nanoGPT would crash on it when `configurator.py` runs `exec(open(file).read())`.
+
+    Fix safety:
+        No fix: what the file should say is not known.
     """
 
     code = "GPT000"

@@ -40,14 +40,20 @@ def _set(ctx: LintContext, key: str, value: object) -> ProposedFix:
 
 
 class ShapeIgnoredWhenPretrained(Rule):
-    """With `init_from = 'gpt2'` (or gpt2-medium/-large/-xl) train.py calls
-    `GPT.from_pretrained(init_from, dict(dropout=dropout))`: only dropout is passed on, and
-    n_layer, n_head, n_embd and bias come from the checkpoint (gpt2 12/12/768, gpt2-medium
-    24/16/1024, gpt2-large 36/20/1280, gpt2-xl 48/25/1600, all with bias). With `'resume'` they
-    come from `ckpt.pt`'s `model_args`. Shape keys in such a config do nothing, and usually
-    mean the author expects a different model than the one that trains.
+    """Shape keys (n_layer, n_head, n_embd, bias) in a config that loads its model:
+    `init_from = 'gpt2'` (or gpt2-medium/-large/-xl) or `'resume'`.
 
-    The unsafe fix deletes the ignored lines (comment lines above them stay).
+    Why:
+        With a GPT-2 name train.py calls `GPT.from_pretrained(init_from, dict(dropout=dropout))`:
+        only dropout is passed on, and n_layer, n_head, n_embd and bias come from the
+        checkpoint (gpt2 12/12/768, gpt2-medium 24/16/1024, gpt2-large 36/20/1280, gpt2-xl
+        48/25/1600, all with bias). With `'resume'` they come from `ckpt.pt`'s `model_args`.
+        Shape keys in such a config do nothing, and usually mean the author expects a
+        different model than the one that trains.
+
+    Fix safety:
+        The fix deletes the ignored lines (comment lines above them stay); the author may have
+        meant the shape rather than the checkpoint.
     """
 
     code = "GPT301"
@@ -107,11 +113,17 @@ class ShapeIgnoredWhenPretrained(Rule):
 
 
 class BlockSizeAbovePretrained(Rule):
-    """GPT-2 checkpoints have 1024 position embeddings. train.py crops a pretrained model to a
-    smaller block_size (`model.crop_block_size`) but never grows it: with `block_size = 2048`
-    the model builds fine and the first forward fails
-    `assert t <= self.config.block_size` ("Cannot forward sequence of length 2048, block size
-    is only 1024"). The safe fix sets block_size to the checkpoint's 1024.
+    """A block_size above the 1024 positions of the GPT-2 checkpoint the config loads.
+
+    Why:
+        train.py crops a pretrained model to a smaller block_size (`model.crop_block_size`)
+        but never grows it: with `block_size = 2048` the model builds fine and the first
+        forward fails `assert t <= self.config.block_size` ("Cannot forward sequence of
+        length 2048, block size is only 1024").
+
+    Fix safety:
+        The fix sets block_size to the checkpoint's 1024. The run could not train before, so
+        no run that worked changes.
     """
 
     code = "GPT302"
@@ -167,12 +179,18 @@ def near_miss(value: str, accepted: tuple[str, ...], aliases: dict[str, str]) ->
 
 
 class InvalidInitFrom(Rule):
-    """train.py accepts `init_from` 'scratch', 'resume' or a GPT-2 checkpoint name; any other
-    value starting with 'gpt2' fails `from_pretrained`'s
-    `assert model_type in {'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl'}`, and anything else
-    leaves `model` undefined: NameError after the data has loaded. The safe fix applies when the
-    value is a clear near miss ('Scratch', 'gpt2_xl', 'gpt-2-medium', 'resum'); checked against
-    nanoGPT's values only, since a fork may accept its own.
+    """An `init_from` other than 'scratch', 'resume' or a GPT-2 checkpoint name, checked
+    against nanoGPT's values only, since a fork may accept its own.
+
+    Why:
+        Any other value starting with 'gpt2' fails `from_pretrained`'s
+        `assert model_type in {'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl'}`, and anything
+        else leaves `model` undefined: NameError after the data has loaded.
+
+    Fix safety:
+        The fix applies when the value is a clear near miss ('Scratch', 'gpt2_xl',
+        'gpt-2-medium', 'resum'). The run could not start before, so no run that worked
+        changes.
     """
 
     code = "GPT303"
@@ -220,10 +238,16 @@ class InvalidInitFrom(Rule):
 
 
 class InvalidDtype(Rule):
-    """train.py maps dtype with `{'float32': ..., 'bfloat16': ..., 'float16': ...}[dtype]`, so
-    any other string ('bf16', 'fp16', 'float') is a KeyError before training starts. The safe
-    fix applies for clear near misses and the usual abbreviations (bf16 -> bfloat16, fp16/half
-    -> float16, fp32/float -> float32).
+    """A dtype other than 'float32', 'bfloat16' or 'float16'.
+
+    Why:
+        train.py maps dtype with `{'float32': ..., 'bfloat16': ..., 'float16': ...}[dtype]`,
+        so any other string ('bf16', 'fp16', 'float') is a KeyError before training starts.
+
+    Fix safety:
+        The fix applies for clear near misses and the usual abbreviations (bf16 -> bfloat16,
+        fp16/half -> float16, fp32/float -> float32). The run could not start before, so no
+        run that worked changes.
     """
 
     code = "GPT304"
@@ -262,12 +286,18 @@ class InvalidDtype(Rule):
 
 
 class Bf16WithoutSupport(Rule):
-    """The `gpu` setting names a card without bfloat16 support (the `t4` profile, sm75).
-    Older PyTorch raises "Current CUDA Device does not support bfloat16" when train.py enters
-    `torch.autocast(dtype=torch.bfloat16)`; newer PyTorch emulates bf16 without tensor cores,
-    many times slower. nanoGPT's own default picks float16 on such cards; a config that writes
-    'bfloat16' overrides that. The unsafe fix writes 'float16' (train.py then enables its
-    GradScaler).
+    """`dtype = 'bfloat16'` while the `gpu` setting names a card without bfloat16 support (the
+    `t4` profile, sm75).
+
+    Why:
+        Older PyTorch raises "Current CUDA Device does not support bfloat16" when train.py
+        enters `torch.autocast(dtype=torch.bfloat16)`; newer PyTorch emulates bf16 without
+        tensor cores, many times slower. nanoGPT's own default picks float16 on such cards;
+        a config that writes 'bfloat16' overrides that.
+
+    Fix safety:
+        The fix writes 'float16' (train.py then enables its GradScaler): another precision,
+        with other numerics, on every card the config runs on.
     """
 
     code = "GPT305"

@@ -72,13 +72,11 @@ def keep_heads(n_embd: int, n_head: int) -> list[HeadChoice]:
 
 
 class EmbdNotDivisibleByHeads(Rule):
-    """nanoGPT's `CausalSelfAttention.__init__` asserts `config.n_embd % config.n_head == 0`:
-    the embedding is split evenly across the heads (head_dim = n_embd / n_head). A config that
-    breaks this crashes at model construction, after the data has loaded.
-
-    Either side may come from the defaults (n_head 12, n_embd 768 in nanoGPT's train.py, or the
-    fork's train.py named by the `defaults` setting): `n_embd = 512` alone fails with the
-    default 12 heads.
+    """An n_embd that n_head does not divide. Either side may come from the defaults
+    (n_head 12, n_embd 768 in nanoGPT's train.py, or the fork's train.py named by the
+    `defaults` setting): `n_embd = 512` alone fails with the default 12 heads.
+    `GPTConfig(...)` calls and shape presets (`dict(n_layer=..., n_head=..., n_embd=...)`) are
+    checked the same way.
 
     The message names both ways out, each with its head_dim and parameter count (nanoGPT's
     `get_num_params()`, which leaves out position embeddings):
@@ -89,9 +87,17 @@ class EmbdNotDivisibleByHeads(Rule):
     * `keep-heads`: change n_embd to the nearest multiple of 8 x n_head (ties: the smaller).
 
     When no divisor of n_embd gives a head_dim that is a multiple of 8, `keep-width` falls back
-    to `keep-heads`. When the value to change comes from the defaults, the fix adds the
-    assignment to the file. `GPTConfig(...)` calls and shape presets (`dict(n_layer=...,
-    n_head=..., n_embd=...)`) are checked the same way.
+    to `keep-heads`.
+
+    Why:
+        nanoGPT's `CausalSelfAttention.__init__` asserts `config.n_embd % config.n_head == 0`:
+        the embedding is split evenly across the heads (head_dim = n_embd / n_head). A config
+        that breaks this crashes at model construction, after the data has loaded.
+
+    Fix safety:
+        The fix makes the change the `fix-strategy` setting names; when the value to change
+        comes from the defaults, it adds the assignment to the file. The config could not
+        build its model before, so no run that worked changes.
     """
 
     code = "GPT101"
@@ -261,17 +267,23 @@ def _head_fix(scope: Scope, choice: int) -> ProposedFix:
 
 
 class HeadDimNotMultipleOf8(Rule):
-    """The per-head width `head_dim = n_embd / n_head` decides which kernel
-    `F.scaled_dot_product_attention` can use. The fused kernels want a multiple of 8: PyTorch
-    2.1 and later pad q, k and v up to the next multiple of 8 before running flash attention
-    (extra copies and wasted work), the memory-efficient and cuDNN kernels reject the shape,
-    and PyTorch 2.0, ROCm builds and GPUs without flash attention (T4, V100) fall back to the
-    math kernel. The math kernel materialises the B x H x T x T attention matrix of every
-    layer and keeps it, in fp32, for the backward pass: a memory cliff that the message
-    sizes for this config.
+    """A per-head width `head_dim = n_embd / n_head` that is not a multiple of 8. The message
+    says what that costs on the target GPU (the `gpu` setting) and sizes the math kernel's
+    attention matrices for this config.
 
-    The unsafe fix changes n_head to the divisor of n_embd nearest the current n_head whose
-    head_dim is a multiple of 8 (the parameter count does not change, the architecture does).
+    Why:
+        head_dim decides which kernel `F.scaled_dot_product_attention` can use. The fused
+        kernels want a multiple of 8: PyTorch 2.1 and later pad q, k and v up to the next
+        multiple of 8 before running flash attention (extra copies and wasted work), the
+        memory-efficient and cuDNN kernels reject the shape, and PyTorch 2.0, ROCm builds and
+        GPUs without flash attention (T4, V100) fall back to the math kernel. The math kernel
+        materialises the B x H x T x T attention matrix of every layer and keeps it, in fp32,
+        for the backward pass: a memory cliff.
+
+    Fix safety:
+        The fix changes n_head to the divisor of n_embd nearest the current n_head whose
+        head_dim is a multiple of 8: the parameter count does not change, the architecture
+        (and so what the run trains) does.
     """
 
     code = "GPT102"
@@ -354,13 +366,17 @@ def _consequence(gpu: GpuProfile, head_dim: int, cost: str) -> str:
 
 
 class HeadDimAbove256(Rule):
-    """Flash attention supports head_dim (n_embd / n_head) up to 256. Above that SDPA runs the
-    memory-efficient kernel, which is slower, or, when head_dim is not a multiple of 8 either,
-    the math kernel, which keeps the B x H x T x T attention matrix of every layer. Very wide
-    heads are also unusual: GPT-2 uses 64, most models 64-128.
+    """A head_dim (n_embd / n_head) above 256, the widest flash attention supports.
 
-    The unsafe fix raises n_head to the smallest count that gives a head_dim of at most 256
-    and a multiple of 8 (the parameter count does not change).
+    Why:
+        Above 256 SDPA runs the memory-efficient kernel, which is slower, or, when head_dim is
+        not a multiple of 8 either, the math kernel, which keeps the B x H x T x T attention
+        matrix of every layer. Very wide heads are also unusual: GPT-2 uses 64, most models
+        64-128.
+
+    Fix safety:
+        The fix raises n_head to the smallest count that gives a head_dim of at most 256 and
+        a multiple of 8: the parameter count does not change, the architecture does.
     """
 
     code = "GPT103"
@@ -418,14 +434,18 @@ class HeadDimAbove256(Rule):
 
 
 class HeadsNotDivisibleByKvHeads(Rule):
-    """Grouped-query and multi-query attention share each key/value head among
-    `n_head / n_kv_head` query heads, so the model's attention asserts (or reshapes in a way
-    that fails) unless n_head is a multiple of the KV-head count. The rule reads the names
+    """An n_head that is not a multiple of the key/value-head count. The rule reads the names
     forks and ports use: `n_kv_head`, `n_kv_heads`, `num_key_value_heads`, `n_query_groups`,
     `num_kv_heads` and similar. (Plain nanoGPT has no such key; GPT205 says so.)
 
-    The safe fix sets the KV-head count to the divisor of n_head nearest to it (ties: the
-    larger).
+    Why:
+        Grouped-query and multi-query attention share each key/value head among
+        `n_head / n_kv_head` query heads, so the model's attention asserts (or reshapes in a
+        way that fails) unless n_head is a multiple of the KV-head count.
+
+    Fix safety:
+        The fix sets the KV-head count to the divisor of n_head nearest to it (ties: the
+        larger). The model could not be built before, so no run that worked changes.
     """
 
     code = "GPT104"
@@ -475,14 +495,19 @@ class HeadsNotDivisibleByKvHeads(Rule):
 
 
 class VocabNotMultipleOf64(Rule):
-    """The token embedding and `lm_head` are vocab_size x n_embd matrices, and the logits
-    matmul (B x T x vocab) is the largest in the model. A vocab_size that is not a multiple of
-    64 leaves ragged tiles in those matmuls; nanoGPT pads GPT-2's 50257 to 50304 for this
-    reason (the extra rows are never a target, so training is unchanged).
+    """A vocab_size that is not a multiple of 64, where it takes effect: a `GPTConfig(...)`
+    call, a shape preset, or a fork whose train.py reads a `vocab_size` key (plain nanoGPT
+    ignores the key: GPT205).
 
-    The rule looks at vocab_size where it takes effect: a `GPTConfig(...)` call, a shape preset,
-    or a fork whose train.py reads a `vocab_size` key (plain nanoGPT ignores the key: GPT205).
-    The unsafe fix rounds it up to the next multiple of 64.
+    Why:
+        The token embedding and `lm_head` are vocab_size x n_embd matrices, and the logits
+        matmul (B x T x vocab) is the largest in the model. A vocab_size that is not a
+        multiple of 64 leaves ragged tiles in those matmuls; nanoGPT pads GPT-2's 50257 to
+        50304 for this reason (the extra rows are never a target, so training is unchanged).
+
+    Fix safety:
+        The fix rounds vocab_size up to the next multiple of 64: the model gains rows, so its
+        parameter count and the shape of its checkpoints change.
     """
 
     code = "GPT105"
@@ -532,9 +557,14 @@ class ImpossibleValue(Rule):
     the other rules skip such sizes rather than compute with them), a zero `eval_interval` or
     `log_interval` (`iter_num % 0`), dropout outside [0, 1) (nn.Dropout rejects it; 1 zeroes
     everything), or an optimizer setting AdamW rejects (negative learning_rate or
-    weight_decay, beta1/beta2 outside [0, 1)). These crash the run, most of them after the
-    data has loaded. The same checks apply to `GPTConfig(...)` arguments.
-    No fix: the intended value is not known.
+    weight_decay, beta1/beta2 outside [0, 1)). The same checks apply to `GPTConfig(...)`
+    arguments.
+
+    Why:
+        These crash the run, most of them after the data has loaded.
+
+    Fix safety:
+        No fix: the intended value is not known.
     """
 
     code = "GPT106"

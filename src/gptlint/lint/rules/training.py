@@ -20,19 +20,23 @@ def _nearest_multiple(value: int, step: int) -> int:
 
 
 class AccumulationNotDivisibleByWorldSize(Rule):
-    """Under DDP, train.py treats gradient_accumulation_steps as the global count and splits
-    it: `assert gradient_accumulation_steps % ddp_world_size == 0`, then
-    `gradient_accumulation_steps //= ddp_world_size`. A count that does not divide fails the
-    assert in every process at start-up. The world size comes from the `world-size` setting,
-    else from a `torchrun ... --nproc_per_node=N` line (times `--nnodes=M`) in the file's own
-    comments or docstring that runs this config (it names this file, or no config at all), as
-    nanoGPT's configs document their launch command; a launch line that starts no process
-    (`--nproc_per_node=0`, `--nnodes=0`) is reported as such. A fork whose train.py does not
-    split the accumulation (older nanoGPT keeps it per process) has nothing to assert: the rule
-    is quiet.
+    """A gradient_accumulation_steps that the DDP world size does not divide. The world size
+    comes from the `world-size` setting, else from a `torchrun ... --nproc_per_node=N` line
+    (times `--nnodes=M`) in the file's own comments or docstring that runs this config (it
+    names this file, or no config at all), as nanoGPT's configs document their launch command;
+    a launch line that starts no process (`--nproc_per_node=0`, `--nnodes=0`) is reported as
+    such. A fork whose train.py does not split the accumulation (older nanoGPT keeps it per
+    process) has nothing to assert: the rule is quiet.
 
-    The unsafe fix sets the nearest multiple of the world size (ties: the larger), which
-    changes the tokens per iteration.
+    Why:
+        Under DDP, train.py treats gradient_accumulation_steps as the global count and splits
+        it: `assert gradient_accumulation_steps % ddp_world_size == 0`, then
+        `gradient_accumulation_steps //= ddp_world_size`. A count that does not divide fails
+        the assert in every process at start-up.
+
+    Fix safety:
+        The fix sets the nearest multiple of the world size (ties: the larger), which changes
+        the tokens per iteration.
     """
 
     code = "GPT401"
@@ -122,10 +126,10 @@ _SCHEDULE_KEYS = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "
 
 
 class ScheduleContradiction(Rule):
-    """nanoGPT's `get_lr(it)` (used when decay_lr is True) warms up linearly for
-    warmup_iters iterations, decays along a cosine from learning_rate to min_lr until
-    lr_decay_iters, then stays at min_lr; the loop stops after iteration max_iters. The rule
-    reports settings that contradict that shape:
+    """Learning-rate settings that contradict the schedule nanoGPT's `get_lr(it)` runs when
+    decay_lr is True: a linear warmup for warmup_iters iterations, a cosine decay from
+    learning_rate to min_lr until lr_decay_iters, then min_lr; the loop stops after iteration
+    max_iters. Reported:
 
     * min_lr above learning_rate: the "decay" raises the learning rate.
     * warmup_iters equal to lr_decay_iters: at that iteration get_lr divides 0 by 0
@@ -136,8 +140,14 @@ class ScheduleContradiction(Rule):
       the learning rate is still high when training stops. nanoGPT's configs keep
       lr_decay_iters equal to max_iters ("should be ~= max_iters per Chinchilla").
 
-    Only reported when the file sets one of the keys involved. No fix: which value is meant
-    is not known.
+    Only reported when the file sets one of the keys involved.
+
+    Why:
+        The run starts either way, so nothing says that its schedule is not the one the
+        config describes: it shows in the loss curve, or as a crash mid-run.
+
+    Fix safety:
+        No fix: which value is meant is not known.
     """
 
     code = "GPT402"
@@ -234,13 +244,19 @@ def _contradictions(
 
 
 class EvalIntervalAboveMaxIters(Rule):
-    """train.py evaluates, and writes `ckpt.pt`, only at iterations where
-    `iter_num % eval_interval == 0`, and saves only when `iter_num > 0` (and the validation
-    loss improved, or always_save_checkpoint). The loop runs iterations 0 to max_iters. With
-    eval_interval above max_iters the only evaluation is at iteration 0, before any training:
-    the run never reports a validation loss for the trained model and never writes a
-    checkpoint, so the work is lost when it ends. Not reported for eval_only or resumed runs
-    (their iteration count starts elsewhere).
+    """An eval_interval above max_iters. Not reported for eval_only or resumed runs (their
+    iteration count starts elsewhere).
+
+    Why:
+        train.py evaluates, and writes `ckpt.pt`, only at iterations where
+        `iter_num % eval_interval == 0`, and saves only when `iter_num > 0` (and the
+        validation loss improved, or always_save_checkpoint). The loop runs iterations 0 to
+        max_iters. With eval_interval above max_iters the only evaluation is at iteration 0,
+        before any training: the run never reports a validation loss for the trained model and
+        never writes a checkpoint, so the work is lost when it ends.
+
+    Fix safety:
+        No fix: whether the run should be longer or evaluate more often is not known.
     """
 
     code = "GPT403"
