@@ -182,8 +182,6 @@ def test_layers_import_only_the_layers_below() -> None:
         for module, targets in sorted(graph.items())
         if module.startswith("gptlint.") and (below := _layer(module)) is not None
         for target in sorted(targets)
-        if target.startswith("gptlint.")
-        and (above := _layer(target)) is not None
-        and above > below
+        if target.startswith("gptlint.") and (above := _layer(target)) is not None and above > below
     ]
     assert not upward, "imports against the layer order:\n" + "\n".join(upward)

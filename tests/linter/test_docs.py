@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gptlint.command.docs import main, render
+from gptlint.command.docs import main, module_link, render
 from gptlint.lint.rules import ALL_RULES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
@@ -16,11 +16,24 @@ def test_committed_docs_match_the_rule_classes():
     )
 
 
-def test_every_code_has_a_section_with_its_explanation():
+def test_every_code_has_a_section_with_its_documentation():
     text = render()
     for rule in ALL_RULES:
-        assert f"\n## {rule.code}\n" in text
-        assert rule.explanation() in text
+        doc = rule.doc()
+        section = text[text.index(f"\n## {rule.code}\n") :]
+        for title, body in (("What it checks", doc.what), ("Why", doc.why)):
+            assert f"\n**{title}**\n\n{body}\n" in section
+        assert f"\n**Fix safety**\n\n{doc.fix_safety}\n" in section
+
+
+def test_the_table_links_each_code_to_the_module_that_holds_it():
+    rows = {line.split(" | ")[0]: line for line in render().splitlines() if line.startswith("| [")}
+    for rule in ALL_RULES:
+        link = module_link(rule)
+        assert rows[f"| [{rule.code}](#{rule.code.lower()})"].endswith(f" | {link} |")
+        target = link.partition("](../")[2].rstrip(")")
+        assert (DOCS.parents[1] / target).is_file()
+        assert target.endswith("/" + rule.__module__.replace(".", "/") + ".py")
 
 
 def test_docs_show_real_diagnostics_and_the_estimate_derivation():

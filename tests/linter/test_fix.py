@@ -14,9 +14,9 @@ import libcst as cst
 import pytest
 
 from gptlint.command.cli import main
-from gptlint.lint.diagnostics import Edit, Fix
+from gptlint.lint.diagnostics import Edit
 from gptlint.lint.rules import ALL_RULES
-from gptlint.lint.rules.base import Violation
+from gptlint.lint.rules.base import ProposedFix, Violation
 from gptlint.lint.rules.shape import EmbdNotDivisibleByHeads
 
 BOM = b"\xef\xbb\xbf"
@@ -117,7 +117,7 @@ def test_a_fix_that_would_break_the_file_is_not_applied(project, capsys, monkeyp
     def check(self, ctx):
         value = ctx.file.assignments_of("n_head")[0].value
         broken = Edit(value, lambda _old: cst.Name("lambda"))
-        yield Violation(value, "a faulty rule", Fix("break it", (broken,)))
+        yield Violation(value, "a faulty rule", ProposedFix("break it", (broken,)))
 
     monkeypatch.setattr(EmbdNotDivisibleByHeads, "check", check)
     path = project / "c.py"

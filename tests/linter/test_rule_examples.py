@@ -1,6 +1,6 @@
 """Every rule's VALID and INVALID examples become tests (Fixit-style): a VALID config gets no
-diagnostic from its rule; an INVALID one gets one with the expected message, and `--fix`
-turns it into exactly the expected file."""
+diagnostic from its rule; an INVALID one gets one at the expected line and column with the
+expected message, and `--fix` turns it into exactly the expected file."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def test_invalid_example_is_reported_and_fixed(tmp_path, rule, example):
     found = [d for d in result.diagnostics if d.code == rule.code]
     assert found, f"{rule.code} did not report:\n{example.code}"
     assert example.message in found[0].message
+    assert (found[0].line, found[0].col) == (example.line, example.col)
     assert found[0].severity == rule.severity
     outcome = fix_source(source, _settings(rule, example), unsafe=example.unsafe_fixes)
     fixed = outcome.fixed.decode()

@@ -1,8 +1,10 @@
 """Generate docs/rules.md from the rule classes: `python -m gptlint.command.docs [PATH]`.
 
-Each rule's section is its summary, severity, fix safety and explanation, then its INVALID
-examples with the exact diagnostic gptlint prints for them and the file after `--fix`, then
-its VALID examples. `tests/linter/test_docs.py` fails when the committed file is stale.
+The page opens with the table of rules, each with the module that holds it; then each rule's
+section: its summary, severity and documentation (`Rule.doc`: what it checks, why, fix safety),
+and its INVALID examples with the exact diagnostic gptlint prints for them and the file after
+`--fix`, then its VALID examples. `tests/linter/test_docs.py` fails when the committed file is
+stale.
 """
 
 from __future__ import annotations
@@ -13,19 +15,18 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from gptlint.command.explain import EXAMPLE_PATH, ExampleRun, run_example
 from gptlint.facts import gpus
 from gptlint.facts.kinds import FixSafety
 from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import lint_source
 from gptlint.lint.rules import ALL_RULES
-from gptlint.lint.rules.base import Invalid, Rule
+from gptlint.lint.rules.base import Rule
 from gptlint.runmodel import estimate
 from gptlint.settings.table import Settings
 from gptlint.text.source import decode_source
 
 DEFAULT_PATH = Path("docs/rules.md")
-# A path no train.py or data/ folder can be found beside: the examples use nanoGPT's defaults.
-_EXAMPLE_PATH = "/nonexistent-gptlint-docs/config/example.py"
 
 
 def render() -> str:
@@ -37,17 +38,18 @@ def render() -> str:
         " do not edit. -->",
         "",
         "Codes are stable. `--select`/`--ignore` take codes or prefixes (`GPT2`), `# noqa: CODE`",
-        "on a line suppresses it, `gptlint --explain CODE` prints a rule's explanation.",
-        "Safe fixes apply with `--fix`, unsafe ones also need `--unsafe-fixes`.",
+        "on a line suppresses it, `gptlint --explain CODE` prints a rule's section with its first",
+        "example. Safe fixes apply with `--fix`, unsafe ones also need `--unsafe-fixes`. A family",
+        "of codes (GPT1xx ...) lives in one module of `src/gptlint/lint/rules/`.",
         "",
-        "| code | name | severity | fix | on by default |",
-        "|---|---|---|---|---|",
+        "| code | name | severity | fix | on by default | module |",
+        "|---|---|---|---|---|---|",
     ]
     for rule in ALL_RULES:
         on = "yes" if rule.default_enabled else "no"
         lines.append(
             f"| [{rule.code}](#{rule.code.lower()}) | {rule.name} | {rule.severity}"
-            f" | {rule.fix_safety or '—'} | {on} |"
+            f" | {rule.fix_safety or '—'} | {on} | {module_link(rule)} |"
         )
     for rule in ALL_RULES:
         lines += ["", *_section(rule)]
@@ -69,7 +71,7 @@ gradient_accumulation_steps = 32
 
 def _seed_example() -> list[str]:
     """The config gptlint was built for, as gptlint reports it on the default 12 GB card."""
-    source = decode_source(_EXAMPLE_PATH, SEED_CONFIG.encode())
+    source = decode_source(EXAMPLE_PATH, SEED_CONFIG.encode())
     result = lint_source(source, Settings())
     shown = [f"{d.line}:{d.col}: {d.code} {d.message}" for d in result.diagnostics]
     fixed = fix_source(source, Settings(), unsafe=True).fixed.decode()
@@ -106,8 +108,7 @@ def _seed_example() -> list[str]:
 def _estimate_appendix() -> list[str]:
     """How GPT501's estimate is derived: the docstrings of `gptlint.runmodel.estimate`, term by
     term."""
-    parts = [
-        estimate,
+    terms = (
         estimate.estimate_memory,
         estimate.layer_activation_bytes,
         estimate.activation_bytes,
@@ -116,11 +117,11 @@ def _estimate_appendix() -> list[str]:
         estimate.sdpa_kernel,
         estimate.math_attention_bytes,
         estimate.manual_attention_bytes,
-    ]
+    )
     lines = ["## How GPT501 estimates memory", ""]
-    for part in parts:
-        title = "`gptlint.runmodel.estimate`" if part is estimate else f"`{part.__name__}`"
-        lines += [f"### {title}", "", inspect.cleandoc(part.__doc__ or ""), ""]
+    lines += ["### `gptlint.runmodel.estimate`", "", inspect.cleandoc(estimate.__doc__ or ""), ""]
+    for term in terms:
+        lines += [f"### `{term.__name__}`", "", inspect.cleandoc(term.__doc__ or ""), ""]
     lines += [
         "### Constants",
         "",
@@ -139,7 +140,7 @@ def _estimate_appendix() -> list[str]:
 
 def _attribute_doc(module: ModuleType, name: str) -> str:
     """The string literal right after `name = ...` in `module` (its attribute docstring)."""
-    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    tree = ast.parse(inspect.getsource(module))
     body = tree.body
     for number, node in enumerate(body[:-1]):
         targets = getattr(node, "targets", [])
@@ -150,41 +151,49 @@ def _attribute_doc(module: ModuleType, name: str) -> str:
     return ""
 
 
+def module_link(rule: type[Rule]) -> str:
+    """The file that holds `rule`, linked from docs/ (`[shape.py](../src/.../shape.py)`)."""
+    path = "src/" + rule.__module__.replace(".", "/") + ".py"
+    return f"[{path.rpartition('/')[2]}](../{path})"
+
+
 def _section(rule: type[Rule]) -> list[str]:
     fix = {FixSafety.SAFE: "safe fix", FixSafety.UNSAFE: "unsafe fix", None: "no fix"}[
         rule.fix_safety
     ]
     default = "" if rule.default_enabled else ", off by default"
+    doc = rule.doc()
     lines = [
         f"## {rule.code}",
         "",
         f"**{rule.name}** — {rule.summary}. *{rule.severity}, {fix}{default}.*",
         "",
-        rule.explanation(),
+        "**What it checks**",
+        "",
+        doc.what,
+        "",
+        "**Why**",
+        "",
+        doc.why,
+        "",
+        "**Examples**",
     ]
     for example in rule.INVALID:
-        lines += ["", *_invalid(rule, example)]
+        lines += ["", *_invalid(run_example(rule, example))]
     if rule.VALID:
         lines += ["", "Not reported:", ""]
-        for example in rule.VALID:
-            lines += _code(example.code)
-    return lines
+        for valid in rule.VALID:
+            lines += _code(valid.code)
+    return [*lines, "", "**Fix safety**", "", doc.fix_safety]
 
 
-def _invalid(rule: type[Rule], example: Invalid) -> list[str]:
-    settings = Settings(select=(rule.code,), **example.settings)
-    source = decode_source(_EXAMPLE_PATH, example.code.encode())
-    result = lint_source(source, settings)
-    found = [d for d in result.diagnostics if d.code == rule.code]
-    options = ", ".join(_setting(k, v) for k, v in example.settings.items())
-    lines = ["Reported" + (f" (with {options})" if options else "") + ":", "", *_code(example.code)]
-    if found:
-        shown = [f"{d.line}:{d.col}: {d.code} {d.message}" for d in found]
-        lines += ["", "```text", *shown, "```"]
-    if example.expected_fix is not None:
-        outcome = fix_source(source, settings, unsafe=example.unsafe_fixes)
-        flag = "--fix --unsafe-fixes" if example.unsafe_fixes else "--fix"
-        lines += ["", f"After `gptlint {flag}`:", "", *_code(outcome.fixed.decode())]
+def _invalid(run: ExampleRun) -> list[str]:
+    with_settings = f" (with {run.settings})" if run.settings else ""
+    lines = [f"Reported{with_settings}:", "", *_code(run.code)]
+    if run.reported:
+        lines += ["", "```text", *run.reported, "```"]
+    if run.fixed is not None:
+        lines += ["", f"After `{run.fix_command}`:", "", *_code(run.fixed)]
     return lines
 
 
@@ -196,13 +205,6 @@ def _card_contexts() -> list[str]:
         if p.context_source != gpus.DEFAULT_CONTEXT_SOURCE
     ]
     return ["CUDA context per card (`cuda-context` sets it):", "", *lines, ""] if lines else []
-
-
-def _setting(name: str, value: object) -> str:
-    """A setting as it is written in pyproject.toml (`memory-budget = "6GiB"`)."""
-    if name in ("memory_budget", "cuda_context") and isinstance(value, int):
-        value = f"{value / 2**30:g}GiB"
-    return f"{name.replace('_', '-')} = {value!r}".replace("'", '"')
 
 
 def _code(text: str) -> list[str]:

@@ -8,16 +8,15 @@ import concurrent.futures
 import os
 import sys
 
+from gptlint.command import explain
 from gptlint.command.lintfile import FileResult, Mode, internal_error, lint_target
 from gptlint.command.pending import Pending
 from gptlint.command.plan import FolderSettings, cli_settings, find_files
 from gptlint.command.report import Report, finish, report_file
 from gptlint.command.stdin import run_stdin
 from gptlint.facts.exitcodes import ExitCode
-from gptlint.facts.kinds import FixSafety
 from gptlint.lint.diagnostics import escape_path
 from gptlint.lint.discover import Target
-from gptlint.lint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.nanogpt.schema import SchemaError
 from gptlint.output import FORMATS
 from gptlint.settings.table import Settings, SettingsError
@@ -39,10 +38,10 @@ class Invocation:
 
 def execute(args: argparse.Namespace) -> int:
     if args.list_rules:
-        print(_rule_table(), end="")
+        print(explain.rule_table(), end="")
         return ExitCode.CLEAN
     if args.explain:
-        return _explain(args.explain)
+        return explain.explain(args.explain)
     if args.output_format not in FORMATS:
         known = ", ".join(FORMATS)
         return _fail(f"unknown output format {args.output_format!r} (choose from {known})")
@@ -116,28 +115,3 @@ def _result(current: Invocation, key: str, target: Target) -> FileResult | None:
     except SettingsError as exc:
         settings = exc
     return lint_target(target, settings, current.mode)
-
-
-def _rule_table() -> str:
-    rows = []
-    for rule in ALL_RULES:
-        fix = rule.fix_safety or "-"
-        default = "" if rule.default_enabled else " (off by default)"
-        rows.append(
-            f"{rule.code}  {rule.severity:<7}  fix: {fix:<6}  {rule.name}: {rule.summary}{default}"
-        )
-    return "".join(row + "\n" for row in rows)
-
-
-def _explain(code: str) -> int:
-    rule = RULES_BY_CODE.get(code.upper())
-    if rule is None:
-        return _fail(f"unknown rule code {code!r} (see gptlint --list-rules)")
-    fix = {
-        FixSafety.SAFE: "a safe fix (--fix)",
-        FixSafety.UNSAFE: "an unsafe fix (--fix --unsafe-fixes)",
-    }.get(rule.fix_safety, "no automatic fix")
-    print(f"{rule.code} ({rule.name}): {rule.summary}\n")
-    print(f"Severity: {rule.severity}. Has {fix}.\n")
-    print(rule.explanation())
-    return ExitCode.CLEAN

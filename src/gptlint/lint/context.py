@@ -108,13 +108,13 @@ class LintContext:
         return WorldSize(1, "a single process")
 
     @cached_property
-    def comment_nodes(self) -> list[tuple[cst.CSTNode, str]]:
+    def comment_nodes(self) -> list[tuple[cst.Comment | cst.SimpleString, str]]:
         """Comment nodes and the module docstring's string node, with their text; empty when
         the source has neither (found without walking the tree)."""
         text = self.file.source.text
         if "#" not in text and '"""' not in text and "'''" not in text:
             return []
-        found: list[tuple[cst.CSTNode, str]] = []
+        found: list[tuple[cst.Comment | cst.SimpleString, str]] = []
         docstring = _docstring_node(self.file.module)
         if docstring is not None:
             found.append((docstring, str(docstring.evaluated_value)))

@@ -24,11 +24,13 @@ class Edit:
 @dataclass(frozen=True, eq=False)
 class Fix:
     """A rewrite that resolves a diagnostic. `safety` is SAFE or UNSAFE (Ruff's sense:
-    unsafe fixes may change what the run does beyond the reported problem)."""
+    unsafe fixes may change what the run does beyond the reported problem), and always its
+    rule's declared `fix_safety`: a rule proposes edits without a safety (`ProposedFix`) and
+    the linter makes them a Fix with the rule's (`Rule.fix_for`)."""
 
     description: str
     edits: tuple[Edit, ...]
-    safety: FixSafety = FixSafety.SAFE
+    safety: FixSafety
 
 
 @dataclass(frozen=True)

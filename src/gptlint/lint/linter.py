@@ -149,7 +149,7 @@ def _locate(file: ConfigFile, rule, violation) -> Diagnostic:
         violation.message,
         end_line,
         end_col,
-        violation.fix,
+        rule.fix_for(violation),
     )
 
 

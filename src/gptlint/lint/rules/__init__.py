@@ -1,31 +1,17 @@
-"""The rule registry: every rule class, in code order."""
+"""The rule registry: every rule class, in code order, from its family's module."""
 
 from __future__ import annotations
 
-from gptlint.lint.rules import (
-    attention,
-    impossible,
-    keys,
-    memory,
-    parse,
-    pretrained,
-    shape,
-    training,
-)
+from gptlint.lint.rules import keys, memory, parse, pretrained, shape, training
 from gptlint.lint.rules.base import Rule
 
+FAMILIES = (parse, shape, keys, pretrained, training, memory)
+"""One module per code family, in code order: GPT0xx in `parse`, GPT1xx in `shape` ... GPT5xx
+in `memory`. A family's module imports no other family's (shared helpers: `common`,
+`impossible`)."""
+
 ALL_RULES: list[type[Rule]] = sorted(
-    [
-        parse.UnreadableFile,
-        *shape.RULES,
-        *attention.RULES,
-        *impossible.RULES,
-        *keys.RULES,
-        *pretrained.RULES,
-        *training.RULES,
-        *memory.RULES,
-    ],
-    key=lambda rule: rule.code,
+    [rule for family in FAMILIES for rule in family.RULES], key=lambda rule: rule.code
 )
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}
 RULE_CODES: tuple[str, ...] = tuple(RULES_BY_CODE)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import libcst as cst
 
 from gptlint.lint.context import LintContext
 from gptlint.nanogpt.rejects import PLAUSIBLE
 
 
-def positive_int(value: object) -> bool:
+def positive_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -1,4 +1,4 @@
-"""Key rules: what nanoGPT's configurator silently accepts and ignores, repeats and retypes."""
+"""GPT2xx, keys: what nanoGPT's configurator silently accepts and ignores, repeats and retypes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import libcst as cst
 from gptlint.facts.kinds import FixSafety, Severity, ValueKind
 from gptlint.facts.values import UNKNOWN
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Edit, Fix
-from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.lint.diagnostics import Edit, Rewrite
+from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.impossible import problem
 from gptlint.nanogpt.configfile import Assignment, ConfigFile
 from gptlint.nanogpt.schema import MODEL_ONLY_KEYS, NANOGPT_SCHEMA
@@ -79,8 +79,9 @@ class _Keys:
 
     def suggestion(self, key: str) -> str | None:
         """The known key `key` is a near miss of, if one is clearly meant."""
-        if ALIASES.get(key) in self.ctx.config.schema:
-            return ALIASES[key]
+        alias = ALIASES.get(key)
+        if alias is not None and alias in self.ctx.config.schema:
+            return alias
         lowered = key.lower()
         if lowered in self.ctx.config.schema:
             return lowered
@@ -181,14 +182,14 @@ def _collect_names(root: cst.CSTNode, targets: set[int], names: set[str]) -> Non
     stack: list[cst.CSTNode] = [root]
     while stack:
         node = stack.pop()
-        kind = type(node)
-        if kind is cst.Name:
+        if isinstance(node, cst.Name):
             if id(node) not in targets:
                 names.add(node.value)
             continue
-        if kind is cst.Attribute or kind is cst.Arg:
+        if isinstance(node, cst.Attribute | cst.Arg):
             stack.append(node.value)  # not `.attr`, not `key=`
             continue
+        kind = type(node)
         fields = _FIELDS.get(kind)
         if fields is None:
             fields = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
@@ -213,19 +214,24 @@ def _rename(assignment: Assignment, name: str) -> Edit:
 
 
 class UnknownKeyNearMiss(Rule):
-    """nanoGPT's configurator `exec`s a config file in train.py's globals, so a misspelled key
-    (`n_embed = 576`, `learning_rat = 3e-4`, `gradient_accumulation_step = 8`) is just a new
-    variable: no error, and the run trains with the default instead. The rule reports an
-    unknown top-level key that is a near miss of a known one (or a common alias such as `lr`,
-    `n_layers`, `warmup_steps`) and says which.
+    """An unknown top-level key that is a near miss of a known one (`n_embed = 576`,
+    `learning_rat = 3e-4`, `gradient_accumulation_step = 8`) or a common alias (`lr`,
+    `n_layers`, `warmup_steps`); the message says which key is meant.
 
     Known keys come from nanoGPT's train.py or, with the `defaults` setting or a train.py
     beside the config folder, from that file read statically, so a fork's own keys are never
     reported, nor is any name the training script reads after running the configurator. Names
     the config itself reads (helper variables such as `tokens = 2**19` used later) are not
-    reported either. The unsafe fix renames the key, which changes what the run does (the value
-    now takes effect); only for an alias or a typo (at most one edit per five characters), and
-    not when the right key is assigned too.
+    reported either.
+
+    Why:
+        nanoGPT's configurator `exec`s a config file in train.py's globals, so a misspelled
+        key is just a new variable: no error, and the run trains with the default instead.
+
+    Fix safety:
+        The fix renames the key, which changes what the run does (the value now takes
+        effect); only for an alias or a typo (at most one edit per five characters), and not
+        when the right key is assigned too.
     """
 
     code = "GPT201"
@@ -243,23 +249,36 @@ class UnknownKeyNearMiss(Rule):
         Invalid(
             "n_layer = 12\nn_embed = 576  # ~125M\n",
             "n_layer = 12\nn_embd = 576  # ~125M\n",
+            line=2,
+            col=1,
             message="n_embed is not a nanoGPT config key: did you mean n_embd?",
             unsafe_fixes=True,
         ),
         Invalid(
             "gradient_accumulation_step = 8\n",
             "gradient_accumulation_steps = 8\n",
+            line=1,
+            col=1,
             message="the run uses gradient_accumulation_steps=40 (the default)",
             unsafe_fixes=True,
         ),
         Invalid(
             "learning_rat = 3e-4\n",
             "learning_rate = 3e-4\n",
+            line=1,
+            col=1,
             message="did you mean learning_rate?",
             unsafe_fixes=True,
         ),
-        Invalid("lr = 1e-3\nlearning_rate = 6e-4\n", message="did you mean learning_rate?"),
-        Invalid("decay_lr_at = 0\n", message="did you mean decay_lr?", unsafe_fixes=True),
+        Invalid(
+            "lr = 1e-3\nlearning_rate = 6e-4\n",
+            line=1,
+            col=1,
+            message="did you mean learning_rate?",
+        ),
+        Invalid(
+            "decay_lr_at = 0\n", line=1, col=1, message="did you mean decay_lr?", unsafe_fixes=True
+        ),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -270,7 +289,8 @@ class UnknownKeyNearMiss(Rule):
                 continue
             current = ctx.config.get(meant)
             uses = "unknown" if current is UNKNOWN else repr(current)
-            source = _SOURCES[ctx.config.resolved(meant).kind]
+            resolved = ctx.config.resolved(meant)
+            source = _SOURCES[ValueKind.UNKNOWN if resolved is None else resolved.kind]
             message = (
                 f"{assignment.key} is not a {_origin(ctx)} config key: did you mean {meant}?"
                 f" nanoGPT runs the line and never reads the name; the run uses"
@@ -279,7 +299,7 @@ class UnknownKeyNearMiss(Rule):
             fix = None
             if _certain(assignment.key, meant) and not ctx.file.assignments_of(meant):
                 edits = tuple(_rename(a, meant) for a in ctx.file.assignments_of(assignment.key))
-                fix = Fix(f"rename {assignment.key} to {meant}", edits, FixSafety.UNSAFE)
+                fix = ProposedFix(f"rename {assignment.key} to {meant}", edits)
             yield Violation(assignment.target, message, fix)
 
 
@@ -319,11 +339,15 @@ def _reader(ctx: LintContext) -> str:
 
 
 class DuplicateKey(Rule):
-    """A key assigned twice at the top level: nanoGPT runs the file top to bottom, so the
-    first value is dead, which is usually an edit gone wrong (two `batch_size` lines after a
-    copy-paste). Assignments that build on the previous value (`max_iters = max_iters * 2`,
-    `+=`) and assignments inside `if` blocks are not reported. No fix: which line is meant is
-    not known.
+    """A key assigned twice at the top level. Assignments that build on the previous value
+    (`max_iters = max_iters * 2`, `+=`) and assignments inside `if` blocks are not reported.
+
+    Why:
+        nanoGPT runs the file top to bottom, so the first value is dead, which is usually an
+        edit gone wrong (two `batch_size` lines after a copy-paste).
+
+    Fix safety:
+        No fix: which line is meant is not known.
     """
 
     code = "GPT202"
@@ -339,6 +363,8 @@ class DuplicateKey(Rule):
     INVALID = (
         Invalid(
             "batch_size = 12\nblock_size = 1024\nbatch_size = 16\n",
+            line=3,
+            col=1,
             message="batch_size is assigned on line 1 and again on line 3: the first value (12)"
             " is never used; the run uses 16",
         ),
@@ -372,7 +398,8 @@ def _mentions(node: cst.BaseExpression, name: str) -> bool:
 
 
 def _value_text(ctx: LintContext, assignment: Assignment) -> str:
-    text = ctx.file.module.code_for_node(assignment.value).strip()
+    value = assignment.value
+    text = "" if value is None else ctx.file.module.code_for_node(value).strip()
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -395,14 +422,20 @@ def _converted(value: Any, kind: type) -> Any:
 
 
 class TypeDiffersFromDefault(Rule):
-    """nanoGPT's configurator applies a command-line override only if its type equals the
-    current value's (`assert type(attempt) == type(globals()[key])`). A config that writes
-    `weight_decay = 0` (an int where the default is the float 0.1) makes a later
-    `--weight_decay=0.01` fail, and `max_iters = 5e3` turns a count into a float (an
-    `--max_iters=6000` override fails the same way). The rule compares each known key's value
-    with the type of its default. Floats where a size or count must be an int are GPT106.
-    The unsafe fix rewrites a literal to the default's type when nothing is lost
-    (`0` -> `0.0`, `5e3` -> `5000`, `1` -> `True`).
+    """A known key whose value has another type than its default: `weight_decay = 0` (an int
+    where the default is the float 0.1), `max_iters = 5e3` (a float where the default is an
+    int). Floats where a size or count must be an int are GPT106.
+
+    Why:
+        nanoGPT's configurator applies a command-line override only if its type equals the
+        current value's (`assert type(attempt) == type(globals()[key])`): after
+        `weight_decay = 0`, a `--weight_decay=0.01` override fails, and after
+        `max_iters = 5e3` so does `--max_iters=6000`.
+
+    Fix safety:
+        The fix rewrites a literal to the default's type when nothing is lost (`0` -> `0.0`,
+        `5e3` -> `5000`, `1` -> `True`); code that computes with the value may then behave
+        differently.
     """
 
     code = "GPT203"
@@ -419,13 +452,15 @@ class TypeDiffersFromDefault(Rule):
         Invalid(
             "weight_decay = 0\n",
             "weight_decay = 0.0\n",
+            line=1,
+            col=1,
             message="weight_decay = 0 is an int, but the default (0.1) is a float:"
             " `--weight_decay=0.1` would fail",
             unsafe_fixes=True,
         ),
-        Invalid("max_iters = 5e3\n", "max_iters = 5000\n", unsafe_fixes=True),
-        Invalid("compile = 0\n", "compile = False\n", unsafe_fixes=True),
-        Invalid("learning_rate = '6e-4'\n", message="is a str"),
+        Invalid("max_iters = 5e3\n", "max_iters = 5000\n", line=1, col=1, unsafe_fixes=True),
+        Invalid("compile = 0\n", "compile = False\n", line=1, col=1, unsafe_fixes=True),
+        Invalid("learning_rate = '6e-4'\n", line=1, col=1, message="is a str"),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -452,16 +487,22 @@ class TypeDiffersFromDefault(Rule):
                 message += f"; write {fix.description.removeprefix('write ')}"
             yield Violation(resolved.assignment.target, message, fix)
 
-    def _fix(self, assignment: Assignment, value: Any, kind: type) -> Fix | None:
+    def _fix(self, assignment: Assignment, value: Any, kind: type) -> ProposedFix | None:
         new = _converted(value, kind)
-        literal_value = isinstance(assignment.value, cst.Integer | cst.Float | cst.Name)
-        if new is UNKNOWN or not literal_value or not assignment.is_plain:
+        literal = assignment.value
+        literal_types = cst.Integer | cst.Float | cst.Name
+        if new is UNKNOWN or not assignment.is_plain or not isinstance(literal, literal_types):
             return None
-        return Fix(
-            f"write {new!r}",
-            (Edit(assignment.value, lambda old: replace_literal(old, new)),),
-            FixSafety.UNSAFE,
-        )
+        return ProposedFix(f"write {new!r}", (Edit(literal, _as_literal(new)),))
+
+
+def _as_literal(value: Any) -> Rewrite:
+    """A rewrite of a literal expression (`0`, `5e3`) to read back as `value`."""
+
+    def rewrite(old: cst.CSTNode) -> cst.CSTNode:
+        return replace_literal(old, value) if isinstance(old, cst.BaseExpression) else old
+
+    return rewrite
 
 
 def _override_example(default: Any, kind: type) -> str:
@@ -470,10 +511,15 @@ def _override_example(default: Any, kind: type) -> str:
 
 class UnknownKey(Rule):
     """A top-level key that neither nanoGPT's train.py (or the fork's, with the `defaults`
-    setting) nor a near miss explains: the configurator ignores it. Off by default, since
-    configs legitimately hold notes and helper values; turn it on with `--select GPT204` to
-    audit a config folder. Names the file reads itself, `_private` and `CONSTANT` names are not
-    reported.
+    setting) nor a near miss explains. Off by default, since configs legitimately hold notes
+    and helper values; turn it on with `--select GPT204` to audit a config folder. Names the
+    file reads itself, `_private` and `CONSTANT` names are not reported.
+
+    Why:
+        The configurator ignores the key: the line has no effect on the run.
+
+    Fix safety:
+        No fix: the key may be a note, or meant for another training script.
     """
 
     code = "GPT204"
@@ -485,6 +531,8 @@ class UnknownKey(Rule):
     INVALID = (
         Invalid(
             "use_rotary = True\n",
+            line=1,
+            col=1,
             message="use_rotary is not a nanoGPT config key: nanoGPT's train.py never reads it",
         ),
     )
@@ -501,11 +549,18 @@ class UnknownKey(Rule):
 
 
 class ModelKeyNotRead(Rule):
-    """nanoGPT's train.py builds the model from its own globals: n_layer, n_head, n_embd,
-    block_size, bias, dropout, and a vocab_size it takes from data/<dataset>/meta.pkl (else
-    50304). A config that writes `vocab_size = 65`, or a grouped-query key such as
-    `n_kv_head = 4`, changes nothing: the key is a model setting, but not one train.py passes
-    on. With a fork whose train.py has the key (the `defaults` setting), it is not reported.
+    """A model key that train.py never reads from a config: `vocab_size = 65`, or a
+    grouped-query key such as `n_kv_head = 4`. With a fork whose train.py has the key (the
+    `defaults` setting), it is not reported.
+
+    Why:
+        nanoGPT's train.py builds the model from its own globals: n_layer, n_head, n_embd,
+        block_size, bias, dropout, and a vocab_size it takes from data/<dataset>/meta.pkl
+        (else 50304). The key is a model setting, but not one train.py passes on: the line
+        changes nothing.
+
+    Fix safety:
+        No fix: whether to drop the line or change the training script is the author's call.
     """
 
     code = "GPT205"
@@ -516,12 +571,16 @@ class ModelKeyNotRead(Rule):
     INVALID = (
         Invalid(
             "vocab_size = 65\n",
+            line=1,
+            col=1,
             message="vocab_size is a model setting that nanoGPT's train.py never reads from a"
             " config: the run uses 50304",
         ),
-        Invalid("n_kv_head = 4\n", message="grouped-query attention"),
+        Invalid("n_kv_head = 4\n", line=1, col=1, message="grouped-query attention"),
         Invalid(
             "init_from = 'gpt2'\nvocab_size = 50304\n",
+            line=2,
+            col=1,
             message="the run uses 50257 (gpt2's checkpoint)",
         ),
     )

@@ -1,4 +1,4 @@
-"""Memory and size rules: the analytical peak against the GPU budget, parameter-count claims."""
+"""GPT5xx, memory and size: the analytical peak against the GPU budget, parameter-count claims."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import libcst as cst
 from gptlint.facts.kinds import FixSafety, Severity, ValueKind
 from gptlint.facts.units import format_gib, format_params
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Edit, Fix
-from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.lint.diagnostics import Edit, Rewrite
+from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import target
 from gptlint.lint.scopes import ConfigScope
 from gptlint.nanogpt.derive import PRESETS
@@ -29,23 +29,31 @@ _MEMORY_KEYS = (
 
 
 class PeakMemoryAboveBudget(Rule):
-    """Estimates the peak GPU memory of one nanoGPT training iteration, analytically and
-    without torch, and compares it with the budget: the `memory-budget` setting, else the
-    total memory of the `gpu` profile (default rtx4070, 12282 MiB). The estimate adds fp32
-    parameters, fp32 gradients, AdamW's two fp32 moments, autocast's 16-bit weight copies, the
-    activations autograd saves per layer (for the attention kernel the target GPU runs), the
-    B x T x vocab logits and cross-entropy buffers, the caching allocator's overhead and the
-    CUDA context; `gptlint.runmodel.estimate` derives each term. It models the step the config runs,
+    """An estimated peak GPU memory of one nanoGPT training iteration above the budget: the
+    `memory-budget` setting, else the total memory of the `gpu` profile (default rtx4070,
+    12282 MiB). The estimate is analytical, without torch: it adds fp32 parameters, fp32
+    gradients, AdamW's two fp32 moments, autocast's 16-bit weight copies, the activations
+    autograd saves per layer (for the attention kernel the target GPU runs), the B x T x vocab
+    logits and cross-entropy buffers, the caching allocator's overhead and the CUDA context;
+    `gptlint.runmodel.estimate` derives each term. It models the step the config runs,
     compiled (`compile = True`, nanoGPT's default: Inductor fuses the loss) or eager, and says
-    which, and the shape train.py builds (a gpt2* checkpoint's
-    shape for `init_from = 'gpt2*'`; nothing for 'resume', whose shape is in the checkpoint).
-    A file that sets none of the keys that size a run (batch_size, block_size, the shape,
-    init_from, dtype, dataset) is not checked: nanoGPT's defaults are not its doing.
+    which, and the shape train.py builds (a gpt2* checkpoint's shape for
+    `init_from = 'gpt2*'`; nothing for 'resume', whose shape is in the checkpoint). A file
+    that sets none of the keys that size a run (batch_size, block_size, the shape, init_from,
+    dtype, dataset) is not checked: nanoGPT's defaults are not its doing.
 
     The message gives the breakdown and the largest batch_size that fits, with the
     gradient_accumulation_steps that keeps the tokens per iteration (batch_size x
-    gradient_accumulation_steps) unchanged; the unsafe fix writes both. For a measurement
-    of the real step, run `pytest --gpt-configs`.
+    gradient_accumulation_steps) unchanged. For a measurement of the real step, run
+    `pytest --gpt-configs`.
+
+    Why:
+        A step that does not fit stops with CUDA out of memory, after the model is built and
+        the data has loaded.
+
+    Fix safety:
+        The fix writes that batch_size and gradient_accumulation_steps: the tokens per
+        iteration stay, the micro-batch (and with it the step's numerics and speed) changes.
     """
 
     code = "GPT501"
@@ -67,16 +75,22 @@ class PeakMemoryAboveBudget(Rule):
             "gradient_accumulation_steps = 32\ncompile = False\n",
             "n_layer = 12\nn_head = 12\nn_embd = 576\nbatch_size = 8\nblock_size = 1024\n"
             "gradient_accumulation_steps = 64\ncompile = False\n",
+            line=4,
+            col=1,
             message="exceeds the 11.99 GiB budget of rtx4070",
             unsafe_fixes=True,
         ),
         Invalid(
             "init_from = 'gpt2-xl'\nbatch_size = 1\n",
+            line=2,
+            col=1,
             message="even batch_size=1 needs more: init_from='gpt2-medium' fits at batch_size 1",
         ),
         Invalid(
             "compile = False\nbatch_size = 12\n",
             "compile = False\nbatch_size = 3\ngradient_accumulation_steps = 160\n",
+            line=2,
+            col=1,
             message="budget of 6.00 GiB (the memory-budget setting)",
             settings={"memory_budget": 6 * 1024**3},
             unsafe_fixes=True,
@@ -120,7 +134,9 @@ class PeakMemoryAboveBudget(Rule):
             message += advice
         yield Violation(target(ctx, "batch_size") or _shape_node(ctx), message, fix)
 
-    def _advice(self, ctx: LintContext, run: TrainingRun, fits: int) -> tuple[Fix | None, str]:
+    def _advice(
+        self, ctx: LintContext, run: TrainingRun, fits: int
+    ) -> tuple[ProposedFix | None, str]:
         fitted = estimate_memory(replace(run.spec, batch_size=fits), ctx.gpu).total
         advice = f"; the largest batch_size that fits is {fits} ({format_gib(fitted)})"
         if any(
@@ -143,25 +159,31 @@ class PeakMemoryAboveBudget(Rule):
             {"batch_size": batch, "gradient_accumulation_steps": new_accum}
         )
         description = f"set batch_size = {batch}, gradient_accumulation_steps = {new_accum}"
-        return Fix(description, edits, FixSafety.UNSAFE), advice
+        return ProposedFix(description, edits), advice
 
 
 class MemoryNotChecked(Rule):
-    """GPT501 needs the whole run: the model's shape, the batch, the precision. When a value it
-    needs is only known by running the config or train.py (an import, an environment variable,
-    a call, an assignment inside `if`), the memory check cannot run, and saying nothing would
-    read as "fits". This rule says so, once per file, at the line that made the value unknown
-    (in this file, or train.py's default it names), with the way to supply the value:
-    `gptlint --set KEY=VALUE` or `set = {KEY = VALUE}` under `[tool.gptlint]`, which apply it
-    as nanoGPT's `--KEY=VALUE` does. It also speaks when the config changes a model argument
-    that the fork's train.py passes to its own `GPTConfig` and nanoGPT's has not (`n_exp = 8`
-    in a mixture-of-experts fork): gptlint's count and estimate model nanoGPT's GPT, so only
+    """A config GPT501 cannot check: a value it needs is only known by running the config or
+    train.py (an import, an environment variable, a call, an assignment inside `if`). The
+    rule says so, once per file, at the line that made the value unknown (in this file, or
+    train.py's default it names), with the way to supply the value: `gptlint --set KEY=VALUE`
+    or `set = {KEY = VALUE}` under `[tool.gptlint]`, which apply it as nanoGPT's
+    `--KEY=VALUE` does. It also speaks when the config changes a model argument that the
+    fork's train.py passes to its own `GPTConfig` and nanoGPT's has not (`n_exp = 8` in a
+    mixture-of-experts fork): gptlint's count and estimate model nanoGPT's GPT, so only
     `pytest --gpt-configs`, which builds the fork's model.py, can answer. And when the fork's
-    train.py has no key the run is derived from (`dataset`, `batch_size` ...), it says that the
-    run cannot be derived.
+    train.py has no key the run is derived from (`dataset`, `batch_size` ...), it says that
+    the run cannot be derived.
 
     Values that are known but wrong (n_embd not divisible by n_head, an unknown dtype) are not
     reported here: their own rules report them.
+
+    Why:
+        GPT501 needs the whole run: the model's shape, the batch, the precision. When it
+        cannot run, saying nothing would read as "fits".
+
+    Fix safety:
+        No fix: the value is only known when the config runs.
     """
 
     code = "GPT503"
@@ -179,10 +201,14 @@ class MemoryNotChecked(Rule):
     INVALID = (
         Invalid(
             "import os\nbatch_size = int(os.environ['BS'])\n",
+            line=2,
+            col=1,
             message="not known without running the config",
         ),
         Invalid(
             "import os\nbatch_size = int(os.environ['BS'])\nn_layer = int(os.environ['L'])\n",
+            line=3,
+            col=1,
             message="supply them with --set n_layer=VALUE --set batch_size=VALUE",
         ),
     )
@@ -197,7 +223,7 @@ class MemoryNotChecked(Rule):
         if unknown is None:
             return
         resolved = ctx.config.resolved(unknown.key)
-        node = None
+        node: cst.CSTNode | None = None
         if resolved is not None and resolved.assignment is not None:
             node = resolved.assignment.target
         elif resolved is not None and resolved.binding is not None:
@@ -316,16 +342,22 @@ def _describes_another_model(line: str, model: ModelSource) -> bool:
 
 
 class ParameterClaimMismatch(Rule):
-    """Configs often say how big their model is ("~125M parameters", "GPT-2 (124M)", "1.5B"),
-    and the number is easy to get wrong when a shape is changed by hand: 12 layers with
-    n_embd 576 is 76.77M, not the ~125M one might guess. The rule reads such claims in
-    comments and the module docstring and compares them with the model train.py builds,
-    counted as nanoGPT's `get_num_params()` does (position embeddings excluded; a claim that
-    matches the count with them is accepted too). A claim more than 10% off is reported with
-    the true count. Numbers followed by "tokens", "samples", "steps" and the like are not
-    claims, nor is a claim on a line that writes another shape (`n_layer=24`) or names another
-    GPT-2 size (`'gpt2-xl': ... # 1558M params`): tables of model sizes describe other models.
-    The unsafe fix rewrites the number in the comment.
+    """A parameter count claimed in a comment or the module docstring ("~125M parameters",
+    "GPT-2 (124M)", "1.5B") that is more than 10% off the model train.py builds, counted as
+    nanoGPT's `get_num_params()` does (position embeddings excluded; a claim that matches the
+    count with them is accepted too); the message gives the true count. Numbers followed by
+    "tokens", "samples", "steps" and the like are not claims, nor is a claim on a line that
+    writes another shape (`n_layer=24`) or names another GPT-2 size
+    (`'gpt2-xl': ... # 1558M params`): tables of model sizes describe other models.
+
+    Why:
+        The number is easy to get wrong when a shape is changed by hand: 12 layers with
+        n_embd 576 is 76.77M, not the ~125M one might guess, and whoever picks the config
+        goes by the comment.
+
+    Fix safety:
+        The fix rewrites the number in the comment; where the comment says the model the
+        author meant, the shape is what is wrong.
     """
 
     code = "GPT502"
@@ -347,6 +379,8 @@ class ParameterClaimMismatch(Rule):
         Invalid(
             "n_layer = 12\nn_head = 12\nn_embd = 576  # ~125M parameters\n",
             "n_layer = 12\nn_head = 12\nn_embd = 576  # ~77M parameters\n",
+            line=3,
+            col=15,
             message="the comment claims ~125M parameters, but this config's model (12 layers,"
             " n_embd 576, vocab_size 50304) has 76.77M (nanoGPT's get_num_params(): position"
             " embeddings excluded): 63% too high",
@@ -355,12 +389,16 @@ class ParameterClaimMismatch(Rule):
         Invalid(
             "# ~125M parameters\nn_layer = 12\nn_head = 12\nn_embd = 512\n",
             "# ~64M parameters\nn_layer = 12\nn_head = 12\nn_embd = 512\n",
+            line=1,
+            col=1,
             message="has 63.52M",
             unsafe_fixes=True,
         ),
         Invalid(
             '"""A 1.5B-parameter model."""\ninit_from = \'gpt2-medium\'\n',
             '"""A 354M-parameter model."""\ninit_from = \'gpt2-medium\'\n',
+            line=1,
+            col=1,
             message="gpt2-medium's model",
             unsafe_fixes=True,
         ),
@@ -389,7 +427,7 @@ class ParameterClaimMismatch(Rule):
         self,
         ctx: LintContext,
         model: ModelSource,
-        node: cst.CSTNode,
+        node: cst.Comment | cst.SimpleString,
         match: re.Match[str],
         count: int,
     ) -> Violation:
@@ -405,10 +443,13 @@ class ParameterClaimMismatch(Rule):
         start, end = match.span("number")[0], match.span("unit")[1]
         new = _restated(match, count)
         text = node.value[:start] + new + node.value[end:]
-        edit = Edit(node, lambda old: old.with_changes(value=text))
-        return Violation(
-            node, message, Fix(f"write {new} in the comment", (edit,), FixSafety.UNSAFE)
-        )
+        edit = Edit(node, _with_value(text))
+        return Violation(node, message, ProposedFix(f"write {new} in the comment", (edit,)))
+
+
+def _with_value(text: str) -> Rewrite:
+    """A rewrite that gives a comment or string node the source text `text`."""
+    return lambda old: old.with_changes(value=text)
 
 
 _GIB_UNIT = r"(?P<unit>GB|GiB|G|gb|gib)\b"
@@ -458,19 +499,24 @@ def _restated_gib(match: re.Match[str], size: int, bound: bool) -> str:
 
 
 class MemoryClaimMismatch(Rule):
-    """Configs say what they expect of the GPU ("batch 16 x block 1024 should fit easily in
-    ~10.5 GB", "uses about 9 GB"), and the figure is easy to get wrong: the B x T x vocab
-    logits and loss alone can take 9 GiB. The rule reads such claims in comments and the module
-    docstring and compares them with GPT501's estimate of the peak for the config's values: a
-    "fits in X" claim is contradicted when the estimate exceeds X, a figure ("uses X", "needs
-    X", "peaks at X") when it is more than 10% off. GB and GiB are read alike, as nvidia-smi
-    and PyTorch report GiB. A size followed by a card's name ("a 12 GB RTX 4070") describes the
-    card, not the run. In a comment that makes a memory claim, a `batch N` or `block N` that
-    differs from the config's batch_size or block_size contradicts it too.
+    """A memory claim in a comment or the module docstring ("batch 16 x block 1024 should fit
+    easily in ~10.5 GB", "uses about 9 GB") that GPT501's estimate of the peak for the
+    config's values contradicts: a "fits in X" claim when the estimate exceeds X, a figure
+    ("uses X", "needs X", "peaks at X") when it is more than 10% off. GB and GiB are read
+    alike, as nvidia-smi and PyTorch report GiB. A size followed by a card's name ("a 12 GB
+    RTX 4070") describes the card, not the run. In a comment that makes a memory claim, a
+    `batch N` or `block N` that differs from the config's batch_size or block_size contradicts
+    it too.
 
-    The unsafe fix writes the estimate (rounded up for a "fits in" claim) and the config's
-    batch and block sizes into the comment, so that after `gptlint --fix --unsafe-fixes` no
-    comment contradicts the values the file now holds.
+    Why:
+        The figure is easy to get wrong: the B x T x vocab logits and loss alone can take
+        9 GiB, and a config that promises to fit is run on a card it does not fit.
+
+    Fix safety:
+        The fix writes the estimate (rounded up for a "fits in" claim) and the config's batch
+        and block sizes into the comment, so that after `gptlint --fix --unsafe-fixes` no
+        comment contradicts the values the file now holds; an estimate may replace a figure
+        someone measured.
     """
 
     code = "GPT504"
@@ -489,6 +535,8 @@ class MemoryClaimMismatch(Rule):
             "batch_size = 16\n",
             "# batch 16 x block 1024 should fit easily in ~17.1 GB\nn_embd = 576\ncompile = False\n"
             "batch_size = 16\n",
+            line=1,
+            col=1,
             message="the comment says the run fits in ~10.5 GB, but GPT501 estimates a peak of"
             " 17.01 GiB",
             unsafe_fixes=True,
@@ -496,6 +544,8 @@ class MemoryClaimMismatch(Rule):
         Invalid(
             "# batch 16 fits in 12 GB\nbatch_size = 4\n",
             "# batch 4 fits in 12 GB\nbatch_size = 4\n",
+            line=1,
+            col=1,
             message="batch 16 in the comment, but batch_size is 4",
             unsafe_fixes=True,
         ),
@@ -545,8 +595,8 @@ class MemoryClaimMismatch(Rule):
                 f" {run.spec.block_size}, {run.spec.dtype},"
                 f" {'compiled' if run.spec.compile else 'eager'}, on {ctx.gpu.name})"
             )
-            edit = Edit(node, lambda old, fixed=fixed: old.with_changes(value=fixed))
-            yield Violation(node, message, Fix("correct the comment", (edit,), FixSafety.UNSAFE))
+            edit = Edit(node, _with_value(fixed))
+            yield Violation(node, message, ProposedFix("correct the comment", (edit,)))
 
 
 RULES = [PeakMemoryAboveBudget, MemoryNotChecked, MemoryClaimMismatch, ParameterClaimMismatch]

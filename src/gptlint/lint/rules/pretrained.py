@@ -1,4 +1,4 @@
-"""Run-setting rules: init_from, pretrained checkpoints and dtype."""
+"""GPT3xx, run settings: init_from, pretrained checkpoints and dtype."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 from gptlint.facts.kinds import FixSafety, Severity
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Fix
-from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import positive_int, target
 from gptlint.lint.scopes import ConfigScope, removable, remove_statements
 from gptlint.nanogpt.derive import DTYPES, INIT_FROM_VALUES, PRESETS
@@ -36,19 +35,25 @@ def _shape_text(name: str) -> str:
     return f"{p.n_layer}/{p.n_head}/{p.n_embd}, bias {p.bias}"
 
 
-def _set(ctx: LintContext, key: str, value: object, safety: str) -> Fix:
-    return Fix(f"set {key} = {value!r}", ConfigScope(ctx.config).set_value(key, value), safety)
+def _set(ctx: LintContext, key: str, value: object) -> ProposedFix:
+    return ProposedFix(f"set {key} = {value!r}", ConfigScope(ctx.config).set_value(key, value))
 
 
 class ShapeIgnoredWhenPretrained(Rule):
-    """With `init_from = 'gpt2'` (or gpt2-medium/-large/-xl) train.py calls
-    `GPT.from_pretrained(init_from, dict(dropout=dropout))`: only dropout is passed on, and
-    n_layer, n_head, n_embd and bias come from the checkpoint (gpt2 12/12/768, gpt2-medium
-    24/16/1024, gpt2-large 36/20/1280, gpt2-xl 48/25/1600, all with bias). With `'resume'` they
-    come from `ckpt.pt`'s `model_args`. Shape keys in such a config do nothing, and usually
-    mean the author expects a different model than the one that trains.
+    """Shape keys (n_layer, n_head, n_embd, bias) in a config that loads its model:
+    `init_from = 'gpt2'` (or gpt2-medium/-large/-xl) or `'resume'`.
 
-    The unsafe fix deletes the ignored lines (comment lines above them stay).
+    Why:
+        With a GPT-2 name train.py calls `GPT.from_pretrained(init_from, dict(dropout=dropout))`:
+        only dropout is passed on, and n_layer, n_head, n_embd and bias come from the
+        checkpoint (gpt2 12/12/768, gpt2-medium 24/16/1024, gpt2-large 36/20/1280, gpt2-xl
+        48/25/1600, all with bias). With `'resume'` they come from `ckpt.pt`'s `model_args`.
+        Shape keys in such a config do nothing, and usually mean the author expects a
+        different model than the one that trains.
+
+    Fix safety:
+        The fix deletes the ignored lines (comment lines above them stay); the author may have
+        meant the shape rather than the checkpoint.
     """
 
     code = "GPT301"
@@ -65,6 +70,8 @@ class ShapeIgnoredWhenPretrained(Rule):
         Invalid(
             "init_from = 'gpt2-xl'\n# a smaller model\nn_layer = 12\nn_head = 12\nbatch_size = 1\n",
             "init_from = 'gpt2-xl'\n# a smaller model\nbatch_size = 1\n",
+            line=3,
+            col=1,
             message="init_from='gpt2-xl' loads the checkpoint's shape (48/25/1600, bias True):"
             " n_layer, n_head set here are ignored",
             unsafe_fixes=True,
@@ -72,6 +79,8 @@ class ShapeIgnoredWhenPretrained(Rule):
         Invalid(
             "init_from = 'resume'\nn_embd = 512\nmax_iters = 10\n",
             "init_from = 'resume'\nmax_iters = 10\n",
+            line=2,
+            col=1,
             message="ckpt.pt",
             unsafe_fixes=True,
         ),
@@ -99,16 +108,22 @@ class ShapeIgnoredWhenPretrained(Rule):
         if all(removable(a) for a in assignments):
             edits = remove_statements(ctx.file.module, [a.statement for a in assignments])
             if edits:
-                fix = Fix(f"delete the {', '.join(keys)} lines", edits, FixSafety.UNSAFE)
+                fix = ProposedFix(f"delete the {', '.join(keys)} lines", edits)
         yield Violation(assignments[0].target, message, fix)
 
 
 class BlockSizeAbovePretrained(Rule):
-    """GPT-2 checkpoints have 1024 position embeddings. train.py crops a pretrained model to a
-    smaller block_size (`model.crop_block_size`) but never grows it: with `block_size = 2048`
-    the model builds fine and the first forward fails
-    `assert t <= self.config.block_size` ("Cannot forward sequence of length 2048, block size
-    is only 1024"). The safe fix sets block_size to the checkpoint's 1024.
+    """A block_size above the 1024 positions of the GPT-2 checkpoint the config loads.
+
+    Why:
+        train.py crops a pretrained model to a smaller block_size (`model.crop_block_size`)
+        but never grows it: with `block_size = 2048` the model builds fine and the first
+        forward fails `assert t <= self.config.block_size` ("Cannot forward sequence of
+        length 2048, block size is only 1024").
+
+    Fix safety:
+        The fix sets block_size to the checkpoint's 1024. The run could not train before, so
+        no run that worked changes.
     """
 
     code = "GPT302"
@@ -125,6 +140,8 @@ class BlockSizeAbovePretrained(Rule):
         Invalid(
             "init_from = 'gpt2-medium'\nblock_size = 2048\n",
             "init_from = 'gpt2-medium'\nblock_size = 1024\n",
+            line=2,
+            col=1,
             message="block_size=2048 is larger than gpt2-medium's 1024 positions",
         ),
     )
@@ -143,7 +160,7 @@ class BlockSizeAbovePretrained(Rule):
         yield Violation(
             target(ctx, "block_size") or target(ctx, "init_from"),
             message,
-            _set(ctx, "block_size", limit, FixSafety.SAFE),
+            _set(ctx, "block_size", limit),
         )
 
 
@@ -162,12 +179,18 @@ def near_miss(value: str, accepted: tuple[str, ...], aliases: dict[str, str]) ->
 
 
 class InvalidInitFrom(Rule):
-    """train.py accepts `init_from` 'scratch', 'resume' or a GPT-2 checkpoint name; any other
-    value starting with 'gpt2' fails `from_pretrained`'s
-    `assert model_type in {'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl'}`, and anything else
-    leaves `model` undefined: NameError after the data has loaded. The safe fix applies when the
-    value is a clear near miss ('Scratch', 'gpt2_xl', 'gpt-2-medium', 'resum'); checked against
-    nanoGPT's values only, since a fork may accept its own.
+    """An `init_from` other than 'scratch', 'resume' or a GPT-2 checkpoint name, checked
+    against nanoGPT's values only, since a fork may accept its own.
+
+    Why:
+        Any other value starting with 'gpt2' fails `from_pretrained`'s
+        `assert model_type in {'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl'}`, and anything
+        else leaves `model` undefined: NameError after the data has loaded.
+
+    Fix safety:
+        The fix applies when the value is a clear near miss ('Scratch', 'gpt2_xl',
+        'gpt-2-medium', 'resum'). The run could not start before, so no run that worked
+        changes.
     """
 
     code = "GPT303"
@@ -180,10 +203,18 @@ class InvalidInitFrom(Rule):
         Invalid(
             "init_from = 'Scratch'\n",
             "init_from = 'scratch'\n",
+            line=1,
+            col=1,
             message="init_from='Scratch' is not one of 'scratch', 'resume', 'gpt2',",
         ),
-        Invalid("init_from = 'gpt2_xl'\n", "init_from = 'gpt2-xl'\n", message="AssertionError"),
-        Invalid("init_from = 'llama'\n", message="NameError"),
+        Invalid(
+            "init_from = 'gpt2_xl'\n",
+            "init_from = 'gpt2-xl'\n",
+            line=1,
+            col=1,
+            message="AssertionError",
+        ),
+        Invalid("init_from = 'llama'\n", line=1, col=1, message="NameError"),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -202,15 +233,21 @@ class InvalidInitFrom(Rule):
         fix = None
         if meant is not None:
             message += f"; did you mean {meant!r}?"
-            fix = _set(ctx, "init_from", meant, FixSafety.SAFE)
+            fix = _set(ctx, "init_from", meant)
         yield Violation(target(ctx, "init_from"), message, fix)
 
 
 class InvalidDtype(Rule):
-    """train.py maps dtype with `{'float32': ..., 'bfloat16': ..., 'float16': ...}[dtype]`, so
-    any other string ('bf16', 'fp16', 'float') is a KeyError before training starts. The safe
-    fix applies for clear near misses and the usual abbreviations (bf16 -> bfloat16, fp16/half
-    -> float16, fp32/float -> float32).
+    """A dtype other than 'float32', 'bfloat16' or 'float16'.
+
+    Why:
+        train.py maps dtype with `{'float32': ..., 'bfloat16': ..., 'float16': ...}[dtype]`,
+        so any other string ('bf16', 'fp16', 'float') is a KeyError before training starts.
+
+    Fix safety:
+        The fix applies for clear near misses and the usual abbreviations (bf16 -> bfloat16,
+        fp16/half -> float16, fp32/float -> float32). The run could not start before, so no
+        run that worked changes.
     """
 
     code = "GPT304"
@@ -223,11 +260,13 @@ class InvalidDtype(Rule):
         Invalid(
             "dtype = 'bf16'\n",
             "dtype = 'bfloat16'\n",
+            line=1,
+            col=1,
             message="dtype='bf16' is not one of 'float32', 'bfloat16', 'float16': train.py's"
             " dtype lookup raises KeyError; did you mean 'bfloat16'?",
         ),
-        Invalid("dtype = 'Float16'\n", "dtype = 'float16'\n"),
-        Invalid("dtype = 'int8'\n", message="KeyError"),
+        Invalid("dtype = 'Float16'\n", "dtype = 'float16'\n", line=1, col=1),
+        Invalid("dtype = 'int8'\n", line=1, col=1, message="KeyError"),
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
@@ -242,17 +281,23 @@ class InvalidDtype(Rule):
         fix = None
         if meant is not None:
             message += f"; did you mean {meant!r}?"
-            fix = _set(ctx, "dtype", meant, FixSafety.SAFE)
+            fix = _set(ctx, "dtype", meant)
         yield Violation(target(ctx, "dtype"), message, fix)
 
 
 class Bf16WithoutSupport(Rule):
-    """The `gpu` setting names a card without bfloat16 support (the `t4` profile, sm75).
-    Older PyTorch raises "Current CUDA Device does not support bfloat16" when train.py enters
-    `torch.autocast(dtype=torch.bfloat16)`; newer PyTorch emulates bf16 without tensor cores,
-    many times slower. nanoGPT's own default picks float16 on such cards; a config that writes
-    'bfloat16' overrides that. The unsafe fix writes 'float16' (train.py then enables its
-    GradScaler).
+    """`dtype = 'bfloat16'` while the `gpu` setting names a card without bfloat16 support (the
+    `t4` profile, sm75).
+
+    Why:
+        Older PyTorch raises "Current CUDA Device does not support bfloat16" when train.py
+        enters `torch.autocast(dtype=torch.bfloat16)`; newer PyTorch emulates bf16 without
+        tensor cores, many times slower. nanoGPT's own default picks float16 on such cards;
+        a config that writes 'bfloat16' overrides that.
+
+    Fix safety:
+        The fix writes 'float16' (train.py then enables its GradScaler): another precision,
+        with other numerics, on every card the config runs on.
     """
 
     code = "GPT305"
@@ -269,6 +314,8 @@ class Bf16WithoutSupport(Rule):
         Invalid(
             "dtype = 'bfloat16'\n",
             "dtype = 'float16'\n",
+            line=1,
+            col=1,
             message="dtype='bfloat16' but t4 (NVIDIA Tesla T4 (16 GB), compute capability 7.5)"
             " has no bfloat16",
             settings={"gpu": "t4"},
@@ -288,9 +335,7 @@ class Bf16WithoutSupport(Rule):
             " PyTorch emulates it without tensor cores; use dtype='float16' (train.py adds a"
             " GradScaler)"
         )
-        yield Violation(
-            target(ctx, "dtype"), message, _set(ctx, "dtype", "float16", FixSafety.UNSAFE)
-        )
+        yield Violation(target(ctx, "dtype"), message, _set(ctx, "dtype", "float16"))
 
 
 RULES = [

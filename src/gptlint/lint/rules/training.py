@@ -1,4 +1,4 @@
-"""Training-loop rules: DDP gradient accumulation, the learning-rate schedule, evaluation."""
+"""GPT4xx, the training loop: DDP gradient accumulation, the learning-rate schedule, evaluation."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 from gptlint.facts.kinds import FixSafety, Severity
 from gptlint.lint.context import LintContext
-from gptlint.lint.diagnostics import Fix
-from gptlint.lint.rules.base import Invalid, Rule, Valid, Violation
+from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import is_number, latest, plausible, positive_int, target
 from gptlint.lint.scopes import ConfigScope
 
@@ -21,19 +20,23 @@ def _nearest_multiple(value: int, step: int) -> int:
 
 
 class AccumulationNotDivisibleByWorldSize(Rule):
-    """Under DDP, train.py treats gradient_accumulation_steps as the global count and splits
-    it: `assert gradient_accumulation_steps % ddp_world_size == 0`, then
-    `gradient_accumulation_steps //= ddp_world_size`. A count that does not divide fails the
-    assert in every process at start-up. The world size comes from the `world-size` setting,
-    else from a `torchrun ... --nproc_per_node=N` line (times `--nnodes=M`) in the file's own
-    comments or docstring that runs this config (it names this file, or no config at all), as
-    nanoGPT's configs document their launch command; a launch line that starts no process
-    (`--nproc_per_node=0`, `--nnodes=0`) is reported as such. A fork whose train.py does not
-    split the accumulation (older nanoGPT keeps it per process) has nothing to assert: the rule
-    is quiet.
+    """A gradient_accumulation_steps that the DDP world size does not divide. The world size
+    comes from the `world-size` setting, else from a `torchrun ... --nproc_per_node=N` line
+    (times `--nnodes=M`) in the file's own comments or docstring that runs this config (it
+    names this file, or no config at all), as nanoGPT's configs document their launch command;
+    a launch line that starts no process (`--nproc_per_node=0`, `--nnodes=0`) is reported as
+    such. A fork whose train.py does not split the accumulation (older nanoGPT keeps it per
+    process) has nothing to assert: the rule is quiet.
 
-    The unsafe fix sets the nearest multiple of the world size (ties: the larger), which
-    changes the tokens per iteration.
+    Why:
+        Under DDP, train.py treats gradient_accumulation_steps as the global count and splits
+        it: `assert gradient_accumulation_steps % ddp_world_size == 0`, then
+        `gradient_accumulation_steps //= ddp_world_size`. A count that does not divide fails
+        the assert in every process at start-up.
+
+    Fix safety:
+        The fix sets the nearest multiple of the world size (ties: the larger), which changes
+        the tokens per iteration.
     """
 
     code = "GPT401"
@@ -56,6 +59,8 @@ class AccumulationNotDivisibleByWorldSize(Rule):
             "gradient_accumulation_steps = 12\n",
             "# torchrun --standalone --nproc_per_node=8 train.py\n"
             "gradient_accumulation_steps = 16\n",
+            line=2,
+            col=1,
             message="gradient_accumulation_steps=12 is not divisible by the world size 8"
             " (`--nproc_per_node=8` in the file's comments)",
             unsafe_fixes=True,
@@ -63,6 +68,8 @@ class AccumulationNotDivisibleByWorldSize(Rule):
         Invalid(
             "batch_size = 8\n",
             "batch_size = 8\ngradient_accumulation_steps = 42\n",
+            line=1,
+            col=1,
             message="train.py asserts gradient_accumulation_steps % ddp_world_size == 0",
             settings={"world_size": 6},
             unsafe_fixes=True,
@@ -70,6 +77,8 @@ class AccumulationNotDivisibleByWorldSize(Rule):
         Invalid(  # torchrun refuses to start: no process to train
             "# torchrun --standalone --nproc_per_node=0 train.py\n"
             "gradient_accumulation_steps = 40\n",
+            line=1,
+            col=1,
             message="the world size is 0 (`--nproc_per_node=0` in the file's comments)",
         ),
     )
@@ -97,12 +106,12 @@ class AccumulationNotDivisibleByWorldSize(Rule):
             f" iteration change by {new / accum:.2f}x)"
         )
         edits = ConfigScope(ctx.config).set_value("gradient_accumulation_steps", new)
-        fix = Fix(f"set gradient_accumulation_steps = {new}", edits, FixSafety.UNSAFE)
+        fix = ProposedFix(f"set gradient_accumulation_steps = {new}", edits)
         node = target(ctx, "gradient_accumulation_steps") or world.node
         yield Violation(node, message, fix)
 
 
-def learning_rate_at(it: int, lr: float, min_lr: float, warmup: int, decay: int) -> float:
+def learning_rate_at(it: int, lr: float, min_lr: float, warmup: float, decay: float) -> float:
     """nanoGPT's `get_lr(it)`: linear warmup, then cosine from lr to min_lr until
     lr_decay_iters, then min_lr."""
     if it < warmup:
@@ -117,10 +126,10 @@ _SCHEDULE_KEYS = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "
 
 
 class ScheduleContradiction(Rule):
-    """nanoGPT's `get_lr(it)` (used when decay_lr is True) warms up linearly for
-    warmup_iters iterations, decays along a cosine from learning_rate to min_lr until
-    lr_decay_iters, then stays at min_lr; the loop stops after iteration max_iters. The rule
-    reports settings that contradict that shape:
+    """Learning-rate settings that contradict the schedule nanoGPT's `get_lr(it)` runs when
+    decay_lr is True: a linear warmup for warmup_iters iterations, a cosine decay from
+    learning_rate to min_lr until lr_decay_iters, then min_lr; the loop stops after iteration
+    max_iters. Reported:
 
     * min_lr above learning_rate: the "decay" raises the learning rate.
     * warmup_iters equal to lr_decay_iters: at that iteration get_lr divides 0 by 0
@@ -131,8 +140,14 @@ class ScheduleContradiction(Rule):
       the learning rate is still high when training stops. nanoGPT's configs keep
       lr_decay_iters equal to max_iters ("should be ~= max_iters per Chinchilla").
 
-    Only reported when the file sets one of the keys involved. No fix: which value is meant
-    is not known.
+    Only reported when the file sets one of the keys involved.
+
+    Why:
+        The run starts either way, so nothing says that its schedule is not the one the
+        config describes: it shows in the loss curve, or as a crash mid-run.
+
+    Fix safety:
+        No fix: which value is meant is not known.
     """
 
     code = "GPT402"
@@ -147,20 +162,28 @@ class ScheduleContradiction(Rule):
     INVALID = (
         Invalid(
             "max_iters = 5000\n",
+            line=1,
+            col=1,
             message="lr_decay_iters=600000 is far beyond max_iters=5000: training stops 0.5%"
             " into the cosine decay with the learning rate still 6.00e-04 (100% of"
             " learning_rate); set lr_decay_iters = max_iters",
         ),
         Invalid(
             "learning_rate = 1e-4\nmin_lr = 1e-3\nmax_iters = 600000\n",
+            line=2,
+            col=1,
             message="min_lr=0.001 is above learning_rate=0.0001",
         ),
         Invalid(
             "warmup_iters = 1000\nlr_decay_iters = 1000\nmax_iters = 1000\n",
+            line=2,
+            col=1,
             message="ZeroDivisionError",
         ),
         Invalid(
             "warmup_iters = 2000\nlr_decay_iters = 1000\nmax_iters = 1000\n",
+            line=3,
+            col=1,
             message="the run ends before warmup does",
         ),
     )
@@ -221,13 +244,19 @@ def _contradictions(
 
 
 class EvalIntervalAboveMaxIters(Rule):
-    """train.py evaluates, and writes `ckpt.pt`, only at iterations where
-    `iter_num % eval_interval == 0`, and saves only when `iter_num > 0` (and the validation
-    loss improved, or always_save_checkpoint). The loop runs iterations 0 to max_iters. With
-    eval_interval above max_iters the only evaluation is at iteration 0, before any training:
-    the run never reports a validation loss for the trained model and never writes a
-    checkpoint, so the work is lost when it ends. Not reported for eval_only or resumed runs
-    (their iteration count starts elsewhere).
+    """An eval_interval above max_iters. Not reported for eval_only or resumed runs (their
+    iteration count starts elsewhere).
+
+    Why:
+        train.py evaluates, and writes `ckpt.pt`, only at iterations where
+        `iter_num % eval_interval == 0`, and saves only when `iter_num > 0` (and the
+        validation loss improved, or always_save_checkpoint). The loop runs iterations 0 to
+        max_iters. With eval_interval above max_iters the only evaluation is at iteration 0,
+        before any training: the run never reports a validation loss for the trained model and
+        never writes a checkpoint, so the work is lost when it ends.
+
+    Fix safety:
+        No fix: whether the run should be longer or evaluate more often is not known.
     """
 
     code = "GPT403"
@@ -242,6 +271,8 @@ class EvalIntervalAboveMaxIters(Rule):
     INVALID = (
         Invalid(
             "max_iters = 500\n",
+            line=1,
+            col=1,
             message="eval_interval=2000 is above max_iters=500: train.py evaluates when"
             " iter_num % eval_interval == 0, which in iterations 0..500 happens only at iteration"
             " 0, before any training, and it saves ckpt.pt only at such an evaluation with"
