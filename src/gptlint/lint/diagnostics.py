@@ -9,7 +9,9 @@ import libcst as cst
 
 from gptlint.facts.kinds import FixSafety, Severity
 
-Rewrite = Callable[[cst.CSTNode], "cst.CSTNode | cst.FlattenSentinel"]
+Rewrite = Callable[
+    [cst.CSTNode], "cst.CSTNode | cst.FlattenSentinel[cst.CSTNode] | cst.RemovalSentinel"
+]
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,12 +7,13 @@ take `GPTConfig`'s dataclass defaults (presets: unknown).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import libcst as cst
 
 from gptlint.facts.values import UNKNOWN
-from gptlint.lint.diagnostics import Edit
+from gptlint.lint.diagnostics import Edit, Rewrite
 from gptlint.nanogpt.configfile import SHAPE_KEYS, Assignment, ShapeCall
 from gptlint.nanogpt.evaluate import evaluate
 from gptlint.nanogpt.resolve import EffectiveConfig, resolve
@@ -42,16 +43,14 @@ class ConfigScope:
         """Edits that make `key` equal `value`: rewrite its assignment, or add one."""
         resolved = self.config.resolved(key)
         assignment = resolved.assignment if resolved else None
-        if assignment is not None and _replaceable(assignment):
-            return (Edit(assignment.value, lambda old: replace_literal(old, value)),)
+        if assignment is not None and assignment.value is not None and _replaceable(assignment):
+            return (Edit(assignment.value, _literal_rewrite(value)),)
         line = _assign_line(key, value)
         anchor = assignment.statement if assignment is not None else self._anchor()
         if anchor is None:  # a file with no statements: the assignment becomes its first line
             module = self.config.file.module
-            return (
-                Edit(module, lambda old: old.with_changes(body=(line,), has_trailing_newline=True)),
-            )
-        return (Edit(anchor, lambda old: cst.FlattenSentinel([old, line])),)
+            return (Edit(module, _first_line(line)),)
+        return (Edit(anchor, _followed_by([line])),)
 
     def set_values(self, values: dict[str, Any]) -> tuple[Edit, ...]:
         """Edits that make every key of `values` equal its value; keys added at the same place
@@ -65,7 +64,7 @@ class ConfigScope:
             else:
                 edits.append(edit)
         for anchor, lines in added.items():
-            edits.append(Edit(anchor, lambda old, lines=lines: cst.FlattenSentinel([old, *lines])))
+            edits.append(Edit(anchor, _followed_by(lines)))
         return tuple(edits)
 
     def _anchor(self) -> cst.BaseStatement | None:
@@ -79,6 +78,44 @@ class ConfigScope:
             return chosen[-1].statement
         body = self.config.file.module.body
         return body[-1] if body else None
+
+
+def _literal_rewrite(value: Any) -> Rewrite:
+    """A rewrite that writes `value` over an expression, in its literal style."""
+
+    def rewrite(old: cst.CSTNode) -> cst.CSTNode:
+        if not isinstance(old, cst.BaseExpression):
+            raise TypeError(f"a literal replaces an expression, not {type(old).__name__}")
+        return replace_literal(old, value)
+
+    return rewrite
+
+
+def _first_line(line: cst.SimpleStatementLine) -> Rewrite:
+    """A rewrite that makes `line` the body of an empty module."""
+    return lambda old: cst.ensure_type(old, cst.Module).with_changes(
+        body=(line,), has_trailing_newline=True
+    )
+
+
+def _followed_by(lines: list[cst.SimpleStatementLine]) -> Rewrite:
+    """A rewrite that adds `lines` after a statement."""
+    return lambda old: cst.FlattenSentinel([old, *lines])
+
+
+def _removed(_old: cst.CSTNode) -> cst.RemovalSentinel:
+    return cst.RemovalSentinel.REMOVE
+
+
+def _with_comments_above(moved: tuple[cst.EmptyLine, ...]) -> Rewrite:
+    """A rewrite that puts the comment lines `moved` above a statement's own."""
+
+    def rewrite(old: cst.CSTNode) -> cst.CSTNode:
+        if not isinstance(old, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+            raise TypeError(f"comment lines go above a statement, not {type(old).__name__}")
+        return old.with_changes(leading_lines=(*moved, *old.leading_lines))
+
+    return rewrite
 
 
 def _assign_line(key: str, value: Any) -> cst.SimpleStatementLine:
@@ -100,21 +137,13 @@ def remove_statements(module: cst.Module, doomed: list[cst.BaseStatement]) -> tu
     each one: they move to the next statement that stays. None (empty) if a deleted statement
     has comment lines above it and nothing follows it."""
     gone = set(doomed)
-    edits = [Edit(statement, lambda _old: cst.RemovalSentinel.REMOVE) for statement in doomed]
+    edits = [Edit(statement, _removed) for statement in doomed]
     carried: list[cst.EmptyLine] = []
     for statement in module.body:
         if statement in gone:
             carried.extend(statement.leading_lines)
         elif carried:
-            moved = tuple(carried)
-            edits.append(
-                Edit(
-                    statement,
-                    lambda old, moved=moved: old.with_changes(
-                        leading_lines=(*moved, *old.leading_lines)
-                    ),
-                )
-            )
+            edits.append(Edit(statement, _with_comments_above(tuple(carried))))
             carried = []
     if any(line.comment is not None for line in carried):
         return ()
@@ -123,10 +152,11 @@ def remove_statements(module: cst.Module, doomed: list[cst.BaseStatement]) -> tu
 
 def _replaceable(assignment: Assignment) -> bool:
     node = assignment.node
-    single = isinstance(node, cst.AnnAssign) or (
-        isinstance(node, cst.Assign) and len(node.targets) == 1
-    )
-    return assignment.is_plain and single and node.value is assignment.value
+    if isinstance(node, cst.Assign) and len(node.targets) != 1:
+        return False
+    if not isinstance(node, cst.AnnAssign | cst.Assign):
+        return False
+    return assignment.is_plain and node.value is assignment.value
 
 
 class CallScope:
@@ -150,13 +180,15 @@ class CallScope:
 
     def set_value(self, key: str, value: Any) -> tuple[Edit, ...]:
         if key in self.call.args:
-            return (Edit(self.call.args[key][0], lambda old: replace_literal(old, value)),)
+            return (Edit(self.call.args[key][0], _literal_rewrite(value)),)
         if isinstance(self.call.node, cst.Dict):
             element = cst.DictElement(cst.SimpleString(f'"{key}"'), literal(value))
             return (
                 Edit(
                     self.call.node,
-                    lambda old: old.with_changes(elements=_append(old.elements, element)),
+                    lambda old: cst.ensure_type(old, cst.Dict).with_changes(
+                        elements=_append(cst.ensure_type(old, cst.Dict).elements, element)
+                    ),
                 ),
             )
         arg = cst.Arg(
@@ -167,10 +199,22 @@ class CallScope:
                 whitespace_after=cst.SimpleWhitespace(""),
             ),
         )
-        return (Edit(self.call.node, lambda old: old.with_changes(args=_append(old.args, arg))),)
+        return (Edit(self.call.node, _with_arg(arg)),)
 
 
-def _append(items: tuple, new: cst.Arg | cst.DictElement) -> tuple:
+def _with_arg(arg: cst.Arg) -> Rewrite:
+    """A rewrite that adds the keyword argument `arg` to a call."""
+
+    def rewrite(old: cst.CSTNode) -> cst.CSTNode:
+        call = cst.ensure_type(old, cst.Call)
+        return call.with_changes(args=_append(call.args, arg))
+
+    return rewrite
+
+
+def _append(
+    items: Sequence[cst.Arg] | Sequence[cst.BaseDictElement], new: cst.Arg | cst.DictElement
+) -> tuple:
     """`items` with `new` after the last one, keeping a trailing comma's layout."""
     if not items:
         return (new,)

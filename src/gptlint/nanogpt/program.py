@@ -152,7 +152,7 @@ def _from_assignment(
     target = node.targets[0]
     where = f"train.py line {node.lineno}"
     if isinstance(target, ast.Tuple) and target.elts and _named(target.elts[0]):
-        name = target.elts[0].id  # type: ignore[attr-defined]
+        name = target.elts[0].id
         end = backward if backward is not None else 10**9
         if any(n == name and node.lineno < line < end for n, line in deleted):
             return Loop(False, f"{where} binds the logits to `{name}`, which train.py deletes")

@@ -5,10 +5,16 @@ script surely assigns it first (nanoGPT's `lr = get_lr(iter_num)` at the top of 
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 
 # (name, whether it is read, whether the statement surely runs when its code is reached)
 Event = tuple[str, bool, bool]
+
+if sys.version_info >= (3, 11):
+    _TRY: tuple[type[ast.stmt], ...] = (ast.Try, ast.TryStar)
+else:  # pragma: no cover - Python 3.10 has no `try: ... except*`
+    _TRY = (ast.Try,)
 
 
 def names_read_after(tree: ast.Module, start: int) -> frozenset[str]:
@@ -68,7 +74,7 @@ def _statement(node: ast.stmt, certain: bool) -> Iterator[Event]:
             if item.optional_vars is not None:
                 yield from _stores(item.optional_vars, certain)
         yield from _events(node.body, certain)
-    elif isinstance(node, ast.Try | ast.TryStar):
+    elif isinstance(node, _TRY):
         yield from _events(node.body, certain)
         for handler in node.handlers:
             yield from _events(handler.body, False)
