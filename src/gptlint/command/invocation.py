@@ -29,7 +29,9 @@ from gptlint.output import FORMATS, WITH_EDITS, fix_edits, statistics
 from gptlint.output import text as text_output
 from gptlint.settings.pyproject import convert, load_settings
 from gptlint.settings.table import SETTINGS, Settings, SettingsError
-from gptlint.text.source import read_regular, run_deep, unread_reason
+from gptlint.text.decode import unread_reason
+from gptlint.text.deep import run_deep
+from gptlint.text.files import read_regular
 from gptlint.text.write import write_atomically
 
 

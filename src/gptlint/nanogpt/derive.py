@@ -32,7 +32,7 @@ from gptlint.nanogpt.resolve import EffectiveConfig
 from gptlint.nanogpt.rewrites import apply as apply_rewrites
 from gptlint.nanogpt.rewrites import other_optimizer
 from gptlint.runmodel.trainingrun import ModelShape, ModelSource, Problem, StepSpec, TrainingRun
-from gptlint.text.source import real_folder
+from gptlint.text.files import real_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
 """The `dtype` values train.py accepts (its `ptdtype` table); anything else is a KeyError."""

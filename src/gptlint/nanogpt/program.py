@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from gptlint.text.source import read_regular
+from gptlint.text.files import read_regular
 
 SDPA = "scaled_dot_product_attention"
 

@@ -31,7 +31,7 @@ from gptlint.nanogpt.rewrites import Rewrite
 from gptlint.nanogpt.rewrites import collect as collect_rewrites
 from gptlint.nanogpt.scriptnames import names_read_after
 from gptlint.settings.table import Settings
-from gptlint.text.source import SourceError, read_source
+from gptlint.text.decode import SourceError, read_source
 
 NANOGPT_DEFAULTS: dict[str, Any] = {
     "out_dir": "out",
