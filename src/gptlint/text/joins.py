@@ -10,6 +10,7 @@ byte for byte (checked) and fixes, positions and diffs need nothing special."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,7 +157,7 @@ class Joins:
         SourceError (the concatenation is too long) unless CPython reads the shadow text as
         `tree` with each cut concatenation a chain of `+` over its pieces, no deeper than
         MAX_NESTING: then libcst reads it as the file means it."""
-        shadow = _shadow_text(text, [join for found in pieces for join in found.joins])
+        shadow = _shadow_text(text, pieces)
         try:
             shadow_tree = ast.parse(shadow)
         except (SyntaxError, RecursionError, MemoryError, ValueError):
@@ -178,16 +179,16 @@ class Joins:
         first = self.pieces[0]
         refusal = too_long(first.parts, first.line, first.col)
         try:
-            module = parse_text(_shadow_text(text, [j for p in self.pieces for j in p.joins]))
+            module = parse_text(_shadow_text(text, self.pieces))
         except cst.ParserSyntaxError:
             raise refusal from None
         return _with_joins(module, self.shadow_tree, text, self.pieces, refusal)
 
 
-def _shadow_text(text: str, joins: list[Join]) -> str:
-    """`text` with `+` at each join's offset."""
+def _shadow_text(text: str, cuts: Iterable[Pieces]) -> str:
+    """`text` with `+` at the offset of each join of `cuts`."""
     pieces, at = [], 0
-    for offset, _ in sorted(joins):
+    for offset, _ in sorted(join for found in cuts for join in found.joins):
         pieces += [text[at:offset], "+"]
         at = offset + 1
     return "".join([*pieces, text[at:]])
