@@ -31,7 +31,7 @@ from gptlint.runmodel.estimate import estimate_memory
 from gptlint.runmodel.trainingrun import Problem, TrainingRun
 from gptlint.settings.pyproject import load_settings
 from gptlint.settings.table import Settings, SettingsError
-from gptlint.text.source import run_deep
+from gptlint.text.deep import run_deep
 from pytest_gptcfg import report
 from pytest_gptcfg.options import OPTIONS_KEY, Options
 from pytest_gptcfg.results import MemoryResult

@@ -25,7 +25,7 @@ from gptlint.lint.fix import apply_fixes, chosen_fixes, fix_source
 from gptlint.lint.linter import lint_source
 from gptlint.nanogpt.resolve import resolve
 from gptlint.settings.table import Settings
-from gptlint.text.source import decode_source
+from gptlint.text.decode import decode_source
 
 ALL = Settings(select=("ALL",))
 DEFAULT = Settings()

@@ -14,7 +14,7 @@ from gptlint.lint.rules import ALL_RULES
 from gptlint.lint.rules.base import ProposedFix, Violation
 from gptlint.lint.rules.keys import DuplicateKey
 from gptlint.settings.table import Settings
-from gptlint.text.source import decode_source
+from gptlint.text.decode import decode_source
 
 _PATH = "/nonexistent-gptlint-test/config/example.py"  # no train.py beside it: nanoGPT's
 

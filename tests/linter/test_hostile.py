@@ -840,7 +840,7 @@ def test_broken_settings_of_one_named_folder_do_not_stop_the_others(tmp_path, ca
 
 # 6. Large files: the shortcuts that make them fast change no answer
 #
-# A fix pass's text is read again by parsing only the statements it changed (source.rereading);
+# A fix pass's text is read again by parsing only the statements it changed (reread.Reparser);
 # the names a file reads (GPT201, GPT204) and its GPTConfig/dict presets are looked for only in
 # the statements whose text can hold them (positions.statements_matching). Each is checked
 # against the long way, over generated configs.
@@ -899,23 +899,25 @@ def test_large_file_shortcuts_give_the_same_findings_and_fixes(text, unsafe):
     from gptlint.lint.rules import keys
     from gptlint.nanogpt import configfile
     from gptlint.settings.table import Settings
-    from gptlint.text import source
+    from gptlint.text.decode import decode_source
+    from gptlint.text.deep import run_deep
+    from gptlint.text.reread import Reparser
 
     settings_ = Settings(select=("ALL",))
-    config = source.decode_source("c.py", text.encode())
+    config = decode_source("c.py", text.encode())
 
     def run():
         result = lint_source(config, settings_)
         outcome = fix_source(config, settings_, unsafe)
         return _shown(result), outcome.fixed, outcome.applied, _shown(outcome.remaining)
 
-    quick = source.run_deep(run)
+    quick = run_deep(run)
     with (
         mock.patch.object(configfile, "statements_matching", return_value=None),
         mock.patch.object(keys, "statements_matching", return_value=None),
-        mock.patch.object(source, "_reread", return_value=None),
+        mock.patch.object(Reparser, "reread", return_value=None),
     ):
-        slow = source.run_deep(run)
+        slow = run_deep(run)
     assert quick == slow
 
 
@@ -927,41 +929,48 @@ def test_a_fix_pass_read_again_in_part_is_libcsts_tree_of_the_whole_text(text):
     from gptlint.lint.fix import apply_fixes, chosen_fixes
     from gptlint.lint.linter import lint_source
     from gptlint.settings.table import Settings
-    from gptlint.text import source
+    from gptlint.text.decode import decode_source
+    from gptlint.text.deep import run_deep
+    from gptlint.text.reread import Reparser
+    from gptlint.text.syntax import check_syntax
+    from gptlint.text.tree import parse_module
 
     def check():
-        result = lint_source(source.decode_source("c.py", text.encode()), Settings())
+        result = lint_source(decode_source("c.py", text.encode()), Settings())
         chosen = chosen_fixes(result.diagnostics, unsafe=True)
         if result.file is None or not chosen:
             return
         file = result.file
         fixed = apply_fixes(file, chosen)
-        tree = source.check_syntax(fixed)
-        with source.rereading(file.source.text, file.module, file.statement_lines):
-            reread = source.parse_module(fixed, tree)
+        reparser = Reparser(file.source.text, file.module, file.statement_lines)
+        reread = parse_module(check_syntax(fixed), reparser)
         assert reread.deep_equals(cst.parse_module(fixed))
         assert reread.code == fixed
 
-    source.run_deep(check)
+    run_deep(check)
 
 
 def test_a_fix_pass_reads_again_only_the_statements_it_changed():
     from gptlint.lint.fix import apply_fixes, chosen_fixes
     from gptlint.lint.linter import lint_source
     from gptlint.settings.table import Settings
-    from gptlint.text import source
+    from gptlint.text.decode import decode_source
+    from gptlint.text.deep import run_deep
+    from gptlint.text.reread import Reparser
+    from gptlint.text.syntax import check_syntax
+    from gptlint.text.tree import parse_module
 
     helpers = "".join(f"aux_{n} = aux_{n - 1} + 1  # {n}\n" for n in range(1, 2000))
     text = f"aux_0 = 1\n{helpers}n_layer = 12\nn_head = 12\n\n# width\nn_embd = 500\n{helpers}"
 
     def fix_pass():
-        result = lint_source(source.decode_source("c.py", text.encode()), Settings())
+        result = lint_source(decode_source("c.py", text.encode()), Settings())
         file = result.file
         fixed = apply_fixes(file, chosen_fixes(result.diagnostics, unsafe=False))
-        with source.rereading(file.source.text, file.module, file.statement_lines):
-            return file.module, source.parse_module(fixed, source.check_syntax(fixed)), fixed
+        reparser = Reparser(file.source.text, file.module, file.statement_lines)
+        return file.module, parse_module(check_syntax(fixed), reparser), fixed
 
-    before, after, fixed = source.run_deep(fix_pass)
+    before, after, fixed = run_deep(fix_pass)
     assert fixed == text.replace("n_embd = 500", "n_embd = 480")
     kept = [old is new for old, new in zip(before.body, after.body, strict=True)]
     assert kept.count(False) == 1 and after.code == fixed
@@ -983,7 +992,8 @@ def test_the_names_a_file_reads_are_what_libcsts_visitor_finds(text):
 
     from gptlint.lint.rules.keys import _collect_names
     from gptlint.nanogpt.configfile import parse_config
-    from gptlint.text.source import decode_source, run_deep
+    from gptlint.text.decode import decode_source
+    from gptlint.text.deep import run_deep
 
     class Visitor(cst.CSTVisitor):  # how GPT201 and GPT204 found them before
         def __init__(self, targets):
@@ -1039,12 +1049,15 @@ STATEMENTS = (
     st.randoms(use_true_random=False),
 )
 def test_a_text_read_again_in_part_is_libcsts_tree_of_it(statements, newline, final, random):
-    """Any one digit changed anywhere: where `rereading` answers, its tree is the one libcst
+    """Any one digit changed anywhere: where a `Reparser` answers, its tree is the one libcst
     gives for the whole text."""
     import libcst as cst
 
-    from gptlint.text import source
+    from gptlint.text.decode import SourceError
     from gptlint.text.positions import statement_lines
+    from gptlint.text.reread import Reparser
+    from gptlint.text.syntax import check_syntax
+    from gptlint.text.tree import parse_module
 
     text = "\n".join(statements).replace("\n", newline) + (newline if final else "")
     digits = [i for i, char in enumerate(text) if char.isdigit()]
@@ -1053,10 +1066,9 @@ def test_a_text_read_again_in_part_is_libcsts_tree_of_it(statements, newline, fi
     at = random.choice(digits)
     changed = text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1 :]
     try:
-        before, after = source.check_syntax(text), source.check_syntax(changed)
-    except source.SourceError:
+        before, after = check_syntax(text), check_syntax(changed)
+    except SourceError:
         return
     module = cst.parse_module(text)
-    with source.rereading(text, module, statement_lines(before)):
-        reread = source.parse_module(changed, after)
+    reread = parse_module(after, Reparser(text, module, statement_lines(before.tree)))
     assert reread.deep_equals(cst.parse_module(changed))

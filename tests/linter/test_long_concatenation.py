@@ -14,7 +14,9 @@ from gptlint.lint.linter import lint_source
 from gptlint.nanogpt.configfile import parse_config
 from gptlint.nanogpt.resolve import load_config
 from gptlint.settings.table import Settings
-from gptlint.text.source import ImplicitJoin, decode_source, run_deep
+from gptlint.text.decode import decode_source
+from gptlint.text.deep import run_deep
+from gptlint.text.joins import ImplicitJoin
 
 SELECT = ("--select", "GPT000,GPT101,GPT201,GPT203")
 SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"

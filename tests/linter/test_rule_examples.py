@@ -12,7 +12,7 @@ from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import lint_source
 from gptlint.lint.rules import ALL_RULES
 from gptlint.settings.table import Settings
-from gptlint.text.source import decode_source
+from gptlint.text.decode import decode_source
 
 
 def _cases(kind: str):

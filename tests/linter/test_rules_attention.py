@@ -5,7 +5,7 @@ from __future__ import annotations
 from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import lint_file
 from gptlint.settings.table import Settings
-from gptlint.text.source import read_source
+from gptlint.text.decode import read_source
 
 
 def _lint(tmp_path, text, code, **settings):

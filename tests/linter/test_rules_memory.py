@@ -11,7 +11,7 @@ from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import lint_file
 from gptlint.lint.rules.memory import claims
 from gptlint.settings.table import Settings
-from gptlint.text.source import read_source
+from gptlint.text.decode import read_source
 
 SEED = (
     "n_layer = 12\nn_head = 12\nn_embd = 576\ndropout = 0.0\nbatch_size = 16\n"

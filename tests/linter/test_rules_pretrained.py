@@ -10,7 +10,7 @@ from gptlint.lint.rules.pretrained import near_miss
 from gptlint.nanogpt.derive import DTYPES as DTYPE_VALUES
 from gptlint.nanogpt.derive import INIT_FROM_VALUES
 from gptlint.settings.table import Settings
-from gptlint.text.source import read_source
+from gptlint.text.decode import read_source
 
 
 def _fixed(tmp_path, text, code, unsafe=False):

@@ -13,7 +13,7 @@ from gptlint.lint.linter import lint_source
 from gptlint.lint.rules import ALL_RULES
 from gptlint.nanogpt.schema import KV_HEAD_KEYS, NANOGPT_DEFAULTS
 from gptlint.settings.table import Settings
-from gptlint.text.source import decode_source
+from gptlint.text.decode import decode_source
 
 KEYS = sorted({*NANOGPT_DEFAULTS, "vocab_size", *KV_HEAD_KEYS, "n_embed", "lr"})
 VALUES = st.one_of(

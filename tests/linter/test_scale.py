@@ -16,7 +16,8 @@ from gptlint.lint.rules.shape import divisors, keep_width
 from gptlint.nanogpt.configfile import parse_config
 from gptlint.nanogpt.evaluate import evaluate
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA
-from gptlint.text.source import decode_source, run_deep
+from gptlint.text.decode import decode_source
+from gptlint.text.deep import run_deep
 
 
 def test_close_match_is_difflibs_answer():

@@ -24,7 +24,7 @@ from gptlint.lint.rules import ALL_RULES
 from gptlint.lint.rules.base import Rule
 from gptlint.runmodel import estimate
 from gptlint.settings.table import Settings
-from gptlint.text.source import decode_source
+from gptlint.text.decode import decode_source
 
 DEFAULT_PATH = Path("docs/rules.md")
 

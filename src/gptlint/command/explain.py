@@ -14,7 +14,7 @@ from gptlint.lint.linter import lint_source
 from gptlint.lint.rules import ALL_RULES, RULES_BY_CODE
 from gptlint.lint.rules.base import Invalid, Rule
 from gptlint.settings.table import Settings
-from gptlint.text.source import decode_source
+from gptlint.text.decode import decode_source
 
 EXAMPLE_PATH = "/nonexistent-gptlint-docs/config/example.py"
 """Where examples are linted: no train.py or data/ folder is beside it, so nanoGPT's defaults

@@ -20,7 +20,7 @@ from gptlint.lint.discover import Target
 from gptlint.nanogpt.schema import SchemaError
 from gptlint.output import FORMATS
 from gptlint.settings.table import Settings, SettingsError
-from gptlint.text.source import run_deep
+from gptlint.text.deep import run_deep
 
 
 class Invocation:

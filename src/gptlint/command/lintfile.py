@@ -16,7 +16,9 @@ from gptlint.lint.linter import LintResult, lint_bytes
 from gptlint.nanogpt.schema import SchemaError
 from gptlint.output import WITH_EDITS
 from gptlint.settings.table import Settings, SettingsError
-from gptlint.text.source import read_regular, run_deep, unread_reason
+from gptlint.text.decode import unread_reason
+from gptlint.text.deep import run_deep
+from gptlint.text.files import read_regular
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from gptlint.command.report import Report
 from gptlint.lint.diagnostics import escape_path
 from gptlint.lint.discover import Target
 from gptlint.settings.table import SettingsError
-from gptlint.text.source import run_deep
+from gptlint.text.deep import run_deep
 
 
 class Pending:

@@ -11,7 +11,8 @@ from pathlib import Path
 from gptlint.lint.linter import looks_like_config
 from gptlint.nanogpt.configfile import parse_config
 from gptlint.settings.table import Settings
-from gptlint.text.source import SourceError, decode_source, read_regular
+from gptlint.text.decode import SourceError, decode_source
+from gptlint.text.files import read_regular
 
 DEFAULT_EXCLUDE = (
     ".git",

@@ -17,7 +17,7 @@ from difflib import SequenceMatcher
 from gptlint.lint.diagnostics import Diagnostic
 from gptlint.lint.fix import apply_fixes
 from gptlint.lint.linter import LintResult
-from gptlint.text.source import run_deep
+from gptlint.text.deep import run_deep
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ from gptlint.lint.diagnostics import Diagnostic, Edit
 from gptlint.lint.linter import LintResult, lint_source
 from gptlint.nanogpt.configfile import ConfigFile
 from gptlint.settings.table import Settings
-from gptlint.text.source import Source, gc_paused, rereading
+from gptlint.text.decode import Source
+from gptlint.text.deep import gc_paused
+from gptlint.text.reread import Reparser
 
 MAX_PASSES = 10
 
@@ -59,8 +61,9 @@ def fix_source(
     fix that touches a node another fix already claimed waits for the next pass. A pass whose
     result would not parse is dropped, so a faulty fix never breaks a file. `result` is the
     lint of `source` where the caller has it already. Each pass's text is linted again in
-    full, but libcst reads again only the statements the pass changed (`rereading`), and
-    no cyclic garbage collection goes through the file's trees meanwhile."""
+    full, but libcst reads again only the statements the pass changed (a `Reparser` of the
+    text before the pass), and no cyclic garbage collection goes through the file's trees
+    meanwhile."""
     current, applied = source, 0
     if result is None:
         result = lint_source(current, settings, schema_path)
@@ -72,9 +75,9 @@ def fix_source(
         if text == current.text:
             break
         candidate = replace(current, text=text, raw=current.encode(text))
-        file = result.file
-        with rereading(current.text, file.module, file.statement_lines), gc_paused():
-            after = lint_source(candidate, settings, schema_path)
+        reparser = Reparser(current.text, result.file.module, result.file.statement_lines)
+        with gc_paused():
+            after = lint_source(candidate, settings, schema_path, reparser=reparser)
         if after.file is None:
             break
         current, result, applied = candidate, after, applied + len(chosen)
@@ -84,7 +87,7 @@ def fix_source(
 def apply_fixes(file: ConfigFile, chosen: list[Diagnostic]) -> str:
     """The file's text with the fixes of `chosen` (from `chosen_fixes`) applied: the tree is
     regenerated, so only the nodes the fixes name change."""
-    edits = {edit.old: edit for diagnostic in chosen for edit in diagnostic.fix.edits}
+    edits = {edit.old: edit for d in chosen if d.fix is not None for edit in d.fix.edits}
     rewriter = _Rewriter(edits)
     return file.code_with(lambda node: node.visit(rewriter), edits)
 
@@ -95,9 +98,10 @@ def chosen_fixes(diagnostics: list[Diagnostic], unsafe: bool) -> list[Diagnostic
     claimed: set[int] = set()
     chosen = []
     for diagnostic in diagnostics:
-        if not applicable(diagnostic, unsafe):
+        fix = diagnostic.fix
+        if fix is None or not applicable(diagnostic, unsafe):
             continue
-        ids = {id(edit.old) for edit in diagnostic.fix.edits}
+        ids = {id(edit.old) for edit in fix.edits}
         if ids & claimed:
             continue
         claimed |= ids

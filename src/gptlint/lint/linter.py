@@ -17,7 +17,9 @@ from gptlint.nanogpt.configfile import ConfigFile, parse_config
 from gptlint.nanogpt.resolve import EffectiveConfig, OverrideError, resolve
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, NotNanoGPTError, schema_for
 from gptlint.settings.table import Settings, SettingsError
-from gptlint.text.source import Source, SourceError, decode_source, read_regular, unread_reason
+from gptlint.text.decode import Source, SourceError, decode_source, unread_reason
+from gptlint.text.files import read_regular
+from gptlint.text.reread import Reparser
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)
 _LOWERCASE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -42,12 +44,14 @@ def lint_source(
     settings: Settings,
     schema_path: Path | None = None,
     configs_only: bool = False,
+    reparser: Reparser | None = None,
 ) -> LintResult:
     """Lint decoded `source`; `schema_path` is where to look for a train.py (default: the file).
-    With `configs_only`, a file that does not look like a config is parsed but not linted."""
+    With `configs_only`, a file that does not look like a config is parsed but not linted.
+    `reparser` reads the file from the tree of an earlier text of it (a fix pass's)."""
     codes = _codes(settings.select, settings.ignore)
     try:
-        file = parse_config(source)
+        file = parse_config(source, reparser)
     except SourceError as exc:
         diagnostics = []
         if "GPT000" in codes:

@@ -12,6 +12,8 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gptlint.nanogpt.evaluate import identifier
+from gptlint.text.decode import Source, SourceError
+from gptlint.text.deep import run_deep
 from gptlint.text.positions import (
     StatementPositions,
     line_starts,
@@ -19,9 +21,16 @@ from gptlint.text.positions import (
     statement_spans,
     statements_matching,
 )
-from gptlint.text.source import Source, SourceError, check_syntax, parse_module, run_deep
+from gptlint.text.reread import Reparser
+from gptlint.text.syntax import check_syntax
+from gptlint.text.tree import parse_module
 
 SHAPE_KEYS = frozenset({"n_layer", "n_head", "n_embd"})
+
+NodeRewrite = Callable[
+    [cst.CSTNode], cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNode]
+]
+"""What `ConfigFile.code_with` applies to a statement or the module: a node's `visit`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,9 +142,7 @@ class ConfigFile:
             return self._statement_positions.position(node, index, self._small_of.get(node))
         return self._positions[node]
 
-    def code_with(
-        self, rewrite: Callable[[cst.CSTNode], cst.CSTNode], nodes: Iterable[cst.CSTNode]
-    ) -> str:
+    def code_with(self, rewrite: NodeRewrite, nodes: Iterable[cst.CSTNode]) -> str:
         """The file's code with `rewrite` applied to the top-level statements that hold
         `nodes` (or to the whole module where a node's statement is not known). Only those
         statements are regenerated and put in place of their text, which is what regenerating
@@ -165,7 +172,7 @@ class ConfigFile:
             at = begin + len(old)
         return "".join([*pieces, text[at:]])
 
-    def _rewritten(self, rewrite: Callable[[cst.CSTNode], cst.CSTNode]) -> str:
+    def _rewritten(self, rewrite: NodeRewrite) -> str:
         """The code of the whole module with `rewrite` applied."""
         return cst.ensure_type(rewrite(self.module), cst.Module).code
 
@@ -179,11 +186,13 @@ class ConfigFile:
         return [a for a in self.assignments if a.key == key]
 
 
-def parse_config(source: Source) -> ConfigFile:
-    """Parse `source` with libcst and collect what it assigns; SourceError if it isn't Python."""
-    tree = check_syntax(source.text, source.path)
+def parse_config(source: Source, reparser: Reparser | None = None) -> ConfigFile:
+    """Parse `source` with libcst and collect what it assigns; SourceError if it isn't Python.
+    `reparser`: the tree of an earlier text of the file that libcst may read `source` from
+    (`tree.parse_module`)."""
+    checked = check_syntax(source.text, source.path)
     try:
-        module = run_deep(parse_module, source.text, tree)
+        module = run_deep(parse_module, checked, reparser)
     except cst.ParserSyntaxError as exc:
         message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
         raise SourceError(f"syntax error: {message}", exc.raw_line, exc.raw_column + 1) from None
@@ -200,7 +209,7 @@ def parse_config(source: Source) -> ConfigFile:
         _collect(statement, statement, index, False, assignments, bindings)
         if walrus:
             _collect_walrus(statement, index, bindings)
-    spans = statement_spans(tree)
+    spans = statement_spans(checked.tree)
     lines = [first for first, _ in spans]
     shape_calls = []
     if _may_hold_shapes(source.text):
@@ -213,7 +222,7 @@ def parse_config(source: Source) -> ConfigFile:
         bindings,
         shape_calls,
         lines,
-        small_starts(tree),
+        small_starts(checked.tree),
         [last for _, last in spans],
     )
 

@@ -46,7 +46,7 @@ from gptlint.runmodel.trainingrun import (
     StepSpec,
     TrainingRun,
 )
-from gptlint.text.source import real_folder
+from gptlint.text.files import real_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
 """The `dtype` values train.py accepts (its `ptdtype` table); anything else is a KeyError."""

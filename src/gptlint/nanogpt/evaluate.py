@@ -15,7 +15,7 @@ from typing import Any
 import libcst as cst
 
 from gptlint.facts.values import UNKNOWN
-from gptlint.text.source import ImplicitJoin
+from gptlint.text.joins import ImplicitJoin
 
 
 def identifier(name: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from gptlint.nanogpt.schema import DEFAULT_VOCAB_SIZE, KNOWN_META_VOCAB
-from gptlint.text.source import FileTooLarge, open_regular, read_regular, real_folder
+from gptlint.text.files import FileTooLarge, open_regular, read_regular, real_folder
 
 
 class MetaError(Exception):

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeGuard
 
-from gptlint.text.source import read_regular
+from gptlint.text.files import read_regular
 
 SDPA = "scaled_dot_product_attention"
 

@@ -21,7 +21,7 @@ from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.configfile import Assignment, Binding, ConfigFile, parse_config
 from gptlint.nanogpt.evaluate import TOO_LARGE, apply_augmented_why, evaluate_why, identifier
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, Schema, schema_for
-from gptlint.text.source import SourceError, read_source
+from gptlint.text.decode import SourceError, read_source
 
 
 class ConfigError(Exception):

@@ -30,7 +30,7 @@ from gptlint.nanogpt.program import NANOGPT_LOOP, Loop, parse_python, read_loop
 from gptlint.nanogpt.rewrites import Rewrite
 from gptlint.nanogpt.rewrites import collect as collect_rewrites
 from gptlint.nanogpt.scriptnames import names_read_after
-from gptlint.text.source import SourceError, read_source
+from gptlint.text.decode import SourceError, read_source
 
 NANOGPT_DEFAULTS: dict[str, Any] = {
     "out_dir": "out",

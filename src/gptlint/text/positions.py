@@ -2,7 +2,7 @@
 
 libcst's PositionProvider regenerates the code of the whole module, which costs more than
 parsing it; a diagnostic needs the position of one node. CPython's parser (already run on
-every file by `source.check_syntax`) gives each top-level statement's first line, so only the
+every file by `syntax.check_syntax`) gives each top-level statement's first line, so only the
 statement that holds the node is regenerated, and its lines are shifted into place.
 """
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gptlint.text.source import FileTooLarge, read_regular
+from gptlint.text.files import FileTooLarge, read_regular
 
 TEMP_MARK = ".gptlint-"
 STALE_AFTER_S = 60.0
