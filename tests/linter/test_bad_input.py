@@ -26,7 +26,6 @@ import re
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -214,9 +213,7 @@ def test_a_config_that_sets_nothing_is_clean(project, capsys, content):
 def test_50000_term_expression_is_a_clean_gpt000(project):
     (project / "deep.py").write_text("n_embd = " + "+".join(["1"] * 50_000) + "\n")
     (project / "b.py").write_text(SHAPE)
-    started = time.perf_counter()
-    result = gptlint_process("deep.py", "b.py", cwd=project)
-    assert time.perf_counter() - started < 30
+    result = gptlint_process("deep.py", "b.py", cwd=project, timeout=300)  # a hang fails
     assert result.returncode == 2, result.stderr
     assert result.stderr == ""
     assert result.stdout.splitlines()[0].startswith("deep.py:1:")
@@ -302,15 +299,13 @@ def test_a_string_concatenation_too_long_for_libcst_without_spaces_is_named_as_g
     )
 
 
-def test_a_file_of_50000_lines_lints_in_reasonable_time(project):
+def test_a_file_of_50000_lines_is_linted(project):
+    """How fast: benchmarks/big_file.py (goal: under 60 s)."""
     lines = [f"eval_iters = {n}  # line {n + 1}" for n in range(49_998)]
     (project / "big.py").write_text("\n".join([*lines, "n_head = 12", "n_embd = 512"]) + "\n")
-    started = time.perf_counter()
-    result = gptlint_process("big.py", cwd=project)
-    elapsed = time.perf_counter() - started
+    result = gptlint_process("big.py", cwd=project, timeout=300)  # a hang fails
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("big.py:50000:1: GPT101 n_embd=512")
-    assert elapsed < 60
 
 
 def test_many_gptconfig_calls_and_statements_finish(project, capsys):
@@ -480,14 +475,13 @@ def _source(lines, comment):
     LINES,
     st.sampled_from(["", "~125M parameters", "1.5B", "torchrun --nproc_per_node=3", "(124M)"]),
 )
-def test_every_rule_survives_any_value_and_fixes_converge(lines, comment):
+def test_every_rule_survives_any_value_and_fixes_converge(hang_guard, lines, comment):
     source = _source(lines, comment)
-    started = time.monotonic()
-    result = lint_source(source, EVERY_RULE)
-    assert time.monotonic() - started < 5
-    assert {d.code for d in result.diagnostics} <= {rule.code for rule in ALL_RULES}
-    outcome = fix_source(source, EVERY_RULE, unsafe=True)
-    again = fix_source(decode_source("config/c.py", outcome.fixed), EVERY_RULE, unsafe=True)
+    with hang_guard(60):
+        result = lint_source(source, EVERY_RULE)
+        assert {d.code for d in result.diagnostics} <= {rule.code for rule in ALL_RULES}
+        outcome = fix_source(source, EVERY_RULE, unsafe=True)
+        again = fix_source(decode_source("config/c.py", outcome.fixed), EVERY_RULE, unsafe=True)
     assert again.fixed == outcome.fixed
 
 
@@ -498,13 +492,13 @@ EXTREMES = [
 
 
 @pytest.mark.parametrize("value", EXTREMES)
-def test_extreme_values_of_every_key_finish_quickly(value):
+def test_extreme_values_of_every_key_neither_crash_nor_hang(hang_guard, value):
+    """How fast: benchmarks/big_file.py (goal: under 2 s for each key)."""
     for key in KEYS:
         source = decode_source("config/c.py", f"{key} = {value}\nn_head = 7\n".encode())
-        started = time.monotonic()
-        lint_source(source, EVERY_RULE)
-        fix_source(source, EVERY_RULE, unsafe=True)
-        assert time.monotonic() - started < 2, key
+        with hang_guard(60):
+            lint_source(source, EVERY_RULE)
+            fix_source(source, EVERY_RULE, unsafe=True)
 
 
 # 5. Paths and folders that name no config
