@@ -299,6 +299,7 @@ def test_a_string_concatenation_too_long_for_libcst_without_spaces_is_named_as_g
     )
 
 
+@pytest.mark.slow
 def test_a_file_of_50000_lines_is_linted(project):
     """How fast: benchmarks/big_file.py (goal: under 60 s)."""
     lines = [f"eval_iters = {n}  # line {n + 1}" for n in range(49_998)]
@@ -470,6 +471,7 @@ def _source(lines, comment):
     return decode_source("config/c.py", text.encode())
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     LINES,

@@ -203,6 +203,7 @@ def _shown(result) -> list[tuple]:
     ]
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(helper_configs(), st.booleans())
 def test_large_file_shortcuts_give_the_same_findings_and_fixes(text, unsafe):
@@ -345,6 +346,7 @@ STATEMENTS = (
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.sampled_from(STATEMENTS), min_size=1, max_size=12),

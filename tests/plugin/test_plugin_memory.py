@@ -13,6 +13,7 @@ from gptlint.runmodel.trainingrun import count_params
 torch = pytest.importorskip("torch")
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow  # each scenario is a pytest run that imports torch
 
 DATA = Path(__file__).parent / "data"
 MiB = 1024**2
