@@ -144,8 +144,8 @@ def test_fixes_regenerate_only_their_statements_with_the_same_text(text):
         source = decode_source("c.py", text.encode())
         result = lint_source(source, Settings())
         chosen = chosen_fixes(result.diagnostics, unsafe=True)
-        assert chosen
-        edits = {edit.old: edit for diagnostic in chosen for edit in diagnostic.fix.edits}
+        assert chosen and result.file is not None
+        edits = {e.old: e for d in chosen if d.fix is not None for e in d.fix.edits}
         whole = result.file.module.visit(_Rewriter(edits)).code
         assert apply_fixes(result.file, chosen) == whole
 
