@@ -1,4 +1,4 @@
-"""How long gptlint takes to lint and to fix one very large config.
+"""How long gptlint takes to lint and to fix one very large or pathological config.
 
     python benchmarks/big_file.py [--lines 10000 25000 50000] [--repeat 3] [--keep DIR]
 
@@ -18,6 +18,14 @@ Times, each in a fresh process (`python -m gptlint`, startup included), best of 
 
 Wall seconds, and the CPU seconds of the process (user + system), which a busy machine
 disturbs less.
+
+A second table times pathological configs against goals (the tests in
+tests/linter/test_bad_input.py check their answers and only guard against a hang):
+
+* 50,000 lines, one assignment each: lint, best of `--repeat`, goal under 60 s;
+* a 50,000-term sum (GPT000: nested too deep), beside a small config: lint, goal under 30 s;
+* every nanoGPT key at each extreme value (10 ** 400, float('nan'), ...), linted and fixed
+  in this process with every rule: the slowest key, goal under 2 s.
 """
 
 from __future__ import annotations
@@ -101,9 +109,11 @@ def make_config(lines: int, seed: int = 0) -> str:
     return "\n".join(out) + "\n"
 
 
-def best_time(command: list[str], repeat: int, before=None) -> tuple[float, float]:
+def best_time(
+    command: list[str], repeat: int, before=None, exit_codes: tuple[int, ...] = (0,)
+) -> tuple[float, float]:
     """The shortest wall time and the shortest CPU time of `command` over `repeat` runs
-    (`before()` ahead of each)."""
+    (`before()` ahead of each), each of which must exit with one of `exit_codes`."""
     walls, cpus = [], []
     for _ in range(repeat):
         if before is not None:
@@ -114,9 +124,64 @@ def best_time(command: list[str], repeat: int, before=None) -> tuple[float, floa
         walls.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime)
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(command)} exited {result.returncode}:\n{result.stderr}")
+        if result.returncode not in exit_codes:
+            stderr = result.stderr.decode(errors="replace")
+            raise SystemExit(f"{' '.join(command)} exited {result.returncode}:\n{stderr}")
     return min(walls), min(cpus)
+
+
+EXTREMES = (
+    "10 ** 30", "10 ** 400", "2 ** 62", "-(10 ** 30)", "1e308", "-1e308", "float('inf')",
+    "-float('inf')", "float('nan')", "-0.5",
+)  # fmt: skip
+
+
+def slowest_extreme_value() -> tuple[float, str]:
+    """Seconds to lint and fix (every rule, unsafe fixes included) a config setting one key to
+    one extreme value, for the slowest pair of every nanoGPT key and `EXTREMES`, in-process."""
+    from gptlint.lint.fix import fix_source
+    from gptlint.lint.linter import lint_source
+    from gptlint.nanogpt.schema import KV_HEAD_KEYS, NANOGPT_DEFAULTS
+    from gptlint.settings.table import Settings
+    from gptlint.text.source import decode_source
+
+    every_rule = Settings(select=("ALL",))
+    keys = sorted({*NANOGPT_DEFAULTS, "vocab_size", *KV_HEAD_KEYS, "n_embed", "lr"})
+    slowest = (0.0, "")
+    for value in EXTREMES:
+        for key in keys:
+            source = decode_source("config/c.py", f"{key} = {value}\nn_head = 7\n".encode())
+            start = time.perf_counter()
+            lint_source(source, every_rule)
+            fix_source(source, every_rule, unsafe=True)
+            slowest = max(slowest, (time.perf_counter() - start, f"{key} = {value}"))
+    return slowest
+
+
+def pathological_rows(root: Path, repeat: int) -> list[tuple[str, float, float | None, str]]:
+    """(what, wall seconds, CPU seconds or None, goal) of each pathological config."""
+    gptlint = [sys.executable, "-m", "gptlint", "--exit-zero"]
+    lines = [f"eval_iters = {n}  # line {n + 1}" for n in range(49_998)]
+    many = root / "many_lines.py"
+    many.write_text("\n".join([*lines, "n_head = 12", "n_embd = 512"]) + "\n")
+    deep = root / "deep_sum.py"
+    deep.write_text("n_embd = " + "+".join(["1"] * 50_000) + "\n")
+    small = root / "small.py"
+    small.write_text("n_layer = 12\nn_head = 12\nn_embd = 512\n")
+    seconds, which = slowest_extreme_value()
+    return [
+        (
+            "lint 50,000 lines, one assignment each",
+            *best_time([*gptlint, str(many)], repeat),
+            "< 60 s",
+        ),
+        (
+            "lint a 50,000-term sum (GPT000) beside a small config",
+            *best_time([*gptlint, str(deep), str(small)], repeat, exit_codes=(2,)),
+            "< 30 s",
+        ),
+        (f"lint + fix one extreme value, slowest key ({which})", seconds, None, "< 2 s"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,10 +214,17 @@ def main(argv: list[str] | None = None) -> int:
                 before=lambda o=original, t=target: shutil.copyfile(o, t),
             )
             rows.append((lines, lint, fix))
+        pathological = pathological_rows(root, args.repeat)
 
     print(f"\n{'lines':>8}{'lint s':>10}{'fix s':>10}{'lint cpu s':>12}{'fix cpu s':>11}")
-    for lines, (lint, lint_cpu), (fix, fix_cpu) in rows:
-        print(f"{lines:>8}{lint:>10.2f}{fix:>10.2f}{lint_cpu:>12.2f}{fix_cpu:>11.2f}")
+    for lines, (lint_s, lint_cpu), (fix_s, fix_cpu) in rows:
+        print(f"{lines:>8}{lint_s:>10.2f}{fix_s:>10.2f}{lint_cpu:>12.2f}{fix_cpu:>11.2f}")
+
+    width = max(len(row[0]) for row in pathological)
+    print(f"\n{'pathological config':<{width}}{'s':>8}{'cpu s':>8}  goal")
+    for what, wall, cpu, goal in pathological:
+        shown_cpu = f"{cpu:>8.2f}" if cpu is not None else f"{'-':>8}"
+        print(f"{what:<{width}}{wall:>8.2f}{shown_cpu}  {goal}")
     return 0
 
 

@@ -373,6 +373,7 @@ def many_problems(project: Path, files: int) -> None:
         write(project / "config" / f"train_{number:03d}.py", SCENARIO)
 
 
+@pytest.mark.slow
 def test_the_command_writes_its_whole_report_before_it_exits(project, capsys):
     """The command exits without tearing the interpreter down: everything it printed still
     reaches a pipe and a file, far more than a pipe holds, as `main` prints it."""

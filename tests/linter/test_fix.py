@@ -78,6 +78,54 @@ def test_fix_changes_only_its_target(project, capsys, before, after):
     assert capsys.readouterr().out == "All checks passed!\n"
 
 
+SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (
+            "n_layer = 12\nn_head = (\n    12  # inner comment\n)\nn_embd = 512\n",
+            "n_layer = 12\nn_head = (\n    8  # inner comment\n)\nn_embd = 512\n",
+        ),
+        (
+            "n_layer = 12\nn_head = ( 12 )  # c\nn_embd = 512\n",
+            "n_layer = 12\nn_head = ( 8 )  # c\nn_embd = 512\n",
+        ),
+        (
+            "n_layer = 12\nn_head = ((12))\nn_embd = 512\n",
+            "n_layer = 12\nn_head = ((8))\nn_embd = 512\n",
+        ),
+        (
+            "cfg = GPTConfig(n_layer=12, n_head=(12  # c\n), n_embd=512)\n",
+            "cfg = GPTConfig(n_layer=12, n_head=(8  # c\n), n_embd=512)\n",
+        ),
+        (  # an expression with a comment of its own is left alone rather than losing it
+            "n_layer = 12\nn_head = (6 *  # half\n 2)\nn_embd = 512\n",
+            "n_layer = 12\nn_head = (6 *  # half\n 2)\nn_embd = 512\n",
+        ),
+    ],
+)
+def test_fix_replaces_only_the_number(project, before, after):
+    (project / "c.py").write_text(before)
+    fix(project / "c.py")
+    assert (project / "c.py").read_text() == after
+
+
+def test_fix_keeps_keep_heads_parens(project):
+    (project / "c.py").write_text("n_layer = 12\nn_head = 8\nn_embd = (700)  # c\n")
+    fix(project / "c.py", "--fix-strategy", "keep-heads")
+    assert (project / "c.py").read_text() == "n_layer = 12\nn_head = 8\nn_embd = (704)  # c\n"
+
+
+def test_fix_keeps_final_bare_cr(project):
+    (project / "c.py").write_bytes(SHAPE.replace("\n", "\r").encode())
+    assert fix(project / "c.py") == 0
+    assert (project / "c.py").read_bytes() == SHAPE.replace("\n", "\r").replace(
+        "n_head = 12", "n_head = 8"
+    ).encode()
+
+
 @pytest.mark.parametrize("mode", [0o600, 0o640, 0o755])
 def test_fix_keeps_the_file_mode_and_leaves_no_temporary_file(project, mode):
     path = project / "c.py"

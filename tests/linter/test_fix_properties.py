@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import libcst as cst
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from libcst.metadata import MetadataWrapper, PositionProvider, WhitespaceInclusivePositionProvider
@@ -189,6 +190,7 @@ def _newlines(raw: bytes) -> set[bytes]:
     return set(re.findall(rb"\r\n|(?<!\r)\n", raw))
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(config_files(), st.booleans())
 def test_fix_keeps_encoding_newlines_and_is_idempotent(raw, unsafe):

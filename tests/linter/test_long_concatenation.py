@@ -38,7 +38,7 @@ def located(lines: list[str]) -> list[str]:
     return [" ".join(line.split(" ", 2)[:2]) for line in lines if ": GPT" in line]
 
 
-@pytest.mark.parametrize("parts", [5_000, 20_000])
+@pytest.mark.parametrize("parts", [5_000, pytest.param(20_000, marks=pytest.mark.slow)])
 def test_findings_keep_their_lines_and_columns(project, capsys, parts):
     long = concatenation(parts)
     (project / "c.py").write_text(
@@ -56,6 +56,7 @@ def test_findings_keep_their_lines_and_columns(project, capsys, parts):
     assert "  fix: set n_embd = 480 (gptlint --fix)" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parts", [5_000, 20_000])
 def test_fix_changes_only_the_targeted_bytes(project, capsys, parts):
     long = concatenation(parts)
@@ -119,6 +120,7 @@ def test_the_pieces_are_implicit_joins_not_additions(project):
     assert run_deep(load_config, "c.py").get("out_dir") == "a" * 5_000
 
 
+@pytest.mark.slow
 def test_each_concatenation_of_a_line_of_statements_is_read(project, capsys):
     long = concatenation(4_000, '"x"')
     (project / "c.py").write_text(
@@ -132,6 +134,7 @@ def test_each_concatenation_of_a_line_of_statements_is_read(project, capsys):
     assert code == 0
 
 
+@pytest.mark.slow
 def test_fix_source_never_writes_a_plus_the_file_did_not_have():
     long = concatenation(6_000, "f'{x}'")
     text = f"x = 1\ndatset = {long} + 'tail'\n{SHAPE}"

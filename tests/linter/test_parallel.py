@@ -367,6 +367,7 @@ SPAWNING = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_spawned_workers_give_the_same_output(project):
     (project / "spawning.py").write_text(SPAWNING)
     spawned, alone = (

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import difflib
 import random
+import re
 import string
 
 import libcst as cst
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gptlint.command.cli import main
 from gptlint.lint.rules.keys import _close_match
@@ -142,9 +145,247 @@ def test_fixes_regenerate_only_their_statements_with_the_same_text(text):
         source = decode_source("c.py", text.encode())
         result = lint_source(source, Settings())
         chosen = chosen_fixes(result.diagnostics, unsafe=True)
-        assert chosen
-        edits = {edit.old: edit for diagnostic in chosen for edit in diagnostic.fix.edits}
+        assert chosen and result.file is not None
+        edits = {e.old: e for d in chosen if d.fix is not None for e in d.fix.edits}
         whole = result.file.module.visit(_Rewriter(edits)).code
         assert apply_fixes(result.file, chosen) == whole
 
     run_deep(check)
+
+
+# Re-reading in part and looking for names in part: the shortcuts change no answer
+#
+# A fix pass's text is read again by parsing only the statements it changed (reread.Reparser);
+# the names a file reads (GPT201, GPT204) and its GPTConfig/dict presets are looked for only in
+# the statements whose text can hold them (positions.statements_matching). Each is checked
+# against the long way, over generated configs.
+
+HELPER_LINES = (
+    "aux_{n} = {v}",
+    "aux_{n} = aux_{m} * 2 + {v}",  # reads a helper
+    "aux_{n} = os.aux_{m}",  # an attribute named like a helper: not a read
+    "aux_{n} = dict(aux_{m}=1)",  # a keyword named like one: not a read
+    "aux_{n} = 'aux_{m}'",  # in a string: not a read
+    "# aux_{m} in a comment",
+    "",
+    "a_{n} = 1; aux_{n} = aux_{m}",
+    "if aux_{m}:\n    n_head = 8",
+    "def aux_{n}():\n    return aux_{m}",
+    "aux_{n} = [\n    aux_{m},  # c\n    {v},\n]",
+    "cfg_{n} = dict(n_layer=4, n_head={h}, n_embd=500)",
+    "cfg_{n} = {{'n_layer': 4, 'n_head': {h}, 'n_embd': 500}}",
+    "conf_{n} = GPTConfig(n_layer=4, n_head={h}, n_embd=500)",
+    "n_head = {h}",
+    "n_embd = 500  # heads of {h}",
+    "n_embed = 576",
+    "learning_rat = 1e-3",
+    "weight_decay = 0",
+    "compile = 0",
+)
+
+
+@st.composite
+def helper_configs(draw) -> str:
+    """A config of helper values that read each other (or only seem to), presets, blocks and
+    findings with fixes, in LF or CRLF."""
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    lines = ["import os", "n_layer = 12"]
+    for n, template in enumerate(draw(st.lists(st.sampled_from(HELPER_LINES), max_size=30))):
+        m = draw(st.integers(0, n + 2))
+        h = draw(st.sampled_from([6, 8, 12]))
+        lines.append(template.format(n=n, m=m, v=draw(st.integers(0, 99)), h=h))
+    return newline.join(lines).replace("\n", newline) + newline
+
+
+def _shown(result) -> list[tuple]:
+    return [
+        (d.code, d.line, d.col, d.end_line, d.end_col, d.message, d.fix and d.fix.description)
+        for d in result.diagnostics
+    ]
+
+
+@pytest.mark.slow
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(helper_configs(), st.booleans())
+def test_large_file_shortcuts_give_the_same_findings_and_fixes(text, unsafe):
+    from unittest import mock
+
+    from gptlint.lint.fix import fix_source
+    from gptlint.lint.linter import lint_source
+    from gptlint.lint.rules import keys
+    from gptlint.nanogpt import configfile
+    from gptlint.settings.table import Settings
+    from gptlint.text.decode import decode_source
+    from gptlint.text.deep import run_deep
+    from gptlint.text.reread import Reparser
+
+    settings_ = Settings(select=("ALL",))
+    config = decode_source("c.py", text.encode())
+
+    def run():
+        result = lint_source(config, settings_)
+        outcome = fix_source(config, settings_, unsafe)
+        return _shown(result), outcome.fixed, outcome.applied, _shown(outcome.remaining)
+
+    quick = run_deep(run)
+    with (
+        mock.patch.object(configfile, "statements_matching", return_value=None),
+        mock.patch.object(keys, "statements_matching", return_value=None),
+        mock.patch.object(Reparser, "reread", return_value=None),
+    ):
+        slow = run_deep(run)
+    assert quick == slow
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(helper_configs())
+def test_a_fix_pass_read_again_in_part_is_libcsts_tree_of_the_whole_text(text):
+    import libcst as cst
+
+    from gptlint.lint.fix import apply_fixes, chosen_fixes
+    from gptlint.lint.linter import lint_source
+    from gptlint.settings.table import Settings
+    from gptlint.text.decode import decode_source
+    from gptlint.text.deep import run_deep
+    from gptlint.text.reread import Reparser
+    from gptlint.text.syntax import check_syntax
+    from gptlint.text.tree import parse_module
+
+    def check():
+        result = lint_source(decode_source("c.py", text.encode()), Settings())
+        chosen = chosen_fixes(result.diagnostics, unsafe=True)
+        if result.file is None or not chosen:
+            return
+        file = result.file
+        fixed = apply_fixes(file, chosen)
+        reparser = Reparser(file.source.text, file.module, file.statement_lines)
+        reread = parse_module(check_syntax(fixed), reparser)
+        assert reread.deep_equals(cst.parse_module(fixed))
+        assert reread.code == fixed
+
+    run_deep(check)
+
+
+def test_a_fix_pass_reads_again_only_the_statements_it_changed():
+    from gptlint.lint.fix import apply_fixes, chosen_fixes
+    from gptlint.lint.linter import lint_source
+    from gptlint.settings.table import Settings
+    from gptlint.text.decode import decode_source
+    from gptlint.text.deep import run_deep
+    from gptlint.text.reread import Reparser
+    from gptlint.text.syntax import check_syntax
+    from gptlint.text.tree import parse_module
+
+    helpers = "".join(f"aux_{n} = aux_{n - 1} + 1  # {n}\n" for n in range(1, 2000))
+    text = f"aux_0 = 1\n{helpers}n_layer = 12\nn_head = 12\n\n# width\nn_embd = 500\n{helpers}"
+
+    def fix_pass():
+        result = lint_source(decode_source("c.py", text.encode()), Settings())
+        file = result.file
+        fixed = apply_fixes(file, chosen_fixes(result.diagnostics, unsafe=False))
+        reparser = Reparser(file.source.text, file.module, file.statement_lines)
+        return file.module, parse_module(check_syntax(fixed), reparser), fixed
+
+    before, after, fixed = run_deep(fix_pass)
+    assert fixed == text.replace("n_embd = 500", "n_embd = 480")
+    kept = [old is new for old, new in zip(before.body, after.body, strict=True)]
+    assert kept.count(False) == 1 and after.code == fixed
+
+
+def test_statements_matching_counts_words_per_statement():
+    from gptlint.text.positions import statements_matching
+
+    text = "# a b\nx = a\ny = (\n    a + b\n)  # a\n\n# b\ndef f():\n    return b\n"
+    found = statements_matching(text, [2, 3, 8], 3, re.compile(r"\w+"), {"a", "b"})
+    assert found == {0: {"a": 1}, 1: {"a": 2, "b": 2}, 2: {"b": 1}}  # "# b" is before 2
+    assert statements_matching(text, [2, 3], 3, re.compile(r"\w+")) is None
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(helper_configs())
+def test_the_names_a_file_reads_are_what_libcsts_visitor_finds(text):
+    import libcst as cst
+
+    from gptlint.lint.rules.keys import _collect_names
+    from gptlint.nanogpt.configfile import parse_config
+    from gptlint.text.decode import decode_source
+    from gptlint.text.deep import run_deep
+
+    class Visitor(cst.CSTVisitor):  # how GPT201 and GPT204 found them before
+        def __init__(self, targets):
+            self.targets, self.names = targets, set()
+
+        def visit_Name(self, node):
+            if id(node) not in self.targets:
+                self.names.add(node.value)
+
+        def visit_Attribute(self, node):
+            node.value.visit(self)
+            return False
+
+        def visit_Arg(self, node):
+            node.value.visit(self)
+            return False
+
+    def both():
+        file = parse_config(decode_source("c.py", text.encode()))
+        targets = {id(a.target) for a in file.assignments}
+        visitor, walked = Visitor(targets), set()
+        file.module.visit(visitor)
+        _collect_names(file.module, targets, walked)
+        return visitor.names, walked
+
+    visited, walked = run_deep(both)
+    assert walked == visited
+
+
+STATEMENTS = (
+    "x = 1",
+    "y = (1 +\n     2)  # c",
+    "z = 3; w = 4",
+    "a = [\n  1,\n]",
+    "if a:\n    b = 1\n    # in the block\n# after it",
+    "def f():\n    return 1",
+    "@d\ndef g():\n    pass",
+    "s = 'a' \\\n    'b'",
+    "\f\nq = 5",
+    "\t# a tab",
+    "",
+    "# comment",
+    "n = 12  # trailing",
+    "class C:\n\tx = 1",
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(STATEMENTS), min_size=1, max_size=12),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+)
+def test_a_text_read_again_in_part_is_libcsts_tree_of_it(statements, newline, final, random):
+    """Any one digit changed anywhere: where a `Reparser` answers, its tree is the one libcst
+    gives for the whole text."""
+    import libcst as cst
+
+    from gptlint.text.decode import SourceError
+    from gptlint.text.positions import statement_lines
+    from gptlint.text.reread import Reparser
+    from gptlint.text.syntax import check_syntax
+    from gptlint.text.tree import parse_module
+
+    text = "\n".join(statements).replace("\n", newline) + (newline if final else "")
+    digits = [i for i, char in enumerate(text) if char.isdigit()]
+    if not digits:
+        return
+    at = random.choice(digits)
+    changed = text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1 :]
+    try:
+        before, after = check_syntax(text), check_syntax(changed)
+    except SourceError:
+        return
+    module = cst.parse_module(text)
+    reread = parse_module(after, Reparser(text, module, statement_lines(before.tree)))
+    assert reread.deep_equals(cst.parse_module(changed))

@@ -1,4 +1,5 @@
-"""Fixtures for the plugin's tests: a throwaway nanoGPT project run through pytester.
+"""Fixtures for the plugin's tests: a throwaway nanoGPT project run through pytester, and
+inner pytest runs that several tests share (`shared_run`).
 
 `pytester` itself is enabled by `pytest_plugins = ["pytester"]` in each test module (pytest
 accepts `pytest_plugins` only in the rootdir's conftest).
@@ -6,8 +7,16 @@ accepts `pytest_plugins` only in the rootdir's conftest).
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
+import json
+import os
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,21 +44,28 @@ compile = False
 """
 
 
-class Project:
-    """A project folder with `config/*.py`, run with the plugin loaded."""
+class ProjectFolder:
+    """A nanoGPT project's folder, with `config/*.py` written into it."""
 
     tiny = TINY
     """The default config: a model small enough to simulate in a second."""
 
-    def __init__(self, pytester: pytest.Pytester) -> None:
-        self.pytester = pytester
-        self.path = pytester.path
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     def config(self, name: str, text: str = TINY, folder: str = "config") -> Path:
         path = self.path / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text), encoding="utf-8")
         return path
+
+
+class Project(ProjectFolder):
+    """A project folder run with the plugin loaded, through pytester."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        super().__init__(pytester.path)
+        self.pytester = pytester
 
     def run(self, *args: str) -> pytest.RunResult:
         """pytest in this process (fast); torch must already be imported by the caller."""
@@ -64,3 +80,64 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Proje
     monkeypatch.setenv("PYTHONPATH", str(SRC))
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     return Project(pytester)
+
+
+def run_pytest(folder: Path, *args: str, timeout: float = 240) -> pytest.RunResult:
+    """`pytest ARGS` with the plugin in a child process in `folder`, as `project.run_subprocess`
+    runs it through pytester: PYTHONPATH the folder and the plugin's source, HOME the folder
+    (so are the plugin's caches), no PYTEST_ADDOPTS, stdin closed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(SRC)])}
+    env.update(HOME=str(folder), USERPROFILE=str(folder))
+    for name in ("PYTEST_ADDOPTS", "TOX_ENV_DIR"):
+        env.pop(name, None)
+    basetemp = f"--basetemp={folder / 'runpytest-0'}"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-mpytest", basetemp, *PLUGIN_ARGS, *args],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=timeout,
+    )
+    duration = time.monotonic() - started
+    return pytest.RunResult(
+        done.returncode, done.stdout.splitlines(), done.stderr.splitlines(), duration
+    )
+
+
+@dataclass(frozen=True)
+class SharedRun:
+    """One inner pytest run that several tests read: the project folder it ran in (its report
+    and snapshots; tests only read it) and its result."""
+
+    path: Path
+    result: pytest.RunResult
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., SharedRun]:
+    """`shared_run(name, write, *args)`: `pytest ARGS` over a project that `write` fills, run
+    once per test session however many tests read it. Under pytest-xdist the first worker to
+    ask runs it while the others wait (a lock file in the folder the workers share), and all
+    read its output, saved beside it. For a module-scoped fixture of the tests that assert
+    different things about one scenario."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+
+    def run(name: str, write: Callable[[ProjectFolder], object], *args: str) -> SharedRun:
+        folder, saved = root / f"shared-{name}", root / f"shared-{name}.json"
+        with open(root / f"shared-{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not saved.exists():
+                folder.mkdir()
+                write(ProjectFolder(folder))
+                result = run_pytest(folder, *args)
+                output = [int(result.ret), result.outlines, result.errlines, result.duration]
+                saved.write_text(json.dumps(output), encoding="utf-8")
+            ret, outlines, errlines, duration = json.loads(saved.read_text(encoding="utf-8"))
+        return SharedRun(folder, pytest.RunResult(ret, outlines, errlines, duration))
+
+    return run

@@ -37,8 +37,19 @@ def both(path: Path, compile: bool | None = None):
     return estimate, result
 
 
-@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
-@pytest.mark.parametrize("path", [SEED_576, GPT2_SMALL, CHAR, MEDIUM], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "compile", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["eager", "compiled"]
+)
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(SEED_576, marks=pytest.mark.slow),
+        GPT2_SMALL,
+        CHAR,
+        pytest.param(MEDIUM, marks=pytest.mark.slow),
+    ],
+    ids=lambda p: p.stem,
+)
 def test_the_tensors_at_the_peak_agree_within_3_percent(path, compile):
     estimate, result = both(path, compile)
     assert result.compiled is compile or (
@@ -64,6 +75,7 @@ def test_the_eager_totals_agree_within_3_percent_on_the_readmes_configs(path):
 TRAIN_GPT2 = ROOT / "tests/data/real_configs/nanogpt/config/train_gpt2.py"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [GPT2_SMALL, TRAIN_GPT2], ids=lambda p: p.stem)
 def test_the_compiled_totals_agree_within_3_percent(path):
     """Configs that compile (nanoGPT's default): the estimate's compiled loss terms and the

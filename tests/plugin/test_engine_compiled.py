@@ -15,6 +15,8 @@ from pytest_gptcfg.engine import compiled, compiledstep  # noqa: E402
 from pytest_gptcfg.engine.check import check_memory  # noqa: E402
 from pytest_gptcfg.engine.nanogpt import GPT  # noqa: E402
 
+pytestmark = pytest.mark.slow  # Inductor plans each compiled step (seconds each, cold)
+
 GiB = 1024**3
 A100 = get_profile("a100-80gb")
 # a large vocabulary beside a tiny model: the loss buffers dominate, as for GPT-2 at scale

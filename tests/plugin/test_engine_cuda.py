@@ -195,6 +195,7 @@ def stand_in(monkeypatch):
 TINY = StepSpec(ModelShape(1, 2, 32, 16, 50, False, 0.0), 2, 16, 2, "bfloat16", False)
 
 
+@pytest.mark.slow
 def test_cuda_bookkeeping_caps_at_budget_minus_context_and_lifts_the_cap(stand_in):
     cuda_mode, cuda = stand_in
     result = cuda_mode.measure(TINY, get_profile("rtx4070"), 8 * GiB)

@@ -63,7 +63,7 @@ def test_the_evaluation_measured_on_cuda_peaks_below_the_training_step():
     assert 0 < result.peak_allocated_bytes < training.peak_allocated_bytes
 
 
-@pytest.mark.parametrize("budget_mib", [600, 1024])
+@pytest.mark.parametrize("budget_mib", [600, pytest.param(1024, marks=pytest.mark.slow)])
 def test_the_eval_batch_search_gives_the_bisections_answer(budget_mib):
     from gptlint.runmodel.estimate import largest_fitting
     from pytest_gptcfg.engine.evalstep import find_max_eval_batch_size, simulate_eval

@@ -160,12 +160,14 @@ def test_a_step_over_the_cap_is_reported_as_out_of_memory():
     assert any("out of memory" in note for note in result.notes)
 
 
+@pytest.mark.slow
 def test_compile_is_simulated_compiled_and_says_so():
     result = simulate(dataclasses.replace(SMALL, compile=True))
     assert result.compiled
     assert any("torch.compile simulated" in note for note in result.notes)
 
 
+@pytest.mark.slow
 def test_find_max_batch_size_returns_a_batch_that_fits_while_one_more_does_not():
     budget = simulate(dataclasses.replace(SMALL, batch_size=24)).peak_reserved_bytes + 500 * 2**20
     best = find_max_batch_size(SMALL, RTX4070, budget)
@@ -174,6 +176,7 @@ def test_find_max_batch_size_returns_a_batch_that_fits_while_one_more_does_not()
     assert not simulate(dataclasses.replace(SMALL, batch_size=best + 1), budget=budget).fits
 
 
+@pytest.mark.slow
 def test_the_batch_search_reuses_the_check_and_verifies_its_answer_in_few_probes():
     budget = simulate(dataclasses.replace(SMALL, batch_size=24)).peak_reserved_bytes + 500 * 2**20
     known = simulate(SMALL, budget=budget)

@@ -135,25 +135,6 @@ def test_options_are_listed_in_a_gptcfg_group(project):
         assert f"{ini} (" in result.stdout.str()
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--gpt-configs", "missing"], "*--gpt-configs: no such file or folder:*missing*"),
-        (["--gpt-configs", "notes.txt"], "*--gpt-configs: not a Python config file:*notes.txt"),
-        (["--gpt-configs", "config", "--gpt-gpu", "gtx1080"], "*unknown GPU profile 'gtx1080'*"),
-        (["--gpt-configs", "config", "--gpt-memory-budget", "lots"], "*cannot read memory size*"),
-        (["--gpt-configs", "config", "--gpt-set", "batch_size"], "*'batch_size' is not KEY=VALUE*"),
-        (["--gpt-configs", "config", "--gpt-model", "nope.py"], "*--gpt-model: no such file*"),
-    ],
-)
-def test_unusable_options_are_usage_errors(project, args, message):
-    project.config("train_a.py")
-    (project.path / "notes.txt").write_text("")
-    result = project.run(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([message])
-
-
 def test_without_configs_the_plugin_stays_out_of_the_way(project):
     project.pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
     project.config("train_a.py")
@@ -181,15 +162,6 @@ def test_lint_warnings_pass_and_are_listed_in_the_summary(project):
     result = project.run("-q", "--gpt-configs", "config", "-k", "lint")
     result.assert_outcomes(passed=1, deselected=1)
     result.stdout.fnmatch_lines(["*gptlint diagnostics:*", "*config/train_warn.py:*GPT102*"])
-
-
-def test_an_unparsable_config_fails_both_items_with_its_line(project):
-    project.config("train_broken.py", "batch_size = (\n")
-    result = project.run("-q", "--gpt-configs", "config")
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*config/train_broken.py:*: GPT000 *"])
-    result.stdout.fnmatch_lines(["config/train_broken.py: memory check not run: *"])
-    assert "Traceback" not in result.stdout.str()
 
 
 BIG_BATCH = "n_layer = 12\nn_head = 8\nn_embd = 512\nbatch_size = 16\ncompile = False\n"

@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 from gptlint.facts.units import GIB
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow  # each test is a pytest run that imports torch and plans
 
 COMPILED = """\
 n_layer = 1

@@ -69,7 +69,7 @@ def test_a_model_that_reads_tensor_values_is_explained_not_a_traceback(project):
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
-@pytest.mark.parametrize("where", ["import", "GPT.__init__"])
+@pytest.mark.parametrize("where", ["import", pytest.param("GPT.__init__", marks=pytest.mark.slow)])
 def test_a_model_that_calls_sys_exit_is_one_line_naming_it(project, where):
     project.config("tiny.py")
     exits = "import sys\nsys.exit(0)\n" if where == "import" else ""
@@ -115,6 +115,7 @@ INITIALISATIONS = {
 }
 
 
+@pytest.mark.slow
 def test_a_model_whose_initialisation_reads_its_weights_is_simulated(project):
     """Fake weights have no values; reading them while the model is built reads zero (what
     they start as never changes the memory), so the step runs, with the memory of the same
@@ -155,6 +156,7 @@ BREAKING_MODEL = (
 )
 
 
+@pytest.mark.slow
 def test_a_projects_model_that_cannot_be_planned_is_an_upper_bound_said_so(project):
     project.config("tiny.py", project.tiny.replace("compile = False", "compile = True"))
     (project.path / "model.py").write_text(BREAKING_MODEL)

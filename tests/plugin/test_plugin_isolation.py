@@ -20,6 +20,7 @@ def test_importing_the_plugin_imports_no_torch(project):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 def test_a_plain_pytest_run_imports_no_torch(project):
     project.pytester.makepyfile(
         test_plain="import sys\n\ndef test_no_torch():\n    assert 'torch' not in sys.modules\n"
@@ -38,6 +39,7 @@ def test_without_torch_gpt_configs_names_the_extra_to_install_in_one_line(projec
     ]
 
 
+@pytest.mark.slow
 def test_without_torch_ordinary_tests_still_run(project):
     project.pytester.makepyfile(blocktorch=BLOCK_TORCH, test_plain="def test_ok():\n    pass\n")
     project.run_subprocess("-p", "blocktorch", "-q").assert_outcomes(passed=1)

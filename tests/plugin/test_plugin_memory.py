@@ -13,13 +13,15 @@ from gptlint.runmodel.trainingrun import count_params
 torch = pytest.importorskip("torch")
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow  # each scenario is a pytest run that imports torch
 
 DATA = Path(__file__).parent / "data"
 MiB = 1024**2
 
 
 # Runs that reach torch use a subprocess each: pytester's in-process runs drop the modules first
-# imported inside them, and torch cannot be imported twice in one process.
+# imported inside them, and torch cannot be imported twice in one process. Tests that assert
+# different things about one scenario share its run (a module-scoped fixture of `shared_run`).
 
 
 def report(project, *args: str) -> tuple[pytest.RunResult, dict]:
@@ -28,9 +30,31 @@ def report(project, *args: str) -> tuple[pytest.RunResult, dict]:
     return result, json.loads((project.path / "report.json").read_text())
 
 
-def test_a_config_that_fits_passes_and_the_summary_says_simulated(project):
-    project.config("train_tiny.py")
-    result = project.run_subprocess("--gpt-configs", "config", "-v")
+@pytest.fixture(scope="module")
+def fitting_run(shared_run):
+    """The tiny config with the defaults, which fits: `-v` for the verdicts, and
+    `--gpt-snapshot`, which writes nothing for a config that fits."""
+    return shared_run(
+        "fits",
+        lambda project: project.config("train_tiny.py"),
+        *("--gpt-configs", "config", "-v", "--gpt-snapshot", "snaps"),
+    )
+
+
+@pytest.fixture(scope="module")
+def over_budget_run(shared_run):
+    """The tiny config at batch 64 against a 1 GiB budget, which it does not fit, with the
+    JSON report and a snapshot."""
+    return shared_run(
+        "over-budget",
+        lambda project: project.config("train_tiny.py"),
+        *("--gpt-configs", "config", "-k", "memory", "--gpt-memory-budget", "1GiB"),
+        *("--gpt-set", "batch_size=64", "--gpt-report", "report.json", "--gpt-snapshot", "snaps"),
+    )
+
+
+def test_a_config_that_fits_passes_and_the_summary_says_simulated(fitting_run):
+    result = fitting_run.result
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
@@ -70,11 +94,9 @@ def test_gpt_cuda_context_is_the_context_the_simulation_counts(project):
     assert any("modelled 863 MiB (the cuda-context setting)" in n for n in record["notes"])
 
 
-def test_over_budget_fails_with_peak_breakdown_tensors_and_a_batch_that_fits(project):
-    project.config("train_tiny.py")
-    result, data = report(
-        project, "-k", "memory", "--gpt-memory-budget", "1GiB", "--gpt-set", "batch_size=64"
-    )
+def test_over_budget_fails_with_peak_breakdown_tensors_and_a_batch_that_fits(over_budget_run):
+    result = over_budget_run.result
+    data = json.loads((over_budget_run.path / "report.json").read_text())
     result.assert_outcomes(failed=1, deselected=1)
     (record,) = data["configs"]
     assert record["fits"] is False and 1 <= record["max_batch_size"] < 64
@@ -103,35 +125,23 @@ def test_over_budget_fails_with_peak_breakdown_tensors_and_a_batch_that_fits(pro
     result.stdout.fnmatch_lines(["config/train_tiny.py *simulated *NO *"])
 
 
-def test_gpt_snapshot_leaves_a_memory_viz_snapshot_and_chart_for_failing_configs(project):
+def test_gpt_snapshot_leaves_a_memory_viz_snapshot_and_chart_for_failing_configs(
+    over_budget_run,
+):
     import pickle
 
-    project.config("train_tiny.py")
-    result = project.run_subprocess(
-        "--gpt-configs",
-        "config",
-        "-k",
-        "memory",
-        "--gpt-snapshot",
-        "snaps",
-        "--gpt-memory-budget",
-        "1GiB",
-        "--gpt-set",
-        "batch_size=64",
-    )
+    result = over_budget_run.result
     result.assert_outcomes(failed=1, deselected=1)
-    written = sorted(p.name for p in (project.path / "snaps").iterdir())
+    written = sorted(p.name for p in (over_budget_run.path / "snaps").iterdir())
     assert written == ["config__train_tiny.rtx4070.pickle", "config__train_tiny.rtx4070.svg"]
-    snapshot = pickle.loads((project.path / "snaps" / written[0]).read_bytes())
+    snapshot = pickle.loads((over_budget_run.path / "snaps" / written[0]).read_bytes())
     assert snapshot["segments"] and snapshot["device_traces"][0]
     result.stdout.fnmatch_lines(["  note: memory snapshot: *config__train_tiny.rtx4070.pickle*"])
 
 
-def test_gpt_snapshot_writes_nothing_for_configs_that_fit(project):
-    project.config("train_tiny.py")
-    result = project.run_subprocess("--gpt-configs", "config", "--gpt-snapshot", "snaps")
-    result.assert_outcomes(passed=2)
-    assert list((project.path / "snaps").iterdir()) == []
+def test_gpt_snapshot_writes_nothing_for_configs_that_fit(fitting_run):
+    fitting_run.result.assert_outcomes(passed=2)
+    assert list((fitting_run.path / "snaps").iterdir()) == []
 
 
 def test_gpt_set_overrides_follow_nanogpts_rules(project):
@@ -161,7 +171,8 @@ def test_a_key_only_known_at_run_time_fails_until_given_with_gpt_set(project):
         "import os\nbatch_size = int(os.environ['BS'])\n"
         "n_layer = 1\nn_head = 1\nn_embd = 32\nblock_size = 16\ncompile = False\n",
     )
-    result = project.run_subprocess("--gpt-configs", "config", "-k", "memory")
+    # Refused before torch is imported, so this run can stay in-process.
+    result = project.run("--gpt-configs", "config", "-k", "memory")
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(
         [

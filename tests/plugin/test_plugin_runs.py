@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow  # each test is a pytest run that imports torch
 
 EVAL_ONLY = "eval_only = True\n"  # after the project's tiny config
 

@@ -1,6 +1,11 @@
-"""Hostile input in the plugin: impossible values, runs too large to simulate and deeply nested
-files fail with a plain message before any torch work; `[tool.gptlint] set` applies as on
-gptlint's command line. All in-process: no run here reaches torch."""
+"""Bad input in the plugin fails its items with a plain message naming the file (and line),
+never a traceback or INTERNALERROR: unusable options are usage errors; an unparsable config,
+impossible values, runs too large to simulate and deeply nested files fail before any torch
+work; FIFOs are named, not read; `[tool.gptlint] set` applies as on gptlint's command line.
+All in-process: no run here reaches torch.
+
+The linter's bad input is tests/linter/test_bad_input.py; a project's model that fake tensors
+cannot run is test_plugin_engine_failures.py."""
 
 from __future__ import annotations
 
@@ -23,6 +28,34 @@ def failures(result: pytest.RunResult) -> dict[str, str]:
         if match:
             found[match.group(1)] = match.group(2)
     return found
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--gpt-configs", "missing"], "*--gpt-configs: no such file or folder:*missing*"),
+        (["--gpt-configs", "notes.txt"], "*--gpt-configs: not a Python config file:*notes.txt"),
+        (["--gpt-configs", "config", "--gpt-gpu", "gtx1080"], "*unknown GPU profile 'gtx1080'*"),
+        (["--gpt-configs", "config", "--gpt-memory-budget", "lots"], "*cannot read memory size*"),
+        (["--gpt-configs", "config", "--gpt-set", "batch_size"], "*'batch_size' is not KEY=VALUE*"),
+        (["--gpt-configs", "config", "--gpt-model", "nope.py"], "*--gpt-model: no such file*"),
+    ],
+)
+def test_unusable_options_are_usage_errors(project, args, message):
+    project.config("train_a.py")
+    (project.path / "notes.txt").write_text("")
+    result = project.run(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_an_unparsable_config_fails_both_items_with_its_line(project):
+    project.config("train_broken.py", "batch_size = (\n")
+    result = project.run("-q", "--gpt-configs", "config")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*config/train_broken.py:*: GPT000 *"])
+    result.stdout.fnmatch_lines(["config/train_broken.py: memory check not run: *"])
+    assert "Traceback" not in result.stdout.str()
 
 
 IMPOSSIBLE = {
