@@ -13,7 +13,6 @@ with warnings.catch_warnings():
     # without NumPy installed torch warns while loading, which says nothing about the config
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     import torch
-    import torch._subclasses.fake_tensor
 
 from gptlint.estimate import bracket, estimate_memory, largest_batch, largest_fitting
 from gptlint.gpus import GpuProfile

@@ -31,7 +31,7 @@ from gptlint.gpus import GpuProfile
 from gptlint.kinds import MemoryMode
 from gptlint.run import StepSpec
 from gptlint.units import MIB
-from pytest_gptcfg.engine import kernels
+from pytest_gptcfg.engine import kernels, torchapi
 from pytest_gptcfg.engine.trainstep import (
     build_model,
     make_optimizer,
@@ -298,9 +298,7 @@ def _free_cached(device: torch.device) -> None:
     """Collect garbage, drop cuBLAS workspaces (each check allocates its own) and cached blocks."""
     gc.collect()
     torch.cuda.synchronize(device)
-    clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
-    if clear_workspaces is not None:
-        clear_workspaces()
+    torchapi.clear_cublas_workspaces()
     torch.cuda.empty_cache()
 
 
@@ -308,6 +306,6 @@ def _release(device: torch.device, compiled: bool) -> None:
     """Free what the step left so the next config starts clean; lift the cap."""
     if compiled:
         with contextlib.suppress(Exception):
-            torch._dynamo.reset()
+            torchapi.reset_dynamo()
     _free_cached(device)
     torch.cuda.set_per_process_memory_fraction(1.0, device)

@@ -273,26 +273,26 @@ def record_cuda_history(max_entries: int = CUDA_MAX_ENTRIES) -> None:
     Call before the model is built so the snapshot shows the whole step; end with
     `dump_cuda_snapshot` or `stop_cuda_history`.
     """
-    import torch
+    from pytest_gptcfg.engine import torchapi
 
-    torch.cuda.memory._record_memory_history(
+    torchapi.record_memory_history(
         enabled="all", context="all", stacks="python", max_entries=max_entries
     )
 
 
 def stop_cuda_history() -> None:
     """Stop CUDA's allocator recorder and drop what it recorded."""
-    import torch
+    from pytest_gptcfg.engine import torchapi
 
-    torch.cuda.memory._record_memory_history(enabled=None)
+    torchapi.record_memory_history(enabled=None)
 
 
 def dump_cuda_snapshot(path: str | Path) -> Path:
     """Write CUDA's snapshot (all devices) to `path` for memory_viz, then stop the recorder."""
-    import torch
+    from pytest_gptcfg.engine import torchapi
 
     try:
-        snapshot = torch.cuda.memory._snapshot()
+        snapshot = torchapi.memory_snapshot()
     finally:
         stop_cuda_history()
     return _write(snapshot, path)
