@@ -31,8 +31,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn, TypeGuard
 
 import torch
 
@@ -166,8 +167,8 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
     graphs: dict[str, _Graph] = {}
     inputs: list[dict[str, Any]] = []
 
-    def compiler(which: str) -> Any:
-        def run(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
+    def compiler(which: str) -> torchapi.GraphCompiler:
+        def run(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
             nodes = [n for n in gm.graph.nodes if n.op == "placeholder"]
             graph = _Graph(placeholder_names=[n.name for n in nodes])
             for node in nodes:
@@ -266,7 +267,8 @@ def _inputs(
     return args, storages
 
 
-def _same(meta: TensorMeta | None, expected: TensorMeta | None) -> bool:
+def _same(meta: TensorMeta | None, expected: TensorMeta | None) -> TypeGuard[TensorMeta]:
+    """Whether `meta` is a tensor's, of `expected`'s shape and dtype."""
     return (
         meta is not None
         and expected is not None
@@ -278,7 +280,12 @@ def _same(meta: TensorMeta | None, expected: TensorMeta | None) -> bool:
 def _check(ok: bool, what: str) -> None:
     """A check of what was read from the wrapper; a failure refuses the plan."""
     if not ok:
-        raise CompiledUnavailable(f"Inductor's plan failed a check: {what}")
+        _refuse(what)
+
+
+def _refuse(what: str) -> NoReturn:
+    """Refuse the plan: what was read from the wrapper failed the check `what`."""
+    raise CompiledUnavailable(f"Inductor's plan failed a check: {what}")
 
 
 def _checked_events(run: WrapperRun, graph: str, given: set[str]) -> None:
@@ -297,10 +304,12 @@ def _checked_events(run: WrapperRun, graph: str, given: set[str]) -> None:
             freed.add(sid)
 
 
-def _replay_forward(fw: _Graph, n_inputs: int, n_saved: int) -> tuple[WrapperRun, int]:
-    """The forward graph's call() on its inputs ('in:k'), checked; and its user outputs'
-    count: the logits and the loss, then any tensor the model's forward hands to Python by a
-    side effect (nanoMoE appends its auxiliary losses to a module-level list, which Dynamo
+def _replay_forward(
+    fw: _Graph, n_inputs: int, n_saved: int
+) -> tuple[WrapperRun, int, list[TensorMeta]]:
+    """The forward graph's call() on its inputs ('in:k'), checked; and its user outputs' count
+    and metadata: the logits and the loss, then any tensor the model's forward hands to Python
+    by a side effect (nanoMoE appends its auxiliary losses to a module-level list, which Dynamo
     returns from the graph). The user outputs' allocations become ('output', sid, i) events."""
     forward = WrapperRun()
     args, _ = _inputs(forward, fw.placeholders, [f"in:{k}" for k in range(n_inputs)], set())
@@ -308,11 +317,14 @@ def _replay_forward(fw: _Graph, n_inputs: int, n_saved: int) -> tuple[WrapperRun
     _checked_events(forward, "forward", set())
     n_user = len(forward.returned) - n_saved
     _check(len(forward.returned) == len(fw.output_meta), "the forward's outputs' count")
+    metas: list[TensorMeta] = []
     for i, (meta, expected) in enumerate(zip(forward.returned_meta, fw.output_meta, strict=True)):
-        _check(_same(meta, expected), f"the forward's output {i} is not as its graph says")
-    first = [m.shape if m is not None else None for m in forward.returned_meta[: min(n_user, 2)]]
+        if not _same(meta, expected):
+            _refuse(f"the forward's output {i} is not as its graph says")
+        metas.append(meta)
+    first = [m.shape for m in metas[: min(n_user, 2)]]
     _check(
-        len(first) == 2 and first[0] is not None and len(first[0]) == 3 and first[1] == (),
+        len(first) == 2 and len(first[0]) == 3 and first[1] == (),
         "the forward graph's first outputs are not the logits and the loss",
     )
     user_sids = forward.returned[:n_user]
@@ -321,7 +333,7 @@ def _replay_forward(fw: _Graph, n_inputs: int, n_saved: int) -> tuple[WrapperRun
     for event in forward.events:  # the user's tensor is created where its buffer is
         if event[0] == "alloc" and event[1] in user_sids:
             event[:] = ["output", event[1], user_sids.index(event[1])]
-    return forward, n_user
+    return forward, n_user, metas[:n_user]
 
 
 def _replay_backward(bw: _Graph, forward: WrapperRun, n_user: int) -> WrapperRun:
@@ -339,7 +351,8 @@ def _replay_backward(bw: _Graph, forward: WrapperRun, n_user: int) -> WrapperRun
             tangents += 1
             continue
         sid, saved_meta = next(saved)
-        _check(sid is not None and _same(saved_meta, meta), f"saved tensor {name}")
+        if sid is None or not _same(saved_meta, meta):
+            _refuse(f"saved tensor {name}")
         sids.append(sid)
         metas.append(saved_meta)
     backward = WrapperRun()
@@ -392,7 +405,7 @@ def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKern
     _check(len(fw.placeholders) == n_inputs, "the forward graph's inputs are not the model's")
     tangents = sum(name.startswith("tangents") for name in bw.placeholder_names)
     try:
-        forward, n_user = _replay_forward(fw, n_inputs, len(bw.placeholders) - tangents)
+        forward, n_user, outputs = _replay_forward(fw, n_inputs, len(bw.placeholders) - tangents)
         backward = _replay_backward(bw, forward, n_user)
     except WrapperUnreadable as error:
         raise CompiledUnavailable(f"Inductor's wrapper code could not be run: {error}") from None
@@ -401,7 +414,7 @@ def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKern
         "format": PLAN_FORMAT,
         "torch": torch.__version__,
         "inputs": captured["inputs"],
-        "outputs": [[list(m.shape), str(m.dtype)] for m in forward.returned_meta[:n_user]],
+        "outputs": [[list(m.shape), str(m.dtype)] for m in outputs],
         "fw": [e for e in forward.events if e[0] != "release"],  # the caller's inputs
         "bw": backward.events,
         "tangents": tangents,

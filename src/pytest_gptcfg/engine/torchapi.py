@@ -17,8 +17,8 @@ import importlib
 import inspect
 import logging
 import warnings
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch._subclasses import fake_tensor
@@ -30,6 +30,7 @@ __all__ = [
     "META_HANDLERS",
     "FakeTensor",
     "FakeTensorMode",
+    "GraphCompiler",
     "PlainDispatchFakeMode",
     "TorchDispatchMode",
     "clear_cublas_workspaces",
@@ -200,11 +201,17 @@ def root_cause(error: BaseException, kind: type[BaseException]) -> BaseException
     return None
 
 
+class GraphCompiler(Protocol):
+    """What AOTAutograd hands each graph to, with its example inputs (fake tensors)."""
+
+    def __call__(self, gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any: ...
+
+
 def trace_joint(
     module: torch.nn.Module,
     example_inputs: list[Any],
-    fw_compiler: Callable[[torch.fx.GraphModule, list[Any]], Any],
-    bw_compiler: Callable[[torch.fx.GraphModule, list[Any]], Any],
+    fw_compiler: GraphCompiler,
+    bw_compiler: GraphCompiler,
 ) -> None:
     """AOTAutograd's forward and backward graphs of `module` (a Dynamo graph), traced on fake
     tensors with Inductor's decompositions and split by its partitioner, handed to
@@ -217,9 +224,9 @@ def trace_joint(
 
     lowered: list[torch.fx.GraphModule] = []
 
-    def backward(gm: torch.fx.GraphModule, inputs: list[Any]) -> Any:
+    def backward(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
         lowered.append(gm)
-        return bw_compiler(gm, inputs)
+        return bw_compiler(gm, example_inputs)
 
     # Inductor's joint-graph passes (its random-op seeding for dropout) read the fake mode
     # from V, as compile_fx sets it.
@@ -272,7 +279,9 @@ class _StopAfterCodegen(Exception):
     pass
 
 
-def generate_wrapper(gm: torch.fx.GraphModule, example_inputs: list[Any], backward: bool) -> str:
+def generate_wrapper(
+    gm: torch.fx.GraphModule, example_inputs: Sequence[Any], backward: bool
+) -> str:
     """The Python wrapper code Inductor's CPU (C++) backend generates for graph `gm` (lowered,
     fused and planned), stopped there: nothing is compiled or run. Empty if none was made."""
     from unittest import mock
