@@ -39,6 +39,7 @@ from pytest_gptcfg.engine.trainstep import (
     random_batches,
     resolve_dtype,
     run_training,
+    step_module,
 )
 from pytest_gptcfg.results import MemoryResult, fits_budget
 
@@ -261,7 +262,7 @@ def measure(
         with torch.device(device):
             held["model"] = model = build_model(spec)
         held["optimizer"] = optimizer = make_optimizer(model, spec, "cuda")
-        step_model = torch.compile(model) if spec.compile else model
+        step_model = step_module(model, spec)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         run_training(
             step_model,

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 Frame = tuple[str, int, str]
@@ -57,7 +58,7 @@ def python_frames(limit: int = 8, skip: Sequence[str] = SKIPPED_MODULES) -> list
     Cheap enough to call on every allocation: it walks frame objects and formats nothing.
     """
     frames: list[Frame] = []
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and len(frames) < limit:
         module = frame.f_globals.get("__name__", "")
         if not any(module == s or module.startswith(s + ".") for s in skip):

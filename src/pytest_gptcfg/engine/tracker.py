@@ -23,7 +23,7 @@ import contextlib
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
@@ -111,7 +111,7 @@ class StorageTracker(TorchDispatchMode):
         shape = "x".join(map(str, t.shape)) or "scalar"
         description = f"{str(t.dtype).removeprefix('torch.')} {shape} from {func}"
         self.add(key, Allocation(nbytes, category, description))
-        self._refs[key] = weakref.ref(storage, lambda _, key=key: self._release(key))
+        self._refs[key] = weakref.ref(storage, lambda _: self._release(key))
 
     def add(self, key: int, allocation: Allocation) -> None:
         """Record an allocation under `key` (a storage's `storage_key`, or any unique int)."""
@@ -225,6 +225,7 @@ class TrackingFakeMode(PlainDispatchFakeMode):
         finally:
             self._values_read_as_zero = False
 
+    # torch passes a tuple and a dict (or None); FakeTensorMode's stub types them wider
     def __torch_dispatch__(  # type: ignore[override]
         self,
         func: Any,
@@ -259,7 +260,7 @@ class TrackingFakeMode(PlainDispatchFakeMode):
         self.tracker.see_outputs(out, func)
         return out
 
-    def _own(self, t: Any) -> bool:
+    def _own(self, t: Any) -> TypeGuard[FakeTensor]:
         """Whether `t` is a plain fake tensor of this mode with no constant value: the only
         tensors `_view`, `_key` and `_entry` take shortcuts for."""
         return type(t) is FakeTensor and t.fake_mode is self and t.constant is None

@@ -51,8 +51,9 @@ def _digest(path: Path) -> str:
     files = {path}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        python = isinstance(file, str) and os.path.isabs(file) and file.endswith(".py")
-        if python and Path(file).parent == folder:
+        if not (isinstance(file, str) and os.path.isabs(file) and file.endswith(".py")):
+            continue
+        if Path(file).parent == folder:
             files.add(Path(file))
     digest = hashlib.sha256()
     for file in sorted(files):
