@@ -49,6 +49,7 @@ from pytest_gptcfg.engine.trainstep import (
     resolve_dtype,
     run_training,
 )
+from pytest_gptcfg.engine.usermodel import ModelFactory
 from pytest_gptcfg.results import MemoryResult
 
 CompiledUnavailable = compiled.CompiledUnavailable
@@ -79,10 +80,9 @@ def plan_key(spec: StepSpec, kernel: AttentionKernel) -> dict[str, Any] | None:
     s = spec.shape
     model = "nanogpt"
     if spec.model_factory is not None:
-        digest = getattr(spec.model_factory, "digest", None)
-        if digest is None:
+        if not isinstance(spec.model_factory, ModelFactory):
             return None
-        model = digest
+        model = spec.model_factory.digest
     return {
         "model": model,
         "format": compiled.PLAN_FORMAT,
