@@ -143,7 +143,7 @@ def slowest_extreme_value() -> tuple[float, str]:
     from gptlint.lint.linter import lint_source
     from gptlint.nanogpt.schema import KV_HEAD_KEYS, NANOGPT_DEFAULTS
     from gptlint.settings.table import Settings
-    from gptlint.text.source import decode_source
+    from gptlint.text.decode import decode_source
 
     every_rule = Settings(select=("ALL",))
     keys = sorted({*NANOGPT_DEFAULTS, "vocab_size", *KV_HEAD_KEYS, "n_embed", "lr"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -16,6 +16,8 @@ from gptlint.settings.table import check_setting
 MODES = ("auto", "cuda", "simulate")
 COMPILE_MODES = ("auto", "on", "off")
 TORCH_EXTRA = "pip install 'gptlint[torch]'"
+IniType = Literal["string", "paths", "linelist"]
+"""The ini types of the plugin's options (pytest's `addini` names)."""
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -23,7 +25,7 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("gptcfg", "nanoGPT config checks (pytest-gptcfg)")
     gpus = ", ".join(PROFILES)
 
-    def option(name: str, ini_type: str, text: str, **kwargs: object) -> None:
+    def option(name: str, ini_type: IniType, text: str, **kwargs: object) -> None:
         dest = name.replace("-", "_")
         group.addoption(f"--{name}", dest=dest, help=f"{text} (ini: {dest})", **kwargs)
         parser.addini(dest, text, type=ini_type)

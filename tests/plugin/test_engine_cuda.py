@@ -154,7 +154,6 @@ class StandInTorch:
     def __init__(self, cuda):
         self.cuda = cuda
         self.amp = type("Amp", (), {"GradScaler": staticmethod(self._scaler)})
-        self._C = object()
 
     def __getattr__(self, name):
         return getattr(torch, name)
@@ -187,6 +186,7 @@ def stand_in(monkeypatch):
 
     cuda = StandInCuda()
     monkeypatch.setattr(cuda_mode, "torch", StandInTorch(cuda))
+    monkeypatch.setattr(cuda_mode.torchapi, "clear_cublas_workspaces", lambda: None)
     monkeypatch.setattr(cuda_mode, "_baseline_used", {})
     monkeypatch.setattr(cuda_mode, "_nvidia_smi_used", lambda index: 200 * MiB)
     return cuda_mode, cuda

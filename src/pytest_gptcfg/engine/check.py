@@ -13,7 +13,6 @@ with warnings.catch_warnings():
     # without NumPy installed torch warns while loading, which says nothing about the config
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     import torch
-    import torch._subclasses.fake_tensor
 
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import MemoryMode
@@ -75,14 +74,15 @@ def check_memory(
     if not spec.compile:
         result = simulate(spec, profile, budget_bytes, recorder=recorder)
     else:
-        result = _simulate_compiled(spec, profile, budget_bytes, recorder)
-        if isinstance(result, str):
+        planned = _simulate_compiled(spec, profile, budget_bytes, recorder)
+        if isinstance(planned, str):
             # a fresh recorder for the eager upper bound (the failed plan's events are not the
             # step's); an estimate runs no step and has no snapshot
             own_model = snapshot is not None and spec.model_factory is not None
             recorder = SnapshotRecorder() if own_model else None
-            result = compiled_fallback(spec, profile, budget_bytes, result, recorder)
-    if recorder is not None and not result.fits:
+            planned = compiled_fallback(spec, profile, budget_bytes, planned, recorder)
+        result = planned
+    if recorder is not None and snapshot is not None and not result.fits:
         _keep_artifacts(result, recorder.dump(snapshot))
     return result
 

@@ -1,8 +1,8 @@
 """Inductor's memory plan of nanoGPT's compiled forward and backward graphs, found on the CPU.
 
-This is the one module of the plugin that uses PyTorch's private APIs (`torch._dynamo`,
-`torch._functorch`, `torch._inductor`); everything else sees only the plain-data plan
-`plan_graphs` returns. No torch release is refused by its version: each is planned, and what
+Dynamo, AOTAutograd and Inductor (PyTorch's private APIs) are reached through `torchapi`, the
+one module that names them; everything else sees only the plain-data plan `plan_graphs`
+returns. No torch release is refused by its version: each is planned, and what
 was read is checked (`plan_graphs`); a plan that fails a check raises `CompiledUnavailable`,
 and the plugin then reports gptlint's estimate of the compiled step, labelled as such.
 `TESTED_TORCH` names the releases this was run on (`benchmarks/torch_matrix.py`).
@@ -28,23 +28,19 @@ Method, as `torch.compile(model)` does it on CUDA, but stopped before anything r
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import logging
 import math
 import re
 import time
-import warnings
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn, TypeGuard
 
 import torch
 
 from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.estimate import FLASH, MATH
 from gptlint.runmodel.trainingrun import StepSpec
-from pytest_gptcfg.engine import kernels
+from pytest_gptcfg.engine import kernels, torchapi
 from pytest_gptcfg.engine.simulate import _SDPA_PARAMS, CudaBehaviour
 from pytest_gptcfg.engine.wrappercall import (
     Buffer,
@@ -143,10 +139,6 @@ class _Captured(Exception):
     pass
 
 
-class _StopAfterCodegen(Exception):
-    pass
-
-
 @dataclass
 class _Graph:
     wrapper: str = ""
@@ -167,63 +159,16 @@ def _meta(value: Any) -> TensorMeta | None:
     )
 
 
-@contextlib.contextmanager
-def _codegen_only(sink: list[_Graph]) -> Iterator[None]:
-    """Make `GraphLowering.compile_to_module` generate the wrapper, record it into `sink[-1]`,
-    and stop (no C++ compiled, nothing run)."""
-    from torch._inductor import graph as graph_mod
-
-    original = graph_mod.GraphLowering.compile_to_module
-
-    def compile_to_module(self: Any) -> Any:
-        code = self.codegen()
-        code = code[0] if isinstance(code, tuple) else code
-        sink[-1].wrapper = code.value if hasattr(code, "value") else str(code)
-        raise _StopAfterCodegen()
-
-    graph_mod.GraphLowering.compile_to_module = compile_to_module
-    try:
-        yield
-    finally:
-        graph_mod.GraphLowering.compile_to_module = original
-
-
-def _root_cause(error: BaseException, kind: type[BaseException]) -> BaseException | None:
-    seen = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, kind):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__cause__ or getattr(cause, "inner_exception", None) or cause.__context__
-    return None
-
-
 def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel) -> dict[str, Any]:
     """Run Dynamo, AOTAutograd and Inductor up to the wrapper code of both graphs."""
-    # Imported here, not at the top: loading Dynamo and Inductor takes seconds that an eager
-    # simulation never needs. Their modules use the deprecated torch.jit.script_method while
-    # loading, which says nothing about the user's config: keep it out of their test run.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
-        import torch._dynamo
-        import torch._functorch.config as functorch_config
-        import torch._inductor.config as inductor_config
-        from torch._functorch.aot_autograd import aot_module_simplified
-        from torch._guards import detect_fake_mode
-        from torch._inductor.compile_fx import compile_fx_inner
-        from torch._inductor.decomposition import select_decomp_table
-        from torch._inductor.virtualized import V
-        from torch._subclasses.fake_tensor import FakeTensorMode
-
+    torchapi.load_compiler()  # here, not at the top: seconds an eager simulation never needs
     from pytest_gptcfg.engine.nanogpt import GPT
 
     graphs: dict[str, _Graph] = {}
-    sink: list[_Graph] = []
     inputs: list[dict[str, Any]] = []
 
-    def compiler(which: str) -> Any:
-        def run(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
+    def compiler(which: str) -> torchapi.GraphCompiler:
+        def run(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
             nodes = [n for n in gm.graph.nodes if n.op == "placeholder"]
             graph = _Graph(placeholder_names=[n.name for n in nodes])
             for node in nodes:
@@ -237,14 +182,7 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
                 for arg in output.args[0]
             ]
             graphs[which] = graph
-            sink.append(graph)
-            try:
-                compile_fx_inner(gm, example_inputs, is_backward=which == "bw")
-            except _StopAfterCodegen:
-                pass
-            except Exception as error:
-                if _root_cause(error, _StopAfterCodegen) is None:
-                    raise
+            graph.wrapper = torchapi.generate_wrapper(gm, example_inputs, which == "bw")
             return _not_runnable
 
         return run
@@ -261,24 +199,8 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
                 raise CompiledUnavailable(
                     "the captured graph has an input that is not a parameter or the batch"
                 )
-        # Inductor's joint-graph passes (its random-op seeding for dropout) read the fake mode
-        # from V, as compile_fx sets it.
-        fake_mode = detect_fake_mode(example_inputs) or FakeTensorMode(allow_non_fake_inputs=True)
-        partitioned: list[Any] = []
-        with V.set_fake_mode(fake_mode):
-            aot_module_simplified(
-                _UnderPolicy(gm, lower, kernel),
-                example_inputs,
-                fw_compiler=compiler("fw"),
-                bw_compiler=compiler("bw"),
-                partition_fn=_partition_fn(partitioned),
-                decompositions=select_decomp_table(),
-                keep_inference_input_mutations=True,
-            )
-            if "bw" not in graphs and partitioned:  # lowered when first run: torch 2.8, 2.9
-                backward = partitioned[-1]
-                example = [n.meta["val"] for n in backward.graph.nodes if n.op == "placeholder"]
-                compiler("bw")(backward, example)
+        under_policy = _UnderPolicy(gm, lower, kernel)
+        torchapi.trace_joint(under_policy, example_inputs, compiler("fw"), compiler("bw"))
         raise _Captured()
 
     with torch.device("meta"):
@@ -286,17 +208,12 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
     _to_empty_keeping_ties(model)  # uninitialised pages: never written, never resident
     X = torch.empty((spec.batch_size, spec.block_size), dtype=torch.long)
     Y = torch.empty((spec.batch_size, spec.block_size), dtype=torch.long)
-    torch._dynamo.reset()
-    patches = (
-        inductor_config.patch({"fx_graph_cache": False, "compile_threads": 1}),
-        functorch_config.patch(_existing(functorch_config, _FUNCTORCH_SETTINGS)),
-    )
     try:
-        with patches[0], patches[1], _codegen_only(sink), _quiet_torch():
+        with torchapi.planning():
             torch.compile(model, backend=backend, fullgraph=True)(X, Y)
     except Exception as error:
-        if _root_cause(error, _Captured) is None:
-            own = _root_cause(error, CompiledUnavailable)
+        if torchapi.root_cause(error, _Captured) is None:
+            own = torchapi.root_cause(error, CompiledUnavailable)
             if own is not None:
                 raise own from None
             if "Unsupported" in type(error).__name__ or "graph break" in str(error).lower():
@@ -308,79 +225,9 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
                 f"torch.compile's capture failed: {type(error).__name__}: "
                 f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}"
             ) from error
-    finally:
-        torch._dynamo.reset()
     if "fw" not in graphs or "bw" not in graphs or not graphs["bw"].wrapper:
         raise CompiledUnavailable("Inductor produced no backward graph")
     return {"graphs": graphs, "inputs": inputs}
-
-
-_FUNCTORCH_SETTINGS = {"force_non_lazy_backward_lowering": True, "enable_autograd_cache": False}
-"""AOTAutograd's settings for planning: the backward lowered at once, not when first run
-(the setting exists from torch 2.10; before, `_partition_fn` keeps the backward graph for
-`_capture` to lower), and no cache of compiled graphs."""
-
-
-_NOISY_LOGGERS = ("torch.utils.cpp_extension",)
-"""torch's loggers that speak while Inductor plans on a CUDA build without a GPU ("No CUDA
-runtime is found, using CUDA_HOME=..."): nothing about the user's config."""
-
-_TRACE_LOGGER = "torch.__trace"
-"""torch's structured-trace logger (TORCH_TRACE): its DEBUG records, one per graph and pass,
-reached pytest's log capture through the root logger (1,450 lines under a failing config);
-they are for its own handler only."""
-
-
-@contextlib.contextmanager
-def _quiet_torch() -> Iterator[None]:
-    """Keep `_NOISY_LOGGERS`' warnings and `_TRACE_LOGGER`'s records (left to its own handler,
-    for TORCH_TRACE users) out of the user's output while planning."""
-    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    trace = logging.getLogger(_TRACE_LOGGER)
-    propagate = trace.propagate
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    trace.propagate = False
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-        trace.propagate = propagate
-
-
-def _existing(config: Any, settings: dict[str, Any]) -> dict[str, Any]:
-    """The `settings` this release's `config` module has."""
-    return {k: v for k, v in settings.items() if hasattr(config, k)}
-
-
-def _partition_fn(partitioned: list[Any]) -> Any:
-    """Inductor's partitioner (its joint-graph passes, then the min-cut partition), keeping
-    the backward graph it makes in `partitioned`: torch 2.8 and 2.9 lower a static backward
-    only when it first runs, so `_capture` lowers it itself. torch 2.9 and later expose the
-    partitioner as `compile_fx.partition_fn`; 2.7 and 2.8 define it inside `compile_fx`, so it
-    is made here from the same two calls (2.7's joint-graph passes take no keyword)."""
-    from torch._inductor import compile_fx
-
-    def inductors(gm: Any, joint_inputs: Any, **kwargs: Any) -> Any:
-        from torch._functorch.partitioners import min_cut_rematerialization_partition
-
-        passes = compile_fx._recursive_joint_graph_passes
-        if "skip_invoke_subgraph" in inspect.signature(passes).parameters:
-            passes(gm, skip_invoke_subgraph=True)
-        else:  # torch 2.7
-            passes(gm)
-        return min_cut_rematerialization_partition(gm, joint_inputs, compiler="inductor", **kwargs)
-
-    base = getattr(compile_fx, "partition_fn", inductors)
-
-    def partition(gm: Any, joint_inputs: Any, **kwargs: Any) -> Any:
-        forward, backward = base(gm, joint_inputs, **kwargs)
-        partitioned.append(backward)
-        return forward, backward
-
-    return partition
 
 
 def _to_empty_keeping_ties(model: torch.nn.Module) -> None:
@@ -420,7 +267,8 @@ def _inputs(
     return args, storages
 
 
-def _same(meta: TensorMeta | None, expected: TensorMeta | None) -> bool:
+def _same(meta: TensorMeta | None, expected: TensorMeta | None) -> TypeGuard[TensorMeta]:
+    """Whether `meta` is a tensor's, of `expected`'s shape and dtype."""
     return (
         meta is not None
         and expected is not None
@@ -432,7 +280,12 @@ def _same(meta: TensorMeta | None, expected: TensorMeta | None) -> bool:
 def _check(ok: bool, what: str) -> None:
     """A check of what was read from the wrapper; a failure refuses the plan."""
     if not ok:
-        raise CompiledUnavailable(f"Inductor's plan failed a check: {what}")
+        _refuse(what)
+
+
+def _refuse(what: str) -> NoReturn:
+    """Refuse the plan: what was read from the wrapper failed the check `what`."""
+    raise CompiledUnavailable(f"Inductor's plan failed a check: {what}")
 
 
 def _checked_events(run: WrapperRun, graph: str, given: set[str]) -> None:
@@ -451,10 +304,12 @@ def _checked_events(run: WrapperRun, graph: str, given: set[str]) -> None:
             freed.add(sid)
 
 
-def _replay_forward(fw: _Graph, n_inputs: int, n_saved: int) -> tuple[WrapperRun, int]:
-    """The forward graph's call() on its inputs ('in:k'), checked; and its user outputs'
-    count: the logits and the loss, then any tensor the model's forward hands to Python by a
-    side effect (nanoMoE appends its auxiliary losses to a module-level list, which Dynamo
+def _replay_forward(
+    fw: _Graph, n_inputs: int, n_saved: int
+) -> tuple[WrapperRun, int, list[TensorMeta]]:
+    """The forward graph's call() on its inputs ('in:k'), checked; and its user outputs' count
+    and metadata: the logits and the loss, then any tensor the model's forward hands to Python
+    by a side effect (nanoMoE appends its auxiliary losses to a module-level list, which Dynamo
     returns from the graph). The user outputs' allocations become ('output', sid, i) events."""
     forward = WrapperRun()
     args, _ = _inputs(forward, fw.placeholders, [f"in:{k}" for k in range(n_inputs)], set())
@@ -462,11 +317,14 @@ def _replay_forward(fw: _Graph, n_inputs: int, n_saved: int) -> tuple[WrapperRun
     _checked_events(forward, "forward", set())
     n_user = len(forward.returned) - n_saved
     _check(len(forward.returned) == len(fw.output_meta), "the forward's outputs' count")
+    metas: list[TensorMeta] = []
     for i, (meta, expected) in enumerate(zip(forward.returned_meta, fw.output_meta, strict=True)):
-        _check(_same(meta, expected), f"the forward's output {i} is not as its graph says")
-    first = [m.shape if m is not None else None for m in forward.returned_meta[: min(n_user, 2)]]
+        if not _same(meta, expected):
+            _refuse(f"the forward's output {i} is not as its graph says")
+        metas.append(meta)
+    first = [m.shape for m in metas[: min(n_user, 2)]]
     _check(
-        len(first) == 2 and first[0] is not None and len(first[0]) == 3 and first[1] == (),
+        len(first) == 2 and len(first[0]) == 3 and first[1] == (),
         "the forward graph's first outputs are not the logits and the loss",
     )
     user_sids = forward.returned[:n_user]
@@ -475,7 +333,7 @@ def _replay_forward(fw: _Graph, n_inputs: int, n_saved: int) -> tuple[WrapperRun
     for event in forward.events:  # the user's tensor is created where its buffer is
         if event[0] == "alloc" and event[1] in user_sids:
             event[:] = ["output", event[1], user_sids.index(event[1])]
-    return forward, n_user
+    return forward, n_user, metas[:n_user]
 
 
 def _replay_backward(bw: _Graph, forward: WrapperRun, n_user: int) -> WrapperRun:
@@ -493,7 +351,8 @@ def _replay_backward(bw: _Graph, forward: WrapperRun, n_user: int) -> WrapperRun
             tangents += 1
             continue
         sid, saved_meta = next(saved)
-        _check(sid is not None and _same(saved_meta, meta), f"saved tensor {name}")
+        if sid is None or not _same(saved_meta, meta):
+            _refuse(f"saved tensor {name}")
         sids.append(sid)
         metas.append(saved_meta)
     backward = WrapperRun()
@@ -546,7 +405,7 @@ def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKern
     _check(len(fw.placeholders) == n_inputs, "the forward graph's inputs are not the model's")
     tangents = sum(name.startswith("tangents") for name in bw.placeholder_names)
     try:
-        forward, n_user = _replay_forward(fw, n_inputs, len(bw.placeholders) - tangents)
+        forward, n_user, outputs = _replay_forward(fw, n_inputs, len(bw.placeholders) - tangents)
         backward = _replay_backward(bw, forward, n_user)
     except WrapperUnreadable as error:
         raise CompiledUnavailable(f"Inductor's wrapper code could not be run: {error}") from None
@@ -555,7 +414,7 @@ def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKern
         "format": PLAN_FORMAT,
         "torch": torch.__version__,
         "inputs": captured["inputs"],
-        "outputs": [[list(m.shape), str(m.dtype)] for m in forward.returned_meta[:n_user]],
+        "outputs": [[list(m.shape), str(m.dtype)] for m in outputs],
         "fw": [e for e in forward.events if e[0] != "release"],  # the caller's inputs
         "bw": backward.events,
         "tangents": tangents,

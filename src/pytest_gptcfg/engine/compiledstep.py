@@ -49,6 +49,7 @@ from pytest_gptcfg.engine.trainstep import (
     resolve_dtype,
     run_training,
 )
+from pytest_gptcfg.engine.usermodel import ModelFactory
 from pytest_gptcfg.results import MemoryResult
 
 CompiledUnavailable = compiled.CompiledUnavailable
@@ -79,9 +80,9 @@ def plan_key(spec: StepSpec, kernel: AttentionKernel) -> dict[str, Any] | None:
     s = spec.shape
     model = "nanogpt"
     if spec.model_factory is not None:
-        model = getattr(spec.model_factory, "digest", None)
-        if model is None:
+        if not isinstance(spec.model_factory, ModelFactory):
             return None
+        model = spec.model_factory.digest
     return {
         "model": model,
         "format": compiled.PLAN_FORMAT,
@@ -184,7 +185,9 @@ class _Runtime:
         self.tracker.add(key, Allocation(nbytes, category, description))
         keys[sid] = key
 
-    def forward(self, ctx: Any, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, ctx: Any, inputs: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor | None, ...]:
         keys: dict[str, int] = {}
         outputs: list[torch.Tensor | None] = [None] * len(self.plan["outputs"])
         for event in self.plan["fw"]:
@@ -200,7 +203,7 @@ class _Runtime:
         ctx.keys = keys
         ctx.inputs = list(inputs)
         ctx.shapes = [(t.shape, t.dtype) for t in inputs]
-        return tuple(outputs)  # type: ignore[arg-type]
+        return tuple(outputs)
 
     def backward(self, ctx: Any) -> list[torch.Tensor | None]:
         keys: dict[str, int] = ctx.keys
@@ -226,11 +229,11 @@ class _Graphs(torch.autograd.Function):
     """The compiled forward and backward graphs, as allocation plans."""
 
     @staticmethod
-    def forward(ctx: Any, runtime: _Runtime, *inputs: torch.Tensor) -> Any:  # type: ignore[override]
+    def forward(ctx: Any, runtime: _Runtime, *inputs: torch.Tensor) -> Any:
         return runtime.forward(ctx, inputs)
 
     @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor) -> Any:  # type: ignore[override]
+    def backward(ctx: Any, *grads: torch.Tensor) -> Any:
         return (None, *ctx.runtime.backward(ctx))
 
 
@@ -285,7 +288,7 @@ def simulate_compiled(
         model, params = build_fake_model(fake, spec)
         runtime.weight_numels = {p.numel() for p in model.parameters() if p.dim() >= 2}
         track_model(tracker, model, profile.compute_capability, names)
-        model.forward = _compiled_forward(model, runtime)  # type: ignore[method-assign]
+        model.forward = _compiled_forward(model, runtime)
         optimizer = make_optimizer(model, spec, "cuda")
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
         run_training(

@@ -31,7 +31,7 @@ from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import MemoryMode
 from gptlint.facts.units import MIB
 from gptlint.runmodel.trainingrun import StepSpec
-from pytest_gptcfg.engine import kernels
+from pytest_gptcfg.engine import kernels, torchapi
 from pytest_gptcfg.engine.trainstep import (
     build_model,
     make_optimizer,
@@ -39,6 +39,7 @@ from pytest_gptcfg.engine.trainstep import (
     random_batches,
     resolve_dtype,
     run_training,
+    step_module,
 )
 from pytest_gptcfg.results import MemoryResult, fits_budget
 
@@ -261,7 +262,7 @@ def measure(
         with torch.device(device):
             held["model"] = model = build_model(spec)
         held["optimizer"] = optimizer = make_optimizer(model, spec, "cuda")
-        step_model = torch.compile(model) if spec.compile else model
+        step_model = step_module(model, spec)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         run_training(
             step_model,
@@ -298,9 +299,7 @@ def _free_cached(device: torch.device) -> None:
     """Collect garbage, drop cuBLAS workspaces (each check allocates its own) and cached blocks."""
     gc.collect()
     torch.cuda.synchronize(device)
-    clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
-    if clear_workspaces is not None:
-        clear_workspaces()
+    torchapi.clear_cublas_workspaces()
     torch.cuda.empty_cache()
 
 
@@ -308,6 +307,6 @@ def _release(device: torch.device, compiled: bool) -> None:
     """Free what the step left so the next config starts clean; lift the cap."""
     if compiled:
         with contextlib.suppress(Exception):
-            torch._dynamo.reset()
+            torchapi.reset_dynamo()
     _free_cached(device)
     torch.cuda.set_per_process_memory_fraction(1.0, device)

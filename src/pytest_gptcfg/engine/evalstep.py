@@ -43,6 +43,7 @@ from pytest_gptcfg.engine.trainstep import (
     build_model,
     random_batches,
     resolve_dtype,
+    step_module,
 )
 from pytest_gptcfg.results import MemoryResult
 
@@ -163,7 +164,7 @@ def measure_eval(
         with torch.device(device):
             held["model"] = model = build_model(spec)
         run_evaluation(
-            torch.compile(model) if spec.compile else model,
+            step_module(model, spec),
             random_batches(spec, device),
             autocast,
         )

@@ -29,6 +29,7 @@ takes the other branch: cast to fp32 first, then softmax.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch.nn import functional as F
@@ -50,12 +51,22 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+class _AttentionContext(Protocol):
+    """What `_FusedAttention` keeps on autograd's context from its forward to its backward."""
+
+    is_causal: bool
+    scale: float
+    saved_tensors: tuple[torch.Tensor, ...]
+
+    def save_for_backward(self, *tensors: torch.Tensor) -> None: ...
+
+
 class _FusedAttention(torch.autograd.Function):
     """CPU flash attention whose backward also allocates the CUDA kernel's fp32 scratch."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
+    def forward(
+        ctx: _AttentionContext,
         q: torch.Tensor,
         k: torch.Tensor,
         v: torch.Tensor,
@@ -70,9 +81,7 @@ class _FusedAttention(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
-    ) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: _AttentionContext, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, out, lse = ctx.saved_tensors
         batch, heads, seq, head_dim = q.shape
         rows, width = _round_up(seq, 128), _round_up(head_dim, 32) if head_dim <= 192 else 256

@@ -92,13 +92,23 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+class Transformer(nn.ModuleDict):
+    """nanoGPT's `transformer` ModuleDict, its entries typed."""
+
+    wte: nn.Embedding
+    wpe: nn.Embedding
+    drop: nn.Dropout
+    h: nn.ModuleList
+    ln_f: LayerNorm
+
+
 class GPT(nn.Module):
     """nanoGPT's GPT at a given shape; `forward(idx, targets)` returns `(logits, loss)`."""
 
     def __init__(self, shape: ModelShape) -> None:
         super().__init__()
         self.shape = shape
-        self.transformer = nn.ModuleDict(
+        self.transformer = Transformer(
             {
                 "wte": nn.Embedding(shape.vocab_size, shape.n_embd),
                 "wpe": nn.Embedding(shape.block_size, shape.n_embd),

@@ -124,7 +124,7 @@ class CudaBehaviour(TorchFunctionMode):
         kwargs = kwargs or {}
         name = op_name(func)
         if name == "cross_entropy" and self.lower is not None:
-            return self._cross_entropy(func, args, kwargs)
+            return self._cross_entropy(func, args, kwargs, self.lower)
         if self.lower is not None:
             args, kwargs = apply_policy(name, args, kwargs, self.lower, self.cache)
         if name == "scaled_dot_product_attention":
@@ -143,9 +143,12 @@ class CudaBehaviour(TorchFunctionMode):
                 return kernels.dropout(a["input"], a["p"], a["training"])
         return func(*args, **kwargs)
 
-    def _cross_entropy(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """CUDA's `cross_entropy_loss` composite: log_softmax in the input's dtype (it passes
-        that dtype explicitly, so autocast leaves it), then `nll_loss` under the fp32 policy."""
+    def _cross_entropy(
+        self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], lower: torch.dtype
+    ) -> Any:
+        """CUDA's `cross_entropy_loss` composite under autocast to `lower`: log_softmax in the
+        input's dtype (it passes that dtype explicitly, so autocast leaves it), then `nll_loss`
+        under the fp32 policy."""
         a = _CROSS_ENTROPY.bind(*args, **kwargs)
         a.apply_defaults()
         x, target = a.arguments["input"], a.arguments["target"]
@@ -166,7 +169,7 @@ class CudaBehaviour(TorchFunctionMode):
                 "ignore_index": a.arguments["ignore_index"],
                 "reduction": a.arguments["reduction"],
             },
-            self.lower,
+            lower,
             self.cache,
         )
         return F.nll_loss(*nll_args, **nll_kwargs)

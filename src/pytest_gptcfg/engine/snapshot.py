@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 Frame = tuple[str, int, str]
@@ -57,7 +58,7 @@ def python_frames(limit: int = 8, skip: Sequence[str] = SKIPPED_MODULES) -> list
     Cheap enough to call on every allocation: it walks frame objects and formats nothing.
     """
     frames: list[Frame] = []
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and len(frames) < limit:
         module = frame.f_globals.get("__name__", "")
         if not any(module == s or module.startswith(s + ".") for s in skip):
@@ -273,26 +274,26 @@ def record_cuda_history(max_entries: int = CUDA_MAX_ENTRIES) -> None:
     Call before the model is built so the snapshot shows the whole step; end with
     `dump_cuda_snapshot` or `stop_cuda_history`.
     """
-    import torch
+    from pytest_gptcfg.engine import torchapi
 
-    torch.cuda.memory._record_memory_history(
+    torchapi.record_memory_history(
         enabled="all", context="all", stacks="python", max_entries=max_entries
     )
 
 
 def stop_cuda_history() -> None:
     """Stop CUDA's allocator recorder and drop what it recorded."""
-    import torch
+    from pytest_gptcfg.engine import torchapi
 
-    torch.cuda.memory._record_memory_history(enabled=None)
+    torchapi.record_memory_history(enabled=None)
 
 
 def dump_cuda_snapshot(path: str | Path) -> Path:
     """Write CUDA's snapshot (all devices) to `path` for memory_viz, then stop the recorder."""
-    import torch
+    from pytest_gptcfg.engine import torchapi
 
     try:
-        snapshot = torch.cuda.memory._snapshot()
+        snapshot = torchapi.memory_snapshot()
     finally:
         stop_cuda_history()
     return _write(snapshot, path)

@@ -23,15 +23,22 @@ import contextlib
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
-from torch._subclasses import fake_tensor
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, in_kernel_invocation_manager
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from pytest_gptcfg.engine.allocator import Block, CachingAllocator
+from pytest_gptcfg.engine.torchapi import (
+    META_HANDLERS,
+    FakeTensor,
+    PlainDispatchFakeMode,
+    TorchDispatchMode,
+    default_device,
+    in_kernel_invocation_manager,
+    op_schema,
+    storage_key,
+    tree_leaves,
+)
 
 
 @dataclass
@@ -92,7 +99,7 @@ class StorageTracker(TorchDispatchMode):
 
     def _see(self, t: torch.Tensor, func: Any) -> None:
         storage = t.untyped_storage()
-        key = storage._cdata
+        key = storage_key(storage)
         nbytes = storage.nbytes()
         known = self.live.get(key)
         if known is not None:
@@ -104,10 +111,10 @@ class StorageTracker(TorchDispatchMode):
         shape = "x".join(map(str, t.shape)) or "scalar"
         description = f"{str(t.dtype).removeprefix('torch.')} {shape} from {func}"
         self.add(key, Allocation(nbytes, category, description))
-        self._refs[key] = weakref.ref(storage, lambda _, key=key: self._release(key))
+        self._refs[key] = weakref.ref(storage, lambda _: self._release(key))
 
     def add(self, key: int, allocation: Allocation) -> None:
-        """Record an allocation under `key` (a storage's `_cdata`, or any unique int)."""
+        """Record an allocation under `key` (a storage's `storage_key`, or any unique int)."""
         allocation.block = self.allocator.malloc(allocation.nbytes)
         allocation.size = allocation.block.size if allocation.block is not None else 0
         self.live[key] = allocation
@@ -130,7 +137,7 @@ class StorageTracker(TorchDispatchMode):
     def label(self, tensor: torch.Tensor, category: str, description: str) -> None:
         """Relabel the live storage behind `tensor` (a parameter, a gradient, a state tensor, an
         autocast weight copy)."""
-        allocation = self.live.get(tensor.untyped_storage()._cdata)
+        allocation = self.live.get(storage_key(tensor.untyped_storage()))
         if allocation is not None:
             allocation.category = category
             allocation.description = description
@@ -177,9 +184,6 @@ def _zero(t: torch.Tensor) -> bool | int | float | complex:
 _NOT_TENSORS = (type(None), bool, int, float, str, torch.device, torch.dtype)
 """Outputs of ops that hold no tensor (checked before walking an output as a pytree)."""
 
-_META_HANDLERS: dict[Any, Any] = getattr(fake_tensor, "_DISPATCH_META_HANDLERS", {})
-"""Metadata queries (`prim.device`, `aten.size` ...) the fake mode answers from the tensor."""
-
 _aten = torch.ops.aten
 VIEW_OPS = frozenset(
     {
@@ -193,7 +197,7 @@ VIEW_OPS = frozenset(
 runs directly on the fake tensor's meta storage (see `TrackingFakeMode._view`)."""
 
 
-class TrackingFakeMode(FakeTensorMode):
+class TrackingFakeMode(PlainDispatchFakeMode):
     """A `FakeTensorMode` that reports the outputs of each outermost op to a `StorageTracker`.
 
     Ops the fake mode runs inside an op (a decomposition re-enters the mode) are not reported,
@@ -221,12 +225,7 @@ class TrackingFakeMode(FakeTensorMode):
         finally:
             self._values_read_as_zero = False
 
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # Dynamo never runs under the simulation: keep __torch_dispatch__ unwrapped (torch wraps
-        # a mode's __torch_dispatch__ in `torch._disable_dynamo` by default, a cost on every op)
-        return False
-
+    # torch passes a tuple and a dict (or None); FakeTensorMode's stub types them wider
     def __torch_dispatch__(  # type: ignore[override]
         self,
         func: Any,
@@ -234,7 +233,7 @@ class TrackingFakeMode(FakeTensorMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        handler = _META_HANDLERS.get(func)
+        handler = META_HANDLERS.get(func)
         if handler is not None:  # what FakeTensorMode.dispatch does first; no storage made
             return handler(args)
         if func is _READ_VALUE and self._values_read_as_zero and _unknown_value(args[0]):
@@ -261,7 +260,7 @@ class TrackingFakeMode(FakeTensorMode):
         self.tracker.see_outputs(out, func)
         return out
 
-    def _own(self, t: Any) -> bool:
+    def _own(self, t: Any) -> TypeGuard[FakeTensor]:
         """Whether `t` is a plain fake tensor of this mode with no constant value: the only
         tensors `_view`, `_key` and `_entry` take shortcuts for."""
         return type(t) is FakeTensor and t.fake_mode is self and t.constant is None
@@ -306,7 +305,7 @@ class TrackingFakeMode(FakeTensorMode):
             key = (
                 func,
                 torch.get_default_dtype(),
-                _default_device(),
+                default_device(),
                 torch.is_inference_mode_enabled(),
                 self._keyed(args),
                 self._keyed(tuple(kwargs.items())),
@@ -347,21 +346,21 @@ class TrackingFakeMode(FakeTensorMode):
         if not isinstance(outs, (list, tuple)) or not all(type(o) is FakeTensor for o in outs):
             return None
         made = [_Made(tuple(o.shape), o.stride(), o.dtype, o.fake_device) for o in outs]
-        taken = {t.untyped_storage()._cdata for t in _tensors((args, kwargs))}
+        taken = {storage_key(t.untyped_storage()) for t in _tensors((args, kwargs))}
         with in_kernel_invocation_manager(self):
             again = [m.empty() for m in made]
         for o, a in zip(outs, again, strict=True):
             storage = o.untyped_storage()
             if (
                 not self._own(o)
-                or storage._cdata in taken
+                or storage_key(storage) in taken
                 or (o.layout, o.storage_offset(), storage.nbytes(), o.requires_grad)
                 != (a.layout, a.storage_offset(), a.untyped_storage().nbytes(), a.requires_grad)
                 or (o.is_conj(), o.is_neg(), o.is_inference())
                 != (a.is_conj(), a.is_neg(), a.is_inference())
             ):
                 return None
-            taken.add(storage._cdata)
+            taken.add(storage_key(storage))
         # several outputs come back as a tuple or a list (as the fake mode's cache gives them)
         kind = None if isinstance(out, torch.Tensor) else list if isinstance(out, list) else tuple
         return (kind, made)
@@ -402,8 +401,6 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
-_default_device = getattr(torch._C, "_get_default_device", lambda: None)
-
 _NEW_TENSORS: dict[Any, bool] = {}
 _DATA_DEPENDENT = tuple(
     tag
@@ -419,7 +416,7 @@ def _makes_new_tensors(func: Any) -> bool:
     on tensor values."""
     known = _NEW_TENSORS.get(func)
     if known is None:
-        schema = getattr(func, "_schema", None)
+        schema = op_schema(func)
         known = (
             schema is not None
             and getattr(func, "namespace", None) == "aten"

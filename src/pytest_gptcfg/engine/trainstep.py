@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import cast
 
 import torch
 
@@ -46,6 +47,14 @@ def build_model(spec: StepSpec) -> torch.nn.Module:
     """The model of `spec` (built-in nanoGPT unless a factory is given), in training mode."""
     factory = spec.model_factory or GPT
     return factory(spec.shape).train()
+
+
+def step_module(model: torch.nn.Module, spec: StepSpec) -> torch.nn.Module:
+    """What the step calls: `torch.compile(model)` when the config compiles, else `model`.
+    Compiling a Module gives an `OptimizedModule`, a Module (torch types it as a callable)."""
+    if not spec.compile:
+        return model
+    return cast(torch.nn.Module, torch.compile(model))
 
 
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:

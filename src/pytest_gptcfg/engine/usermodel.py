@@ -8,6 +8,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -20,8 +21,29 @@ class UserModelError(Exception):
     """The model.py cannot be used; the message names the file and the problem."""
 
 
-def model_factory(path: Path) -> Callable[[ModelShape], Any]:
-    """A function that builds `GPT(GPTConfig(**model_args))` from `path` for a shape.
+@dataclass(frozen=True)
+class ModelFactory:
+    """Builds `GPT(GPTConfig(**model_args))` of a project's model.py (`path`) for a shape.
+
+    `digest` names the code it runs (`_digest`), which the model's compiled plans depend on.
+    """
+
+    path: Path
+    gpt: Callable[..., Any]
+    gpt_config: Callable[..., Any]
+    digest: str
+
+    def __call__(self, shape: ModelShape) -> Any:
+        try:
+            return self.gpt(self.gpt_config(**shape.gptconfig_kwargs()))
+        except SystemExit as exc:  # pytest would end the test with its traceback
+            raise UserModelError(
+                f"{self.path}: building its GPT called sys.exit({exc.code!r})"
+            ) from None
+
+
+def model_factory(path: Path) -> ModelFactory:
+    """The `ModelFactory` of the model.py at `path`.
 
     The module is imported once (it is the project's own code, run on purpose), with its folder
     on sys.path so that sibling imports work.
@@ -30,18 +52,7 @@ def model_factory(path: Path) -> Callable[[ModelShape], Any]:
     for name in ("GPT", "GPTConfig"):
         if not callable(getattr(module, name, None)):
             raise UserModelError(f"{path}: defines no {name} (nanoGPT's model.py has both)")
-    gpt, gpt_config = module.GPT, module.GPTConfig
-
-    def build(shape: ModelShape) -> Any:
-        try:
-            return gpt(gpt_config(**shape.gptconfig_kwargs()))
-        except SystemExit as exc:  # pytest would end the test with its traceback
-            raise UserModelError(
-                f"{path}: building its GPT called sys.exit({exc.code!r})"
-            ) from None
-
-    build.digest = _digest(path.resolve())  # type: ignore[attr-defined]
-    return build
+    return ModelFactory(path, module.GPT, module.GPTConfig, _digest(path.resolve()))
 
 
 def _digest(path: Path) -> str:
@@ -51,8 +62,9 @@ def _digest(path: Path) -> str:
     files = {path}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        python = isinstance(file, str) and os.path.isabs(file) and file.endswith(".py")
-        if python and Path(file).parent == folder:
+        if not (isinstance(file, str) and os.path.isabs(file) and file.endswith(".py")):
+            continue
+        if Path(file).parent == folder:
             files.add(Path(file))
     digest = hashlib.sha256()
     for file in sorted(files):

@@ -34,6 +34,8 @@ from typing import Any
 
 import torch
 
+from pytest_gptcfg.engine import torchapi
+
 
 class WrapperUnreadable(Exception):
     """The wrapper's call() could not be run as a plan; the message says why."""
@@ -232,7 +234,7 @@ def _to_meta(value: Any) -> Any:
 def _alias_map(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[int, Buffer]:
     """Which of `fn`'s tensor outputs alias which argument, from its schema (none if it has
     none: an extern kernel without `out=` returns new tensors)."""
-    schema = getattr(fn, "_schema", None)
+    schema = torchapi.op_schema(fn)
     if schema is None:
         return {}
     by_set: dict[str, Buffer] = {}
@@ -258,7 +260,8 @@ class _OpNamespace:
 
     def __getattr__(self, attr: str) -> Any:
         value = getattr(self._target, attr)
-        if callable(value) and not isinstance(value, type) and hasattr(value, "_schema"):
+        is_op = callable(value) and not isinstance(value, type)
+        if is_op and torchapi.op_schema(value) is not None:
             return self._names.op(value)
         if isinstance(value, (torch.dtype, torch.device, int, float, str)):
             return value
@@ -341,9 +344,7 @@ def _classify(name: str, source: str, names: _Names, run: WrapperRun) -> Any:
     if source.startswith("torch.ops"):
         return _OpNamespace(names, _dotted(source))
     if name == "extern_kernels":
-        from torch._inductor.select_algorithm import extern_kernels
-
-        return _OpNamespace(names, extern_kernels)
+        return _OpNamespace(names, torchapi.inductor_extern_kernels())
     return _Unknown(run, name)
 
 

@@ -1,0 +1,315 @@
+"""Every private PyTorch name the plugin uses, and the differences between releases in them.
+
+PyTorch's private APIs (`torch._subclasses`, `torch._dynamo`, `torch._functorch`,
+`torch._inductor`, `torch._C`, `torch.utils._*`, and underscored names such as
+`torch.cuda.memory._snapshot`) change between releases without notice. This is the one module of
+the plugin that names them (`tests/plugin/test_private_torch.py` holds the others to it), so a
+new release is met here; the rest of the engine uses what it exports.
+
+Dynamo, AOTAutograd and Inductor are imported only to plan a compiled step (`load_compiler`):
+loading them takes seconds that an eager simulation never needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+import torch
+from torch._subclasses import fake_tensor
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, in_kernel_invocation_manager
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+__all__ = [
+    "META_HANDLERS",
+    "FakeTensor",
+    "FakeTensorMode",
+    "GraphCompiler",
+    "PlainDispatchFakeMode",
+    "TorchDispatchMode",
+    "clear_cublas_workspaces",
+    "default_device",
+    "generate_wrapper",
+    "in_kernel_invocation_manager",
+    "inductor_extern_kernels",
+    "load_compiler",
+    "memory_snapshot",
+    "op_schema",
+    "planning",
+    "record_memory_history",
+    "reset_dynamo",
+    "root_cause",
+    "storage_key",
+    "trace_joint",
+    "tree_leaves",
+]
+
+# --------------------------------------------------------------------------- fake tensors
+
+META_HANDLERS: dict[Any, Any] = getattr(fake_tensor, "_DISPATCH_META_HANDLERS", {})
+"""Metadata queries (`prim.device`, `aten.size` ...) the fake mode answers from the tensor."""
+
+
+class PlainDispatchFakeMode(FakeTensorMode):
+    """A `FakeTensorMode` whose subclasses' `__torch_dispatch__` torch leaves as written."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Dynamo never runs under the simulation: keep __torch_dispatch__ unwrapped (torch wraps
+        # a mode's __torch_dispatch__ in `torch._disable_dynamo` by default, a cost on every op)
+        return False
+
+
+default_device: Callable[[], Any] = getattr(torch._C, "_get_default_device", lambda: None)
+"""The device `torch.set_default_device` set (None where the release cannot say)."""
+
+
+def storage_key(storage: torch.UntypedStorage) -> int:
+    """A live storage's identity, the same through every tensor and view on it."""
+    return storage._cdata
+
+
+def op_schema(op: Any) -> Any:
+    """An op's schema (its arguments, returns, alias sets, mutability); None if `op` has none."""
+    return getattr(op, "_schema", None)
+
+
+# --------------------------------------------------------------------------- CUDA
+
+
+def clear_cublas_workspaces() -> None:
+    """Drop cuBLAS's workspaces (each check allocates its own), where the release can."""
+    clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+    if clear is not None:
+        clear()
+
+
+record_memory_history = torch.cuda.memory._record_memory_history
+"""Start (or, with `enabled=None`, stop) CUDA's allocator recorder."""
+
+memory_snapshot = torch.cuda.memory._snapshot
+"""CUDA's allocator state and recorded trace, the format memory_viz opens."""
+
+
+# --------------------------------------------------------------------------- Dynamo, Inductor
+
+
+_COMPILER_MODULES = (
+    "torch._dynamo",
+    "torch._functorch.config",
+    "torch._inductor.config",
+    "torch._functorch.aot_autograd",
+    "torch._guards",
+    "torch._inductor.compile_fx",
+    "torch._inductor.decomposition",
+    "torch._inductor.virtualized",
+)
+"""The modules of Dynamo, AOTAutograd and Inductor that planning uses, in loading order."""
+
+
+def load_compiler() -> None:
+    """Import `_COMPILER_MODULES`. They use the deprecated torch.jit.script_method while
+    loading, which says nothing about the user's config: keep it out of their test run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
+        for name in _COMPILER_MODULES:
+            importlib.import_module(name)
+
+
+def reset_dynamo() -> None:
+    """Forget what Dynamo compiled and cached."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+
+
+_FUNCTORCH_SETTINGS = {"force_non_lazy_backward_lowering": True, "enable_autograd_cache": False}
+"""AOTAutograd's settings for planning: the backward lowered at once, not when first run
+(the setting exists from torch 2.10; before, `trace_joint` lowers the backward graph itself),
+and no cache of compiled graphs."""
+
+_NOISY_LOGGERS = ("torch.utils.cpp_extension",)
+"""torch's loggers that speak while Inductor plans on a CUDA build without a GPU ("No CUDA
+runtime is found, using CUDA_HOME=..."): nothing about the user's config."""
+
+_TRACE_LOGGER = "torch.__trace"
+"""torch's structured-trace logger (TORCH_TRACE): its DEBUG records, one per graph and pass,
+reached pytest's log capture through the root logger (1,450 lines under a failing config);
+they are for its own handler only."""
+
+
+@contextlib.contextmanager
+def planning() -> Iterator[None]:
+    """While a compiled step is planned (after `load_compiler`): Dynamo reset before and after,
+    Inductor's FX graph cache off and one compile thread, AOTAutograd as `_FUNCTORCH_SETTINGS`
+    (those this release has), and torch's noisy loggers quiet."""
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    reset_dynamo()
+    try:
+        with (
+            inductor_config.patch({"fx_graph_cache": False, "compile_threads": 1}),
+            functorch_config.patch(_existing(functorch_config, _FUNCTORCH_SETTINGS)),
+            _quiet_torch(),
+        ):
+            yield
+    finally:
+        reset_dynamo()
+
+
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """Keep `_NOISY_LOGGERS`' warnings and `_TRACE_LOGGER`'s records (left to its own handler,
+    for TORCH_TRACE users) out of the user's output while planning."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    trace = logging.getLogger(_TRACE_LOGGER)
+    propagate = trace.propagate
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    trace.propagate = False
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+        trace.propagate = propagate
+
+
+def _existing(config: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """The `settings` this release's `config` module has."""
+    return {k: v for k, v in settings.items() if hasattr(config, k)}
+
+
+def root_cause(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of `kind` in `error`'s chain (causes, contexts, and the exception a
+    Dynamo backend raised, which Dynamo wraps as `inner_exception`); None if there is none."""
+    seen = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, kind):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or getattr(cause, "inner_exception", None) or cause.__context__
+    return None
+
+
+class GraphCompiler(Protocol):
+    """What AOTAutograd hands each graph to, with its example inputs (fake tensors)."""
+
+    def __call__(self, gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any: ...
+
+
+def trace_joint(
+    module: torch.nn.Module,
+    example_inputs: list[Any],
+    fw_compiler: GraphCompiler,
+    bw_compiler: GraphCompiler,
+) -> None:
+    """AOTAutograd's forward and backward graphs of `module` (a Dynamo graph), traced on fake
+    tensors with Inductor's decompositions and split by its partitioner, handed to
+    `fw_compiler` and `bw_compiler`. torch 2.8 and 2.9 lower a static backward only when it
+    first runs: the partitioner's backward graph is handed to `bw_compiler` here then."""
+    from torch._functorch.aot_autograd import aot_module_simplified
+    from torch._guards import detect_fake_mode
+    from torch._inductor.decomposition import select_decomp_table
+    from torch._inductor.virtualized import V
+
+    lowered: list[torch.fx.GraphModule] = []
+
+    def backward(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
+        lowered.append(gm)
+        return bw_compiler(gm, example_inputs)
+
+    # Inductor's joint-graph passes (its random-op seeding for dropout) read the fake mode
+    # from V, as compile_fx sets it.
+    fake_mode = detect_fake_mode(example_inputs) or FakeTensorMode(allow_non_fake_inputs=True)
+    partitioned: list[torch.fx.GraphModule] = []
+    with V.set_fake_mode(fake_mode):
+        aot_module_simplified(
+            module,  # type: ignore[arg-type]  # typed GraphModule; it takes any Module
+            example_inputs,
+            fw_compiler=fw_compiler,
+            bw_compiler=backward,
+            partition_fn=_partition_fn(partitioned),
+            decompositions=select_decomp_table(),
+            keep_inference_input_mutations=True,
+        )
+        if not lowered and partitioned:  # lowered when first run: torch 2.8, 2.9
+            graph = partitioned[-1]
+            example = [n.meta["val"] for n in graph.graph.nodes if n.op == "placeholder"]
+            bw_compiler(graph, example)
+
+
+def _partition_fn(partitioned: list[torch.fx.GraphModule]) -> Any:
+    """Inductor's partitioner (its joint-graph passes, then the min-cut partition), keeping
+    the backward graph it makes in `partitioned`. torch 2.9 and later expose the partitioner
+    as `compile_fx.partition_fn`; 2.7 and 2.8 define it inside `compile_fx`, so it is made here
+    from the same two calls (2.7's joint-graph passes take no keyword)."""
+    from torch._inductor import compile_fx
+
+    def inductors(gm: Any, joint_inputs: Any, **kwargs: Any) -> Any:
+        from torch._functorch.partitioners import min_cut_rematerialization_partition
+
+        passes = compile_fx._recursive_joint_graph_passes
+        if "skip_invoke_subgraph" in inspect.signature(passes).parameters:
+            passes(gm, skip_invoke_subgraph=True)
+        else:  # torch 2.7
+            passes(gm)
+        return min_cut_rematerialization_partition(gm, joint_inputs, compiler="inductor", **kwargs)
+
+    base = getattr(compile_fx, "partition_fn", inductors)
+
+    def partition(gm: Any, joint_inputs: Any, **kwargs: Any) -> Any:
+        forward, backward = base(gm, joint_inputs, **kwargs)
+        partitioned.append(backward)
+        return forward, backward
+
+    return partition
+
+
+class _StopAfterCodegen(Exception):
+    pass
+
+
+def generate_wrapper(
+    gm: torch.fx.GraphModule, example_inputs: Sequence[Any], backward: bool
+) -> str:
+    """The Python wrapper code Inductor's CPU (C++) backend generates for graph `gm` (lowered,
+    fused and planned), stopped there: nothing is compiled or run. Empty if none was made."""
+    from unittest import mock
+
+    from torch._inductor.compile_fx import compile_fx_inner
+    from torch._inductor.graph import GraphLowering
+
+    code: list[str] = []
+
+    def compile_to_module(self: Any) -> Any:
+        generated = self.codegen()
+        generated = generated[0] if isinstance(generated, tuple) else generated
+        code.append(generated.value if hasattr(generated, "value") else str(generated))
+        raise _StopAfterCodegen()
+
+    with mock.patch.object(GraphLowering, "compile_to_module", compile_to_module):
+        try:
+            compile_fx_inner(gm, example_inputs, is_backward=backward)
+        except _StopAfterCodegen:
+            pass
+        except Exception as error:
+            if root_cause(error, _StopAfterCodegen) is None:
+                raise
+    return code[-1] if code else ""
+
+
+def inductor_extern_kernels() -> Any:
+    """Inductor's `extern_kernels` (`mm`, `addmm`, `bmm` ... with `out=`), as wrappers call them."""
+    from torch._inductor.select_algorithm import extern_kernels
+
+    return extern_kernels
