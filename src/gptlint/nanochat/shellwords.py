@@ -123,7 +123,8 @@ class _Scanner:
             name = words[1].literal_text() or ""
             if _NAME.fullmatch(name):
                 start = words[1].start
-                loop = Word(start, words[1].end, [Literal(f"{name}=", (start,) * (len(name) + 1))])
+                offsets = tuple(range(start, start + len(name) + 1))
+                loop = Word(start, words[1].end, [Literal(f"{name}=", offsets)])
                 loop.pieces.append(Opaque(f"the loop variable of `{words[0].literal_text()}`", start))
                 self.commands.append(Command((loop,), len(self.blocks), self.blocks[-1]))
 
