@@ -89,7 +89,10 @@ def _convert(option: Option, text: str) -> tuple[object, str | None]:
             return None, f"argument {option.flags[-1]}: invalid {name} value: {text!r}"
     if option.choices is not None and value not in option.choices:
         choices = ", ".join(str(c) for c in option.choices)
-        return None, f"argument {option.flags[-1]}: invalid choice: {text!r} (choose from {choices})"
+        return (
+            None,
+            f"argument {option.flags[-1]}: invalid choice: {text!r} (choose from {choices})",
+        )
     return value, None
 
 

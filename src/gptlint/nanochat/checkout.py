@@ -130,14 +130,24 @@ def _option(call: ast.Call, path: Path) -> Option | str | None:
     default: object = False if action == "store_true" else True if action == "store_false" else None
     if "default" in keywords:
         value = evaluate(keywords["default"])
-        default = Unknown(f"{where}: the default of {longs[0] if longs else flags[0]} "
-                          f"is not a literal") if isinstance(value, Unread) else value
+        default = (
+            Unknown(f"{where}: the default of {longs[0] if longs else flags[0]} is not a literal")
+            if isinstance(value, Unread)
+            else value
+        )
     choices = None
     if "choices" in keywords:
         value = evaluate(keywords["choices"])
         choices = tuple(value) if isinstance(value, list | tuple) else None
-    return Option(tuple(flags), dest, _type(keywords.get("type"), where), default, action,
-                  choices, call.lineno)
+    return Option(
+        tuple(flags),
+        dest,
+        _type(keywords.get("type"), where),
+        default,
+        action,
+        choices,
+        call.lineno,
+    )
 
 
 def _text(node: ast.expr | None) -> str | None:

@@ -143,7 +143,9 @@ class _Shell:
         self.variables[name] = value
 
     def environment(self, prefix: dict[str, Value]) -> tuple[tuple[str, Value], ...]:
-        env = {name: self.variables[name] for name in sorted(self.exported) if name in self.variables}
+        env = {
+            name: self.variables[name] for name in sorted(self.exported) if name in self.variables
+        }
         env.update(prefix)
         return tuple(sorted(env.items()))
 
@@ -187,7 +189,9 @@ def _count(arg: Arg | None, flag: str) -> WorldSize | int:
         return WorldSize(None, flag, arg.unknown)
     if arg.text.isdigit():
         return int(arg.text)
-    return WorldSize(None, flag, Unknown(f"{flag}={arg.text} (line {arg.line}) depends on the machine"))
+    return WorldSize(
+        None, flag, Unknown(f"{flag}={arg.text} (line {arg.line}) depends on the machine")
+    )
 
 
 def _torchrun(args: list[Arg]) -> tuple[WorldSize, str | None, list[Arg]]:
@@ -292,7 +296,7 @@ def _invocation(shell: _Shell, command: Command, words: list[Word]) -> Invocatio
 
 
 def _export(shell: _Shell, command: Command, words: list[Word], args: list[Arg]) -> None:
-    for word, arg in zip(words, args):
+    for word, arg in zip(words, args, strict=True):
         found = _assignment(arg, word)
         name = found[0] if found else arg.text
         if found:
@@ -302,6 +306,11 @@ def _export(shell: _Shell, command: Command, words: list[Word], args: list[Arg])
                 f"${name} is exported inside {_article(command.block)} (line {arg.line})"
             )
         shell.exported.add(name)
+
+
+def bare_invocation(script: str) -> Invocation:
+    """`python -m scripts.<script>` with no arguments: every option at its default."""
+    return Invocation(script, 0, "python", WorldSize(1, "python: one process"), (), ())
 
 
 def read_invocations(text: str) -> list[Invocation]:

@@ -125,7 +125,9 @@ class _Scanner:
                 start = words[1].start
                 offsets = tuple(range(start, start + len(name) + 1))
                 loop = Word(start, words[1].end, [Literal(f"{name}=", offsets)])
-                loop.pieces.append(Opaque(f"the loop variable of `{words[0].literal_text()}`", start))
+                loop.pieces.append(
+                    Opaque(f"the loop variable of `{words[0].literal_text()}`", start)
+                )
                 self.commands.append(Command((loop,), len(self.blocks), self.blocks[-1]))
 
     def scan(self) -> list[Command]:
@@ -176,7 +178,7 @@ class _Scanner:
         """`2>&1`, `> file`, `>> file`, `&> file`: dropped with their target."""
         while self.peek().isdigit() or self.peek() in "<>&":
             self.i += 1
-        if self.text[self.i - 1] == "&" and self.peek().isdigit() or self.peek() == "-":
+        if (self.text[self.i - 1] == "&" and self.peek().isdigit()) or self.peek() == "-":
             while self.peek().isdigit() or self.peek() == "-":
                 self.i += 1  # `>&1`, `>&-`: no target word
             return
