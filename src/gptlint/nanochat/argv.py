@@ -87,6 +87,8 @@ def _convert(option: Option, text: str) -> tuple[object, str | None]:
         except ValueError:
             name = converter.__name__
             return None, f"argument {option.flags[-1]}: invalid {name} value: {text!r}"
+    if isinstance(option.choices, Unknown):
+        return option.choices, None
     if option.choices is not None and value not in option.choices:
         choices = ", ".join(str(c) for c in option.choices)
         return (

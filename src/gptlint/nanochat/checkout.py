@@ -33,7 +33,7 @@ class Option:
     default: object
     """The default's value, or an `Unknown` naming its line."""
     action: str | None
-    choices: tuple[object, ...] | None
+    choices: tuple[object, ...] | Unknown | None
     line: int
 
     @property
@@ -135,19 +135,34 @@ def _option(call: ast.Call, path: Path) -> Option | str | None:
             if isinstance(value, Unread)
             else value
         )
-    choices = None
+    converter = _type(keywords.get("type"), where)
+    if isinstance(default, str) and converter in (int, float):
+        default = _converted_default(default, converter, where)
+    choices: tuple[object, ...] | Unknown | None = None
     if "choices" in keywords:
         value = evaluate(keywords["choices"])
-        choices = tuple(value) if isinstance(value, list | tuple) else None
+        choices = (
+            tuple(value)
+            if isinstance(value, list | tuple)
+            else Unknown(f"{where}: the choices of {flags[0]} are not a literal")
+        )
     return Option(
         tuple(flags),
         dest,
-        _type(keywords.get("type"), where),
+        converter,
         default,
         action,
         choices,
         call.lineno,
     )
+
+
+def _converted_default(default: str, converter: type, where: str) -> object:
+    """argparse parses a string default with the option's type, as if it were given."""
+    try:
+        return converter(default)
+    except ValueError:
+        return Unknown(f"{where}: the default {default!r} is not a valid {converter.__name__}")
 
 
 def _text(node: ast.expr | None) -> str | None:
