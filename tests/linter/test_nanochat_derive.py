@@ -224,7 +224,8 @@ def test_chat_sfts_own_flags_override_what_it_inherits():
     assert run.grad_accum_steps == 524288 // (4 * 512)
     assert run.notes[-2:] == (
         "total_batch_size=524288 inherited from the checkpoint of base_train at line 1",
-        "max_seq_len 512 differs from the model's sequence_len 1024: the window sizes follow 512 here",
+        "max_seq_len 512 differs from the model's sequence_len 1024: "
+        "the window sizes follow 512 here",
     )
 
 
