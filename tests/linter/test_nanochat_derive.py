@@ -331,3 +331,12 @@ def test_tok_train_runs_no_step():
     assert derive_step(invocation, CHECKOUT, H100) == Derived(
         None, (Problem("script", "tok_train runs no training step"),)
     )
+
+
+def test_a_world_of_no_process_is_a_problem():
+    assert problems("torchrun --nproc_per_node=0 -m scripts.base_train\n") == (
+        Problem("world_size", "torchrun --nproc_per_node=0 starts no process"),
+    )
+    assert problems("python -m scripts.base_train\n", world=0) == (
+        Problem("world_size", "a world size of 0 starts no process"),
+    )

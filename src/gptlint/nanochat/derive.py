@@ -104,6 +104,8 @@ def _grad_accum(script: str, total: int, batch: int, seq_len: int, world: int) -
 
 def _world(invocation: Invocation, override: int | None) -> tuple[int, str] | Problem:
     if override is not None:
+        if override < 1:
+            return Problem("world_size", f"a world size of {override} starts no process")
         return override, f"world size {override} (given)"
     world = invocation.world
     if world.size is None:
