@@ -340,3 +340,24 @@ def test_a_world_of_no_process_is_a_problem():
     assert problems("python -m scripts.base_train\n", world=0) == (
         Problem("world_size", "a world size of 0 starts no process"),
     )
+
+
+@pytest.mark.parametrize(("ratio", "error"), [("inf", "OverflowError"), ("nan", "ValueError")])
+def test_a_data_ratio_int_cannot_take_is_base_trains_error(ratio, error):
+    assert problems(f"python -m scripts.base_train --target-param-data-ratio={ratio}\n") == (
+        Problem(
+            "target_param_data_ratio",
+            f"--target-param-data-ratio={float(ratio)}: base_train's int(ratio * params) "
+            f"raises {error}",
+        ),
+    )
+
+
+def test_a_sequence_of_no_tokens_in_chat_sft_divides_by_zero():
+    assert problems("python -m scripts.chat_sft --max-seq-len=0\n") == (
+        Problem(
+            "max_seq_len",
+            "--max-seq-len=0: a micro-batch of no tokens (chat_sft.py's "
+            "`total_batch_size % (B * T * world)` raises ZeroDivisionError)",
+        ),
+    )

@@ -232,3 +232,64 @@ def test_other_modules_and_scripts_are_not_invocations():
         "python other/base_train.py\n"
     )
     assert read_invocations(text) == []
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        (
+            '[ -z "$X" ] && X=dummy\npython -m scripts.base_train --run=$X\n',
+            "$X is set after `&&` (line 1)",
+        ),
+        (
+            "true || X=dummy\npython -m scripts.base_train --run=$X\n",
+            "$X is set after `||` (line 1)",
+        ),
+        (
+            "case $1 in\n  a) X=4 ;;\nesac\npython -m scripts.base_train --run=$X\n",
+            "$X is set inside a `case` (line 2)",
+        ),
+        (
+            "function setup {\n  X=4\n}\npython -m scripts.base_train --run=$X\n",
+            "$X is set inside a `{ }` (line 2)",
+        ),
+        (
+            "setup() {\n  X=4\n}\npython -m scripts.base_train --run=$X\n",
+            "$X is set inside a `{ }` (line 2)",
+        ),
+        (
+            "(X=4)\npython -m scripts.base_train --run=$X\n",
+            "$X is set inside a `subshell` (line 1)",
+        ),
+    ],
+)
+def test_a_variable_set_on_a_condition_is_unknown(script, reason):
+    assert only(script).args[-1].unknown == Unknown(reason)
+
+
+def test_after_a_condition_the_next_line_runs_unconditionally():
+    text = (
+        "true && X=4\nY=8\npython -m scripts.base_train --run=$Y && python -m scripts.base_eval\n"
+    )
+    base, evaluation = read_invocations(text)
+    assert (base.depth, base.args[0].text, evaluation.depth) == (0, "--run=8", 1)
+
+
+def test_a_here_document_is_text_not_commands():
+    text = (
+        "cat > notes.txt <<'EOF'\n"
+        "python -m scripts.base_train --depth=99\n"
+        "EOF\n"
+        "cat <<-END\n"
+        "\tpython -m scripts.chat_sft\n"
+        "\tEND\n"
+        "python -m scripts.base_eval\n"
+    )
+    assert [(i.script, i.line) for i in read_invocations(text)] == [("base_eval", 7)]
+
+
+@pytest.mark.parametrize(
+    "text", ["python -m scripts.base_train 2>", "x <<", "a='b", 'a="$(b', "${"]
+)
+def test_text_that_ends_early_still_reads(text):
+    read_invocations(text)

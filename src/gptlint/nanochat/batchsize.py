@@ -22,7 +22,14 @@ EXPONENT = 0.383
 
 def auto_total_batch_size(shape: ChatShape, reference: ChatShape, ratio: float) -> int | Problem:
     """The auto-computed total batch size, or the error base_train stops on."""
-    target_tokens = int(ratio * scaling_params(shape))
+    horizon = ratio * scaling_params(shape)
+    if not math.isfinite(horizon):
+        error = "ValueError" if math.isnan(horizon) else "OverflowError"
+        return Problem(
+            "target_param_data_ratio",
+            f"--target-param-data-ratio={ratio}: base_train's int(ratio * params) raises {error}",
+        )
+    target_tokens = int(horizon)
     d_ref = ratio * scaling_params(reference)
     if d_ref == 0:
         return Problem(

@@ -90,6 +90,12 @@ def _grad_accum(script: str, total: int, batch: int, seq_len: int, world: int) -
             "device_batch_size",
             f"--device-batch-size={batch}: a micro-batch needs at least one sequence",
         )
+    if seq_len < 1:
+        return Problem(
+            "max_seq_len",
+            f"--max-seq-len={seq_len}: a micro-batch of no tokens ({script}.py's "
+            "`total_batch_size % (B * T * world)` raises ZeroDivisionError)",
+        )
     world_tokens = batch * seq_len * world
     if total % world_tokens:
         return Problem(

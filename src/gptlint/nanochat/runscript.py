@@ -139,7 +139,7 @@ class _Shell:
 
     def assign(self, name: str, value: Value, command: Command, line: int) -> None:
         if command.depth and not isinstance(value, Unknown):
-            value = Unknown(f"${name} is set inside {_article(command.block)} (line {line})")
+            value = Unknown(f"${name} is set {command.where} (line {line})")
         self.variables[name] = value
 
     def environment(self, prefix: dict[str, Value]) -> tuple[tuple[str, Value], ...]:
@@ -148,10 +148,6 @@ class _Shell:
         }
         env.update(prefix)
         return tuple(sorted(env.items()))
-
-
-def _article(block: str) -> str:
-    return f"an `{block}`" if block[0] in "aeiou" else f"a `{block}`"
 
 
 def _assignment(arg: Arg, word: Word) -> tuple[str, Value] | None:
@@ -303,7 +299,7 @@ def _export(shell: _Shell, command: Command, words: list[Word], args: list[Arg])
             shell.assign(found[0], found[1], command, arg.line)
         if command.depth:
             shell.variables[name] = Unknown(
-                f"${name} is exported inside {_article(command.block)} (line {arg.line})"
+                f"${name} is exported {command.where} (line {arg.line})"
             )
         shell.exported.add(name)
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEPARATORS = {";", "&", "|", "&&", "||", ";;", "\n", "|&"}
 _OPEN_BLOCKS = {"if", "for", "while", "until", "case", "select"}
-_CLOSE_BLOCKS = {"fi", "done", "esac"}
+_CLOSE_BLOCKS = {"fi", "done", "esac", "}"}
 _BLOCK_WORDS = {"then", "do", "else", "elif", "!", "time"}
+_CONDITIONAL = ("&&", "||")
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,13 @@ class Word:
 @dataclass(frozen=True)
 class Command:
     """A simple command: its words in order; `depth` > 0 inside an `if`, a loop, a function
-    body or a subshell (where a static reader cannot tell whether, or how often, it runs)."""
+    body or a subshell, or after `&&`/`||` (where a static reader cannot tell whether, or how
+    often, it runs)."""
 
     words: tuple[Word, ...]
     depth: int
-    block: str
-    """The innermost enclosing construct (`if`, `for` ...; empty at the top level)."""
+    where: str
+    """Why it may not run as written: "inside an `if`", "after `&&`"; empty at the top level."""
 
 
 class _Scanner:
@@ -84,19 +86,34 @@ class _Scanner:
         self.commands: list[Command] = []
         self.words: list[Word] = []
         self.blocks: list[str] = []
+        self.after = ""  # `&&` or `||` when the command being read runs on a condition
         self.skip_next = False  # the next word is a redirection's target
+        self.heredocs: list[tuple[str, bool]] = []  # delimiters whose bodies start next line
 
     def peek(self, k: int = 0) -> str:
         j = self.i + k
         return self.text[j] if j < len(self.text) else ""
 
+    def at(self, chars: str) -> bool:
+        """Whether the next character is one of `chars` (never at the end of the text)."""
+        c = self.peek()
+        return c != "" and c in chars
+
     def end_command(self) -> None:
         words = self._strip_block_words(self.words)
         if words:
-            self.commands.append(
-                Command(tuple(words), len(self.blocks), self.blocks[-1] if self.blocks else "")
-            )
+            self.commands.append(self._command(words))
         self.words = []
+
+    def _command(self, words: list[Word]) -> Command:
+        depth = len(self.blocks) + (1 if self.after else 0)
+        if self.after:
+            return Command(tuple(words), depth, f"after `{self.after}`")
+        if self.blocks:
+            block = self.blocks[-1]
+            article = "an" if block[0] in "aeiou" else "a"
+            return Command(tuple(words), depth, f"inside {article} `{block}`")
+        return Command(tuple(words), 0, "")
 
     def _strip_block_words(self, words: list[Word]) -> list[Word]:
         """Opens and closes blocks for their keywords; returns the command left after them."""
@@ -107,11 +124,14 @@ class _Scanner:
                 if head in ("for", "select", "case"):
                     self._loop_variable(words)
                     return []
-            elif head in _CLOSE_BLOCKS or head == "}":
+            elif head in _CLOSE_BLOCKS:
                 if self.blocks:
                     self.blocks.pop()
             elif head == "{":
-                self.blocks.append("function body")
+                self.blocks.append("{ }")
+            elif head == "function":
+                words = words[2:]  # `function name {`: the body follows
+                continue
             elif head not in _BLOCK_WORDS:
                 return words
             words = words[1:]
@@ -128,7 +148,7 @@ class _Scanner:
                 loop.pieces.append(
                     Opaque(f"the loop variable of `{words[0].literal_text()}`", start)
                 )
-                self.commands.append(Command((loop,), len(self.blocks), self.blocks[-1]))
+                self.commands.append(self._command([loop]))
 
     def scan(self) -> list[Command]:
         while self.i < len(self.text):
@@ -142,6 +162,9 @@ class _Scanner:
                     self.i += 1
             elif c in ";&|\n":
                 self.operator()
+            elif c == ")" and self.blocks and self.blocks[-1] == "case":
+                self.words = []  # a case arm's pattern
+                self.i += 1
             elif c in "()":
                 self.end_command()
                 if c == "(":
@@ -165,8 +188,27 @@ class _Scanner:
         if two == "&>":
             self.redirection()
             return
-        self.i += 2 if two in _SEPARATORS else 1
+        separator = two if two in _SEPARATORS else self.peek()
+        self.i += len(separator)
         self.end_command()
+        if separator in _CONDITIONAL:
+            self.after = separator
+        elif separator != "|":
+            self.after = ""
+        if separator == "\n":
+            self.skip_heredocs()
+
+    def skip_heredocs(self) -> None:
+        """The bodies of the `<<EOF` redirections of the line just ended."""
+        for delimiter, strip_tabs in self.heredocs:
+            while self.i < len(self.text):
+                end = self.text.find("\n", self.i)
+                end = len(self.text) if end < 0 else end
+                line = self.text[self.i : end]
+                self.i = end + 1
+                if (line.lstrip("\t") if strip_tabs else line) == delimiter:
+                    break
+        self.heredocs = []
 
     def _redirection_ahead(self) -> bool:
         j = self.i
@@ -175,9 +217,20 @@ class _Scanner:
         return j < len(self.text) and self.text[j] in "<>"
 
     def redirection(self) -> None:
-        """`2>&1`, `> file`, `>> file`, `&> file`: dropped with their target."""
-        while self.peek().isdigit() or self.peek() in "<>&":
+        """`2>&1`, `> file`, `>> file`, `&> file`: dropped with their target; `<<EOF`: its
+        body is skipped after the line."""
+        start = self.i
+        while self.peek().isdigit() or self.at("<>&"):
             self.i += 1
+        if self.text[start : self.i].lstrip("0123456789") == "<<":
+            strip_tabs = self.peek() == "-"
+            self.i += strip_tabs
+            while self.at(" \t"):
+                self.i += 1
+            delimiter = self.word()
+            text = "".join(p.text for p in delimiter.pieces if isinstance(p, Literal))
+            self.heredocs.append((text, strip_tabs))
+            return
         if (self.text[self.i - 1] == "&" and self.peek().isdigit()) or self.peek() == "-":
             while self.peek().isdigit() or self.peek() == "-":
                 self.i += 1  # `>&1`, `>&-`: no target word
