@@ -12,7 +12,7 @@ from gptlint.nanochat.argv import ArgError, ParsedArgs, parse_args
 from gptlint.nanochat.checkout import Checkout
 from gptlint.nanochat.runscript import Unknown, read_invocations
 
-CHECKOUT = Checkout(Path(__file__).resolve().parent / "data" / "nanochat")
+CHECKOUT = Checkout(Path(__file__).resolve().parents[1] / "data" / "nanochat")
 
 
 def parsed(text: str) -> ParsedArgs:

@@ -12,7 +12,7 @@ import pytest
 from gptlint.nanochat.checkout import Checkout, find_checkout
 from gptlint.nanochat.runscript import Unknown
 
-DATA = Path(__file__).resolve().parent / "data" / "nanochat"
+DATA = Path(__file__).resolve().parents[1] / "data" / "nanochat"
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from gptlint.nanochat.runscript import read_invocations
 from gptlint.runmodel.chatrun import ChatStep
 from gptlint.runmodel.trainingrun import Derived, Problem
 
-DATA = Path(__file__).resolve().parent / "data" / "nanochat"
+DATA = Path(__file__).resolve().parents[1] / "data" / "nanochat"
 H100 = get_profile("h100-80gb")
 CHECKOUT = Checkout(DATA)
 

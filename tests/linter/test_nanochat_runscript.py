@@ -9,7 +9,7 @@ import pytest
 
 from gptlint.nanochat.runscript import Invocation, Unknown, read_invocations
 
-RUNS = Path(__file__).resolve().parent / "data" / "nanochat" / "runs"
+RUNS = Path(__file__).resolve().parents[1] / "data" / "nanochat" / "runs"
 
 
 def only(text: str) -> Invocation:

@@ -96,7 +96,8 @@ class Invocation:
 
 @dataclass
 class _Shell:
-    """The variables a script has set so far (`None` values: never set), and the exported."""
+    """The variables a script has set so far (an `Unknown` where only running gives the value)
+    and the names it exported."""
 
     text: str
     starts: list[int]
