@@ -361,3 +361,24 @@ def test_a_sequence_of_no_tokens_in_chat_sft_divides_by_zero():
             "`total_batch_size % (B * T * world)` raises ZeroDivisionError)",
         ),
     )
+
+
+def test_a_forks_compute_dtypes_count(fork):
+    path = fork.root / "nanochat" / "common.py"
+    path.write_text(path.read_text().replace('"float16": "fp16", ', ""))
+    text = "NANOCHAT_DTYPE=float16 python -m scripts.base_train\n"
+    assert problems(text, checkout=fork) == (
+        Problem(
+            "NANOCHAT_DTYPE",
+            "NANOCHAT_DTYPE=float16: nanochat/common.py knows only bfloat16, float32 "
+            "(KeyError when it is imported)",
+        ),
+    )
+    path.write_text("_DTYPE_MAP = dict(bfloat16=1)\n")
+    assert problems(text, checkout=fork) == (
+        Problem(
+            "NANOCHAT_DTYPE",
+            f"NANOCHAT_DTYPE=float16: {path}: no _DTYPE_MAP = {{...}} found",
+            unknown=True,
+        ),
+    )

@@ -201,7 +201,7 @@ def test_an_export_inside_a_block_is_unknown():
 def test_invocations_inside_a_loop_are_read_and_marked():
     invocations = read_invocations((RUNS / "miniseries.sh").read_text())
     (base,) = invocations
-    assert base.depth == 1
+    assert (base.depth, base.where) == (1, "inside a `for`")
     assert base.world.unknown == Unknown("`${NPROC_PER_NODE:-8}` (line 3)")
     assert [a.text for a in base.args] == ["--depth=", ""]
     assert base.args[1].unknown == Unknown("$DEVICE_BATCH_SIZE_ARG is set inside an `if` (line 8)")

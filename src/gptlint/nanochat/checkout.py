@@ -68,6 +68,10 @@ class Checkout:
         """`GPTConfig`'s field defaults in nanochat/gpt.py (an `Unknown` where unreadable)."""
         return read_dataclass_defaults(self.root / "nanochat" / "gpt.py", "GPTConfig")
 
+    def dtype_names(self) -> tuple[str, ...] | Unknown:
+        """The `NANOCHAT_DTYPE` values nanochat/common.py's `_DTYPE_MAP` knows."""
+        return read_dict_keys(self.root / "nanochat" / "common.py", "_DTYPE_MAP")
+
     def sft_fallbacks(self) -> dict[str, object]:
         """chat_sft.py's `(name, fallback, source)` values for what it inherits."""
         return read_fallbacks(self.root / "scripts" / "chat_sft.py")
@@ -217,3 +221,21 @@ def read_fallbacks(path: Path) -> dict[str, object]:
                     else value
                 )
     return found
+
+
+def read_dict_keys(path: Path, name: str) -> tuple[str, ...] | Unknown:
+    """The string keys of a module-level `name = {...}` dict literal."""
+    tree = _parse(path)
+    if isinstance(tree, str):
+        return Unknown(tree)
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+            and isinstance(node.value, ast.Dict)
+        ):
+            keys = [_text(k) if k is not None else None for k in node.value.keys]
+            if all(k is not None for k in keys):
+                return tuple(k for k in keys if k is not None)
+            return Unknown(f"{path.name}:{node.lineno}: {name} has keys that are not strings")
+    return Unknown(f"{path}: no {name} = {{...}} found")

@@ -195,7 +195,7 @@ def derive_step(
     size, vocab_note = vocab
     problems: list[Problem] = []
     notes = [vocab_note]
-    dtype = compute_dtype(invocation, gpu)
+    dtype = compute_dtype(invocation, checkout, gpu)
     world_size = _world(invocation, world)
     for found in (dtype, world_size):
         if isinstance(found, Problem):

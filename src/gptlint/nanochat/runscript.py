@@ -87,7 +87,9 @@ class Invocation:
     env: tuple[tuple[str, Value], ...]
     args: tuple[Arg, ...]
     depth: int = 0
-    """> 0 when written inside an `if`, loop or function body."""
+    """> 0 when written inside an `if`, a loop or a function body, or after `&&`/`||`."""
+    where: str = ""
+    """Why it may not run as written ("inside a `for`", "after `&&`"); empty when it does."""
 
     def env_value(self, name: str) -> Value | None:
         """The environment variable as the command sees it; None when the script sets none."""
@@ -288,7 +290,14 @@ def _invocation(shell: _Shell, command: Command, words: list[Word]) -> Invocatio
     if script is None:
         return None
     return Invocation(
-        script, args[0].line, launcher, world, shell.environment(prefix), tuple(rest), command.depth
+        script,
+        args[0].line,
+        launcher,
+        world,
+        shell.environment(prefix),
+        tuple(rest),
+        command.depth,
+        command.where,
     )
 
 
