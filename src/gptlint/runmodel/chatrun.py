@@ -77,6 +77,8 @@ class ChatStep:
     `dtype` is nanochat's COMPUTE_DTYPE (`NANOCHAT_DTYPE`, else bfloat16 on sm80+ and float32
     below); `compiled` is whether the model runs under `torch.compile` (base_train and
     chat_sft; base_eval evaluates the uncompiled model); `training` is False for base_eval.
+    `notes` say where a value came from when the invocation did not give it (the same
+    script's base_train run, chat_sft's fallbacks, the tokenizer's default vocabulary).
     """
 
     script: str
@@ -89,6 +91,7 @@ class ChatStep:
     fp8: bool
     compiled: bool
     training: bool
+    notes: tuple[str, ...] = ()
 
     @property
     def tokens(self) -> int:
