@@ -14,8 +14,9 @@ flash and memory-efficient kernels q, k, v, the output and an fp32 logsumexp.
 
 Checked against the research prototype's eager replay of nanochat's own model
 (`/work/shared/research/nanochat/README.md` section 4: a CUDA-like rms_norm, an FA3
-stand-in): the per-sequence slope at d20 is 2.93 GiB there and 2.90 GiB here, and the peaks
-agree within 1% (see tests/linter/test_nanochat_estimate_figures.py).
+stand-in): the eleven peaks it measured (d12 to d26, batch 8 to 32, 1 and 8 ranks) agree
+within 0.05 GiB, and so does the per-sequence slope at d20, 2.93 GiB (1.0 GiB of it the four
+fp32 B x T x V loss tensors); see tests/linter/test_nanochat_estimate_figures.py.
 
 The compiled step (`torch.compile(model, dynamic=False)`) is modelled as saving the same
 activations, attention tensors and weight casts as the eager one: what Inductor's
@@ -25,9 +26,11 @@ logits and loss differ (`compiled_logits_bytes`): Inductor fuses the fp32 softca
 cross-entropy into reductions over the bf16 logits. nanochat issue 443 is the one public
 compiled figure: d20, vocabulary 65536, batch 32 on 8 H100s ran out of memory allocating a
 bf16 (65536, 65536) buffer inside Inductor's wrapper with 72.48 GiB in use, and the
-maintainer could not reproduce it: a borderline fit, which this model reproduces (its peak
-is 3% above the 80.5 GiB that allocation implies). The plugin's compiled plan (issue 23)
-will check the rest.
+maintainer could not reproduce it: a borderline fit. Here its peak tensors are 82.9 GiB, 3%
+above the 80.5 GiB that allocation implies (85.0 GiB with allocator overhead and context), so
+the compiled step may save a little less than this model says. dev/LOG.md's fp8 entry
+("decreases ... by ~9GB" at d26, with torchao's Float8Linear) compares with 5.0 GiB here.
+The plugin's compiled plan (issue 23) will check the rest.
 """
 
 from __future__ import annotations
