@@ -18,7 +18,7 @@ Beside them always: the parameters, AdamW's and Muon's state (`chatparams`), the
 tables, the caching allocator's overhead and the CUDA context. The estimate models the step
 as `ChatStep.compiled` says; `chat_figures` gives the eager and the compiled figure side by
 side. What the compiled figure assumes is stated in `chatsaved`'s docstring: the eager
-step's saved tensors, with Inductor's fused loss.
+step's saved tensors less the three Inductor was seen to recompute, with its fused loss.
 
 Cross-checks against the research prototype's eager replay of nanochat's model (README
 section 4, peak live tensors, GiB): d20 N=8 B=32 100.0 (here 100.0), B=16 53.1 (53.1), B=8
@@ -26,8 +26,9 @@ section 4, peak live tensors, GiB): d20 N=8 B=32 100.0 (here 100.0), B=16 53.1 (
 N=8 7.9 (7.9), at d26 N=8 16.0 (16.0). At d20 N=1 the replay's optimizer step is 13.8 and 12.3
 here: the replay ran the `@torch.compile` Muon kernel eagerly, with fp32 temporaries of a
 whole group (`chatparams.muon_kernel_bytes`). The compiled figure against public reports:
-d20 B=32 fits 8 H100s (78.0 of 79.6 GiB), d24 B=32 does not (109.3) and B=16 does (60.0),
-speedrun.sh's d26 B=16 fp8 does (65.2). `tests/linter/test_nanochat_estimate_figures.py`
+d20 B=32 fits 8 H100s (74.7 of 79.6 GiB), d24 B=32 does not (104.5) and B=16 does (57.6),
+speedrun.sh's d26 B=16 fp8 does (62.5); issue 443's d20 with a 65536 vocabulary at B=32 does
+not, by 2% (81.7). `tests/linter/test_nanochat_estimate_figures.py`
 pins them.
 """
 

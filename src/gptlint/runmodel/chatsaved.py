@@ -18,19 +18,29 @@ stand-in): the eleven peaks it measured (d12 to d26, batch 8 to 32, 1 and 8 rank
 within 0.05 GiB, and so does the per-sequence slope at d20, 2.93 GiB (1.0 GiB of it the four
 fp32 B x T x V loss tensors); see tests/linter/test_nanochat_estimate_figures.py.
 
-The compiled step (`torch.compile(model, dynamic=False)`) is modelled as saving the same
-activations, attention tensors and weight casts as the eager one: what Inductor's
-partitioner keeps cannot be read from the source, and gptlint's nanoGPT estimate, which makes
-the same assumption, agrees with the plugin's replay of Inductor's plans within 3%. Only the
-logits and loss differ (`compiled_logits_bytes`): Inductor fuses the fp32 softcap and
-cross-entropy into reductions over the bf16 logits. nanochat issue 443 is the one public
-compiled figure: d20, vocabulary 65536, batch 32 on 8 H100s ran out of memory allocating a
-bf16 (65536, 65536) buffer inside Inductor's wrapper with 72.48 GiB in use, and the
-maintainer could not reproduce it: a borderline fit. Here its peak tensors are 82.9 GiB, 3%
-above the 80.5 GiB that allocation implies (85.0 GiB with allocator overhead and context), so
-the compiled step may save a little less than this model says. dev/LOG.md's fp8 entry
-("decreases ... by ~9GB" at d26, with torchao's Float8Linear) compares with 5.0 GiB here.
-The plugin's compiled plan (issue 23) will check the rest.
+The compiled step (`torch.compile(model, dynamic=False)`) saves what Inductor's partitioner
+keeps, which the source alone does not say. It was read once, by tracing nanochat's own
+`gpt.py` (depth 4 and 8, width 256, SDPA in place of FA3) through AOTAutograd with Inductor's
+decompositions and partitioner (`min_cut_rematerialization_partition`, torch 2.13, on CPU)
+and listing the forward graph's saved outputs: the same tensors as eager, including the
+16-bit weight casts and the ReLU^2 MLP's two 4d tensors (the `c_fc` output instead of the
+relu output), except three it recomputes in the backward: each layer's mix
+`resid_lambdas[i] * x + x0_lambdas[i] * x0` (from the saved block output and x0), the normed
+embedding (from `wte`'s output), and all but one of the identical sliding-window masks (one
+computation after common-subexpression elimination). This model's compiled figure matches
+those traces within 0.1% once a CPU-only tensor is set aside: CPU's SDPA writes its output in
+(B, H, T, D) order, so `y.contiguous()` copies it there; on CUDA, FA3 and SDPA's kernels
+write (B, T, H, D) and the copy is a no-op.
+The logits and loss differ (`compiled_logits_bytes`): the forward saves the 16-bit logits and
+two fp32 numbers per row. fp8's `Float8Linear` under compile was not traced (the Function's
+declared saved tensors are assumed). The plugin's compiled plan (issue 23) will check it on
+the real shapes.
+
+nanochat issue 443 is the one public compiled figure: d20, vocabulary 65536, batch 32 on 8
+H100s ran out of memory allocating a bf16 (65536, 65536) buffer inside Inductor's wrapper
+with 72.48 GiB in use, and the maintainer could not reproduce it: a borderline fit, as here
+(see tests/linter/test_nanochat_estimate_figures.py). dev/LOG.md's fp8 entry ("decreases ...
+by ~9GB" at d26, with torchao's Float8Linear) compares with about 5 GiB here.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from dataclasses import dataclass
 
 from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.chatkernels import ChatAttention, fp8_linear
-from gptlint.runmodel.chatparams import FP32, compute_width
+from gptlint.runmodel.chatparams import FP32, SMEAR_CHANNELS, compute_width
 from gptlint.runmodel.chatrun import ChatStep
 
 ROTARY_OVERCOMPUTE = 10
@@ -80,7 +90,8 @@ def layer_activation_bytes(step: ChatStep, layer: int, fp8: bool) -> int:
 
     * `resid_lambdas[i] * x + x0_lambdas[i] * x0` saves the incoming residual (the previous
       layer's output, counted there as `x_out`) and x0 (counted once, outside the layers).
-    * `norm(x)` saves x_mix (wd) and an fp32 rstd (4 B); the normed x is the input of `c_q`,
+    * `norm(x)` saves x_mix (wd; not compiled) and an fp32 rstd (4 B); the normed x is the
+      input of `c_q`,
       `c_k`, `c_v` (wd, `linear_input_bytes`) and, on value-embedding layers, of `ve_gate`
       through a slice, which keeps it alive even when the three projections are fp8.
     * The rotary products save nothing per token (only cos and sin); the QK-norm saves the
@@ -95,14 +106,16 @@ def layer_activation_bytes(step: ChatStep, layer: int, fp8: bool) -> int:
       by the backout product at layer depth // 2; the last layer's output is not saved
       (`x - backout_lambda * x_backout` saves nothing of it) unless it is the backout layer.
 
-    About 19 d-vectors of w bytes per layer, 20 on value-embedding layers (eager, bf16).
+    About 19 d-vectors of w bytes per layer, 20 on value-embedding layers (eager, bf16; one
+    fewer compiled).
     """
     s = step.shape
     d, kv, w = s.model_dim, s.n_kv_head * s.head_dim, compute_width(step.dtype)
     q = s.n_head * s.head_dim
     has_ve = layer in s.value_embed_layers
     xn = linear_input_bytes(step, [(d, q), (d, kv), (d, kv)], fp8, kept=has_ve)
-    per_token = w * d + FP32 + xn
+    mix = 0 if step.compiled else w * d  # Inductor recomputes it from x_out and x0
+    per_token = mix + FP32 + xn
     per_token += w * (q + kv) + FP32 * (s.n_head + s.n_kv_head)
     if has_ve:
         per_token += w * kv + 2 * w * s.n_kv_head
@@ -119,13 +132,15 @@ def layer_activation_bytes(step: ChatStep, layer: int, fp8: bool) -> int:
 def outside_activation_bytes(step: ChatStep, fp8: bool) -> int:
     """What `GPT.forward` saves outside the blocks, per token: the token ids x and y
     (2 x 8 B); `wte`'s output (wd, saved by the first `norm`, with its rstd); the normed
-    embedding (wd, read by `smear_gate` through a slice and by the smear product); the
-    smear gate and its sigmoid (2w); x0 (wd, saved by every layer's `x0_lambdas` product);
-    the final `norm`'s input (wd) and rstd; and `lm_head`'s input (wd, or d B in fp8)."""
+    embedding (wd, read by `smear_gate` through a slice and by the smear product; compiled,
+    only the 24-channel slice, 24 w); the smear gate and its sigmoid (2w); x0 (wd, saved by
+    every layer's `x0_lambdas` product); the final `norm`'s input (wd) and rstd; and
+    `lm_head`'s input (wd, or d B in fp8)."""
     s = step.shape
     d, w = s.model_dim, compute_width(step.dtype)
     head = linear_input_bytes(step, [(d, s.padded_vocab)], fp8)
-    per_token = 2 * INDEX_BYTES + 4 * w * d + 2 * FP32 + 2 * w + head
+    normed = w * SMEAR_CHANNELS if step.compiled else w * d
+    per_token = 2 * INDEX_BYTES + 3 * w * d + normed + 2 * FP32 + 2 * w + head
     return per_token * step.tokens
 
 
@@ -155,12 +170,16 @@ def layer_attention_bytes(step: ChatStep, kernel: AttentionKernel, window: bool)
 
 
 def attention_bytes(step: ChatStep, attention: ChatAttention) -> int:
-    """All layers' attention tensors, each layer with its kernel (full or sliding window)."""
-    total = 0
+    """All layers' attention tensors, each layer with its kernel (full or sliding window).
+    Eager, every sliding-window layer builds and saves its own mask; compiled, the identical
+    masks are one computation, saved once."""
+    total, masked = 0, False
     for size in step.shape.window_sizes:
         window = size < step.shape.seq_len
         kernel = attention.window if window else attention.full
-        total += layer_attention_bytes(step, kernel, window and not attention.fa3)
+        bias = window and not attention.fa3 and not (step.compiled and masked)
+        masked = masked or bias
+        total += layer_attention_bytes(step, kernel, bias)
     return total
 
 
