@@ -27,8 +27,8 @@ N=8 7.9 (7.9), at d26 N=8 16.0 (16.0). At d20 N=1 the replay's optimizer step is
 here: the replay ran the `@torch.compile` Muon kernel eagerly, with fp32 temporaries of a
 whole group (`chatparams.muon_kernel_bytes`). The compiled figure against public reports:
 d20 B=32 fits 8 H100s (74.7 of 79.6 GiB), d24 B=32 does not (104.5) and B=16 does (57.6),
-speedrun.sh's d26 B=16 fp8 does (62.5); issue 443's d20 with a 65536 vocabulary at B=32 does
-not, by 2% (81.7). `tests/linter/test_nanochat_estimate_figures.py`
+speedrun.sh's d26 B=16 fp8 does (51.4) and B=32 fp8 does not (91.6); issue 443's d20 with a
+65536 vocabulary at B=32 does not, by 2% (81.7). `tests/linter/test_nanochat_estimate_figures.py`
 pins them.
 """
 

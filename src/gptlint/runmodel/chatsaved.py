@@ -32,15 +32,20 @@ those traces within 0.1% once a CPU-only tensor is set aside: CPU's SDPA writes 
 (B, H, T, D) order, so `y.contiguous()` copies it there; on CUDA, FA3 and SDPA's kernels
 write (B, T, H, D) and the copy is a no-op.
 The logits and loss differ (`compiled_logits_bytes`): the forward saves the 16-bit logits and
-two fp32 numbers per row. fp8's `Float8Linear` under compile was not traced (the Function's
-declared saved tensors are assumed). The plugin's compiled plan (issue 23) will check it on
-the real shapes.
+two fp32 numbers per row. With `--fp8` (nanochat's `Float8Linear`, traced the same way:
+`_Float8Matmul` is `allow_in_graph`, and AOTAutograd traces through it), the compiled step
+saves neither the fp8 inputs nor the fp8 weights `_Float8Matmul` declares: it recomputes them
+in the backward from the 16-bit tensors it saves anyway and from the fp32 master weights,
+keeping only a few column-major fp8 copies (`FP8_COPIES_PER_LAYER`); so the Linears' 16-bit
+inputs it saved for bf16 (the normed x twice, the ReLU^2 output) go too. The plugin's
+compiled plan (issue 23) will check all of it on the real shapes.
 
 nanochat issue 443 is the one public compiled figure: d20, vocabulary 65536, batch 32 on 8
 H100s ran out of memory allocating a bf16 (65536, 65536) buffer inside Inductor's wrapper
 with 72.48 GiB in use, and the maintainer could not reproduce it: a borderline fit, as here
 (see tests/linter/test_nanochat_estimate_figures.py). dev/LOG.md's fp8 entry ("decreases ...
-by ~9GB" at d26, with torchao's Float8Linear) compares with about 5 GiB here.
+by ~9GB" at d26 B=16, measured with torchao's Float8Linear, before nanochat's own) is below
+what nanochat's Float8Linear saves here at that size (16.0 GiB).
 """
 
 from __future__ import annotations
@@ -49,11 +54,16 @@ from dataclasses import dataclass
 
 from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.chatkernels import ChatAttention, fp8_linear
-from gptlint.runmodel.chatparams import FP32, SMEAR_CHANNELS, compute_width
+from gptlint.runmodel.chatparams import FP32, SMEAR_CHANNELS, VE_GATE_CHANNELS, compute_width
 from gptlint.runmodel.chatrun import ChatStep
 
 ROTARY_OVERCOMPUTE = 10
 """`GPT.rotary_seq_len = sequence_len * 10`: the cos and sin tables cover ten contexts."""
+FP8_COPIES_PER_LAYER = 1.5
+"""fp8 (B*T x d) input copies per layer the compiled fp8 step keeps: the traces of nanochat's
+`Float8Linear` model kept six at depth 4 and twelve at depth 8 (widths 256 and 512), each
+the column-major copy `_to_col_major(in_fp8)` of a d-wide input; which ones is the
+partitioner's min-cut choice, so only their number is modelled."""
 INDEX_BYTES = 8
 """`x` and `y`, the int64 token ids of the micro-batch (the embeddings save `idx`)."""
 
@@ -71,16 +81,15 @@ def linear_input_bytes(
     step: ChatStep, dims: list[tuple[int, int]], fp8: bool, kept: bool = False
 ) -> int:
     """Per token, what the Linears of `dims` (in, out) reading one input save of it: the
-    16-bit input once if any of them is a plain Linear (or another op keeps it: `kept`), and
-    one fp8 copy (1 B per element) per `Float8Linear` (`_Float8Matmul` saves `input_fp8`), a
-    single one when compiled (the q, k, v quantisations of one input are one computation,
-    merged by AOTAutograd's common-subexpression pass)."""
+    16-bit input once if any of them is a plain Linear (or another op keeps it: `kept`);
+    eager, also one fp8 copy (1 B per element) per `Float8Linear` (`_Float8Matmul` saves
+    `input_fp8`). Compiled, the fp8 copies are recomputed in the backward from the 16-bit
+    tensors the step saves anyway (see `FP8_COPIES_PER_LAYER` for the few it keeps)."""
     width = dims[0][0]
     converted = sum(1 for d_in, d_out in dims if fp8 and fp8_linear(d_in, d_out))
-    if step.compiled:
-        converted = min(converted, 1)
     plain = kept or converted < len(dims)
-    return (compute_width(step.dtype) * width if plain else 0) + converted * width
+    copies = 0 if step.compiled else converted * width
+    return (compute_width(step.dtype) * width if plain else 0) + copies
 
 
 def layer_activation_bytes(step: ChatStep, layer: int, fp8: bool) -> int:
@@ -97,7 +106,8 @@ def layer_activation_bytes(step: ChatStep, layer: int, fp8: bool) -> int:
     * The rotary products save nothing per token (only cos and sin); the QK-norm saves the
       rotated q and k (wd + w kv) and fp32 rstds per head (4 H + 4 Hkv); `* 1.2` nothing.
     * Value-embedding layers: `gate.unsqueeze(-1) * ve` saves ve (w kv) and the gate, and
-      `sigmoid` its output (2 w Hkv).
+      `sigmoid` its output (2 w Hkv); compiled, the gate is recomputed from `ve_gate`'s output
+      (w Hkv) and its 12-channel input slice (12 w), saved instead of the normed x.
     * `c_proj` reads attention's output, which attention saves anyway (plus its fp8 copy);
       `x + attn(...)` saves nothing; the MLP's `norm` saves x_mid (wd) and an rstd (4 B); `c_fc`
       its normed input (wd); `relu` its output and `square` the same tensor (4 wd); the MLP's
@@ -112,15 +122,17 @@ def layer_activation_bytes(step: ChatStep, layer: int, fp8: bool) -> int:
     s = step.shape
     d, kv, w = s.model_dim, s.n_kv_head * s.head_dim, compute_width(step.dtype)
     q = s.n_head * s.head_dim
-    has_ve = layer in s.value_embed_layers
-    xn = linear_input_bytes(step, [(d, q), (d, kv), (d, kv)], fp8, kept=has_ve)
-    mix = 0 if step.compiled else w * d  # Inductor recomputes it from x_out and x0
+    has_ve, eager = layer in s.value_embed_layers, not step.compiled
+    xn = linear_input_bytes(step, [(d, q), (d, kv), (d, kv)], fp8, kept=has_ve and eager)
+    mix = w * d if eager else 0  # Inductor recomputes it from x_out and x0
     per_token = mix + FP32 + xn
     per_token += w * (q + kv) + FP32 * (s.n_head + s.n_kv_head)
     if has_ve:
-        per_token += w * kv + 2 * w * s.n_kv_head
+        gate = 2 * s.n_kv_head if eager else VE_GATE_CHANNELS + s.n_kv_head
+        per_token += w * kv + w * gate
     if fp8 and fp8_linear(q, d):
-        per_token += q  # c_proj's fp8 copy of attention's output
+        # c_proj's fp8 copy of attention's output; compiled, the copies the traces kept
+        per_token += q if eager else int(FP8_COPIES_PER_LAYER * d)
     per_token += w * d + FP32 + linear_input_bytes(step, [(d, 4 * d)], fp8)
     per_token += 4 * w * d + linear_input_bytes(step, [(4 * d, d)], fp8)
     last = layer == s.depth - 1
@@ -213,13 +225,15 @@ def weight_cast_bytes(step: ChatStep, fp8: bool) -> int:
     """The weights the Linears save for their backward: nanochat's `Linear.forward` passes
     `self.weight.to(dtype=x.dtype)`, a 16-bit copy of the fp32 master weight that `F.linear`
     saves until its backward (2 B per weight, none when COMPUTE_DTYPE is fp32: `.to` returns
-    the weight itself); a `Float8Linear` saves `weight_fp8` (1 B) and its fp32 scale instead.
+    the weight itself); Inductor saves the copy too. An eager `Float8Linear` saves
+    `weight_fp8` (1 B) and its fp32 scale instead; compiled, the traces show the fp8 weight
+    recomputed in the backward from the fp32 master weight, which costs nothing to keep.
     At the start of the backward every Linear's copy is alive."""
     w = compute_width(step.dtype)
     total = 0
     for d_in, d_out, count in linear_weights(step):
         if fp8 and fp8_linear(d_in, d_out):
-            total += (d_in * d_out + FP32) * count
+            total += 0 if step.compiled else (d_in * d_out + FP32) * count
         elif w == 2:
             total += 2 * d_in * d_out * count
     return total
