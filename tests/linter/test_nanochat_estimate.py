@@ -141,6 +141,9 @@ def test_rtx4090_runs_sdpa_with_the_efficient_kernel_on_window_layers():
     assert attention.full == AttentionKernel.FLASH
     assert attention.window == AttentionKernel.EFFICIENT
     assert "explicit mask" in attention.reason
+    assert attention.label == (
+        "SDPA: flash attention (full layers), memory-efficient attention (sliding-window layers)"
+    )
 
 
 def test_hopper_without_bf16_falls_back_to_sdpa():
@@ -318,3 +321,12 @@ def test_ladder_answer_fits_and_the_next_rung_does_not():
     assert fitting is not None and next_rung is not None
     assert estimate_chat_memory(fitting, H100).total <= budget
     assert estimate_chat_memory(next_rung, H100).total > budget
+
+
+def test_full_context_pattern_needs_no_mask():
+    attention = chat_attention(chat_step(20, window_pattern="L"), RTX4090)
+    assert attention.reason == (
+        "SDPA: FlashAttention-3 is taken only on Hopper (compute capability 9.x)"
+    )
+    assert attention.window is None
+    assert attention.label == "SDPA: flash attention"

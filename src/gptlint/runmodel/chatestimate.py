@@ -42,6 +42,7 @@ from gptlint.facts.gpus import GpuProfile
 from gptlint.runmodel.chatkernels import ChatAttention, Fp8Use, chat_attention, fp8_use
 from gptlint.runmodel.chatparams import (
     adamw_state_bytes,
+    compute_width,
     gradient_bytes,
     muon_state_bytes,
     optimizer_step_bytes,
@@ -49,6 +50,7 @@ from gptlint.runmodel.chatparams import (
 )
 from gptlint.runmodel.chatrun import ChatStep
 from gptlint.runmodel.chatsaved import (
+    INDEX_BYTES,
     compiled_logits_bytes,
     eager_logits_bytes,
     eval_logits_bytes,
@@ -164,8 +166,8 @@ def eval_terms(step: ChatStep) -> dict[str, int]:
     """A no-grad forward (`training=False`, base_eval): the residual stream, x0 and the
     backout copy (3 w-byte d-vectors per token) and the token ids beside the softcapped
     logits at their largest (`eval_logits_bytes`)."""
-    width = 4 if step.dtype == "float32" else 2
-    stream = step.tokens * (3 * width * step.shape.model_dim + 16)
+    width = compute_width(step.dtype)
+    stream = step.tokens * (3 * width * step.shape.model_dim + 2 * INDEX_BYTES)
     return {"activations": stream, "logits_and_loss": eval_logits_bytes(step)}
 
 
@@ -231,6 +233,6 @@ def largest_device_batch(step: ChatStep, gpu: GpuProfile, budget: int) -> int | 
     total, so from two micro-steps on the gradients are alive through every backward."""
     for batch in DEVICE_BATCH_LADDER:
         candidate = with_device_batch(step, batch)
-        if candidate and estimate_chat_memory(candidate, gpu).total <= budget:
+        if candidate is not None and estimate_chat_memory(candidate, gpu).total <= budget:
             return batch
     return None

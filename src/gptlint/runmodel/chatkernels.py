@@ -28,12 +28,12 @@ never are)."""
 @dataclass(frozen=True)
 class ChatAttention:
     """What computes a step's attention: FlashAttention-3 in every layer (`fa3`), else SDPA
-    with `full` for full-context layers and `window` for sliding-window ones; `reason` says
-    why, in words."""
+    with `full` for full-context layers and `window` for sliding-window ones (None where the
+    pattern leaves none); `reason` says why, in words."""
 
     fa3: bool
     full: AttentionKernel
-    window: AttentionKernel
+    window: AttentionKernel | None
     reason: str
 
     @property
@@ -42,7 +42,7 @@ class ChatAttention:
         attention (sliding-window layers)`."""
         if self.fa3:
             return "FlashAttention-3"
-        if self.full == self.window:
+        if self.window is None or self.full == self.window:
             return f"SDPA: {self.full.label}"
         return f"SDPA: {self.full.label} (full layers), {self.window.label} (sliding-window layers)"
 
@@ -79,13 +79,16 @@ def chat_attention(step: ChatStep, gpu: GpuProfile) -> ChatAttention:
         return ChatAttention(True, AttentionKernel.FLASH, AttentionKernel.FLASH, reason)
     half = step.dtype != "float32"
     full = sdpa_kernel(gpu.compute_capability, half, step.shape.head_dim, 0.0)
-    window = window_kernel(step, gpu)
+    windowed = min(step.shape.window_sizes) < step.shape.seq_len
+    window = window_kernel(step, gpu) if windowed else None
     why = (
         "FlashAttention-3 needs bf16 compute"
         if gpu.compute_capability[0] == 9
         else "FlashAttention-3 is taken only on Hopper (compute capability 9.x)"
     )
-    reason = f"SDPA: {why}; sliding-window layers pass an explicit mask, which flash cannot take"
+    reason = f"SDPA: {why}"
+    if windowed:
+        reason += "; sliding-window layers pass an explicit mask, which flash cannot take"
     return ChatAttention(False, full, window, reason)
 
 

@@ -188,7 +188,7 @@ def attention_bytes(step: ChatStep, attention: ChatAttention) -> int:
     total, masked = 0, False
     for size in step.shape.window_sizes:
         window = size < step.shape.seq_len
-        kernel = attention.window if window else attention.full
+        kernel = attention.window if window and attention.window else attention.full
         bias = window and not attention.fa3 and not (step.compiled and masked)
         masked = masked or bias
         total += layer_attention_bytes(step, kernel, bias)
