@@ -23,7 +23,7 @@ step's saved tensors less the three Inductor was seen to recompute, with its fus
 Cross-checks against the research prototype's eager replay of nanochat's model (README
 section 4, peak live tensors, GiB): d20 N=8 B=32 100.0 (here 100.0), B=16 53.1 (53.1), B=8
 29.7 (29.7); d20 N=1 B=32 103.0 (103.0); d26 N=8 B=16 80.3 (80.3); the optimizer step at d20
-N=8 7.9 (7.9), at d26 N=8 16.0 (16.0). At d20 N=1 the replay's optimizer step is 13.8 and 12.3
+N=8 7.9 (7.9), at d26 N=8 16.0 (16.0). At d20 N=1 the replay's optimizer step is 13.8 and 12.7
 here: the replay ran the `@torch.compile` Muon kernel eagerly, with fp32 temporaries of a
 whole group (`chatparams.muon_kernel_bytes`). The compiled figure against public reports:
 d20 B=32 fits 8 H100s (74.7 of 79.6 GiB), d24 B=32 does not (104.5) and B=16 does (57.6),

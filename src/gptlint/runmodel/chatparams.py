@@ -161,16 +161,16 @@ def muon_state_bytes(step: ChatStep) -> int:
 
 def muon_kernel_bytes(group: ParamGroup, owned: int, dtype: str) -> int:
     """What `muon_step_fused` (always `@torch.compile(fullgraph=True)`) allocates for `owned`
-    stacked matrices of `group`, assumed from its code: the Polar Express iteration runs on
-    X in bf16 when COMPUTE_DTYPE is bf16 (else in fp32), and each of its five steps holds the
-    old X, the matmul X @ B (or B @ X) and the new X (3 stacks) beside the small Gram
-    matrices A, A @ A and B (3 x owned x min(rows, cols)^2); the row and Frobenius norms and
-    the cautious update are pointwise work Inductor fuses into reductions and the in-place
-    update. An assumption, not Inductor's plan (issue 23 checks it): the research prototype
-    ran these kernels eagerly, which allocates up to five fp32 stacks instead."""
+    stacked matrices of `group`: the Polar Express iteration runs on X in bf16 when
+    COMPUTE_DTYPE is bf16 (else in fp32), and Inductor's wrapper for the kernel (read from its
+    generated code, torch 2.13 on CPU, at stacks of 4 x 1024 x 256, 4 x 256 x 1024 and
+    8 x 512 x 512) holds at most five stacks of X's size and one Gram matrix (owned x
+    min(rows, cols)^2) at once; the norms and the cautious update are fused into reductions
+    and the in-place update. The research prototype ran these kernels eagerly, which holds
+    fp32 temporaries instead."""
     width = 2 if dtype == "bfloat16" else FP32
     small = min(group.rows, group.cols)
-    return owned * (3 * group.numel + 3 * small * small) * width
+    return owned * (5 * group.numel + small * small) * width
 
 
 def single_rank_step_bytes(step: ChatStep) -> int:
