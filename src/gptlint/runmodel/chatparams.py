@@ -179,7 +179,9 @@ def single_rank_step_bytes(step: ChatStep) -> int:
     torch.stack([p.grad ...])`, fp32, kept in `reduce_infos` until the step returns); phase 2
     (`_compute_muon`) stacks each group's parameters (`stacked_owned`, kept in `gather_list`
     until phase 3 copies them back) and runs the kernel: two extra fp32 copies of all matrices
-    at the end, plus the kernel's work on the group it is at. AdamW updates in place."""
+    at the end, plus the kernel's work on the group it is at. AdamW updates in place:
+    Inductor's wrapper for `adamw_step_fused` allocates nothing (bf16 or fp32 parameters,
+    read as `muon_kernel_bytes` was)."""
     groups = matrix_groups(step.shape)
     stacks = sum(g.numel * g.count * g.width for g in groups)
     peak, owned = stacks, stacks
