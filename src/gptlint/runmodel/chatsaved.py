@@ -99,10 +99,10 @@ def layer_activation_bytes(step: ChatStep, layer: int, fp8: bool) -> int:
 
     * `resid_lambdas[i] * x + x0_lambdas[i] * x0` saves the incoming residual (the previous
       layer's output, counted there as `x_out`) and x0 (counted once, outside the layers).
-    * `norm(x)` saves x_mix (wd; not compiled) and an fp32 rstd (4 B); the normed x is the
-      input of `c_q`,
-      `c_k`, `c_v` (wd, `linear_input_bytes`) and, on value-embedding layers, of `ve_gate`
-      through a slice, which keeps it alive even when the three projections are fp8.
+    * `norm(x)` saves x_mix (wd; compiled, recomputed) and an fp32 rstd (4 B); the normed x
+      is the input of `c_q`, `c_k`, `c_v` (wd, `linear_input_bytes`) and, on value-embedding
+      layers, of `ve_gate` through a slice, which keeps it alive even when the three
+      projections are fp8 (eager).
     * The rotary products save nothing per token (only cos and sin); the QK-norm saves the
       rotated q and k (wd + w kv) and fp32 rstds per head (4 H + 4 Hkv); `* 1.2` nothing.
     * Value-embedding layers: `gate.unsqueeze(-1) * ve` saves ve (w kv) and the gate, and
@@ -110,8 +110,8 @@ def layer_activation_bytes(step: ChatStep, layer: int, fp8: bool) -> int:
       (w Hkv) and its 12-channel input slice (12 w), saved instead of the normed x.
     * `c_proj` reads attention's output, which attention saves anyway (plus its fp8 copy);
       `x + attn(...)` saves nothing; the MLP's `norm` saves x_mid (wd) and an rstd (4 B); `c_fc`
-      its normed input (wd); `relu` its output and `square` the same tensor (4 wd); the MLP's
-      `c_proj` the square (4 wd, or 4d B in fp8).
+      its normed input (wd); `relu` its output and `square` the same tensor (4 wd; compiled,
+      `c_fc`'s output instead); the MLP's `c_proj` the square (4 wd, or 4d B in fp8).
     * The block's output x_out (wd) is saved by the next layer's `resid_lambdas` product, or
       by the backout product at layer depth // 2; the last layer's output is not saved
       (`x - backout_lambda * x_backout` saves nothing of it) unless it is the backout layer.
