@@ -24,13 +24,11 @@ import os
 import pickle
 import re
 import struct
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shapecheck import gptlint, gptlint_process
 
 from gptlint.command.cli import main
 from gptlint.facts.units import parse_memory
@@ -45,23 +43,6 @@ from gptlint.text.decode import decode_source
 
 BROKEN = "n_layer = 12\nn_head = (12\nn_embd = 512\n"
 SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
-
-
-def gptlint(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["--select", "GPT000,GPT101", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def gptlint_process(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """In a child process: a crash (a segfault in a parser) or a hang fails the test only."""
-    return subprocess.run(
-        [sys.executable, "-m", "gptlint", "--select", "GPT000,GPT101", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
 
 
 def main_output(capsys, *args: str) -> tuple[int, str, str]:

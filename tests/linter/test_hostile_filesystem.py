@@ -13,36 +13,19 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from shapecheck import gptlint, gptlint_process
 
 from gptlint.command.cli import main
 from gptlint.text.write import write_atomically
 
 SHAPE = "n_layer = 12\nn_head = 12\nn_embd = 512\n"
 FIXED = SHAPE.replace("n_head = 12", "n_head = 8")
-
-
-def gptlint(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["--select", "GPT000,GPT101", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def gptlint_process(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """In a child process: a crash (a segfault in a parser) or a hang fails the test only."""
-    return subprocess.run(
-        [sys.executable, "-m", "gptlint", "--select", "GPT000,GPT101", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
 
 
 # 1. Special files and links among the files named or found: named, never read
