@@ -316,3 +316,36 @@ def test_a_pre_commit_hook_for_run_scripts():
     }
     hook = hooks["gptlint-nanochat"]
     assert (hook["entry"], hook["files"]) == ("gptlint", r"(^|/)runs/.*\.sh$")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "python -m scripts.base_train --depth=abc",
+        "python -m scripts.base_train --depth",
+        'python -m scripts.base_train "--depth=4',
+        "python -m scripts.base_train $(echo hi) --depth=4",
+        "torchrun --nproc_per_node=0 -m scripts.base_train",
+        "python -m scripts.base_train --depth=4 --aspect-ratio=1000000000000",
+        "python -m scripts.chat_sft --max-seq-len=99999999999999",
+        "torchrun -m scripts.base_train",
+        "cd x && python -m scripts.base_train --depth=4 &",
+        "",
+    ],
+)
+def test_odd_lines_are_findings_never_failures(checkout, capsys, line):
+    Path("runs/odd.sh").write_text(line + "\n")
+    code, out, err = gptlint(capsys, "--gpu", "a100-40gb", "--unsafe-fixes", "--fix", "runs/odd.sh")
+    assert code in (0, 1)
+    assert err == ""
+    assert "internal error" not in out
+
+
+def test_a_depth_no_gpu_holds_is_reported_not_modelled(checkout, capsys):
+    Path("runs/deep.sh").write_text("python -m scripts.base_train --depth=10000000\n")
+    code, out, _ = gptlint(capsys, "runs/deep.sh")
+    assert code == 1
+    assert _findings(out) == [
+        "runs/deep.sh:1:30: GPT601 base_train (line 1) stops: --depth=10000000: over 10000 "
+        "layers, a model no GPU holds (gptlint does not model it layer by layer)"
+    ]
