@@ -11,6 +11,7 @@ import pytest
 from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import lint_source
 from gptlint.lint.rules import ALL_RULES
+from gptlint.lint.rules.base import ScriptRule
 from gptlint.settings.table import Settings
 from gptlint.text.decode import decode_source
 
@@ -61,6 +62,9 @@ def test_rule_is_documented(rule):
     assert rule.code and rule.name and rule.summary
     assert rule.severity in ("error", "warning", "info")
     assert len(rule.explanation()) > len(rule.summary)
+    if issubclass(rule, ScriptRule):  # run-script examples: tests/linter/test_nanochat_cli_rules.py
+        assert rule.EXAMPLES, f"{rule.code} has no example"
+        return
     assert rule.INVALID, f"{rule.code} has no INVALID example"
     if rule.fix_safety is not None:
         assert any(example.expected_fix is not None for example in rule.INVALID)

@@ -15,13 +15,18 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from gptlint.command.explain import EXAMPLE_PATH, ExampleRun, run_example
+from gptlint.command.explain import (
+    EXAMPLE_PATH,
+    ExampleRun,
+    run_example,
+    script_example_context,
+)
 from gptlint.facts import gpus
 from gptlint.facts.kinds import FixSafety
 from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import lint_source
 from gptlint.lint.rules import ALL_RULES
-from gptlint.lint.rules.base import Rule
+from gptlint.lint.rules.base import Rule, ScriptRule
 from gptlint.runmodel import estimate
 from gptlint.settings.table import Settings
 from gptlint.text.decode import decode_source
@@ -180,6 +185,10 @@ def _section(rule: type[Rule]) -> list[str]:
     ]
     for example in rule.INVALID:
         lines += ["", *_invalid(run_example(rule, example))]
+    if issubclass(rule, ScriptRule):
+        for script in rule.EXAMPLES:
+            context = script_example_context(script)
+            lines += ["", f"Reported ({context}):", "", *_code(script.script, "bash")]
     if rule.VALID:
         lines += ["", "Not reported:", ""]
         for valid in rule.VALID:
@@ -207,8 +216,8 @@ def _card_contexts() -> list[str]:
     return ["CUDA context per card (`cuda-context` sets it):", "", *lines, ""] if lines else []
 
 
-def _code(text: str) -> list[str]:
-    return ["```python", *text.rstrip("\n").split("\n"), "```"]
+def _code(text: str, language: str = "python") -> list[str]:
+    return [f"```{language}", *text.rstrip("\n").split("\n"), "```"]
 
 
 def main(argv: list[str] | None = None) -> int:

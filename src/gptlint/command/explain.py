@@ -12,7 +12,7 @@ from gptlint.facts.exitcodes import ExitCode
 from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import lint_source
 from gptlint.lint.rules import ALL_RULES, RULES_BY_CODE
-from gptlint.lint.rules.base import Invalid, Rule
+from gptlint.lint.rules.base import Invalid, Rule, ScriptExample, ScriptRule
 from gptlint.settings.table import Settings
 from gptlint.text.decode import decode_source
 
@@ -95,10 +95,29 @@ def explanation(rule: type[Rule]) -> str:
         f"Severity: {rule.severity}.{default}",
         f"What it checks:\n{doc.what}",
         f"Why:\n{doc.why}",
-        *_example(run_example(rule, rule.INVALID[0])),
+        *_examples(rule),
         f"Fix safety:\n{doc.fix_safety}",
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _examples(rule: type[Rule]) -> list[str]:
+    if issubclass(rule, ScriptRule):
+        return _script_example(rule.EXAMPLES[0])
+    return _example(run_example(rule, rule.INVALID[0]))
+
+
+def _script_example(example: ScriptExample) -> list[str]:
+    """A run-script example as written (it needs a nanochat checkout to be linted)."""
+    return [f"Example ({script_example_context(example)}):", _indented(example.script)]
+
+
+def script_example_context(example: ScriptExample) -> str:
+    """`runs/example.sh in a nanochat checkout, with --gpu a100-40gb`, reported at its
+    line and column."""
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in example.settings.items())
+    where = f"reported at {example.line}:{example.col}"
+    return f"runs/example.sh in a nanochat checkout{', ' + flags if flags else ''}; {where}"
 
 
 def _example(run: ExampleRun) -> list[str]:

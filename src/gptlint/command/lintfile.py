@@ -13,6 +13,13 @@ from gptlint.lint.discover import Target
 from gptlint.lint.edits import TextEdit, fix_edits
 from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import LintResult, lint_bytes
+from gptlint.lint.scriptlint import (
+    ScriptResult,
+    fix_script,
+    is_run_script,
+    lint_script,
+    script_edits,
+)
 from gptlint.nanogpt.schema import SchemaError
 from gptlint.output import WITH_EDITS
 from gptlint.settings.table import Settings, SettingsError
@@ -51,6 +58,7 @@ class FileResult:
     read: bytes | None = None  # --fix: the bytes they were made from (written only over them)
     applied: int = 0
     failure: str | None = None  # a bug in gptlint, reported with the file's name
+    error: str | None = None  # bad input: a run script gptlint cannot read as nanochat's
     stop: Exception | None = None  # broken settings or train.py: the named path stops here
 
 
@@ -91,6 +99,8 @@ def internal_error(target: Target, exc: Exception) -> str:
 
 
 def _lint_or_fix(target: Target, raw: bytes, settings: Settings, mode: Mode) -> FileResult:
+    if is_run_script(target.path):
+        return _lint_or_fix_script(target, raw, settings, mode)
     result = lint_bytes(str(target.path), raw, settings, configs_only=not target.explicit)
     if result.skipped:
         return FileResult(linted=False)
@@ -105,6 +115,31 @@ def _lint_or_fix(target: Target, raw: bytes, settings: Settings, mode: Mode) -> 
         else:
             found.fixed, found.applied, found.read = outcome.fixed, outcome.applied, raw
     return found
+
+
+def _lint_or_fix_script(target: Target, raw: bytes, settings: Settings, mode: Mode) -> FileResult:
+    result = lint_script(str(target.path), raw, settings, scripts_only=not target.explicit)
+    if result.skipped:
+        return FileResult(linted=False)
+    if result.error is not None:
+        return FileResult(error=result.error)
+    if not mode.fixing:
+        return script_found(result, mode)
+    outcome = fix_script(result, raw, settings, mode.unsafe)
+    found = script_found(outcome.remaining, mode)
+    if outcome.changed:
+        found.would_change = True
+        if mode.diff:
+            found.diff = outcome.diff(str(target.path))
+        else:
+            found.fixed, found.applied, found.read = outcome.fixed, outcome.applied, raw
+    return found
+
+
+def script_found(result: ScriptResult, mode: Mode) -> FileResult:
+    """A run script's diagnostics, with their fixes' text edits where the output shows them."""
+    edits = script_edits(result) if mode.edits else {}
+    return FileResult(diagnostics=list(result.diagnostics), edits=edits)
 
 
 def found_in(result: LintResult, mode: Mode) -> FileResult:

@@ -17,6 +17,7 @@ from gptlint.lint.context import model_defaults
 from gptlint.lint.diagnostics import escape_path
 from gptlint.lint.discover import Target, excluded, selects, walk
 from gptlint.lint.rules import RULE_CODES
+from gptlint.lint.scriptlint import SCRIPT_SUFFIX, is_run_script
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, SchemaError, schema_for
 from gptlint.settings.pyproject import convert, load_settings
 from gptlint.settings.table import SETTINGS, Settings, SettingsError
@@ -51,6 +52,10 @@ class FolderSettings:
         return self._settings[folder]
 
 
+FOUND_SUFFIXES = (".py", SCRIPT_SUFFIX)
+"""What a folder's walk finds: configs, and run scripts (linted where they run nanochat)."""
+
+
 def find_files(
     folders: FolderSettings,
     name: str,
@@ -58,8 +63,8 @@ def find_files(
     process: Callable[[Target], bool],
     error: Callable[[str], None],
 ) -> None:
-    """`process` the file a named path names, or each `.py` file under the folder it names,
-    less what the `exclude` setting leaves out (`process` says whether it was a config);
+    """`process` the file a named path names, or each `.py` and `.sh` file under the folder it
+    names, less what the `exclude` setting leaves out (`process` says whether it was linted);
     `error` for a path that names none, `folder_error` for a folder that cannot be listed."""
     shown = escape_path(name)
     if not name:
@@ -76,7 +81,7 @@ def find_files(
         return
     if stat.S_ISDIR(mode):
         settings = folders.settings_for(path)
-        found = list(walk(path, settings.exclude, settings.root, folder_error))
+        found = list(walk(path, settings.exclude, settings.root, folder_error, FOUND_SUFFIXES))
         if not sum(process(Target(p, False)) for p in found):
             error(f"{shown}: no config files found{_all_excluded(path, found, settings)}")
         return
@@ -130,7 +135,7 @@ def worker_tasks(
                 continue
             files[file] = (target, settings)
         tasks.append((target, settings))
-        if (target.path.parent, settings) not in read:
+        if (target.path.parent, settings) not in read and not is_run_script(target.path):
             read.add((target.path.parent, settings))
             schemas |= _read_schema(target.path, settings)
     for file in schemas & files.keys():  # a train.py is code, never fixed; a defaults file may be

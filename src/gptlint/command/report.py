@@ -51,6 +51,9 @@ def report_file(report: Report, target: Target, result: FileResult) -> bool:
     if result.failure is not None:
         report.error(result.failure)
         return True
+    if result.error is not None:
+        report.error(result.error)
+        return True
     if not result.linted:
         return False
     report.add(result)

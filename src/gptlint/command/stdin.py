@@ -6,11 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from gptlint.command.lintfile import Mode, found_in
+from gptlint.command.lintfile import Mode, found_in, script_found
 from gptlint.command.plan import FolderSettings
 from gptlint.command.report import Report, finish, write_bytes
 from gptlint.lint.fix import fix_source
 from gptlint.lint.linter import lint_bytes
+from gptlint.lint.scriptlint import fix_script, is_run_script, lint_script
+from gptlint.settings.table import Settings
 
 
 def run_stdin(args: argparse.Namespace, folders: FolderSettings) -> int:
@@ -21,6 +23,8 @@ def run_stdin(args: argparse.Namespace, folders: FolderSettings) -> int:
     anchor = Path(name).absolute() if args.stdin_filename else Path.cwd() / "-"
     settings = folders.settings_for(anchor.parent)
     raw = sys.stdin.buffer.read()
+    if is_run_script(name):
+        return _run_script(args, mode, report, name, anchor, raw, settings)
     result = lint_bytes(name, raw, settings, schema_path=anchor)
     fixed = raw
     if result.file is None or not mode.fixing:
@@ -28,6 +32,38 @@ def run_stdin(args: argparse.Namespace, folders: FolderSettings) -> int:
     else:
         outcome = fix_source(result.file.source, settings, args.unsafe_fixes, anchor, result)
         report.add(found_in(outcome.remaining, mode))
+        report.would_change = outcome.changed
+        fixed = outcome.fixed
+        if args.diff:
+            write_bytes(outcome.diff(name))
+        else:
+            report.fixed = outcome.applied
+    if args.fix and not args.diff:
+        write_bytes(fixed)
+        return finish(args, report, stream=sys.stderr)
+    return finish(args, report)
+
+
+def _run_script(
+    args: argparse.Namespace,
+    mode: Mode,
+    report: Report,
+    name: str,
+    anchor: Path,
+    raw: bytes,
+    settings: Settings,
+) -> int:
+    """A run script on stdin (`--stdin-filename x.sh`): its checkout is looked for above the
+    name it is given; fixed and reported as `run_stdin` does a config."""
+    result = lint_script(name, raw, settings, anchor)
+    fixed = raw
+    if result.error is not None:
+        report.error(result.error)
+    elif not mode.fixing:
+        report.add(script_found(result, mode))
+    else:
+        outcome = fix_script(result, raw, settings, args.unsafe_fixes, anchor)
+        report.add(script_found(outcome.remaining, mode))
         report.would_change = outcome.changed
         fixed = outcome.fixed
         if args.diff:

@@ -23,6 +23,17 @@ class Edit:
     rewrite: Rewrite
 
 
+@dataclass(frozen=True)
+class SpanEdit:
+    """Replace the characters `start` up to, not including, `end` of a file's text with
+    `content` (equal offsets insert it): a fix of a file that has no libcst tree (a run
+    script), applied by `lint.scriptfix.apply_spans`."""
+
+    start: int
+    end: int
+    content: str
+
+
 @dataclass(frozen=True, eq=False)
 class Fix:
     """A rewrite that resolves a diagnostic. `safety` is SAFE or UNSAFE (Ruff's sense:
@@ -33,6 +44,7 @@ class Fix:
     description: str
     edits: tuple[Edit, ...]
     safety: FixSafety
+    spans: tuple[SpanEdit, ...] = ()  # a run script's fix: text edits, no tree
 
 
 @dataclass(frozen=True)

@@ -65,9 +65,11 @@ def walk(
     patterns: tuple[str, ...],
     root: Path | None,
     on_error: Callable[[OSError], None] | None = None,
+    suffixes: tuple[str, ...] = (".py",),
 ) -> Iterator[Path]:
-    """The `.py` files under `folder`, sorted, skipping default and configured exclusions.
-    A folder that cannot be listed goes to `on_error` (the walk goes on with the others)."""
+    """The files under `folder` whose names end in one of `suffixes` (`.py`; the command adds
+    run scripts, `.sh`), sorted, skipping default and configured exclusions. A folder that
+    cannot be listed goes to `on_error` (the walk goes on with the others)."""
     for current, dirs, files in os.walk(folder, onerror=on_error):
         base = Path(current)
         dirs[:] = sorted(
@@ -75,7 +77,7 @@ def walk(
         )
         for name in sorted(files):
             path = base / name
-            if name.endswith(".py") and not excluded(path, patterns, root):
+            if name.endswith(suffixes) and not excluded(path, patterns, root):
                 yield path
 
 

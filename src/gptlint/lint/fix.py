@@ -39,10 +39,15 @@ class FixOutcome:
         of the first line), so that `patch` turns the file into exactly the fixed one; the
         headers name the file in its name's own bytes (`diff_name`)."""
         encoding = "utf-8" if self.source.encoding == "utf-8-sig" else self.source.encoding
-        before, after = self.source.raw.decode(encoding), self.fixed.decode(encoding)
-        body = _hunks(before, after)
-        header = b"--- %s\n+++ %s\n" % (diff_name(name), diff_name(name))
-        return header + body.encode(encoding, errors="backslashreplace")
+        return unified_diff(name, self.source.raw, self.fixed, encoding)
+
+
+def unified_diff(name: str, before: bytes, after: bytes, encoding: str) -> bytes:
+    """A file's fix as a unified diff in its own bytes (`FixOutcome.diff`; a run script's
+    fix too), headed by `diff_name`."""
+    body = _hunks(before.decode(encoding), after.decode(encoding))
+    header = b"--- %s\n+++ %s\n" % (diff_name(name), diff_name(name))
+    return header + body.encode(encoding, errors="backslashreplace")
 
 
 def applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:

@@ -11,12 +11,26 @@ VE_GATE_CHANNELS = 12
 """`CausalSelfAttention.ve_gate_channels`: the ve_gate Linear is (12 -> n_kv_head)."""
 
 
+MAX_DEPTH = 10_000
+"""Layers beyond which a model is not read layer by layer (nanochat's runs use 4 to 32): at
+this depth its parameters alone fill thousands of GPUs, and the estimate's work grows with
+each layer."""
+
+
 def build_shape(
     depth: int, aspect_ratio: int, head_dim: int, seq_len: int, window_pattern: str, vocab: int
 ) -> ChatShape | list[Problem]:
     """base_train's `build_model_meta(depth)`: `model_dim` rounded up to a multiple of
     `head_dim`, `n_head = n_kv_head = model_dim // head_dim`; or what stops it."""
     problems = []
+    if depth > MAX_DEPTH:
+        problems.append(
+            Problem(
+                "depth",
+                f"--depth={depth}: over {MAX_DEPTH} layers, a model no GPU holds "
+                "(gptlint does not model it layer by layer)",
+            )
+        )
     if depth < 1:
         problems.append(
             Problem(

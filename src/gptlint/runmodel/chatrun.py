@@ -48,7 +48,11 @@ class ChatShape:
     @property
     def value_embed_layers(self) -> tuple[int, ...]:
         """The layers with a value embedding (`has_ve`)."""
-        return tuple(i for i in range(self.depth) if i % 2 == (self.depth - 1) % 2)
+        return tuple(i for i in range(self.depth) if self.has_value_embed(i))
+
+    def has_value_embed(self, layer: int) -> bool:
+        """Whether `layer` has a value embedding (`has_ve`), without listing the layers."""
+        return layer % 2 == (self.depth - 1) % 2
 
     @property
     def short_window(self) -> int:

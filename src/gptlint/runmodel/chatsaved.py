@@ -122,7 +122,7 @@ def layer_activation_bytes(step: ChatStep, layer: int, fp8: bool) -> int:
     s = step.shape
     d, kv, w = s.model_dim, s.n_kv_head * s.head_dim, compute_width(step.dtype)
     q = s.n_head * s.head_dim
-    has_ve, eager = layer in s.value_embed_layers, not step.compiled
+    has_ve, eager = s.has_value_embed(layer), not step.compiled
     xn = linear_input_bytes(step, [(d, q), (d, kv), (d, kv)], fp8, kept=has_ve and eager)
     mix = w * d if eager else 0  # Inductor recomputes it from x_out and x0
     per_token = mix + FP32 + xn

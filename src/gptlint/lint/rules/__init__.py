@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from gptlint.lint.rules import keys, memory, parse, pretrained, shape, training
+from gptlint.lint.rules import keys, memory, nanochat, parse, pretrained, shape, training
 from gptlint.lint.rules.base import Rule
 
-FAMILIES = (parse, shape, keys, pretrained, training, memory)
+FAMILIES = (parse, shape, keys, pretrained, training, memory, nanochat)
 """One module per code family, in code order: GPT0xx in `parse`, GPT1xx in `shape` ... GPT5xx
-in `memory`. A family's module imports no other family's (shared helpers: `common`,
-`impossible`)."""
+in `memory`, GPT6xx (nanochat run scripts) in `nanochat`. A family's module imports no other
+family's (shared helpers: `common`, `impossible`)."""
 
 ALL_RULES: list[type[Rule]] = sorted(
     [rule for family in FAMILIES for rule in family.RULES], key=lambda rule: rule.code

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import libcst as cst
 
 from gptlint.facts.kinds import FixSafety, Severity
-from gptlint.lint.diagnostics import Edit, Fix
+from gptlint.lint.diagnostics import Edit, Fix, SpanEdit
 
 if TYPE_CHECKING:
     from gptlint.lint.context import LintContext
+    from gptlint.lint.scriptcontext import ScriptContext, Span
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class ProposedFix:
 
     description: str
     edits: tuple[Edit, ...]
+    spans: tuple[SpanEdit, ...] = ()  # a run script's fix (`ScriptRule`): text edits
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +57,16 @@ class Violation:
     """What `Rule.check` yields: the node to point at, the message, and maybe a fix."""
 
     node: cst.CSTNode | None
+    message: str
+    fix: ProposedFix | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ScriptViolation:
+    """What `ScriptRule.check_script` yields: where in the run script, the message, and maybe
+    a fix (text edits: `ProposedFix.spans`)."""
+
+    at: Span
     message: str
     fix: ProposedFix | None = None
 
@@ -123,7 +135,7 @@ class Rule:
         raise NotImplementedError
 
     @classmethod
-    def fix_for(cls, violation: Violation) -> Fix | None:
+    def fix_for(cls, violation: Violation | ScriptViolation) -> Fix | None:
         """The violation's fix as its diagnostic carries it: with the rule's declared safety.
         TypeError for a fix from a rule that declares none (a bug in the rule)."""
         proposed = violation.fix
@@ -131,7 +143,7 @@ class Rule:
             return None
         if cls.fix_safety is None:
             raise TypeError(f"{cls.code} proposes a fix but declares no fix_safety")
-        return Fix(proposed.description, proposed.edits, cls.fix_safety)
+        return Fix(proposed.description, proposed.edits, cls.fix_safety, proposed.spans)
 
     @classmethod
     def doc(cls) -> RuleDoc:
@@ -148,3 +160,32 @@ class Rule:
         fix safety."""
         doc = cls.doc()
         return f"{doc.what}\n\nWhy:\n{doc.why}\n\nFix safety:\n{doc.fix_safety}"
+
+
+@dataclass(frozen=True)
+class ScriptExample:
+    """A run script a `ScriptRule` must report, first at `line` and `col`, when it is
+    `runs/example.sh` of a nanochat checkout, linted with `settings` (CLI flag names without
+    their dashes: `gpu`, `memory_budget`)."""
+
+    script: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    line: int = field(kw_only=True)
+    col: int = field(kw_only=True)
+
+
+class ScriptRule(Rule):
+    """A rule over a nanochat run script (`runs/*.sh`) rather than a config: it reports
+    nothing on configs, and `check_script` looks at the script's invocations.
+
+    Its examples are run scripts (`EXAMPLES`), which need a nanochat checkout around them:
+    VALID/INVALID's runner lints a Python config alone, so they are shown as written, and
+    tests/linter/test_nanochat_cli_rules.py runs each in a checkout written there."""
+
+    EXAMPLES: ClassVar[tuple[ScriptExample, ...]] = ()
+
+    def check(self, ctx: LintContext) -> Iterator[Violation]:
+        return iter(())
+
+    def check_script(self, ctx: ScriptContext) -> Iterator[ScriptViolation]:
+        raise NotImplementedError
