@@ -11,9 +11,10 @@ from gptlint.facts.kinds import Severity
 from gptlint.lint.diagnostics import Diagnostic, Fix
 from gptlint.lint.discover import Target
 from gptlint.lint.edits import TextEdit, fix_edits
-from gptlint.lint.fix import fix_source
+from gptlint.lint.fix import FixOutcome, fix_source
 from gptlint.lint.linter import LintResult, lint_bytes
 from gptlint.lint.scriptlint import (
+    ScriptFix,
     ScriptResult,
     fix_script,
     is_run_script,
@@ -107,14 +108,7 @@ def _lint_or_fix(target: Target, raw: bytes, settings: Settings, mode: Mode) -> 
     if result.file is None or not mode.fixing:
         return found_in(result, mode)
     outcome = fix_source(result.file.source, settings, mode.unsafe, result=result)
-    found = found_in(outcome.remaining, mode)
-    if outcome.changed:
-        found.would_change = True
-        if mode.diff:
-            found.diff = outcome.diff(str(target.path))
-        else:
-            found.fixed, found.applied, found.read = outcome.fixed, outcome.applied, raw
-    return found
+    return _with_fixes(found_in(outcome.remaining, mode), outcome, target, raw, mode)
 
 
 def _lint_or_fix_script(target: Target, raw: bytes, settings: Settings, mode: Mode) -> FileResult:
@@ -126,7 +120,14 @@ def _lint_or_fix_script(target: Target, raw: bytes, settings: Settings, mode: Mo
     if not mode.fixing:
         return script_found(result, mode)
     outcome = fix_script(result, raw, settings, mode.unsafe)
-    found = script_found(outcome.remaining, mode)
+    return _with_fixes(script_found(outcome.remaining, mode), outcome, target, raw, mode)
+
+
+def _with_fixes(
+    found: FileResult, outcome: FixOutcome | ScriptFix, target: Target, raw: bytes, mode: Mode
+) -> FileResult:
+    """`found` with what the fixes changed: the diff (`--diff`), or the new bytes to write over
+    the `raw` bytes they were made from."""
     if outcome.changed:
         found.would_change = True
         if mode.diff:
