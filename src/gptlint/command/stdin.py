@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from gptlint.command.lintfile import Mode, found_in, script_found
+from gptlint.command.lintfile import FileResult, Mode, found_in, script_found
 from gptlint.command.plan import FolderSettings
 from gptlint.command.report import Report, finish, write_bytes
-from gptlint.lint.fix import fix_source
+from gptlint.lint.fix import FixOutcome, fix_source
 from gptlint.lint.linter import lint_bytes
-from gptlint.lint.scriptlint import fix_script, is_run_script, lint_script
+from gptlint.lint.scriptlint import ScriptFix, fix_script, is_run_script, lint_script
 from gptlint.settings.table import Settings
 
 
@@ -31,17 +31,8 @@ def run_stdin(args: argparse.Namespace, folders: FolderSettings) -> int:
         report.add(found_in(result, mode))
     else:
         outcome = fix_source(result.file.source, settings, args.unsafe_fixes, anchor, result)
-        report.add(found_in(outcome.remaining, mode))
-        report.would_change = outcome.changed
-        fixed = outcome.fixed
-        if args.diff:
-            write_bytes(outcome.diff(name))
-        else:
-            report.fixed = outcome.applied
-    if args.fix and not args.diff:
-        write_bytes(fixed)
-        return finish(args, report, stream=sys.stderr)
-    return finish(args, report)
+        fixed = _fixes(args, report, outcome, found_in(outcome.remaining, mode), name)
+    return _done(args, report, fixed)
 
 
 def _run_script(
@@ -63,13 +54,30 @@ def _run_script(
         report.add(script_found(result, mode))
     else:
         outcome = fix_script(result, raw, settings, args.unsafe_fixes, anchor)
-        report.add(script_found(outcome.remaining, mode))
-        report.would_change = outcome.changed
-        fixed = outcome.fixed
-        if args.diff:
-            write_bytes(outcome.diff(name))
-        else:
-            report.fixed = outcome.applied
+        fixed = _fixes(args, report, outcome, script_found(outcome.remaining, mode), name)
+    return _done(args, report, fixed)
+
+
+def _fixes(
+    args: argparse.Namespace,
+    report: Report,
+    outcome: FixOutcome | ScriptFix,
+    found: FileResult,
+    name: str,
+) -> bytes:
+    """Report what the fixes left (`found`) and changed (the diff goes to stdout under
+    `--diff`); the fixed bytes."""
+    report.add(found)
+    report.would_change = outcome.changed
+    if args.diff:
+        write_bytes(outcome.diff(name))
+    else:
+        report.fixed = outcome.applied
+    return outcome.fixed
+
+
+def _done(args: argparse.Namespace, report: Report, fixed: bytes) -> int:
+    """With `--fix`, the file to stdout and the report to stderr; else the report."""
     if args.fix and not args.diff:
         write_bytes(fixed)
         return finish(args, report, stream=sys.stderr)
