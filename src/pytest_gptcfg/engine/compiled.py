@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeGuard
 
@@ -88,35 +88,50 @@ def untested_release(version: str | None = None) -> str | None:
 
 
 class _CompiledBehaviour(CudaBehaviour):
-    """`CudaBehaviour` with attention as the CUDA op the graph holds under torch.compile."""
+    """`CudaBehaviour` with attention as the CUDA op the graph holds under torch.compile:
+    `kernel` for attention without a mask; `masked` for attention with one (None: refused)."""
 
-    def __init__(self, lower: torch.dtype | None, kernel: AttentionKernel) -> None:
+    def __init__(
+        self,
+        lower: torch.dtype | None,
+        kernel: AttentionKernel,
+        masked: AttentionKernel | None = None,
+    ) -> None:
         super().__init__(lower, (9, 0))
         self.kernel = kernel
+        self.masked = masked
 
     def _attention(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         a = dict(zip(_SDPA_PARAMS, args, strict=False))
         a.update(kwargs)
-        if a.get("enable_gqa") or a.get("attn_mask") is not None:
+        mask = a.get("attn_mask")
+        if a.get("enable_gqa") or (mask is not None and self.masked is None):
             raise CompiledUnavailable("attention with a mask or GQA is not simulated compiled")
         q, k, v = a["query"], a["key"], a["value"]
         is_causal, scale = a.get("is_causal", False), a.get("scale")
         dropout_p = a.get("dropout_p", 0.0)
-        self.attention_kernels.add(self.kernel)
-        if self.kernel == MATH:
-            return kernels.math_attention(q, k, v, is_causal, dropout_p, scale)
+        kernel = self.kernel if mask is None else self.masked
+        assert kernel is not None
+        self.attention_kernels.add(kernel)
+        bias = None if mask is None else kernels.attention_bias(mask, q.dtype)
+        if kernel == MATH:
+            return kernels.math_attention(q, k, v, is_causal, dropout_p, scale, bias)
+        if bias is not None and kernel == FLASH:
+            raise CompiledUnavailable("the flash kernel takes no mask")
         head_dim = q.size(-1)
         scale = scale if scale is not None else 1.0 / math.sqrt(head_dim)
         pad = -head_dim % 8
         if pad:
             q, k, v = (torch.nn.functional.pad(t, (0, pad)) for t in (q, k, v))
-        if self.kernel == FLASH:
+        if kernel == FLASH:
             out = torch.ops.aten._scaled_dot_product_flash_attention(
                 q, k, v, dropout_p, is_causal, False, scale=scale
             )[0]
         else:
+            if bias is not None:  # as CUDA's SDPA passes it: aligned, expanded to B x H x T x S
+                bias = kernels.aligned_bias(bias).expand(q.size(0), q.size(1), q.size(2), k.size(2))
             out = torch.ops.aten._scaled_dot_product_efficient_attention(
-                q, k, v, None, True, dropout_p, is_causal, scale=scale
+                q, k, v, bias, True, dropout_p, is_causal, scale=scale
             )[0]
         return out[..., :head_dim] if pad else out
 
@@ -124,14 +139,14 @@ class _CompiledBehaviour(CudaBehaviour):
 class _UnderPolicy(torch.nn.Module):
     """Dynamo's graph, run (traced) under the CUDA behaviour."""
 
-    def __init__(self, gm: torch.nn.Module, lower: torch.dtype | None, kernel: AttentionKernel):
+    def __init__(self, gm: torch.nn.Module, target: Target):
         super().__init__()
         self.gm = gm
-        self.lower = lower
-        self.kernel = kernel
+        self.target = target
 
     def forward(self, *args: Any) -> Any:
-        with _CompiledBehaviour(self.lower, self.kernel):
+        t = self.target
+        with _CompiledBehaviour(t.lower, t.kernel, t.masked):
             return self.gm(*args)
 
 
@@ -145,6 +160,7 @@ class _Graph:
     placeholder_names: list[str] = field(default_factory=list)
     placeholders: list[TensorMeta] = field(default_factory=list)
     output_meta: list[TensorMeta | None] = field(default_factory=list)
+    output_nodes: list[Any] = field(default_factory=list)
 
 
 def _meta(value: Any) -> TensorMeta | None:
@@ -159,10 +175,31 @@ def _meta(value: Any) -> TensorMeta | None:
     )
 
 
-def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Target:
+    """What `plan_model` plans: a model called on a batch, and what its forward returns."""
+
+    build: Callable[[], torch.nn.Module]
+    """Makes the model; called under `torch.device("meta")` (nothing is materialised)."""
+    batch: tuple[torch.Tensor, ...]
+    """The example inputs on the CPU: the model is called as `model(*batch)`."""
+    outputs: tuple[int, ...]
+    """The number of dimensions of each of the forward's first user outputs ((3, 0): the
+    logits and a scalar loss); more may follow (tensors a forward hands out by a side
+    effect)."""
+    outputs_name: str
+    """What those outputs are, for the check that refuses a plan whose outputs are not them."""
+    lower: torch.dtype | None
+    """Autocast's dtype (None: no autocast)."""
+    kernel: AttentionKernel
+    """The CUDA attention op for `scaled_dot_product_attention` without a mask."""
+    masked: AttentionKernel | None = None
+    """The one for attention with a mask (None: a mask refuses the plan)."""
+
+
+def _capture(target: Target) -> dict[str, Any]:
     """Run Dynamo, AOTAutograd and Inductor up to the wrapper code of both graphs."""
     torchapi.load_compiler()  # here, not at the top: seconds an eager simulation never needs
-    from pytest_gptcfg.engine.nanogpt import GPT
 
     graphs: dict[str, _Graph] = {}
     inputs: list[dict[str, Any]] = []
@@ -181,6 +218,7 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
                 _meta(getattr(arg, "meta", {}).get("val")) if arg is not None else None
                 for arg in output.args[0]
             ]
+            graph.output_nodes = list(output.args[0])
             graphs[which] = graph
             graph.wrapper = torchapi.generate_wrapper(gm, example_inputs, which == "bw")
             return _not_runnable
@@ -189,28 +227,30 @@ def _capture(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel)
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
         params = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
-        data = [id(X), id(Y)]
+        buffers = {id(b): n for n, b in model.named_buffers(remove_duplicate=False)}
+        data = [id(t) for t in batch]
         for t in example_inputs:
             if id(t) in params:
                 inputs.append({"kind": "param", "name": params[id(t)]})
             elif id(t) in data:
                 inputs.append({"kind": "data", "index": data.index(id(t))})
+            elif id(t) in buffers:
+                inputs.append({"kind": "buffer", "name": buffers[id(t)]})
             else:
                 raise CompiledUnavailable(
-                    "the captured graph has an input that is not a parameter or the batch"
+                    "the captured graph has an input that is not a parameter, a buffer or the batch"
                 )
-        under_policy = _UnderPolicy(gm, lower, kernel)
+        under_policy = _UnderPolicy(gm, target)
         torchapi.trace_joint(under_policy, example_inputs, compiler("fw"), compiler("bw"))
         raise _Captured()
 
     with torch.device("meta"):
-        model = (spec.model_factory or GPT)(spec.shape).train()
+        model = target.build().train()
     _to_empty_keeping_ties(model)  # uninitialised pages: never written, never resident
-    X = torch.empty((spec.batch_size, spec.block_size), dtype=torch.long)
-    Y = torch.empty((spec.batch_size, spec.block_size), dtype=torch.long)
+    batch = target.batch
     try:
         with torchapi.planning():
-            torch.compile(model, backend=backend, fullgraph=True)(X, Y)
+            torch.compile(model, backend=backend, fullgraph=True)(*batch)
     except Exception as error:
         if torchapi.root_cause(error, _Captured) is None:
             own = torchapi.root_cause(error, CompiledUnavailable)
@@ -305,12 +345,13 @@ def _checked_events(run: WrapperRun, graph: str, given: set[str]) -> None:
 
 
 def _replay_forward(
-    fw: _Graph, n_inputs: int, n_saved: int
+    fw: _Graph, n_inputs: int, n_saved: int, target: Target
 ) -> tuple[WrapperRun, int, list[TensorMeta]]:
     """The forward graph's call() on its inputs ('in:k'), checked; and its user outputs' count
-    and metadata: the logits and the loss, then any tensor the model's forward hands to Python
-    by a side effect (nanoMoE appends its auxiliary losses to a module-level list, which Dynamo
-    returns from the graph). The user outputs' allocations become ('output', sid, i) events."""
+    and metadata: the target's outputs (nanoGPT's logits and loss), then any tensor the model's
+    forward hands to Python by a side effect (nanoMoE appends its auxiliary losses to a
+    module-level list, which Dynamo returns from the graph). The user outputs' allocations
+    become ('output', sid, i) events."""
     forward = WrapperRun()
     args, _ = _inputs(forward, fw.placeholders, [f"in:{k}" for k in range(n_inputs)], set())
     run_call(fw.wrapper, forward, "fw:", args)
@@ -322,10 +363,10 @@ def _replay_forward(
         if not _same(meta, expected):
             _refuse(f"the forward's output {i} is not as its graph says")
         metas.append(meta)
-    first = [m.shape for m in metas[: min(n_user, 2)]]
+    first = [len(m.shape) for m in metas[: min(n_user, len(target.outputs))]]
     _check(
-        len(first) == 2 and len(first[0]) == 3 and first[1] == (),
-        "the forward graph's first outputs are not the logits and the loss",
+        tuple(first) == target.outputs,
+        f"the forward graph's first outputs are not {target.outputs_name}",
     )
     user_sids = forward.returned[:n_user]
     allocated = {e[1] for e in forward.events if e[0] == "alloc"}
@@ -383,13 +424,30 @@ def _mark_gradients(backward: WrapperRun, inputs: list[TensorMeta]) -> None:
 
 
 def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel) -> dict:
+    """nanoGPT's compiled step (or a project's model of nanoGPT's interface) planned: the
+    model of `spec.shape` called on an int64 batch X, Y, returning the logits and the loss
+    (see `plan_model`)."""
+    from pytest_gptcfg.engine.nanogpt import GPT
+
+    factory = spec.model_factory or GPT
+    batch = tuple(
+        torch.empty((spec.batch_size, spec.block_size), dtype=torch.long) for _ in range(2)
+    )
+    target = Target(
+        lambda: factory(spec.shape), batch, (3, 0), "the logits and the loss", lower, kernel
+    )
+    return plan_model(target)
+
+
+def plan_model(target: Target) -> dict:
     """The compiled step's forward and backward memory plans as plain data (JSON-ready).
 
-    `inputs`: the forward graph's inputs in order ({'kind': 'param', 'name'} or
-    {'kind': 'data', 'index'}); `outputs`: the user outputs (logits, loss) as [shape, dtype];
-    `fw` and `bw`: event lists ('alloc', sid, nbytes, dtype) / ('free', sid) /
-    ('release', sid) / ('output', sid, i) / ('grad', sid, input index); storage ids 'in:k' are
-    the forward's inputs, 'tan:i' the backward's incoming gradients.
+    `inputs`: the forward graph's inputs in order ({'kind': 'param', 'name'},
+    {'kind': 'buffer', 'name'} or {'kind': 'data', 'index'} into the batch); `outputs`: the
+    user outputs (nanoGPT's logits and loss) as [shape, dtype]; `fw` and `bw`: event lists
+    ('alloc', sid, nbytes, dtype) / ('free', sid) / ('release', sid) / ('output', sid, i) /
+    ('grad', sid, input index); storage ids 'in:k' are the forward's inputs, 'tan:i' the
+    backward's incoming gradients.
 
     Each graph's `call()` is run on stand-in buffers (`wrappercall`), and what it did is
     checked before the plan is used: every free names an allocation, the forward returns
@@ -399,13 +457,14 @@ def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKern
     `CompiledUnavailable`.
     """
     start = time.perf_counter()
-    captured = _capture(spec, lower, kernel)
+    captured = _capture(target)
     fw, bw = captured["graphs"]["fw"], captured["graphs"]["bw"]
     n_inputs = len(captured["inputs"])
     _check(len(fw.placeholders) == n_inputs, "the forward graph's inputs are not the model's")
     tangents = sum(name.startswith("tangents") for name in bw.placeholder_names)
     try:
-        forward, n_user, outputs = _replay_forward(fw, n_inputs, len(bw.placeholders) - tangents)
+        n_saved = len(bw.placeholders) - tangents
+        forward, n_user, outputs = _replay_forward(fw, n_inputs, n_saved, target)
         backward = _replay_backward(bw, forward, n_user)
     except WrapperUnreadable as error:
         raise CompiledUnavailable(f"Inductor's wrapper code could not be run: {error}") from None

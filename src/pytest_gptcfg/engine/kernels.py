@@ -109,6 +109,27 @@ def fused_attention(
     return out[..., :head_dim] if pad else out
 
 
+def attention_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """SDPA's additive bias for `attn_mask` (`convert_boolean_attn_mask` in
+    `aten/src/ATen/native/transformers/attention.cpp`): a bool mask becomes zeros of the
+    query's dtype with -inf where the mask is False; a float mask is the bias itself."""
+    if mask.dtype != torch.bool:
+        return mask
+    return torch.zeros_like(mask, dtype=dtype).masked_fill(mask.logical_not(), float("-inf"))
+
+
+def aligned_bias(bias: torch.Tensor, alignment: int = 8) -> torch.Tensor:
+    """The bias as the memory-efficient kernel is given it (`preprocess_mask`): unless every
+    stride but the last is a multiple of `alignment` and the last is 1, padded in its last
+    dimension to the next multiple (`pad_bias`) and sliced back, so it spans the padding."""
+    strides = bias.stride()
+    if strides[-1] == 1 and all(s % alignment == 0 for s in strides[:-1]):
+        return bias
+    last = bias.size(-1)
+    padded = F.pad(bias, (0, alignment - last % alignment))
+    return padded[..., :last]
+
+
 def math_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -116,8 +137,10 @@ def math_attention(
     is_causal: bool,
     dropout_p: float,
     scale: float | None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The math backend's ops, as `_scaled_dot_product_attention_math` runs them on CUDA."""
+    """The math backend's ops, as `_scaled_dot_product_attention_math` runs them on CUDA
+    (with `bias`, an additive mask of the scores' shape or one that broadcasts to it)."""
     dtype = q.dtype
     if dtype in (torch.float16, torch.bfloat16):
         q, k, v = q.float(), k.float(), v.float()
@@ -129,6 +152,8 @@ def math_attention(
         zero = torch.zeros((), dtype=scores.dtype, device=q.device)
         ninf = torch.full((), float("-inf"), dtype=scores.dtype, device=q.device)
         scores = scores + torch.where(keep, zero, ninf)
+    if bias is not None:
+        scores = scores + bias.to(scores.dtype)
     attn = torch.softmax(scores, dim=-1)
     if dropout_p > 0.0:
         attn = torch.native_dropout(attn, dropout_p, True)[0]

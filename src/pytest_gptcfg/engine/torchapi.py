@@ -158,10 +158,76 @@ def planning() -> Iterator[None]:
             inductor_config.patch({"fx_graph_cache": False, "compile_threads": 1}),
             functorch_config.patch(_existing(functorch_config, _FUNCTORCH_SETTINGS)),
             _quiet_torch(),
+            _cuda_attention_layouts(),
         ):
             yield
     finally:
         reset_dynamo()
+
+
+_CUDA_ATTENTION_OPS = (
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_efficient_attention_backward",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_flash_attention_backward",
+)
+"""The CUDA attention ops whose inputs Inductor lays out by device (`sdpa_constraint` in
+`torch/_inductor/lowering.py`)."""
+
+
+class _OnCuda:
+    """A graph value that reads as a CUDA tensor (`is_cuda`); everything else is its own."""
+
+    is_cuda = True
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._value, name)
+
+
+@contextlib.contextmanager
+def _cuda_attention_layouts() -> Iterator[None]:
+    """Inductor's layout of the CUDA attention ops' inputs as on a CUDA device. Its
+    `sdpa_constraint` asks whether each input's graph value `is_cuda`: on CUDA an aligned
+    input is used as it is, so the memory-efficient kernel's bias stays an expanded view of
+    one T x S mask; on the CPU every input is made dense, a B x H x T x S copy of the bias in
+    each graph. Each of those ops' constraint is wrapped, while planning, to see its inputs'
+    values as CUDA tensors. A release without these names is left as it is."""
+    from torch._inductor import lowering
+
+    constraints = getattr(lowering, "_maybe_layout_constraints", None)
+    ops = [getattr(torch.ops.aten, name).default for name in _CUDA_ATTENTION_OPS]
+    wrapped = {}
+    if isinstance(constraints, dict):
+        wrapped = {op: constraints[op] for op in ops if constraints.get(op) is not None}
+    for op, constraint in wrapped.items():
+        constraints[op] = _seen_on_cuda(constraint)  # type: ignore[index]
+    try:
+        yield
+    finally:
+        for op, constraint in wrapped.items():
+            constraints[op] = constraint  # type: ignore[index]
+
+
+def _seen_on_cuda(constraint: Callable[..., Any]) -> Callable[..., Any]:
+    """`constraint`, run with its FX node's tensor arguments' values read as CUDA tensors."""
+
+    def on_cuda(fx_node: Any, *args: Any, **kwargs: Any) -> Any:
+        inputs = [a for a in (*fx_node.args, *fx_node.kwargs.values()) if hasattr(a, "meta")]
+        values = [(a, a.meta.get("val")) for a in inputs]
+        for node, value in values:
+            if isinstance(value, torch.Tensor):
+                node.meta["val"] = _OnCuda(value)
+        try:
+            return constraint(fx_node, *args, **kwargs)
+        finally:
+            for node, value in values:
+                if isinstance(value, torch.Tensor):
+                    node.meta["val"] = value
+
+    return on_cuda
 
 
 @contextlib.contextmanager
