@@ -44,7 +44,7 @@ def has_ve(layer, n_layer):
 def rotate(x, cos, sin):
     half = x.shape[3] // 2
     a, b = x[..., :half], x[..., half:]
-    return torch.cat([a * cos + b * sin, b * cos - a * sin], 3)
+    return torch.cat([a * cos + b * sin, a * (-sin) + b * cos], 3)
 
 
 class CausalSelfAttention(nn.Module):
