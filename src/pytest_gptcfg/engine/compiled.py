@@ -112,12 +112,11 @@ class _CompiledBehaviour(CudaBehaviour):
         dropout_p = a.get("dropout_p", 0.0)
         kernel = self.kernel if mask is None else self.masked
         assert kernel is not None
+        if mask is not None and (mask.dtype != torch.bool or kernel == FLASH):
+            raise CompiledUnavailable(f"attention with a {mask.dtype} mask is not simulated")
         self.attention_kernels.add(kernel)
-        bias = None if mask is None else kernels.attention_bias(mask, q.dtype)
         if kernel == MATH:
-            return kernels.math_attention(q, k, v, is_causal, dropout_p, scale, bias)
-        if bias is not None and kernel == FLASH:
-            raise CompiledUnavailable("the flash kernel takes no mask")
+            return kernels.math_attention(q, k, v, is_causal, dropout_p, scale, mask)
         head_dim = q.size(-1)
         scale = scale if scale is not None else 1.0 / math.sqrt(head_dim)
         pad = -head_dim % 8
@@ -128,12 +127,30 @@ class _CompiledBehaviour(CudaBehaviour):
                 q, k, v, dropout_p, is_causal, False, scale=scale
             )[0]
         else:
-            if bias is not None:  # as CUDA's SDPA passes it: aligned, expanded to B x H x T x S
-                bias = kernels.aligned_bias(bias).expand(q.size(0), q.size(1), q.size(2), k.size(2))
+            bias = None if mask is None else _efficient_bias(mask, q, k)
             out = torch.ops.aten._scaled_dot_product_efficient_attention(
                 q, k, v, bias, True, dropout_p, is_causal, scale=scale
             )[0]
         return out[..., :head_dim] if pad else out
+
+
+def _efficient_bias(mask: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """A bool mask as CUDA's `scaled_dot_product_attention` hands it to the memory-efficient
+    kernel (`aten/src/ATen/native/transformers/attention.cpp`): an additive bias of the
+    query's dtype, -inf where the mask is False (`convert_boolean_attn_mask`); padded in its
+    last dimension to a multiple of 8 and sliced back unless its strides are aligned
+    (`preprocess_mask`, `pad_bias`); expanded to B x H x T x S (a view)."""
+    bias = torch.zeros_like(mask, dtype=q.dtype).masked_fill(mask.logical_not(), float("-inf"))
+    strides = bias.stride()
+    if strides[-1] != 1 or any(s % _BIAS_ALIGNMENT for s in strides[:-1]):
+        last = bias.size(-1)
+        bias = torch.nn.functional.pad(bias, (0, _BIAS_ALIGNMENT - last % _BIAS_ALIGNMENT))
+        bias = bias[..., :last]
+    return bias.expand(q.size(0), q.size(1), q.size(2), k.size(2))
+
+
+_BIAS_ALIGNMENT = 8
+"""`preprocess_mask`'s `mem_eff_alignment`."""
 
 
 class _UnderPolicy(torch.nn.Module):
