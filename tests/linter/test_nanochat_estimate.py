@@ -228,19 +228,21 @@ def test_fp8_on_an_a100_is_estimated_as_the_bf16_step():
     assert fp8.total == bf16.total
 
 
-def test_compiled_loss_is_bf16_logits_and_their_gradient():
+def test_compiled_loss_is_the_bf16_logits_whose_buffer_takes_their_gradient():
     step = chat_step(20)
     tokens = 32 * 2048
-    assert compiled_logits_bytes(step) == tokens * (4 * 32768 + 8)
+    assert compiled_logits_bytes(step) == tokens * (2 * 32768 + 8)
     assert eager_logits_bytes(step) == 16 * tokens * 32768
 
 
-def test_eager_and_compiled_figures_differ_by_the_loss_and_recomputed_mixes():
+def test_eager_and_compiled_figures_differ_by_the_loss_recomputed_mixes_and_rotary_sign():
     figures = chat_figures(chat_step(20), H100)
     eager, compiled = figures["eager"].terms, figures["compiled"].terms
     differing = {key for key in CHAT_BREAKDOWN_LABELS if eager[key] != compiled[key]}
-    assert differing == {"activations", "logits_and_loss", "allocator_overhead"}
-    assert eager["logits_and_loss"] - compiled["logits_and_loss"] == 24 * GIB - 8 * 65536
+    assert differing == {"activations", "logits_and_loss", "rotary", "allocator_overhead"}
+    assert eager["logits_and_loss"] - compiled["logits_and_loss"] == 28 * GIB - 8 * 65536
+    # eager, each layer's rotary products save -sin (2 x T x head_dim / 2, bf16); compiled none
+    assert eager["rotary"] - compiled["rotary"] == 20 * 2 * 2048 * 64 * 2
     assert eager["weight_casts"] == compiled["weight_casts"]  # Inductor saves the casts too
 
 

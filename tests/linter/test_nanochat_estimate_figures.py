@@ -101,11 +101,15 @@ def compiled_total(depth, batch, vocab=32768, fp8=False):
     return estimate_chat_memory(step, H100).total / GIB
 
 
-def test_issue_443_vocab_65536_at_batch_32_is_borderline_out_of_memory():
-    # d20, V = 65536, B = 32 on 8 H100s: OOM allocating 8 GiB with 72.48 GiB in use (80.5 GiB
-    # needed at that moment), not reproduced by the maintainer; halving the batch fits
-    assert 80.5 < compiled_total(20, 32, vocab=65536) < 80.5 * 1.03
-    assert compiled_total(20, 16, vocab=65536) < H100.usable_bytes / GIB
+def test_issue_443_vocab_65536_at_batch_32_is_borderline():
+    # d20, V = 65536, B = 32 on 8 H100s (commit 50413d2, torch 2.9.1): OOM allocating the 8 GiB
+    # bf16 (B*T, V) logits buffer with 72.48 GiB in use, not reproduced by the maintainer.
+    # The compiled step holds one such buffer at its peak (the backward writes the logits'
+    # gradient into it): the estimate of today's code leaves under a tenth of the card, for
+    # the allocator's slack to decide; halving the batch leaves nearly half
+    usable = H100.usable_bytes / GIB
+    assert 0.9 * usable < compiled_total(20, 32, vocab=65536) < usable
+    assert compiled_total(20, 16, vocab=65536) < 0.6 * usable
 
 
 def test_speedrun_device_batches_fit_and_the_next_rung_does_not():
@@ -129,12 +133,14 @@ def test_compiled_figure_is_below_the_eager_one():
     step = base_train(20, 32, 8, True)
     compiled = estimate_chat_memory(step, H100).tensors
     eager = estimate_chat_memory(dataclasses.replace(step, compiled=False), H100).tensors
-    # the loss: 16 B per logit eager, 4 B (+ 8 B per row) compiled; the mix before every block
+    # the loss: 16 B per logit eager, 2 B (+ 8 B per row) compiled; the mix before every block
     # (2d B per token) and the normed embedding (2d B, less its 24-channel slice) recomputed;
     # on the 10 value-embedding layers the gate's sigmoid and product (2 x 10 heads) give way
-    # to ve_gate's output and 12-channel input (10 + 12)
+    # to ve_gate's output and 12-channel input (10 + 12); the rotary products' -sin (2 x T x
+    # head_dim / 2 per layer) not saved
     tokens, d = 32 * 2048, 1280
-    loss = 12 * tokens * 32768 - 8 * tokens
+    loss = 14 * tokens * 32768 - 8 * tokens
     recomputed = tokens * (20 * 2 * d + 2 * d - 2 * 24)
     gates = tokens * 10 * 2 * ((10 + 12) - 2 * 10)
-    assert eager - compiled == loss + recomputed - gates
+    negated_sin = 20 * 2 * 2048 * 64 * 2
+    assert eager - compiled == loss + recomputed - gates + negated_sin

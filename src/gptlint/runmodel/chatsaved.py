@@ -254,28 +254,34 @@ def eager_logits_bytes(step: ChatStep) -> int:
 def compiled_logits_bytes(step: ChatStep) -> int:
     """The same for the compiled step. Inductor fuses the slice, `.float()`, the softcap and
     cross-entropy into reductions over the 16-bit logits (a row max and logsumexp, fp32, 8 B
-    per row) and writes their gradient in one pointwise kernel: what lives at the start of the
-    backward is the w-byte logits the forward saved and their w-byte gradient, 2 w per
-    element of B x T x padded vocab (the model returns only the loss, so no gradient of an
-    unused logits output exists, unlike nanoGPT). issue 443's failing allocation is such a
-    bf16 (B*T, V) buffer."""
+    per row), which the forward saves with the w-byte logits over the padded vocabulary; the
+    backward's first kernel writes their gradient into the logits' own buffer (the plugin's
+    Inductor plan of nanochat's step: `buf = reinterpret_tensor(mm, ...); del mm  # reuse`,
+    the kernel reading each logit where it writes its gradient), so w bytes per element of
+    B x T x padded vocab live at the peak, not two such buffers (the model returns only the
+    loss, so no gradient of an unused logits output exists either, unlike nanoGPT). issue
+    443's failing allocation is such a bf16 (B*T, V) buffer."""
     w = compute_width(step.dtype)
-    return step.tokens * (2 * w * step.shape.padded_vocab + 8)
+    return step.tokens * (w * step.shape.padded_vocab + 8)
 
 
 def eval_logits_bytes(step: ChatStep) -> int:
     """A no-grad forward's largest moment, at the softcap: the fp32 logits, the tanh output
-    and the softcapped copy (12 B per element) eager; the w-byte logits compiled."""
+    and the softcapped copy (12 B per element) eager; the w-byte logits and their row
+    statistics compiled."""
     if step.compiled:
-        return compiled_logits_bytes(step) // 2
+        return compiled_logits_bytes(step)
     return 12 * step.tokens * step.shape.vocab_size
 
 
 def rotary_bytes(step: ChatStep) -> int:
     """The `cos` and `sin` buffers, (1, 10 T, 1, head_dim / 2) each in COMPUTE_DTYPE, and the
-    `-sin` each layer's two rotary products save (T x head_dim / 2 each)."""
+    `-sin` each layer's two rotary products save (T x head_dim / 2 each) eager; compiled,
+    Inductor computes the negation inside the products' kernel and saves the slices of the
+    tables instead (views, no memory)."""
     s = step.shape
     w = compute_width(step.dtype)
     tables = 2 * ROTARY_OVERCOMPUTE * s.seq_len * (s.head_dim // 2) * w
-    negated = 2 * s.depth * s.seq_len * (s.head_dim // 2) * w if step.training else 0
+    eager = step.training and not step.compiled
+    negated = 2 * s.depth * s.seq_len * (s.head_dim // 2) * w if eager else 0
     return tables + negated

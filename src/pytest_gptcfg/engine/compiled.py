@@ -178,6 +178,7 @@ class _Graph:
     placeholders: list[TensorMeta] = field(default_factory=list)
     output_meta: list[TensorMeta | None] = field(default_factory=list)
     output_nodes: list[Any] = field(default_factory=list)
+    placeholder_nodes: list[Any] = field(default_factory=list)
 
 
 def _meta(value: Any) -> TensorMeta | None:
@@ -212,6 +213,12 @@ class Target:
     """The CUDA attention op for `scaled_dot_product_attention` without a mask."""
     masked: AttentionKernel | None = None
     """The one for attention with a mask (None: a mask refuses the plan)."""
+    label_saved: bool = False
+    """Whether the plan names what each saved tensor is (`saved_kinds`)."""
+    cuda_realization: bool = False
+    """Whether Inductor chooses the values it keeps in buffers as on CUDA
+    (`torchapi.planning`); nanoGPT's plans are made with the CPU's choices, which were checked
+    against the CUDA backend's peaks."""
 
 
 def _capture(target: Target) -> dict[str, Any]:
@@ -224,7 +231,7 @@ def _capture(target: Target) -> dict[str, Any]:
     def compiler(which: str) -> torchapi.GraphCompiler:
         def run(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
             nodes = [n for n in gm.graph.nodes if n.op == "placeholder"]
-            graph = _Graph(placeholder_names=[n.name for n in nodes])
+            graph = _Graph(placeholder_names=[n.name for n in nodes], placeholder_nodes=nodes)
             for node in nodes:
                 meta = _meta(node.meta.get("val"))
                 if meta is None:
@@ -266,7 +273,7 @@ def _capture(target: Target) -> dict[str, Any]:
     _to_empty_keeping_ties(model)  # uninitialised pages: never written, never resident
     batch = target.batch
     try:
-        with torchapi.planning():
+        with torchapi.planning(target.cuda_realization):
             torch.compile(model, backend=backend, fullgraph=True)(*batch)
     except Exception as error:
         if torchapi.root_cause(error, _Captured) is None:
@@ -456,6 +463,55 @@ def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKern
     return plan_model(target)
 
 
+_VIEWS = frozenset(
+    {"view", "reshape", "_unsafe_view", "permute", "transpose", "t", "expand", "slice",
+     "select", "unsqueeze", "squeeze", "alias", "as_strided"}
+)  # fmt: skip
+_CASTS = frozenset({"convert_element_type", "_to_copy"})
+_ATTENTION = frozenset(
+    {"_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention"}
+)
+
+
+def _op(node: Any) -> str:
+    """The op an FX node calls, without namespace and overload (`permute`); '' if none."""
+    if getattr(node, "op", None) != "call_function":
+        return ""
+    name = getattr(node.target, "name", None)
+    if callable(name):
+        return str(name()).split("::")[-1].split(".")[0]
+    return str(getattr(node.target, "__name__", ""))
+
+
+def _base(node: Any) -> Any:
+    """The node whose tensor `node` is a view of (itself if it is none)."""
+    while _op(node) in _VIEWS:
+        node = node.args[0]
+    return node
+
+
+def saved_kinds(fw: _Graph, inputs: list[dict[str, Any]], n_user: int) -> list[str | None]:
+    """What each tensor the forward graph saves is, read from its FX graph: 'attention' for
+    what an attention kernel saves (its q, k, v and bias, its outputs), 'weight_casts' for a
+    16-bit copy of a parameter (nanochat's `Linear` casts its fp32 weight per call); None for
+    anything else."""
+    pairs = zip(fw.placeholder_nodes, inputs, strict=True)
+    params = {node for node, spec in pairs if spec["kind"] == "param"}
+    calls = [n for n in fw.placeholder_nodes[0].graph.nodes if _op(n) in _ATTENTION]
+    attention = {_base(a) for n in calls for a in n.args[:4] if hasattr(a, "op")}
+    attention |= {n for call in calls for n in call.users}
+    kinds: list[str | None] = []
+    for node in fw.output_nodes[n_user:]:
+        base = _base(node) if node is not None else None
+        if base in attention:
+            kinds.append("attention")
+        elif base is not None and _op(base) in _CASTS and _base(base.args[0]) in params:
+            kinds.append("weight_casts")
+        else:
+            kinds.append(None)
+    return kinds
+
+
 def plan_model(target: Target) -> dict:
     """The compiled step's forward and backward memory plans as plain data (JSON-ready).
 
@@ -464,7 +520,8 @@ def plan_model(target: Target) -> dict:
     user outputs (nanoGPT's logits and loss) as [shape, dtype]; `fw` and `bw`: event lists
     ('alloc', sid, nbytes, dtype) / ('free', sid) / ('release', sid) / ('output', sid, i) /
     ('grad', sid, input index); storage ids 'in:k' are the forward's inputs, 'tan:i' the
-    backward's incoming gradients.
+    backward's incoming gradients. With `target.label_saved`, `saved`: what the forward's
+    saved storages are ({sid: 'attention' | 'weight_casts'}, see `saved_kinds`).
 
     Each graph's `call()` is run on stand-in buffers (`wrappercall`), and what it did is
     checked before the plan is used: every free names an allocation, the forward returns
@@ -486,7 +543,7 @@ def plan_model(target: Target) -> dict:
     except WrapperUnreadable as error:
         raise CompiledUnavailable(f"Inductor's wrapper code could not be run: {error}") from None
     _mark_gradients(backward, fw.placeholders)
-    return {
+    plan = {
         "format": PLAN_FORMAT,
         "torch": torch.__version__,
         "inputs": captured["inputs"],
@@ -496,3 +553,12 @@ def plan_model(target: Target) -> dict:
         "tangents": tangents,
         "seconds": round(time.perf_counter() - start, 2),
     }
+    if target.label_saved:
+        allocated = {e[1] for e in forward.events if e[0] == "alloc"}
+        kinds = saved_kinds(fw, captured["inputs"], n_user)
+        named: dict[str, str] = {}
+        for sid, kind in zip(forward.returned[n_user:], kinds, strict=True):
+            if sid is not None and sid in allocated and kind is not None:
+                named.setdefault(sid, kind)
+        plan["saved"] = named
+    return plan

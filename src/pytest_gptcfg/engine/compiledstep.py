@@ -100,7 +100,8 @@ def _cache_path(key: dict[str, Any]) -> Path:
     return plan_cache_dir() / f"plan-{digest}.json"
 
 
-def _read_cached(key: dict[str, Any]) -> dict[str, Any] | None:
+def read_cached(key: dict[str, Any]) -> dict[str, Any] | None:
+    """The plan cached under `key`, None if there is none (or it cannot be read)."""
     path = _cache_path(key)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -112,9 +113,10 @@ def _read_cached(key: dict[str, Any]) -> dict[str, Any] | None:
     return plan if isinstance(plan, dict) else None
 
 
-def _write_cached(key: dict[str, Any], plan: dict[str, Any]) -> None:
-    """Write atomically (a temporary file in the same folder, then a rename), so that
-    concurrent workers never read half a file; a cache that cannot be written is skipped."""
+def write_cached(key: dict[str, Any], plan: dict[str, Any]) -> None:
+    """Cache `plan` under `key`, atomically (a temporary file in the same folder, then a
+    rename), so that concurrent workers never read half a file; a cache that cannot be
+    written is skipped."""
     path = _cache_path(key)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,13 +134,13 @@ def _write_cached(key: dict[str, Any], plan: dict[str, Any]) -> None:
 def get_plan(spec: StepSpec, kernel: AttentionKernel) -> tuple[dict[str, Any], bool]:
     """The plan for `spec`, from the cache or made (and cached); and whether it was cached."""
     key = plan_key(spec, kernel)
-    plan = _read_cached(key) if key is not None else None
+    plan = read_cached(key) if key is not None else None
     if plan is not None:
         return plan, True
     dtype = resolve_dtype(spec.dtype)
     plan = compiled.plan_graphs(spec, None if dtype == torch.float32 else dtype, kernel)
     if key is not None:
-        _write_cached(key, plan)
+        write_cached(key, plan)
     return plan, False
 
 
@@ -154,8 +156,22 @@ def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:
     return None
 
 
-class _Runtime:
-    """Replays a plan's events into the storage tracker as the step calls the graphs."""
+def plan_note(plan: dict[str, Any], cached: bool) -> str:
+    """The note of a step simulated compiled: how the plan was made, and where it came from."""
+    return (
+        "torch.compile simulated: Inductor's memory plan of the forward and backward graphs, "
+        "made with its CPU backend (the CUDA backend's plan is taken to match); "
+        + (
+            "plan from the cache"
+            if cached
+            else f"planned in {plan.get('seconds', 0):.0f} s and cached in {plan_cache_dir()}"
+        )
+    )
+
+
+class PlanRuntime:
+    """Replays a plan's events into the storage tracker as the step calls the graphs; each
+    storage of the graphs is named by `category` (nanoGPT's breakdown keys here)."""
 
     def __init__(self, plan: dict[str, Any], tracker: StorageTracker, logits_numel: int) -> None:
         self.plan = plan
@@ -168,17 +184,20 @@ class _Runtime:
         self._next -= 1
         return self._next
 
-    def _alloc(self, keys: dict[str, int], sid: str, nbytes: int, dtype: str, graph: str) -> None:
+    def category(self, sid: str, nbytes: int, dtype: str) -> str:
+        """The breakdown key of the graphs' storage `sid` of `nbytes` bytes of `dtype`."""
         itemsize = getattr(getattr(torch, dtype, None), "itemsize", None)
         numel = nbytes // itemsize if itemsize else None
         if nbytes in (2 * self.logits_numel, 4 * self.logits_numel) and (
             numel is None or numel == self.logits_numel
         ):
-            category = "logits_and_loss"
-        elif dtype in ("bfloat16", "float16") and numel in self.weight_numels:
-            category = "weight_copies"
-        else:
-            category = "activations"
+            return "logits_and_loss"
+        if dtype in ("bfloat16", "float16") and numel in self.weight_numels:
+            return "weight_copies"
+        return "activations"
+
+    def _alloc(self, keys: dict[str, int], sid: str, nbytes: int, dtype: str, graph: str) -> None:
+        category = self.category(sid, nbytes, dtype)
         name = sid.split(":", 1)[1]
         description = f"{dtype or 'kernel output'} {name} of the compiled {graph} graph"
         key = self._key()
@@ -225,11 +244,11 @@ class _Runtime:
         return grads
 
 
-class _Graphs(torch.autograd.Function):
+class PlannedGraphs(torch.autograd.Function):
     """The compiled forward and backward graphs, as allocation plans."""
 
     @staticmethod
-    def forward(ctx: Any, runtime: _Runtime, *inputs: torch.Tensor) -> Any:
+    def forward(ctx: Any, runtime: PlanRuntime, *inputs: torch.Tensor) -> Any:
         return runtime.forward(ctx, inputs)
 
     @staticmethod
@@ -237,14 +256,14 @@ class _Graphs(torch.autograd.Function):
         return (None, *ctx.runtime.backward(ctx))
 
 
-def _compiled_forward(model: torch.nn.Module, runtime: _Runtime) -> Any:
+def _compiled_forward(model: torch.nn.Module, runtime: PlanRuntime) -> Any:
     params = dict(model.named_parameters(remove_duplicate=False))
     specs = runtime.plan["inputs"]
 
     def forward(idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
         batch = (idx, targets)
         inputs = [params[s["name"]] if s["kind"] == "param" else batch[s["index"]] for s in specs]
-        logits, loss, *_ = _Graphs.apply(runtime, *inputs)  # the rest: Python drops them
+        logits, loss, *_ = PlannedGraphs.apply(runtime, *inputs)  # the rest: Python drops them
         return logits, loss
 
     return forward
@@ -266,23 +285,14 @@ def simulate_compiled(
         raise CompiledUnavailable(reason)
     plan, cached = get_plan(spec, kernel)
     context = profile.context_bytes
-    notes = [
-        simulated_note(profile),
-        "torch.compile simulated: Inductor's memory plan of the forward and backward graphs, "
-        "made with its CPU backend (the CUDA backend's plan is taken to match); "
-        + (
-            "plan from the cache"
-            if cached
-            else f"planned in {plan.get('seconds', 0):.0f} s and cached in {plan_cache_dir()}"
-        ),
-    ]
+    notes = [simulated_note(profile), plan_note(plan, cached)]
     untested = compiled.untested_release()
     if untested is not None:
         notes.append(f"{untested}; its plan passed the checks")
     allocator = CachingAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
     logits_numel = spec.batch_size * spec.block_size * spec.shape.vocab_size
     tracker = StorageTracker(allocator, logits_numel)
-    runtime = _Runtime(plan, tracker, logits_numel)
+    runtime = PlanRuntime(plan, tracker, logits_numel)
     names: dict[int, str] = {}
     with tracker.fake_mode() as fake, torch.device("cpu"):
         model, params = build_fake_model(fake, spec)

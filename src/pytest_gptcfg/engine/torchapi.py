@@ -144,6 +144,17 @@ def reset_dynamo() -> None:
     torch._dynamo.reset()
 
 
+_INDUCTOR_SETTINGS = {"fx_graph_cache": False, "compile_threads": 1}
+"""Inductor's settings for planning: no cache of compiled graphs, one compile thread."""
+
+
+def _scalar_cpp(config: Any) -> dict[str, Any]:
+    """`cpp.simdlen` 1 where this release has it: the C++ kernels' source is generated without
+    its vectorised variants: a third of the planning time, and none of the plan
+    (vectorisation changes a kernel's body, not the buffers it reads and writes)."""
+    return {"cpp.simdlen": 1} if hasattr(getattr(config, "cpp", None), "simdlen") else {}
+
+
 _FUNCTORCH_SETTINGS = {"force_non_lazy_backward_lowering": True, "enable_autograd_cache": False}
 """AOTAutograd's settings for planning: the backward lowered at once, not when first run
 (the setting exists from torch 2.10; before, `trace_joint` lowers the backward graph itself),
@@ -160,24 +171,47 @@ they are for its own handler only."""
 
 
 @contextlib.contextmanager
-def planning() -> Iterator[None]:
+def planning(cuda_realization: bool = False) -> Iterator[None]:
     """While a compiled step is planned (after `load_compiler`): Dynamo reset before and after,
     Inductor's FX graph cache off and one compile thread, AOTAutograd as `_FUNCTORCH_SETTINGS`
-    (those this release has), and torch's noisy loggers quiet."""
+    (those this release has), torch's noisy loggers quiet, the CUDA attention ops' inputs laid
+    out as on CUDA (`_cuda_attention_layouts`) and, with `cuda_realization`, Inductor's choice
+    of the values it keeps in buffers made as on CUDA (`_cuda_realization`)."""
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
 
     reset_dynamo()
     try:
         with (
-            inductor_config.patch({"fx_graph_cache": False, "compile_threads": 1}),
+            inductor_config.patch({**_INDUCTOR_SETTINGS, **_scalar_cpp(inductor_config)}),
             functorch_config.patch(_existing(functorch_config, _FUNCTORCH_SETTINGS)),
             _quiet_torch(),
             _cuda_attention_layouts(),
+            _cuda_realization() if cuda_realization else contextlib.nullcontext(),
         ):
             yield
     finally:
         reset_dynamo()
+
+
+@contextlib.contextmanager
+def _cuda_realization() -> Iterator[None]:
+    """Inductor's choices of which intermediate values to keep in memory as on a CUDA device.
+    Its IR (`torch/_inductor/ir.py`) asks `is_cpu` in its realization heuristics alone: on the
+    CPU a value read more than once whose computation holds a "heavy" op (exp, log, tanh,
+    sigmoid ...) is always kept in a buffer, and the op-count and accumulated-reads
+    thresholds are the CPU's; on CUDA such a value is recomputed in each reader (nanochat's
+    softcap, `15 * tanh(logits / 15)`, would otherwise be an fp32 B x T x vocab buffer the GPU
+    never allocates). While planning, `ir.is_cpu` answers as for a CUDA device."""
+    from unittest import mock
+
+    from torch._inductor import ir
+
+    if not callable(getattr(ir, "is_cpu", None)):
+        yield
+        return
+    with mock.patch.object(ir, "is_cpu", lambda x: False):
+        yield
 
 
 _CUDA_ATTENTION_OPS = (

@@ -1,0 +1,323 @@
+"""nanochat's training step under `torch.compile(model, dynamic=False)`, simulated: Inductor's
+plan of the checkout's own GPT forward and backward, replayed inside base_train's step.
+
+The plan (`compiled.plan_model`, cached as `compiledstep` caches nanoGPT's) is made from the
+checkout's model as base_train builds it: `GPT(config)` on the meta device, `init_weights()`
+there (its `.to(COMPUTE_DTYPE)` of the embeddings is what matters to the graphs), under
+`--fp8` the checkout's `convert_to_float8_training` with base_train's filter, then moved to
+uninitialised CPU memory and captured. Its attention is the target GPU's (gptlint's
+`chat_attention`): where the GPU gets FlashAttention-3, the `flash_attn.flash_attn_func`
+gpt.py calls is replaced, while Dynamo captures, by `traceable_fa3` (planned as the flash
+kernel, which saves what FA3 saves: q, k, v, the output and an fp32 logsumexp); elsewhere the
+checkout's own SDPA fallback is captured, full windows with `is_causal=True` and sliding
+windows with a bool mask that CUDA's SDPA runs on the memory-efficient kernel (or math) as an
+additive bias. F.rms_norm needs nothing of its own: traced on the CPU it gives the plan that
+CUDA's `_fused_rms_norm` gives (both decomposed by Inductor, the same tensors saved).
+
+The step around it is `chatstep`'s, on fake tensors: the model built and initialised as there,
+its forward replaced by one autograd Function that replays the planned forward graph (its
+saved tensors labelled from the graph: attention, weight casts; the B x T x vocab logits by
+size), whose backward replays the planned backward; then base_train's micro-steps with the
+gradients accumulated, `MuonAdamW.step()` (rank 0 of a fake process group for world > 1),
+`zero_grad(set_to_none=True)`, under the expandable-segments allocator model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import torch
+from torch.nn import functional as F
+
+from gptlint.facts.gpus import GpuProfile
+from gptlint.facts.kinds import AttentionKernel
+from gptlint.runmodel.chatkernels import ChatAttention, chat_attention, fp8_linear, fp8_use
+from gptlint.runmodel.chatrun import ChatStep
+from pytest_gptcfg.engine import compiled, compiledstep
+from pytest_gptcfg.engine.allocator import ExpandableAllocator
+from pytest_gptcfg.engine.chatimport import ChatModules, checkout_modules
+from pytest_gptcfg.engine.chatstandins import ChatBehaviour, casts_in_place
+from pytest_gptcfg.engine.chatstep import (
+    ChatTracker,
+    _kernel,
+    _meta_model,
+    _method,
+    _run,
+    _standins,
+    _to_fake,
+    _train,
+    chat_result,
+)
+from pytest_gptcfg.engine.compiled import CompiledUnavailable
+from pytest_gptcfg.engine.compiledstep import PlannedGraphs, PlanRuntime
+from pytest_gptcfg.engine.simulate import simulated_note, track_model
+from pytest_gptcfg.engine.snapshot import SnapshotRecorder
+from pytest_gptcfg.engine.tracker import StorageTracker
+from pytest_gptcfg.results import MemoryResult
+
+__all__ = ["CompiledUnavailable", "simulate_chat_compiled"]
+
+FP8_MODULE = "nanochat.fp8"
+"""The checkout's fp8 module (`convert_to_float8_training`), imported under `--fp8`."""
+
+
+def traceable_fa3(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool = False,
+    window_size: tuple[int, int] = (-1, -1),
+) -> torch.Tensor:
+    """FlashAttention-3's `flash_attn_func` on (B, T, H, D) tensors as Dynamo can capture it:
+    causal SDPA over (B, H, T, D) views, planned as the flash kernel, which saves what FA3
+    saves (q, k, v, the output in (B, T, H, D) order and an fp32 logsumexp per row). The
+    window changes FA3's work, not what it holds."""
+    y = F.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+    )
+    return y.transpose(1, 2)
+
+
+def unsupported_reason(step: ChatStep) -> str | None:
+    """Why `step`'s compiled step is not simulated (None when it is)."""
+    if not step.training:
+        return "the compiled step is simulated for training runs only"
+    if step.shape.depth > compiledstep.MAX_LAYERS:
+        return (
+            f"depth {step.shape.depth} > {compiledstep.MAX_LAYERS}: planning it with Inductor "
+            "would take too long"
+        )
+    if step.tokens * step.shape.padded_vocab > compiledstep.MAX_GRAPH_TOKENS_X_VOCAB:
+        return "B x T x vocab beyond the compiled simulation's bound"
+    return None
+
+
+def plan_key(
+    step: ChatStep, modules: ChatModules, attention: ChatAttention, fp8: bool
+) -> dict[str, Any]:
+    """What a plan of the checkout's model depends on: the digests of the checkout's modules
+    the model imports, the shape, the micro-batch, the dtype, the attention kernels, fp8,
+    torch and the plan format (not the world size or the optimizer: they are outside the
+    graphs)."""
+    s = step.shape
+    sources = {}
+    for module in modules.loaded:
+        path = Path(getattr(module, "__file__", None) or "")
+        if path.is_file():
+            relative = path.resolve().relative_to(modules.root).as_posix()
+            sources[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {
+        "model": "nanochat",
+        "sources": sources,
+        "format": compiled.PLAN_FORMAT,
+        "torch": torch.__version__,
+        "shape": [s.depth, s.model_dim, s.n_head, s.n_kv_head, s.vocab_size, s.window_pattern],
+        "batch_size": step.device_batch_size,
+        "seq_len": s.seq_len,
+        "dtype": step.dtype,
+        "kernel": "fa3" if attention.fa3 else [str(attention.full), str(attention.window)],
+        "fp8": fp8,
+    }
+
+
+def _target(
+    step: ChatStep, modules: ChatModules, attention: ChatAttention, fp8: bool
+) -> compiled.Target:
+    """The checkout's model, its micro-batch and its loss, as `compiled.plan_model` plans it."""
+
+    def build() -> torch.nn.Module:
+        model = _meta_model(modules, step)
+        _run(_method(model, "init_weights"), modules)  # on meta: the embeddings' casts
+        if fp8:
+            _to_float8(model, modules)
+        return model
+
+    size = (step.device_batch_size, step.shape.seq_len)
+    batch = (torch.empty(size, dtype=torch.long), torch.empty(size, dtype=torch.long))
+    kernel = AttentionKernel.FLASH if attention.fa3 else attention.full
+    masked = None if attention.fa3 else attention.window
+    return compiled.Target(build, batch, (0,), "the loss", None, kernel, masked, True, True)
+
+
+def _to_float8(model: torch.nn.Module, modules: ChatModules) -> None:
+    """base_train's `--fp8`: the checkout's `convert_to_float8_training` on the Linears whose
+    dimensions its filter takes (gptlint's `fp8_linear`)."""
+    try:
+        fp8 = __import__(FP8_MODULE, fromlist=["convert_to_float8_training"])
+    except ImportError as error:
+        raise CompiledUnavailable(
+            f"fp8 not simulated: the checkout's {FP8_MODULE} cannot be imported ({error})"
+        ) from None
+    convert = getattr(fp8, "convert_to_float8_training", None)
+    config = getattr(fp8, "Float8LinearConfig", None)
+    if convert is None or config is None:
+        raise CompiledUnavailable(
+            f"fp8 not simulated: the checkout's {FP8_MODULE} has no convert_to_float8_training "
+            "or Float8LinearConfig"
+        )
+
+    def linear(module: torch.nn.Module, fqn: str) -> bool:
+        if not isinstance(module, torch.nn.Linear):
+            return False
+        return fp8_linear(module.in_features, module.out_features)
+
+    recipe = config.from_recipe_name("tensorwise")
+    _run(lambda: convert(model, config=recipe, module_filter_fn=linear), modules)
+
+
+@contextlib.contextmanager
+def _captured_attention(modules: ChatModules, fa3: bool) -> Iterator[str | None]:
+    """While the plan is made: `traceable_fa3` as gpt.py's `flash_attn.flash_attn_func` where
+    the target GPU runs FA3. Yields None, or why FA3 could not be put in place."""
+    namespace = getattr(modules.gpt, "flash_attn", None)
+    if not fa3:
+        yield None
+    elif namespace is None or not callable(getattr(namespace, "flash_attn_func", None)):
+        yield (
+            "nanochat/gpt.py has no flash_attn.flash_attn_func to plan as FlashAttention-3: "
+            "its own attention was planned"
+        )
+    else:
+        with mock.patch.object(namespace, "flash_attn_func", traceable_fa3):
+            yield None
+
+
+def get_plan(
+    step: ChatStep, modules: ChatModules, attention: ChatAttention, fp8: bool, notes: list[str]
+) -> tuple[dict[str, Any], bool]:
+    """The plan of the checkout's compiled forward and backward for `step`, from the cache or
+    made (and cached); and whether it was cached."""
+    key = plan_key(step, modules, attention, fp8)
+    plan = compiledstep.read_cached(key)
+    if plan is not None:
+        return plan, True
+    with _captured_attention(modules, attention.fa3) as missing:
+        if missing is not None:
+            notes.append(missing)
+        plan = compiled.plan_model(_target(step, modules, attention, fp8))
+    compiledstep.write_cached(key, plan)
+    return plan, False
+
+
+class _ChatRuntime(PlanRuntime):
+    """The plan's storages named by what the graph says they are (`plan['saved']`: what
+    attention saves, the Linears' 16-bit weight casts), else the B x T x vocab ones by size
+    (the logits and their gradient), else activations."""
+
+    def __init__(self, plan: dict[str, Any], tracker: StorageTracker, logits: set[int]) -> None:
+        super().__init__(plan, tracker, 0)
+        self.logits = logits
+        self.saved: dict[str, str] = plan.get("saved", {})
+
+    def category(self, sid: str, nbytes: int, dtype: str) -> str:
+        kind = self.saved.get(sid)
+        if kind is not None:
+            return kind
+        itemsize = getattr(getattr(torch, dtype, None), "itemsize", 0)
+        if itemsize and nbytes % itemsize == 0 and nbytes // itemsize in self.logits:
+            return "logits_and_loss"
+        return "activations"
+
+
+def _planned_forward(model: torch.nn.Module, runtime: PlanRuntime) -> Callable[..., Any]:
+    """`model.forward(idx, targets)` as the planned graphs: the loss."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    buffers = dict(model.named_buffers(remove_duplicate=False))
+    specs = runtime.plan["inputs"]
+
+    def forward(idx: torch.Tensor, targets: torch.Tensor) -> Any:
+        batch = (idx, targets)
+        inputs = [
+            params[s["name"]]
+            if s["kind"] == "param"
+            else buffers[s["name"]]
+            if s["kind"] == "buffer"
+            else batch[s["index"]]
+            for s in specs
+        ]
+        loss, *_ = PlannedGraphs.apply(runtime, *inputs)
+        return loss
+
+    return forward
+
+
+def _kernels(attention: ChatAttention) -> set[AttentionKernel]:
+    """The kernels the planned attention runs (FA3 as flash)."""
+    if attention.fa3:
+        return {AttentionKernel.FLASH}
+    return {attention.full} if attention.window is None else {attention.full, attention.window}
+
+
+def simulate_chat_compiled(
+    step: ChatStep,
+    checkout: Path,
+    profile: GpuProfile,
+    budget_bytes: int,
+    recorder: SnapshotRecorder | None = None,
+) -> MemoryResult:
+    """One rank's compiled training step of `step` on `profile`, simulated with the checkout's
+    code at `checkout` and judged against `budget_bytes`. Raises `CompiledUnavailable` (why)
+    when no plan can be had, `ChatModelError` when the checkout's code cannot be used.
+    `recorder` is not used: the expandable-segments allocator model records no snapshot."""
+    reason = unsupported_reason(step)
+    if reason is not None:
+        raise CompiledUnavailable(reason)
+    attention = chat_attention(step, profile)
+    fp8 = fp8_use(step, profile).applies
+    context = profile.context_bytes
+    allocator = ExpandableAllocator(limit=max(budget_bytes - context, 0))
+    shape = step.shape
+    logits = {step.tokens * shape.vocab_size, step.tokens * shape.padded_vocab}
+    tracker = ChatTracker(allocator, logits, (1, shape.seq_len, 1, shape.head_dim // 2))
+    names: dict[int, str] = {}
+    behaviour = ChatBehaviour(profile.compute_capability, tracker, names)
+    notes = [simulated_note(profile)]
+    with (
+        checkout_modules(checkout, step.dtype) as modules,
+        contextlib.redirect_stdout(io.StringIO()),  # the checkout's print0 lines
+    ):
+        plan, cached = get_plan(step, modules, attention, fp8, notes)
+        notes.insert(1, compiledstep.plan_note(plan, cached))
+        with _standins(modules, step, False, behaviour, notes):
+            model = _meta_model(modules, step)
+            with tracker.fake_mode() as fake, torch.device("cpu"):
+                _to_fake(model, fake)
+                with fake.building(), casts_in_place():
+                    _run(_method(model, "init_weights"), modules)
+                track_model(tracker, model, profile.compute_capability, names)
+                for name, buffer in model.named_buffers():
+                    tracker.label(buffer, "rotary", f"buffer {name}")
+                params = sum(p.numel() for p in model.parameters())
+                model.forward = _planned_forward(model, _ChatRuntime(plan, tracker, logits))
+                optimizer = _run(_method(model, "setup_optimizer"), modules)
+                _train(model, optimizer, step, behaviour, fake, names)
+                del model, optimizer
+    untested = compiled.untested_release()
+    if untested is not None:
+        notes.append(f"{untested}; its plan passed the checks")
+    if fp8:
+        notes.append(
+            "fp8: the checkout's Float8Linear planned by Inductor's CPU backend (its "
+            "_scaled_mm taken to hold what CUDA's does)"
+        )
+    notes.append(f"attention: {attention.label} ({attention.reason})")
+    notes.append(
+        "allocator: expandable segments, as base_train sets "
+        "PYTORCH_ALLOC_CONF=expandable_segments:True"
+    )
+    return chat_result(
+        profile,
+        budget_bytes,
+        allocator,
+        tracker.at_peak(),
+        _kernel(_kernels(attention)),
+        notes,
+        (params, params),
+        compiled=True,
+    )
