@@ -314,3 +314,18 @@ def test_two_checkouts_in_one_session_never_mix(fork):
     assert before.breakdown["parameters"] - without.breakdown["parameters"] >= embeddings
     assert after.breakdown == before.breakdown
     assert "nanochat" not in sys.modules
+
+
+def test_a_checkout_without_flash_attn_func_runs_its_own_attention_with_a_note(fork):
+    """On Hopper the FA3 stand-in replaces `flash_attn.flash_attn_func`; a fork that calls
+    its attention by another name keeps its own (here SDPA: mem-efficient for the masks)."""
+    for name in ("gpt.py", "flash_attention.py"):
+        path = fork / "nanochat" / name
+        path.write_text(path.read_text().replace("flash_attn_func", "attend"))
+    result = simulate(checkout=fork)
+    assert (
+        "nanochat/gpt.py has no flash_attn.flash_attn_func to replace with FlashAttention-3's "
+        "stand-in: its own attention ran instead"
+    ) in result.notes
+    assert result.attention_kernel == AttentionKernel.EFFICIENT
+    assert not any(note.startswith("attention: FlashAttention-3") for note in result.notes)
