@@ -232,17 +232,20 @@ def test_an_eager_fp8_step_is_estimated_with_a_note():
 
 
 def test_the_largest_device_batch_is_the_largest_of_the_ladder_that_fits():
-    """A budget between batch 4's peak and batch 8's: 4 (the total of 32 sequences divides
-    for every rung)."""
-    step = dataclasses.replace(STEP, total_batch_size=32 * 256)
-    peaks = {b: simulate(dataclasses.replace(step, device_batch_size=b)) for b in (4, 8)}
-    budget = (peaks[4].peak_reserved_bytes + peaks[8].peak_reserved_bytes) // 2
-    budget += H100.context_bytes
-    assert find_max_device_batch(step, CHECKOUT, H100, budget) == 4
-    known = check_chat_memory(step, CHECKOUT, H100, budget, mode="simulate")
-    assert known.fits
-    assert find_max_device_batch(step, CHECKOUT, H100, budget, known=known) == 4
-    assert find_max_device_batch(step, CHECKOUT, H100, 64 * MiB) == 0
+    """A budget above batch 2's reserved peak and below batch 4's tensors: 2 (a total of 32
+    sequences divides for every rung). A known failure at 4 leaves only smaller batches to
+    try; one at 1, none."""
+    shape = ChatShape(2, 128, 2, 2, 8000, 256, "L")
+    step = ChatStep("base_train", shape, 4, 1, 32 * 256, 8, "bfloat16", False, False, True)
+    two, four = (simulate(dataclasses.replace(step, device_batch_size=b)) for b in (2, 4))
+    assert two.peak_reserved_bytes < four.peak_allocated_bytes
+    budget = H100.context_bytes + (two.peak_reserved_bytes + four.peak_allocated_bytes) // 2
+    assert find_max_device_batch(step, CHECKOUT, H100, budget) == 2
+    failed = check_chat_memory(step, CHECKOUT, H100, budget, mode="simulate")
+    assert not failed.fits
+    assert find_max_device_batch(step, CHECKOUT, H100, budget, known=failed) == 2
+    one = dataclasses.replace(step, device_batch_size=1, grad_accum_steps=32)
+    assert find_max_device_batch(one, CHECKOUT, H100, 0, known=failed) == 0
 
 
 # --------------------------------------------------------------------------- the checkout's code
