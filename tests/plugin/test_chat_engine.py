@@ -3,15 +3,33 @@ its step simulated on fake tensors holds what nanochat's step holds."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.machinery
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
+
+from gptlint.facts.gpus import get_profile
+from gptlint.facts.kinds import AttentionKernel, MemoryMode
+from gptlint.runmodel.chatestimate import estimate_chat_memory
+from gptlint.runmodel.chatparams import parameter_bytes, parameter_counts
+from gptlint.runmodel.chatrun import ChatShape, ChatStep
+from pytest_gptcfg.engine import chatcheck
+from pytest_gptcfg.engine.chatcheck import (
+    ChatModelError,
+    check_chat_memory,
+    find_max_device_batch,
+)
+from pytest_gptcfg.engine.compiled import CompiledUnavailable
+from pytest_gptcfg.engine.simulate import cublas_workspace_bytes
 
 CHECKOUT = Path(__file__).resolve().parents[1] / "data" / "nanochat"
 
@@ -69,25 +87,6 @@ def test_the_test_checkout_trains_on_cpu(dtype, embeddings):
 
 # --------------------------------------------------------------------------- the simulation
 
-import dataclasses  # noqa: E402
-import importlib.machinery  # noqa: E402
-import shutil  # noqa: E402
-import types  # noqa: E402
-
-from gptlint.facts.gpus import get_profile  # noqa: E402
-from gptlint.facts.kinds import AttentionKernel, MemoryMode  # noqa: E402
-from gptlint.runmodel.chatestimate import estimate_chat_memory  # noqa: E402
-from gptlint.runmodel.chatparams import parameter_bytes  # noqa: E402
-from gptlint.runmodel.chatrun import ChatShape, ChatStep  # noqa: E402
-from pytest_gptcfg.engine import chatcheck  # noqa: E402
-from pytest_gptcfg.engine.chatcheck import (  # noqa: E402
-    ChatModelError,
-    check_chat_memory,
-    find_max_device_batch,
-)
-from pytest_gptcfg.engine.compiled import CompiledUnavailable  # noqa: E402
-from pytest_gptcfg.engine.simulate import cublas_workspace_bytes  # noqa: E402
-
 GiB, MiB = 1024**3, 1024**2
 H100, RTX4090 = get_profile("h100-80gb"), get_profile("rtx4090")
 SHAPE = ChatShape(4, 256, 4, 4, 4000, 256, "SSSL")
@@ -119,7 +118,8 @@ def test_the_eager_step_agrees_with_gptlints_eager_estimate(gpu, dtype, world):
     for key in ("parameters", "gradients", "adamw_state", "muon_state", "attention"):
         assert result.breakdown[key] == pytest.approx(estimate.terms[key], rel=0.01), key
     assert result.breakdown["logits_and_loss"] == estimate.terms["logits_and_loss"]
-    assert result.params == (result.params[0], result.params[0])
+    total = parameter_counts(SHAPE)["total"]
+    assert result.params == (total, total)
 
 
 def test_eight_ranks_shard_the_optimizer_state_and_one_rank_stacks_every_matrix():
