@@ -71,6 +71,7 @@ def test_the_test_checkout_trains_on_cpu(dtype, embeddings):
     short window (64 // 4 rounded up to 128 covers the context), the last always full.
     The optimizer's compiled kernels run eagerly (TORCHDYNAMO_DISABLE) to keep this quick."""
     env = {**os.environ, "NANOCHAT_DTYPE": dtype, "TORCHDYNAMO_DISABLE": "1", "PYTHONPATH": "."}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the test data
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(REAL_STEP)],
         cwd=CHECKOUT,
