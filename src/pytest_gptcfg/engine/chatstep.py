@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -99,27 +100,28 @@ def simulate_chat_eager(
     notes = [simulated_note(profile), "the eager step (no torch.compile)"]
     with (
         checkout_modules(checkout, step.dtype) as modules,
-        _standins(modules, step, attention.fa3, behaviour, notes),
+        _standins(modules, step, attention.fa3, behaviour, notes) as fa3_missing,
         contextlib.redirect_stdout(io.StringIO()),  # the checkout's print0 lines
     ):
         model = _meta_model(modules, step)
         with tracker.fake_mode() as fake, torch.device("cpu"):
             _to_fake(model, fake)
             with fake.building(), casts_in_place():
-                _run(_method(model, "init_weights"), modules)
+                _run(_method(model, "init_weights"), modules, "init_weights()")
             track_model(tracker, model, profile.compute_capability, names)
             for name, buffer in model.named_buffers():
                 tracker.label(buffer, "rotary", f"buffer {name}")
             params = sum(p.numel() for p in model.parameters())
             if step.training:
-                optimizer = _run(_method(model, "setup_optimizer"), modules)
-                _train(model, optimizer, step, behaviour, fake, names)
+                optimizer = _run(_method(model, "setup_optimizer"), modules, "setup_optimizer()")
+                train = partial(_train, model, optimizer, step, behaviour, fake, names)
+                _run(train, modules, "the training step")
+                del optimizer, train
             else:
-                _evaluate(model, step, behaviour, tracker)
+                _run(partial(_evaluate, model, step, behaviour, tracker), modules, "the forward")
             del model
-    if attention.fa3 and not any("flash_attn_func" in note for note in notes):
-        behaviour.attention_kernels.add(AttentionKernel.FLASH)
-    notes.append(f"attention: {attention.label} ({attention.reason})")
+    if not fa3_missing:
+        notes.append(f"attention: {attention.label} ({attention.reason})")
     notes.append(
         "allocator: expandable segments, as base_train sets "
         "PYTORCH_ALLOC_CONF=expandable_segments:True"
@@ -142,7 +144,9 @@ def _standins(
     fa3: bool,
     behaviour: ChatBehaviour,
     notes: list[str],
-) -> Iterator[None]:
+) -> Iterator[bool]:
+    """The stand-ins in place; yields whether FlashAttention-3's could not be (`fa3`)."""
+    missing = None
     with contextlib.ExitStack() as stack:
         eager = stack.enter_context(eager_compiled_functions(modules))
         if eager:
@@ -155,10 +159,12 @@ def _standins(
             stack.enter_context(fake_process_group(step.world_size))
             notes.append(f"rank 0 of {step.world_size}: the collectives are not run")
         if fa3:
-            missing = stack.enter_context(flash_attention_3_in(modules, behaviour.label_attention))
+            missing = stack.enter_context(
+                flash_attention_3_in(modules, behaviour.flash_attention_3)
+            )
             if missing is not None:
                 notes.append(missing)
-        yield
+        yield missing is not None
 
 
 def _meta_model(modules: ChatModules, step: ChatStep) -> torch.nn.Module:
@@ -180,7 +186,7 @@ def _meta_model(modules: ChatModules, step: ChatStep) -> torch.nn.Module:
             model: torch.nn.Module = modules.gpt.GPT(modules.gpt.GPTConfig(**kwargs))
         return model
 
-    return _run(build, modules)
+    return _run(build, modules, "GPT(GPTConfig(...))")
 
 
 def _to_fake(model: torch.nn.Module, fake: TrackingFakeMode) -> None:
@@ -199,17 +205,17 @@ def _method(model: torch.nn.Module, name: str) -> Callable[[], Any]:
     return method
 
 
-def _run(call: Callable[[], T], modules: ChatModules) -> T:
-    """`call()`, an error in the checkout's code as a `ChatModelError` at its line."""
+def _run(call: Callable[[], T], modules: ChatModules, what: str) -> T:
+    """`call()`, an error raised in it as a `ChatModelError` naming `what` raised it and the
+    innermost line of the checkout's code it passed through."""
     try:
         return call()
     except ChatModelError:
         raise
     except Exception as error:
         where = checkout_line(error.__traceback__, modules.root)
-        what = f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]
-        name = getattr(call, "__name__", "building the model")
-        raise ChatModelError(f"{where}: {name} raised {what}") from error
+        error_text = f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]
+        raise ChatModelError(f"{where}: {what} raised {error_text}") from error
 
 
 def _train(
