@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import io
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -133,7 +134,7 @@ def _target(
 
     def build() -> torch.nn.Module:
         model = _meta_model(modules, step)
-        _run(_method(model, "init_weights"), modules)  # on meta: the embeddings' casts
+        _run(_method(model, "init_weights"), modules, "init_weights() on the meta device")
         if fp8:
             _to_float8(model, modules)
         return model
@@ -168,7 +169,11 @@ def _to_float8(model: torch.nn.Module, modules: ChatModules) -> None:
         return fp8_linear(module.in_features, module.out_features)
 
     recipe = config.from_recipe_name("tensorwise")
-    _run(lambda: convert(model, config=recipe, module_filter_fn=linear), modules)
+    _run(
+        lambda: convert(model, config=recipe, module_filter_fn=linear),
+        modules,
+        f"{FP8_MODULE}.convert_to_float8_training()",
+    )
 
 
 @contextlib.contextmanager
@@ -289,15 +294,16 @@ def simulate_chat_compiled(
             with tracker.fake_mode() as fake, torch.device("cpu"):
                 _to_fake(model, fake)
                 with fake.building(), casts_in_place():
-                    _run(_method(model, "init_weights"), modules)
+                    _run(_method(model, "init_weights"), modules, "init_weights()")
                 track_model(tracker, model, profile.compute_capability, names)
                 for name, buffer in model.named_buffers():
                     tracker.label(buffer, "rotary", f"buffer {name}")
                 params = sum(p.numel() for p in model.parameters())
                 model.forward = _planned_forward(model, _ChatRuntime(plan, tracker, logits))
-                optimizer = _run(_method(model, "setup_optimizer"), modules)
-                _train(model, optimizer, step, behaviour, fake, names)
-                del model, optimizer
+                optimizer = _run(_method(model, "setup_optimizer"), modules, "setup_optimizer()")
+                train = partial(_train, model, optimizer, step, behaviour, fake, names)
+                _run(train, modules, "the training step")
+                del model, optimizer, train
     untested = compiled.untested_release()
     if untested is not None:
         notes.append(f"{untested}; its plan passed the checks")
