@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -103,15 +104,15 @@ def plan_key(
     step: ChatStep, modules: ChatModules, attention: ChatAttention, fp8: bool
 ) -> dict[str, Any]:
     """What a plan of the checkout's model depends on: the digests of the checkout's modules
-    the model imports, the shape, the micro-batch, the dtype, the attention kernels, fp8,
-    torch and the plan format (not the world size or the optimizer: they are outside the
-    graphs)."""
+    now imported (the model's, and fp8's under `--fp8`), the shape, the micro-batch, the
+    dtype, the attention kernels, fp8, torch and the plan format (not the world size or the
+    optimizer: they are outside the graphs)."""
     s = step.shape
     sources = {}
     for module in modules.loaded:
-        path = Path(getattr(module, "__file__", None) or "")
-        if path.is_file():
-            relative = path.resolve().relative_to(modules.root).as_posix()
+        path = Path(getattr(module, "__file__", None) or "").resolve()
+        if path.is_file() and path.is_relative_to(modules.root):
+            relative = path.relative_to(modules.root).as_posix()
             sources[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
     return {
         "model": "nanochat",
@@ -128,15 +129,18 @@ def plan_key(
 
 
 def _target(
-    step: ChatStep, modules: ChatModules, attention: ChatAttention, fp8: bool
+    step: ChatStep,
+    modules: ChatModules,
+    attention: ChatAttention,
+    to_float8: Callable[[torch.nn.Module], None] | None,
 ) -> compiled.Target:
     """The checkout's model, its micro-batch and its loss, as `compiled.plan_model` plans it."""
 
     def build() -> torch.nn.Module:
         model = _meta_model(modules, step)
         _run(_method(model, "init_weights"), modules, "init_weights() on the meta device")
-        if fp8:
-            _to_float8(model, modules)
+        if to_float8 is not None:
+            to_float8(model)
         return model
 
     size = (step.device_batch_size, step.shape.seq_len)
@@ -146,11 +150,12 @@ def _target(
     return compiled.Target(build, batch, (0,), "the loss", None, kernel, masked, True, True)
 
 
-def _to_float8(model: torch.nn.Module, modules: ChatModules) -> None:
+def float8_conversion(modules: ChatModules) -> Callable[[torch.nn.Module], None]:
     """base_train's `--fp8`: the checkout's `convert_to_float8_training` on the Linears whose
-    dimensions its filter takes (gptlint's `fp8_linear`)."""
+    dimensions its filter takes (gptlint's `fp8_linear`). Raises `CompiledUnavailable` where
+    the checkout has no such module."""
     try:
-        fp8 = __import__(FP8_MODULE, fromlist=["convert_to_float8_training"])
+        fp8 = importlib.import_module(FP8_MODULE)
     except ImportError as error:
         raise CompiledUnavailable(
             f"fp8 not simulated: the checkout's {FP8_MODULE} cannot be imported ({error})"
@@ -168,44 +173,41 @@ def _to_float8(model: torch.nn.Module, modules: ChatModules) -> None:
             return False
         return fp8_linear(module.in_features, module.out_features)
 
-    recipe = config.from_recipe_name("tensorwise")
-    _run(
-        lambda: convert(model, config=recipe, module_filter_fn=linear),
-        modules,
-        f"{FP8_MODULE}.convert_to_float8_training()",
-    )
+    def to_float8(model: torch.nn.Module) -> None:
+        recipe = config.from_recipe_name("tensorwise")
+        what = f"{FP8_MODULE}.convert_to_float8_training()"
+        _run(lambda: convert(model, config=recipe, module_filter_fn=linear), modules, what)
+
+    return to_float8
 
 
-@contextlib.contextmanager
-def _captured_attention(modules: ChatModules, fa3: bool) -> Iterator[str | None]:
-    """While the plan is made: `traceable_fa3` as gpt.py's `flash_attn.flash_attn_func` where
-    the target GPU runs FA3. Yields None, or why FA3 could not be put in place."""
+def _flash_attn(modules: ChatModules) -> Any:
+    """gpt.py's `flash_attn` namespace, None where it has no `flash_attn_func`."""
     namespace = getattr(modules.gpt, "flash_attn", None)
-    if not fa3:
-        yield None
-    elif namespace is None or not callable(getattr(namespace, "flash_attn_func", None)):
-        yield (
-            "nanochat/gpt.py has no flash_attn.flash_attn_func to plan as FlashAttention-3: "
-            "its own attention was planned"
-        )
-    else:
-        with mock.patch.object(namespace, "flash_attn_func", traceable_fa3):
-            yield None
+    return namespace if callable(getattr(namespace, "flash_attn_func", None)) else None
 
 
 def get_plan(
     step: ChatStep, modules: ChatModules, attention: ChatAttention, fp8: bool, notes: list[str]
 ) -> tuple[dict[str, Any], bool]:
     """The plan of the checkout's compiled forward and backward for `step`, from the cache or
-    made (and cached); and whether it was cached."""
+    made (and cached); and whether it was cached. Where the target GPU runs FlashAttention-3,
+    gpt.py's `flash_attn.flash_attn_func` is `traceable_fa3` while the model is captured."""
+    to_float8 = float8_conversion(modules) if fp8 else None  # imported before the key
+    namespace = _flash_attn(modules) if attention.fa3 else None
+    if attention.fa3 and namespace is None:
+        notes.append(
+            "nanochat/gpt.py has no flash_attn.flash_attn_func to plan as FlashAttention-3: "
+            "its own attention was planned"
+        )
     key = plan_key(step, modules, attention, fp8)
     plan = compiledstep.read_cached(key)
     if plan is not None:
         return plan, True
-    with _captured_attention(modules, attention.fa3) as missing:
-        if missing is not None:
-            notes.append(missing)
-        plan = compiled.plan_model(_target(step, modules, attention, fp8))
+    with contextlib.ExitStack() as stack:
+        if namespace is not None:
+            stack.enter_context(mock.patch.object(namespace, "flash_attn_func", traceable_fa3))
+        plan = compiled.plan_model(_target(step, modules, attention, to_float8))
     compiledstep.write_cached(key, plan)
     return plan, False
 
