@@ -35,12 +35,15 @@ def run_label(invocation: Invocation) -> str:
     return f"{invocation.script} (line {invocation.line}{where})"
 
 
-def problem_message(invocation: Invocation, problem: Problem) -> str:
+def problem_message(
+    invocation: Invocation, problem: Problem, world_flag: str = "--world-size"
+) -> str:
     """Why an invocation's step is not known: what stops it (GPT601), or the value only
-    running the script gives (GPT602); the plugin's memory items say the same."""
+    running the script gives (GPT602), `world_flag` giving an unknown world size; the
+    plugin's memory items say the same."""
     if not problem.unknown:
         return f"{run_label(invocation)} stops: {problem}"
-    hint = " (--world-size N gives it)" if problem.key == "world_size" else ""
+    hint = f" ({world_flag} N gives it)" if problem.key == "world_size" else ""
     return f"{run_label(invocation)} is not checked: {problem}{hint}"
 
 
