@@ -91,13 +91,14 @@ class RunScriptFile(GptConfigFile):
             invocations = read_invocations(self.text())
         except CheckFailed:  # the lint item says why
             return
-        names: set[str] = set()
+        on_line: dict[int, int] = {}
         for index, invocation in enumerate(invocations):
             if invocation.script in (*CHECKED, EVALUATES):
-                name = f"memory[{gpu}-line{invocation.line}]"
-                while name in names:  # two invocations on one line (`a && b`)
-                    name = name[:-1] + "+]"
-                names.add(name)
+                line = invocation.line
+                on_line[line] = on_line.get(line, 0) + 1
+                # a second invocation on one line (`a && b`): `memory[rtx4090-line8-2]`
+                nth = f"-{on_line[line]}" if on_line[line] > 1 else ""
+                name = f"memory[{gpu}-line{line}{nth}]"
                 yield ScriptMemoryItem.from_parent(
                     self, name=name, invocation=invocation, index=index
                 )
@@ -109,8 +110,8 @@ class RunScriptFile(GptConfigFile):
         except OSError as exc:
             message = unread_reason(exc)
         except UnicodeDecodeError as exc:
-            message = str(exc)
-        raise CheckFailed(f"{self.shown_path}: cannot read the run script: {message}")
+            message = f"cannot read the run script: {exc}"
+        raise CheckFailed(f"{self.shown_path}: {message}")
 
 
 class ScriptLintItem(ConfigItem):
@@ -124,9 +125,7 @@ class ScriptLintItem(ConfigItem):
         try:
             raw = read_regular(self.path)
         except OSError as exc:
-            raise CheckFailed(
-                f"{shown}: cannot read the run script: {unread_reason(exc)}"
-            ) from None
+            raise CheckFailed(f"{shown}: {unread_reason(exc)}") from None
         result = lint_script(str(shown), raw, settings, anchor=self.path)
         if result.error is not None:
             raise CheckFailed(result.error)

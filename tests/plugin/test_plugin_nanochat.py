@@ -12,6 +12,7 @@ beyond `check.import_torch`, so they run in this process (torch imported here fi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -488,3 +489,21 @@ def test_nanochat_and_nanogpt_rows_share_the_table():
     ]  # fmt: skip
     assert second.split()[:3] == ["runs/s.sh:10", "chat_sft", "rtx4090"]
     assert second.split()[-2:] == ["error", "-"]
+
+
+def test_two_invocations_on_one_line_get_two_items(checkout):
+    chained = "python -m scripts.base_train --depth=2 && python -m scripts.chat_sft\n"
+    write(checkout, "runs/chained.sh", chained)
+    result = checkout.run("--collect-only", "-q", "--gpt-configs", "runs/chained.sh")
+    assert collected(result) == [
+        "runs/chained.sh::lint",
+        "runs/chained.sh::memory[rtx4070-line1]",
+        "runs/chained.sh::memory[rtx4070-line1-2]",
+    ]
+
+
+def test_a_fifo_in_a_runs_folder_is_reported_not_skipped(checkout):
+    os.mkfifo(checkout.path / "runs" / "pipe.sh")
+    result = checkout.run("-q", "--gpt-configs", "runs", "-k", "pipe")
+    result.assert_outcomes(failed=1, deselected=10)
+    result.stdout.fnmatch_lines(["runs/pipe.sh: cannot read file: not a regular file (a FIFO)*"])
