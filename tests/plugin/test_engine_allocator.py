@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pytest_gptcfg.engine.allocator import CachingAllocator, allocation_size, round_size
+from pytest_gptcfg.engine.allocator import (
+    CachingAllocator,
+    ExpandableAllocator,
+    allocation_size,
+    round_size,
+)
 
 KiB, MiB = 1024, 1024**2
 
@@ -103,3 +108,71 @@ def test_zero_byte_requests_take_no_memory():
     a = CachingAllocator()
     a.free(a.malloc(0))
     assert (a.allocated, a.reserved) == (0, 0)
+
+
+# expandable_segments:True (ExpandableAllocator)
+
+
+def test_an_expandable_pool_maps_whole_pages():
+    a = ExpandableAllocator()
+    a.malloc(100 * KiB)
+    a.malloc(30 * MiB)
+    assert a.reserved == 2 * MiB + 40 * MiB, "2 MiB pages in the small pool, 20 MiB in the large"
+    assert a.allocated == 100 * KiB + 30 * MiB
+
+
+def test_an_expandable_segment_grows_into_the_free_space_at_its_end():
+    a = ExpandableAllocator()
+    a.malloc(30 * MiB)
+    a.malloc(5 * MiB)
+    assert a.reserved == 40 * MiB, "the 5 MiB fits the mapped 10 MiB after the first block"
+    a.malloc(12 * MiB)
+    assert a.reserved == 60 * MiB, "the free 5 MiB tail and one more page hold 12 MiB"
+
+
+def test_an_expandable_segment_splits_any_remainder_of_512_bytes():
+    a = ExpandableAllocator()
+    a.free(a.malloc(12 * MiB))
+    block = a.malloc(11 * MiB + 512 * KiB)
+    assert block.size == 11 * MiB + 512 * KiB
+    assert a.allocated == 11 * MiB + 512 * KiB
+
+
+def test_freed_blocks_of_an_expandable_segment_merge_and_are_reused():
+    a = ExpandableAllocator()
+    first, second, keep = a.malloc(40 * MiB), a.malloc(40 * MiB), a.malloc(40 * MiB)
+    a.free(first)
+    a.free(second)
+    a.malloc(80 * MiB)
+    assert a.reserved == 120 * MiB
+    assert keep is not None
+
+
+def test_a_growing_request_reuses_an_expandable_segment_where_it_needs_new_segments():
+    """One tensor at a time, each 2 MiB larger than the last: by default no cached segment is
+    large enough for the next one (22, 24, ... 40 MiB segments); the expandable segment's two
+    pages hold them all."""
+    default, expandable = CachingAllocator(), ExpandableAllocator()
+    for allocator in (default, expandable):
+        for mib in range(21, 40, 2):
+            allocator.free(allocator.malloc(mib * MiB))
+    assert expandable.peak_reserved == 40 * MiB
+    assert default.peak_reserved == sum(range(22, 41, 2)) * MiB
+
+
+def test_an_expandable_segment_unmaps_free_pages_before_running_out():
+    a = ExpandableAllocator(limit=100 * MiB)
+    first = a.malloc(30 * MiB)
+    a.malloc(30 * MiB)
+    a.free(first)
+    assert a.reserved == 60 * MiB
+    a.malloc(50 * MiB)
+    assert not a.oom
+    assert a.reserved == 100 * MiB, "the first free page was unmapped to map three at the end"
+
+
+def test_an_expandable_segment_past_the_cap_is_out_of_memory():
+    a = ExpandableAllocator(limit=100 * MiB)
+    a.malloc(60 * MiB)
+    a.malloc(60 * MiB)
+    assert a.oom

@@ -60,15 +60,22 @@ def uses_fa3(step: ChatStep, gpu: GpuProfile) -> bool:
     return gpu.compute_capability[0] == 9 and step.dtype == "bfloat16"
 
 
-def window_kernel(step: ChatStep, gpu: GpuProfile) -> AttentionKernel:
-    """SDPA's kernel for a sliding-window layer: `_sdpa_attention` passes an explicit bool
-    mask there (`attn_mask=mask`), which rules out the flash backend; memory-efficient runs
-    it (sm50+, head_dim a multiple of 8 in 16 bit, 4 in fp32), else math."""
-    half = step.dtype != "float32"
-    aligned = step.shape.head_dim % (8 if half else 4) == 0
-    if gpu.compute_capability >= (5, 0) and aligned:
+def masked_sdpa_kernel(
+    compute_capability: tuple[int, int], half: bool, head_dim: int
+) -> AttentionKernel:
+    """SDPA's kernel for a call with an explicit `attn_mask`, which rules out the flash
+    backend: memory-efficient where it runs (sm50+, head_dim a multiple of 8 in 16 bit, 4 in
+    fp32), else math. The plugin's simulation takes the same choice."""
+    aligned = head_dim % (8 if half else 4) == 0
+    if compute_capability >= (5, 0) and aligned:
         return AttentionKernel.EFFICIENT
     return AttentionKernel.MATH
+
+
+def window_kernel(step: ChatStep, gpu: GpuProfile) -> AttentionKernel:
+    """SDPA's kernel for a sliding-window layer: `_sdpa_attention` passes an explicit bool
+    mask there (`attn_mask=mask`): `masked_sdpa_kernel`."""
+    return masked_sdpa_kernel(gpu.compute_capability, step.dtype != "float32", step.shape.head_dim)
 
 
 def chat_attention(step: ChatStep, gpu: GpuProfile) -> ChatAttention:

@@ -10,13 +10,23 @@ Attention backend choice follows `select_sdp_backend` in
   4 for fp32).
 - math: anything else; it upcasts 16-bit inputs to fp32 and materialises B x H x T x T scores.
 
+A call with an explicit `attn_mask` cannot run flash: mem-efficient takes it where it runs
+(gptlint's `masked_sdpa_kernel`), after `scaled_dot_product_attention` turns a bool mask into an
+additive bias of the query's dtype (`convert_boolean_attn_mask`: -inf where the mask is False),
+which the kernel saves for its backward.
+
 Flash and mem-efficient save the output and an fp32 logsumexp and draw dropout from a seed, so the
 CPU flash kernel (which saves output + logsumexp) stands in for both; its backward also holds the
 fp32 scratch that FlashAttention-2's `mha_bwd` allocates (`softmax_d` B x H x T128 and `dq_accum`
 B x T128 x H x D32, T and head_dim rounded up to 128 and 32), which mem-efficient's backward
-workspace is taken to match. The math stand-in repeats
-`_scaled_dot_product_attention_math`'s ops with `native_dropout`, whose bool mask is what CUDA's
-`dropout` keeps (CPU's `dropout` keeps a mask in the input dtype instead).
+workspace is taken to match. `cuda_fused_attention` is a fake-tensor stand-in of the same kernels
+that also lays the output out as CUDA's kernels write it (B x T x H x D in memory, so that
+`y.transpose(1, 2).contiguous()` copies nothing), with the logsumexp rows each kernel keeps
+(T for flash, T rounded up to 32 for mem-efficient) and, for a masked call, the bias.
+
+The math stand-in repeats `_scaled_dot_product_attention_math`'s ops with `native_dropout`, whose
+bool mask is what CUDA's `dropout` keeps (CPU's `dropout` keeps a mask in the input dtype
+instead).
 
 Softmax and log-softmax of an fp16 CUDA tensor asked for an fp32 result (autocast asks for one)
 run the half-to-float kernel (`at::native::softmax` / `log_softmax` in
@@ -29,13 +39,17 @@ takes the other branch: cast to fp32 first, then softmax.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
 from torch.nn import functional as F
 
 from gptlint.facts.kinds import AttentionKernel
+from gptlint.runmodel.chatkernels import masked_sdpa_kernel
 from gptlint.runmodel.estimate import sdpa_kernel
+
+HALF = (torch.float16, torch.bfloat16)
 
 
 def attention_kernel(
@@ -43,8 +57,14 @@ def attention_kernel(
 ) -> AttentionKernel:
     """The SDPA backend a GPU of `compute_capability` runs for training inputs of `dtype`
     (gptlint's `sdpa_kernel`, so the linter's estimate and the simulation agree)."""
-    half = dtype in (torch.float16, torch.bfloat16)
-    return sdpa_kernel(compute_capability, half, head_dim, dropout)
+    return sdpa_kernel(compute_capability, dtype in HALF, head_dim, dropout)
+
+
+def masked_attention_kernel(
+    compute_capability: tuple[int, int], dtype: torch.dtype, head_dim: int
+) -> AttentionKernel:
+    """The SDPA backend for a call with an explicit mask (gptlint's `masked_sdpa_kernel`)."""
+    return masked_sdpa_kernel(compute_capability, dtype in HALF, head_dim)
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -83,17 +103,87 @@ class _FusedAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx: _AttentionContext, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, out, lse = ctx.saved_tensors
-        batch, heads, seq, head_dim = q.shape
-        rows, width = _round_up(seq, 128), _round_up(head_dim, 32) if head_dim <= 192 else 256
-        scratch = (
-            torch.empty(batch, heads, rows, dtype=torch.float32, device=q.device),
-            torch.empty(batch, rows, heads, width, dtype=torch.float32, device=q.device),
-        )
+        scratch = _backward_scratch(q)
         grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
             grad_out, q, k, v, out, lse, 0.0, ctx.is_causal, scale=ctx.scale
         )
         del scratch
         return (*grads, None, None)
+
+
+def _backward_scratch(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """FlashAttention-2's fp32 backward scratch for (B, H, T, D) `q`: `softmax_d` and
+    `dq_accum`, T and head_dim rounded up to 128 and 32."""
+    batch, heads, seq, head_dim = q.shape
+    rows, width = _round_up(seq, 128), _round_up(head_dim, 32) if head_dim <= 192 else 256
+    return (
+        torch.empty(batch, heads, rows, dtype=torch.float32, device=q.device),
+        torch.empty(batch, rows, heads, width, dtype=torch.float32, device=q.device),
+    )
+
+
+SavedCallback = Callable[[Sequence[torch.Tensor]], None]
+"""Told of the tensors an attention stand-in saves for its backward (to label them)."""
+
+
+class _CudaAttentionContext(Protocol):
+    saved_tensors: tuple[torch.Tensor, ...]
+
+    def save_for_backward(self, *tensors: torch.Tensor) -> None: ...
+
+
+class _CudaFusedAttention(torch.autograd.Function):
+    """Flash / mem-efficient attention on fake tensors, as CUDA's kernels hold it (no values)."""
+
+    @staticmethod
+    def forward(
+        ctx: _CudaAttentionContext,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        bias: torch.Tensor | None,
+        lse_rows: int,
+        on_saved: SavedCallback | None,
+    ) -> torch.Tensor:
+        batch, heads, seq, _ = q.shape
+        out = q.new_empty((batch, seq, heads, v.size(-1))).transpose(1, 2)
+        lse = q.new_empty((batch, heads, lse_rows), dtype=torch.float32)
+        saved = (q, k, v, out, lse) if bias is None else (q, k, v, out, lse, bias)
+        ctx.save_for_backward(*saved)
+        if on_saved is not None:
+            on_saved(saved)
+        return out
+
+    @staticmethod
+    def backward(
+        ctx: _CudaAttentionContext, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        q, k, v = ctx.saved_tensors[:3]
+        scratch = _backward_scratch(q)
+        grads = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        del scratch
+        return (*grads, None, None, None)
+
+
+def cuda_fused_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    kernel: AttentionKernel,
+    mask: torch.Tensor | None,
+    on_saved: SavedCallback | None = None,
+) -> torch.Tensor:
+    """Flash or mem-efficient attention (`kernel`) of fake (B, H, T, D) tensors as CUDA holds
+    it: a bool `mask` first becomes the additive bias `scaled_dot_product_attention` makes of
+    it, which mem-efficient saves; `on_saved` is told of the saved tensors."""
+    bias = None
+    if mask is not None:
+        bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
+        bias.masked_fill_(mask.logical_not(), float("-inf"))
+    seq = q.size(-2)
+    rows = seq if kernel == AttentionKernel.FLASH else _round_up(seq, 32)
+    out: torch.Tensor = _CudaFusedAttention.apply(q, k, v, bias, rows, on_saved)
+    return out
 
 
 def fused_attention(
@@ -116,8 +206,10 @@ def math_attention(
     is_causal: bool,
     dropout_p: float,
     scale: float | None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The math backend's ops, as `_scaled_dot_product_attention_math` runs them on CUDA."""
+    """The math backend's ops, as `_scaled_dot_product_attention_math` runs them on CUDA; a
+    bool `mask` is added as the bias `scaled_dot_product_attention` makes of it."""
     dtype = q.dtype
     if dtype in (torch.float16, torch.bfloat16):
         q, k, v = q.float(), k.float(), v.float()
@@ -129,6 +221,9 @@ def math_attention(
         zero = torch.zeros((), dtype=scores.dtype, device=q.device)
         ninf = torch.full((), float("-inf"), dtype=scores.dtype, device=q.device)
         scores = scores + torch.where(keep, zero, ninf)
+    if mask is not None:
+        bias = torch.zeros(mask.shape, dtype=dtype, device=q.device)
+        scores = scores + bias.masked_fill_(mask.logical_not(), float("-inf"))
     attn = torch.softmax(scores, dim=-1)
     if dropout_p > 0.0:
         attn = torch.native_dropout(attn, dropout_p, True)[0]

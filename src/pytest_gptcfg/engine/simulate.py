@@ -36,6 +36,8 @@ Known gaps
   depends on data) cannot be simulated and is explained instead; reads while the model is built
   (an initialisation that samples until no weight is out of range) give zero
   (`TrackingFakeMode.building`).
+- An SDPA call with a bool `attn_mask` runs mem-efficient (where CUDA would) on fake tensors;
+  a float mask, or a mask on real CPU tensors, runs CPU's kernel, counted as math.
 - Only CUDA behaviour reachable from `torch.*` / `F.*` calls is emulated: user models calling
   other composite ops get CPU's decomposition below the call (usually the same memory).
 - The caching allocator model assumes default settings (no expandable segments, one stream);
@@ -177,16 +179,39 @@ class CudaBehaviour(TorchFunctionMode):
     def _attention(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         a = dict(zip(_SDPA_PARAMS, args, strict=False))
         a.update(kwargs)
-        if a.get("enable_gqa") or a.get("attn_mask") is not None:
+        q, k, v = a["query"], a["key"], a["value"]
+        mask = a.get("attn_mask")
+        masked = isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and is_fake(q)
+        if a.get("enable_gqa") or (mask is not None and not masked):
             self.attention_kernels.add(MATH)
             return func(*args, **kwargs)
-        q, k, v = a["query"], a["key"], a["value"]
         dropout_p = a.get("dropout_p", 0.0)
         is_causal, scale = a.get("is_causal", False), a.get("scale")
-        kernel = kernels.attention_kernel(self.compute_capability, q.dtype, q.size(-1), dropout_p)
+        if masked:
+            kernel = kernels.masked_attention_kernel(self.compute_capability, q.dtype, q.size(-1))
+        else:
+            kernel = kernels.attention_kernel(
+                self.compute_capability, q.dtype, q.size(-1), dropout_p
+            )
         self.attention_kernels.add(kernel)
         if kernel == MATH:
-            return kernels.math_attention(q, k, v, is_causal, dropout_p, scale)
+            return kernels.math_attention(q, k, v, is_causal, dropout_p, scale, mask)
+        return self.fused_attention(q, k, v, kernel, is_causal, scale, mask)
+
+    def fused_attention(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        kernel: AttentionKernel,
+        is_causal: bool,
+        scale: float | None,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Flash or mem-efficient attention (`kernel`): with a bool `mask` (fake tensors), the
+        stand-in that saves the bias CUDA makes of it; without, the CPU flash kernel."""
+        if mask is not None:
+            return kernels.cuda_fused_attention(q, k, v, kernel, mask)
         return kernels.fused_attention(q, k, v, is_causal, scale)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "PlainDispatchFakeMode",
     "TorchDispatchMode",
     "clear_cublas_workspaces",
+    "compiled_original",
     "default_device",
     "generate_wrapper",
     "in_kernel_invocation_manager",
@@ -41,6 +42,7 @@ __all__ = [
     "load_compiler",
     "memory_snapshot",
     "op_schema",
+    "parse_to",
     "planning",
     "record_memory_history",
     "reset_dynamo",
@@ -78,6 +80,13 @@ def storage_key(storage: torch.UntypedStorage) -> int:
 def op_schema(op: Any) -> Any:
     """An op's schema (its arguments, returns, alias sets, mutability); None if `op` has none."""
     return getattr(op, "_schema", None)
+
+
+def parse_to(*args: Any, **kwargs: Any) -> tuple[Any, torch.dtype | None, bool, Any]:
+    """What `Tensor.to(...)` / `Module.to(...)` arguments ask for: (device, dtype,
+    non_blocking, memory_format), each None where not given."""
+    parsed: tuple[Any, torch.dtype | None, bool, Any] = torch._C._nn._parse_to(*args, **kwargs)
+    return parsed
 
 
 # --------------------------------------------------------------------------- CUDA
@@ -120,6 +129,12 @@ def load_compiler() -> None:
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
         for name in _COMPILER_MODULES:
             importlib.import_module(name)
+
+
+def compiled_original(function: Any) -> Any:
+    """The function a `@torch.compile` decorator wrapped (Dynamo keeps it as
+    `_torchdynamo_orig_callable`), to be run eagerly; None when `function` is not one."""
+    return getattr(function, "_torchdynamo_orig_callable", None)
 
 
 def reset_dynamo() -> None:

@@ -107,11 +107,15 @@ class StorageTracker(TorchDispatchMode):
                 self._release(key)
             else:
                 return
-        category = "logits_and_loss" if t.numel() == self.logits_numel else "activations"
+        category = self.category(t)
         shape = "x".join(map(str, t.shape)) or "scalar"
         description = f"{str(t.dtype).removeprefix('torch.')} {shape} from {func}"
         self.add(key, Allocation(nbytes, category, description))
         self._refs[key] = weakref.ref(storage, lambda _: self._release(key))
+
+    def category(self, t: torch.Tensor) -> str:
+        """The breakdown key of a new storage, by the tensor an op made on it."""
+        return "logits_and_loss" if t.numel() == self.logits_numel else "activations"
 
     def add(self, key: int, allocation: Allocation) -> None:
         """Record an allocation under `key` (a storage's `storage_key`, or any unique int)."""

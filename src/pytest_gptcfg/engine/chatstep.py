@@ -1,0 +1,327 @@
+"""nanochat's training step, eager, on fake tensors: the checkout's own model and optimizer.
+
+As `scripts/base_train.py` runs it: the model built on meta (`GPT(config)`), moved to the
+device (`to_empty`) and initialised (`init_weights`), `setup_optimizer()`, then
+`OPTIMIZER_STEPS` optimizer steps of `min(grad_accum_steps, 2)` micro-steps each
+(`loss = model(x, y)`, `(loss / grad_accum_steps).backward()`; from the second micro-step on the
+gradients are accumulated), `optimizer.step()` and `model.zero_grad(set_to_none=True)`. The
+optimizer's state exists from the first step on, so the second step holds what a long run holds.
+float16 runs through a GradScaler, as base_train does. An evaluation step (`training=False`,
+base_eval) runs one no-grad forward with `loss_reduction='none'`.
+
+It runs under `StorageTracker.fake_mode()` with `chatstandins` in place (CUDA's rms_norm and
+attention, FlashAttention-3 where the target GPU gets it, a fake process group for world > 1,
+eager optimizer kernels), the allocations replayed by `ExpandableAllocator`
+(base_train sets `PYTORCH_ALLOC_CONF=expandable_segments:True`). Every storage is labelled with
+a `CHAT_BREAKDOWN_LABELS` key: parameters, gradients, AdamW or Muon state (by the optimizer group
+of its parameter), what the optimizer step allocates besides (its stacks), weight casts (the
+16-bit copies nanochat's `Linear` makes), attention (what its kernel saves), the B x T x vocab
+logits and loss tensors, the rotary tables (and the `-sin` each layer's rotary product makes),
+and activations (everything else, with the two cuBLAS workspaces).
+
+Never the answer for a compiled run: `chatcheck` gives a compiled run the compiled step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from gptlint.facts.gpus import GpuProfile
+from gptlint.facts.kinds import AttentionKernel, MemoryMode
+from gptlint.runmodel.chatestimate import CHAT_BREAKDOWN_LABELS
+from gptlint.runmodel.chatkernels import chat_attention
+from gptlint.runmodel.chatrun import ChatStep
+from pytest_gptcfg.engine.allocator import CachingAllocator, ExpandableAllocator
+from pytest_gptcfg.engine.chatimport import (
+    ChatModelError,
+    ChatModules,
+    checkout_line,
+    checkout_modules,
+)
+from pytest_gptcfg.engine.chatstandins import (
+    ChatBehaviour,
+    casts_in_place,
+    eager_compiled_functions,
+    fake_process_group,
+    flash_attention_3_in,
+)
+from pytest_gptcfg.engine.simulate import simulated_note, track_model
+from pytest_gptcfg.engine.tracker import Allocation, StorageTracker, TrackingFakeMode
+from pytest_gptcfg.results import MemoryResult, fits_budget
+
+OPTIMIZER_STEPS = 2
+T = TypeVar("T")
+_ORDER = (AttentionKernel.MANUAL, AttentionKernel.MATH, AttentionKernel.EFFICIENT)
+
+
+class ChatTracker(StorageTracker):
+    """A `StorageTracker` whose new storages are named by what nanochat's step makes: the
+    optimizer step's (`phase` 'optimizer'), B x T x vocab ones (`logits_numels`), the rotary
+    product's `-sin` (`rotary_shape`), or activations."""
+
+    def __init__(
+        self, allocator: CachingAllocator, logits_numels: set[int], rotary_shape: tuple[int, ...]
+    ) -> None:
+        super().__init__(allocator, -1)
+        self.logits_numels = logits_numels
+        self.rotary_shape = rotary_shape
+        self.phase = "build"
+
+    def category(self, t: torch.Tensor) -> str:
+        if self.phase == "optimizer":
+            return "optimizer_step"
+        if t.numel() in self.logits_numels:
+            return "logits_and_loss"
+        if tuple(t.shape) == self.rotary_shape:
+            return "rotary"
+        return "activations"
+
+
+def simulate_chat_eager(
+    step: ChatStep, checkout: Path, profile: GpuProfile, budget_bytes: int
+) -> MemoryResult:
+    """The eager step of `step` on `profile`, simulated with the checkout's code at `checkout`,
+    judged against `budget_bytes`. Raises `ChatModelError` where the code cannot be used."""
+    attention = chat_attention(step, profile)
+    context = profile.context_bytes
+    allocator = ExpandableAllocator(limit=max(budget_bytes - context, 0))
+    shape = step.shape
+    numels = {step.tokens * shape.vocab_size, step.tokens * shape.padded_vocab}
+    tracker = ChatTracker(allocator, numels, (1, shape.seq_len, 1, shape.head_dim // 2))
+    names: dict[int, str] = {}
+    behaviour = ChatBehaviour(profile.compute_capability, tracker, names)
+    notes = [simulated_note(profile), "the eager step (no torch.compile)"]
+    with (
+        checkout_modules(checkout, step.dtype) as modules,
+        _standins(modules, step, attention.fa3, behaviour, notes),
+        contextlib.redirect_stdout(io.StringIO()),  # the checkout's print0 lines
+    ):
+        model = _meta_model(modules, step)
+        with tracker.fake_mode() as fake, torch.device("cpu"):
+            _to_fake(model, fake)
+            with fake.building(), casts_in_place():
+                _run(_method(model, "init_weights"), modules, "init_weights()")
+            track_model(tracker, model, profile.compute_capability, names)
+            for name, buffer in model.named_buffers():
+                tracker.label(buffer, "rotary", f"buffer {name}")
+            params = sum(p.numel() for p in model.parameters())
+            if step.training:
+                optimizer = _run(_method(model, "setup_optimizer"), modules, "setup_optimizer()")
+                train = partial(_train, model, optimizer, step, behaviour, fake, names)
+                _run(train, modules, "the training step")
+                del optimizer, train
+            else:
+                _run(partial(_evaluate, model, step, behaviour, tracker), modules, "the forward")
+            del model
+    if attention.fa3 and not any("flash_attn_func" in note for note in notes):
+        behaviour.attention_kernels.add(AttentionKernel.FLASH)
+    notes.append(f"attention: {attention.label} ({attention.reason})")
+    notes.append(
+        "allocator: expandable segments, as base_train sets "
+        "PYTORCH_ALLOC_CONF=expandable_segments:True"
+    )
+    return chat_result(
+        profile,
+        budget_bytes,
+        allocator,
+        tracker.at_peak(),
+        _kernel(behaviour.attention_kernels),
+        notes,
+        (params, params),
+    )
+
+
+@contextlib.contextmanager
+def _standins(
+    modules: ChatModules,
+    step: ChatStep,
+    fa3: bool,
+    behaviour: ChatBehaviour,
+    notes: list[str],
+) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        eager = stack.enter_context(eager_compiled_functions(modules))
+        if eager:
+            functions = ", ".join(name.rsplit(".", 1)[-1] for name in eager)
+            notes.append(
+                f"the checkout's @torch.compile functions ({functions}) ran eagerly: the "
+                "optimizer step's temporaries are the eager ones"
+            )
+        if step.world_size > 1:
+            stack.enter_context(fake_process_group(step.world_size))
+            notes.append(f"rank 0 of {step.world_size}: the collectives are not run")
+        if fa3:
+            missing = stack.enter_context(flash_attention_3_in(modules, behaviour.label_attention))
+            if missing is not None:
+                notes.append(missing)
+        yield
+
+
+def _meta_model(modules: ChatModules, step: ChatStep) -> torch.nn.Module:
+    """`GPT(GPTConfig(...))` on the meta device, as base_train's `build_model_meta`, outside
+    the fake mode (a model built inside it cannot be moved with `to_empty`)."""
+    s = step.shape
+    kwargs = {
+        "sequence_len": s.seq_len,
+        "vocab_size": s.vocab_size,
+        "n_layer": s.depth,
+        "n_head": s.n_head,
+        "n_kv_head": s.n_kv_head,
+        "n_embd": s.model_dim,
+        "window_pattern": s.window_pattern,
+    }
+
+    def build() -> torch.nn.Module:
+        with torch.device("meta"):
+            model: torch.nn.Module = modules.gpt.GPT(modules.gpt.GPTConfig(**kwargs))
+        return model
+
+    return _run(build, modules, "GPT(GPTConfig(...))")
+
+
+def _to_fake(model: torch.nn.Module, fake: TrackingFakeMode) -> None:
+    """`model.to_empty(device="cpu")` in `fake`: the meta tensors become fake ones."""
+    allowed = fake.allow_non_fake_inputs
+    fake.allow_non_fake_inputs = True  # the meta parameters are read once, by empty_like
+    try:
+        model.to_empty(device="cpu")
+    finally:
+        fake.allow_non_fake_inputs = allowed
+
+
+def _method(model: torch.nn.Module, name: str) -> Callable[[], Any]:
+    """The checkout's GPT method `name` (chatimport checked that GPT has it)."""
+    method: Callable[[], Any] = getattr(model, name)
+    return method
+
+
+def _run(call: Callable[[], T], modules: ChatModules, what: str) -> T:
+    """`call()`, an error raised in it as a `ChatModelError` naming `what` raised it and the
+    innermost line of the checkout's code it passed through."""
+    try:
+        return call()
+    except ChatModelError:
+        raise
+    except Exception as error:
+        where = checkout_line(error.__traceback__, modules.root)
+        error_text = f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]
+        raise ChatModelError(f"{where}: {what} raised {error_text}") from error
+
+
+def _train(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: ChatStep,
+    behaviour: ChatBehaviour,
+    fake: TrackingFakeMode,
+    names: dict[int, str],
+) -> None:
+    tracker = fake.tracker
+    assert isinstance(tracker, ChatTracker)
+    accumulation = max(step.grad_accum_steps, 1)
+    scaler = torch.amp.GradScaler("cpu", enabled=step.dtype == "float16")
+    x, y = _batch(step)
+    for _ in range(OPTIMIZER_STEPS):
+        for _ in range(min(accumulation, 2)):
+            tracker.phase = "forward"
+            with behaviour:
+                loss = model(x, y)
+            tracker.phase = "backward"
+            scaler.scale(loss / accumulation).backward()
+            del loss
+            x, y = _batch(step)  # base_train fetches the next batch after the backward
+            for p in model.parameters():
+                if p.grad is not None:
+                    tracker.label(p.grad, "gradients", f"grad of {names.get(id(p), 'parameter')}")
+        tracker.phase = "optimizer"
+        if scaler.is_enabled():
+            scaler.unscale_(optimizer)
+        with fake.building():  # GradScaler reads found_inf (`.item()`): none found, it steps
+            scaler.step(optimizer)
+        scaler.update()
+        tracker.phase = "idle"
+        _label_state(optimizer, tracker, names)
+        model.zero_grad(set_to_none=True)
+
+
+def _evaluate(
+    model: torch.nn.Module, step: ChatStep, behaviour: ChatBehaviour, tracker: ChatTracker
+) -> None:
+    tracker.phase = "forward"
+    x, y = _batch(step)
+    with torch.no_grad(), behaviour:
+        model(x, y, loss_reduction="none")
+
+
+def _batch(step: ChatStep) -> tuple[torch.Tensor, torch.Tensor]:
+    size = (step.device_batch_size, step.shape.seq_len)
+    vocab = step.shape.vocab_size
+    return torch.randint(0, vocab, size), torch.randint(0, vocab, size)
+
+
+def _label_state(
+    optimizer: torch.optim.Optimizer, tracker: ChatTracker, names: dict[int, str]
+) -> None:
+    """Name the optimizer's state: Muon's (its groups' `kind` is 'muon') or AdamW's."""
+    for group in optimizer.param_groups:
+        category = "muon_state" if group.get("kind") == "muon" else "adamw_state"
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor):
+                    name = names.get(id(p), "parameter")
+                    tracker.label(value, category, f"{key} of {name}")
+
+
+def _kernel(used: set[AttentionKernel]) -> AttentionKernel:
+    """The attention the step ran, the costliest of its kernels (manual where none ran)."""
+    for kernel in _ORDER:
+        if kernel in used:
+            return kernel
+    return AttentionKernel.FLASH if used else AttentionKernel.MANUAL
+
+
+def chat_result(
+    profile: GpuProfile,
+    budget_bytes: int,
+    allocator: CachingAllocator,
+    peak: list[Allocation],
+    kernel: AttentionKernel,
+    notes: list[str],
+    params: tuple[int, int],
+    compiled: bool = False,
+    what: str = "step",
+) -> MemoryResult:
+    """The verdict of a simulated nanochat step from the allocator model and the allocations
+    live at its peak, broken down by `CHAT_BREAKDOWN_LABELS`."""
+    context = profile.context_bytes
+    breakdown = dict.fromkeys(CHAT_BREAKDOWN_LABELS, 0)
+    for allocation in peak:
+        breakdown[allocation.category] += allocation.size
+    breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
+    breakdown["cuda_context"] = context
+    if allocator.oom:
+        notes.append(f"the {what} exceeds the memory cap: a real run raises CUDA out of memory")
+    return MemoryResult(
+        mode=MemoryMode.SIMULATED,
+        fits=fits_budget(allocator.peak_reserved, context, budget_bytes) and not allocator.oom,
+        peak_allocated_bytes=allocator.peak_allocated,
+        peak_reserved_bytes=allocator.peak_reserved,
+        context_bytes=context,
+        budget_bytes=budget_bytes,
+        breakdown=breakdown,
+        largest_tensors=[(a.description, a.size) for a in peak[:10]],
+        oom=allocator.oom,
+        torch_version=torch.__version__,
+        device_name=f"{profile.label} (simulated)",
+        attention_kernel=kernel,
+        notes=notes,
+        compiled=compiled,
+        params=params,
+    )

@@ -1,0 +1,316 @@
+"""nanochat runs in the engine: the test checkout (tests/data/nanochat) trains for real, and
+its step simulated on fake tensors holds what nanochat's step holds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+CHECKOUT = Path(__file__).resolve().parents[1] / "data" / "nanochat"
+
+REAL_STEP = """\
+import torch
+from nanochat.common import COMPUTE_DTYPE
+from nanochat.gpt import GPT, GPTConfig
+
+config = GPTConfig(sequence_len=64, vocab_size=500, n_layer=2, n_head=2, n_kv_head=2,
+                   n_embd=128, window_pattern="SL")
+with torch.device("meta"):
+    model = GPT(config)
+model.to_empty(device="cpu")
+model.init_weights()
+optimizer = model.setup_optimizer()
+torch.manual_seed(0)
+x, y = torch.randint(0, 500, (2, 64)), torch.randint(0, 500, (2, 64))
+before = {name: p.detach().clone() for name, p in model.named_parameters()}
+losses = []
+for _ in range(3):
+    loss = model(x, y)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    optimizer.step()
+    model.zero_grad(set_to_none=True)
+    losses.append(loss.item())
+unchanged = [n for n, p in model.named_parameters() if torch.equal(before[n], p)]
+print(COMPUTE_DTYPE, model.transformer.wte.weight.dtype, model.lm_head.weight.dtype,
+      model.window_sizes, losses[-1] < losses[0], unchanged)
+"""
+
+
+@pytest.mark.parametrize(
+    ("dtype", "embeddings"), [("float32", "torch.float32"), ("bfloat16", "torch.bfloat16")]
+)
+def test_the_test_checkout_trains_on_cpu(dtype, embeddings):
+    """Depth 2, 64 tokens, real tensors: the loss falls and every parameter moves; the
+    embeddings are in the compute dtype, the Linears' master weights fp32; layer 0 is a
+    short window (64 // 4 rounded up to 128 covers the context), the last always full.
+    The optimizer's compiled kernels run eagerly (TORCHDYNAMO_DISABLE) to keep this quick."""
+    env = {**os.environ, "NANOCHAT_DTYPE": dtype, "TORCHDYNAMO_DISABLE": "1", "PYTHONPATH": "."}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(REAL_STEP)],
+        cwd=CHECKOUT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        f"torch.{dtype} {embeddings} torch.float32 [(128, 0), (64, 0)] True []"
+    )
+
+
+# --------------------------------------------------------------------------- the simulation
+
+import dataclasses  # noqa: E402
+import importlib.machinery  # noqa: E402
+import shutil  # noqa: E402
+import types  # noqa: E402
+
+from gptlint.facts.gpus import get_profile  # noqa: E402
+from gptlint.facts.kinds import AttentionKernel, MemoryMode  # noqa: E402
+from gptlint.runmodel.chatestimate import estimate_chat_memory  # noqa: E402
+from gptlint.runmodel.chatparams import parameter_bytes  # noqa: E402
+from gptlint.runmodel.chatrun import ChatShape, ChatStep  # noqa: E402
+from pytest_gptcfg.engine import chatcheck  # noqa: E402
+from pytest_gptcfg.engine.chatcheck import (  # noqa: E402
+    ChatModelError,
+    check_chat_memory,
+    find_max_device_batch,
+)
+from pytest_gptcfg.engine.compiled import CompiledUnavailable  # noqa: E402
+from pytest_gptcfg.engine.simulate import cublas_workspace_bytes  # noqa: E402
+
+GiB, MiB = 1024**3, 1024**2
+H100, RTX4090 = get_profile("h100-80gb"), get_profile("rtx4090")
+SHAPE = ChatShape(4, 256, 4, 4, 4000, 256, "SSSL")
+"""Depth 4, 256 wide (head_dim 64), 256 tokens: layers 0-2 attend to 128 tokens, layer 3 to all."""
+STEP = ChatStep("base_train", SHAPE, 4, 1, 2048, 2, "bfloat16", False, False, True)
+"""An eager step (compiled=False) of two micro-steps of 4 sequences."""
+
+
+def simulate(step: ChatStep = STEP, gpu=H100, checkout: Path = CHECKOUT, budget: int = 80 * GiB):
+    return check_chat_memory(step, checkout, gpu, budget, mode="simulate")
+
+
+def tensors(result, gpu) -> int:
+    """The simulated peak's tensors, less the two cuBLAS workspaces the estimate leaves out."""
+    return result.peak_allocated_bytes - 2 * cublas_workspace_bytes(gpu.compute_capability)
+
+
+@pytest.mark.parametrize(
+    ("gpu", "dtype", "world"),
+    [(H100, "bfloat16", 1), (H100, "bfloat16", 8), (RTX4090, "bfloat16", 1),
+     (RTX4090, "float32", 2)],
+)  # fmt: skip
+def test_the_eager_step_agrees_with_gptlints_eager_estimate(gpu, dtype, world):
+    step = dataclasses.replace(STEP, dtype=dtype, world_size=world, total_batch_size=2048 * world)
+    result = simulate(step, gpu)
+    estimate = estimate_chat_memory(step, gpu)
+    assert result.mode == MemoryMode.SIMULATED and not result.compiled
+    assert tensors(result, gpu) == pytest.approx(estimate.tensors, rel=0.05)
+    for key in ("parameters", "gradients", "adamw_state", "muon_state", "attention"):
+        assert result.breakdown[key] == pytest.approx(estimate.terms[key], rel=0.01), key
+    assert result.breakdown["logits_and_loss"] == estimate.terms["logits_and_loss"]
+    assert result.params == (result.params[0], result.params[0])
+
+
+def test_eight_ranks_shard_the_optimizer_state_and_one_rank_stacks_every_matrix():
+    """Few tokens and wide matrices, so the optimizer step is the peak. On eight ranks AdamW
+    keeps 1/8 of its state and Muon the state of its chunk of each group (ceil(K/8)
+    matrices); on one rank MuonAdamW holds the stacked gradients and the stacked parameters
+    of every group at once: two fp32 copies of the matrices."""
+    shape = ChatShape(4, 512, 8, 8, 512, 64, "L")
+    one = ChatStep("base_train", shape, 1, 1, 64, 1, "bfloat16", False, False, True)
+    eight = dataclasses.replace(one, world_size=8, total_batch_size=512)
+    single, sharded = simulate(one), simulate(eight)
+    for result, step in ((single, one), (sharded, eight)):
+        estimate = estimate_chat_memory(step, H100)
+        assert estimate.phase == "optimizer step"
+        for key in ("parameters", "gradients", "adamw_state", "muon_state"):
+            assert result.breakdown[key] == pytest.approx(estimate.terms[key], rel=0.01), key
+    assert sharded.breakdown["optimizer_step"] == pytest.approx(
+        estimate_chat_memory(eight, H100).terms["optimizer_step"], rel=0.05
+    )
+    assert sharded.breakdown["adamw_state"] < single.breakdown["adamw_state"] / 7
+    assert sharded.breakdown["muon_state"] < single.breakdown["muon_state"] / 4
+    matrices = 12 * 4 * 512 * 512 * 4
+    assert single.breakdown["optimizer_step"] > 2 * matrices
+    assert "rank 0 of 8: the collectives are not run" in sharded.notes
+
+
+def test_flashattention_3_on_hopper_and_masked_sdpa_on_an_rtx_4090():
+    """FA3 saves the same q, k, v, output and logsumexp as SDPA's kernels; SDPA's
+    sliding-window layers (0-2) pass a bool mask, which runs mem-efficient attention and
+    saves the 256 x 256 bf16 bias CUDA makes of it."""
+    hopper, ada = simulate(gpu=H100), simulate(gpu=RTX4090)
+    assert hopper.attention_kernel == AttentionKernel.FLASH
+    assert any(note.startswith("attention: FlashAttention-3") for note in hopper.notes)
+    assert ada.attention_kernel == AttentionKernel.EFFICIENT
+    assert any("memory-efficient attention (sliding-window layers)" in n for n in ada.notes)
+    assert ada.breakdown["attention"] - hopper.breakdown["attention"] == 3 * 256 * 256 * 2
+
+
+def test_bfloat16_casts_weights_and_float32_does_not():
+    bf16, fp32 = simulate(), simulate(dataclasses.replace(STEP, dtype="float32"))
+    assert bf16.breakdown["weight_casts"] > 0
+    assert fp32.breakdown["weight_casts"] == 0
+    for result, step in ((bf16, STEP), (fp32, dataclasses.replace(STEP, dtype="float32"))):
+        assert result.breakdown["parameters"] == pytest.approx(parameter_bytes(step), rel=0.01)
+    assert fp32.breakdown["parameters"] > bf16.breakdown["parameters"], "bf16 embeddings"
+
+
+def test_an_evaluation_step_holds_no_gradients_and_no_optimizer_state():
+    evaluation = dataclasses.replace(STEP, script="base_eval", training=False)
+    result = simulate(evaluation)
+    assert result.breakdown["gradients"] == result.breakdown["adamw_state"] == 0
+    assert result.breakdown["parameters"] > 0
+    assert tensors(result, H100) < tensors(simulate(), H100)
+
+
+def test_a_step_past_the_budget_does_not_fit():
+    result = simulate(budget=H100.context_bytes + 100 * MiB)
+    assert not result.fits and result.oom
+    assert any("a real run raises CUDA out of memory" in note for note in result.notes)
+
+
+def test_the_expandable_segments_allocator_is_what_base_train_sets():
+    result = simulate()
+    assert any("PYTORCH_ALLOC_CONF=expandable_segments:True" in note for note in result.notes)
+    assert 0 <= result.breakdown["allocator_overhead"] < 64 * MiB
+
+
+def test_measuring_nanochat_is_not_implemented_and_simulates_instead():
+    result = check_chat_memory(STEP, CHECKOUT, H100, 80 * GiB, mode="cuda")
+    assert result.mode == MemoryMode.SIMULATED
+    assert any("measuring nanochat runs on CUDA" in note for note in result.notes)
+
+
+# --------------------------------------------------------------------------- compiled, fp8
+
+
+def test_a_compiled_run_without_its_compiled_simulation_gets_the_compiled_estimate(monkeypatch):
+    """Never the eager figure: gptlint's estimate of the compiled step, with the reason."""
+    monkeypatch.setattr(chatcheck, "COMPILED_MODULE", "pytest_gptcfg.engine.no_such_module")
+    compiled = dataclasses.replace(STEP, compiled=True)
+    result = check_chat_memory(compiled, CHECKOUT, H100, 80 * GiB)
+    estimate = estimate_chat_memory(compiled, H100)
+    assert (result.mode, result.compiled) == (MemoryMode.ESTIMATED, True)
+    assert result.peak_allocated_bytes == estimate.tensors
+    assert result.breakdown == estimate.terms
+    assert "torch.compile not simulated" in result.notes[0]
+
+
+def test_a_compiled_simulation_that_cannot_plan_falls_back_to_the_estimate(monkeypatch):
+    def cannot_plan(*_):
+        raise CompiledUnavailable("a graph break in GPT.forward")
+
+    module = types.ModuleType("chat_compiled_stub")
+    module.__spec__ = importlib.machinery.ModuleSpec("chat_compiled_stub", None)
+    module.simulate_chat_compiled = cannot_plan
+    monkeypatch.setitem(sys.modules, "chat_compiled_stub", module)
+    monkeypatch.setattr(chatcheck, "COMPILED_MODULE", "chat_compiled_stub")
+    result = check_chat_memory(dataclasses.replace(STEP, compiled=True), CHECKOUT, H100, 80 * GiB)
+    assert result.mode == MemoryMode.ESTIMATED
+    assert result.notes[0] == "torch.compile not simulated: a graph break in GPT.forward"
+
+
+def test_an_eager_fp8_step_is_estimated_with_a_note():
+    result = simulate(dataclasses.replace(STEP, fp8=True))
+    assert result.mode == MemoryMode.ESTIMATED
+    assert result.notes[0].startswith("fp8 not simulated")
+
+
+# --------------------------------------------------------------------------- the largest batch
+
+
+def test_the_largest_device_batch_is_the_largest_of_the_ladder_that_fits():
+    """A budget between batch 4's peak and batch 8's: 4 (the total of 32 sequences divides
+    for every rung)."""
+    step = dataclasses.replace(STEP, total_batch_size=32 * 256)
+    peaks = {b: simulate(dataclasses.replace(step, device_batch_size=b)) for b in (4, 8)}
+    budget = (peaks[4].peak_reserved_bytes + peaks[8].peak_reserved_bytes) // 2
+    budget += H100.context_bytes
+    assert find_max_device_batch(step, CHECKOUT, H100, budget) == 4
+    known = check_chat_memory(step, CHECKOUT, H100, budget, mode="simulate")
+    assert known.fits
+    assert find_max_device_batch(step, CHECKOUT, H100, budget, known=known) == 4
+    assert find_max_device_batch(step, CHECKOUT, H100, 64 * MiB) == 0
+
+
+# --------------------------------------------------------------------------- the checkout's code
+
+
+@pytest.fixture
+def fork(tmp_path: Path) -> Path:
+    """A copy of the test checkout, to break."""
+    return Path(shutil.copytree(CHECKOUT, tmp_path / "fork"))
+
+
+def test_a_module_the_environment_lacks_is_named_with_its_file_and_line(fork, monkeypatch):
+    common = fork / "nanochat" / "common.py"
+    common.write_text("import os\nimport no_such_module_xyz\n" + common.read_text())
+    users_own = types.ModuleType("nanochat")
+    monkeypatch.setitem(sys.modules, "nanochat", users_own)
+    path, dtype = list(sys.path), os.environ.get("NANOCHAT_DTYPE")
+    with pytest.raises(ChatModelError) as raised:
+        simulate(checkout=fork)
+    assert str(raised.value) == (
+        "nanochat/common.py:2 imports no_such_module_xyz, which is not installed in this "
+        "environment: install the checkout's requirements"
+    )
+    assert sys.modules["nanochat"] is users_own
+    assert not any(name.startswith("nanochat.") for name in sys.modules)
+    assert (sys.path, os.environ.get("NANOCHAT_DTYPE")) == (path, dtype)
+
+
+def test_an_error_in_the_checkouts_model_is_named_with_its_line(fork):
+    gpt = fork / "nanochat" / "gpt.py"
+    text = gpt.read_text().replace(
+        "        self.config = config\n", "        self.config = config\n        1 / 0\n"
+    )
+    gpt.write_text(text)
+    line = text.splitlines().index("        1 / 0") + 1
+    expected = rf"^nanochat/gpt.py:{line}: GPT\(GPTConfig\(\.\.\.\)\) raised ZeroDivisionError"
+    with pytest.raises(ChatModelError, match=expected):
+        simulate(checkout=fork)
+
+
+def test_a_forward_that_reads_a_value_is_named_with_its_line(fork):
+    """Fake tensors hold no values: a forward that branches on one cannot be simulated."""
+    gpt = fork / "nanochat" / "gpt.py"
+    text = gpt.read_text().replace(
+        "        B, T = idx.size()\n",
+        "        B, T = idx.size()\n        if idx.max() > 0:\n            pass\n",
+    )
+    gpt.write_text(text)
+    line = text.splitlines().index("        if idx.max() > 0:") + 1
+    with pytest.raises(ChatModelError, match=rf"^nanochat/gpt.py:{line}: the training step raised"):
+        simulate(checkout=fork)
+
+
+def test_a_model_without_setup_optimizer_is_named(fork):
+    gpt = fork / "nanochat" / "gpt.py"
+    gpt.write_text(gpt.read_text().replace("def setup_optimizer(", "def make_optimizer("))
+    with pytest.raises(ChatModelError, match=r"GPT has no setup_optimizer\(\)"):
+        simulate(checkout=fork)
+
+
+def test_two_checkouts_in_one_session_never_mix(fork):
+    """A fork without value embeddings, between two runs of the test checkout."""
+    gpt = fork / "nanochat" / "gpt.py"
+    gpt.write_text(gpt.read_text().replace("return layer % 2 == (n_layer - 1) % 2", "return False"))
+    before = simulate()
+    without = simulate(checkout=fork)
+    after = simulate()
+    embeddings = 2 * 4032 * 256 * 2  # two value embeddings (layers 1 and 3), bf16
+    assert before.breakdown["parameters"] - without.breakdown["parameters"] >= embeddings
+    assert after.breakdown == before.breakdown
+    assert "nanochat" not in sys.modules
