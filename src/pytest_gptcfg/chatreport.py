@@ -59,6 +59,7 @@ def chat_record(
         "breakdown": None,
         "fits": None,
         "max_device_batch_size": max_device_batch,
+        "eval_only": None,
     }
     if step is not None:
         shape = step.shape
@@ -80,6 +81,7 @@ def chat_record(
             dtype=step.dtype,
             fp8=step.fp8,
             compile=step.compiled,
+            eval_only=not step.training,
         )
     if result is not None:
         add_result(record, result)
@@ -102,22 +104,37 @@ def chat_failure_text(
     `--device-batch-size` that would, as plain text (no traceback)."""
     shape = step.shape
     params = result.params[0] if result.params is not None else parameter_counts(shape)["total"]
+    how = how_found(result, not step.training)
+    held = {k: label for k, label in CHAT_BREAKDOWN_LABELS.items() if result.breakdown.get(k)}
     lines = [
-        f"{path}:{line}: {step.script} does not fit {profile.label} ({how_found(result)})",
-        peak_line(result, per_gpu=True),
+        f"{path}:{line}: {step.script} does not fit {profile.label} ({how})",
+        peak_line(result, "step" if step.training else "evaluation", per_gpu=True),
         f"  model: depth {shape.depth}, model_dim {shape.model_dim}, n_head {shape.n_head}, "
         f"vocab_size {shape.vocab_size} (padded to {shape.padded_vocab}), max_seq_len "
         f"{shape.seq_len}, window pattern {shape.window_pattern}: {format_params(params)} params",
-        f"  step: device batch {step.device_batch_size} x max_seq_len {shape.seq_len}, world "
-        f"size {step.world_size}, total batch size {step.total_batch_size:,} tokens "
-        f"({step.grad_accum_steps} micro-step{'s' if step.grad_accum_steps != 1 else ''}), "
-        f"{step.dtype}{', fp8' if step.fp8 else ''}, compile {'on' if step.compiled else 'off'}"
-        f", attention {result.attention_kernel}",
-        *peak_breakdown(result, CHAT_BREAKDOWN_LABELS),
+        f"  {_what_ran(step)}, attention {result.attention_kernel}",
+        *peak_breakdown(result, held),
         "  " + chat_suggestion(step, line, max_device_batch, MemoryMode(result.mode).value),
     ]
     lines += [f"  note: {note}" for note in (*step.notes, *result.notes)]
     return "\n".join(lines)
+
+
+def _what_ran(step: ChatStep) -> str:
+    """`step: device batch 16 x max_seq_len 2048, world size 8, total batch size ...`, or
+    base_eval's evaluation."""
+    batch = f"device batch {step.device_batch_size} x max_seq_len {step.shape.seq_len}"
+    if not step.training:
+        return (
+            f"evaluation ({step.script}: no_grad forwards, no training step): {batch}, world "
+            f"size {step.world_size}, {step.dtype}, compile off"
+        )
+    steps = step.grad_accum_steps
+    return (
+        f"step: {batch}, world size {step.world_size}, total batch size "
+        f"{step.total_batch_size:,} tokens ({steps} micro-step{'s' if steps != 1 else ''}), "
+        f"{step.dtype}{', fp8' if step.fp8 else ''}, compile {'on' if step.compiled else 'off'}"
+    )
 
 
 def chat_suggestion(step: ChatStep, line: int, max_device_batch: int, how: str) -> str:

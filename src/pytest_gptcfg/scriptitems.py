@@ -1,6 +1,6 @@
 """Test items for one nanochat run script (`runs/speedrun.sh`): `::lint` (gptlint's run-script
 rules, GPT6xx) and `::memory[<gpu>-line<N>]` for each invocation of nanochat's entry points
-whose step is checked (base_train, chat_sft; base_eval's item says why it is not).
+that runs the model: base_train's and chat_sft's training step, base_eval's evaluation.
 
 Pytest glue, no torch: the engine (`pytest_gptcfg.engine.chatcheck`) is imported inside
 `ScriptMemoryItem.runtest` only, once the invocation's step is known.
@@ -26,7 +26,7 @@ from gptlint.lint.scriptlint import lint_script
 from gptlint.nanochat.checkout import MARKERS, Checkout, find_checkout
 from gptlint.nanochat.runscript import Invocation, read_invocations
 from gptlint.runmodel.chatestimate import estimate_chat_memory
-from gptlint.runmodel.chatrun import ChatStep
+from gptlint.runmodel.chatrun import SCRIPTS, ChatStep
 from gptlint.settings.pyproject import load_settings
 from gptlint.settings.table import Settings, SettingsError
 from gptlint.text.decode import unread_reason
@@ -44,12 +44,6 @@ from pytest_gptcfg.items import (
     snapshot_path,
 )
 from pytest_gptcfg.results import MemoryResult
-
-CHECKED = ("base_train", "chat_sft")
-"""The entry points whose training step the memory items check."""
-
-EVALUATES = "base_eval"
-"""The entry point that only evaluates: its memory item is collected and skipped, saying why."""
 
 
 def is_run_script_for(path: Path, given: Path) -> bool:
@@ -93,7 +87,7 @@ class RunScriptFile(GptConfigFile):
             return
         on_line: dict[int, int] = {}
         for index, invocation in enumerate(invocations):
-            if invocation.script in (*CHECKED, EVALUATES):
+            if invocation.script in SCRIPTS:
                 line = invocation.line
                 on_line[line] = on_line.get(line, 0) + 1
                 # a second invocation on one line (`a && b`): `memory[rtx4090-line8-2]`
@@ -133,9 +127,10 @@ class ScriptLintItem(ConfigItem):
 
 
 class ScriptMemoryItem(ConfigItem):
-    """Runs (simulates) the step of one base_train or chat_sft invocation against the
-    budget, per GPU: the step gptlint derives for the target GPU (`ScriptContext.steps`,
-    `--gpt-world-size` overriding the launcher's), then `chatcheck.check_chat_memory`."""
+    """Runs (simulates) one invocation's step against the budget, per GPU: base_train's or
+    chat_sft's training step, base_eval's evaluation. The step is the one gptlint derives for
+    the target GPU (`ScriptContext.steps`, `--gpt-world-size` overriding the launcher's); the
+    verdict `chatcheck.check_chat_memory`'s."""
 
     parent: RunScriptFile
 
@@ -145,12 +140,6 @@ class ScriptMemoryItem(ConfigItem):
 
     def runtest(self) -> None:
         shown = str(self.parent.shown_path)
-        if self.script == EVALUATES:
-            pytest.skip(
-                f"{shown}:{self.line}: base_eval evaluates (no_grad forwards of the base model, "
-                "no training step); the memory check runs training steps only: the lint "
-                "item's GPT606 estimates it"
-            )
         settings = self.parent.settings()
         profile, budget = settings.profile(), settings.budget()
         try:
