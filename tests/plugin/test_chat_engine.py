@@ -3,15 +3,33 @@ its step simulated on fake tensors holds what nanochat's step holds."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.machinery
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
+
+from gptlint.facts.gpus import get_profile
+from gptlint.facts.kinds import AttentionKernel, MemoryMode
+from gptlint.runmodel.chatestimate import estimate_chat_memory
+from gptlint.runmodel.chatparams import parameter_bytes, parameter_counts
+from gptlint.runmodel.chatrun import ChatShape, ChatStep
+from pytest_gptcfg.engine import chatcheck
+from pytest_gptcfg.engine.chatcheck import (
+    ChatModelError,
+    check_chat_memory,
+    find_max_device_batch,
+)
+from pytest_gptcfg.engine.compiled import CompiledUnavailable
+from pytest_gptcfg.engine.simulate import cublas_workspace_bytes
 
 CHECKOUT = Path(__file__).resolve().parents[1] / "data" / "nanochat"
 
@@ -53,6 +71,7 @@ def test_the_test_checkout_trains_on_cpu(dtype, embeddings):
     short window (64 // 4 rounded up to 128 covers the context), the last always full.
     The optimizer's compiled kernels run eagerly (TORCHDYNAMO_DISABLE) to keep this quick."""
     env = {**os.environ, "NANOCHAT_DTYPE": dtype, "TORCHDYNAMO_DISABLE": "1", "PYTHONPATH": "."}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the test data
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(REAL_STEP)],
         cwd=CHECKOUT,
@@ -68,25 +87,6 @@ def test_the_test_checkout_trains_on_cpu(dtype, embeddings):
 
 
 # --------------------------------------------------------------------------- the simulation
-
-import dataclasses  # noqa: E402
-import importlib.machinery  # noqa: E402
-import shutil  # noqa: E402
-import types  # noqa: E402
-
-from gptlint.facts.gpus import get_profile  # noqa: E402
-from gptlint.facts.kinds import AttentionKernel, MemoryMode  # noqa: E402
-from gptlint.runmodel.chatestimate import estimate_chat_memory  # noqa: E402
-from gptlint.runmodel.chatparams import parameter_bytes  # noqa: E402
-from gptlint.runmodel.chatrun import ChatShape, ChatStep  # noqa: E402
-from pytest_gptcfg.engine import chatcheck  # noqa: E402
-from pytest_gptcfg.engine.chatcheck import (  # noqa: E402
-    ChatModelError,
-    check_chat_memory,
-    find_max_device_batch,
-)
-from pytest_gptcfg.engine.compiled import CompiledUnavailable  # noqa: E402
-from pytest_gptcfg.engine.simulate import cublas_workspace_bytes  # noqa: E402
 
 GiB, MiB = 1024**3, 1024**2
 H100, RTX4090 = get_profile("h100-80gb"), get_profile("rtx4090")
@@ -119,7 +119,8 @@ def test_the_eager_step_agrees_with_gptlints_eager_estimate(gpu, dtype, world):
     for key in ("parameters", "gradients", "adamw_state", "muon_state", "attention"):
         assert result.breakdown[key] == pytest.approx(estimate.terms[key], rel=0.01), key
     assert result.breakdown["logits_and_loss"] == estimate.terms["logits_and_loss"]
-    assert result.params == (result.params[0], result.params[0])
+    total = parameter_counts(SHAPE)["total"]
+    assert result.params == (total, total)
 
 
 def test_eight_ranks_shard_the_optimizer_state_and_one_rank_stacks_every_matrix():
@@ -232,17 +233,20 @@ def test_an_eager_fp8_step_is_estimated_with_a_note():
 
 
 def test_the_largest_device_batch_is_the_largest_of_the_ladder_that_fits():
-    """A budget between batch 4's peak and batch 8's: 4 (the total of 32 sequences divides
-    for every rung)."""
-    step = dataclasses.replace(STEP, total_batch_size=32 * 256)
-    peaks = {b: simulate(dataclasses.replace(step, device_batch_size=b)) for b in (4, 8)}
-    budget = (peaks[4].peak_reserved_bytes + peaks[8].peak_reserved_bytes) // 2
-    budget += H100.context_bytes
-    assert find_max_device_batch(step, CHECKOUT, H100, budget) == 4
-    known = check_chat_memory(step, CHECKOUT, H100, budget, mode="simulate")
-    assert known.fits
-    assert find_max_device_batch(step, CHECKOUT, H100, budget, known=known) == 4
-    assert find_max_device_batch(step, CHECKOUT, H100, 64 * MiB) == 0
+    """A budget above batch 2's reserved peak and below batch 4's tensors: 2 (a total of 32
+    sequences divides for every rung). A known failure at 4 leaves only smaller batches to
+    try; one at 1, none."""
+    shape = ChatShape(2, 128, 2, 2, 8000, 256, "L")
+    step = ChatStep("base_train", shape, 4, 1, 32 * 256, 8, "bfloat16", False, False, True)
+    two, four = (simulate(dataclasses.replace(step, device_batch_size=b)) for b in (2, 4))
+    assert two.peak_reserved_bytes < four.peak_allocated_bytes
+    budget = H100.context_bytes + (two.peak_reserved_bytes + four.peak_allocated_bytes) // 2
+    assert find_max_device_batch(step, CHECKOUT, H100, budget) == 2
+    failed = check_chat_memory(step, CHECKOUT, H100, budget, mode="simulate")
+    assert not failed.fits
+    assert find_max_device_batch(step, CHECKOUT, H100, budget, known=failed) == 2
+    one = dataclasses.replace(step, device_batch_size=1, grad_accum_steps=32)
+    assert find_max_device_batch(one, CHECKOUT, H100, 0, known=failed) == 0
 
 
 # --------------------------------------------------------------------------- the checkout's code
@@ -314,3 +318,18 @@ def test_two_checkouts_in_one_session_never_mix(fork):
     assert before.breakdown["parameters"] - without.breakdown["parameters"] >= embeddings
     assert after.breakdown == before.breakdown
     assert "nanochat" not in sys.modules
+
+
+def test_a_checkout_without_flash_attn_func_runs_its_own_attention_with_a_note(fork):
+    """On Hopper the FA3 stand-in replaces `flash_attn.flash_attn_func`; a fork that calls
+    its attention by another name keeps its own (here SDPA: mem-efficient for the masks)."""
+    for name in ("gpt.py", "flash_attention.py"):
+        path = fork / "nanochat" / name
+        path.write_text(path.read_text().replace("flash_attn_func", "attend"))
+    result = simulate(checkout=fork)
+    assert (
+        "nanochat/gpt.py has no flash_attn.flash_attn_func to replace with FlashAttention-3's "
+        "stand-in: its own attention ran instead"
+    ) in result.notes
+    assert result.attention_kernel == AttentionKernel.EFFICIENT
+    assert not any(note.startswith("attention: FlashAttention-3") for note in result.notes)

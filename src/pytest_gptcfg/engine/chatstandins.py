@@ -99,6 +99,11 @@ class ChatBehaviour(CudaBehaviour):
             return super().fused_attention(q, k, v, kernel, is_causal, scale, mask)
         return kernels.cuda_fused_attention(q, k, v, kernel, mask, self.label_attention)
 
+    def flash_attention_3(self, saved: Sequence[torch.Tensor]) -> None:
+        """FlashAttention-3's stand-in ran and saved `saved`."""
+        self.attention_kernels.add(AttentionKernel.FLASH)
+        self.label_attention(saved)
+
     def label_attention(self, saved: Sequence[torch.Tensor]) -> None:
         """Label what an attention kernel saves for its backward as `attention`."""
         for t in saved:

@@ -100,7 +100,7 @@ def simulate_chat_eager(
     notes = [simulated_note(profile), "the eager step (no torch.compile)"]
     with (
         checkout_modules(checkout, step.dtype) as modules,
-        _standins(modules, step, attention.fa3, behaviour, notes),
+        _standins(modules, step, attention.fa3, behaviour, notes) as fa3_missing,
         contextlib.redirect_stdout(io.StringIO()),  # the checkout's print0 lines
     ):
         model = _meta_model(modules, step)
@@ -120,9 +120,8 @@ def simulate_chat_eager(
             else:
                 _run(partial(_evaluate, model, step, behaviour, tracker), modules, "the forward")
             del model
-    if attention.fa3 and not any("flash_attn_func" in note for note in notes):
-        behaviour.attention_kernels.add(AttentionKernel.FLASH)
-    notes.append(f"attention: {attention.label} ({attention.reason})")
+    if not fa3_missing:
+        notes.append(f"attention: {attention.label} ({attention.reason})")
     notes.append(
         "allocator: expandable segments, as base_train sets "
         "PYTORCH_ALLOC_CONF=expandable_segments:True"
@@ -145,7 +144,9 @@ def _standins(
     fa3: bool,
     behaviour: ChatBehaviour,
     notes: list[str],
-) -> Iterator[None]:
+) -> Iterator[bool]:
+    """The stand-ins in place; yields whether FlashAttention-3's could not be (`fa3`)."""
+    missing = None
     with contextlib.ExitStack() as stack:
         eager = stack.enter_context(eager_compiled_functions(modules))
         if eager:
@@ -158,10 +159,12 @@ def _standins(
             stack.enter_context(fake_process_group(step.world_size))
             notes.append(f"rank 0 of {step.world_size}: the collectives are not run")
         if fa3:
-            missing = stack.enter_context(flash_attention_3_in(modules, behaviour.label_attention))
+            missing = stack.enter_context(
+                flash_attention_3_in(modules, behaviour.flash_attention_3)
+            )
             if missing is not None:
                 notes.append(missing)
-        yield
+        yield missing is not None
 
 
 def _meta_model(modules: ChatModules, step: ChatStep) -> torch.nn.Module:
