@@ -131,8 +131,7 @@ def failure_text(
             f"({step.tokens_per_iter:,} tokens/iter), {spec.dtype}, compile "
             f"{'on' if spec.compile else 'off'}, attention {result.attention_kernel}"
         ),
-        # padded as nanoGPT's failure text has always been: to the longest key, not label
-        *peak_breakdown(result, BREAKDOWN_LABELS, max(len(key) for key in BREAKDOWN_LABELS)),
+        *peak_breakdown(result, BREAKDOWN_LABELS),
     ]
     searched = MemoryMode(result.mode).value
     if result.upper_bound:  # the eager step's search: the compiled run fits at least as many
@@ -169,13 +168,11 @@ def peak_line(result: MemoryResult, what: str = "step", per_gpu: bool = False) -
     )
 
 
-def peak_breakdown(
-    result: MemoryResult, labels: dict[str, str], width: int | None = None
-) -> list[str]:
-    """`  at the peak:` and the breakdown's terms in `labels`' order (the labels padded to
-    `width`, by default the longest's), then the largest tensors."""
+def peak_breakdown(result: MemoryResult, labels: dict[str, str]) -> list[str]:
+    """`  at the peak:` and the breakdown's terms in `labels`' order (the labels padded to the
+    longest), then the largest tensors."""
     lines = ["  at the peak:"]
-    width = width or max(len(label) for label in labels.values())
+    width = max(len(label) for label in labels.values())
     for key, label in labels.items():
         if key in result.breakdown:
             lines.append(f"    {label:<{width}}  {format_gib(result.breakdown[key]):>11}")
