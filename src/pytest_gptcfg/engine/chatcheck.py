@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
+with warnings.catch_warnings():
+    # without NumPy installed torch warns while loading, which says nothing about the run
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+    import torch
 
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import AttentionKernel, MemoryMode
