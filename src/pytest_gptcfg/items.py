@@ -20,6 +20,7 @@ from gptlint.facts.gpus import DEFAULT_GPU, PROFILES, GpuProfile
 from gptlint.facts.kinds import MemoryMode
 from gptlint.facts.units import GIB, format_gib, format_params
 from gptlint.lint.context import LintContext, project_model_py
+from gptlint.lint.diagnostics import Diagnostic
 from gptlint.lint.discover import selects, walk
 from gptlint.lint.linter import lint_file
 from gptlint.lint.rules import RULE_CODES
@@ -33,7 +34,7 @@ from gptlint.settings.pyproject import load_settings
 from gptlint.settings.table import Settings, SettingsError
 from gptlint.text.deep import run_deep
 from pytest_gptcfg import report
-from pytest_gptcfg.options import OPTIONS_KEY, Options
+from pytest_gptcfg.options import OPTIONS_KEY, SUFFIXES, Options
 from pytest_gptcfg.results import MemoryResult
 
 
@@ -51,14 +52,15 @@ def is_config(path: Path, given: Path) -> bool:
 
 
 def uncollected_configs(folder: Path) -> list[Path]:
-    """The `.py` files gptlint finds in `folder` (`gptlint.lint.discover.walk`) that pytest does not
-    collect, being no regular file: a FIFO, a device, a broken link. gptlint reports them; so
-    does the plugin, through their lint items."""
+    """The `.py` and `.sh` files gptlint finds in `folder` (`gptlint.lint.discover.walk`) that
+    pytest does not collect, being no regular file: a FIFO, a device, a broken link. gptlint
+    reports them; so does the plugin, through their lint items."""
     try:
         settings = load_settings(folder, RULE_CODES)
     except SettingsError:
         settings = Settings()
-    return [p for p in walk(folder, settings.exclude, settings.root) if not os.path.isfile(p)]
+    found = walk(folder, settings.exclude, settings.root, suffixes=SUFFIXES)
+    return [p for p in found if not os.path.isfile(p)]
 
 
 MAX_SIMULATED_LAYERS = 2048
@@ -146,18 +148,25 @@ class LintItem(ConfigItem):
             pytest.skip(str(exc))
         except (SettingsError, SchemaError) as exc:
             raise CheckFailed(f"{shown}: not linted: {exc}") from None
-        errors = [d for d in diagnostics if d.severity == "error"]
-        self.user_properties.append(
-            (report.LINT_KEY, [f"{d} [{d.severity}]" for d in diagnostics if d not in errors])
-        )
-        if errors:
-            lines = [f"{_findings(diagnostics)} in {shown}:"]
-            lines += [f"  {d} [{d.severity}]" for d in diagnostics]
-            safety = {d.fix.safety for d in diagnostics if d.fix is not None}
-            if safety:
-                flags = "--fix" if "safe" in safety else "--fix --unsafe-fixes"
-                lines.append(f"  fix with: gptlint {flags} {self.parent.shown_path}")
-            raise CheckFailed("\n".join(lines))
+        judge_lint(self, shown, diagnostics)
+
+
+def judge_lint(item: pytest.Item, shown: Path, diagnostics: Sequence[Diagnostic]) -> None:
+    """A lint item's verdict on a file's diagnostics: warnings and infos to the session
+    summary; with an error, a failure listing every finding and the `gptlint --fix` that
+    applies."""
+    errors = [d for d in diagnostics if d.severity == "error"]
+    item.user_properties.append(
+        (report.LINT_KEY, [f"{d} [{d.severity}]" for d in diagnostics if d not in errors])
+    )
+    if errors:
+        lines = [f"{_findings(diagnostics)} in {shown}:"]
+        lines += [f"  {d} [{d.severity}]" for d in diagnostics]
+        safety = {d.fix.safety for d in diagnostics if d.fix is not None}
+        if safety:
+            flags = "--fix" if "safe" in safety else "--fix --unsafe-fixes"
+            lines.append(f"  fix with: gptlint {flags} {shown}")
+        raise CheckFailed("\n".join(lines))
 
 
 class MemoryItem(ConfigItem):
@@ -175,7 +184,7 @@ class MemoryItem(ConfigItem):
             from pytest_gptcfg.engine import check as engine
 
             step = self._with_model(step, model_py, engine)
-            mode, device = _device(options.mode, engine.import_torch())
+            mode, device = resolve_device(options.mode, engine.import_torch())
         except CheckFailed as exc:
             self._record(report.memory_record(path, profile, budget, error=str(exc)))
             raise
@@ -230,11 +239,7 @@ class MemoryItem(ConfigItem):
 
     def _snapshot_path(self, options: Options, profile: GpuProfile) -> Path | None:
         """`DIR/config__x.rtx4070.pickle` for `config/x.py` under `--gpt-snapshot DIR`."""
-        if options.snapshot is None:
-            return None
-        options.snapshot.mkdir(parents=True, exist_ok=True)
-        name = "__".join(self.parent.shown_path.with_suffix("").parts).lstrip("_.")
-        return options.snapshot / f"{name}.{profile.name}.pickle"
+        return snapshot_path(options, self.parent.shown_path, profile.name)
 
     def _step(
         self, options: Options, settings: Settings, profile: GpuProfile
@@ -331,6 +336,16 @@ class MemoryItem(ConfigItem):
         self.user_properties.append((report.MEMORY_KEY, record))
 
 
+def snapshot_path(options: Options, shown: Path, *tags: str) -> Path | None:
+    """`DIR/config__x.TAG.pickle` for the file shown as `config/x.py` under `--gpt-snapshot
+    DIR` (the folder made), the tags joined by dots; None without `--gpt-snapshot`."""
+    if options.snapshot is None:
+        return None
+    options.snapshot.mkdir(parents=True, exist_ok=True)
+    name = "__".join(shown.with_suffix("").parts).lstrip("_.")
+    return options.snapshot / f"{'.'.join((name, *tags))}.pickle"
+
+
 def _explain(problems: Sequence[Problem]) -> str:
     """The first problem, with how to supply a value only running the config would give (all
     such values at once, where several are unknown); an origin that carries its own
@@ -351,7 +366,7 @@ def _text(problem: Problem) -> str:
 _NESTED_ORIGIN = re.compile(r"\(([^()]*) \(([^()]*)\)\)")
 
 
-def _findings(diagnostics: list[Any]) -> str:
+def _findings(diagnostics: Sequence[Diagnostic]) -> str:
     """`3 gptlint findings (1 error, 2 warnings)`: the count of what the failure lists."""
     counts = {severity: 0 for severity in ("error", "warning", "info")}
     for d in diagnostics:
@@ -405,7 +420,7 @@ def _engine_failure(path: str, model_py: Path | None, exc: Exception) -> str:
     )
 
 
-def _device(mode: str, torch: ModuleType) -> tuple[str, int]:
+def resolve_device(mode: str, torch: ModuleType) -> tuple[str, int]:
     """The concrete mode and, on CUDA, this process's GPU: xdist worker N uses GPU N mod count."""
     if mode == "auto":
         mode = "cuda" if torch.cuda.is_available() else "simulate"

@@ -16,6 +16,9 @@ from gptlint.settings.table import check_setting
 MODES = ("auto", "cuda", "simulate")
 COMPILE_MODES = ("auto", "on", "off")
 TORCH_EXTRA = "pip install 'gptlint[torch]'"
+SUFFIXES = (".py", ".sh")
+"""What `--gpt-configs` checks: configs, and nanochat run scripts (gptlint's
+`command.plan.FOUND_SUFFIXES`, named here so that loading the plugin loads no linter)."""
 IniType = Literal["string", "paths", "linelist"]
 """The ini types of the plugin's options (pytest's `addini` names)."""
 
@@ -33,7 +36,7 @@ def add_options(parser: pytest.Parser) -> None:
     option(
         "gpt-configs",
         "paths",
-        "a config file or a folder of configs to check (repeatable)",
+        "a config file, a nanochat run script (.sh) or a folder of them to check (repeatable)",
         action="append",
         metavar="PATH",
         default=None,
@@ -135,10 +138,10 @@ class Options:
         return f"gptcfg: gpu {gpu}, budget {budget}, mode {self.mode}, compile {self.compile}"
 
     def given(self, path: Path) -> Path | None:
-        """The `--gpt-configs` file or folder that names or holds the `.py` file `path`, else
-        None; whether a file found in a folder is a config is gptlint's call
-        (`items.is_config`)."""
-        if path.suffix != ".py" or path.name in ("conftest.py", "__init__.py"):
+        """The `--gpt-configs` file or folder that names or holds the `.py` or `.sh` file
+        `path`, else None; whether a file found in a folder is a config or a nanochat run
+        script is gptlint's call (`items.is_config`, `scriptitems.is_run_script_for`)."""
+        if path.suffix not in SUFFIXES or path.name in ("conftest.py", "__init__.py"):
             return None
         path = path.resolve()
         if path in self.configs:
@@ -197,7 +200,7 @@ def _configs(config: pytest.Config) -> tuple[Path, ...]:
             raise pytest.UsageError(f"--gpt-configs: no such file or folder: {path}")
         if not (path.is_file() or path.is_dir()):  # a FIFO, a device: never read
             raise pytest.UsageError(f"--gpt-configs: not a regular file or folder: {path}")
-        if path.is_file() and path.suffix != ".py":
+        if path.is_file() and path.suffix not in SUFFIXES:
             raise pytest.UsageError(f"--gpt-configs: not a Python config file: {path}")
     return tuple(dict.fromkeys(p.resolve() for p in paths))
 

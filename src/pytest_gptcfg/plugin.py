@@ -1,4 +1,5 @@
-"""pytest hooks of pytest-gptcfg: `pytest --gpt-configs config/` checks nanoGPT configs.
+"""pytest hooks of pytest-gptcfg: `pytest --gpt-configs config/` checks nanoGPT configs, and
+`pytest --gpt-configs runs/` nanochat run scripts.
 
 This module is loaded in every pytest run of the environment, so it imports neither torch nor
 the linter; they are imported once configs are asked for.
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_gptcfg.options import OPTIONS_KEY, Options, add_options, read_options
+from pytest_gptcfg.options import OPTIONS_KEY, SUFFIXES, Options, add_options, read_options
 
 if TYPE_CHECKING:
     from pytest_gptcfg.report import Results
@@ -42,8 +43,8 @@ FOUND_KEY = pytest.StashKey[set[Path]]()
 
 
 def _named_configs(config: pytest.Config) -> tuple[Path, ...]:
-    """Positional `.py` files that are not test modules (`pytest --gpt-configs a.py b.py`): each
-    is checked as a config too."""
+    """Positional `.py` files that are not test modules, and `.sh` files (`pytest --gpt-configs
+    a.py runs/speedrun.sh`): each is checked as a config or a run script too."""
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         return ()
     patterns = config.getini("python_files")
@@ -54,7 +55,7 @@ def _named_configs(config: pytest.Config) -> tuple[Path, ...]:
         test_module = path.name in ("conftest.py", "__init__.py") or any(
             fnmatch.fnmatch(path.name, pattern) for pattern in patterns
         )
-        if path.suffix == ".py" and path.is_file() and "::" not in arg and not test_module:
+        if path.suffix in SUFFIXES and path.is_file() and "::" not in arg and not test_module:
             found.append(path)
     return tuple(found)
 
@@ -75,22 +76,40 @@ def _collection_args(config: pytest.Config, configs: tuple[Path, ...]) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[None, Any, None]:
-    """A config becomes a GptConfigFile, never a Python test module (it is not imported).
+    """A config becomes a GptConfigFile, never a Python test module (it is not imported); a
+    nanochat run script a RunScriptFile (it is not run).
 
     The files under a `--gpt-configs` folder are those gptlint would lint: code such as a
-    `validator.py` of functions is left to pytest's own collection.
+    `validator.py` of functions is left to pytest's own collection, a `.sh` file that runs no
+    nanochat step in a checkout is not collected.
     """
     outcome = yield
     options = parent.config.stash.get(OPTIONS_KEY, None)
     given = None if options is None else options.given(file_path)
     if given is None:
         return
-    # items imports the linter: loaded once configs are being collected, not in every run
+    collector = _collector(parent, file_path, given)
+    if collector is not None:
+        parent.config.stash[FOUND_KEY].add(given)
+        outcome.force_result([collector])
+
+
+def _collector(parent: pytest.Collector, path: Path, given: Path | None) -> pytest.File | None:
+    """The collector of a config or a nanochat run script, or None where gptlint would not lint
+    `path` found in the folder `given` (None: collected whatever it holds)."""
+    # items and scriptitems import the linter: loaded once configs are being collected, not
+    # in every run
+    if path.suffix == ".sh":
+        from pytest_gptcfg.scriptitems import RunScriptFile, is_run_script_for
+
+        if given is None or is_run_script_for(path, given):
+            return RunScriptFile.from_parent(parent, path=path)
+        return None
     from pytest_gptcfg.items import GptConfigFile, is_config
 
-    if is_config(file_path, given):
-        parent.config.stash[FOUND_KEY].add(given)
-        outcome.force_result([GptConfigFile.from_parent(parent, path=file_path)])
+    if given is None or is_config(path, given):
+        return GptConfigFile.from_parent(parent, path=path)
+    return None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -106,14 +125,17 @@ class _SessionHooks:
 
     @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list) -> None:
-        """pytest collects regular files only: a FIFO or device named `.py` in a configs
-        folder becomes a config here, whose lint item says what it is (as gptlint does)."""
-        from pytest_gptcfg.items import GptConfigFile, uncollected_configs
+        """pytest collects regular files only: a FIFO or device named `.py` or `.sh` in a
+        configs folder becomes a config or run script here, whose lint item says what it is
+        (as gptlint does)."""
+        from pytest_gptcfg.items import uncollected_configs
 
         for folder in self.options.configs:
             if folder.is_dir():
                 for path in uncollected_configs(folder):
-                    items.extend(GptConfigFile.from_parent(session, path=path).collect())
+                    collector = _collector(session, path, None)
+                    assert collector is not None  # None: always collected
+                    items.extend(collector.collect())
 
     # Both hooks see every report of the run (the user's tests, collection reports too):
     # report.py reads only the plugin's own records and ignores the rest.

@@ -35,16 +35,7 @@ def memory_record(
     such as torch's TorchVersion).
     """
     record: dict[str, Any] = {
-        "path": path,
-        "gpu": profile.name,
-        "budget_bytes": budget_bytes,
-        "error": error,
-        "mode": None,
-        "torch_version": None,
-        "device_name": None,
-        "params": None,
-        "params_total": None,
-        "tokens_per_iter": None,
+        **base_record(path, profile, budget_bytes, error),
         "batch_size": None,
         "block_size": None,
         "gradient_accumulation_steps": None,
@@ -75,22 +66,45 @@ def memory_record(
             eval_only=step.spec.eval_only,
         )
     if result is not None:
-        record.update(
-            mode=MemoryMode(result.mode).value,
-            torch_version=str(result.torch_version),
-            device_name=str(result.device_name),
-            peak_allocated_bytes=int(result.peak_allocated_bytes),
-            peak_reserved_bytes=int(result.peak_reserved_bytes),
-            context_bytes=int(result.context_bytes),
-            fits=bool(result.fits),
-            compiled_step=bool(result.compiled),
-            step=ran_word(record["eval_only"], result.compiled),
-            upper_bound=bool(result.upper_bound),
-        )
-        record["notes"] += [str(note) for note in result.notes]
-        if result.params is not None:  # counted on the model that ran (a fork's may hold more)
-            record.update(params=result.params[0], params_total=result.params[1])
+        add_result(record, result)
     return record
+
+
+def base_record(
+    path: str, profile: GpuProfile, budget_bytes: int, error: str | None
+) -> dict[str, Any]:
+    """The fields every row has, a nanoGPT config's as a nanochat invocation's."""
+    return {
+        "path": path,
+        "gpu": profile.name,
+        "budget_bytes": budget_bytes,
+        "error": error,
+        "mode": None,
+        "torch_version": None,
+        "device_name": None,
+        "params": None,
+        "params_total": None,
+        "tokens_per_iter": None,
+    }
+
+
+def add_result(record: dict[str, Any], result: MemoryResult) -> None:
+    """Fill a row's verdict from `result` (plain builtins only, see `memory_record`)."""
+    record.update(
+        mode=MemoryMode(result.mode).value,
+        torch_version=str(result.torch_version),
+        device_name=str(result.device_name),
+        peak_allocated_bytes=int(result.peak_allocated_bytes),
+        peak_reserved_bytes=int(result.peak_reserved_bytes),
+        context_bytes=int(result.context_bytes),
+        fits=bool(result.fits),
+        compiled_step=bool(result.compiled),
+        step=ran_word(record.get("eval_only"), result.compiled),
+        upper_bound=bool(result.upper_bound),
+    )
+    record["notes"] += [str(note) for note in result.notes]
+    if result.params is not None:  # counted on the model that ran (a fork's may hold more)
+        record.update(params=result.params[0], params_total=result.params[1])
 
 
 def failure_text(
@@ -98,24 +112,11 @@ def failure_text(
 ) -> str:
     """Why a config does not fit, and the batch that would, as plain text (no traceback)."""
     spec, shape = step.spec, step.spec.shape
-    how = {
-        MemoryMode.MEASURED: f"measured on {result.device_name}",
-        MemoryMode.SIMULATED: "simulated on fake tensors, no GPU used",
-        MemoryMode.ESTIMATED: "estimated by gptlint's analytical model, no step run",
-    }[MemoryMode(result.mode)]
-    how = f"{what_ran(spec.eval_only, result.compiled)} {how}"
-    if result.upper_bound:
-        how += ", an upper bound of the compiled run's peak"
-    total = result.peak_reserved_bytes + result.context_bytes
     params = result.params[0] if result.params is not None else shape.num_params()
     model = step.model
     lines = [
-        f"{path} does not fit {profile.label} ({how}; torch {result.torch_version})",
-        f"  peak {format_gib(total)} > budget {format_gib(result.budget_bytes)}: "
-        f"{format_gib(result.peak_reserved_bytes)} reserved "
-        f"({format_gib(result.peak_allocated_bytes)} allocated) + "
-        f"{format_gib(result.context_bytes)} CUDA context"
-        + (f" (the {_what(step)} ran out of memory)" if result.oom else ""),
+        f"{path} does not fit {profile.label} ({how_found(result, spec.eval_only)})",
+        peak_line(result, _what(step)),
         f"  model ({model.model_from}): n_layer {shape.n_layer}, n_head {shape.n_head}, n_embd "
         f"{shape.n_embd}, block_size {shape.block_size}, vocab_size {shape.vocab_size}"
         + (f" ({model.vocab_from})" if model.model_from == "scratch" else "")
@@ -130,21 +131,55 @@ def failure_text(
             f"({step.tokens_per_iter:,} tokens/iter), {spec.dtype}, compile "
             f"{'on' if spec.compile else 'off'}, attention {result.attention_kernel}"
         ),
-        "  at the peak:",
+        *peak_breakdown(result, BREAKDOWN_LABELS),
     ]
-    width = max(len(label) for label in BREAKDOWN_LABELS)
-    for key, label in BREAKDOWN_LABELS.items():
+    searched = MemoryMode(result.mode).value
+    if result.upper_bound:  # the eager step's search: the compiled run fits at least as many
+        searched += " eager step: the compiled run fits at least this"
+    lines.append("  " + suggestion(step, max_batch, searched))
+    lines += [f"  note: {note}" for note in (*step.notes, *result.notes)]
+    return "\n".join(lines)
+
+
+def how_found(result: MemoryResult, eval_only: bool | None = False) -> str:
+    """`compiled step simulated on fake tensors, no GPU used; torch 2.13.0`: what ran, how,
+    under which torch."""
+    how = {
+        MemoryMode.MEASURED: f"measured on {result.device_name}",
+        MemoryMode.SIMULATED: "simulated on fake tensors, no GPU used",
+        MemoryMode.ESTIMATED: "estimated by gptlint's analytical model, no step run",
+    }[MemoryMode(result.mode)]
+    how = f"{what_ran(eval_only, result.compiled)} {how}"
+    if result.upper_bound:
+        how += ", an upper bound of the compiled run's peak"
+    return f"{how}; torch {result.torch_version}"
+
+
+def peak_line(result: MemoryResult, what: str = "step", per_gpu: bool = False) -> str:
+    """`  peak 16.49 GiB > budget 11.99 GiB: ... reserved (... allocated) + ... CUDA context`,
+    with whether `what` (the step, the evaluation) ran out of memory."""
+    total = result.peak_reserved_bytes + result.context_bytes
+    return (
+        f"  peak {format_gib(total)} > budget {format_gib(result.budget_bytes)}"
+        f"{' per GPU' if per_gpu else ''}: {format_gib(result.peak_reserved_bytes)} reserved "
+        f"({format_gib(result.peak_allocated_bytes)} allocated) + "
+        f"{format_gib(result.context_bytes)} CUDA context"
+        + (f" (the {what} ran out of memory)" if result.oom else "")
+    )
+
+
+def peak_breakdown(result: MemoryResult, labels: dict[str, str]) -> list[str]:
+    """`  at the peak:` and the breakdown's terms in `labels`' order (the labels padded to the
+    longest), then the largest tensors."""
+    lines = ["  at the peak:"]
+    width = max(len(label) for label in labels.values())
+    for key, label in labels.items():
         if key in result.breakdown:
             lines.append(f"    {label:<{width}}  {format_gib(result.breakdown[key]):>11}")
     if result.largest_tensors:
         lines.append("  largest tensors:")
         lines += [f"    {format_gib(s):>11}  {name}" for name, s in result.largest_tensors[:5]]
-    how_found = MemoryMode(result.mode).value
-    if result.upper_bound:  # the eager step's search: the compiled run fits at least as many
-        how_found += " eager step: the compiled run fits at least this"
-    lines.append("  " + suggestion(step, max_batch, how_found))
-    lines += [f"  note: {note}" for note in (*step.notes, *result.notes)]
-    return "\n".join(lines)
+    return lines
 
 
 def _what(step: TrainingRun) -> str:
@@ -248,7 +283,9 @@ class Results:
 
 
 def table(records: list[dict[str, Any]]) -> list[str]:
-    """One row per config: gpu, mode, params, tokens/iter, peak vs budget, verdict, max batch."""
+    """One row per config or nanochat invocation (`runs/speedrun.sh:8 base_train`): gpu, mode,
+    params, tokens/iter (a nanochat run's total batch size), peak (per GPU) vs budget, verdict,
+    max batch (a nanochat run's largest `--device-batch-size`)."""
     header = (
         "config",
         "gpu",
@@ -261,14 +298,15 @@ def table(records: list[dict[str, Any]]) -> list[str]:
         "max batch",
     )
     rows = [header]
-    for r in sorted(records, key=lambda r: r["path"]):
+    for r in sorted(records, key=lambda r: (r["path"], r.get("line", 0))):
+        name = _row_name(r)
         if r["error"] is not None:
-            rows.append((r["path"], r["gpu"], *"----", format_gib(r["budget_bytes"]), "error", "-"))
+            rows.append((name, r["gpu"], *"----", format_gib(r["budget_bytes"]), "error", "-"))
             continue
         peak = r["peak_reserved_bytes"] + r["context_bytes"]
         rows.append(
             (
-                r["path"],
+                name,
                 r["gpu"],
                 f"{r['mode']} ({ran_word(r.get('eval_only'), r.get('compiled_step'))}"
                 + (", upper bound)" if r.get("upper_bound") else ")"),
@@ -277,7 +315,7 @@ def table(records: list[dict[str, Any]]) -> list[str]:
                 format_gib(peak),
                 format_gib(r["budget_bytes"]),
                 "yes" if r["fits"] else "NO",
-                _max_batch_cell(r["max_batch_size"]),
+                _max_batch_cell(r[MAX_BATCH_KEYS[r.get("kind", "nanogpt")]]),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -289,6 +327,18 @@ def table(records: list[dict[str, Any]]) -> list[str]:
         ).rstrip()
         for row in rows
     ]
+
+
+MAX_BATCH_KEYS = {"nanogpt": "max_batch_size", "nanochat": "max_device_batch_size"}
+"""Where a row keeps its largest batch that fits, by its `kind` (a nanoGPT config's row has
+none)."""
+
+
+def _row_name(record: dict[str, Any]) -> str:
+    """`config/x.py`, or `runs/speedrun.sh:8 base_train` for a nanochat invocation."""
+    if record.get("kind") == "nanochat":
+        return f"{record['path']}:{record['line']} {record['script']}"
+    return str(record["path"])
 
 
 def _max_batch_cell(max_batch: int | None) -> str:

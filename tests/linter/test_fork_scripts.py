@@ -343,3 +343,44 @@ def test_the_sequence_length_is_what_train_py_feeds_the_model(tmp_path, monkeypa
     assert f"seq_len=2048 ({config}:1) is longer than the model's block_size 1024" in str(
         problems[0]
     )
+
+
+PRETRAINED_TRAIN_PY = """\
+init_from = 'scratch'
+n_layer = 12
+n_head = 12
+n_embd = 768
+dropout = 0.0
+bias = False
+attn_type = 'flash'
+exec(open('configurator.py').read())
+if init_from.startswith('gpt2'):
+    override_args = dict(dropout=dropout, attn_type=attn_type, bias=bias)
+    model = GPT.from_pretrained(init_from, override_args)
+"""
+
+
+def test_gpt301_names_what_the_forks_train_py_passes_to_from_pretrained(project, capsys):
+    """A fork's train.py that passes more than dropout to `from_pretrained`: a key it passes is
+    not called ignored, and the message names what it passes, with its line, not nanoGPT's
+    "only dropout"."""
+    (project / "train.py").write_text(PRETRAINED_TRAIN_PY)
+    (project / "ft.py").write_text("init_from = 'gpt2'\nn_layer = 6\nbias = True\n")
+    code = main(["--select", "GPT301", "ft.py"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.splitlines()[0] == (
+        "ft.py:2:1: GPT301 init_from='gpt2' loads the checkpoint's shape (12/12/768, bias True):"
+        " n_layer set here is ignored (train.py:11 passes on only dropout, attn_type, bias)"
+    )
+
+
+def test_gpt301_says_when_what_is_passed_cannot_be_read(project, capsys):
+    (project / "train.py").write_text(
+        PRETRAINED_TRAIN_PY.replace("dict(dropout=dropout, attn_type=attn_type, bias=bias)", "f()")
+    )
+    (project / "ft.py").write_text("init_from = 'gpt2'\nn_layer = 6\n")
+    main(["--select", "GPT301", "ft.py"])
+    assert "n_layer set here is ignored (what train.py passes to from_pretrained could not be" in (
+        capsys.readouterr().out
+    )

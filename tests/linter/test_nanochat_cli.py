@@ -349,3 +349,31 @@ def test_a_depth_no_gpu_holds_is_reported_not_modelled(checkout, capsys):
         "runs/deep.sh:1:30: GPT601 base_train (line 1) stops: --depth=10000000: over 10000 "
         "layers, a model no GPU holds (gptlint does not model it layer by layer)"
     ]
+
+
+def test_noqa_in_a_run_script(checkout, capsys):
+    """`# noqa: CODE` at the end of a command suppresses that code's findings for it (on a
+    command continued with `\\`, the comment stands on its last line); a bare `# noqa` all of
+    them; a `#` inside quotes or within a word is no comment."""
+    speedrun = checkout / "runs" / "speedrun.sh"
+    lines = speedrun.read_text().split("\n")
+    lines[7] = lines[7].replace("--fp8 ", "\\\n    --fp8 ") + "  # noqa: GPT606, GPT604"
+    lines[8] += " # noqa"
+    lines[9] += " --run='a # noqa'"
+    speedrun.write_text("\n".join(lines))
+    code, out, _ = gptlint(capsys, "--gpu", "rtx4090", "runs/speedrun.sh")
+    assert code == 1
+    assert located(out) == [
+        "runs/speedrun.sh:11:1: GPT604",
+        "runs/speedrun.sh:11:1: GPT605",
+        "runs/speedrun.sh:11:1: GPT606",
+    ]
+
+
+def test_noqa_for_another_code_suppresses_nothing(checkout, capsys):
+    speedrun = checkout / "runs" / "speedrun.sh"
+    lines = speedrun.read_text().split("\n")
+    lines[7] += " # noqa: GPT101"
+    speedrun.write_text("\n".join(lines))
+    _, out, _ = gptlint(capsys, "--gpu", "rtx4090", "runs/speedrun.sh")
+    assert located(out) == SPEEDRUN_RTX4090

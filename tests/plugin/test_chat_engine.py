@@ -249,6 +249,41 @@ def test_the_largest_device_batch_is_the_largest_of_the_ladder_that_fits():
     assert find_max_device_batch(one, CHECKOUT, H100, 0, known=failed) == 0
 
 
+def test_the_search_starts_at_the_estimates_answer(monkeypatch):
+    """Where gptlint's estimate names the answer, the search checks it and its neighbour above
+    only (each check of a compiled step is a plan); a known result for one of them saves it."""
+    shape = ChatShape(2, 128, 2, 2, 8000, 256, "L")
+    step = ChatStep("base_train", shape, 32, 1, 32 * 256, 1, "bfloat16", False, False, True)
+    budget = (
+        H100.context_bytes
+        + simulate(dataclasses.replace(step, device_batch_size=8)).peak_reserved_bytes
+    )
+    estimated = chatcheck.largest_device_batch(step, H100, budget)
+    checked: list[int] = []
+    real = chatcheck.check_chat_memory
+
+    def counting(candidate: ChatStep, *args: object, **kwargs: object):
+        checked.append(candidate.device_batch_size)
+        return real(candidate, *args, **kwargs)
+
+    monkeypatch.setattr(chatcheck, "check_chat_memory", counting)
+    answer = find_max_device_batch(step, CHECKOUT, H100, budget)
+    assert answer == estimated == 8
+    assert checked == [8, 16]
+    checked.clear()
+    known = real(dataclasses.replace(step, device_batch_size=16), CHECKOUT, H100, budget)
+    sixteen = dataclasses.replace(step, device_batch_size=16, grad_accum_steps=2)
+    assert find_max_device_batch(sixteen, CHECKOUT, H100, budget, known=known) == 8
+    assert checked == [8]
+
+
+def test_an_evaluation_may_take_a_larger_batch():
+    """base_eval has no total batch size to divide: the search goes above its batch."""
+    shape = ChatShape(2, 128, 2, 2, 8000, 256, "L")
+    step = ChatStep("base_eval", shape, 1, 1, 256, 1, "bfloat16", False, False, False)
+    assert find_max_device_batch(step, CHECKOUT, H100, 80 * GiB) == 32
+
+
 # --------------------------------------------------------------------------- the checkout's code
 
 

@@ -65,6 +65,11 @@ PROFILES: dict[str, GpuProfile] = {
         # source: chenlb/knowledge src/llm/deploy/cuda-install-on-windows.md: PyTorch repr
         # total_memory=24563MB (Windows, WDDM, driver 572.70; nvidia-smi there: 24564MiB)
         GpuProfile("rtx4090", "NVIDIA GeForce RTX 4090 (24 GB)", 24563, (8, 9), True),
+        # source: NVIDIA/nccl issue #1637: deviceQuery on two RTX 5090s, 33680457728 bytes
+        # (32120 MiB; CUDA 12.8); another deviceQuery log shows 32117 MBytes
+        GpuProfile("rtx5090", "NVIDIA GeForce RTX 5090 (32 GB)", 32120, (12, 0), True),
+        # nvidia-smi total; no PyTorch-reported figure found
+        GpuProfile("l4", "NVIDIA L4 (24 GB)", 23034, (8, 9), True),
         # source: mryab/efficient-dl-systems week01_intro/seminar.ipynb: PyTorch repr on Colab,
         # total_memory=15109MB (driver 460.32.03, 2022-23), 15102MB (535.104.05, 2024-25),
         # 15095MB (550.54.15, 2026); sources disagree by driver and 15109MB is the most common
@@ -86,6 +91,8 @@ PROFILES: dict[str, GpuProfile] = {
         ),
         # nvidia-smi total; no PyTorch-reported figure found
         GpuProfile("h100-80gb", "NVIDIA H100 80GB", 81559, (9, 0), True),
+        # nvidia-smi total; no PyTorch-reported figure found
+        GpuProfile("h200", "NVIDIA H200 (141 GB)", 143771, (9, 0), True),
     )
 }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from gptlint.facts.kinds import Severity
 from gptlint.lint.context import LintContext
 from gptlint.lint.diagnostics import Diagnostic
+from gptlint.lint.noqa import NOQA, suppresses
 from gptlint.lint.rules import RULES_BY_CODE, enabled_codes
 from gptlint.nanogpt.configfile import ConfigFile, parse_config
 from gptlint.nanogpt.resolve import EffectiveConfig, OverrideError, resolve
@@ -21,7 +22,6 @@ from gptlint.text.decode import Source, SourceError, decode_source, unread_reaso
 from gptlint.text.files import read_regular
 from gptlint.text.reread import Reparser
 
-_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)
 _LOWERCASE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -160,10 +160,7 @@ def _locate(file: ConfigFile, rule, violation) -> Diagnostic:
 def _suppressed(source: Source, diagnostic: Diagnostic) -> bool:
     for line in range(diagnostic.line, max(diagnostic.line, diagnostic.end_line) + 1):
         match = _noqa(source.line_text(line))
-        if match is None:
-            continue
-        codes = match.group("codes")
-        if codes is None or diagnostic.code in {c.strip().upper() for c in codes.split(",")}:
+        if match is not None and suppresses(match, diagnostic.code):
             return True
     return False
 
@@ -171,7 +168,7 @@ def _suppressed(source: Source, diagnostic: Diagnostic) -> bool:
 def _noqa(line: str) -> re.Match | None:
     """The `# noqa` comment of a line, not one inside a string (a line that cannot be
     tokenized alone, such as one inside a multi-line string, is searched as text)."""
-    match = _NOQA.search(line)
+    match = NOQA.search(line)
     if match is None:
         return None
     try:
@@ -179,4 +176,4 @@ def _noqa(line: str) -> re.Match | None:
     except (tokenize.TokenError, SyntaxError):
         return match
     comments = (t.string for t in tokens if t.type == tokenize.COMMENT)
-    return next((m for m in map(_NOQA.search, comments) if m is not None), None)
+    return next((m for m in map(NOQA.search, comments) if m is not None), None)

@@ -1,6 +1,6 @@
 """Linting (and fixing) one nanochat run script: read its invocations, find the checkout around
-it, run the enabled run-script rules (GPT6xx); fixes are text edits (`SpanEdit`), applied over
-the script's text so that every other byte stays."""
+it, run the enabled run-script rules (GPT6xx), drop `# noqa`'d findings; fixes are text edits
+(`SpanEdit`), applied over the script's text so that every other byte stays."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from gptlint.lint.diagnostics import Diagnostic, escape_path
 from gptlint.lint.edits import TextEdit, text_edits
 from gptlint.lint.fix import MAX_PASSES, applicable, unified_diff
+from gptlint.lint.noqa import script_suppressed
 from gptlint.lint.rules import RULES_BY_CODE, enabled_codes
 from gptlint.lint.rules.base import ScriptRule, ScriptViolation
 from gptlint.lint.scriptcontext import ScriptContext
@@ -71,12 +72,14 @@ def lint_script(
             f"with {markers}) is at or above it: its flags' defaults cannot be read",
         )
     ctx = ScriptContext(path, text, invocations, checkout, settings)
+    lines = text.split("\n")
     diagnostics = []
     for code in sorted(enabled_codes(settings.select, settings.ignore)):
         rule = RULES_BY_CODE[code]
         if issubclass(rule, ScriptRule):
             for violation in rule().check_script(ctx):
-                diagnostics.append(_diagnostic(path, rule, violation))
+                if not script_suppressed(lines, violation.at.line, code):
+                    diagnostics.append(_diagnostic(path, rule, violation))
     diagnostics.sort(key=lambda d: (d.line, d.col, d.code))
     return ScriptResult(path, text, diagnostics)
 

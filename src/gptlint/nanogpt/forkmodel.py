@@ -143,3 +143,66 @@ def sequence_key(tree: ast.Module) -> str | None:
             name = upper.right.id
             return None if name == "block_size" else name
     return None
+
+
+PRETRAINED_OVERRIDES = ("dropout",)
+"""What nanoGPT's train.py passes to `GPT.from_pretrained`:
+`override_args = dict(dropout=dropout)`."""
+
+
+def pretrained_overrides(tree: ast.Module) -> tuple[tuple[str, ...], int] | None:
+    """The config keys the training script passes to `from_pretrained(name, overrides)`, with
+    the line of the call: the keywords of a `dict(...)` or the keys of a `{...}` literal given
+    there or assigned to the name given there (the last assignment before the call). None when
+    no call is found or what it passes cannot be read statically."""
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "from_pretrained"
+    ]
+    if not calls:
+        return None
+    found: list[str] = []
+    for call in calls:
+        given = call.args[1] if len(call.args) > 1 else None
+        given = next((k.value for k in call.keywords if k.arg == "override_args"), given)
+        if given is None:
+            continue
+        keys = _dict_keys(_resolved(given, tree, call.lineno))
+        if keys is None:
+            return None
+        found += [k for k in keys if k not in found]
+    return tuple(found), min(call.lineno for call in calls)
+
+
+def _resolved(node: ast.expr, tree: ast.Module, line: int) -> ast.expr | None:
+    """`node`, or for a name the value of its last assignment before `line`."""
+    if not isinstance(node, ast.Name):
+        return node
+    values = [
+        (a.lineno, a.value)
+        for a in ast.walk(tree)
+        if isinstance(a, ast.Assign)
+        and a.lineno < line
+        and any(isinstance(t, ast.Name) and t.id == node.id for t in a.targets)
+    ]
+    return max(values, key=lambda v: v[0])[1] if values else None
+
+
+def _dict_keys(node: ast.expr | None) -> list[str] | None:
+    """The keys of `dict(a=..., b=...)` or `{'a': ..., 'b': ...}`; None for anything else."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "dict"
+        and not node.args
+        and all(k.arg is not None for k in node.keywords)
+    ):
+        return [str(k.arg) for k in node.keywords]
+    if isinstance(node, ast.Dict) and all(
+        isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys
+    ):
+        return [str(k.value) for k in node.keys if isinstance(k, ast.Constant)]
+    return None

@@ -20,9 +20,11 @@ from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.configfile import parse_config
 from gptlint.nanogpt.evaluate import evaluate
 from gptlint.nanogpt.forkmodel import (
+    PRETRAINED_OVERRIDES,
     init_from_branches,
     model_differences,
     other_model,
+    pretrained_overrides,
     sequence_key,
 )
 from gptlint.nanogpt.machine import target_calls
@@ -159,6 +161,9 @@ class Schema:
     """What the model.py beside train.py does that changes memory from nanoGPT's GPT."""
     init_from_branches: tuple[str, ...] = ()
     """The `init_from` values train.py tests for (`forkmodel.init_from_branches`)."""
+    pretrained_passes: tuple[tuple[str, ...], int] | None = (PRETRAINED_OVERRIDES, 0)
+    """The config keys train.py passes to `from_pretrained` and the line of that call (0:
+    nanoGPT's train.py); None where that cannot be read (`forkmodel.pretrained_overrides`)."""
     sequence_key: str | None = None
     """The key whose value is the sequence length train.py feeds the model, where that is not
     block_size (`forkmodel.sequence_key`)."""
@@ -268,6 +273,7 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         other_model=other,
         model_differences=differences,
         init_from_branches=branches,
+        pretrained_passes=None if tree is None else pretrained_overrides(tree),
         sequence_key=sequence if sequence in specs else None,
         rewrites=rewrites,
         ddp_flags=ddp_flags,

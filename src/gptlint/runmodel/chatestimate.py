@@ -220,8 +220,13 @@ def chat_figures(step: ChatStep, gpu: GpuProfile) -> dict[str, ChatEstimate]:
 def with_device_batch(step: ChatStep, batch: int) -> ChatStep | None:
     """`step` at `--device-batch-size` `batch`, with the gradient accumulation base_train
     recomputes from the total batch size (`total_batch_size // (B * T * world)`); None where
-    base_train's assert rejects it (the total is not a multiple of B x T x world)."""
+    base_train's assert rejects it (the total is not a multiple of B x T x world). An
+    evaluation (base_eval) has no total to divide: any batch runs, one forward at a time."""
     world_tokens = batch * step.shape.seq_len * step.world_size
+    if not step.training:
+        return dataclasses.replace(
+            step, device_batch_size=batch, total_batch_size=world_tokens, grad_accum_steps=1
+        )
     if step.total_batch_size % world_tokens:
         return None
     accum = step.total_batch_size // world_tokens

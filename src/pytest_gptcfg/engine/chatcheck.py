@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
+with warnings.catch_warnings():
+    # without NumPy installed torch warns while loading, which says nothing about the run
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+    import torch
 
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import AttentionKernel, MemoryMode
@@ -170,26 +174,41 @@ def find_max_device_batch(
     fits `budget_bytes` and that base_train accepts for the run's total batch size (with the
     gradient accumulation it recomputes); 0 if none does.
 
-    `known` is this check's result for `step.device_batch_size` (not run again). Taking the
-    peak to grow with the batch, a known fit leaves only larger batches to try, and a known
-    failure only smaller ones. A known estimate (no step could be simulated) is answered by
-    the estimate, as it was made.
+    `known` is this check's result for `step.device_batch_size` (not run again). The peak
+    grows with the batch, so a batch above one that fails fails and one below one that fits
+    fits, without a check. The search starts at gptlint's estimate of the answer and checks
+    it and its neighbour above: where the estimate is right, two checks at most (none when
+    `known` is one of them). A known estimate (no step could be simulated) is answered by the
+    estimate, as it was made.
     """
     if known is not None and known.mode == MemoryMode.ESTIMATED:
         return largest_device_batch(step, profile, budget_bytes) or 0
-    known_batch = step.device_batch_size
-    for batch in DEVICE_BATCH_LADDER:
+    ladder = sorted(b for b in DEVICE_BATCH_LADDER if with_device_batch(step, b) is not None)
+    if not ladder:
+        return 0
+    fits: dict[int, bool] = {}
+    if known is not None:
+        fits[step.device_batch_size] = known.fits
+
+    def check(batch: int) -> bool:
+        if any(ok and batch <= b for b, ok in fits.items()):
+            return True
+        if any(not ok and batch >= b for b, ok in fits.items()):
+            return False
         candidate = with_device_batch(step, batch)
-        if candidate is None:
-            continue
-        if known is not None:
-            if batch == known_batch or (known.fits and batch < known_batch):
-                if known.fits:
-                    return batch
-                continue
-            if not known.fits and batch > known_batch:
-                continue
+        assert candidate is not None  # on the ladder
         result = check_chat_memory(candidate, checkout, profile, budget_bytes, mode="simulate")
-        if result.fits:
-            return batch
+        fits[batch] = result.fits
+        return result.fits
+
+    predicted = largest_device_batch(step, profile, budget_bytes) or ladder[0]
+    i = max((k for k, b in enumerate(ladder) if b <= predicted), default=0)
+    if check(ladder[i]):
+        while i + 1 < len(ladder) and check(ladder[i + 1]):
+            i += 1
+        return ladder[i]
+    while i > 0:
+        i -= 1
+        if check(ladder[i]):
+            return ladder[i]
     return 0

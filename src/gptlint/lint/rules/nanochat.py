@@ -24,14 +24,27 @@ _WHERE = {
 """The flags a problem of a derived key is shown at (the first one written)."""
 
 
-def _problem_flags(problem: Problem) -> tuple[str, ...]:
+def problem_flags(problem: Problem) -> tuple[str, ...]:
+    """The flags a problem is shown at (the first one written; else the invocation)."""
     return _WHERE.get(problem.key, (problem.key,))
 
 
-def _run(invocation: Invocation) -> str:
+def run_label(invocation: Invocation) -> str:
     """`base_train (line 67)`, with where it may not run as written."""
     where = f", {invocation.where}" if invocation.where else ""
     return f"{invocation.script} (line {invocation.line}{where})"
+
+
+def problem_message(
+    invocation: Invocation, problem: Problem, world_flag: str = "--world-size"
+) -> str:
+    """Why an invocation's step is not known: what stops it (GPT601), or the value only
+    running the script gives (GPT602), `world_flag` giving an unknown world size; the
+    plugin's memory items say the same."""
+    if not problem.unknown:
+        return f"{run_label(invocation)} stops: {problem}"
+    hint = f" ({world_flag} N gives it)" if problem.key == "world_size" else ""
+    return f"{run_label(invocation)} is not checked: {problem}{hint}"
 
 
 def _steps(ctx: ScriptContext) -> Iterator[tuple[Invocation, ChatStep]]:
@@ -71,8 +84,8 @@ class NanochatRunStops(ScriptRule):
         for invocation, derived in ctx.steps:
             for problem in derived.problems:
                 if not problem.unknown:
-                    at = ctx.at_flag(invocation, *_problem_flags(problem))
-                    yield ScriptViolation(at, f"{_run(invocation)} stops: {problem}")
+                    at = ctx.at_flag(invocation, *problem_flags(problem))
+                    yield ScriptViolation(at, problem_message(invocation, problem))
 
 
 class NanochatValueUnknown(ScriptRule):
@@ -110,10 +123,8 @@ class NanochatValueUnknown(ScriptRule):
         for invocation, derived in ctx.steps:
             for problem in derived.problems:
                 if problem.unknown:
-                    hint = " (--world-size N gives it)" if problem.key == "world_size" else ""
-                    at = ctx.at_flag(invocation, *_problem_flags(problem))
-                    message = f"{_run(invocation)} is not checked: {problem}{hint}"
-                    yield ScriptViolation(at, message)
+                    at = ctx.at_flag(invocation, *problem_flags(problem))
+                    yield ScriptViolation(at, problem_message(invocation, problem))
 
 
 class NanochatFp8Unsupported(ScriptRule):
@@ -149,7 +160,7 @@ class NanochatFp8Unsupported(ScriptRule):
             if use.fails:
                 yield ScriptViolation(
                     ctx.at_flag(invocation, "fp8"),
-                    f"{_run(invocation)}: --fp8 on {ctx.gpu.label} fails at the first "
+                    f"{run_label(invocation)}: --fp8 on {ctx.gpu.label} fails at the first "
                     f"forward: {use.reason}",
                 )
 
@@ -193,7 +204,7 @@ class NanochatWindowWithoutFa3(ScriptRule):
             memory = f"attention holds {format_gib(held)} per GPU at the peak; " if held else ""
             yield ScriptViolation(
                 ctx.at_flag(invocation, "window_pattern"),
-                f"{_run(invocation)}: window pattern {step.shape.window_pattern} on "
+                f"{run_label(invocation)}: window pattern {step.shape.window_pattern} on "
                 f"{ctx.gpu.label} runs {attention.label} ({attention.reason}); {memory}"
                 "--window-pattern=L runs every layer at full context with SDPA's flash kernel",
             )
@@ -234,7 +245,7 @@ class NanochatSftInheritsBatch(ScriptRule):
             if note is not None:
                 yield ScriptViolation(
                     ctx.at_invocation(invocation),
-                    f"{_run(invocation)}: {note}; --device-batch-size on this line sets it",
+                    f"{run_label(invocation)}: {note}; --device-batch-size on this line sets it",
                 )
 
 
@@ -281,7 +292,7 @@ class NanochatMemoryAboveBudget(ScriptRule):
             if estimate.total <= ctx.budget:
                 continue
             message = (
-                f"{_run(invocation)} needs an estimated {format_gib(estimate.total)} per GPU "
+                f"{run_label(invocation)} needs an estimated {format_gib(estimate.total)} per GPU "
                 f"({estimate.phase}, device batch {step.device_batch_size}, world "
                 f"{step.world_size}), above the {format_gib(ctx.budget)} budget of "
                 f"{ctx.gpu.label}: {estimate.breakdown()}"
@@ -289,17 +300,23 @@ class NanochatMemoryAboveBudget(ScriptRule):
             batch = largest_device_batch(step, ctx.gpu, ctx.budget)
             fix = None
             if batch is None:
-                message += (
-                    "; no --device-batch-size on nanochat's ladder (32..1) fits: a smaller "
-                    "--depth or --max-seq-len, or a GPU with more memory, is needed"
-                )
+                message += "; " + NO_DEVICE_BATCH_FITS
             else:
-                message += "; " + _fits(step, batch)
+                message += "; " + device_batch_fits(step, batch)
                 fix = _rewrite_batch(ctx, invocation, batch)
             yield ScriptViolation(ctx.at_flag(invocation, "device_batch_size"), message, fix)
 
 
-def _fits(step: ChatStep, batch: int) -> str:
+NO_DEVICE_BATCH_FITS = (
+    "no --device-batch-size on nanochat's ladder (32..1) fits: a smaller --depth or "
+    "--max-seq-len, or a GPU with more memory, is needed"
+)
+"""What GPT606 (and the plugin's memory item) says where not even a device batch of 1 fits."""
+
+
+def device_batch_fits(step: ChatStep, batch: int) -> str:
+    """`--device-batch-size=4 fits (base_train recomputes the gradient accumulation from the
+    total batch size N: M micro-steps)`: GPT606's fix, and the plugin's memory item's."""
     smaller = with_device_batch(step, batch)
     if not step.training or smaller is None:
         return f"--device-batch-size={batch} fits"

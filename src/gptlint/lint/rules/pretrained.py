@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from pathlib import Path
 
 from gptlint.facts.kinds import FixSafety, Severity
 from gptlint.lint.context import LintContext
@@ -49,7 +50,9 @@ class ShapeIgnoredWhenPretrained(Rule):
         checkpoint (gpt2 12/12/768, gpt2-medium 24/16/1024, gpt2-large 36/20/1280, gpt2-xl
         48/25/1600, all with bias). With `'resume'` they come from `ckpt.pt`'s `model_args`.
         Shape keys in such a config do nothing, and usually mean the author expects a
-        different model than the one that trains.
+        different model than the one that trains. A fork's train.py may pass more to
+        `from_pretrained` (its `override_args`): those keys are not reported, and the message
+        says what that script passes, with the line.
 
     Fix safety:
         The fix deletes the ignored lines (comment lines above them stay); the author may have
@@ -90,7 +93,11 @@ class ShapeIgnoredWhenPretrained(Rule):
         init_from = ctx.config.get("init_from")
         if not isinstance(init_from, str) or (init_from != "resume" and init_from not in PRESETS):
             return
-        keys = [k for k in _IGNORED_FOR_PRETRAINED if ctx.file.assignments_of(k)]
+        passes = ctx.config.schema.pretrained_passes
+        passed = () if init_from == "resume" or passes is None else passes[0]
+        keys = [
+            k for k in _IGNORED_FOR_PRETRAINED if ctx.file.assignments_of(k) and k not in passed
+        ]
         if not keys:
             return
         if init_from == "resume" and ctx.config.schema is NANOGPT_SCHEMA:
@@ -101,7 +108,7 @@ class ShapeIgnoredWhenPretrained(Rule):
             source = f"the checkpoint's shape ({_shape_text(init_from)})"
         message = (
             f"init_from={init_from!r} loads {source}: {', '.join(keys)} set here"
-            f" {'is' if len(keys) == 1 else 'are'} ignored (only dropout is passed on)"
+            f" {'is' if len(keys) == 1 else 'are'} ignored{_passed_on(ctx, init_from)}"
         )
         assignments = [a for a in ctx.file.assignments if a.key in keys]
         fix = None
@@ -110,6 +117,22 @@ class ShapeIgnoredWhenPretrained(Rule):
             if edits:
                 fix = ProposedFix(f"delete the {', '.join(keys)} lines", edits)
         yield Violation(assignments[0].target, message, fix)
+
+
+def _passed_on(ctx: LintContext, init_from: str) -> str:
+    """` (...)`: what of the config reaches the loaded model, as the training script says it
+    (nothing to say for a fork's resume, whose checkpoint reading is its own)."""
+    schema = ctx.config.schema
+    passes = schema.pretrained_passes
+    if schema is NANOGPT_SCHEMA:
+        return " (only dropout is passed on)"
+    if init_from == "resume":
+        return ""
+    script = Path(schema.origin).name
+    if passes is None:
+        return f" (what {script} passes to from_pretrained could not be read)"
+    keys, line = passes
+    return f" ({script}:{line} passes on only {', '.join(keys) or 'nothing'})"
 
 
 class BlockSizeAbovePretrained(Rule):
