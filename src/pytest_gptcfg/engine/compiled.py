@@ -1,22 +1,24 @@
-"""Inductor's memory plan of nanoGPT's compiled forward and backward graphs, found on the CPU.
+"""Inductor's memory plan of a model's compiled forward and backward graphs, found on the CPU:
+nanoGPT's (or a project's model of its interface) through `plan_graphs`, any other model
+(nanochat's) through `plan_model` and a `Target` saying how it is built and called.
 
 Dynamo, AOTAutograd and Inductor (PyTorch's private APIs) are reached through `torchapi`, the
-one module that names them; everything else sees only the plain-data plan `plan_graphs`
+one module that names them; everything else sees only the plain-data plan `plan_model`
 returns. No torch release is refused by its version: each is planned, and what
-was read is checked (`plan_graphs`); a plan that fails a check raises `CompiledUnavailable`,
+was read is checked (`plan_model`); a plan that fails a check raises `CompiledUnavailable`,
 and the plugin then reports gptlint's estimate of the compiled step, labelled as such.
 `TESTED_TORCH` names the releases this was run on (`benchmarks/torch_matrix.py`).
 
 Method, as `torch.compile(model)` does it on CUDA, but stopped before anything runs:
 
-1. Dynamo captures `model(X, Y)` (forward and loss) with a capturing backend, `fullgraph=True`:
+1. Dynamo captures `model(*batch)` (forward and loss) with a capturing backend, `fullgraph=True`:
    a graph break is reported, not simulated. The model is built on the meta device and moved
    to uninitialised CPU memory (never touched), so no weights are materialised.
 2. AOTAutograd traces the joint forward-backward graph on fake CPU tensors with Inductor's
    decomposition table and min-cut partitioner, under the simulation's `CudaBehaviour`
    (CUDA's autocast casts, CUDA's cross-entropy), with attention as the CUDA op the target
    GPU runs (`_scaled_dot_product_flash_attention` / `_efficient_attention`, or the math
-   kernel's ops).
+   kernel's ops; a mask as the additive bias CUDA's SDPA makes of it).
 3. Inductor lowers, fuses and plans each graph with its CPU (C++) backend, and stops after the
    wrapper code is generated (nothing is compiled). The wrapper's `call()` is then run on
    stand-in buffers (`wrappercall`): Python's reference counting frees each buffer when the
