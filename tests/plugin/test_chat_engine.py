@@ -4,7 +4,6 @@ its step simulated on fake tensors holds what nanochat's step holds."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.machinery
 import os
 import shutil
 import subprocess
@@ -197,30 +196,29 @@ def test_measuring_nanochat_is_not_implemented_and_simulates_instead():
 # --------------------------------------------------------------------------- compiled, fp8
 
 
-def test_a_compiled_run_without_its_compiled_simulation_gets_the_compiled_estimate(monkeypatch):
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (CompiledUnavailable("a graph break in GPT.forward"), "a graph break in GPT.forward"),
+        (RuntimeError("lowering\nmore"), "the compiled simulation failed: RuntimeError: lowering"),
+    ],
+)
+def test_a_compiled_run_that_cannot_be_planned_gets_the_compiled_estimate(
+    monkeypatch, error, reason
+):
     """Never the eager figure: gptlint's estimate of the compiled step, with the reason."""
-    monkeypatch.setattr(chatcheck, "COMPILED_MODULE", "pytest_gptcfg.engine.no_such_module")
+
+    def cannot_plan(*_):
+        raise error
+
+    monkeypatch.setattr(chatcheck, "simulate_chat_compiled", cannot_plan)
     compiled = dataclasses.replace(STEP, compiled=True)
     result = check_chat_memory(compiled, CHECKOUT, H100, 80 * GiB)
     estimate = estimate_chat_memory(compiled, H100)
     assert (result.mode, result.compiled) == (MemoryMode.ESTIMATED, True)
     assert result.peak_allocated_bytes == estimate.tensors
     assert result.breakdown == estimate.terms
-    assert "torch.compile not simulated" in result.notes[0]
-
-
-def test_a_compiled_simulation_that_cannot_plan_falls_back_to_the_estimate(monkeypatch):
-    def cannot_plan(*_):
-        raise CompiledUnavailable("a graph break in GPT.forward")
-
-    module = types.ModuleType("chat_compiled_stub")
-    module.__spec__ = importlib.machinery.ModuleSpec("chat_compiled_stub", None)
-    module.simulate_chat_compiled = cannot_plan
-    monkeypatch.setitem(sys.modules, "chat_compiled_stub", module)
-    monkeypatch.setattr(chatcheck, "COMPILED_MODULE", "chat_compiled_stub")
-    result = check_chat_memory(dataclasses.replace(STEP, compiled=True), CHECKOUT, H100, 80 * GiB)
-    assert result.mode == MemoryMode.ESTIMATED
-    assert result.notes[0] == "torch.compile not simulated: a graph break in GPT.forward"
+    assert result.notes[0] == f"torch.compile not simulated: {reason}"
 
 
 def test_an_eager_fp8_step_is_estimated_with_a_note():

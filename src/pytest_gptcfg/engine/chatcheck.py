@@ -11,12 +11,8 @@ eagerly: such a step gets the estimate, with a note.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 with warnings.catch_warnings():
     # without NumPy installed torch warns while loading, which says nothing about the run
@@ -34,6 +30,7 @@ from gptlint.runmodel.chatestimate import (
 from gptlint.runmodel.chatkernels import ChatAttention, fp8_use
 from gptlint.runmodel.chatparams import parameter_counts
 from gptlint.runmodel.chatrun import ChatStep
+from pytest_gptcfg.engine.chatcompiled import simulate_chat_compiled
 from pytest_gptcfg.engine.chatimport import ChatModelError
 from pytest_gptcfg.engine.chatstep import simulate_chat_eager
 from pytest_gptcfg.engine.compiled import CompiledUnavailable
@@ -42,8 +39,6 @@ from pytest_gptcfg.results import MemoryResult, fits_budget
 __all__ = ["ChatModelError", "check_chat_memory", "find_max_device_batch"]
 
 MODES = ("auto", "cuda", "simulate")
-COMPILED_MODULE = "pytest_gptcfg.engine.chatcompiled"
-"""Where the compiled step's simulation lives (`simulate_chat_compiled`)."""
 
 
 def check_chat_memory(
@@ -94,31 +89,18 @@ def _compiled(
     step: ChatStep, checkout: Path, profile: GpuProfile, budget_bytes: int
 ) -> MemoryResult:
     """The compiled step simulated, else gptlint's estimate of it with the reason."""
-    simulate = _compiled_simulation()
-    if simulate is None:
-        reason = "the compiled simulation of nanochat steps is not available in this version"
-    else:
-        try:
-            result: MemoryResult = simulate(step, checkout, profile, budget_bytes)
-            return result
-        except ChatModelError:
-            raise
-        except CompiledUnavailable as why:
-            reason = str(why)
-        except Exception as error:
-            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-            reason = f"the compiled simulation failed: {type(error).__name__}: {first}"
+    try:
+        return simulate_chat_compiled(step, checkout, profile, budget_bytes)
+    except ChatModelError:
+        raise
+    except CompiledUnavailable as why:
+        reason = str(why)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        reason = f"the compiled simulation failed: {type(error).__name__}: {first}"
     return estimated_chat_result(
         step, profile, budget_bytes, [f"torch.compile not simulated: {reason}"]
     )
-
-
-def _compiled_simulation() -> Callable[..., Any] | None:
-    """`chatcompiled.simulate_chat_compiled`, where this version has it."""
-    if importlib.util.find_spec(COMPILED_MODULE) is None:
-        return None
-    simulate: Callable[..., Any] = importlib.import_module(COMPILED_MODULE).simulate_chat_compiled
-    return simulate
 
 
 def estimated_chat_result(

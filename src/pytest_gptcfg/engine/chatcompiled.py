@@ -47,14 +47,14 @@ from pytest_gptcfg.engine.chatimport import ChatModules, checkout_modules
 from pytest_gptcfg.engine.chatstandins import ChatBehaviour, casts_in_place
 from pytest_gptcfg.engine.chatstep import (
     ChatTracker,
-    _kernel,
-    _meta_model,
-    _method,
-    _run,
-    _standins,
-    _to_fake,
-    _train,
     chat_result,
+    checkout_call,
+    meta_model,
+    model_method,
+    standins,
+    step_kernel,
+    to_fake,
+    train_steps,
 )
 from pytest_gptcfg.engine.compiled import CompiledUnavailable
 from pytest_gptcfg.engine.compiledstep import PlannedGraphs, PlanRuntime
@@ -137,8 +137,10 @@ def _target(
     """The checkout's model, its micro-batch and its loss, as `compiled.plan_model` plans it."""
 
     def build() -> torch.nn.Module:
-        model = _meta_model(modules, step)
-        _run(_method(model, "init_weights"), modules, "init_weights() on the meta device")
+        model = meta_model(modules, step)
+        checkout_call(
+            model_method(model, "init_weights"), modules, "init_weights() on the meta device"
+        )
         if to_float8 is not None:
             to_float8(model)
         return model
@@ -176,7 +178,7 @@ def float8_conversion(modules: ChatModules) -> Callable[[torch.nn.Module], None]
     def to_float8(model: torch.nn.Module) -> None:
         recipe = config.from_recipe_name("tensorwise")
         what = f"{FP8_MODULE}.convert_to_float8_training()"
-        _run(lambda: convert(model, config=recipe, module_filter_fn=linear), modules, what)
+        checkout_call(lambda: convert(model, config=recipe, module_filter_fn=linear), modules, what)
 
     return to_float8
 
@@ -291,20 +293,22 @@ def simulate_chat_compiled(
     ):
         plan, cached = get_plan(step, modules, attention, fp8, notes)
         notes.insert(1, compiledstep.plan_note(plan, cached))
-        with _standins(modules, step, False, behaviour, notes):
-            model = _meta_model(modules, step)
+        with standins(modules, step, False, behaviour, notes):
+            model = meta_model(modules, step)
             with tracker.fake_mode() as fake, torch.device("cpu"):
-                _to_fake(model, fake)
+                to_fake(model, fake)
                 with fake.building(), casts_in_place():
-                    _run(_method(model, "init_weights"), modules, "init_weights()")
+                    checkout_call(model_method(model, "init_weights"), modules, "init_weights()")
                 track_model(tracker, model, profile.compute_capability, names)
                 for name, buffer in model.named_buffers():
                     tracker.label(buffer, "rotary", f"buffer {name}")
                 params = sum(p.numel() for p in model.parameters())
                 model.forward = _planned_forward(model, _ChatRuntime(plan, tracker, logits))
-                optimizer = _run(_method(model, "setup_optimizer"), modules, "setup_optimizer()")
-                train = partial(_train, model, optimizer, step, behaviour, fake, names)
-                _run(train, modules, "the training step")
+                optimizer = checkout_call(
+                    model_method(model, "setup_optimizer"), modules, "setup_optimizer()"
+                )
+                train = partial(train_steps, model, optimizer, step, behaviour, fake, names)
+                checkout_call(train, modules, "the training step")
                 del model, optimizer, train
     untested = compiled.untested_release()
     if untested is not None:
@@ -324,7 +328,7 @@ def simulate_chat_compiled(
         budget_bytes,
         allocator,
         tracker.at_peak(),
-        _kernel(_kernels(attention)),
+        step_kernel(_kernels(attention)),
         notes,
         (params, params),
         compiled=True,

@@ -100,25 +100,29 @@ def simulate_chat_eager(
     notes = [simulated_note(profile), "the eager step (no torch.compile)"]
     with (
         checkout_modules(checkout, step.dtype) as modules,
-        _standins(modules, step, attention.fa3, behaviour, notes) as fa3_missing,
+        standins(modules, step, attention.fa3, behaviour, notes) as fa3_missing,
         contextlib.redirect_stdout(io.StringIO()),  # the checkout's print0 lines
     ):
-        model = _meta_model(modules, step)
+        model = meta_model(modules, step)
         with tracker.fake_mode() as fake, torch.device("cpu"):
-            _to_fake(model, fake)
+            to_fake(model, fake)
             with fake.building(), casts_in_place():
-                _run(_method(model, "init_weights"), modules, "init_weights()")
+                checkout_call(model_method(model, "init_weights"), modules, "init_weights()")
             track_model(tracker, model, profile.compute_capability, names)
             for name, buffer in model.named_buffers():
                 tracker.label(buffer, "rotary", f"buffer {name}")
             params = sum(p.numel() for p in model.parameters())
             if step.training:
-                optimizer = _run(_method(model, "setup_optimizer"), modules, "setup_optimizer()")
-                train = partial(_train, model, optimizer, step, behaviour, fake, names)
-                _run(train, modules, "the training step")
+                optimizer = checkout_call(
+                    model_method(model, "setup_optimizer"), modules, "setup_optimizer()"
+                )
+                train = partial(train_steps, model, optimizer, step, behaviour, fake, names)
+                checkout_call(train, modules, "the training step")
                 del optimizer, train
             else:
-                _run(partial(_evaluate, model, step, behaviour, tracker), modules, "the forward")
+                checkout_call(
+                    partial(_evaluate, model, step, behaviour, tracker), modules, "the forward"
+                )
             del model
     if not fa3_missing:
         notes.append(f"attention: {attention.label} ({attention.reason})")
@@ -131,14 +135,14 @@ def simulate_chat_eager(
         budget_bytes,
         allocator,
         tracker.at_peak(),
-        _kernel(behaviour.attention_kernels),
+        step_kernel(behaviour.attention_kernels),
         notes,
         (params, params),
     )
 
 
 @contextlib.contextmanager
-def _standins(
+def standins(
     modules: ChatModules,
     step: ChatStep,
     fa3: bool,
@@ -167,7 +171,7 @@ def _standins(
         yield missing is not None
 
 
-def _meta_model(modules: ChatModules, step: ChatStep) -> torch.nn.Module:
+def meta_model(modules: ChatModules, step: ChatStep) -> torch.nn.Module:
     """`GPT(GPTConfig(...))` on the meta device, as base_train's `build_model_meta`, outside
     the fake mode (a model built inside it cannot be moved with `to_empty`)."""
     s = step.shape
@@ -186,10 +190,10 @@ def _meta_model(modules: ChatModules, step: ChatStep) -> torch.nn.Module:
             model: torch.nn.Module = modules.gpt.GPT(modules.gpt.GPTConfig(**kwargs))
         return model
 
-    return _run(build, modules, "GPT(GPTConfig(...))")
+    return checkout_call(build, modules, "GPT(GPTConfig(...))")
 
 
-def _to_fake(model: torch.nn.Module, fake: TrackingFakeMode) -> None:
+def to_fake(model: torch.nn.Module, fake: TrackingFakeMode) -> None:
     """`model.to_empty(device="cpu")` in `fake`: the meta tensors become fake ones."""
     allowed = fake.allow_non_fake_inputs
     fake.allow_non_fake_inputs = True  # the meta parameters are read once, by empty_like
@@ -199,13 +203,13 @@ def _to_fake(model: torch.nn.Module, fake: TrackingFakeMode) -> None:
         fake.allow_non_fake_inputs = allowed
 
 
-def _method(model: torch.nn.Module, name: str) -> Callable[[], Any]:
+def model_method(model: torch.nn.Module, name: str) -> Callable[[], Any]:
     """The checkout's GPT method `name` (chatimport checked that GPT has it)."""
     method: Callable[[], Any] = getattr(model, name)
     return method
 
 
-def _run(call: Callable[[], T], modules: ChatModules, what: str) -> T:
+def checkout_call(call: Callable[[], T], modules: ChatModules, what: str) -> T:
     """`call()`, an error raised in it as a `ChatModelError` naming `what` raised it and the
     innermost line of the checkout's code it passed through."""
     try:
@@ -218,7 +222,7 @@ def _run(call: Callable[[], T], modules: ChatModules, what: str) -> T:
         raise ChatModelError(f"{where}: {what} raised {error_text}") from error
 
 
-def _train(
+def train_steps(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     step: ChatStep,
@@ -282,7 +286,7 @@ def _label_state(
                     tracker.label(value, category, f"{key} of {name}")
 
 
-def _kernel(used: set[AttentionKernel]) -> AttentionKernel:
+def step_kernel(used: set[AttentionKernel]) -> AttentionKernel:
     """The attention the step ran, the costliest of its kernels (manual where none ran)."""
     for kernel in _ORDER:
         if kernel in used:
