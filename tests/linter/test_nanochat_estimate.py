@@ -206,15 +206,18 @@ def test_eager_fp8_saves_fp8_inputs_and_weights():
     assert fp8.terms["attention"] == bf16.terms["attention"]
 
 
-def test_compiled_fp8_recomputes_its_inputs_and_weights():
+def test_compiled_fp8_recomputes_its_inputs_and_keeps_its_fp8_weights():
     # per layer the normed x for q, k, v, the MLP's normed x and its ReLU^2 output (6 d-vectors
     # of 2 B on layers without a value embedding) are no longer saved; a few fp8 copies are
     step = chat_step(26, batch=16)
     bf16 = estimate_chat_memory(step, H100).terms
     fp8 = estimate_chat_memory(dataclasses.replace(step, fp8=True), H100).terms
-    # only the 13 ve_gates (12 -> 13) and smear_gate (24 -> 1) keep 16-bit weight casts
-    assert fp8["weight_casts"] == 2 * (13 * 12 * 13 + 24)
-    d, tokens = 1664, 16 * 2048
+    # the 13 ve_gates (12 -> 13) and smear_gate (24 -> 1) keep 16-bit weight casts; every
+    # other Linear its fp8 weight (1 B) and an fp32 scale: 12 d^2 per layer and the lm_head
+    d, vocab = 1664, 32768
+    fp8_weights = 26 * (12 * d * d + 6 * 4) + (d * vocab + 4)
+    assert fp8["weight_casts"] == 2 * (13 * 12 * 13 + 24) + fp8_weights
+    tokens = 16 * 2048
     per_layer = 12 * d - 1.5 * d
     assert bf16["activations"] - fp8["activations"] == pytest.approx(
         26 * per_layer * tokens + 2 * d * tokens, rel=0.01
@@ -232,6 +235,8 @@ def test_compiled_loss_is_the_bf16_logits_whose_buffer_takes_their_gradient():
     step = chat_step(20)
     tokens = 32 * 2048
     assert compiled_logits_bytes(step) == tokens * (2 * 32768 + 8)
+    # an fp8 lm_head's backward: the fp32 gradient and two e5m2 copies beside the logits
+    assert compiled_logits_bytes(step, fp8=True) == tokens * (8 * 32768 + 8)
     assert eager_logits_bytes(step) == 16 * tokens * 32768
 
 

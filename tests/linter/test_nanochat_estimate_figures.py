@@ -122,10 +122,11 @@ def test_speedrun_device_batches_fit_and_the_next_rung_does_not():
 
 def test_fp8_saves_gigabytes_at_d26():
     # dev/LOG.md (2026-02-02, torchao's Float8Linear): "Memory usage also decreases quite a bit,
-    # by ~9GB"; compiled, nanochat's own Float8Linear recomputes its fp8 inputs and weights,
-    # so the 16-bit Linear inputs and weight casts go: 16 GiB here
+    # by ~9GB"; compiled, nanochat's own Float8Linear recomputes its fp8 inputs, so the 16-bit
+    # Linear inputs and weight casts go, while its fp8 weights and the fp8 lm_head's gradient
+    # copies come (the plugin's plan of this step): 9 GiB here, as the log says
     saved = compiled_total(26, 16) - compiled_total(26, 16, fp8=True)
-    assert saved == pytest.approx(16.0, abs=0.1)
+    assert saved == pytest.approx(9.0, abs=0.1)
     assert compiled_total(26, 32, fp8=True) > H100.usable_bytes / GIB
 
 

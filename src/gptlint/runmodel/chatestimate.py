@@ -27,7 +27,7 @@ N=8 7.9 (7.9), at d26 N=8 16.0 (16.0). At d20 N=1 the replay's optimizer step is
 here: the replay ran the `@torch.compile` Muon kernel eagerly, with fp32 temporaries of a
 whole group (`chatparams.muon_kernel_bytes`). The compiled figure against public reports:
 d20 B=32 fits 8 H100s (70.6 of 79.6 GiB), d24 B=32 does not (100.5) and B=16 does (55.5),
-speedrun.sh's d26 B=16 fp8 does (49.4) and B=32 fp8 does not (87.5); issue 443's d20 with a
+speedrun.sh's d26 B=16 fp8 does (56.4) and B=32 fp8 does not (100.6); issue 443's d20 with a
 65536 vocabulary at B=32 (an OOM the maintainer could not reproduce) fits with under a tenth
 of the card to spare (73.5). `tests/linter/test_nanochat_estimate_figures.py` pins them. The
 plugin's simulation of the compiled step (Inductor's plan of nanochat's own model) matches
@@ -139,7 +139,7 @@ def backward_start_terms(step: ChatStep, attention: ChatAttention, fp8: bool) ->
     larger, its backward's B x H x T x T buffers after the loss buffers are freed), and the
     gradients accumulated by the earlier micro-steps."""
     saved = saved_bytes(step, attention, fp8)
-    logits = compiled_logits_bytes(step) if step.compiled else eager_logits_bytes(step)
+    logits = compiled_logits_bytes(step, fp8) if step.compiled else eager_logits_bytes(step)
     accumulated = gradient_bytes(step) if step.grad_accum_steps > 1 else 0
     return {
         "gradients": accumulated,

@@ -34,18 +34,21 @@ write (B, T, H, D) and the copy is a no-op.
 The logits and loss differ (`compiled_logits_bytes`): the forward saves the 16-bit logits and
 two fp32 numbers per row. With `--fp8` (nanochat's `Float8Linear`, traced the same way:
 `_Float8Matmul` is `allow_in_graph`, and AOTAutograd traces through it), the compiled step
-saves neither the fp8 inputs nor the fp8 weights `_Float8Matmul` declares: it recomputes them
-in the backward from the 16-bit tensors it saves anyway and from the fp32 master weights,
-keeping only a few column-major fp8 copies (`FP8_COPIES_PER_LAYER`); so the Linears' 16-bit
-inputs it saved for bf16 (the normed x twice, the ReLU^2 output) go too. The plugin's
-compiled plan (issue 23) will check all of it on the real shapes.
+saves none of the fp8 inputs `_Float8Matmul` declares: it recomputes them in the backward from
+the 16-bit tensors it saves anyway, keeping only a few column-major fp8 copies
+(`FP8_COPIES_PER_LAYER`); so the Linears' 16-bit inputs it saved for bf16 (the normed x
+twice, the ReLU^2 output) go too. The plugin's Inductor plan of the whole step at real shapes
+(nanochat's d24 and d26, B=16) showed what those small traces did not: the fp8 weights are kept
+(`weight_cast_bytes`), and the fp8 lm_head's backward holds an fp32 and two e5m2 copies of the
+logits' gradient (`compiled_logits_bytes`).
 
 nanochat issue 443 is the one public compiled figure: d20, vocabulary 65536, batch 32 on 8
 H100s ran out of memory allocating a bf16 (65536, 65536) buffer inside Inductor's wrapper
 with 72.48 GiB in use, and the maintainer could not reproduce it: a borderline fit, as here
 (see tests/linter/test_nanochat_estimate_figures.py). dev/LOG.md's fp8 entry ("decreases ...
-by ~9GB" at d26 B=16, measured with torchao's Float8Linear, before nanochat's own) is below
-what nanochat's Float8Linear saves here at that size (16.0 GiB).
+by ~9GB" at d26 B=16, measured with torchao's Float8Linear, before nanochat's own) is close to
+what nanochat's Float8Linear saves here at that size (see
+tests/linter/test_nanochat_estimate_figures.py).
 """
 
 from __future__ import annotations
@@ -226,14 +229,14 @@ def weight_cast_bytes(step: ChatStep, fp8: bool) -> int:
     `self.weight.to(dtype=x.dtype)`, a 16-bit copy of the fp32 master weight that `F.linear`
     saves until its backward (2 B per weight, none when COMPUTE_DTYPE is fp32: `.to` returns
     the weight itself); Inductor saves the copy too. An eager `Float8Linear` saves
-    `weight_fp8` (1 B) and its fp32 scale instead; compiled, the traces show the fp8 weight
-    recomputed in the backward from the fp32 master weight, which costs nothing to keep.
+    `weight_fp8` (1 B) and its fp32 scale instead, and so does the compiled step (the
+    plugin's Inductor plan of nanochat's d24 step keeps every fp8 weight to the backward).
     At the start of the backward every Linear's copy is alive."""
     w = compute_width(step.dtype)
     total = 0
     for d_in, d_out, count in linear_weights(step):
         if fp8 and fp8_linear(d_in, d_out):
-            total += 0 if step.compiled else (d_in * d_out + FP32) * count
+            total += (d_in * d_out + FP32) * count
         elif w == 2:
             total += 2 * d_in * d_out * count
     return total
@@ -251,7 +254,7 @@ def eager_logits_bytes(step: ChatStep) -> int:
     return 16 * step.tokens * step.shape.vocab_size
 
 
-def compiled_logits_bytes(step: ChatStep) -> int:
+def compiled_logits_bytes(step: ChatStep, fp8: bool = False) -> int:
     """The same for the compiled step. Inductor fuses the slice, `.float()`, the softcap and
     cross-entropy into reductions over the 16-bit logits (a row max and logsumexp, fp32, 8 B
     per row), which the forward saves with the w-byte logits over the padded vocabulary; the
@@ -260,9 +263,18 @@ def compiled_logits_bytes(step: ChatStep) -> int:
     the kernel reading each logit where it writes its gradient), so w bytes per element of
     B x T x padded vocab live at the peak, not two such buffers (the model returns only the
     loss, so no gradient of an unused logits output exists either, unlike nanoGPT). issue
-    443's failing allocation is such a bf16 (B*T, V) buffer."""
+    443's failing allocation is such a bf16 (B*T, V) buffer.
+
+    With `--fp8` the lm_head is a `Float8Linear` (its dimensions qualify), whose backward
+    casts the logits' gradient to float8_e5m2: the plan keeps the fp32 gradient the loss's
+    backward writes (4 B), and two e5m2 copies of it (a row-major one for the input's
+    gradient, a column-major one for the weight's), beside the saved 16-bit logits: 8 B per
+    element at the peak (the plan of nanochat's d24 B=16 step: 4 + 2 + 1 + 1 GiB)."""
     w = compute_width(step.dtype)
-    return step.tokens * (w * step.shape.padded_vocab + 8)
+    per_element = w + (
+        4 + 2 if fp8 and fp8_linear(step.shape.model_dim, step.shape.padded_vocab) else 0
+    )
+    return step.tokens * (per_element * step.shape.padded_vocab + 8)
 
 
 def eval_logits_bytes(step: ChatStep) -> int:
