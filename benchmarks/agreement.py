@@ -8,8 +8,13 @@ pyproject.toml names its model.py (`tests/plugin/data/manual_attention`: nanoGPT
 attention path) is simulated with that model, as the plugin does.
 
     python benchmarks/agreement.py [PATHS...]
+    python benchmarks/agreement.py --nanochat [CHECKOUT]
 
-Needs torch (the simulation); prints one row per config and a summary line.
+Needs torch (the simulation); prints one row per config and a summary line. `--nanochat`
+compares gptlint's nanochat estimate with the plugin's compiled simulation instead, for
+base_train at depths 4, 12 and 20 and device batches 8 and 16 on 8 H100s (the test checkout in
+tests/data/nanochat by default; `benchmarks/nanochat_table.py` takes other depths, batches,
+world sizes and GPUs).
 """
 
 from __future__ import annotations
@@ -71,6 +76,20 @@ def compare(estimate: MemoryEstimate, result: MemoryResult) -> tuple[float, floa
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--nanochat"]:
+        from nanochat_table import main as nanochat_table
+
+        options = [
+            "--depths",
+            "4,12,20",
+            "--batches",
+            "16,8",
+            "--worlds",
+            "8",
+            "--gpus",
+            "h100-80gb",
+        ]
+        return nanochat_table([*argv[1:], *options])
     rows, totals, tensors = [], [], []
     for path in configs(argv or list(DEFAULT_PATHS)):
         shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
