@@ -81,7 +81,7 @@ def test_impossible_values_and_huge_runs_fail_plainly_before_torch(project):
     for name, (_, expected) in IMPOSSIBLE.items():
         assert expected in found[f"config/{name}.py"], (name, found.get(f"config/{name}.py"))
     assert (
-        "GiB for parameters alone; the largest GPU profile holds 80 GiB)"
+        "GiB for parameters alone; the largest GPU profile holds 140 GiB)"
         in found["config/width.py"]
     )
     assert "GiB for its tensors at the peak" in found["config/batch.py"]
