@@ -12,7 +12,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from gptlint.facts.units import GIB, MIB
-from gptlint.runmodel.estimate import BREAKDOWN_LABELS
 from pytest_gptcfg.results import MemoryResult
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -21,25 +20,40 @@ LABELS = {
     "parameters": "Parameters",
     "gradients": "Gradients",
     "optimizer_state": "Optimizer state",
-    "activations": "Activations",
-    "logits_and_loss": "Logits and loss",
+    "adamw_state": "AdamW state",
+    "muon_state": "Muon state",
+    "optimizer_step": "Optimizer step buffers",
     "weight_copies": "Autocast weight copies",
+    "weight_casts": "Weight casts",
+    "activations": "Activations",
+    "attention": "Attention",
+    "logits_and_loss": "Logits and loss",
+    "rotary": "Rotary buffers",
     "allocator_overhead": "Allocator overhead",
     "cuda_context": "CUDA context",
 }
-"""What the chart calls each `MemoryResult.breakdown` key."""
+"""What the chart calls each `MemoryResult.breakdown` key, in the order the bar stacks them: a
+nanoGPT check's keys (`gptlint.runmodel.estimate.BREAKDOWN_LABELS`) and a nanochat run's
+(`gptlint.runmodel.chatestimate.CHAT_BREAKDOWN_LABELS`), each in its own order."""
 
 COLOURS = {
     "parameters": "#0072B2",
     "gradients": "#56B4E9",
     "optimizer_state": "#009E73",
-    "activations": "#E69F00",
-    "logits_and_loss": "#D55E00",
+    "adamw_state": "#009E73",
+    "muon_state": "#117733",
+    "optimizer_step": "#44AA99",
     "weight_copies": "#F0E442",
+    "weight_casts": "#F0E442",
+    "activations": "#E69F00",
+    "attention": "#882255",
+    "logits_and_loss": "#D55E00",
+    "rotary": "#332288",
     "allocator_overhead": "#CC79A7",
     "cuda_context": "#999999",
 }
-"""Okabe-Ito colours, distinguishable with the common colour-vision deficiencies."""
+"""Okabe-Ito colours, distinguishable with the common colour-vision deficiencies; a nanochat
+run's four categories beyond nanoGPT's take four of Paul Tol's (muted) colours."""
 
 _WIDTH = 800
 _LEFT, _RIGHT = 40, 760
@@ -85,7 +99,7 @@ def write_breakdown_svg(result: MemoryResult, path: str | Path, title: str | Non
 
 def breakdown_svg(result: MemoryResult, title: str | None = None) -> ET.Element:
     """The chart of `result` as an `<svg>` element."""
-    parts = [(key, result.breakdown.get(key, 0)) for key in BREAKDOWN_LABELS]
+    parts = [(key, result.breakdown.get(key, 0)) for key in LABELS]
     parts = [(key, size) for key, size in parts if size > 0]
     total, budget = total_bytes(result), result.budget_bytes
     heading = f"Peak GPU memory of {title}" if title else "Peak GPU memory"

@@ -9,7 +9,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_gptcfg.chart import LABELS, format_size, verdict, write_breakdown_svg
+from gptlint.runmodel.chatestimate import CHAT_BREAKDOWN_LABELS
+from gptlint.runmodel.estimate import BREAKDOWN_LABELS
+from pytest_gptcfg.chart import COLOURS, LABELS, format_size, verdict, write_breakdown_svg
 from pytest_gptcfg.results import MemoryResult
 
 GiB, MiB = 1024**3, 1024**2
@@ -73,7 +75,7 @@ def test_the_chart_is_an_svg_with_a_title_and_a_description(tmp_path):
     title = root.find("svg:title", NS).text
     desc = root.find("svg:desc", NS).text
     assert "config/train_big.py" in title and "does not fit" in title
-    assert all(label in desc for label in LABELS.values())
+    assert all(LABELS[key] in desc for key in OVER.breakdown)
     assert "budget 11.99 GiB" in desc
 
 
@@ -86,6 +88,23 @@ def test_every_category_has_a_bar_segment_and_a_legend_label_in_gib(tmp_path):
         assert LABELS[key] in text
         assert format_size(size) in text
     assert "4.00 GiB" in text and "0.46 GiB" in text
+
+
+def test_a_nanochat_run_has_a_bar_segment_for_each_of_its_categories(tmp_path):
+    breakdown = {key: (i + 1) * 100 * MiB for i, key in enumerate(CHAT_BREAKDOWN_LABELS)}
+    result = dataclasses.replace(OVER, breakdown=breakdown)
+    root, text = chart(result, tmp_path, title="runs/speedrun.sh:8 base_train")
+    segments = root.findall("svg:g[@id='bar']/svg:rect", NS)
+    tooltips = [r.find("svg:title", NS).text for r in segments]
+    assert tooltips == [f"{LABELS[k]}: {format_size(v)}" for k, v in breakdown.items()]
+    assert len({r.get("fill") for r in segments}) == len(breakdown), "a colour each"
+    assert "Muon state" in text and "Rotary buffers" in text
+
+
+@pytest.mark.parametrize("labels", [BREAKDOWN_LABELS, CHAT_BREAKDOWN_LABELS])
+def test_the_chart_stacks_every_category_in_its_labels_order(labels):
+    assert [key for key in LABELS if key in labels] == list(labels)
+    assert set(COLOURS) == set(LABELS)
 
 
 def test_segment_widths_are_proportional_to_the_bytes(tmp_path):

@@ -4,6 +4,7 @@ model replayed inside base_train's step (tests/data/nanochat, depth 4, 256 token
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from pytest_gptcfg.engine.simulate import cublas_workspace_bytes  # noqa: E402
 pytestmark = pytest.mark.slow  # Inductor plans each compiled step (seconds each, cold)
 
 CHECKOUT = Path(__file__).resolve().parents[1] / "data" / "nanochat"
-GIB = 1024**3
+GIB, MIB = 1024**3, 1024**2
 H100 = get_profile("h100-80gb")  # FlashAttention-3 (Hopper, bf16)
 A100 = get_profile("a100-80gb")  # SDPA: flash for full layers, mem-efficient for windows
 SHAPE = ChatShape(
@@ -85,6 +86,18 @@ def test_a_cached_plan_gives_exactly_the_same_result():
     assert any(n.endswith("plan from the cache") for n in second.notes)
     assert second.peak_allocated_bytes == first.peak_allocated_bytes
     assert second.breakdown == first.breakdown
+
+
+def test_a_compiled_step_over_budget_leaves_a_memory_viz_snapshot(tmp_path):
+    path = tmp_path / "train.pickle"
+    result = check_chat_memory(STEP, CHECKOUT, H100, 600 * MIB, mode="simulate", snapshot=path)
+    assert (result.mode, result.compiled, result.fits) == (MemoryMode.SIMULATED, True, False)
+    snapshot = pickle.loads(path.read_bytes())
+    actions = {event["action"] for event in snapshot["device_traces"][0]}
+    assert {"segment_map", "segment_unmap", "oom", "alloc", "free_completed"} <= actions
+    assert all(segment["is_expandable"] for segment in snapshot["segments"])
+    assert path.with_suffix(".svg").is_file()
+    assert any(str(path) in note and "memory_viz" in note for note in result.notes)
 
 
 def test_fp8_without_the_checkouts_fp8_module_gives_the_estimate_saying_why():

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import textwrap
 import types
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -179,6 +181,34 @@ def test_a_step_past_the_budget_does_not_fit():
     result = simulate(budget=H100.context_bytes + 100 * MiB)
     assert not result.fits and result.oom
     assert any("a real run raises CUDA out of memory" in note for note in result.notes)
+
+
+def test_a_step_past_the_budget_leaves_a_memory_viz_snapshot_and_a_chart(tmp_path):
+    path = tmp_path / "snaps" / "train.pickle"
+    budget = H100.context_bytes + 100 * MiB
+    result = check_chat_memory(STEP, CHECKOUT, H100, budget, mode="simulate", snapshot=path)
+    assert not result.fits
+    assert result.notes[-1] == (
+        f"memory snapshot: {path} (open it at https://pytorch.org/memory_viz);"
+        f" breakdown chart: {path.with_suffix('.svg')}"
+    )
+    snapshot = pickle.loads(path.read_bytes())
+    trace = snapshot["device_traces"][0]
+    assert {"segment_map", "alloc", "free_completed", "oom"} <= {e["action"] for e in trace}
+    assert all(s["is_expandable"] for s in snapshot["segments"])
+    assert ET.parse(path.with_suffix(".svg")).getroot().tag.endswith("svg")
+
+
+def test_an_estimate_or_a_step_that_fits_leaves_no_snapshot(tmp_path):
+    path = tmp_path / "s.pickle"
+    fp8 = dataclasses.replace(STEP, fp8=True)
+    budget = H100.context_bytes + 10 * MiB
+    estimated = check_chat_memory(fp8, CHECKOUT, H100, budget, mode="simulate", snapshot=path)
+    assert (estimated.mode, estimated.fits) == (MemoryMode.ESTIMATED, False)
+    fits = check_chat_memory(STEP, CHECKOUT, H100, 80 * GiB, mode="simulate", snapshot=path)
+    assert fits.fits
+    assert list(tmp_path.iterdir()) == []
+    assert not any("snapshot" in note for note in (*estimated.notes, *fits.notes))
 
 
 def test_the_expandable_segments_allocator_is_what_base_train_sets():

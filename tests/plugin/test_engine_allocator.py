@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pytest_gptcfg.engine.allocator import (
+    ADDRESS_ORIGIN,
+    ADDRESS_SPACE,
     CachingAllocator,
     ExpandableAllocator,
     allocation_size,
     round_size,
 )
+from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 
 KiB, MiB = 1024, 1024**2
 
@@ -176,3 +179,61 @@ def test_an_expandable_segment_past_the_cap_is_out_of_memory():
     a.malloc(60 * MiB)
     a.malloc(60 * MiB)
     assert a.oom
+
+
+def recorded(allocator: ExpandableAllocator) -> list[tuple[str, int, int]]:
+    """The allocator's trace as (action, offset from the large pool's base, size)."""
+    assert allocator.recorder is not None
+    trace = allocator.recorder.snapshot()["device_traces"][0]
+    return [(e["action"], e.get("addr", 0) - ADDRESS_ORIGIN, e["size"]) for e in trace]
+
+
+def test_an_expandable_pool_records_the_pages_it_maps_and_blocks_at_base_plus_offset():
+    a = ExpandableAllocator(recorder=SnapshotRecorder())
+    first = a.malloc(30 * MiB - 100)
+    a.malloc(5 * MiB)
+    a.malloc(12 * MiB)
+    a.free(first)
+    small = ADDRESS_SPACE
+    a.malloc(100 * KiB)
+    assert recorded(a) == [
+        ("segment_map", 0, 40 * MiB),
+        ("alloc", 0, 30 * MiB - 100),
+        ("alloc", 30 * MiB, 5 * MiB),
+        ("segment_map", 40 * MiB, 20 * MiB),
+        ("alloc", 35 * MiB, 12 * MiB),
+        ("free_requested", 0, 30 * MiB - 100),
+        ("free_completed", 0, 30 * MiB - 100),
+        ("segment_map", small, 2 * MiB),
+        ("alloc", small, 100 * KiB),
+    ]
+    large, small_pool = a.recorder.snapshot()["segments"]
+    assert (large["address"], large["total_size"]) == (ADDRESS_ORIGIN, 60 * MiB)
+    assert large["is_expandable"] and small_pool["is_expandable"]
+    assert (small_pool["segment_type"], small_pool["total_size"]) == ("small", 2 * MiB)
+
+
+def test_an_expandable_pool_records_the_pages_it_unmaps_at_the_cap():
+    a = ExpandableAllocator(limit=100 * MiB, recorder=SnapshotRecorder())
+    first = a.malloc(30 * MiB)
+    a.malloc(30 * MiB)
+    a.free(first)
+    a.malloc(50 * MiB)
+    events = recorded(a)
+    assert events[-3:] == [
+        ("segment_unmap", 0, 20 * MiB),
+        ("segment_map", 60 * MiB, 60 * MiB),
+        ("alloc", 60 * MiB, 50 * MiB),
+    ]
+    segments = a.recorder.snapshot()["segments"]
+    ranges = [(s["address"] - ADDRESS_ORIGIN, s["total_size"]) for s in segments]
+    assert ranges == [(20 * MiB, 100 * MiB)], "the first page unmapped, the rest one range"
+    assert sum(s["total_size"] for s in segments) == a.reserved
+
+
+def test_an_expandable_pool_past_the_cap_records_the_oom():
+    a = ExpandableAllocator(limit=100 * MiB, recorder=SnapshotRecorder())
+    a.malloc(60 * MiB)
+    a.malloc(60 * MiB)
+    oom = [e for e in a.recorder.snapshot()["device_traces"][0] if e["action"] == "oom"]
+    assert [(e["size"], e["device_free"]) for e in oom] == [(60 * MiB, 40 * MiB)]

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,7 @@ pytest_plugins = ["pytester"]
 
 DATA = Path(__file__).parents[1] / "data" / "nanochat"
 GiB = 1024**3
+SVG = "http://www.w3.org/2000/svg"
 
 FAKE_ENGINE = '''
 """A fake pytest_gptcfg.engine.chatcheck: gptlint's estimate of the step as the verdict."""
@@ -580,6 +583,37 @@ def test_the_real_engine_fails_an_evaluation_over_budget_with_the_batch_that_fit
     # of it where it cannot be had), never the eager figure
     assert (train["line"], train["step"], train["compile"]) == (3, "compiled", True)
     assert train["mode"] in ("simulated", "estimated")
+
+
+@pytest.mark.slow
+def test_the_real_engine_writes_a_memory_viz_snapshot_and_chart_of_an_item_over_budget(
+    real_checkout,
+):
+    result = real_checkout.run_subprocess(
+        *("-q", "--gpt-configs", "runs/small.sh", "-k", "line6"),
+        *("--gpt-memory-budget", "870MiB", "--gpt-snapshot", "snaps"),
+    )
+    result.assert_outcomes(failed=1, deselected=3)
+    snapshot = real_checkout.path / "snaps" / "runs__small.line6.rtx4070.pickle"
+    chart = snapshot.with_suffix(".svg")
+    result.stdout.fnmatch_lines(
+        [f"  note: memory snapshot: {snapshot} (open it at *memory_viz); breakdown chart: {chart}"]
+    )
+    with snapshot.open("rb") as f:
+        data = pickle.load(f)
+    segments, (trace,) = data["segments"], data["device_traces"]
+    assert segments and all(s["is_expandable"] for s in segments), "expandable segments"
+    for segment in segments:
+        assert sum(b["size"] for b in segment["blocks"]) == segment["total_size"]
+        assert segment["blocks"][0]["address"] == segment["address"]
+    actions = {event["action"] for event in trace}
+    assert {"segment_map", "alloc", "free_requested", "free_completed"} <= actions
+    assert not actions & {"segment_alloc", "segment_free"}, "pages are mapped, not cudaMalloc'd"
+    frames = {frame["filename"] for event in trace for frame in event["frames"]}
+    assert str(real_checkout.path / "nanochat" / "gpt.py") in frames, "the checkout's own code"
+    text = " ".join(t.text or "" for t in ET.parse(chart).getroot().iter(f"{{{SVG}}}text"))
+    assert "Logits and loss" in text and "does not fit" in text
+    assert {p.name for p in snapshot.parent.iterdir()} == {chart.name, snapshot.name}
 
 
 @pytest.mark.slow

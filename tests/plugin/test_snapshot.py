@@ -13,7 +13,12 @@ import sys
 
 import pytest
 
-from pytest_gptcfg.engine.allocator import CachingAllocator, allocation_size, round_size
+from pytest_gptcfg.engine.allocator import (
+    CachingAllocator,
+    ExpandableAllocator,
+    allocation_size,
+    round_size,
+)
 from pytest_gptcfg.engine.snapshot import (
     PICKLE_PROTOCOL,
     SnapshotRecorder,
@@ -58,8 +63,28 @@ def step_recording() -> SnapshotRecorder:
     return r
 
 
+def expandable_recording() -> SnapshotRecorder:
+    """One expandable large pool: pages mapped as it grows, a page in the middle unmapped (the
+    range splits), the last page unmapped and mapped again (it rejoins)."""
+    r = SnapshotRecorder()
+    r.segment_map(BASE, 40 * MiB, small=False, frames=FORWARD)
+    r.alloc(BASE, 10 * MiB, 10 * MiB - 100, FORWARD)
+    r.alloc(BASE + 10 * MiB, 25 * MiB, 25 * MiB, FORWARD)
+    r.segment_map(BASE + 40 * MiB, 40 * MiB, small=False)
+    r.alloc(BASE + 35 * MiB, 40 * MiB, 40 * MiB, BACKWARD)
+    r.free(BASE + 35 * MiB, BACKWARD)
+    r.segment_unmap(BASE + 60 * MiB, 20 * MiB)
+    r.segment_map(BASE + 60 * MiB, 20 * MiB, small=False)
+    r.free(BASE + 10 * MiB)
+    r.segment_unmap(BASE + 20 * MiB, 20 * MiB)
+    r.segment_map(SMALL_BASE + 100 * MiB, 2 * MiB, small=True)
+    r.alloc(SMALL_BASE + 100 * MiB, 512, 8, BACKWARD)
+    return r
+
+
 def replay(trace: list[dict]) -> tuple[dict[int, int], dict[int, int]]:
-    """Segments and live allocations (address -> size) after `trace`, replayed from nothing."""
+    """Segments (mapped ranges joined) and live allocations (address -> size) after `trace`,
+    replayed from nothing."""
     segments: dict[int, int] = {}
     blocks: dict[int, int] = {}
     for e in trace:
@@ -67,11 +92,59 @@ def replay(trace: list[dict]) -> tuple[dict[int, int], dict[int, int]]:
             segments[e["addr"]] = e["size"]
         elif e["action"] == "segment_free":
             del segments[e["addr"]]
+        elif e["action"] == "segment_map":
+            segments[e["addr"]] = e["size"]
+            segments = _joined(segments)
+        elif e["action"] == "segment_unmap":
+            base = max(a for a in segments if a <= e["addr"])
+            end, top = e["addr"] + e["size"], base + segments.pop(base)
+            segments.update({base: e["addr"] - base, end: top - end})
+            segments = {a: size for a, size in segments.items() if size}
         elif e["action"] == "alloc":
             blocks[e["addr"]] = e["size"]
         elif e["action"] == "free_completed":
             del blocks[e["addr"]]
     return segments, blocks
+
+
+def _joined(segments: dict[int, int]) -> dict[int, int]:
+    """Address ranges with the adjacent ones joined."""
+    out: dict[int, int] = {}
+    for address in sorted(segments):
+        last = max(out, default=None)
+        if last is not None and last + out[last] == address:
+            out[last] += segments[address]
+        else:
+            out[address] = segments[address]
+    return out
+
+
+def memory_viz_segments_before(snapshot: dict) -> list[tuple[int, int]]:
+    """The segments memory_viz's segment view (MemoryViz.js `simulate_memory`) shows before
+    the first event: it starts from `segments` and undoes the trace backwards, joining an
+    unmapped range with the ranges it touches and cutting a mapped range out of the one that
+    must hold it."""
+    segments = sorted((s["address"], s["total_size"]) for s in snapshot["segments"])
+    for e in reversed(snapshot["device_traces"][0]):
+        action, address, size = e["action"], e.get("addr", 0), e["size"]
+        if action in ("segment_free", "segment_unmap"):
+            segments.append((address, size))
+            segments = (
+                sorted(_joined(dict(segments)).items())
+                if action == "segment_unmap"
+                else sorted(segments)
+            )
+        elif action == "segment_alloc":
+            segments.remove((address, size))
+        elif action == "segment_map":
+            holder = next(s for s in segments if s[0] <= address and address + size <= sum(s))
+            segments.remove(holder)
+            pieces = [
+                (holder[0], address - holder[0]),
+                (address + size, sum(holder) - address - size),
+            ]
+            segments = sorted(segments + [p for p in pieces if p[1]])
+    return segments
 
 
 def active(snapshot: dict) -> dict[int, int]:
@@ -112,11 +185,48 @@ def test_segment_totals_count_the_active_blocks():
     assert (small["allocated_size"], small["requested_size"]) == (512, 8)
 
 
-def test_the_trace_replayed_from_nothing_ends_in_the_recorded_state():
-    snapshot = step_recording().snapshot()
+@pytest.mark.parametrize("recording", [step_recording, expandable_recording])
+def test_the_trace_replayed_from_nothing_ends_in_the_recorded_state(recording):
+    snapshot = recording().snapshot()
     segments, blocks = replay(snapshot["device_traces"][0])
     assert segments == {s["address"]: s["total_size"] for s in snapshot["segments"]}
     assert blocks == active(snapshot)
+
+
+def test_an_expandable_segment_shows_each_mapped_range_as_a_segment():
+    snapshot = expandable_recording().snapshot()
+    ranges = [
+        (s["address"] - BASE, s["total_size"], s["segment_type"]) for s in snapshot["segments"]
+    ]
+    assert ranges == [
+        (0, 20 * MiB, "large"),
+        (40 * MiB, 40 * MiB, "large"),
+        (SMALL_BASE + 100 * MiB - BASE, 2 * MiB, "small"),
+    ]
+    assert all(s["is_expandable"] for s in snapshot["segments"])
+    assert not any(s["is_expandable"] for s in step_recording().snapshot()["segments"])
+    first = snapshot["segments"][0]
+    layout = [(b["address"] - BASE, b["size"], b["state"]) for b in first["blocks"]]
+    assert layout == [(0, 10 * MiB, "active_allocated"), (10 * MiB, 10 * MiB, "inactive")]
+    assert first["frames"][0]["name"] == "forward"
+
+
+def test_mapping_and_unmapping_pages_are_traced_with_their_range():
+    trace = expandable_recording().snapshot()["device_traces"][0]
+    pages = [(e["action"], e["addr"] - BASE, e["size"]) for e in trace if "segment" in e["action"]]
+    assert pages == [
+        ("segment_map", 0, 40 * MiB),
+        ("segment_map", 40 * MiB, 40 * MiB),
+        ("segment_unmap", 60 * MiB, 20 * MiB),
+        ("segment_map", 60 * MiB, 20 * MiB),
+        ("segment_unmap", 20 * MiB, 20 * MiB),
+        ("segment_map", SMALL_BASE + 100 * MiB - BASE, 2 * MiB),
+    ]
+
+
+@pytest.mark.parametrize("recording", [step_recording, expandable_recording])
+def test_memory_viz_undoing_the_trace_starts_from_no_segments(recording):
+    assert memory_viz_segments_before(recording().snapshot()) == []
 
 
 def test_events_carry_requested_sizes_and_the_frames_given():
@@ -172,6 +282,30 @@ def test_an_inconsistent_event_is_rejected_and_not_recorded(call, message):
     assert r.snapshot() == before
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: r.segment_unmap(BASE + 5 * MiB, 2 * MiB), "drop a live block"),
+        (lambda r: r.segment_unmap(BASE + 10 * MiB, 20 * MiB), "runs past its mapped range"),
+        (lambda r: r.segment_unmap(BASE + 30 * MiB, 2 * MiB), "in no live segment"),
+        (lambda r: r.segment_map(BASE + 19 * MiB, 2 * MiB, small=False), "overlaps"),
+        (lambda r: r.segment_free(BASE), "is expandable"),
+        (lambda r: r.alloc(BASE + 15 * MiB, 10 * MiB, 10 * MiB), "runs past its segment"),
+    ],
+)
+def test_an_inconsistent_expandable_event_is_rejected_and_not_recorded(call, message):
+    r = expandable_recording()
+    before = r.snapshot()
+    with pytest.raises(ValueError, match=message):
+        call(r)
+    assert r.snapshot() == before
+
+
+def test_only_an_expandable_segment_unmaps_pages():
+    with pytest.raises(ValueError, match="not expandable"):
+        step_recording().segment_unmap(BASE + 16 * MiB, 2 * MiB)
+
+
 def test_the_oom_event_has_the_format_of_cudas():
     r = step_recording()
     r.oom(64 * MiB, device_free=3 * MiB, frames=FORWARD)
@@ -213,6 +347,12 @@ class TestTorchMemoryViz:
         assert "segments: 2" in text
         assert "total_reserved: 22.0MiB" in text
         assert re.search(r"total_allocated: 6\.0MiB", text)
+
+    def test_segsum_accounts_for_the_mapped_ranges(self, viz):
+        text = viz.segsum(expandable_recording().snapshot())
+        assert "segments: 3" in text
+        assert "total_reserved: 62.0MiB" in text
+        assert re.search(r"total_allocated: 10\.0MiB", text)
 
     def test_trace_lists_the_events_in_order(self, viz):
         text = viz.trace(step_recording().snapshot())
@@ -278,6 +418,32 @@ def test_an_allocator_model_driven_recording_matches_the_model():
     assert sum(s["total_size"] for s in snapshot["segments"]) == allocator.reserved
     assert sum(s["allocated_size"] for s in snapshot["segments"]) == allocator.allocated
     assert replay(snapshot["device_traces"][0])[1] == active(snapshot)
+
+
+def test_an_expandable_allocator_recording_matches_the_model():
+    """ExpandableAllocator feeding the recorder, at a cap that makes it unmap pages: the
+    snapshot holds what the model holds and memory_viz can undo the whole trace."""
+    allocator = ExpandableAllocator(limit=300 * MiB, recorder=SnapshotRecorder())
+    live = []
+    rng = random.Random(7)
+    for _ in range(3000):
+        if live and rng.random() < 0.5:
+            allocator.free(live.pop(rng.randrange(len(live))))
+            continue
+        if allocator.allocated > 200 * MiB:
+            continue
+        live.append(
+            allocator.malloc(rng.choice([8, 4096, 200_000, 3 * MiB, 12 * MiB + 7, 45 * MiB]))
+        )
+    assert allocator.recorder is not None
+    snapshot = allocator.recorder.snapshot()
+    actions = {e["action"] for e in snapshot["device_traces"][0]}
+    assert {"segment_map", "segment_unmap"} <= actions
+    assert not actions & {"segment_alloc", "segment_free"}
+    assert sum(s["total_size"] for s in snapshot["segments"]) == allocator.reserved
+    assert sum(s["allocated_size"] for s in snapshot["segments"]) == allocator.allocated
+    assert replay(snapshot["device_traces"][0])[1] == active(snapshot)
+    assert memory_viz_segments_before(snapshot) == []
 
 
 def frames_here() -> list:

@@ -21,8 +21,8 @@ Follows `c10/cuda/CUDACachingAllocator.cpp` with its default settings (no
 `allocated` counts block sizes, as `torch.cuda.memory_allocated` does; `reserved` counts segment
 sizes (mapped pages, with expandable segments), as `torch.cuda.memory_reserved` does. An
 optional `recorder` (a `snapshot.SnapshotRecorder`) receives the events CUDA's own allocator
-traces, with made-up but consistent addresses: each segment gets a base that is never reused,
-and a block's address is its base plus its offset.
+traces, with made-up but consistent addresses: each segment gets a base that is never reused
+(each expandable pool one of its own), and a block's address is its base plus its offset.
 """
 
 from __future__ import annotations
@@ -199,23 +199,27 @@ class ExpandableAllocator(CachingAllocator):
       except when mapping would pass the memory limit: then every whole free page is unmapped
       (`release_cached_blocks`) and the mapping tried once more; failing that, out of memory.
 
-    Takes no snapshot recorder: memory_viz's expandable-segment events are not modelled.
+    The `recorder` gets what CUDA traces with expandable segments: `segment_map` for the pages
+    each mapping backs, `segment_unmap` for the pages released, and the blocks' `alloc` and
+    `free` at their pool's base plus their offset (no `segment_alloc`: reserving address space
+    is not traced).
     """
 
-    def __init__(self, limit: int | None = None) -> None:
-        super().__init__(limit)
+    def __init__(self, limit: int | None = None, recorder: SnapshotRecorder | None = None) -> None:
+        super().__init__(limit, recorder)
         self._unmapped: dict[bool, list[int]] = {True: [], False: []}
         self._unmapped_at: dict[tuple[bool, int], Block] = {}
         for small in (True, False):
             tail = Block(int(small), 0, ADDRESS_SPACE, small)
             tail.mapped = False
             self._add_unmapped(tail)
+            self._bases[tail.segment] = ADDRESS_ORIGIN + tail.segment * ADDRESS_SPACE
 
     def malloc(self, size: int) -> Block | None:
         """Hand out a block for `size` bytes; None for 0 bytes, which need no memory."""
         if size == 0:
             return None
-        size = round_size(size)
+        requested, size = size, round_size(size)
         small = size <= SMALL_SIZE
         block = self._fit(size, small) or self._grow(size, small)
         if block is None:
@@ -223,6 +227,8 @@ class ExpandableAllocator(CachingAllocator):
             block = self._grow(size, small)
         if block is None:
             self.oom = True
+            if self.recorder is not None and self.limit is not None:
+                self.recorder.oom(size, max(self.limit - self.reserved, 0), _frames())
             block = self._grow(size, small, capped=False)
         assert block is not None
         self._remove_free(block)
@@ -235,12 +241,16 @@ class ExpandableAllocator(CachingAllocator):
         block.free = False
         self.allocated += block.size
         self.peak_allocated = max(self.peak_allocated, self.allocated)
+        if self.recorder is not None:
+            self.recorder.alloc(self._address(block), block.size, requested, _frames())
         return block
 
     def free(self, block: Block | None) -> None:
         """Return `block` to its pool, merging it with free mapped neighbours."""
         if block is None:
             return
+        if self.recorder is not None:
+            self.recorder.free(self._address(block))
         self.allocated -= block.size
         block.free = True
         self._add_free(self._merged(block))
@@ -300,6 +310,10 @@ class ExpandableAllocator(CachingAllocator):
         block.mapped = True
         self.reserved += length
         self.peak_reserved = max(self.peak_reserved, self.reserved)
+        if self.recorder is not None:
+            self.recorder.segment_map(
+                self._address(block), length, small=block.small, frames=_frames()
+            )
         merged = self._merged(block)
         self._add_free(merged)
         return merged
@@ -321,6 +335,8 @@ class ExpandableAllocator(CachingAllocator):
                         self._add_free(piece)
                 block.mapped = False
                 self.reserved -= block.size
+                if self.recorder is not None:
+                    self.recorder.segment_unmap(self._address(block), block.size)
                 self._add_unmapped(self._merged(block))
 
     def _carve(self, block: Block, lo: int, hi: int) -> Block:

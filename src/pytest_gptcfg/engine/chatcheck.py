@@ -7,6 +7,10 @@ cannot be had, gptlint's analytical estimate of the compiled step with a note sa
 the eager figure, which is an upper bound of a compiled run's peak, not its figure. An eager step
 (base_eval) is simulated eagerly (`chatstep`). fp8 (nanochat's `Float8Linear`) is not simulated
 eagerly: such a step gets the estimate, with a note.
+
+With a `snapshot` path, a simulated step that does not fit leaves its memory_viz snapshot there
+and the breakdown chart beside it, as a nanoGPT config's check does (an estimate runs no step
+and leaves none).
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from gptlint.runmodel.chatrun import ChatStep
 from pytest_gptcfg.engine.chatcompiled import simulate_chat_compiled
 from pytest_gptcfg.engine.chatimport import ChatModelError
 from pytest_gptcfg.engine.chatstep import simulate_chat_eager
+from pytest_gptcfg.engine.check import keep_artifacts
 from pytest_gptcfg.engine.compiled import CompiledUnavailable
+from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.results import MemoryResult, fits_budget
 
 __all__ = ["ChatModelError", "check_chat_memory", "find_max_device_batch"]
@@ -55,8 +61,9 @@ def check_chat_memory(
 
     Measuring nanochat runs on CUDA is not implemented: `mode` 'cuda' (and 'auto' where CUDA
     is available) simulates, with a note saying so; `device_index` is the GPU it would measure
-    on. No memory snapshot is written (`snapshot`): the expandable-segments allocator model
-    records none. Raises `ChatModelError` when the checkout's code cannot be imported or built.
+    on. With `snapshot` (a `.pickle` path), a simulated step that does not fit leaves a
+    snapshot there for PyTorch's memory visualizer, with a breakdown chart beside it (`.svg`).
+    Raises `ChatModelError` when the checkout's code cannot be imported or built.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be 'auto', 'cuda' or 'simulate', got {mode!r}")
@@ -70,27 +77,32 @@ def check_chat_memory(
         notes.append(
             f"--fp8: {fp8.reason}: base_train fails at its first forward (checked without fp8)"
         )
+    recorder = SnapshotRecorder() if snapshot is not None else None
     if step.compiled:
-        result = _compiled(step, checkout, profile, budget_bytes)
+        result = _compiled(step, checkout, profile, budget_bytes, recorder)
     elif fp8.applies:
         why = "fp8 not simulated: nanochat's Float8Linear (torch._scaled_mm) does not run here"
         result = estimated_chat_result(step, profile, budget_bytes, [why])
     else:
-        result = simulate_chat_eager(step, checkout, profile, budget_bytes)
-    if snapshot is not None:
-        notes.append(
-            "no memory snapshot: the expandable-segments allocator model does not record one"
-        )
+        result = simulate_chat_eager(step, checkout, profile, budget_bytes, recorder)
     result.notes.extend(notes)
+    simulated = result.mode != MemoryMode.ESTIMATED
+    if recorder is not None and snapshot is not None and simulated and not result.fits:
+        keep_artifacts(result, recorder.dump(snapshot))
     return result
 
 
 def _compiled(
-    step: ChatStep, checkout: Path, profile: GpuProfile, budget_bytes: int
+    step: ChatStep,
+    checkout: Path,
+    profile: GpuProfile,
+    budget_bytes: int,
+    recorder: SnapshotRecorder | None,
 ) -> MemoryResult:
-    """The compiled step simulated, else gptlint's estimate of it with the reason."""
+    """The compiled step simulated, else gptlint's estimate of it with the reason (`recorder`
+    gets the simulation's events; an estimate records none)."""
     try:
-        return simulate_chat_compiled(step, checkout, profile, budget_bytes)
+        return simulate_chat_compiled(step, checkout, profile, budget_bytes, recorder)
     except ChatModelError:
         raise
     except CompiledUnavailable as why:

@@ -273,14 +273,14 @@ def simulate_chat_compiled(
     """One rank's compiled training step of `step` on `profile`, simulated with the checkout's
     code at `checkout` and judged against `budget_bytes`. Raises `CompiledUnavailable` (why)
     when no plan can be had, `ChatModelError` when the checkout's code cannot be used.
-    `recorder` is not used: the expandable-segments allocator model records no snapshot."""
+    `recorder` receives the allocator model's events for a memory_viz snapshot."""
     reason = unsupported_reason(step)
     if reason is not None:
         raise CompiledUnavailable(reason)
     attention = chat_attention(step, profile)
     fp8 = fp8_use(step, profile).applies
     context = profile.context_bytes
-    allocator = ExpandableAllocator(limit=max(budget_bytes - context, 0))
+    allocator = ExpandableAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
     shape = step.shape
     logits = {step.tokens * shape.vocab_size, step.tokens * shape.padded_vocab}
     tracker = ChatTracker(allocator, logits, (1, shape.seq_len, 1, shape.head_dim // 2))

@@ -53,6 +53,7 @@ from pytest_gptcfg.engine.chatstandins import (
     flash_attention_3_in,
 )
 from pytest_gptcfg.engine.simulate import simulated_note, track_model
+from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.engine.tracker import Allocation, StorageTracker, TrackingFakeMode
 from pytest_gptcfg.results import MemoryResult, fits_budget
 
@@ -85,13 +86,18 @@ class ChatTracker(StorageTracker):
 
 
 def simulate_chat_eager(
-    step: ChatStep, checkout: Path, profile: GpuProfile, budget_bytes: int
+    step: ChatStep,
+    checkout: Path,
+    profile: GpuProfile,
+    budget_bytes: int,
+    recorder: SnapshotRecorder | None = None,
 ) -> MemoryResult:
     """The eager step of `step` on `profile`, simulated with the checkout's code at `checkout`,
-    judged against `budget_bytes`. Raises `ChatModelError` where the code cannot be used."""
+    judged against `budget_bytes`; `recorder` receives the allocator model's events for a
+    memory_viz snapshot. Raises `ChatModelError` where the code cannot be used."""
     attention = chat_attention(step, profile)
     context = profile.context_bytes
-    allocator = ExpandableAllocator(limit=max(budget_bytes - context, 0))
+    allocator = ExpandableAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
     shape = step.shape
     numels = {step.tokens * shape.vocab_size, step.tokens * shape.padded_vocab}
     tracker = ChatTracker(allocator, numels, (1, shape.seq_len, 1, shape.head_dim // 2))

@@ -38,6 +38,7 @@ __all__ = [
     "check_memory",
     "find_max_batch_size",
     "import_torch",
+    "keep_artifacts",
     "model_factory",
 ]
 
@@ -83,7 +84,7 @@ def check_memory(
             planned = compiled_fallback(spec, profile, budget_bytes, planned, recorder)
         result = planned
     if recorder is not None and snapshot is not None and not result.fits:
-        _keep_artifacts(result, recorder.dump(snapshot))
+        keep_artifacts(result, recorder.dump(snapshot))
     return result
 
 
@@ -172,11 +173,11 @@ def _measure(
     if result.fits:
         stop_cuda_history()
     else:
-        _keep_artifacts(result, dump_cuda_snapshot(snapshot))
+        keep_artifacts(result, dump_cuda_snapshot(snapshot))
     return result
 
 
-def _keep_artifacts(result: MemoryResult, snapshot: Path) -> None:
+def keep_artifacts(result: MemoryResult, snapshot: Path) -> None:
     """Write the breakdown chart beside a dumped snapshot and name both in the result."""
     chart = write_breakdown_svg(result, snapshot.with_suffix(".svg"))
     result.notes.append(

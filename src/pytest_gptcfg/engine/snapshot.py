@@ -5,7 +5,8 @@ Two sources, one format, the dictionary `torch.cuda.memory._snapshot()` returns:
 - CUDA mode: the caching allocator's own recorder (`record_cuda_history`, then
   `dump_cuda_snapshot` or `stop_cuda_history`);
 - simulation: `SnapshotRecorder`, which the caching-allocator model feeds with the same
-  events the CUDA allocator traces (`segment_alloc`, `alloc`, `free`, `segment_free`, `oom`).
+  events the CUDA allocator traces (`segment_alloc`, `alloc`, `free`, `segment_free`, `oom`;
+  with expandable segments `segment_map` and `segment_unmap` instead of the segment events).
 
 The format (`torch/csrc/cuda/memory_snapshot.cpp`, `torch/cuda/memory.py::_snapshot`):
 `segments` is the state at the end, each segment's `blocks` tiling it in address order
@@ -14,6 +15,13 @@ per device, every event in order. An `alloc` event's size is the requested size,
 `free_requested` / `free_completed` pair repeats it, a segment event's size is the segment's;
 frames are innermost first. memory_viz replays the trace backwards from the segments, so the
 two must agree: the trace replayed from nothing must end in exactly the recorded state.
+
+With expandable segments (`CUDACachingAllocator.cpp`'s `map_block` / `unmap_block` and
+`snapshot`) a pool reserves one address range and backs it with pages as it grows: mapping
+pages is a `segment_map` event, unmapping them a `segment_unmap` event (address and size of the
+pages), and `segments` holds one entry per contiguous mapped range, `is_expandable` set.
+memory_viz's segment view, replaying backwards, joins a `segment_unmap`'s range with the mapped
+ranges it touches and cuts a `segment_map`'s out of the one holding it.
 
 Files are pickled with protocol 4, the newest one memory_viz's JavaScript unpickler reads.
 Importing this module does not import torch.
@@ -80,6 +88,8 @@ class _Segment:
     size: int
     small: bool
     frames: list[dict[str, Any]]
+    expandable: bool = False
+    """A mapped range of an expandable segment (else a cudaMalloc'd segment)."""
     blocks: dict[int, _Block] = field(default_factory=dict)
     starts: list[int] = field(default_factory=list)
     """Addresses of `blocks`, sorted."""
@@ -92,7 +102,10 @@ class SnapshotRecorder:
     in it (bases handed out as a running sum of segment sizes from a non-zero origin keep them
     unique; they must stay below 2**53, where JavaScript numbers stop being exact). Calls must
     describe a consistent allocator (blocks inside live segments, no overlaps, only empty
-    segments freed); a call that does not raises ValueError and records nothing.
+    segments freed, only pages no block lies on unmapped); a call that does not raises
+    ValueError and records nothing. A live segment is a cudaMalloc'd segment, or a maximal
+    mapped range of an expandable segment: pages mapped next to mapped pages of the same pool
+    join their range, and unmapping pages in the middle of a range splits it in two.
     """
 
     def __init__(self, device: int = 0) -> None:
@@ -106,25 +119,64 @@ class SnapshotRecorder:
         self, address: int, size: int, *, small: bool, frames: Iterable[Frame] = ()
     ) -> None:
         """A segment of `size` bytes was cudaMalloc'd at `address` (`small`: the small pool's)."""
-        if size <= 0:
-            raise ValueError(f"segment size must be positive, got {size}")
-        i = bisect.bisect_left(self._bases, address)
-        after = self._bases[i] if i < len(self._bases) else None
-        before = self._bases[i - 1] if i > 0 else None
-        if (after is not None and address + size > after) or (
-            before is not None and before + self._segments[before].size > address
-        ):
-            raise ValueError(f"segment at {address:#x} overlaps a live segment")
+        self._check_unused(address, size)
         stack = self._stack(frames)
-        self._bases.insert(i, address)
+        bisect.insort(self._bases, address)
         self._segments[address] = _Segment(size, small, stack)
         self._event("segment_alloc", address, size, stack)
+
+    def segment_map(
+        self, address: int, size: int, *, small: bool, frames: Iterable[Frame] = ()
+    ) -> None:
+        """Pages of `size` bytes at `address` were mapped into an expandable segment (`small`:
+        the small pool's); they join the mapped ranges of that pool they touch."""
+        self._check_unused(address, size)
+        stack = self._stack(frames)
+        i = bisect.bisect_left(self._bases, address)
+        self._bases.insert(i, address)
+        self._segments[address] = _Segment(size, small, stack, expandable=True)
+        if i + 1 < len(self._bases):
+            self._join(address, self._bases[i + 1])
+        if i > 0:
+            self._join(self._bases[i - 1], address)
+        self._event("segment_map", address, size, stack)
+
+    def segment_unmap(self, address: int, size: int, frames: Iterable[Frame] = ()) -> None:
+        """Pages of `size` bytes at `address` of an expandable segment were unmapped; no live
+        block may lie on them. A range losing pages in its middle becomes two."""
+        base, segment = self._segment_at(address)
+        end = address + size
+        if not segment.expandable:
+            raise ValueError(f"segment at {base:#x} is not expandable")
+        if size <= 0 or end > base + segment.size:
+            raise ValueError(f"unmapping {size} bytes at {address:#x} runs past its mapped range")
+        i = bisect.bisect_left(segment.starts, address)
+        if (i < len(segment.starts) and segment.starts[i] < end) or (
+            i > 0 and segment.starts[i - 1] + segment.blocks[segment.starts[i - 1]].size > address
+        ):
+            raise ValueError(f"unmapping {address:#x} would drop a live block")
+        rest = base + segment.size - end
+        if rest > 0:
+            tail = _Segment(rest, segment.small, segment.frames, expandable=True)
+            tail.starts = segment.starts[i:]
+            tail.blocks = {start: segment.blocks.pop(start) for start in tail.starts}
+            del segment.starts[i:]
+            bisect.insort(self._bases, end)
+            self._segments[end] = tail
+        if address > base:
+            segment.size = address - base
+        else:
+            del self._segments[base]
+            self._bases.remove(base)
+        self._event("segment_unmap", address, size, self._stack(frames) or segment.frames)
 
     def segment_free(self, address: int, frames: Iterable[Frame] = ()) -> None:
         """The segment at `address` was returned with cudaFree; it must hold no live block."""
         segment = self._segments.get(address)
         if segment is None:
             raise ValueError(f"no live segment at {address:#x}")
+        if segment.expandable:
+            raise ValueError(f"segment at {address:#x} is expandable: its pages are unmapped")
         if segment.blocks:
             raise ValueError(f"segment at {address:#x} still holds {len(segment.blocks)} blocks")
         del self._segments[address]
@@ -187,6 +239,32 @@ class SnapshotRecorder:
         """Pickle `snapshot()` to `path`, as `torch.cuda.memory._dump_snapshot` does."""
         return _write(self.snapshot(), path)
 
+    def _check_unused(self, address: int, size: int) -> None:
+        """ValueError unless `size` bytes at `address` are positive and in no live segment."""
+        if size <= 0:
+            raise ValueError(f"segment size must be positive, got {size}")
+        i = bisect.bisect_left(self._bases, address)
+        after = self._bases[i] if i < len(self._bases) else None
+        before = self._bases[i - 1] if i > 0 else None
+        if (after is not None and address + size > after) or (
+            before is not None and before + self._segments[before].size > address
+        ):
+            raise ValueError(f"segment at {address:#x} overlaps a live segment")
+
+    def _join(self, first: int, second: int) -> None:
+        """Make the mapped range at `second` part of the one at `first` where they are
+        adjacent ranges of one pool's expandable segment."""
+        a, b = self._segments[first], self._segments[second]
+        if not (a.expandable and b.expandable and a.small == b.small):
+            return
+        if first + a.size != second:
+            return
+        a.size += b.size
+        a.blocks.update(b.blocks)
+        a.starts.extend(b.starts)
+        del self._segments[second]
+        self._bases.remove(second)
+
     def _segment_at(self, address: int) -> tuple[int, _Segment]:
         i = bisect.bisect_right(self._bases, address) - 1
         if i >= 0:
@@ -242,7 +320,7 @@ class SnapshotRecorder:
             "stream": 0,
             "segment_type": "small" if segment.small else "large",
             "segment_pool_id": (0, 0),
-            "is_expandable": False,
+            "is_expandable": segment.expandable,
             "frames": segment.frames,
             "blocks": blocks,
         }
