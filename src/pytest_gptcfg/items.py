@@ -109,7 +109,6 @@ class GptConfigFile(pytest.File):
             settings = load_settings(self.path.parent, RULE_CODES)
         except SettingsError as exc:
             raise CheckFailed(str(exc)) from None
-        compiled = () if options.compile == "auto" else (f"compile={options.compile == 'on'}",)
         return settings.merged(
             {
                 "gpu": options.gpu,
@@ -117,9 +116,16 @@ class GptConfigFile(pytest.File):
                 "world_size": options.world_size,
                 "cuda_context": options.cuda_context,
                 "model": options.model,
-                "overrides": compiled,
+                "overrides": self.plugin_overrides(),
             }
         )
+
+    def plugin_overrides(self) -> tuple[str, ...]:
+        """What the plugin's options set in the file's `overrides`: `compile=` under
+        `--gpt-compile on|off` (`--gpt-set` is applied by the memory item, after the
+        settings' own)."""
+        options = self.options
+        return () if options.compile == "auto" else (f"compile={options.compile == 'on'}",)
 
 
 class ConfigItem(pytest.Item):

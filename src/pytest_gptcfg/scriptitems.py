@@ -24,7 +24,7 @@ from gptlint.lint.rules.nanochat import problem_flags, problem_message
 from gptlint.lint.scriptcontext import ScriptContext
 from gptlint.lint.scriptlint import lint_script
 from gptlint.nanochat.checkout import MARKERS, Checkout, find_checkout
-from gptlint.nanochat.runscript import Invocation, read_invocations
+from gptlint.nanochat.runscript import Invocation, given_variables, read_invocations
 from gptlint.runmodel.chatestimate import estimate_chat_memory
 from gptlint.runmodel.chatrun import SCRIPTS, ChatStep
 from gptlint.settings.pyproject import load_settings
@@ -75,14 +75,30 @@ class RunScriptFile(GptConfigFile):
     (`GptConfigFile.settings`: `[tool.gptlint]` under the plugin's GPU, budget, world size
     and CUDA context)."""
 
+    def plugin_overrides(self) -> tuple[str, ...]:
+        """`--gpt-set NAME=VALUE`: the values of shell variables the script leaves unknown
+        (after `[tool.gptlint] set`'s), for the lint item and the memory items alike;
+        `--gpt-compile` does not apply (base_train and chat_sft always compile)."""
+        return self.options.overrides
+
+    def invocations(self, settings: Settings) -> list[Invocation]:
+        """The script's invocations, with the variables `settings` give; CheckFailed where
+        the script cannot be read or a `NAME=VALUE` is not one."""
+        try:
+            given = given_variables(settings.overrides)
+        except ValueError as exc:
+            raise CheckFailed(f"{self.shown_path}: {exc}") from None
+        return read_invocations(self.text(), given)
+
     def collect(self) -> Iterator[pytest.Item]:
         yield ScriptLintItem.from_parent(self, name="lint")
         try:
-            gpu = self.settings().gpu
-        except CheckFailed:
-            gpu = self.options.gpu or DEFAULT_GPU
+            settings = self.settings()
+        except CheckFailed:  # the items say why
+            settings = Settings(gpu=self.options.gpu or DEFAULT_GPU)
+        gpu = settings.gpu
         try:
-            invocations = read_invocations(self.text())
+            invocations = self.invocations(settings)
         except CheckFailed:  # the lint item says why
             return
         on_line: dict[int, int] = {}
@@ -208,7 +224,7 @@ class ScriptMemoryItem(ConfigItem):
         gives, and where (as GPT601 and GPT602 say it), or that it is too large to simulate."""
         shown = self.parent.shown_path
         text = self.parent.text()
-        invocations = read_invocations(text)
+        invocations = self.parent.invocations(settings)
         if self.index >= len(invocations) or invocations[self.index].line != self.line:
             raise CheckFailed(f"{shown}: the run script changed since it was collected")
         checkout = find_checkout(self.path)

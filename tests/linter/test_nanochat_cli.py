@@ -377,3 +377,41 @@ def test_noqa_for_another_code_suppresses_nothing(checkout, capsys):
     speedrun.write_text("\n".join(lines))
     _, out, _ = gptlint(capsys, "--gpu", "rtx4090", "runs/speedrun.sh")
     assert located(out) == SPEEDRUN_RTX4090
+
+
+def test_set_gives_the_shell_variables_a_run_script_leaves_unknown(checkout, capsys):
+    """`--set NAME=VALUE` gives a variable the script never assigns, or assigns what only
+    running it gives (`${X:-y}`, a loop's variable, an assignment inside an `if`); the three
+    GPT602 of miniseries.sh go, and its base_train is checked as the values say."""
+    code, out, _ = gptlint(capsys, "--gpu", "h100-80gb", "runs/miniseries.sh")
+    assert [line.split(" ")[1] for line in _findings(out)] == ["GPT602"] * 3
+    given = ["--set", "NPROC_PER_NODE=8", "--set", "d=20"]
+    given += ["--set", "DEVICE_BATCH_SIZE_ARG=--device-batch-size=64"]
+    code, out, _ = gptlint(capsys, "--gpu", "h100-80gb", *given, "runs/miniseries.sh")
+    assert code == 1
+    (finding,) = _findings(out)
+    assert finding.startswith(
+        "runs/miniseries.sh:12:9: GPT606 base_train (line 10, inside a `for`)"
+    )
+    assert "device batch 64, world 8" in finding
+
+
+def test_set_leaves_a_value_the_script_gives_to_the_script(checkout, capsys):
+    """`DEPTH=12` in the script wins over `--set DEPTH=40` (bash's assignment replaces the
+    environment's value): the total batch size is d12's."""
+    (checkout / "runs" / "d.sh").write_text(
+        "DEPTH=12\ntorchrun --nproc_per_node=8 -m scripts.base_train -- --depth=$DEPTH"
+        " --device-batch-size=$B\n"
+    )
+    _, out, _ = gptlint(capsys, "--set", "DEPTH=40", "--set", "B=64", "runs/d.sh")
+    assert _findings(out) == [
+        "runs/d.sh:2:69: GPT601 base_train (line 2) stops: base_train.py asserts: "
+        "total_batch_size (524288) must be a multiple of 1048576. (device batch 64 x seq len "
+        "2048 x world 8)"
+    ]
+
+
+def test_set_with_a_name_no_shell_variable_has_is_an_error(checkout, capsys):
+    code, _, err = gptlint(capsys, "--set", "1x=3", "runs/speedrun.sh")
+    assert code == 2
+    assert "--set: '1x=3' is not KEY=VALUE" in err

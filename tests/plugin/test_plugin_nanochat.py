@@ -354,6 +354,19 @@ def test_an_unknown_shell_variable_fails_saying_which_and_where(checkout):
     )
 
 
+def test_gpt_set_gives_the_shell_variable(checkout):
+    """`--gpt-set DEPTH=2` gives `$DEPTH`, for the lint item (no GPT602) and the memory item
+    (checked at depth 2)."""
+    write(checkout, "runs/unknown.sh", UNKNOWN_DEPTH)
+    result = checkout.run(
+        *("-q", "--gpt-configs", "runs/unknown.sh", "--gpt-set", "DEPTH=2"),
+        *("--gpt-report", "r.json"),
+    )
+    result.assert_outcomes(passed=2)
+    (record,) = json.loads((checkout.path / "r.json").read_text())["configs"]
+    assert record["depth"] == 2
+
+
 def test_an_unknown_world_size_names_the_plugins_option(checkout):
     result = checkout.run("-q", "--gpt-configs", "runs/miniseries.sh", "-k", "memory")
     result.assert_outcomes(failed=1, deselected=1)

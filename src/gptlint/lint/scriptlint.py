@@ -15,7 +15,7 @@ from gptlint.lint.rules import RULES_BY_CODE, enabled_codes
 from gptlint.lint.rules.base import ScriptRule, ScriptViolation
 from gptlint.lint.scriptcontext import ScriptContext
 from gptlint.nanochat.checkout import MARKERS, find_checkout
-from gptlint.nanochat.runscript import read_invocations
+from gptlint.nanochat.runscript import given_variables, read_invocations
 from gptlint.runmodel.chatrun import SCRIPTS
 from gptlint.settings.table import Settings
 from gptlint.text.decode import MAX_SOURCE_BYTES
@@ -56,7 +56,11 @@ def lint_script(
         if scripts_only:
             return ScriptResult(path, skipped=True)
         return ScriptResult(path, error=f"{shown}: cannot read the run script: {text}")
-    invocations = read_invocations(text)
+    try:
+        given = given_variables(settings.overrides)
+    except ValueError as exc:
+        return ScriptResult(path, text, error=f"{shown}: {exc}")
+    invocations = read_invocations(text, given)
     run = sorted({i.script for i in invocations if i.script in SCRIPTS})
     if not run:
         return ScriptResult(path, text, skipped=scripts_only)

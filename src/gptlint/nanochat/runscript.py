@@ -11,6 +11,7 @@ as unknown with its reason and line, never guessed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -96,15 +97,45 @@ class Invocation:
         return dict(self.env).get(name)
 
 
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+"""A shell variable's name, or a positional parameter's number."""
+
+
+def given_variables(items: Iterable[str]) -> dict[str, str]:
+    """`NAME=VALUE` items (gptlint's `--set`, the plugin's `--gpt-set`, `[tool.gptlint] set`)
+    as the shell variables they give a run script; ValueError naming an item that is not
+    `NAME=VALUE` with a shell variable's name."""
+    given = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not SHELL_NAME.fullmatch(name):
+            raise ValueError(
+                f"--set {item!r}: a run script takes NAME=VALUE, NAME a shell variable"
+            )
+        given[name] = value
+    return given
+
+
 @dataclass
 class _Shell:
     """The variables a script has set so far (an `Unknown` where only running gives the value)
-    and the names it exported."""
+    and the names it exported; `given`, the values the user gave (`--set NAME=VALUE`) for
+    variables the script leaves unknown (never assigned, or assigned what only running gives),
+    as if in the environment it runs in."""
 
     text: str
     starts: list[int]
+    given: dict[str, str] = field(default_factory=dict)
     variables: dict[str, Value] = field(default_factory=dict)
     exported: set[str] = field(default_factory=set)
+
+    def value(self, name: str) -> Value | None:
+        """The variable's value: the script's where it knows it, else the user's, else the
+        script's `Unknown` (None: never assigned and not given)."""
+        value = self.variables.get(name)
+        if (value is None or isinstance(value, Unknown)) and name in self.given:
+            return self.given[name]
+        return value
 
     def where(self, offset: int) -> tuple[int, int]:
         return position(self.starts, offset)
@@ -131,7 +162,7 @@ class _Shell:
         line, _ = self.where(piece.start)
         if isinstance(piece, Opaque):
             return Unknown(f"{piece.what} (line {line})")
-        value = self.variables.get(piece.name)
+        value = self.value(piece.name)
         if value is None:
             return Unknown(f"${piece.name} (line {line}) is not assigned in the script")
         if isinstance(value, Unknown):
@@ -146,9 +177,11 @@ class _Shell:
         self.variables[name] = value
 
     def environment(self, prefix: dict[str, Value]) -> tuple[tuple[str, Value], ...]:
-        env = {
-            name: self.variables[name] for name in sorted(self.exported) if name in self.variables
-        }
+        env: dict[str, Value] = {}
+        for name in self.exported | set(self.given):  # a given variable is in the environment
+            value = self.value(name)
+            if value is not None:
+                env[name] = value
         env.update(prefix)
         return tuple(sorted(env.items()))
 
@@ -319,9 +352,10 @@ def bare_invocation(script: str) -> Invocation:
     return Invocation(script, 0, "python", WorldSize(1, "python: one process"), (), ())
 
 
-def read_invocations(text: str) -> list[Invocation]:
-    """Every invocation of a nanochat entry point in a run script's text, in order."""
-    shell = _Shell(text, line_starts(text))
+def read_invocations(text: str, given: dict[str, str] | None = None) -> list[Invocation]:
+    """Every invocation of a nanochat entry point in a run script's text, in order; `given`:
+    the user's values of variables the script leaves unknown (`given_variables`)."""
+    shell = _Shell(text, line_starts(text), dict(given or {}))
     found = []
     for command in split_commands(text):
         invocation = _invocation(shell, command, list(command.words))

@@ -256,7 +256,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "overrides",
         "set",
         "--set",
-        "give a config key a value, as nanoGPT's --KEY=VALUE does (repeatable)",
+        "give a config key a value, as nanoGPT's --KEY=VALUE does, or a run script's shell"
+        " variable one it leaves unknown (repeatable)",
         "KEY=VALUE",
         _overrides,
         repeatable=True,

@@ -95,9 +95,10 @@ class NanochatValueUnknown(ScriptRule):
     unknown; the invocation's memory and asserts are not checked.
 
     `--world-size N` (the `world-size` setting) gives the world size of every invocation.
-    `--set` does not apply to run scripts: a script runs several entry points, and which one a
-    `KEY=VALUE` would mean is not simple to say; write the value in the script instead (or
-    pass the script's variables on the command line that runs it, as nanochat's own do).
+    `--set NAME=VALUE` (the `set` setting; the plugin's `--gpt-set`) gives a shell variable the
+    script leaves unknown, as if the environment the script runs in held it: `--set DEPTH=26`
+    for `--depth=$DEPTH`, `--set d=20` for a loop's variable. A value the script itself gives
+    the variable stays the script's.
 
     Why:
         gptlint never guesses a value: an unknown flag leaves the run unchecked, and saying
