@@ -46,6 +46,7 @@ from pytest_gptcfg.engine.allocator import ExpandableAllocator
 from pytest_gptcfg.engine.chatimport import ChatModules, checkout_modules
 from pytest_gptcfg.engine.chatstandins import ChatBehaviour, casts_in_place
 from pytest_gptcfg.engine.chatstep import (
+    ALLOCATOR_NOTE,
     ChatTracker,
     chat_result,
     checkout_call,
@@ -319,10 +320,7 @@ def simulate_chat_compiled(
             "_scaled_mm taken to hold what CUDA's does)"
         )
     notes.append(f"attention: {attention.label} ({attention.reason})")
-    notes.append(
-        "allocator: expandable segments, as base_train sets "
-        "PYTORCH_ALLOC_CONF=expandable_segments:True"
-    )
+    notes.append(ALLOCATOR_NOTE)
     return chat_result(
         profile,
         budget_bytes,

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import torch
 
 from gptlint.facts.gpus import GpuProfile
-from gptlint.facts.kinds import AttentionKernel, MemoryMode
+from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.chatestimate import CHAT_BREAKDOWN_LABELS
 from gptlint.runmodel.chatkernels import chat_attention
 from gptlint.runmodel.chatrun import ChatStep
@@ -52,10 +52,10 @@ from pytest_gptcfg.engine.chatstandins import (
     fake_process_group,
     flash_attention_3_in,
 )
-from pytest_gptcfg.engine.simulate import simulated_note, track_model
+from pytest_gptcfg.engine.simulate import allocator_result, simulated_note, track_model
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.engine.tracker import Allocation, StorageTracker, TrackingFakeMode
-from pytest_gptcfg.results import MemoryResult, fits_budget
+from pytest_gptcfg.results import MemoryResult
 
 OPTIMIZER_STEPS = 2
 T = TypeVar("T")
@@ -132,10 +132,7 @@ def simulate_chat_eager(
             del model
     if not fa3_missing:
         notes.append(f"attention: {attention.label} ({attention.reason})")
-    notes.append(
-        "allocator: expandable segments, as base_train sets "
-        "PYTORCH_ALLOC_CONF=expandable_segments:True"
-    )
+    notes.append(ALLOCATOR_NOTE)
     return chat_result(
         profile,
         budget_bytes,
@@ -300,6 +297,12 @@ def step_kernel(used: set[AttentionKernel]) -> AttentionKernel:
     return AttentionKernel.FLASH if used else AttentionKernel.MANUAL
 
 
+ALLOCATOR_NOTE = (
+    "allocator: expandable segments, as base_train sets PYTORCH_ALLOC_CONF=expandable_segments:True"
+)
+"""The note of every simulated nanochat verdict on the allocator model it ran."""
+
+
 def chat_result(
     profile: GpuProfile,
     budget_bytes: int,
@@ -313,28 +316,17 @@ def chat_result(
 ) -> MemoryResult:
     """The verdict of a simulated nanochat step from the allocator model and the allocations
     live at its peak, broken down by `CHAT_BREAKDOWN_LABELS`."""
-    context = profile.context_bytes
-    breakdown = dict.fromkeys(CHAT_BREAKDOWN_LABELS, 0)
-    for allocation in peak:
-        breakdown[allocation.category] += allocation.size
-    breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
-    breakdown["cuda_context"] = context
-    if allocator.oom:
-        notes.append(f"the {what} exceeds the memory cap: a real run raises CUDA out of memory")
-    return MemoryResult(
-        mode=MemoryMode.SIMULATED,
-        fits=fits_budget(allocator.peak_reserved, context, budget_bytes) and not allocator.oom,
-        peak_allocated_bytes=allocator.peak_allocated,
-        peak_reserved_bytes=allocator.peak_reserved,
-        context_bytes=context,
-        budget_bytes=budget_bytes,
-        breakdown=breakdown,
-        largest_tensors=[(a.description, a.size) for a in peak[:10]],
-        oom=allocator.oom,
-        torch_version=torch.__version__,
-        device_name=f"{profile.label} (simulated)",
-        attention_kernel=kernel,
-        notes=notes,
-        compiled=compiled,
-        params=params,
+    result = allocator_result(
+        profile,
+        budget_bytes,
+        allocator,
+        peak,
+        profile.context_bytes,
+        CHAT_BREAKDOWN_LABELS,
+        kernel,
+        notes,
+        what,
+        params,
     )
+    result.compiled = compiled
+    return result

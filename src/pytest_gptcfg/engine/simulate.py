@@ -355,11 +355,6 @@ def simulated_result(
     """The verdict of a simulated run (the eager or compiled step, or the evaluation: `what`)
     from the allocator model and the allocations live at its peak; `params`, the model's
     `parameter_counts`."""
-    breakdown = dict.fromkeys(BREAKDOWN_LABELS, 0)
-    for allocation in peak:
-        breakdown[allocation.category] += allocation.size
-    breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
-    breakdown["cuda_context"] = context
     kernel = _kernel_name(used_kernels)
     if kernel == MANUAL:
         notes.append(
@@ -372,6 +367,40 @@ def simulated_result(
             f"attention falls back to the math kernel on {profile.label} (head_dim {head_dim}): "
             "it materialises B x H x T x T scores per layer"
         )
+    return allocator_result(
+        profile,
+        budget_bytes,
+        allocator,
+        peak,
+        context,
+        BREAKDOWN_LABELS,
+        kernel,
+        notes,
+        what,
+        params,
+    )
+
+
+def allocator_result(
+    profile: GpuProfile,
+    budget_bytes: int,
+    allocator: CachingAllocator,
+    peak: list[Allocation],
+    context: int,
+    labels: dict[str, str],
+    kernel: AttentionKernel,
+    notes: list[str],
+    what: str = "step",
+    params: tuple[int, int] | None = None,
+) -> MemoryResult:
+    """A simulated verdict (nanoGPT's or nanochat's) from the allocator model and the
+    allocations live at its peak, broken down by `labels`' keys (each allocation's category)
+    with the allocator's overhead and the CUDA context `context`; `fits` as when measuring."""
+    breakdown = dict.fromkeys(labels, 0)
+    for allocation in peak:
+        breakdown[allocation.category] += allocation.size
+    breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
+    breakdown["cuda_context"] = context
     if allocator.oom:
         notes.append(f"the {what} exceeds the memory cap: a real run raises CUDA out of memory")
     return MemoryResult(
