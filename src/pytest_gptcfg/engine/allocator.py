@@ -90,15 +90,12 @@ class CachingAllocator:
             return None
         requested, size = size, round_size(size)
         small = size <= SMALL_SIZE
-        block = self._best_fit(size, small) or self._new_segment(size, small)
+        block = self._take(size, small)
         self._remove_free(block)
         rest = block.size - size
-        if should_split(rest, small):
+        if self._splits(rest, small):
             tail = Block(block.segment, block.offset + size, rest, small)
-            tail.prev, tail.next = block, block.next
-            if block.next is not None:
-                block.next.prev = tail
-            block.next = tail
+            self._link_after(block, tail)
             block.size = size
             self._add_free(tail)
         block.free = False
@@ -107,6 +104,23 @@ class CachingAllocator:
         if self.recorder is not None:
             self.recorder.alloc(self._address(block), block.size, requested, _frames())
         return block
+
+    def _take(self, size: int, small: bool) -> Block:
+        """The free block a request of `size` (rounded) bytes is cut from: the best fit among
+        the cached ones, else a new segment."""
+        return self._best_fit(size, small) or self._new_segment(size, small)
+
+    @staticmethod
+    def _splits(rest: int, small: bool) -> bool:
+        """Whether the `rest` of a block cut for a request becomes a free block of its own."""
+        return should_split(rest, small)
+
+    @staticmethod
+    def _link_after(block: Block, tail: Block) -> None:
+        tail.prev, tail.next = block, block.next
+        if block.next is not None:
+            block.next.prev = tail
+        block.next = tail
 
     def free(self, block: Block | None) -> None:
         """Return `block` to its pool, merging it with free neighbours."""
@@ -215,12 +229,10 @@ class ExpandableAllocator(CachingAllocator):
             self._add_unmapped(tail)
             self._bases[tail.segment] = ADDRESS_ORIGIN + tail.segment * ADDRESS_SPACE
 
-    def malloc(self, size: int) -> Block | None:
-        """Hand out a block for `size` bytes; None for 0 bytes, which need no memory."""
-        if size == 0:
-            return None
-        requested, size = size, round_size(size)
-        small = size <= SMALL_SIZE
+    def _take(self, size: int, small: bool) -> Block:
+        """The best-fitting free mapped block, else pages mapped where the segment can grow
+        (after unmapping every whole free page, when the cap is reached); out of memory when
+        even that passes the cap (the pages are mapped regardless, to go on)."""
         block = self._fit(size, small) or self._grow(size, small)
         if block is None:
             self._unmap_free_pages()
@@ -231,19 +243,13 @@ class ExpandableAllocator(CachingAllocator):
                 self.recorder.oom(size, max(self.limit - self.reserved, 0), _frames())
             block = self._grow(size, small, capped=False)
         assert block is not None
-        self._remove_free(block)
-        rest = block.size - size
-        if rest >= MIN_BLOCK:
-            tail = Block(block.segment, block.offset + size, rest, small)
-            self._link_after(block, tail)
-            block.size = size
-            self._add_free(tail)
-        block.free = False
-        self.allocated += block.size
-        self.peak_allocated = max(self.peak_allocated, self.allocated)
-        if self.recorder is not None:
-            self.recorder.alloc(self._address(block), block.size, requested, _frames())
         return block
+
+    @staticmethod
+    def _splits(rest: int, small: bool) -> bool:
+        """With expandable segments any rest of `MIN_BLOCK` bytes or more is split off, in
+        both pools."""
+        return rest >= MIN_BLOCK
 
     def free(self, block: Block | None) -> None:
         """Return `block` to its pool, merging it with free mapped neighbours."""
@@ -372,13 +378,6 @@ class ExpandableAllocator(CachingAllocator):
                 second.next.prev = first
             block = first
         return block
-
-    @staticmethod
-    def _link_after(block: Block, tail: Block) -> None:
-        tail.prev, tail.next = block, block.next
-        if block.next is not None:
-            block.next.prev = tail
-        block.next = tail
 
     def _add_unmapped(self, block: Block) -> None:
         bisect.insort(self._unmapped[block.small], block.offset)

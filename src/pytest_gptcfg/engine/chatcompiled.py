@@ -44,22 +44,22 @@ from gptlint.runmodel.chatrun import ChatStep
 from pytest_gptcfg.engine import compiled, compiledstep
 from pytest_gptcfg.engine.allocator import ExpandableAllocator
 from pytest_gptcfg.engine.chatimport import ChatModules, checkout_modules
-from pytest_gptcfg.engine.chatstandins import ChatBehaviour, casts_in_place
+from pytest_gptcfg.engine.chatstandins import ChatBehaviour
 from pytest_gptcfg.engine.chatstep import (
     ALLOCATOR_NOTE,
     ChatTracker,
     chat_result,
     checkout_call,
+    fake_model,
     meta_model,
     model_method,
     standins,
     step_kernel,
-    to_fake,
     train_steps,
 )
 from pytest_gptcfg.engine.compiled import CompiledUnavailable
 from pytest_gptcfg.engine.compiledstep import PlannedGraphs, PlanRuntime
-from pytest_gptcfg.engine.simulate import simulated_note, track_model
+from pytest_gptcfg.engine.simulate import simulated_note
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.engine.tracker import StorageTracker
 from pytest_gptcfg.results import MemoryResult
@@ -297,13 +297,7 @@ def simulate_chat_compiled(
         with standins(modules, step, False, behaviour, notes):
             model = meta_model(modules, step)
             with tracker.fake_mode() as fake, torch.device("cpu"):
-                to_fake(model, fake)
-                with fake.building(), casts_in_place():
-                    checkout_call(model_method(model, "init_weights"), modules, "init_weights()")
-                track_model(tracker, model, profile.compute_capability, names)
-                for name, buffer in model.named_buffers():
-                    tracker.label(buffer, "rotary", f"buffer {name}")
-                params = sum(p.numel() for p in model.parameters())
+                params = fake_model(model, modules, fake, tracker, profile, names)
                 model.forward = _planned_forward(model, _ChatRuntime(plan, tracker, logits))
                 optimizer = checkout_call(
                     model_method(model, "setup_optimizer"), modules, "setup_optimizer()"

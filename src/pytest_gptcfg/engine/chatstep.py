@@ -111,13 +111,7 @@ def simulate_chat_eager(
     ):
         model = meta_model(modules, step)
         with tracker.fake_mode() as fake, torch.device("cpu"):
-            to_fake(model, fake)
-            with fake.building(), casts_in_place():
-                checkout_call(model_method(model, "init_weights"), modules, "init_weights()")
-            track_model(tracker, model, profile.compute_capability, names)
-            for name, buffer in model.named_buffers():
-                tracker.label(buffer, "rotary", f"buffer {name}")
-            params = sum(p.numel() for p in model.parameters())
+            params = fake_model(model, modules, fake, tracker, profile, names)
             if step.training:
                 optimizer = checkout_call(
                     model_method(model, "setup_optimizer"), modules, "setup_optimizer()"
@@ -194,6 +188,26 @@ def meta_model(modules: ChatModules, step: ChatStep) -> torch.nn.Module:
         return model
 
     return checkout_call(build, modules, "GPT(GPTConfig(...))")
+
+
+def fake_model(
+    model: torch.nn.Module,
+    modules: ChatModules,
+    fake: TrackingFakeMode,
+    tracker: StorageTracker,
+    profile: GpuProfile,
+    names: dict[int, str],
+) -> int:
+    """`model` (built on meta by `meta_model`) given fake storage in `fake` and initialised by
+    its own `init_weights()`, as base_train does (`to_empty`, then `init_weights`), its
+    parameters and buffers labelled in `tracker` (`names`: their names); its parameter count."""
+    to_fake(model, fake)
+    with fake.building(), casts_in_place():
+        checkout_call(model_method(model, "init_weights"), modules, "init_weights()")
+    track_model(tracker, model, profile.compute_capability, names)
+    for name, buffer in model.named_buffers():
+        tracker.label(buffer, "rotary", f"buffer {name}")
+    return sum(p.numel() for p in model.parameters())
 
 
 def to_fake(model: torch.nn.Module, fake: TrackingFakeMode) -> None:
