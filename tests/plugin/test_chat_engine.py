@@ -315,6 +315,21 @@ def test_an_evaluation_may_take_a_larger_batch():
 # --------------------------------------------------------------------------- the checkout's code
 
 
+def test_importing_the_checkout_defers_its_torch_compile():
+    """The checkout's `@torch.compile` decorators keep their functions (run eagerly by the
+    simulation anyway) and do not load Dynamo: a cached check pays no second for it."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pytest_gptcfg.engine.chatimport import checkout_modules\n"
+        f"with checkout_modules(Path({str(CHECKOUT)!r}), 'bfloat16') as modules:\n"
+        "    import nanochat.optim as optim\n"
+        "    print(optim.adamw_step_fused.__name__, 'torch._dynamo' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["adamw_step_fused", "False"]
+
+
 @pytest.fixture
 def fork(tmp_path: Path) -> Path:
     """A copy of the test checkout, to break."""

@@ -2,12 +2,14 @@
 
 `checkout_modules(root, dtype)` imports the checkout's `nanochat.gpt` (which imports its
 `common`, `optim` and `flash_attention`) with the checkout first on `sys.path`, `NANOCHAT_DTYPE`
-set to the step's dtype (nanochat reads it once, at import), and CUDA hidden (`flash_attention`
+set to the step's dtype (nanochat reads it once, at import), CUDA hidden (`flash_attention`
 probes for FlashAttention-3 and the hub it comes from only where CUDA is available: the
-simulation runs on the CPU, and its stand-ins decide which kernel the target GPU gets). On the
-way out `sys.path`, the environment, the root logger and `sys.modules` are put back: every
-module loaded from the checkout is dropped and a `nanochat` package imported before (the
-user's own) returns, so two checkouts in one pytest session never mix.
+simulation runs on the CPU, and its stand-ins decide which kernel the target GPU gets) and
+`torch.compile` deferred (`torchapi.deferred_compile`: its decorators keep their functions,
+which the simulation runs eagerly anyway, without loading Dynamo). On the way out `sys.path`,
+the environment, the root logger and `sys.modules` are put back: every module loaded from the
+checkout is dropped and a `nanochat` package imported before (the user's own) returns, so two
+checkouts in one pytest session never mix.
 
 What stops the import is a `ChatModelError` naming the file and line: a third-party module the
 checkout imports but this environment lacks, a module of its own it does not have, a syntax
@@ -29,6 +31,8 @@ from types import ModuleType, TracebackType
 from unittest import mock
 
 import torch
+
+from pytest_gptcfg.engine.torchapi import deferred_compile
 
 PACKAGE = "nanochat"
 """The checkout's package, imported by name as base_train does (`from nanochat.gpt import`)."""
@@ -91,7 +95,10 @@ def checkout_modules(root: Path, dtype: str) -> Iterator[ChatModules]:
 
 def _import(root: Path) -> ChatModules:
     try:
-        with mock.patch.object(torch.cuda, "is_available", lambda: False):
+        with (
+            mock.patch.object(torch.cuda, "is_available", lambda: False),
+            mock.patch.object(torch, "compile", deferred_compile),
+        ):
             gpt = importlib.import_module(f"{PACKAGE}.gpt")
     except ModuleNotFoundError as error:
         raise ChatModelError(_missing(error, root)) from None

@@ -13,6 +13,7 @@ loading them takes seconds that an eager simulation never needs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import inspect
 import logging
@@ -36,6 +37,7 @@ __all__ = [
     "clear_cublas_workspaces",
     "compiled_original",
     "default_device",
+    "deferred_compile",
     "generate_wrapper",
     "in_kernel_invocation_manager",
     "inductor_extern_kernels",
@@ -135,6 +137,23 @@ def compiled_original(function: Any) -> Any:
     """The function a `@torch.compile` decorator wrapped (Dynamo keeps it as
     `_torchdynamo_orig_callable`), to be run eagerly; None when `function` is not one."""
     return getattr(function, "_torchdynamo_orig_callable", None)
+
+
+def deferred_compile(model: Any = None, **options: Any) -> Any:
+    """`torch.compile` while a project's code is imported: `@torch.compile` and
+    `@torch.compile(...)` keep the function as it is, behind a wrapper that names it as Dynamo's
+    does (`compiled_original` finds it), so that importing the code does not load Dynamo (a
+    second of a cached check) for a decorator the simulation undoes anyway."""
+
+    def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def compiled(*args: Any, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+        compiled._torchdynamo_orig_callable = function  # type: ignore[attr-defined]
+        return compiled
+
+    return wrap if model is None else wrap(model)
 
 
 def reset_dynamo() -> None:
