@@ -42,12 +42,9 @@ from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.chatkernels import ChatAttention, chat_attention, fp8_linear, fp8_use
 from gptlint.runmodel.chatrun import ChatStep
 from pytest_gptcfg.engine import compiled, compiledstep
-from pytest_gptcfg.engine.allocator import ExpandableAllocator
 from pytest_gptcfg.engine.chatimport import ChatModules, checkout_modules
-from pytest_gptcfg.engine.chatstandins import ChatBehaviour
 from pytest_gptcfg.engine.chatstep import (
     ALLOCATOR_NOTE,
-    ChatTracker,
     chat_result,
     checkout_call,
     fake_model,
@@ -55,6 +52,7 @@ from pytest_gptcfg.engine.chatstep import (
     model_method,
     standins,
     step_kernel,
+    tracking,
     train_steps,
 )
 from pytest_gptcfg.engine.compiled import CompiledUnavailable
@@ -280,13 +278,7 @@ def simulate_chat_compiled(
         raise CompiledUnavailable(reason)
     attention = chat_attention(step, profile)
     fp8 = fp8_use(step, profile).applies
-    context = profile.context_bytes
-    allocator = ExpandableAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
-    shape = step.shape
-    logits = {step.tokens * shape.vocab_size, step.tokens * shape.padded_vocab}
-    tracker = ChatTracker(allocator, logits, (1, shape.seq_len, 1, shape.head_dim // 2))
-    names: dict[int, str] = {}
-    behaviour = ChatBehaviour(profile.compute_capability, tracker, names)
+    allocator, tracker, behaviour, names = tracking(step, profile, budget_bytes, recorder)
     notes = [simulated_note(profile)]
     with (
         checkout_modules(checkout, step.dtype) as modules,
@@ -298,7 +290,9 @@ def simulate_chat_compiled(
             model = meta_model(modules, step)
             with tracker.fake_mode() as fake, torch.device("cpu"):
                 params = fake_model(model, modules, fake, tracker, profile, names)
-                model.forward = _planned_forward(model, _ChatRuntime(plan, tracker, logits))
+                model.forward = _planned_forward(
+                    model, _ChatRuntime(plan, tracker, tracker.logits_numels)
+                )
                 optimizer = checkout_call(
                     model_method(model, "setup_optimizer"), modules, "setup_optimizer()"
                 )

@@ -96,13 +96,7 @@ def simulate_chat_eager(
     judged against `budget_bytes`; `recorder` receives the allocator model's events for a
     memory_viz snapshot. Raises `ChatModelError` where the code cannot be used."""
     attention = chat_attention(step, profile)
-    context = profile.context_bytes
-    allocator = ExpandableAllocator(limit=max(budget_bytes - context, 0), recorder=recorder)
-    shape = step.shape
-    numels = {step.tokens * shape.vocab_size, step.tokens * shape.padded_vocab}
-    tracker = ChatTracker(allocator, numels, (1, shape.seq_len, 1, shape.head_dim // 2))
-    names: dict[int, str] = {}
-    behaviour = ChatBehaviour(profile.compute_capability, tracker, names)
+    allocator, tracker, behaviour, names = tracking(step, profile, budget_bytes, recorder)
     notes = [simulated_note(profile), "the eager step (no torch.compile)"]
     with (
         checkout_modules(checkout, step.dtype) as modules,
@@ -188,6 +182,23 @@ def meta_model(modules: ChatModules, step: ChatStep) -> torch.nn.Module:
         return model
 
     return checkout_call(build, modules, "GPT(GPTConfig(...))")
+
+
+def tracking(
+    step: ChatStep, profile: GpuProfile, budget_bytes: int, recorder: SnapshotRecorder | None
+) -> tuple[ExpandableAllocator, ChatTracker, ChatBehaviour, dict[int, str]]:
+    """What a simulated nanochat step runs under: the expandable-segments allocator model
+    capped at the budget less the CUDA context (its events to `recorder`), the storage tracker
+    that labels the B x T x vocab tensors and the rotary slices, the CUDA behaviour, and the
+    names of the model's tensors it fills."""
+    allocator = ExpandableAllocator(
+        limit=max(budget_bytes - profile.context_bytes, 0), recorder=recorder
+    )
+    shape = step.shape
+    numels = {step.tokens * shape.vocab_size, step.tokens * shape.padded_vocab}
+    tracker = ChatTracker(allocator, numels, (1, shape.seq_len, 1, shape.head_dim // 2))
+    names: dict[int, str] = {}
+    return allocator, tracker, ChatBehaviour(profile.compute_capability, tracker, names), names
 
 
 def fake_model(
