@@ -130,16 +130,26 @@ class CachingAllocator:
             self.recorder.free(self._address(block))
         self.allocated -= block.size
         block.free = True
+        self._add_free(self._merged(block))
+
+    def _merged(self, block: Block) -> Block:
+        """`block` joined with its free neighbours, which leave the free list; the joined
+        block, in none."""
         for other in (block.prev, block.next):
             if other is not None and other.free:
                 self._remove_free(other)
-                first, second = (other, block) if other is block.prev else (block, other)
-                first.size += second.size
-                first.next = second.next
-                if second.next is not None:
-                    second.next.prev = first
-                block = first
-        self._add_free(block)
+                block = self._join(block, other)
+        return block
+
+    @staticmethod
+    def _join(block: Block, other: Block) -> Block:
+        """Adjacent `block` and `other` as one block (the first of the two)."""
+        first, second = (other, block) if other is block.prev else (block, other)
+        first.size += second.size
+        first.next = second.next
+        if second.next is not None:
+            second.next.prev = first
+        return first
 
     def _best_fit(self, size: int, small: bool) -> Block | None:
         pool = self._free[small]
@@ -251,16 +261,6 @@ class ExpandableAllocator(CachingAllocator):
         both pools."""
         return rest >= MIN_BLOCK
 
-    def free(self, block: Block | None) -> None:
-        """Return `block` to its pool, merging it with free mapped neighbours."""
-        if block is None:
-            return
-        if self.recorder is not None:
-            self.recorder.free(self._address(block))
-        self.allocated -= block.size
-        block.free = True
-        self._add_free(self._merged(block))
-
     def _fit(self, size: int, small: bool) -> Block | None:
         pool = self._free[small]
         i = bisect.bisect_left(pool, (size, -1, -1))
@@ -371,12 +371,7 @@ class ExpandableAllocator(CachingAllocator):
                 self._remove_free(other)
             else:
                 self._remove_unmapped(other)
-            first, second = (other, block) if other is block.prev else (block, other)
-            first.size += second.size
-            first.next = second.next
-            if second.next is not None:
-                second.next.prev = first
-            block = first
+            block = self._join(block, other)
         return block
 
     def _add_unmapped(self, block: Block) -> None:
