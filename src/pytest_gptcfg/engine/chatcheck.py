@@ -37,8 +37,7 @@ from gptlint.runmodel.chatrun import ChatStep
 from pytest_gptcfg.engine.chatcompiled import simulate_chat_compiled
 from pytest_gptcfg.engine.chatimport import ChatModelError
 from pytest_gptcfg.engine.chatstep import simulate_chat_eager
-from pytest_gptcfg.engine.check import keep_artifacts
-from pytest_gptcfg.engine.compiled import CompiledUnavailable
+from pytest_gptcfg.engine.check import compiled_or_reason, keep_artifacts
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.results import MemoryResult, fits_budget
 
@@ -101,17 +100,14 @@ def _compiled(
 ) -> MemoryResult:
     """The compiled step simulated, else gptlint's estimate of it with the reason (`recorder`
     gets the simulation's events; an estimate records none)."""
-    try:
-        return simulate_chat_compiled(step, checkout, profile, budget_bytes, recorder)
-    except ChatModelError:
-        raise
-    except CompiledUnavailable as why:
-        reason = str(why)
-    except Exception as error:
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        reason = f"the compiled simulation failed: {type(error).__name__}: {first}"
+    planned = compiled_or_reason(
+        lambda: simulate_chat_compiled(step, checkout, profile, budget_bytes, recorder),
+        passing=(ChatModelError,),
+    )
+    if isinstance(planned, MemoryResult):
+        return planned
     return estimated_chat_result(
-        step, profile, budget_bytes, [f"torch.compile not simulated: {reason}"]
+        step, profile, budget_bytes, [f"torch.compile not simulated: {planned}"]
     )
 
 

@@ -75,7 +75,9 @@ def check_memory(
     if not spec.compile:
         result = simulate(spec, profile, budget_bytes, recorder=recorder)
     else:
-        planned = _simulate_compiled(spec, profile, budget_bytes, recorder)
+        planned = compiled_or_reason(
+            lambda: simulate_compiled(spec, profile, budget_bytes, recorder=recorder)
+        )
         if isinstance(planned, str):
             # a fresh recorder for the eager upper bound (the failed plan's events are not the
             # step's); an estimate runs no step and has no snapshot
@@ -146,12 +148,15 @@ def estimated_result(
     )
 
 
-def _simulate_compiled(
-    spec: StepSpec, profile: GpuProfile, budget_bytes: int, recorder: SnapshotRecorder | None
+def compiled_or_reason(
+    simulate: Callable[[], MemoryResult], passing: tuple[type[Exception], ...] = ()
 ) -> MemoryResult | str:
-    """The compiled step simulated, or why it could not be (a note, never a traceback)."""
+    """The compiled step `simulate()` gives (nanoGPT's or nanochat's), or why it could not be
+    had (a note, never a traceback); the errors in `passing` are raised as they are."""
     try:
-        return simulate_compiled(spec, profile, budget_bytes, recorder=recorder)
+        return simulate()
+    except passing:
+        raise
     except CompiledUnavailable as why:
         return str(why)
     except Exception as error:
