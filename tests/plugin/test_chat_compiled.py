@@ -88,6 +88,19 @@ def test_a_cached_plan_gives_exactly_the_same_result():
     assert second.breakdown == first.breakdown
 
 
+def test_a_torch_release_nanochat_was_not_checked_on_is_named(monkeypatch):
+    """nanochat's compiled plan was checked on fewer releases than nanoGPT's: on another the
+    verdict says so (torch 2.8 plans the logits' gradient in a buffer of its own)."""
+    monkeypatch.setattr(chatcompiled.compiled.torch, "__version__", "2.8.0")
+    notes = check().notes
+    assert (
+        "torch 2.8.0 is outside the releases nanochat's compiled simulation was checked on "
+        "(2.13 to 2.14); its plan passed the checks"
+    ) in notes
+    monkeypatch.setattr(chatcompiled.compiled.torch, "__version__", "2.13.0")
+    assert not any("outside the releases" in n for n in check().notes)
+
+
 def test_a_compiled_step_over_budget_leaves_a_memory_viz_snapshot(tmp_path):
     path = tmp_path / "train.pickle"
     result = check_chat_memory(STEP, CHECKOUT, H100, 600 * MIB, mode="simulate", snapshot=path)

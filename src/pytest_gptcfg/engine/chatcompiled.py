@@ -64,6 +64,14 @@ from pytest_gptcfg.results import MemoryResult
 
 __all__ = ["CompiledUnavailable", "simulate_chat_compiled"]
 
+CHAT_TESTED_TORCH = ((2, 13), (2, 14))
+"""The torch releases nanochat's compiled plan was checked on (against gptlint's estimate,
+`benchmarks/nanochat_table.py`). Others are planned too, with a note: torch 2.8's Inductor plans
+the backward of the test checkout's d4 step with a separate fp32 B x T x vocab buffer for the
+logits' gradient (2.13 writes it into the 16-bit logits' buffer), a plan the estimate does not
+model and no CUDA run has confirmed."""
+
+
 FP8_MODULE = "nanochat.fp8"
 """The checkout's fp8 module (`convert_to_float8_training`), imported under `--fp8`."""
 
@@ -299,7 +307,7 @@ def simulate_chat_compiled(
                 train = partial(train_steps, model, optimizer, step, behaviour, fake, names)
                 checkout_call(train, modules, "the training step")
                 del model, optimizer, train
-    untested = compiled.untested_release()
+    untested = compiled.untested_release(None, CHAT_TESTED_TORCH, "nanochat's compiled simulation")
     if untested is not None:
         notes.append(f"{untested}; its plan passed the checks")
     if fp8:

@@ -72,18 +72,20 @@ def torch_release(version: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def untested_release(version: str | None = None) -> str | None:
+def untested_release(
+    version: str | None = None,
+    tested: tuple[tuple[int, int], tuple[int, int]] = TESTED_TORCH,
+    what: str = "the compiled simulation",
+) -> str | None:
     """`torch X is outside the releases the compiled simulation was checked on (A to B)` for a
-    torch release (this one by default) outside `TESTED_TORCH`; None inside it."""
+    torch release (this one by default) outside `tested` (`TESTED_TORCH`: nanoGPT's); None
+    inside it."""
     version = version or str(torch.__version__)
     found = torch_release(version)
-    if found is not None and TESTED_TORCH[0] <= found <= TESTED_TORCH[1]:
+    if found is not None and tested[0] <= found <= tested[1]:
         return None
-    low, high = (".".join(map(str, v)) for v in TESTED_TORCH)
-    return (
-        f"torch {version} is outside the releases the compiled simulation was checked on "
-        f"({low} to {high})"
-    )
+    low, high = (".".join(map(str, v)) for v in tested)
+    return f"torch {version} is outside the releases {what} was checked on ({low} to {high})"
 
 
 # --------------------------------------------------------------------------- capture
