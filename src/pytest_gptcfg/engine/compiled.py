@@ -74,13 +74,14 @@ def torch_release(version: str) -> tuple[int, int] | None:
 
 def untested_release(
     version: str | None = None,
-    tested: tuple[tuple[int, int], tuple[int, int]] = TESTED_TORCH,
+    tested: tuple[tuple[int, int], tuple[int, int]] | None = None,
     what: str = "the compiled simulation",
 ) -> str | None:
     """`torch X is outside the releases the compiled simulation was checked on (A to B)` for a
-    torch release (this one by default) outside `tested` (`TESTED_TORCH`: nanoGPT's); None
-    inside it."""
+    torch release (this one by default) outside `tested` (by default `TESTED_TORCH`, nanoGPT's,
+    read when called); None inside it."""
     version = version or str(torch.__version__)
+    tested = tested or TESTED_TORCH
     found = torch_release(version)
     if found is not None and tested[0] <= found <= tested[1]:
         return None
