@@ -1,7 +1,11 @@
 """Where a compiled plan's time goes: one cold plan of GPT-2 124M at batch 12 (the plugin's
-`compiledstep.get_plan`, an empty cache), profiled, split into the stages of issue 24.
+`compiledstep.get_plan`, an empty cache: the graphs captured with the batch as a symbol, then
+planned at 12), profiled, split into the stages of issue 24.
 
-    python benchmarks/plan_stages.py [--layers 12] [--batch 12]
+    python benchmarks/plan_stages.py [--layers 12] [--batch 12] [--per-batch]
+
+`--per-batch` captures the graphs for the batch alone instead (as every plan was made before
+one capture served every batch), to set the two side by side.
 
 Stages, from cProfile's cumulative times of the functions that run them (profiling slows the
 run down; the shares are what to read): Dynamo's capture of the model; AOTAutograd's joint
@@ -35,6 +39,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--batch", type=int, default=12)
+    parser.add_argument("--per-batch", action="store_true")
     args = parser.parse_args(argv)
     os.environ["GPTCFG_CACHE_DIR"] = tempfile.mkdtemp()  # cold: nothing cached
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
@@ -43,6 +48,7 @@ def main(argv: list[str]) -> int:
     from gptlint.runmodel.trainingrun import ModelShape, StepSpec
     from pytest_gptcfg.engine import compiledstep
 
+    compiledstep.SYMBOLIC_BATCH = not args.per_batch
     shape = ModelShape(args.layers, 12, 768, 1024, 50304, False, 0.0)
     spec = StepSpec(shape, args.batch, 1024, 1, "bfloat16", True)
     profile = cProfile.Profile()
@@ -71,7 +77,10 @@ def main(argv: list[str]) -> int:
     ]
     staged = sum(seconds for label, seconds in rows if not label.startswith(" "))
     rows.append(("the rest (imports, model build, checks)", wall - staged))
-    print(f"GPT-2 {args.layers} layers, batch {args.batch}: {wall:.1f} s profiled (cold plan)")
+    how = "captured for the batch alone" if args.per_batch else "batch symbolic"
+    print(
+        f"GPT-2 {args.layers} layers, batch {args.batch}, {how}: {wall:.1f} s profiled (cold plan)"
+    )
     for label, seconds in rows:
         print(f"  {label:44} {seconds:6.1f} s  {100 * seconds / wall:5.1f}%")
     return 0

@@ -73,7 +73,7 @@ def test_sdpa_saves_one_sliding_window_bias_where_fa3_saves_none():
 def test_eight_ranks_shard_the_optimizer_state_and_reuse_the_plan():
     one = check()
     eight = check(dataclasses.replace(STEP, world_size=8, total_batch_size=8 * 256 * 8 * 2))
-    assert any(n.endswith("plan from the cache") for n in eight.notes)
+    assert any("plan from the cache" in n for n in eight.notes)
     assert any(n.startswith("rank 0 of 8") for n in eight.notes)
     assert eight.breakdown["adamw_state"] < one.breakdown["adamw_state"] / 4
     assert eight.breakdown["activations"] == one.breakdown["activations"]
@@ -83,7 +83,7 @@ def test_eight_ranks_shard_the_optimizer_state_and_reuse_the_plan():
 def test_a_cached_plan_gives_exactly_the_same_result():
     first = check()
     second = check()
-    assert any(n.endswith("plan from the cache") for n in second.notes)
+    assert any("plan from the cache" in n for n in second.notes)
     assert second.peak_allocated_bytes == first.peak_allocated_bytes
     assert second.breakdown == first.breakdown
 

@@ -113,7 +113,7 @@ def test_a_failure_inside_torch_falls_back_with_a_note_not_a_traceback(monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("inductor changed")
 
-    monkeypatch.setattr(compiled, "plan_graphs", broken)
+    monkeypatch.setattr(compiled, "capture_graphs", broken)
     monkeypatch.setenv("GPTCFG_CACHE_DIR", str(compiledstep.plan_cache_dir() / "empty"))
     note = _fallback_note(simulate())
     assert "RuntimeError: inductor changed" in note

@@ -1,7 +1,8 @@
 """nanochat's training step under `torch.compile(model, dynamic=False)`, simulated: Inductor's
 plan of the checkout's own GPT forward and backward, replayed inside base_train's step.
 
-The plan (`compiled.plan_model`, cached as `compiledstep` caches nanoGPT's) is made from the
+The plan (`compiledstep.plan_for`, as nanoGPT's: graphs captured once with the device batch as a
+symbol, planned at each batch, cached) is made from the
 checkout's model as base_train builds it: `GPT(config)` on the meta device, `init_weights()`
 there (its `.to(COMPUTE_DTYPE)` of the embeddings is what matters to the graphs), under
 `--fp8` the checkout's `convert_to_float8_training` with base_train's filter, then moved to
@@ -56,7 +57,7 @@ from pytest_gptcfg.engine.chatstep import (
     train_steps,
 )
 from pytest_gptcfg.engine.compiled import CompiledUnavailable
-from pytest_gptcfg.engine.compiledstep import PlannedGraphs, PlanRuntime
+from pytest_gptcfg.engine.compiledstep import PlannedGraphs, PlanRuntime, graph_inputs
 from pytest_gptcfg.engine.simulate import simulated_note
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.engine.tracker import StorageTracker
@@ -112,7 +113,7 @@ def plan_key(
 ) -> dict[str, Any]:
     """What a plan of the checkout's model depends on: the digests of the checkout's modules
     now imported (the model's, and fp8's under `--fp8`), the shape, the micro-batch, the
-    dtype, the attention kernels, fp8, torch and the plan format (not the world size or the
+    dtype, the attention kernels, fp8, torch and the planner's code (not the world size or the
     optimizer: they are outside the graphs)."""
     s = step.shape
     sources = {}
@@ -124,7 +125,7 @@ def plan_key(
     return {
         "model": "nanochat",
         "sources": sources,
-        "format": compiled.PLAN_FORMAT,
+        "planner": compiled.planner_digest(),
         "torch": torch.__version__,
         "shape": [s.depth, s.model_dim, s.n_head, s.n_kv_head, s.vocab_size, s.window_pattern],
         "batch_size": step.device_batch_size,
@@ -140,8 +141,10 @@ def _target(
     modules: ChatModules,
     attention: ChatAttention,
     to_float8: Callable[[torch.nn.Module], None] | None,
+    batch_size: int,
 ) -> compiled.Target:
-    """The checkout's model, its micro-batch and its loss, as `compiled.plan_model` plans it."""
+    """The checkout's model, a micro-batch of `batch_size` rows and its loss, as
+    `compiled.capture_graphs` captures them."""
 
     def build() -> torch.nn.Module:
         model = meta_model(modules, step)
@@ -152,7 +155,7 @@ def _target(
             to_float8(model)
         return model
 
-    size = (step.device_batch_size, step.shape.seq_len)
+    size = (batch_size, step.shape.seq_len)
     batch = (torch.empty(size, dtype=torch.long), torch.empty(size, dtype=torch.long))
     kernel = AttentionKernel.FLASH if attention.fa3 else attention.full
     masked = None if attention.fa3 else attention.window
@@ -198,10 +201,11 @@ def _flash_attn(modules: ChatModules) -> Any:
 
 def get_plan(
     step: ChatStep, modules: ChatModules, attention: ChatAttention, fp8: bool, notes: list[str]
-) -> tuple[dict[str, Any], bool]:
-    """The plan of the checkout's compiled forward and backward for `step`, from the cache or
-    made (and cached); and whether it was cached. Where the target GPU runs FlashAttention-3,
-    gpt.py's `flash_attn.flash_attn_func` is `traceable_fa3` while the model is captured."""
+) -> tuple[dict[str, Any], str]:
+    """The plan of the checkout's compiled forward and backward for `step`, and where it came
+    from (`compiledstep.plan_for`: the graphs serve every device batch). Where the target GPU
+    runs FlashAttention-3, gpt.py's `flash_attn.flash_attn_func` is `traceable_fa3` while the
+    model is captured."""
     to_float8 = float8_conversion(modules) if fp8 else None  # imported before the key
     namespace = _flash_attn(modules) if attention.fa3 else None
     if attention.fa3 and namespace is None:
@@ -210,15 +214,15 @@ def get_plan(
             "its own attention was planned"
         )
     key = plan_key(step, modules, attention, fp8)
-    plan = compiledstep.read_cached(key)
-    if plan is not None:
-        return plan, True
     with contextlib.ExitStack() as stack:
         if namespace is not None:
             stack.enter_context(mock.patch.object(namespace, "flash_attn_func", traceable_fa3))
-        plan = compiled.plan_model(_target(step, modules, attention, to_float8))
-    compiledstep.write_cached(key, plan)
-    return plan, False
+        return compiledstep.plan_for(
+            key,
+            step.device_batch_size,
+            step.shape.seq_len,
+            partial(_target, step, modules, attention, to_float8),
+        )
 
 
 class _ChatRuntime(PlanRuntime):
@@ -243,21 +247,10 @@ class _ChatRuntime(PlanRuntime):
 
 def _planned_forward(model: torch.nn.Module, runtime: PlanRuntime) -> Callable[..., Any]:
     """`model.forward(idx, targets)` as the planned graphs: the loss."""
-    params = dict(model.named_parameters(remove_duplicate=False))
-    buffers = dict(model.named_buffers(remove_duplicate=False))
     specs = runtime.plan["inputs"]
 
     def forward(idx: torch.Tensor, targets: torch.Tensor) -> Any:
-        batch = (idx, targets)
-        inputs = [
-            params[s["name"]]
-            if s["kind"] == "param"
-            else buffers[s["name"]]
-            if s["kind"] == "buffer"
-            else batch[s["index"]]
-            for s in specs
-        ]
-        loss, *_ = PlannedGraphs.apply(runtime, *inputs)
+        loss, *_ = PlannedGraphs.apply(runtime, *graph_inputs(model, specs, (idx, targets)))
         return loss
 
     return forward
@@ -292,8 +285,8 @@ def simulate_chat_compiled(
         checkout_modules(checkout, step.dtype) as modules,
         contextlib.redirect_stdout(io.StringIO()),  # the checkout's print0 lines
     ):
-        plan, cached = get_plan(step, modules, attention, fp8, notes)
-        notes.insert(1, compiledstep.plan_note(plan, cached))
+        plan, source = get_plan(step, modules, attention, fp8, notes)
+        notes.insert(1, compiledstep.plan_note(plan, source))
         with standins(modules, step, False, behaviour, notes):
             model = meta_model(modules, step)
             with tracker.fake_mode() as fake, torch.device("cpu"):

@@ -1,11 +1,14 @@
 """Inductor's memory plan of a model's compiled forward and backward graphs, found on the CPU:
-nanoGPT's (or a project's model of its interface) through `plan_graphs`, any other model
-(nanochat's) through `plan_model` and a `Target` saying how it is built and called.
+captured once (`capture_graphs`, with the batch size as a symbol where it can be) and planned
+at each batch size from that (`plan_at`). A `Target` says how the model is built and called:
+nanoGPT's (or a project's model of its interface) by `nanogpt_target`, nanochat's by
+`chatcompiled`.
 
 Dynamo, AOTAutograd and Inductor (PyTorch's private APIs) are reached through `torchapi`, the
-one module that names them; everything else sees only the plain-data plan `plan_model`
-returns. No torch release is refused by its version: each is planned, and what
-was read is checked (`plan_model`); a plan that fails a check raises `CompiledUnavailable`,
+one module that names them; everything else sees only plain data: the captured graphs and
+the plans `plan_at` makes of them. No torch release is refused by its version: each is
+planned, and what was read is checked (`plan_at`); a plan that fails a check raises
+`CompiledUnavailable`,
 and the plugin then reports gptlint's estimate of the compiled step, labelled as such.
 `TESTED_TORCH` names the releases this was run on (`benchmarks/torch_matrix.py`).
 
@@ -22,7 +25,8 @@ Method, as `torch.compile(model)` does it on CUDA, but stopped before anything r
 3. Inductor lowers, fuses and plans each graph with its CPU (C++) backend, and stops after the
    wrapper code is generated (nothing is compiled). The wrapper's `call()` is then run on
    stand-in buffers (`wrappercall`): Python's reference counting frees each buffer when the
-   wrapper's last name of it goes, as it does on the GPU. The CPU backend's plan stands in for
+   wrapper's last name of it goes, as it does on the GPU; where the batch is a symbol, its
+   sizes are the batch's (`plan_at`). The CPU backend's plan stands in for
    the Triton backend's (the research prototype found the same peaks within 0.01 GiB);
    kernel-internal scratch (FlashAttention's backward accumulators, cuBLAS workspaces) is not
    in the plan.
@@ -30,11 +34,15 @@ Method, as `torch.compile(model)` does it on CUDA, but stopped before anything r
 
 from __future__ import annotations
 
+import ast
+import functools
+import hashlib
 import math
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn, TypeGuard
 
 import torch
@@ -58,12 +66,26 @@ TESTED_TORCH = ((2, 5), (2, 14))
 """Oldest and newest (major, minor) torch releases the compiled simulation was run and checked
 on. Others are planned too; their result carries a note that says so."""
 
-PLAN_FORMAT = 2
-"""Bumped whenever the plan's contents change, so cached plans of an older format are unused."""
+
+@functools.cache
+def planner_digest() -> str:
+    """The digest of the code that makes and reads plans (every module of this package: the
+    model, the behaviour the graphs are traced under, the wrapper's reader): part of every
+    cache key, so a cached plan is used only by the code that made it."""
+    folder = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class CompiledUnavailable(Exception):
     """The compiled step cannot be simulated here; the message says why (it becomes a note)."""
+
+
+class OutsideGuards(CompiledUnavailable):
+    """Graphs captured with a symbolic batch do not hold at the batch asked: what they assume
+    of it (a guard) is false there, so that batch needs a capture of its own."""
 
 
 def torch_release(version: str) -> tuple[int, int] | None:
@@ -176,31 +198,101 @@ class _Captured(Exception):
     pass
 
 
+Size = int | str
+"""A size, stride or offset in a captured graph: a number, or an expression in the batch's
+symbols (`256*s24`) where the batch was traced as a symbol."""
+
+
 @dataclass
 class _Graph:
+    """One graph as Inductor planned it: its wrapper code, and its inputs and outputs as the
+    FX graph declares them (a tensor's metadata with `Size`s, or a size's expression)."""
+
     wrapper: str = ""
     placeholder_names: list[str] = field(default_factory=list)
-    placeholders: list[TensorMeta] = field(default_factory=list)
-    output_meta: list[TensorMeta | None] = field(default_factory=list)
+    placeholders: list[list[Any] | Size] = field(default_factory=list)
+    output_meta: list[list[Any] | Size | None] = field(default_factory=list)
     output_nodes: list[Any] = field(default_factory=list)
     placeholder_nodes: list[Any] = field(default_factory=list)
 
+    def as_data(self) -> dict[str, Any]:
+        """What the plan at any batch needs of this graph (JSON-ready; the wrapper's kernels'
+        source left out)."""
+        return {
+            "wrapper": without_kernel_sources(self.wrapper),
+            "names": self.placeholder_names,
+            "inputs": self.placeholders,
+            "outputs": self.output_meta,
+        }
 
-def _meta(value: Any) -> TensorMeta | None:
-    """A fake tensor's metadata (None for anything else)."""
+
+def _size(value: Any) -> Size:
+    """A graph's size as a number, or its expression in the batch's symbols."""
+    text = str(value)
+    return int(text) if re.fullmatch(r"-?\d+", text) else text
+
+
+def _described(value: Any) -> list[Any] | Size | None:
+    """A graph value as plain data: a tensor's [shape, stride, dtype, offset], a size (a
+    symbolic int's expression), None for anything else."""
+    if isinstance(value, torch.SymInt):
+        return _size(value)
     if not isinstance(value, torch.Tensor):
         return None
+    return [
+        [_size(s) for s in value.shape],
+        [_size(s) for s in value.stride()],
+        str(value.dtype).removeprefix("torch."),
+        _size(value.storage_offset()),
+    ]
+
+
+_SIZE_NODES = (ast.Expression, ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Name,
+               ast.Constant, ast.UnaryOp, ast.USub, ast.Load)  # fmt: skip
+
+
+def evaluate(size: Size, symbols: dict[str, int]) -> int:
+    """`size` with its symbols given (`256*s24` at s24 = 12 is 3072); an expression of
+    anything but numbers, symbols, +, -, * and // refuses the plan."""
+    if isinstance(size, int):
+        return size
+    try:
+        tree = ast.parse(size, mode="eval")
+    except SyntaxError:
+        _refuse(f"a size expression that cannot be read: {size}")
+    if not all(isinstance(node, _SIZE_NODES) for node in ast.walk(tree)):
+        _refuse(f"a size expression that cannot be read: {size}")
+    value = eval(compile(tree, "<size>", "eval"), {"__builtins__": {}}, dict(symbols))
+    if not isinstance(value, int):
+        _refuse(f"a size expression that is not a whole number: {size}")
+    return value
+
+
+def _meta(described: list[Any], symbols: dict[str, int]) -> TensorMeta:
+    """A described tensor's metadata, its sizes evaluated."""
+    shape, stride, dtype, offset = described
     return TensorMeta(
-        tuple(int(s) for s in value.shape),
-        tuple(int(s) for s in value.stride()),
-        value.dtype,
-        int(value.storage_offset()),
+        tuple(evaluate(s, symbols) for s in shape),
+        tuple(evaluate(s, symbols) for s in stride),
+        getattr(torch, dtype),
+        evaluate(offset, symbols),
     )
+
+
+def without_kernel_sources(wrapper: str) -> str:
+    """`wrapper` with each kernel's source (`name = async_compile.cpp_pybinding(...)`, most of
+    its text) cut to `name = async_compile.kernel()`: the plan reads only that it is one."""
+    tree = ast.parse(wrapper)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.value).startswith("async_compile."):
+            node.value = ast.parse("async_compile.kernel()", mode="eval").body
+    return ast.unparse(tree)
 
 
 @dataclass(frozen=True)
 class Target:
-    """What `plan_model` plans: a model called on a batch, and what its forward returns."""
+    """What `capture_graphs` captures: a model called on a batch, and what its forward
+    returns."""
 
     build: Callable[[], torch.nn.Module]
     """Makes the model; called under `torch.device("meta")` (nothing is materialised)."""
@@ -226,25 +318,38 @@ class Target:
     against the CUDA backend's peaks."""
 
 
-def _capture(target: Target) -> dict[str, Any]:
-    """Run Dynamo, AOTAutograd and Inductor up to the wrapper code of both graphs."""
+SYMBOL = re.compile(r"s\d+")
+"""How a batch size traced as a symbol is named in the graphs and the wrapper (`s24`)."""
+
+_SYMBOL_LIKE = re.compile(r"\b[a-z]+\d+\b")
+"""A name of a symbol in a guard (`s24`, or `u0` for a data-dependent size); the functions
+there are capitalised (`Eq`, `Mod`)."""
+
+
+def _capture(
+    target: Target, symbolic: bool
+) -> tuple[dict[str, _Graph], list[dict[str, Any]], list[str]]:
+    """Run Dynamo, AOTAutograd and Inductor up to the wrapper code of both graphs; with
+    `symbolic`, the batch tensors' first dimension traced as a symbol, and what the graphs
+    assume of it (`torchapi.shape_guards`)."""
     torchapi.load_compiler()  # here, not at the top: seconds an eager simulation never needs
 
     graphs: dict[str, _Graph] = {}
     inputs: list[dict[str, Any]] = []
+    guards: list[str] = []
 
     def compiler(which: str) -> torchapi.GraphCompiler:
         def run(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
             nodes = [n for n in gm.graph.nodes if n.op == "placeholder"]
             graph = _Graph(placeholder_names=[n.name for n in nodes], placeholder_nodes=nodes)
             for node in nodes:
-                meta = _meta(node.meta.get("val"))
-                if meta is None:
+                described = _described(node.meta.get("val"))
+                if described is None:
                     raise CompiledUnavailable(f"the graph's input {node.name} is not a tensor")
-                graph.placeholders.append(meta)
+                graph.placeholders.append(described)
             output = next(n for n in gm.graph.nodes if n.op == "output")
             graph.output_meta = [
-                _meta(getattr(arg, "meta", {}).get("val")) if arg is not None else None
+                _described(getattr(arg, "meta", {}).get("val")) if arg is not None else None
                 for arg in output.args[0]
             ]
             graph.output_nodes = list(output.args[0])
@@ -265,12 +370,19 @@ def _capture(target: Target) -> dict[str, Any]:
                 inputs.append({"kind": "data", "index": data.index(id(t))})
             elif id(t) in buffers:
                 inputs.append({"kind": "buffer", "name": buffers[id(t)]})
+            elif isinstance(t, torch.SymInt) and symbolic and SYMBOL.fullmatch(str(t)):
+                inputs.append({"kind": "size", "symbol": str(t)})
             else:
                 raise CompiledUnavailable(
                     "the captured graph has an input that is not a parameter, a buffer or the batch"
                 )
         under_policy = _UnderPolicy(gm, target)
         torchapi.trace_joint(under_policy, example_inputs, compiler("fw"), compiler("bw"))
+        if symbolic:
+            read = torchapi.shape_guards(example_inputs)
+            if read is None:
+                raise CompiledUnavailable("the graphs' assumptions about the batch are unknown")
+            guards.extend(read)
         raise _Captured()
 
     with torch.device("meta"):
@@ -279,6 +391,9 @@ def _capture(target: Target) -> dict[str, Any]:
     batch = target.batch
     try:
         with torchapi.planning(target.cuda_realization):
+            if symbolic:
+                for tensor in batch:
+                    torchapi.mark_batch_dynamic(tensor)
             torch.compile(model, backend=backend, fullgraph=True)(*batch)
     except Exception as error:
         if torchapi.root_cause(error, _Captured) is None:
@@ -296,7 +411,7 @@ def _capture(target: Target) -> dict[str, Any]:
             ) from error
     if "fw" not in graphs or "bw" not in graphs or not graphs["bw"].wrapper:
         raise CompiledUnavailable("Inductor produced no backward graph")
-    return {"graphs": graphs, "inputs": inputs}
+    return graphs, inputs, guards
 
 
 def _to_empty_keeping_ties(model: torch.nn.Module) -> None:
@@ -321,14 +436,24 @@ def _not_runnable(*args: Any) -> Any:
 # --------------------------------------------------------------------------- plan
 
 
-def _inputs(
-    run: WrapperRun, metas: list[TensorMeta], sids: list[str], locals_: set[str]
-) -> tuple[list[Buffer], dict[str, Storage]]:
-    """The buffers a graph is called with: one `Storage` per distinct storage id (views of one
-    forward buffer share it), local to the graph where it is in `locals_`."""
+def _arguments(
+    run: WrapperRun,
+    described: list[Any],
+    sids: list[str | None],
+    locals_: set[str],
+    symbols: dict[str, int],
+) -> tuple[list[Buffer | int], dict[str, Storage]]:
+    """The arguments a graph is called with: a size's value, or a tensor's buffer on one
+    `Storage` per distinct storage id (views of one forward buffer share it), local to the
+    graph where it is in `locals_`."""
     storages: dict[str, Storage] = {}
-    args = []
-    for meta, sid in zip(metas, sids, strict=True):
+    args: list[Buffer | int] = []
+    for item, sid in zip(described, sids, strict=True):
+        if not isinstance(item, list):
+            args.append(evaluate(item, symbols))
+            continue
+        assert sid is not None
+        meta = _meta(item, symbols)
         if sid not in storages:
             nbytes = storage_bytes(meta.shape, meta.stride, meta.dtype.itemsize)
             storages[sid] = Storage(run, sid, nbytes, local=sid in locals_)
@@ -374,72 +499,94 @@ def _checked_events(run: WrapperRun, graph: str, given: set[str]) -> None:
 
 
 def _replay_forward(
-    fw: _Graph, n_inputs: int, n_saved: int, target: Target
-) -> tuple[WrapperRun, int, list[TensorMeta]]:
-    """The forward graph's call() on its inputs ('in:k'), checked; and its user outputs' count
-    and metadata: the target's outputs (nanoGPT's logits and loss), then any tensor the model's
+    fw: dict[str, Any], n_user: int, symbols: dict[str, int]
+) -> tuple[WrapperRun, list[TensorMeta]]:
+    """The forward graph's call() on its inputs ('in:k'), checked; and its user outputs'
+    metadata: the target's outputs (nanoGPT's logits and loss), then any tensor the model's
     forward hands to Python by a side effect (nanoMoE appends its auxiliary losses to a
     module-level list, which Dynamo returns from the graph). The user outputs' allocations
     become ('output', sid, i) events."""
     forward = WrapperRun()
-    args, _ = _inputs(forward, fw.placeholders, [f"in:{k}" for k in range(n_inputs)], set())
-    run_call(fw.wrapper, forward, "fw:", args)
+    inputs = fw["inputs"]
+    sids: list[str | None] = [f"in:{k}" for k in range(len(inputs))]
+    args, _ = _arguments(forward, inputs, sids, set(), symbols)
+    run_call(fw["wrapper"], forward, "fw:", args)
     _checked_events(forward, "forward", set())
-    n_user = len(forward.returned) - n_saved
-    _check(len(forward.returned) == len(fw.output_meta), "the forward's outputs' count")
+    expected = fw["outputs"]
+    _check(len(forward.returned) == len(expected), "the forward's outputs' count")
     metas: list[TensorMeta] = []
-    for i, (meta, expected) in enumerate(zip(forward.returned_meta, fw.output_meta, strict=True)):
-        if not _same(meta, expected):
-            _refuse(f"the forward's output {i} is not as its graph says")
-        metas.append(meta)
-    first = [len(m.shape) for m in metas[: min(n_user, len(target.outputs))]]
-    _check(
-        tuple(first) == target.outputs,
-        f"the forward graph's first outputs are not {target.outputs_name}",
-    )
+    for i, (meta, described) in enumerate(zip(forward.returned_meta, expected, strict=True)):
+        if isinstance(described, list):
+            if not _same(meta, _meta(described, symbols)):
+                _refuse(f"the forward's output {i} is not as its graph says")
+            metas.append(meta)
+        elif meta is not None:
+            _refuse(f"the forward's output {i} is a tensor where its graph has a size")
     user_sids = forward.returned[:n_user]
     allocated = {e[1] for e in forward.events if e[0] == "alloc"}
     _check(all(sid in allocated for sid in user_sids), "the forward's outputs are its own buffers")
     for event in forward.events:  # the user's tensor is created where its buffer is
         if event[0] == "alloc" and event[1] in user_sids:
             event[:] = ["output", event[1], user_sids.index(event[1])]
-    return forward, n_user, metas[:n_user]
+    return forward, metas[:n_user]
 
 
-def _replay_backward(bw: _Graph, forward: WrapperRun, n_user: int) -> WrapperRun:
+def _replay_backward(
+    graphs: dict[str, Any], forward: WrapperRun, symbols: dict[str, int]
+) -> WrapperRun:
     """The backward graph's call(), checked: its inputs are the saved tensors (AOTAutograd
     clears the context before the call, so each of its names holds its storage: the forward's
-    buffers are freed here at their last use, the forward's inputs released), and the incoming
-    gradients ('tan:i') and user outputs, held by autograd and the caller until it returns."""
+    buffers are freed here at their last use, the forward's inputs released), the saved sizes,
+    and the incoming gradients ('tan:i') and user outputs, held by autograd and the caller
+    until it returns."""
+    n_user, bw = graphs["n_user"], graphs["bw"]
     fw_local = {e[1] for e in forward.events if e[0] in ("alloc", "output")}
-    saved = iter(zip(forward.returned[n_user:], forward.returned_meta[n_user:], strict=True))
-    sids, metas, tangents = [], [], 0
-    for name, meta in zip(bw.placeholder_names, bw.placeholders, strict=True):
-        if name.startswith("tangents"):
+    saved_outputs = zip(
+        forward.returned[n_user:],
+        forward.returned_meta[n_user:],
+        graphs["fw"]["outputs"][n_user:],
+        strict=True,
+    )
+    saved = iter([(s, m) for s, m, d in saved_outputs if isinstance(d, list)])
+    sids: list[str | None] = []
+    described: list[Any] = []
+    tangents = 0
+    for name, item in zip(bw["names"], bw["inputs"], strict=True):
+        if not isinstance(item, list):  # a size saved for the backward
+            sids.append(None)
+            described.append(item)
+        elif name.startswith("tangents"):
             sids.append(f"tan:{tangents}")
-            metas.append(meta)
+            described.append(item)
             tangents += 1
-            continue
-        sid, saved_meta = next(saved)
-        if sid is None or not _same(saved_meta, meta):
-            _refuse(f"saved tensor {name}")
-        sids.append(sid)
-        metas.append(saved_meta)
+        else:
+            sid, saved_meta = next(saved, (None, None))
+            if sid is None or not _same(saved_meta, _meta(item, symbols)):
+                _refuse(f"saved tensor {name}")
+            sids.append(sid)
+            described.append(_as_described(saved_meta))
     backward = WrapperRun()
-    held_sids = {*forward.returned[:n_user], *(s for s in sids if s.startswith("tan:"))}
-    args, storages = _inputs(backward, metas, sids, fw_local - held_sids)
+    held_sids = {*forward.returned[:n_user], *(s for s in sids if s and s.startswith("tan:"))}
+    args, storages = _arguments(backward, described, sids, fw_local - held_sids, symbols)
     held = [storages[s] for s in held_sids if s in storages]
     given = {sid for sid, storage in storages.items() if storage.local}
     del storages
-    run_call(bw.wrapper, backward, "bw:", args)
+    run_call(bw["wrapper"], backward, "bw:", args)
     del held
     _checked_events(backward, "backward", given)
     return backward
 
 
-def _mark_gradients(backward: WrapperRun, inputs: list[TensorMeta]) -> None:
-    """Check that the backward returns one gradient per input, of its shape, each in a buffer
-    of its own, and make each gradient's allocation a ('grad', sid, input index) event."""
+def _as_described(meta: TensorMeta) -> list[Any]:
+    """A concrete tensor's metadata as `_described` gives it."""
+    dtype = str(meta.dtype).removeprefix("torch.")
+    return [list(meta.shape), list(meta.stride), dtype, meta.offset]
+
+
+def _mark_gradients(backward: WrapperRun, inputs: list[TensorMeta | None]) -> None:
+    """Check that the backward returns one gradient per input (none for a size), of its
+    shape, each in a buffer of its own, and make each gradient's allocation a
+    ('grad', sid, input index) event."""
     _check(len(backward.returned) == len(inputs), "the backward returns one gradient per input")
     given = [sid for sid in backward.returned if sid is not None]
     _check(len(set(given)) == len(given), "no two gradients share a buffer")
@@ -452,20 +599,19 @@ def _mark_gradients(backward: WrapperRun, inputs: list[TensorMeta]) -> None:
         allocated[sid][:] = ["grad", sid, k]
 
 
-def plan_graphs(spec: StepSpec, lower: torch.dtype | None, kernel: AttentionKernel) -> dict:
-    """nanoGPT's compiled step (or a project's model of nanoGPT's interface) planned: the
-    model of `spec.shape` called on an int64 batch X, Y, returning the logits and the loss
-    (see `plan_model`)."""
+def nanogpt_target(
+    spec: StepSpec, batch_size: int, lower: torch.dtype | None, kernel: AttentionKernel
+) -> Target:
+    """nanoGPT's compiled step (or a project's model of nanoGPT's interface) as
+    `capture_graphs` captures it: the model of `spec.shape` called on an int64 batch X, Y of
+    `batch_size` rows, returning the logits and the loss."""
     from pytest_gptcfg.engine.nanogpt import GPT
 
     factory = spec.model_factory or GPT
-    batch = tuple(
-        torch.empty((spec.batch_size, spec.block_size), dtype=torch.long) for _ in range(2)
-    )
-    target = Target(
+    batch = tuple(torch.empty((batch_size, spec.block_size), dtype=torch.long) for _ in range(2))
+    return Target(
         lambda: factory(spec.shape), batch, (3, 0), "the logits and the loss", lower, kernel
     )
-    return plan_model(target)
 
 
 _VIEWS = frozenset(
@@ -517,52 +663,113 @@ def saved_kinds(fw: _Graph, inputs: list[dict[str, Any]], n_user: int) -> list[s
     return kinds
 
 
-def plan_model(target: Target) -> dict:
-    """The compiled step's forward and backward memory plans as plain data (JSON-ready).
+def capture_graphs(target: Target, symbolic: bool = False) -> dict[str, Any]:
+    """The compiled forward and backward graphs of `target` as Inductor plans them, as plain
+    data (JSON-ready) from which `plan_at` makes the memory plan at a batch size.
+
+    With `symbolic`, the batch tensors' first dimension is traced as a symbol (Dynamo's
+    dynamic shapes): the wrappers' sizes are expressions in it, and one capture serves every
+    batch of 2 or more (Dynamo specialises a batch of 1). Without, the graphs are those of
+    `target.batch`'s size only.
 
     `inputs`: the forward graph's inputs in order ({'kind': 'param', 'name'},
-    {'kind': 'buffer', 'name'} or {'kind': 'data', 'index'} into the batch); `outputs`: the
-    user outputs (nanoGPT's logits and loss) as [shape, dtype]; `fw` and `bw`: event lists
-    ('alloc', sid, nbytes, dtype) / ('free', sid) / ('release', sid) / ('output', sid, i) /
-    ('grad', sid, input index); storage ids 'in:k' are the forward's inputs, 'tan:i' the
-    backward's incoming gradients. With `target.label_saved`, `saved`: what the forward's
-    saved storages are ({sid: 'attention' | 'weight_casts'}, see `saved_kinds`).
-
-    Each graph's `call()` is run on stand-in buffers (`wrappercall`), and what it did is
-    checked before the plan is used: every free names an allocation, the forward returns
-    tensors of the shapes and dtypes its FX graph declares (the user's outputs and the saved
-    tensors), the saved tensors are the backward's inputs, and the backward returns one
-    gradient of each input's shape, in buffers of its own. A failed check raises
-    `CompiledUnavailable`.
+    {'kind': 'buffer', 'name'}, {'kind': 'data', 'index'} into the batch, or
+    {'kind': 'size', 'symbol'}: the batch size); `fw` and `bw`: each graph's wrapper code, its
+    inputs' names and descriptions and its outputs' (a tensor's [shape, stride, dtype,
+    offset] or a size, in numbers and symbols); `guards`: what the graphs assume of the batch
+    (a batch where one is false raises `OutsideGuards` in `plan_at`); `n_user`: the forward's
+    user outputs (the target's, then any a forward hands out by a side effect); `saved`: with
+    `target.label_saved`, what each of the forward's other outputs is (`saved_kinds`).
     """
     start = time.perf_counter()
-    captured = _capture(target)
-    fw, bw = captured["graphs"]["fw"], captured["graphs"]["bw"]
-    n_inputs = len(captured["inputs"])
-    _check(len(fw.placeholders) == n_inputs, "the forward graph's inputs are not the model's")
-    tangents = sum(name.startswith("tangents") for name in bw.placeholder_names)
+    graphs, inputs, guards = _capture(target, symbolic)
+    fw, bw = graphs["fw"], graphs["bw"]
+    _check(len(fw.placeholders) == len(inputs), "the forward graph's inputs are not the model's")
+    n_saved = sum(not name.startswith("tangents") for name in bw.placeholder_names)
+    n_user = len(fw.output_meta) - n_saved
+    first = [len(d[0]) if isinstance(d, list) else None for d in fw.output_meta[:n_user]]
+    _check(
+        tuple(first[: len(target.outputs)]) == target.outputs,
+        f"the forward graph's first outputs are not {target.outputs_name}",
+    )
+    symbols = sorted(
+        {spec["symbol"] for spec in inputs if spec["kind"] == "size"}
+        | {name for guard in guards for name in _SYMBOL_LIKE.findall(guard)}
+    )
+    for name in symbols:  # only the batch was made a symbol: no data-dependent size
+        _check(SYMBOL.fullmatch(name) is not None, f"a size that is not the batch's: {name}")
+    for graph in (fw, bw):
+        for name in _names_in(graph.placeholders, graph.output_meta):
+            _check(name in symbols, f"a size in the graphs that is not the batch's: {name}")
+    return {
+        "torch": torch.__version__,
+        "symbolic": bool(symbols),
+        "symbols": symbols,
+        "guards": guards,
+        "inputs": inputs,
+        "fw": fw.as_data(),
+        "bw": bw.as_data(),
+        "n_user": n_user,
+        "saved": saved_kinds(fw, inputs, n_user) if target.label_saved else None,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def _names_in(*described: list[Any]) -> set[str]:
+    """The symbols the sizes of described inputs and outputs name."""
+    sizes: list[Any] = []
+    for items in described:
+        for item in items:
+            sizes += [*item[0], *item[1], item[3]] if isinstance(item, list) else [item]
+    return {name for size in sizes if isinstance(size, str) for name in _IDENTIFIER.findall(size)}
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def plan_at(graphs: dict[str, Any], batch: int) -> dict[str, Any]:
+    """The compiled step's forward and backward memory plans at batch size `batch`, from
+    `capture_graphs`' graphs, as plain data (JSON-ready).
+
+    `inputs`: as the graphs'; `outputs`: the user outputs (nanoGPT's logits and loss) as
+    [shape, dtype]; `fw` and `bw`: event lists ('alloc', sid, nbytes, dtype) / ('free', sid) /
+    ('release', sid) / ('output', sid, i) / ('grad', sid, input index); storage ids 'in:k' are
+    the forward's inputs, 'tan:i' the backward's incoming gradients. With the graphs'
+    `saved`, `saved`: what the forward's saved storages are ({sid: 'attention' |
+    'weight_casts'}).
+
+    Each graph's `call()` is run on stand-in buffers (`wrappercall`), the batch's symbols set
+    to `batch`, and what it did is checked before the plan is used: every free names an
+    allocation, the forward returns tensors of the shapes and dtypes its FX graph declares
+    (the user's outputs and the saved tensors), the saved tensors are the backward's inputs,
+    and the backward returns one gradient of each input's shape, in buffers of its own. A
+    failed check raises `CompiledUnavailable`.
+    """
+    start = time.perf_counter()
+    symbols = dict.fromkeys(graphs["symbols"], batch)
+    if symbols and not torchapi.guards_hold(graphs["guards"], symbols):
+        raise OutsideGuards(f"the graphs captured for every batch size do not hold at {batch}")
+    n_user = graphs["n_user"]
     try:
-        n_saved = len(bw.placeholders) - tangents
-        forward, n_user, outputs = _replay_forward(fw, n_inputs, n_saved, target)
-        backward = _replay_backward(bw, forward, n_user)
+        forward, outputs = _replay_forward(graphs["fw"], n_user, symbols)
+        backward = _replay_backward(graphs, forward, symbols)
     except WrapperUnreadable as error:
         raise CompiledUnavailable(f"Inductor's wrapper code could not be run: {error}") from None
-    _mark_gradients(backward, fw.placeholders)
+    inputs = [_meta(d, symbols) if isinstance(d, list) else None for d in graphs["fw"]["inputs"]]
+    _mark_gradients(backward, inputs)
     plan = {
-        "format": PLAN_FORMAT,
-        "torch": torch.__version__,
-        "inputs": captured["inputs"],
+        "torch": graphs["torch"],
+        "inputs": graphs["inputs"],
         "outputs": [[list(m.shape), str(m.dtype)] for m in outputs],
         "fw": [e for e in forward.events if e[0] != "release"],  # the caller's inputs
         "bw": backward.events,
-        "tangents": tangents,
-        "seconds": round(time.perf_counter() - start, 2),
+        "symbolic": graphs["symbolic"],
+        "seconds": round(graphs["seconds"] + time.perf_counter() - start, 2),
     }
-    if target.label_saved:
+    if graphs["saved"] is not None:
         allocated = {e[1] for e in forward.events if e[0] == "alloc"}
-        kinds = saved_kinds(fw, captured["inputs"], n_user)
         named: dict[str, str] = {}
-        for sid, kind in zip(forward.returned[n_user:], kinds, strict=True):
+        for sid, kind in zip(forward.returned[n_user:], graphs["saved"], strict=True):
             if sid is not None and sid in allocated and kind is not None:
                 named.setdefault(sid, kind)
         plan["saved"] = named

@@ -1,17 +1,18 @@
 """The compiled training step, simulated: Inductor's planned graphs inside train.py's loop.
 
-`compiled.plan_graphs` gives the forward and backward graphs' allocations and frees as plain
-data (cached on disk here, see `plan_cache_dir`). This module runs nanoGPT's training step
-(`trainstep.run_training`: micro-steps, GradScaler, clipping, fused AdamW, `zero_grad`) on
-fake tensors as the eager simulation does, with the model's forward replaced by one autograd
-Function that replays the planned forward graph and whose backward replays the planned
-backward graph. So everything around the graphs is the real thing on fake tensors: the
-previous iteration's logits stay alive through the next forward (train.py holds them), autograd
-materialises a zero gradient for the unused `logits` output and holds it and the loss gradient
-until the backward graph returns, the backward's gradients are accumulated into `.grad` (stolen
-on the first micro-step, added and freed on the next), AdamW's state is created by the first
-step, and `zero_grad(set_to_none=True)` frees the gradients; the storage tracker and the
-caching-allocator model see all of it, in order, with the graphs' buffers.
+`compiled.plan_at` gives the forward and backward graphs' allocations and frees at a batch size
+as plain data, from graphs `compiled.capture_graphs` captured once per model shape with the
+batch as a symbol (both cached on disk here: `plan_for`, `plan_cache_dir`). This module runs
+nanoGPT's training step (`trainstep.run_training`: micro-steps, GradScaler, clipping, fused
+AdamW, `zero_grad`) on fake tensors as the eager simulation does, with the model's forward
+replaced by one autograd Function that replays the planned forward graph and whose backward
+replays the planned backward graph. So everything around the graphs is the real thing on fake
+tensors: the previous iteration's logits stay alive through the next forward (train.py holds
+them), autograd materialises a zero gradient for the unused `logits` output and holds it and
+the loss gradient until the backward graph returns, the backward's gradients are accumulated
+into `.grad` (stolen on the first micro-step, added and freed on the next), AdamW's state is
+created by the first step, and `zero_grad(set_to_none=True)` frees the gradients; the storage
+tracker and the caching-allocator model see all of it, in order, with the graphs' buffers.
 
 A saved activation is freed at its last use in the backward graph (AOTAutograd clears the
 context before calling it); the forward's inputs it saves (the batch) at theirs.
@@ -24,6 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +75,11 @@ def plan_cache_dir() -> Path:
 
 
 def plan_key(spec: StepSpec, kernel: AttentionKernel) -> dict[str, Any] | None:
-    """What a plan depends on: torch, the plan format, the model (nanoGPT's, or the digest of
-    a project's model.py), its shape, batch, block, dtype and attention kernel (nothing else of
-    the spec enters the graphs). None where the model cannot be named: such a plan is not
-    cached."""
+    """What a plan depends on: torch, the planner's code (`compiled.planner_digest`), the model
+    (nanoGPT's, or the digest of a project's model.py), its shape, batch, block, dtype and
+    attention kernel (nothing else of the spec enters the graphs; the graphs of every batch
+    are keyed by the same, less the batch). None where the model cannot be named: such a plan
+    is not cached."""
     s = spec.shape
     model = "nanogpt"
     if spec.model_factory is not None:
@@ -85,7 +88,7 @@ def plan_key(spec: StepSpec, kernel: AttentionKernel) -> dict[str, Any] | None:
         model = spec.model_factory.digest
     return {
         "model": model,
-        "format": compiled.PLAN_FORMAT,
+        "planner": compiled.planner_digest(),
         "torch": torch.__version__,
         "shape": [s.n_layer, s.n_head, s.n_embd, s.vocab_size, bool(s.bias), float(s.dropout)],
         "batch_size": spec.batch_size,
@@ -131,17 +134,128 @@ def write_cached(key: dict[str, Any], plan: dict[str, Any]) -> None:
             raise
 
 
-def get_plan(spec: StepSpec, kernel: AttentionKernel) -> tuple[dict[str, Any], bool]:
-    """The plan for `spec`, from the cache or made (and cached); and whether it was cached."""
-    key = plan_key(spec, kernel)
-    plan = read_cached(key) if key is not None else None
+@contextlib.contextmanager
+def _exclusive(key: dict[str, Any]) -> Iterator[None]:
+    """Hold the cache's lock for `key` (where the platform has `fcntl`): a second process
+    (a pytest-xdist worker) that needs the same graphs waits for the first's, then reads them
+    from the cache, rather than planning them again. A lock that cannot be had is skipped."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: each worker plans its own
+        yield
+        return
+    path = _cache_path(key).with_suffix(".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+b")  # noqa: SIM115  # closed below, after the lock
+    except OSError:
+        yield
+        return
+    with handle:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+SYMBOLIC_TOKENS = 65536
+"""The graphs of every batch are captured at the batch of this many tokens (`symbolic_hint`)."""
+
+
+def symbolic_hint(row_tokens: int) -> int:
+    """The batch size the graphs of every batch are captured at, for rows of `row_tokens`
+    tokens: the one that holds `SYMBOLIC_TOKENS` (at least 2). Inductor's heuristics read the
+    symbol's example value and guard what they chose (its C++ reductions of more than 4096
+    elements are generated another way: GPT-2's graphs captured at a batch of 64 hold from a
+    batch of 5), so the example is a training-sized batch, and one number for a model shape,
+    whatever batch asked first: the same graphs on every machine and in every order of
+    checks."""
+    return max(2, -(-SYMBOLIC_TOKENS // max(row_tokens, 1)))
+
+
+SYMBOLIC_BATCH = True
+"""Whether graphs are captured with the batch as a symbol (`plan_for`); off, each batch is
+captured alone, as before one capture served every batch (`benchmarks/batch_plans.py` turns
+it off to compare the two)."""
+
+
+def _graphs_key(key: dict[str, Any]) -> dict[str, Any]:
+    """The key of the graphs that serve every batch size of `key`'s plans."""
+    return {**key, "batch_size": "symbolic", "what": "graphs"}
+
+
+def plan_for(
+    key: dict[str, Any] | None,
+    batch: int,
+    row_tokens: int,
+    target: Callable[[int], compiled.Target],
+) -> tuple[dict[str, Any], str]:
+    """The compiled step's plan at `batch` (`key`, which names it, includes the batch; None:
+    not cached), and where it came from: 'cache' (the plan itself), 'graphs' (the cached
+    graphs of every batch, planned at this one) or 'captured' (Inductor ran now).
+
+    One capture serves every batch of 2 or more: the graphs are captured with the batch as a
+    symbol (`compiled.capture_graphs` of `target(symbolic_hint(row_tokens))`, rows of
+    `row_tokens` tokens) and cached without the batch; each batch's plan is made from them
+    (`compiled.plan_at`, a fraction of a second) and cached. A batch of 1, a batch where the
+    graphs' guards do not hold (Inductor chose by the example size: GPT-2's graphs hold from
+    a batch of 5), and a model whose graphs cannot be captured with a symbolic batch (the
+    reason is cached, so it is tried once) are captured for their batch alone
+    (`target(batch)`). A process that needs what another is making (pytest-xdist workers)
+    waits for it (`_exclusive`) and reads it from the cache."""
+    if key is None:
+        return compiled.plan_at(compiled.capture_graphs(target(batch)), batch), "captured"
+    plan = read_cached(key)
     if plan is not None:
-        return plan, True
-    dtype = resolve_dtype(spec.dtype)
-    plan = compiled.plan_graphs(spec, None if dtype == torch.float32 else dtype, kernel)
-    if key is not None:
+        return plan, "cache"
+    with _exclusive(key):
+        plan = read_cached(key)  # made by another process meanwhile
+        if plan is not None:
+            return plan, "cache"
+        plan, source = _from_graphs(_graphs_key(key), batch, row_tokens, target)
+        if plan is None:
+            plan = compiled.plan_at(compiled.capture_graphs(target(batch)), batch)
+            source = "captured"
         write_cached(key, plan)
-    return plan, False
+    return plan, source
+
+
+def _from_graphs(
+    graphs_key: dict[str, Any],
+    batch: int,
+    row_tokens: int,
+    target: Callable[[int], compiled.Target],
+) -> tuple[dict[str, Any] | None, str]:
+    """The plan at `batch` from the graphs of every batch (cached under `graphs_key`, or
+    captured now), and where they came from; None where they do not serve this batch."""
+    if not SYMBOLIC_BATCH or batch < 2:
+        return None, "captured"
+    with _exclusive(graphs_key):
+        graphs, source = read_cached(graphs_key), "graphs"
+        if graphs is None:
+            source = "captured"
+            try:
+                graphs = compiled.capture_graphs(target(symbolic_hint(row_tokens)), True)
+            except compiled.CompiledUnavailable as why:
+                graphs = {"refused": str(why)}
+            write_cached(graphs_key, graphs)
+    if "refused" in graphs:
+        return None, source
+    try:
+        return compiled.plan_at(graphs, batch), source
+    except compiled.OutsideGuards:
+        return None, source
+
+
+def get_plan(spec: StepSpec, kernel: AttentionKernel) -> tuple[dict[str, Any], str]:
+    """The plan for `spec` and where it came from (`plan_for`)."""
+    dtype = resolve_dtype(spec.dtype)
+    lower = None if dtype == torch.float32 else dtype
+    return plan_for(
+        plan_key(spec, kernel),
+        spec.batch_size,
+        spec.block_size,
+        lambda batch: compiled.nanogpt_target(spec, batch, lower, kernel),
+    )
 
 
 def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:
@@ -156,16 +270,18 @@ def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:
     return None
 
 
-def plan_note(plan: dict[str, Any], cached: bool) -> str:
-    """The note of a step simulated compiled: how the plan was made, and where it came from."""
+def plan_note(plan: dict[str, Any], source: str) -> str:
+    """The note of a step simulated compiled: how the plan was made, and where it came from
+    (`plan_for`'s `source`)."""
+    made = {
+        "cache": "plan from the cache",
+        "graphs": "planned from the cached graphs",
+        "captured": f"planned in {plan.get('seconds', 0):.0f} s and cached in {plan_cache_dir()}",
+    }[source]
+    batches = "; the graphs serve every batch size of 2 or more" if plan.get("symbolic") else ""
     return (
         "torch.compile simulated: Inductor's memory plan of the forward and backward graphs, "
-        "made with its CPU backend (the CUDA backend's plan is taken to match); "
-        + (
-            "plan from the cache"
-            if cached
-            else f"planned in {plan.get('seconds', 0):.0f} s and cached in {plan_cache_dir()}"
-        )
+        f"made with its CPU backend (the CUDA backend's plan is taken to match); {made}{batches}"
     )
 
 
@@ -205,7 +321,7 @@ class PlanRuntime:
         keys[sid] = key
 
     def forward(
-        self, ctx: Any, inputs: tuple[torch.Tensor, ...]
+        self, ctx: Any, inputs: tuple[torch.Tensor | int, ...]
     ) -> tuple[torch.Tensor | None, ...]:
         keys: dict[str, int] = {}
         outputs: list[torch.Tensor | None] = [None] * len(self.plan["outputs"])
@@ -221,7 +337,7 @@ class PlanRuntime:
         ctx.runtime = self
         ctx.keys = keys
         ctx.inputs = list(inputs)
-        ctx.shapes = [(t.shape, t.dtype) for t in inputs]
+        ctx.shapes = [(t.shape, t.dtype) if isinstance(t, torch.Tensor) else None for t in inputs]
         return tuple(outputs)
 
     def backward(self, ctx: Any) -> list[torch.Tensor | None]:
@@ -236,7 +352,7 @@ class PlanRuntime:
             elif kind == "release":
                 ctx.inputs[int(sid.split(":")[1])] = None
             elif kind == "grad":
-                shape, dtype = ctx.shapes[event[2]]
+                shape, dtype = ctx.shapes[event[2]]  # a size has no gradient event
                 grads[event[2]] = torch.empty(shape, dtype=dtype)
         for key in keys.values():  # nothing should be left; never leak if something is
             self.tracker.release(key)
@@ -256,13 +372,30 @@ class PlannedGraphs(torch.autograd.Function):
         return (None, *ctx.runtime.backward(ctx))
 
 
+def graph_inputs(
+    model: torch.nn.Module, specs: list[dict[str, Any]], batch: tuple[torch.Tensor, ...]
+) -> list[torch.Tensor | int]:
+    """What the planned graphs are called with (a plan's `inputs`): the model's parameters and
+    buffers, the batch's tensors, and its size where the graphs take it as a symbol."""
+    found: dict[str, dict[str, Any]] = {
+        "param": dict(model.named_parameters(remove_duplicate=False)),
+        "buffer": dict(model.named_buffers(remove_duplicate=False)),
+    }
+    return [
+        found[s["kind"]][s["name"]]
+        if s["kind"] in found
+        else batch[s["index"]]
+        if s["kind"] == "data"
+        else int(batch[0].size(0))
+        for s in specs
+    ]
+
+
 def _compiled_forward(model: torch.nn.Module, runtime: PlanRuntime) -> Any:
-    params = dict(model.named_parameters(remove_duplicate=False))
     specs = runtime.plan["inputs"]
 
     def forward(idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
-        batch = (idx, targets)
-        inputs = [params[s["name"]] if s["kind"] == "param" else batch[s["index"]] for s in specs]
+        inputs = graph_inputs(model, specs, (idx, targets))  # type: ignore[arg-type]
         logits, loss, *_ = PlannedGraphs.apply(runtime, *inputs)  # the rest: Python drops them
         return logits, loss
 
@@ -283,9 +416,9 @@ def simulate_compiled(
     reason = unsupported_reason(spec, kernel)
     if reason is not None:
         raise CompiledUnavailable(reason)
-    plan, cached = get_plan(spec, kernel)
+    plan, source = get_plan(spec, kernel)
     context = profile.context_bytes
-    notes = [simulated_note(profile), plan_note(plan, cached)]
+    notes = [simulated_note(profile), plan_note(plan, source)]
     untested = compiled.untested_release()
     if untested is not None:
         notes.append(f"{untested}; its plan passed the checks")

@@ -39,9 +39,11 @@ __all__ = [
     "default_device",
     "deferred_compile",
     "generate_wrapper",
+    "guards_hold",
     "in_kernel_invocation_manager",
     "inductor_extern_kernels",
     "load_compiler",
+    "mark_batch_dynamic",
     "memory_snapshot",
     "op_schema",
     "parse_to",
@@ -49,6 +51,7 @@ __all__ = [
     "record_memory_history",
     "reset_dynamo",
     "root_cause",
+    "shape_guards",
     "storage_key",
     "trace_joint",
     "tree_leaves",
@@ -156,6 +159,55 @@ def deferred_compile(model: Any = None, **options: Any) -> Any:
     return wrap if model is None else wrap(model)
 
 
+def mark_batch_dynamic(tensor: torch.Tensor) -> None:
+    """Have Dynamo trace `tensor`'s first dimension (the batch) as a symbol, not its size."""
+    import torch._dynamo
+
+    torch._dynamo.mark_dynamic(tensor, 0)
+
+
+def shape_guards(example_inputs: Sequence[Any]) -> list[str] | None:
+    """What the graphs of `example_inputs` (whose sizes are symbols) assume of those symbols:
+    the shape environment's guards (`1024*s24 > 4096`, where a heuristic of Inductor's chose
+    by the example size) and each symbol's range, as expressions; None without one. Read
+    after the graphs are lowered: lowering adds guards of its own."""
+    import sympy  # type: ignore[import-untyped]  # torch's dependency
+    from torch._guards import detect_fake_mode
+
+    fake_mode = detect_fake_mode(example_inputs)
+    env = getattr(fake_mode, "shape_env", None)
+    if env is None:
+        return None
+    guards = [str(guard.expr) for guard in getattr(env, "guards", [])]
+    for symbol, bounds in getattr(env, "var_to_range", {}).items():
+        if isinstance(bounds.lower, sympy.Integer):  # not an infinity
+            guards.append(f"{symbol} >= {bounds.lower}")
+        if isinstance(bounds.upper, sympy.Integer):
+            guards.append(f"{symbol} <= {bounds.upper}")
+    return guards
+
+
+def guards_hold(guards: list[str], values: dict[str, int]) -> bool:
+    """Whether every guard (`shape_guards`) holds with its symbols set to `values`; False when
+    one cannot be read."""
+    import sympy
+    from torch.utils._sympy import functions
+
+    names: dict[str, Any] = {
+        name: value for name, value in vars(functions).items() if isinstance(value, type)
+    }
+    symbols = {name: sympy.Symbol(name) for name in values}
+    for text in guards:
+        try:
+            expression = sympy.sympify(text, locals={**names, **symbols})
+            held = expression.subs({symbols[name]: value for name, value in values.items()})
+            if not bool(held):
+                return False
+        except (TypeError, ValueError, AttributeError, sympy.SympifyError):
+            return False
+    return True
+
+
 def reset_dynamo() -> None:
     """Forget what Dynamo compiled and cached."""
     import torch._dynamo
@@ -194,7 +246,8 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
     """While a compiled step is planned (after `load_compiler`): Dynamo reset before and after,
     Inductor's FX graph cache off and one compile thread, AOTAutograd as `_FUNCTORCH_SETTINGS`
     (those this release has), torch's noisy loggers quiet, the CUDA attention ops' inputs laid
-    out as on CUDA (`_cuda_attention_layouts`) and, with `cuda_realization`, Inductor's choice
+    out as on CUDA (`_cuda_attention_layouts`), the C++ kernels scalar without probing the
+    CPU's vector instructions (`_no_isa_probe`) and, with `cuda_realization`, Inductor's choice
     of the values it keeps in buffers made as on CUDA (`_cuda_realization`)."""
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
@@ -207,10 +260,29 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
             _quiet_torch(),
             _cuda_attention_layouts(),
             _cuda_realization() if cuda_realization else contextlib.nullcontext(),
+            _no_isa_probe(inductor_config),
         ):
             yield
     finally:
         reset_dynamo()
+
+
+@contextlib.contextmanager
+def _no_isa_probe(config: Any) -> Iterator[None]:
+    """With `cpp.simdlen` 1 (`_scalar_cpp`), Inductor's choice of vector instructions is
+    none whatever the CPU has; it still probes the CPU's by compiling test programs with the
+    system's C++ compiler (a second per process). While planning, the probe finds none: the
+    same choice, without the compiler."""
+    from unittest import mock
+
+    from torch._inductor import cpu_vec_isa
+
+    scalar = getattr(getattr(config, "cpp", None), "simdlen", None) == 1
+    if not scalar or not callable(getattr(cpu_vec_isa, "valid_vec_isa_list", None)):
+        yield
+        return
+    with mock.patch.object(cpu_vec_isa, "valid_vec_isa_list", list):
+        yield
 
 
 @contextlib.contextmanager

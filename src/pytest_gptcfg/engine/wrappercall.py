@@ -98,6 +98,14 @@ class Buffer:
     def __init__(self, storage: Storage, meta: TensorMeta) -> None:
         self.storage, self.meta = storage, meta
 
+    def size(self, dim: int | None = None) -> Any:
+        """The view's shape (a wrapper of a symbolic batch reads sizes off its inputs)."""
+        return torch.Size(self.meta.shape) if dim is None else self.meta.shape[dim]
+
+    def stride(self, dim: int | None = None) -> Any:
+        """The view's strides."""
+        return self.meta.stride if dim is None else self.meta.stride[dim]
+
     def as_meta(self) -> torch.Tensor:
         """A meta tensor with this view's shape, strides and dtype."""
         m = self.meta
@@ -381,10 +389,11 @@ def _bound_unknown_calls(call: ast.FunctionDef, unknown: set[str]) -> list[str]:
     return bad
 
 
-def run_call(wrapper: str, run: WrapperRun, prefix: str, args: list[Buffer]) -> WrapperRun:
+def run_call(wrapper: str, run: WrapperRun, prefix: str, args: list[Buffer | int]) -> WrapperRun:
     """Run `wrapper`'s call() on `args` and record what it allocates and frees into `run`.
 
-    `args` is handed over: call() clears it, as Inductor's does, and the caller keeps no other
+    `args` (buffers, and sizes where the graph takes some) is handed over: call() clears it, as
+    Inductor's does, and the caller keeps no other
     reference to its buffers except those it means to hold (a tensor the caller still owns).
     New storages are named `prefix` + the wrapper's buffer name. Events are recorded until
     call() has returned (the frees of its local names at the return included); the returned

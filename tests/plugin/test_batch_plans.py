@@ -1,0 +1,195 @@
+"""One capture of the compiled graphs serves every batch size: the batch is a symbol."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gptlint.facts.gpus import get_profile  # noqa: E402
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec  # noqa: E402
+from pytest_gptcfg.engine import compiled, compiledstep  # noqa: E402
+from pytest_gptcfg.engine.check import check_memory, find_max_batch_size  # noqa: E402
+from pytest_gptcfg.engine.usermodel import model_factory  # noqa: E402
+
+pytestmark = pytest.mark.slow  # Inductor captures graphs (seconds each, cold)
+
+GiB = 1024**3
+A100 = get_profile("a100-80gb")
+WIDE = StepSpec(ModelShape(1, 2, 64, 256, 8192, False, 0.0), 32, 256, 1, "bfloat16", True)
+HINT = compiledstep.symbolic_hint(256)  # 256 rows: 64Ki tokens
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", str(tmp_path / "plans"))
+
+
+@pytest.fixture
+def captures(monkeypatch):
+    """Each capture of graphs, as (batch the target is built at, symbolic)."""
+    made: list[tuple[int, bool]] = []
+    capture = compiled.capture_graphs
+
+    def counted(target, symbolic=False):
+        made.append((int(target.batch[0].size(0)), symbolic))
+        return capture(target, symbolic)
+
+    monkeypatch.setattr(compiled, "capture_graphs", counted)
+    return made
+
+
+def simulate(spec, budget=80 * GiB):
+    return check_memory(spec, A100, budget, mode="simulate")
+
+
+def plan_note(result):
+    return next(n for n in result.notes if n.startswith("torch.compile simulated"))
+
+
+def test_one_capture_serves_every_batch_size(captures):
+    results = {b: simulate(dataclasses.replace(WIDE, batch_size=b)) for b in (32, 20, 48)}
+    assert captures == [(HINT, True)]
+    assert "planned in" in plan_note(results[32])
+    assert "planned from the cached graphs" in plan_note(results[20])
+    assert all("serve every batch size" in plan_note(r) for r in results.values())
+    peaks = [results[b].peak_allocated_bytes for b in (20, 32, 48)]
+    assert peaks[0] < peaks[1] < peaks[2]
+    again = simulate(dataclasses.replace(WIDE, batch_size=20))
+    assert "plan from the cache" in plan_note(again)
+    assert again.peak_allocated_bytes == results[20].peak_allocated_bytes
+
+
+@pytest.mark.parametrize("batch", [20, 32])
+def test_a_batch_planned_from_the_shared_graphs_peaks_as_its_own_capture(monkeypatch, batch):
+    spec = dataclasses.replace(WIDE, batch_size=batch)
+    shared = simulate(spec)
+    monkeypatch.setattr(compiledstep, "SYMBOLIC_BATCH", False)
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", os.environ["GPTCFG_CACHE_DIR"] + "-static")
+    own = simulate(spec)
+    assert "serve every batch size" not in plan_note(own)
+    assert shared.peak_allocated_bytes == own.peak_allocated_bytes
+    assert shared.peak_reserved_bytes == own.peak_reserved_bytes
+    assert shared.breakdown == own.breakdown
+
+
+def test_the_largest_batch_search_captures_nothing_more(captures):
+    budget = 2 * GiB
+    known = simulate(WIDE, budget)
+    probed: list[int] = []
+    best = find_max_batch_size(WIDE, A100, budget, known=known, probed=probed)
+    assert len(probed) >= 2 and 17 <= WIDE.batch_size < best  # where the graphs hold
+    assert captures == [(HINT, True)]
+
+
+def test_a_batch_of_one_is_captured_for_itself(captures):
+    result = simulate(dataclasses.replace(WIDE, batch_size=1))
+    assert result.compiled and "serve every batch size" not in plan_note(result)
+    assert captures == [(1, False)]
+
+
+BRANCHING_MODEL = """
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class GPTConfig:
+    def __init__(self, n_layer=1, n_head=2, n_embd=64, block_size=256, vocab_size=8192,
+                 bias=False, dropout=0.0):
+        self.n_embd, self.vocab_size = n_embd, vocab_size
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+
+    def forward(self, idx, targets=None):
+        x = self.wte(idx)
+        if idx.size(0) == 256:  # a forward that depends on the batch size
+            x = x * 2
+        logits = self.head(x)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss
+"""
+
+
+def test_a_batch_where_the_graphs_guards_fail_is_captured_for_itself(captures):
+    """Inductor generates a C++ reduction of more than 4096 elements another way, and guards
+    the symbolic batch accordingly: 8 rows of 256 tokens are outside the graphs' guards."""
+    shared = simulate(WIDE)
+    own = simulate(dataclasses.replace(WIDE, batch_size=8))
+    assert shared.compiled and own.compiled and not own.upper_bound
+    assert "serve every batch size" in plan_note(shared)
+    assert "serve every batch size" not in plan_note(own)
+    assert captures == [(HINT, True), (8, False)]
+
+
+def test_a_model_that_needs_its_batch_size_is_captured_per_batch(tmp_path, captures):
+    (tmp_path / "model.py").write_text(BRANCHING_MODEL)  # Dynamo specialises the batch
+    spec = dataclasses.replace(WIDE, model_factory=model_factory(tmp_path / "model.py"))
+    first = simulate(spec)
+    second = simulate(dataclasses.replace(spec, batch_size=20))
+    assert first.compiled and second.compiled and not first.upper_bound
+    assert "serve every batch size" not in plan_note(first)
+    # the symbolic capture is refused once (the reason is cached), then each batch alone
+    assert captures == [(HINT, True), (32, False), (20, False)]
+
+
+def test_the_guards_of_the_graphs_are_read_as_they_say():
+    guards = ["Eq(1024*s95, 1024*s24)", "1024*s24 > 4096", "s24 <= 4096"]
+    holds = compiled.torchapi.guards_hold
+    assert holds(guards, {"s95": 12, "s24": 12})
+    assert not holds(guards, {"s95": 4, "s24": 4})
+    multiple = ["Eq(Mod(s24, 8), 0)", "Ne(s24, 24)"]  # as sympy writes them
+    assert holds(multiple, {"s24": 16})
+    assert not holds(multiple, {"s24": 12}) and not holds(multiple, {"s24": 24})
+    assert not holds(["s24 >>> 2"], {"s24": 3})  # unreadable: the graphs are not used
+
+
+def test_an_unreadable_size_expression_refuses_the_plan():
+    assert compiled.evaluate("256*s24 + 3", {"s24": 2}) == 515
+    assert compiled.evaluate("(s24 // 2) - 1", {"s24": 8}) == 3
+    for bad in ("s24 ** 2", "__import__('os')", "s24 / 2", "max(s24, 1)"):
+        with pytest.raises(compiled.CompiledUnavailable, match="size expression"):
+            compiled.evaluate(bad, {"s24": 2})
+
+
+WORKER = """
+import sys
+from gptlint.facts.kinds import AttentionKernel
+from gptlint.runmodel.trainingrun import ModelShape, StepSpec
+from pytest_gptcfg.engine import compiledstep
+spec = StepSpec(ModelShape(1, 2, 64, 256, 8192, False, 0.0), int(sys.argv[1]), 256, 1,
+                "bfloat16", True)
+plan, source = compiledstep.get_plan(spec, AttentionKernel.FLASH)
+print(source)
+"""
+
+
+def test_concurrent_workers_capture_the_graphs_once(tmp_path):
+    """Two processes (as pytest-xdist workers) asking for the same model at two batch sizes at
+    once: one captures, the other waits and plans from its graphs."""
+    env = dict(os.environ, PYTHONPATH=str(SRC), GPTCFG_CACHE_DIR=str(tmp_path / "shared"))
+    script = textwrap.dedent(WORKER)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(batch)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for batch in (32, 20)
+    ]
+    sources = sorted(worker.communicate(timeout=600)[0].split()[-1] for worker in workers)
+    assert sources == ["captured", "graphs"]
+    keys = [json.loads(p.read_text())["key"] for p in (tmp_path / "shared").glob("plan-*.json")]
+    assert sorted(str(k["batch_size"]) for k in keys) == ["20", "32", "symbolic"]
