@@ -141,3 +141,41 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Shared
         return SharedRun(folder, pytest.RunResult(ret, outlines, errlines, duration))
 
     return run
+
+
+HEAD_MODEL = """\
+import torch
+from torch import nn
+from torch.nn import functional as F
+{preamble}
+
+class GPTConfig:
+    def __init__(self, n_layer=1, n_head=2, n_embd=64, block_size={block_size}, vocab_size=8192,
+                 bias=False, dropout=0.0):
+        self.n_embd, self.vocab_size = n_embd, vocab_size
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+
+    def forward(self, idx, targets=None):
+{forward}
+"""
+
+
+@pytest.fixture
+def head_model(tmp_path: Path) -> Callable[..., Path]:
+    """Writes a project's model.py of nanoGPT's interface (an embedding and a head) whose
+    forward is the given body, and returns its path."""
+
+    def write(forward: str, preamble: str = "", block_size: int = 64) -> Path:
+        body = textwrap.indent(textwrap.dedent(forward).strip("\n"), " " * 8)
+        text = HEAD_MODEL.format(preamble=preamble, block_size=block_size, forward=body)
+        path = tmp_path / "model.py"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

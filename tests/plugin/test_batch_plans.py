@@ -97,31 +97,13 @@ def test_a_batch_of_one_is_captured_for_itself(captures):
     assert captures == [(1, False)]
 
 
-BRANCHING_MODEL = """
-import torch
-from torch import nn
-from torch.nn import functional as F
-
-
-class GPTConfig:
-    def __init__(self, n_layer=1, n_head=2, n_embd=64, block_size=256, vocab_size=8192,
-                 bias=False, dropout=0.0):
-        self.n_embd, self.vocab_size = n_embd, vocab_size
-
-
-class GPT(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-
-    def forward(self, idx, targets=None):
-        x = self.wte(idx)
-        if idx.size(0) == 256:  # a forward that depends on the batch size
-            x = x * 2
-        logits = self.head(x)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
-        return logits, loss
+BRANCHING_FORWARD = """
+    x = self.wte(idx)
+    if idx.size(0) == 256:  # a forward that depends on the batch size
+        x = x * 2
+    logits = self.head(x)
+    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+    return logits, loss
 """
 
 
@@ -136,9 +118,9 @@ def test_a_batch_where_the_graphs_guards_fail_is_captured_for_itself(captures):
     assert captures == [(HINT, True), (8, False)]
 
 
-def test_a_model_that_needs_its_batch_size_is_captured_per_batch(tmp_path, captures):
-    (tmp_path / "model.py").write_text(BRANCHING_MODEL)  # Dynamo specialises the batch
-    spec = dataclasses.replace(WIDE, model_factory=model_factory(tmp_path / "model.py"))
+def test_a_model_that_needs_its_batch_size_is_captured_per_batch(head_model, captures):
+    model = head_model(BRANCHING_FORWARD, block_size=256)  # Dynamo specialises the batch
+    spec = dataclasses.replace(WIDE, model_factory=model_factory(model))
     first = simulate(spec)
     second = simulate(dataclasses.replace(spec, batch_size=20))
     assert first.compiled and second.compiled and not first.upper_bound

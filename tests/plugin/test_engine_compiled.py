@@ -119,45 +119,26 @@ def test_a_failure_inside_torch_falls_back_with_a_note_not_a_traceback(monkeypat
     assert "RuntimeError: inductor changed" in note
 
 
-SIDE_EFFECT_MODEL = """
-import torch
-from torch import nn
-from torch.nn import functional as F
-
-AUX = []  # as nanoMoE's MANAGER: the forward hands a loss to Python by appending it
-
-
-class GPTConfig:
-    def __init__(self, n_layer=1, n_head=2, n_embd=64, block_size=64, vocab_size=8192,
-                 bias=False, dropout=0.0):
-        self.n_embd, self.vocab_size = n_embd, vocab_size
-
-
-class GPT(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-
-    def forward(self, idx, targets=None):
-        global AUX
-        x = self.wte(idx)
-        AUX.append(x.float().pow(2).mean())
-        logits = self.head(x)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
-        loss = loss + 0.01 * sum(AUX)
-        AUX = []
-        return logits, loss
+SIDE_EFFECT_PREAMBLE = "AUX = []  # as nanoMoE's MANAGER: the forward hands a loss to Python"
+SIDE_EFFECT_FORWARD = """
+    global AUX
+    x = self.wte(idx)
+    AUX.append(x.float().pow(2).mean())
+    logits = self.head(x)
+    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+    loss = loss + 0.01 * sum(AUX)
+    AUX = []
+    return logits, loss
 """
 
 
-def test_a_forward_that_hands_tensors_to_python_is_planned_compiled(tmp_path):
+def test_a_forward_that_hands_tensors_to_python_is_planned_compiled(head_model):
     """Dynamo returns the tensors a forward appends to a module-level list beside the logits
     and the loss; the plan keeps them as the graph's further outputs, dropped by Python."""
     from pytest_gptcfg.engine.usermodel import model_factory
 
-    (tmp_path / "model.py").write_text(SIDE_EFFECT_MODEL)
-    spec = dataclasses.replace(WIDE, model_factory=model_factory(tmp_path / "model.py"))
+    model = head_model(SIDE_EFFECT_FORWARD, SIDE_EFFECT_PREAMBLE)
+    spec = dataclasses.replace(WIDE, model_factory=model_factory(model))
     result = simulate(spec)
     assert (result.mode, result.compiled, result.upper_bound) == ("simulated", True, False)
     assert not any("not simulated" in note for note in result.notes)
