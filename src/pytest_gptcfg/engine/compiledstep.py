@@ -164,11 +164,11 @@ SYMBOLIC_TOKENS = 65536
 def symbolic_hint(row_tokens: int) -> int:
     """The batch size the graphs of every batch are captured at, for rows of `row_tokens`
     tokens: the one that holds `SYMBOLIC_TOKENS` (at least 2). Inductor's heuristics read the
-    symbol's example value and guard what they chose (its C++ reductions of more than 4096
-    elements are generated another way: GPT-2's graphs captured at a batch of 64 hold from a
-    batch of 5), so the example is a training-sized batch, and one number for a model shape,
-    whatever batch asked first: the same graphs on every machine and in every order of
-    checks."""
+    symbol's example value (graphs of a small GPT captured at a batch of 2 are not those
+    captured at 8 or 32), and a choice that matters to the graphs is guarded (`plan_at`
+    refuses a batch outside the guards); so the example is a training-sized batch, and one
+    number for a model shape whatever batch asked first: the same graphs on every machine and
+    in every order of checks."""
     return max(2, -(-SYMBOLIC_TOKENS // max(row_tokens, 1)))
 
 
@@ -197,9 +197,9 @@ def plan_for(
     symbol (`compiled.capture_graphs` of `target(symbolic_hint(row_tokens))`, rows of
     `row_tokens` tokens) and cached without the batch; each batch's plan is made from them
     (`compiled.plan_at`, a fraction of a second) and cached. A batch of 1, a batch where the
-    graphs' guards do not hold (Inductor chose by the example size: GPT-2's graphs hold from
-    a batch of 5), and a model whose graphs cannot be captured with a symbolic batch (the
-    reason is cached, so it is tried once) are captured for their batch alone
+    graphs' guards do not hold (a forward that branches on the batch size), and a model whose
+    graphs cannot be captured with a symbolic batch (the reason is cached, so it is tried
+    once) are captured for their batch alone
     (`target(batch)`). A process that needs what another is making (pytest-xdist workers)
     waits for it (`_exclusive`) and reads it from the cache."""
     if key is None:

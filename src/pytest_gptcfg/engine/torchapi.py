@@ -261,10 +261,41 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
             _cuda_attention_layouts(),
             _cuda_realization() if cuda_realization else contextlib.nullcontext(),
             _no_isa_probe(inductor_config),
+            _kernel_bodies_unguarded(),
         ):
             yield
     finally:
         reset_dynamo()
+
+
+@contextlib.contextmanager
+def _kernel_bodies_unguarded() -> Iterator[None]:
+    """Keep the choices Inductor makes inside a kernel's body out of the graphs' guards. A
+    kernel's body (`SchedulerNode.codegen`: its loops, loads, stores and reductions, after
+    fusion, buffer reuse and in-place updates were decided) reads the symbolic batch's
+    example value for choices of its own code (the C++ backend sums a reduction of more than
+    4096 elements through a helper, and guards `1024*s > 4096` for GPT-2's), which allocate
+    nothing; a guard there would send the batches that fail it to a capture of their own. The
+    choices are made as before; only their guards are not recorded."""
+    from unittest import mock
+
+    from torch._inductor import scheduler
+    from torch._inductor.virtualized import V
+
+    node = getattr(scheduler, "SchedulerNode", None)
+    original = getattr(node, "codegen", None)
+    if original is None:
+        yield
+        return
+
+    def codegen(self: Any, index_vars: Any) -> None:
+        shape_env = getattr(V.graph.sizevars, "shape_env", None)
+        unguarded = getattr(shape_env, "suppress_guards", None)
+        with unguarded() if unguarded is not None else contextlib.nullcontext():
+            original(self, index_vars)
+
+    with mock.patch.object(node, "codegen", codegen):
+        yield
 
 
 @contextlib.contextmanager
