@@ -137,14 +137,16 @@ def write_cached(key: dict[str, Any], plan: dict[str, Any]) -> None:
 @contextlib.contextmanager
 def _exclusive(key: dict[str, Any]) -> Iterator[None]:
     """Hold the cache's lock for `key` (where the platform has `fcntl`): a second process
-    (a pytest-xdist worker) that needs the same graphs waits for the first's, then reads them
-    from the cache, rather than planning them again. A lock that cannot be had is skipped."""
+    (a pytest-xdist worker) that needs the same graphs or plan waits for the first's, then
+    reads it from the cache, rather than making it again. A lock that cannot be had is
+    skipped."""
     try:
         import fcntl
     except ImportError:  # Windows: each worker plans its own
         yield
         return
-    path = _cache_path(key).with_suffix(".lock")
+    plan = _cache_path(key)
+    path = plan.with_name(f".{plan.stem}.lock")  # beside the plan, hidden
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a+b")  # noqa: SIM115  # closed below, after the lock
