@@ -168,9 +168,10 @@ def mark_batch_dynamic(tensor: torch.Tensor) -> None:
 
 def shape_guards(example_inputs: Sequence[Any]) -> list[str] | None:
     """What the graphs of `example_inputs` (whose sizes are symbols) assume of those symbols:
-    the shape environment's guards (`1024*s24 > 4096`, where a heuristic of Inductor's chose
-    by the example size) and each symbol's range, as expressions; None without one. Read
-    after the graphs are lowered: lowering adds guards of its own."""
+    the shape environment's guards (`Eq(1024*s95, 1024*s24)`: the inputs' batches are one;
+    `s24 > 16` where the model branches on its batch) and each symbol's range, as expressions;
+    None without one. Read after the graphs are lowered: lowering adds guards of its own
+    (those of kernels' bodies are left out: `_kernel_bodies_unguarded`)."""
     import sympy  # type: ignore[import-untyped]  # torch's dependency
     from torch._guards import detect_fake_mode
 
