@@ -10,7 +10,7 @@ the first plan came from: `shared` (the graphs of every batch) or `own` (a captu
 a batch of 1, or one where the shared graphs' guards do not hold).
 
     python benchmarks/batch_plans.py [PATHS...] [--batches 12,8] [--max-layers 24]
-    python benchmarks/batch_plans.py --nanochat [CHECKOUT] [--depths 4,12] [--batches 16,8]
+    python benchmarks/batch_plans.py --nanochat [CHECKOUT] [--depths 4,12] [--batches 16,8] [--fp8]
 
 nanoGPT configs (by default `benchmarks/agreement.py`'s, the compiled ones with at most
 `--max-layers` layers) are checked at their own batch and at each of `--batches` (B >= 2);
@@ -108,7 +108,7 @@ def nanogpt_rows(paths: list[str], batches: list[int], max_layers: int) -> list[
     return rows
 
 
-def nanochat_rows(checkout: Path, depths: list[int], batches: list[int]) -> list[str]:
+def nanochat_rows(checkout: Path, depths: list[int], batches: list[int], fp8: bool) -> list[str]:
     from nanochat_table import step_of
 
     from pytest_gptcfg.engine.chatcheck import check_chat_memory
@@ -117,14 +117,15 @@ def nanochat_rows(checkout: Path, depths: list[int], batches: list[int]) -> list
     rows = []
     for depth in depths:
         for batch in batches:
-            step = step_of(checkout, depth, batch, 8, "h100-80gb")
+            step = step_of(checkout, depth, batch, 8, "h100-80gb", " --fp8" if fp8 else "")
             if isinstance(step, str):
                 continue
             symbolic, static, same = both(
                 lambda step=step: check_chat_memory(step, checkout, profile, BUDGET, "simulate"),
                 batch,
             )
-            rows.append(row(f"nanochat d{depth}", batch, symbolic, static, same))
+            name = f"nanochat d{depth}{' --fp8' if fp8 else ''}"
+            rows.append(row(name, batch, symbolic, static, same))
             print(rows[-1], flush=True)
     return rows
 
@@ -135,6 +136,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--nanochat", nargs="?", const=str(ROOT / "tests" / "data" / "nanochat"))
     parser.add_argument("--batches", default="")
     parser.add_argument("--depths", default="4,12")
+    parser.add_argument("--fp8", action="store_true", help="nanochat's base_train with --fp8")
     parser.add_argument("--max-layers", type=int, default=24)
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",") if b]
@@ -144,8 +146,8 @@ def main(argv: list[str]) -> int:
     )
     start = time.perf_counter()
     if args.nanochat:
-        rows = nanochat_rows(Path(args.nanochat).resolve(), list(map(int, args.depths.split(","))),
-                             batches or [16, 8])  # fmt: skip
+        depths = list(map(int, args.depths.split(",")))
+        rows = nanochat_rows(Path(args.nanochat).resolve(), depths, batches or [16, 8], args.fp8)
     else:
         rows = nanogpt_rows(args.paths or list(DEFAULT_PATHS), batches, args.max_layers)
     print(f"\n{len(rows)} steps in {time.perf_counter() - start:.0f} s")

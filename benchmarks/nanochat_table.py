@@ -33,16 +33,20 @@ from pytest_gptcfg.engine.chatcheck import check_chat_memory, find_max_device_ba
 ROOT = Path(__file__).resolve().parents[1]
 LINE = (
     "torchrun --standalone --nproc_per_node={world} -m scripts.base_train --"
-    " --depth={depth} --device-batch-size={batch}\n"
+    " --depth={depth} --device-batch-size={batch}{extra}\n"
 )
 
 
-def step_of(checkout: Path, depth: int, batch: int, world: int, gpu: str) -> ChatStep | str:
-    """base_train's step for the line above, as gptlint derives it (or why it is not)."""
+def step_of(
+    checkout: Path, depth: int, batch: int, world: int, gpu: str, extra: str = ""
+) -> ChatStep | str:
+    """base_train's step for the line above (`extra`: more of its words, ` --fp8`), as gptlint
+    derives it (or why it is not)."""
     found = find_checkout(checkout / "runs" / "x.sh")
     if found is None:
         return f"{checkout} is no nanochat checkout"
-    (invocation,) = read_invocations(LINE.format(world=world, depth=depth, batch=batch))
+    line = LINE.format(world=world, depth=depth, batch=batch, extra=extra)
+    (invocation,) = read_invocations(line)
     derived = derive_step(invocation, found, get_profile(gpu))
     if derived.value is None:
         return str(derived.problems[0])
