@@ -200,10 +200,10 @@ def plan_for(
     `row_tokens` tokens) and cached without the batch; each batch's plan is made from them
     (`compiled.plan_at`, a fraction of a second) and cached. A batch of 1, a batch where the
     graphs' guards do not hold (a forward that branches on the batch size), and a model whose
-    graphs cannot be captured with a symbolic batch (the reason is cached, so it is tried
-    once) are captured for their batch alone
-    (`target(batch)`). A process that needs what another is making (pytest-xdist workers)
-    waits for it (`_exclusive`) and reads it from the cache."""
+    graphs cannot be captured or planned with a symbolic batch (the reason is cached, so the
+    capture is tried once) are captured for their batch alone (`target(batch)`). A process
+    that needs what another is making (pytest-xdist workers) waits for it (`_exclusive`) and
+    reads it from the cache."""
     if key is None:
         return compiled.plan_at(compiled.capture_graphs(target(batch)), batch), "captured"
     plan = read_cached(key)
@@ -228,7 +228,9 @@ def _from_graphs(
     target: Callable[[int], compiled.Target],
 ) -> tuple[dict[str, Any] | None, str]:
     """The plan at `batch` from the graphs of every batch (cached under `graphs_key`, or
-    captured now), and where they came from; None where they do not serve this batch."""
+    captured now), and where they came from; None where they do not serve this batch (outside
+    their guards, or a plan of them failed its checks: a capture of the batch alone may
+    not)."""
     if not SYMBOLIC_BATCH or batch < 2:
         return None, "captured"
     with _exclusive(graphs_key):
@@ -244,7 +246,7 @@ def _from_graphs(
         return None, source
     try:
         return compiled.plan_at(graphs, batch), source
-    except compiled.OutsideGuards:
+    except compiled.CompiledUnavailable:
         return None, source
 
 
