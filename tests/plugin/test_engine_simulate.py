@@ -242,6 +242,18 @@ def test_find_max_batch_size_is_zero_when_batch_one_does_not_fit():
     assert find_max_batch_size(SMALL, RTX4070, 100 * 2**20) == 0
 
 
+def test_a_known_batch_of_one_that_does_not_fit_ends_the_search_without_a_probe():
+    """gpt2-xl's fine-tuning at batch 1 on a 24 GB card: nothing more to simulate (a probe at
+    2 would capture a 48-layer model's graphs again for nothing)."""
+    one = dataclasses.replace(SMALL, batch_size=1)
+    budget = 100 * 2**20
+    known = simulate(one, budget=budget)
+    probed: list[int] = []
+    assert not known.fits
+    assert find_max_batch_size(one, RTX4070, budget, known=known, probed=probed) == 0
+    assert probed == []
+
+
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="mode"):
         check_memory(SMALL, RTX4070, GiB, mode="gpu")

@@ -286,6 +286,8 @@ def largest_fitting_affine(
         fits[start] = known.fits
         if known.fits:
             points[start] = known
+    if fits.get(1) is False:  # batch 1 does not fit: none does (largest_fitting's answer)
+        return 0
     first = uncapped(start)
     kind = (first.attention_kernel, first.compiled)
     fixed = sum(first.breakdown.get(key, 0) for key in FIXED_CATEGORIES)
