@@ -54,7 +54,7 @@ from pytest_gptcfg.engine.chatstep import (
     standins,
     step_kernel,
     tracking,
-    train_steps,
+    train_checkout,
 )
 from pytest_gptcfg.engine.compiled import CompiledUnavailable
 from pytest_gptcfg.engine.compiledstep import PlannedGraphs, PlanRuntime, graph_inputs
@@ -294,12 +294,8 @@ def simulate_chat_compiled(
                 model.forward = _planned_forward(
                     model, _ChatRuntime(plan, tracker, tracker.logits_numels)
                 )
-                optimizer = checkout_call(
-                    model_method(model, "setup_optimizer"), modules, "setup_optimizer()"
-                )
-                train = partial(train_steps, model, optimizer, step, behaviour, fake, names)
-                checkout_call(train, modules, "the training step")
-                del model, optimizer, train
+                train_checkout(model, modules, step, behaviour, fake, names)
+                del model
     untested = compiled.untested_release(None, CHAT_TESTED_TORCH, "nanochat's compiled simulation")
     if untested is not None:
         notes.append(f"{untested}; its plan passed the checks")

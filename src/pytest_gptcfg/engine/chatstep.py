@@ -107,12 +107,7 @@ def simulate_chat_eager(
         with tracker.fake_mode() as fake, torch.device("cpu"):
             params = fake_model(model, modules, fake, tracker, profile, names)
             if step.training:
-                optimizer = checkout_call(
-                    model_method(model, "setup_optimizer"), modules, "setup_optimizer()"
-                )
-                train = partial(train_steps, model, optimizer, step, behaviour, fake, names)
-                checkout_call(train, modules, "the training step")
-                del optimizer, train
+                train_checkout(model, modules, step, behaviour, fake, names)
             else:
                 checkout_call(
                     partial(_evaluate, model, step, behaviour, tracker), modules, "the forward"
@@ -248,6 +243,21 @@ def checkout_call(call: Callable[[], T], modules: ChatModules, what: str) -> T:
         where = checkout_line(error.__traceback__, modules.root)
         error_text = f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]
         raise ChatModelError(f"{where}: {what} raised {error_text}") from error
+
+
+def train_checkout(
+    model: torch.nn.Module,
+    modules: ChatModules,
+    step: ChatStep,
+    behaviour: ChatBehaviour,
+    fake: TrackingFakeMode,
+    names: dict[int, str],
+) -> None:
+    """base_train's training of `model`: the checkout's `setup_optimizer()`, then
+    `train_steps` with it, each run as the checkout's code (`checkout_call`)."""
+    optimizer = checkout_call(model_method(model, "setup_optimizer"), modules, "setup_optimizer()")
+    train = partial(train_steps, model, optimizer, step, behaviour, fake, names)
+    checkout_call(train, modules, "the training step")
 
 
 def train_steps(
