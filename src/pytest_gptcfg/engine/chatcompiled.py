@@ -247,10 +247,10 @@ class _ChatRuntime(PlanRuntime):
 
 def _planned_forward(model: torch.nn.Module, runtime: PlanRuntime) -> Callable[..., Any]:
     """`model.forward(idx, targets)` as the planned graphs: the loss."""
-    specs = runtime.plan["inputs"]
+    inputs = graph_inputs(model, runtime.plan["inputs"])
 
     def forward(idx: torch.Tensor, targets: torch.Tensor) -> Any:
-        loss, *_ = PlannedGraphs.apply(runtime, *graph_inputs(model, specs, (idx, targets)))
+        loss, *_ = PlannedGraphs.apply(runtime, *inputs((idx, targets)))
         return loss
 
     return forward

@@ -443,17 +443,17 @@ def _arguments(
     locals_: set[str],
     symbols: dict[str, int],
 ) -> tuple[list[Buffer | int], dict[str, Storage]]:
-    """The arguments a graph is called with: a size's value, or a tensor's buffer on one
-    `Storage` per distinct storage id (views of one forward buffer share it), local to the
-    graph where it is in `locals_`."""
+    """The arguments a graph is called with: a size's value, or a tensor's buffer (described,
+    or its `TensorMeta` already) on one `Storage` per distinct storage id (views of one
+    forward buffer share it), local to the graph where it is in `locals_`."""
     storages: dict[str, Storage] = {}
     args: list[Buffer | int] = []
     for item, sid in zip(described, sids, strict=True):
-        if not isinstance(item, list):
+        if not isinstance(item, (list, TensorMeta)):
             args.append(evaluate(item, symbols))
             continue
         assert sid is not None
-        meta = _meta(item, symbols)
+        meta = item if isinstance(item, TensorMeta) else _meta(item, symbols)
         if sid not in storages:
             nbytes = storage_bytes(meta.shape, meta.stride, meta.dtype.itemsize)
             storages[sid] = Storage(run, sid, nbytes, local=sid in locals_)
@@ -564,7 +564,7 @@ def _replay_backward(
             if sid is None or not _same(saved_meta, _meta(item, symbols)):
                 _refuse(f"saved tensor {name}")
             sids.append(sid)
-            described.append(_as_described(saved_meta))
+            described.append(saved_meta)
     backward = WrapperRun()
     held_sids = {*forward.returned[:n_user], *(s for s in sids if s and s.startswith("tan:"))}
     args, storages = _arguments(backward, described, sids, fw_local - held_sids, symbols)
@@ -575,12 +575,6 @@ def _replay_backward(
     del held
     _checked_events(backward, "backward", given)
     return backward
-
-
-def _as_described(meta: TensorMeta) -> list[Any]:
-    """A concrete tensor's metadata as `_described` gives it."""
-    dtype = str(meta.dtype).removeprefix("torch.")
-    return [list(meta.shape), list(meta.stride), dtype, meta.offset]
 
 
 def _mark_gradients(backward: WrapperRun, inputs: list[TensorMeta | None]) -> None:

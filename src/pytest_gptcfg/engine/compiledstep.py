@@ -377,31 +377,38 @@ class PlannedGraphs(torch.autograd.Function):
 
 
 def graph_inputs(
-    model: torch.nn.Module, specs: list[dict[str, Any]], batch: tuple[torch.Tensor, ...]
-) -> list[torch.Tensor | int]:
-    """What the planned graphs are called with (a plan's `inputs`): the model's parameters and
-    buffers, the batch's tensors, and its size where the graphs take it as a symbol."""
-    found: dict[str, dict[str, Any]] = {
+    model: torch.nn.Module, specs: list[dict[str, Any]]
+) -> Callable[[tuple[torch.Tensor, ...]], list[torch.Tensor | int]]:
+    """What the planned graphs are called with (a plan's `inputs`), for a batch: the model's
+    parameters and buffers (found by name once, here), the batch's tensors, and its size where
+    the graphs take it as a symbol."""
+    named: dict[str, dict[str, Any]] = {
         "param": dict(model.named_parameters(remove_duplicate=False)),
         "buffer": dict(model.named_buffers(remove_duplicate=False)),
     }
-    return [
-        found[s["kind"]][s["name"]]
-        if s["kind"] in found
-        else batch[s["index"]]
-        if s["kind"] == "data"
-        else int(batch[0].size(0))
-        for s in specs
-    ]
+    of_model = {i: named[s["kind"]][s["name"]] for i, s in enumerate(specs) if s["kind"] in named}
+
+    def inputs(batch: tuple[torch.Tensor, ...]) -> list[torch.Tensor | int]:
+        found: list[torch.Tensor | int] = []
+        for i, spec in enumerate(specs):
+            if i in of_model:
+                found.append(of_model[i])
+            elif spec["kind"] == "data":
+                found.append(batch[spec["index"]])
+            else:  # the batch size, a symbol of the graphs
+                found.append(int(batch[0].size(0)))
+        return found
+
+    return inputs
 
 
 def _compiled_forward(model: torch.nn.Module, runtime: PlanRuntime) -> Any:
-    specs = runtime.plan["inputs"]
+    inputs = graph_inputs(model, runtime.plan["inputs"])
 
     def forward(idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
-        inputs = graph_inputs(model, specs, (idx, targets))  # type: ignore[arg-type]
-        logits, loss, *_ = PlannedGraphs.apply(runtime, *inputs)  # the rest: Python drops them
-        return logits, loss
+        batch = (idx, targets)  # train.py always passes the targets
+        logits, loss, *_ = PlannedGraphs.apply(runtime, *inputs(batch))  # type: ignore[arg-type]
+        return logits, loss  # the rest: Python drops them
 
     return forward
 
