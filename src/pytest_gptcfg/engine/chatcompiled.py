@@ -45,7 +45,6 @@ from gptlint.runmodel.chatrun import ChatStep
 from pytest_gptcfg.engine import compiled, compiledstep
 from pytest_gptcfg.engine.chatimport import ChatModules, checkout_modules
 from pytest_gptcfg.engine.chatstep import (
-    ALLOCATOR_NOTE,
     chat_result,
     checkout_call,
     fake_model,
@@ -305,7 +304,6 @@ def simulate_chat_compiled(
             "_scaled_mm taken to hold what CUDA's does)"
         )
     notes.append(f"attention: {attention.label} ({attention.reason})")
-    notes.append(ALLOCATOR_NOTE)
     return chat_result(
         profile,
         budget_bytes,

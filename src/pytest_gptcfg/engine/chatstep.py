@@ -115,7 +115,6 @@ def simulate_chat_eager(
             del model
     if not fa3_missing:
         notes.append(f"attention: {attention.label} ({attention.reason})")
-    notes.append(ALLOCATOR_NOTE)
     return chat_result(
         profile,
         budget_bytes,
@@ -332,7 +331,7 @@ def step_kernel(used: set[AttentionKernel]) -> AttentionKernel:
     return AttentionKernel.FLASH if used else AttentionKernel.MANUAL
 
 
-ALLOCATOR_NOTE = (
+_ALLOCATOR_NOTE = (
     "allocator: expandable segments, as base_train sets PYTORCH_ALLOC_CONF=expandable_segments:True"
 )
 """The note of every simulated nanochat verdict on the allocator model it ran."""
@@ -350,7 +349,9 @@ def chat_result(
     what: str = "step",
 ) -> MemoryResult:
     """The verdict of a simulated nanochat step from the allocator model and the allocations
-    live at its peak, broken down by `CHAT_BREAKDOWN_LABELS`."""
+    live at its peak, broken down by `CHAT_BREAKDOWN_LABELS`; `notes` gain the allocator
+    model's (`_ALLOCATOR_NOTE`)."""
+    notes.append(_ALLOCATOR_NOTE)
     result = allocator_result(
         profile,
         budget_bytes,
