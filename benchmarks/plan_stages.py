@@ -5,7 +5,11 @@ planned at 12), profiled, split into the stages of issue 24.
     python benchmarks/plan_stages.py [--layers 12] [--batch 12] [--per-batch]
 
 `--per-batch` captures the graphs for the batch alone instead (as every plan was made before
-one capture served every batch), to set the two side by side.
+one capture served every batch), to set the two side by side. Where a core is spare, the
+backward graph is lowered in a fork while the forward's is lowered here (`engine/forked.py`):
+cProfile sees this process only, so the backward's lowering, scheduling and code are then
+not in their rows, and the wait for the fork is a row of its own; `--no-fork` lowers both
+here.
 
 Stages, from cProfile's cumulative times of the functions that run them (profiling slows the
 run down; the shares are what to read): Dynamo's capture of the model; AOTAutograd's joint
@@ -40,15 +44,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--per-batch", action="store_true")
+    parser.add_argument("--no-fork", action="store_true")
     args = parser.parse_args(argv)
     os.environ["GPTCFG_CACHE_DIR"] = tempfile.mkdtemp()  # cold: nothing cached
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
     from gptlint.facts.kinds import AttentionKernel
     from gptlint.runmodel.trainingrun import ModelShape, StepSpec
-    from pytest_gptcfg.engine import compiledstep
+    from pytest_gptcfg.engine import compiledstep, forked
 
     compiledstep.SYMBOLIC_BATCH = not args.per_batch
+    forked.ENABLED = not args.no_fork
     shape = ModelShape(args.layers, 12, 768, 1024, 50304, False, 0.0)
     spec = StepSpec(shape, args.batch, 1024, 1, "bfloat16", True)
     profile = cProfile.Profile()
@@ -61,6 +67,7 @@ def main(argv: list[str]) -> int:
     compile_ = cumulative(stats, "convert_frame.py", "_compile")
     joint = cumulative(stats, "torchapi.py", "trace_joint")
     wrapper = cumulative(stats, "torchapi.py", "generate_wrapper")
+    waited = cumulative(stats, "torchapi.py", "wrapper_for")
     scheduling = cumulative(stats, "scheduler.py", "__init__")
     codegen = cumulative(stats, "graph.py", "codegen")
     rows = [
@@ -73,11 +80,13 @@ def main(argv: list[str]) -> int:
         ("Inductor lowering", cumulative(stats, "graph.py", "run")),
         ("Inductor scheduling (fusion, buffer reuse)", scheduling),
         ("kernels' and wrapper's code", codegen - scheduling),
+        ("waiting for the backward's fork", waited),
         ("wrapper call() replayed", cumulative(stats, "wrappercall.py", "run_call")),
     ]
     staged = sum(seconds for label, seconds in rows if not label.startswith(" "))
     rows.append(("the rest (imports, model build, checks)", wall - staged))
     how = "captured for the batch alone" if args.per_batch else "batch symbolic"
+    how += ", backward lowered in a fork" if waited else ", both graphs lowered here"
     print(
         f"GPT-2 {args.layers} layers, batch {args.batch}, {how}: {wall:.1f} s profiled (cold plan)"
     )

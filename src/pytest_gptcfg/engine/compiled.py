@@ -377,9 +377,8 @@ def _capture(
                     "the captured graph has an input that is not a parameter, a buffer or the batch"
                 )
         under_policy = _UnderPolicy(gm, target)
-        torchapi.trace_joint(under_policy, example_inputs, compiler("fw"), compiler("bw"))
+        read = torchapi.trace_joint(under_policy, example_inputs, compiler("fw"), compiler("bw"))
         if symbolic:
-            read = torchapi.shape_guards(example_inputs)
             if read is None:
                 raise CompiledUnavailable("the graphs' assumptions about the batch are unknown")
             guards.extend(read)

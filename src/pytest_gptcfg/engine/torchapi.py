@@ -13,10 +13,12 @@ loading them takes seconds that an eager simulation never needs.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import importlib
 import inspect
 import logging
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
@@ -26,6 +28,8 @@ from torch._subclasses import fake_tensor
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, in_kernel_invocation_manager
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+
+from pytest_gptcfg.engine import forked
 
 __all__ = [
     "META_HANDLERS",
@@ -450,40 +454,112 @@ def trace_joint(
     example_inputs: list[Any],
     fw_compiler: GraphCompiler,
     bw_compiler: GraphCompiler,
-) -> None:
+) -> list[str] | None:
     """AOTAutograd's forward and backward graphs of `module` (a Dynamo graph), traced on fake
     tensors with Inductor's decompositions and split by its partitioner, handed to
-    `fw_compiler` and `bw_compiler`. torch 2.8 and 2.9 lower a static backward only when it
-    first runs: the partitioner's backward graph is handed to `bw_compiler` here then."""
+    `fw_compiler` and `bw_compiler`; the graphs' guards (`shape_guards`) returned. torch 2.8
+    and 2.9 lower a static backward only when it first runs: the partitioner's backward graph
+    is handed to `bw_compiler` here then.
+
+    With a core to spare, the backward's wrapper is made in a fork while the forward's is made
+    here (`_BackwardAhead`); `generate_wrapper` hands it to `bw_compiler` as if made then."""
     from torch._functorch.aot_autograd import aot_module_simplified
     from torch._guards import detect_fake_mode
     from torch._inductor.decomposition import select_decomp_table
     from torch._inductor.virtualized import V
 
     lowered: list[torch.fx.GraphModule] = []
+    ahead: list[_BackwardAhead] = []
+
+    def forward(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
+        if partitioned and not ahead and forked.spare_cores() > 0:
+            ahead.append(_BackwardAhead(partitioned[-1]))
+        return fw_compiler(gm, example_inputs)
 
     def backward(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
         lowered.append(gm)
-        return bw_compiler(gm, example_inputs)
+        token = _AHEAD.set(ahead[0] if ahead else None)
+        try:
+            return bw_compiler(gm, example_inputs)
+        finally:
+            _AHEAD.reset(token)
 
     # Inductor's joint-graph passes (its random-op seeding for dropout) read the fake mode
     # from V, as compile_fx sets it.
     fake_mode = detect_fake_mode(example_inputs) or FakeTensorMode(allow_non_fake_inputs=True)
     partitioned: list[torch.fx.GraphModule] = []
-    with V.set_fake_mode(fake_mode):
-        aot_module_simplified(
-            module,  # type: ignore[arg-type]  # typed GraphModule; it takes any Module
-            example_inputs,
-            fw_compiler=fw_compiler,
-            bw_compiler=backward,
-            partition_fn=_partition_fn(partitioned),
-            decompositions=select_decomp_table(),
-            keep_inference_input_mutations=True,
-        )
-        if not lowered and partitioned:  # lowered when first run: torch 2.8, 2.9
-            graph = partitioned[-1]
-            example = [n.meta["val"] for n in graph.graph.nodes if n.op == "placeholder"]
-            bw_compiler(graph, example)
+    try:
+        with V.set_fake_mode(fake_mode):
+            aot_module_simplified(
+                module,  # type: ignore[arg-type]  # typed GraphModule; it takes any Module
+                example_inputs,
+                fw_compiler=forward,
+                bw_compiler=backward,
+                partition_fn=_partition_fn(partitioned),
+                decompositions=select_decomp_table(),
+                keep_inference_input_mutations=True,
+            )
+            if not lowered and partitioned:  # lowered when first run: torch 2.8, 2.9
+                graph = partitioned[-1]
+                backward(graph, _placeholder_values(graph))
+    finally:
+        for each in ahead:
+            each.cancel()
+    guards = shape_guards(example_inputs)
+    if guards is not None and ahead:
+        guards += [g for g in ahead[0].guards if g not in guards]
+    return guards
+
+
+def _placeholder_values(gm: torch.fx.GraphModule) -> list[Any]:
+    """The values (fake tensors, symbolic sizes) of `gm`'s inputs, as traced."""
+    return [n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"]
+
+
+class _BackwardAhead:
+    """The backward graph's wrapper (`generate_wrapper`) made in a fork while the forward's is
+    made here, as AOTAutograd would make it after: on a copy of the graph, its inputs as traced,
+    without grad or autocast. AOTAutograd hands the backward inputs of other strides where the
+    forward's compiled outputs have other strides than traced (Inductor's layout
+    optimisation): then the fork's wrapper is not the one asked for, and is not used."""
+
+    def __init__(self, graph: torch.fx.GraphModule) -> None:
+        self.inputs = _placeholder_values(graph)
+        self.guards: list[str] = []
+        self._fork = forked.Forked(lambda: self._lower(graph))
+
+    def _lower(self, graph: torch.fx.GraphModule) -> tuple[str, list[str]]:
+        import copy
+
+        with fake_tensor.unset_fake_temporarily():
+            copied = copy.deepcopy(graph)
+        with torch.no_grad(), torch._C._DisableAutocast():
+            wrapper = _lowered_wrapper(copied, self.inputs, backward=True)
+        return wrapper, shape_guards(self.inputs) or []
+
+    def wrapper_for(self, example_inputs: Sequence[Any]) -> str | None:
+        """The fork's wrapper, if `example_inputs` are the inputs it was made for and it made
+        one: waits for it twice as long as it has run (and 30 s at least), then gives up."""
+        if len(example_inputs) != len(self.inputs) or any(
+            a is not b for a, b in zip(example_inputs, self.inputs, strict=True)
+        ):
+            return None
+        waited = time.monotonic() - self._fork.started
+        made = self._fork.result(timeout=max(30.0, 2 * waited))
+        if made is None:
+            return None
+        wrapper, self.guards = made
+        return str(wrapper)
+
+    def cancel(self) -> None:
+        """Stop the fork if it still runs."""
+        self._fork.cancel()
+
+
+_AHEAD: contextvars.ContextVar[_BackwardAhead | None] = contextvars.ContextVar(
+    "backward_ahead", default=None
+)
+"""The backward being lowered ahead while `bw_compiler` runs (`trace_joint`)."""
 
 
 def _partition_fn(partitioned: list[torch.fx.GraphModule]) -> Any:
@@ -521,7 +597,17 @@ def generate_wrapper(
     gm: torch.fx.GraphModule, example_inputs: Sequence[Any], backward: bool
 ) -> str:
     """The Python wrapper code Inductor's CPU (C++) backend generates for graph `gm` (lowered,
-    fused and planned), stopped there: nothing is compiled or run. Empty if none was made."""
+    fused and planned), stopped there: nothing is compiled or run. Empty if none was made.
+    A backward's is the one made ahead in a fork where there is one (`trace_joint`)."""
+    ahead = _AHEAD.get() if backward else None
+    made = ahead.wrapper_for(example_inputs) if ahead is not None else None
+    return made if made is not None else _lowered_wrapper(gm, example_inputs, backward)
+
+
+def _lowered_wrapper(
+    gm: torch.fx.GraphModule, example_inputs: Sequence[Any], backward: bool
+) -> str:
+    """`generate_wrapper`'s work, here."""
     from unittest import mock
 
     from torch._inductor.compile_fx import compile_fx_inner

@@ -1,0 +1,112 @@
+"""Work done in a forked copy of this process while the process goes on with its own.
+
+Planning a compiled step lowers two graphs with Inductor, the forward's and the backward's,
+each a few seconds and neither needing the other's result; on a machine with a core to spare
+the backward's is lowered in a fork (which has the graph, the fake tensors and the shape
+environment as they are, with nothing to serialise) while this process lowers the forward's.
+What the fork hands back is plain data (pickled); a fork that fails, dies or takes too long
+hands back nothing, and the caller does the work itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+ENABLED = True
+"""Whether `spare_cores` may offer a core (benchmarks and tests turn it off to compare)."""
+
+
+def spare_cores() -> int:
+    """The cores this process may use beside its own: those it may run on, shared with the
+    pytest-xdist workers beside it (each as busy as this one), less its own. 0 where `fork` is
+    not Linux's (macOS's is unsafe once system frameworks are loaded; Windows has none)."""
+    if not ENABLED or not sys.platform.startswith("linux"):
+        return 0
+    cpus = len(os.sched_getaffinity(0))
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    share = cpus // int(workers) if workers.isdigit() and int(workers) > 0 else cpus
+    return max(0, share - 1)
+
+
+class Forked:
+    """`work()` running in a forked child of this process; `result` reads what it returned."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        sys.stdout.flush()  # what is buffered is written once, by this process
+        sys.stderr.flush()
+        read, write = os.pipe()
+        with warnings.catch_warnings():  # Python 3.12+ warns of forking a threaded process
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read)
+            _serve(work, write)
+        os.close(write)
+        self._pid = pid
+        self._fd = read
+        self.started = time.monotonic()
+        """When the fork began (`time.monotonic`)."""
+
+    def result(self, timeout: float) -> Any | None:
+        """What `work()` returned, waiting at most `timeout` seconds more; None if it raised,
+        the child died, the time ran out (the child is then killed) or it was read before."""
+        if self._fd < 0:
+            return None
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        finished = False
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                    break
+                chunk = os.read(self._fd, 1 << 20)
+                if not chunk:
+                    finished = True
+                    break
+                chunks.append(chunk)
+        finally:
+            self.cancel()
+        if not finished:
+            return None
+        try:
+            done, value = pickle.loads(b"".join(chunks))
+        except Exception:  # cut short: the child died while writing
+            return None
+        return value if done else None
+
+    def cancel(self) -> None:
+        """Stop the child (if it still runs) and reap it."""
+        if self._fd < 0:
+            return
+        os.close(self._fd)
+        self._fd = -1
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGKILL)
+        os.waitpid(self._pid, 0)
+
+
+def _serve(work: Callable[[], Any], fd: int) -> None:
+    """In the child: run `work`, write (True, its result) or (False, None) to `fd`, and end
+    the process without running anything of the parent's (no atexit, no buffered output).
+    Python's warnings are not shown there: under pytest they would reach the terminal raw,
+    not the warnings summary; the parent shows those of its own work."""
+    try:
+        warnings.simplefilter("ignore")
+        try:
+            data = pickle.dumps((True, work()))
+        except BaseException:  # whatever it was, the parent does the work itself
+            data = pickle.dumps((False, None))
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    finally:
+        os._exit(0)

@@ -1,0 +1,141 @@
+"""The backward graph lowered in a fork while the forward's is lowered here: the same graphs,
+and the work done here again whenever the fork cannot give them."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+from pytest_gptcfg.engine import forked
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux only")
+
+
+@linux
+def test_a_fork_hands_back_what_its_work_returned():
+    assert forked.Forked(lambda: {"wrapper": "def call(args): ...", "n": [1, 2]}).result(60) == {
+        "wrapper": "def call(args): ...",
+        "n": [1, 2],
+    }
+
+
+@linux
+def test_a_result_is_read_once():
+    fork = forked.Forked(lambda: 42)
+    assert fork.result(60) == 42
+    assert fork.result(60) is None
+
+
+@linux
+def test_a_large_result_comes_back_whole():
+    text = "x" * (5 << 20)  # far more than a pipe holds
+    assert forked.Forked(lambda: text).result(60) == text
+
+
+@linux
+def test_work_that_raises_hands_back_nothing():
+    def fails():
+        raise RuntimeError("Inductor failed")
+
+    assert forked.Forked(fails).result(60) is None
+
+
+@linux
+def test_a_fork_that_takes_too_long_is_killed():
+    fork = forked.Forked(lambda: time.sleep(600))
+    pid = fork._pid
+    start = time.monotonic()
+    assert fork.result(timeout=0.5) is None
+    assert time.monotonic() - start < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped: no such process
+
+
+@linux
+def test_the_fork_writes_nothing_of_this_process_and_runs_no_exit_handler(capfd):
+    print("before the fork", end="")  # buffered, not yet written
+    forked.Forked(lambda: 1).result(60)
+    assert capfd.readouterr().out == "before the fork"
+
+
+@linux
+@pytest.mark.parametrize(
+    ("cpus", "workers", "spare"),
+    [(2, None, 1), (1, None, 0), (2, "2", 0), (4, "2", 1), (16, "4", 3), (8, "junk", 7)],
+)
+def test_spare_cores_are_shared_with_xdist_workers(monkeypatch, cpus, workers, spare):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    if workers is None:
+        monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    else:
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", workers)
+    assert forked.spare_cores() == spare
+
+
+def test_no_spare_core_when_turned_off(monkeypatch):
+    monkeypatch.setattr(forked, "ENABLED", False)
+    assert forked.spare_cores() == 0
+
+
+@pytest.fixture
+def lowerings(monkeypatch):
+    """Each graph lowered in this process, as 'fw' or 'bw'."""
+    pytest.importorskip("torch")
+    from pytest_gptcfg.engine import torchapi
+
+    made: list[str] = []
+    lower = torchapi._lowered_wrapper
+
+    def counted(gm, example_inputs, backward):
+        if os.getpid() == here:
+            made.append("bw" if backward else "fw")
+        return lower(gm, example_inputs, backward)
+
+    here = os.getpid()
+    monkeypatch.setattr(torchapi, "_lowered_wrapper", counted)
+    return made
+
+
+def capture(symbolic: bool) -> dict:
+    import torch
+
+    from gptlint.facts.kinds import AttentionKernel
+    from gptlint.runmodel.trainingrun import ModelShape, StepSpec
+    from pytest_gptcfg.engine import compiled
+
+    spec = StepSpec(ModelShape(2, 2, 64, 128, 512, False, 0.1), 8, 128, 1, "bfloat16", True)
+    target = compiled.nanogpt_target(spec, 8, torch.bfloat16, AttentionKernel.FLASH)
+    graphs = compiled.capture_graphs(target, symbolic)
+    graphs.pop("seconds")
+    return graphs
+
+
+@linux
+@pytest.mark.slow  # three captures
+@pytest.mark.parametrize("symbolic", [True, False])
+def test_the_backward_lowered_in_a_fork_is_the_one_lowered_here(monkeypatch, lowerings, symbolic):
+    monkeypatch.setattr(forked, "spare_cores", lambda: 1)
+    ahead = capture(symbolic)
+    assert lowerings == ["fw"]  # the backward's came from the fork
+    monkeypatch.setattr(forked, "spare_cores", lambda: 0)
+    here = capture(symbolic)
+    assert lowerings == ["fw", "fw", "bw"]
+    assert ahead == here  # wrappers, guards, inputs and outputs alike
+
+
+@linux
+@pytest.mark.slow
+def test_a_fork_that_fails_leaves_the_backward_to_this_process(monkeypatch, lowerings):
+    from pytest_gptcfg.engine import torchapi
+
+    def fails(self, graph):
+        raise RuntimeError("the fork's Inductor failed")
+
+    monkeypatch.setattr(forked, "spare_cores", lambda: 1)
+    monkeypatch.setattr(torchapi._BackwardAhead, "_lower", fails)
+    graphs = capture(True)
+    assert lowerings == ["fw", "bw"]
+    assert graphs["bw"]["wrapper"] and graphs["guards"]
