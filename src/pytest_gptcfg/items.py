@@ -194,6 +194,8 @@ class MemoryItem(ConfigItem):
         except CheckFailed as exc:
             self._record(report.memory_record(path, profile, budget, error=str(exc)))
             raise
+        if mode == "simulate":
+            self._capture_ahead(engine)
         try:
             result, max_batch = self._check(engine, step, options, profile, budget, mode, device)
         except engine.UserModelError as exc:  # the project's model stopped the run (sys.exit)
@@ -340,6 +342,33 @@ class MemoryItem(ConfigItem):
 
     def _record(self, record: dict[str, Any]) -> None:
         self.user_properties.append((report.MEMORY_KEY, record))
+
+    def _capture_ahead(self, engine: ModuleType) -> None:
+        """Once per session (not in a pytest-xdist worker, whose neighbours are busy with the
+        other items): hand the steps of the memory items after this one to the engine, which
+        captures their compiled graphs in a fork beside this process where a core is spare
+        (`capture_ahead`). An item whose step cannot be had is left to its own test."""
+        if self.config.stash.get(_AHEAD_KEY, False) or os.environ.get("PYTEST_XDIST_WORKER"):
+            return
+        self.config.stash[_AHEAD_KEY] = True
+        items = self.session.items
+        later = items[items.index(self) + 1 :] if self in items else []
+        steps = []
+        for item in later:
+            if not isinstance(item, MemoryItem):
+                continue
+            try:
+                settings = item.parent.settings()
+                profile = settings.profile()
+                run, model_py = item._step(item.parent.options, settings, profile)
+                steps.append((item._with_model(run, model_py, engine).spec, profile))
+            except (Exception, pytest.skip.Exception):
+                continue
+        engine.capture_ahead(steps)
+
+
+_AHEAD_KEY = pytest.StashKey[bool]()
+"""Whether this session's memory items were handed to `capture_ahead`."""
 
 
 def snapshot_path(options: Options, shown: Path, *tags: str) -> Path | None:

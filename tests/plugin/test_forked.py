@@ -139,3 +139,28 @@ def test_a_fork_that_fails_leaves_the_backward_to_this_process(monkeypatch, lowe
     graphs = capture(True)
     assert lowerings == ["fw", "bw"]
     assert graphs["bw"]["wrapper"] and graphs["guards"]
+
+
+@linux
+def test_a_working_fork_takes_a_core_in_this_process_and_in_itself(monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(3)))
+    assert forked.spare_cores() == 2
+    sleeper = forked.Forked(lambda: time.sleep(600))
+    assert forked.spare_cores() == 1
+    # a fork made beside it sees this process and the sleeper working
+    assert forked.Forked(forked.spare_cores).result(60) == 0
+    sleeper.cancel()
+    assert forked.spare_cores() == 2
+
+
+@linux
+def test_a_finished_fork_takes_no_core(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(2)))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    done = forked.Forked(lambda: 1)
+    deadline = time.monotonic() + 60
+    while done.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert forked.spare_cores() == 1
+    assert done.result(60) == 1  # still read after the child ended

@@ -21,7 +21,11 @@ from gptlint.runmodel.trainingrun import StepSpec
 from pytest_gptcfg.chart import write_breakdown_svg
 from pytest_gptcfg.engine import cuda
 from pytest_gptcfg.engine.compiled import untested_release
-from pytest_gptcfg.engine.compiledstep import CompiledUnavailable, simulate_compiled
+from pytest_gptcfg.engine.compiledstep import (
+    CompiledUnavailable,
+    capture_ahead,
+    simulate_compiled,
+)
 from pytest_gptcfg.engine.simulate import simulate
 from pytest_gptcfg.engine.snapshot import (
     SnapshotRecorder,
@@ -35,6 +39,7 @@ from pytest_gptcfg.results import MemoryResult, fits_budget
 __all__ = [
     "UserModelError",
     "analytical_estimate",
+    "capture_ahead",
     "check_memory",
     "find_max_batch_size",
     "import_torch",

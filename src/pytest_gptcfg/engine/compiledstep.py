@@ -20,6 +20,7 @@ context before calling it); the forward's inputs it saves (the batch) at theirs.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -34,7 +35,7 @@ import torch
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.trainingrun import StepSpec
-from pytest_gptcfg.engine import compiled, kernels
+from pytest_gptcfg.engine import compiled, forked, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
     _Labeller,
@@ -233,15 +234,7 @@ def _from_graphs(
     not)."""
     if not SYMBOLIC_BATCH or batch < 2:
         return None, "captured"
-    with _exclusive(graphs_key):
-        graphs, source = read_cached(graphs_key), "graphs"
-        if graphs is None:
-            source = "captured"
-            try:
-                graphs = compiled.capture_graphs(target(symbolic_hint(row_tokens)), True)
-            except compiled.CompiledUnavailable as why:
-                graphs = {"refused": str(why)}
-            write_cached(graphs_key, graphs)
+    graphs, source = _graphs(graphs_key, row_tokens, target)
     if "refused" in graphs:
         return None, source
     try:
@@ -250,16 +243,78 @@ def _from_graphs(
         return None, source
 
 
+def _graphs(
+    graphs_key: dict[str, Any], row_tokens: int, target: Callable[[int], compiled.Target]
+) -> tuple[dict[str, Any], str]:
+    """The graphs of every batch (`{"refused": why}` where they cannot be captured so) and
+    where they came from: 'graphs' (the cache) or 'captured' (now, and cached)."""
+    with _exclusive(graphs_key):
+        graphs = read_cached(graphs_key)
+        if graphs is not None:
+            return graphs, "graphs"
+        try:
+            graphs = compiled.capture_graphs(target(symbolic_hint(row_tokens)), True)
+        except compiled.CompiledUnavailable as why:
+            graphs = {"refused": str(why)}
+        write_cached(graphs_key, graphs)
+    return graphs, "captured"
+
+
 def get_plan(spec: StepSpec, kernel: AttentionKernel) -> tuple[dict[str, Any], str]:
     """The plan for `spec` and where it came from (`plan_for`)."""
+    return plan_for(plan_key(spec, kernel), spec.batch_size, spec.block_size, _target(spec, kernel))
+
+
+def _target(spec: StepSpec, kernel: AttentionKernel) -> Callable[[int], compiled.Target]:
+    """nanoGPT's compiled step of `spec` (or its project's model) at a batch size."""
     dtype = resolve_dtype(spec.dtype)
     lower = None if dtype == torch.float32 else dtype
-    return plan_for(
-        plan_key(spec, kernel),
-        spec.batch_size,
-        spec.block_size,
-        lambda batch: compiled.nanogpt_target(spec, batch, lower, kernel),
+    return lambda batch: compiled.nanogpt_target(spec, batch, lower, kernel)
+
+
+def _kernel(spec: StepSpec, profile: GpuProfile) -> AttentionKernel:
+    """The attention kernel `spec`'s step runs on `profile`'s GPU."""
+    shape, dtype = spec.shape, resolve_dtype(spec.dtype)
+    return kernels.attention_kernel(
+        profile.compute_capability, dtype, shape.head_dim, shape.dropout
     )
+
+
+def capture_ahead(steps: list[tuple[StepSpec, GpuProfile]]) -> forked.Forked | None:
+    """Where a core is spare, capture in a fork beside this process the graphs of every batch
+    of the compiled steps in `steps` (each on its GPU) that are not cached, the last first,
+    while this process goes on from the first: a folder of configs of several model shapes
+    keeps both cores at Inductor's work. Each capture holds its key's lock (`_exclusive`), so
+    a step this process reaches while the fork captures it waits for it and reads it, and one
+    the fork reaches after this process is read from the cache. The fork (returned) ends when
+    done, or is killed when this process exits."""
+    if not SYMBOLIC_BATCH or forked.spare_cores() < 1:
+        return None
+    wanted: dict[str, tuple[dict[str, Any], int, Callable[[int], compiled.Target]]] = {}
+    for spec, profile in reversed(steps):
+        if not spec.compile or spec.eval_only:
+            continue
+        kernel = _kernel(spec, profile)
+        key = plan_key(spec, kernel)
+        if key is None or unsupported_reason(spec, kernel) is not None:
+            continue
+        graphs_key = _graphs_key(key)
+        name = json.dumps(graphs_key, sort_keys=True)
+        if name not in wanted and read_cached(graphs_key) is None:
+            wanted[name] = (graphs_key, spec.block_size, _target(spec, kernel))
+    if not wanted:
+        return None
+
+    def capture_all() -> None:
+        for graphs_key, row_tokens, target in wanted.values():
+            _graphs(graphs_key, row_tokens, target)
+
+    try:
+        fork = forked.Forked(capture_all)
+    except OSError:  # no process to be had: each step captures its own
+        return None
+    atexit.register(fork.cancel)
+    return fork
 
 
 def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:
@@ -421,9 +476,7 @@ def simulate_compiled(
 ) -> MemoryResult:
     """Simulate `spec`'s step as torch.compile runs it; `CompiledUnavailable` says why not."""
     dtype = resolve_dtype(spec.dtype)
-    kernel = kernels.attention_kernel(
-        profile.compute_capability, dtype, spec.shape.head_dim, spec.shape.dropout
-    )
+    kernel = _kernel(spec, profile)
     reason = unsupported_reason(spec, kernel)
     if reason is not None:
         raise CompiledUnavailable(reason)

@@ -24,17 +24,26 @@ from typing import Any
 ENABLED = True
 """Whether `spare_cores` may offer a core (benchmarks and tests turn it off to compare)."""
 
+_running: list[Forked] = []
+"""This process's forks that may still be working."""
+
+_busy_beside = 0
+"""In a fork: the processes that were working when it was made (its parent and the parent's
+other forks), each taking a core."""
+
 
 def spare_cores() -> int:
     """The cores this process may use beside its own: those it may run on, shared with the
-    pytest-xdist workers beside it (each as busy as this one), less its own. 0 where `fork` is
+    pytest-xdist workers beside it (each as busy as this one), less its own and those its
+    working forks (and, in a fork, the processes it was forked beside) take. 0 where `fork` is
     not Linux's (macOS's is unsafe once system frameworks are loaded; Windows has none)."""
     if not ENABLED or not sys.platform.startswith("linux"):
         return 0
     cpus = len(os.sched_getaffinity(0))
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
     share = cpus // int(workers) if workers.isdigit() and int(workers) > 0 else cpus
-    return max(0, share - 1)
+    working = sum(fork.running() for fork in list(_running))
+    return max(0, share - 1 - _busy_beside - working)
 
 
 class Forked:
@@ -48,11 +57,16 @@ class Forked:
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
         if pid == 0:  # the child: never returns
+            global _busy_beside
+            _busy_beside += 1 + len(_running)
+            _running.clear()  # the parent's: not this process's children
             os.close(read)
             _serve(work, write)
         os.close(write)
         self._pid = pid
         self._fd = read
+        self._reaped = False
+        _running.append(self)
         self.started = time.monotonic()
         """When the fork began (`time.monotonic`)."""
 
@@ -84,15 +98,27 @@ class Forked:
             return None
         return value if done else None
 
+    def running(self) -> bool:
+        """Whether the child is still working (not finished, killed or read)."""
+        if self._fd < 0 or self._reaped:
+            return False
+        self._reaped = os.waitpid(self._pid, os.WNOHANG)[0] != 0
+        return not self._reaped
+
     def cancel(self) -> None:
         """Stop the child (if it still runs) and reap it."""
         if self._fd < 0:
             return
         os.close(self._fd)
         self._fd = -1
+        if self in _running:
+            _running.remove(self)
+        if self._reaped:
+            return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self._pid, signal.SIGKILL)
         os.waitpid(self._pid, 0)
+        self._reaped = True
 
 
 def _serve(work: Callable[[], Any], fd: int) -> None:
