@@ -67,3 +67,19 @@ def test_the_later_shapes_are_captured_beside_the_first(project, monkeypatch, tm
     assert {k: peak for k, (_, peak) in beside.items()} == {
         k: peak for k, (_, peak) in alone.items()
     }
+
+
+def test_torchs_trace_records_stay_out_of_every_failing_configs_output(project, monkeypatch):
+    """torch's structured-trace logger stops propagating once torch sets up its logs (in the
+    first config's capture); pytest then attaches its log capture to it directly at the next
+    test, which would show its DEBUG records (hundreds per graph) under a failing config."""
+    for n_layer, name in ((1, "a.py"), (2, "b.py")):
+        project.config(name, CONFIG.format(n_layer=n_layer))
+    (project.path / "conftest.py").write_text(ONE_CORE)  # both captured in the test run
+    result = project.run_subprocess(
+        "-q", "--gpt-configs", "config", "-k", "memory", "--gpt-memory-budget", "100MB",
+        f"--basetemp={project.path / 'tmp'}", timeout=600,
+    )  # fmt: skip
+    result.assert_outcomes(failed=2, deselected=2)
+    assert "does not fit" in result.stdout.str()
+    assert "torch.__trace" not in result.stdout.str()

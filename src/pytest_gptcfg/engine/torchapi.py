@@ -408,21 +408,28 @@ def _seen_on_cuda(constraint: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextlib.contextmanager
 def _quiet_torch() -> Iterator[None]:
-    """Keep `_NOISY_LOGGERS`' warnings and `_TRACE_LOGGER`'s records (left to its own handler,
-    for TORCH_TRACE users) out of the user's output while planning."""
+    """Keep `_NOISY_LOGGERS`' warnings and `_TRACE_LOGGER`'s records (left to torch's own
+    handler, for TORCH_TRACE users) out of the user's output while planning. torch makes its
+    trace logger non-propagating once it sets up its logs, and pytest (9) then attaches its
+    log capture to that logger itself at each test: its other handlers are set aside too."""
     loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
     levels = [logger.level for logger in loggers]
     trace = logging.getLogger(_TRACE_LOGGER)
     propagate = trace.propagate
+    foreign = [h for h in trace.handlers if not type(h).__module__.startswith("torch.")]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     trace.propagate = False
+    for handler in foreign:
+        trace.removeHandler(handler)
     try:
         yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
         trace.propagate = propagate
+        for handler in foreign:
+            trace.addHandler(handler)
 
 
 def _existing(config: Any, settings: dict[str, Any]) -> dict[str, Any]:
