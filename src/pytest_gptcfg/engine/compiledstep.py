@@ -281,16 +281,17 @@ def _kernel(spec: StepSpec, profile: GpuProfile) -> AttentionKernel:
 
 
 def capture_ahead(steps: list[tuple[StepSpec, GpuProfile]]) -> forked.Forked | None:
-    """Where a core is spare, capture in a fork beside this process the graphs of every batch
-    of the compiled steps in `steps` (each on its GPU) that are not cached, the last first,
-    while this process goes on from the first: a folder of configs of several model shapes
-    keeps both cores at Inductor's work. Each capture holds its key's lock (`_exclusive`), so
-    a step this process reaches while the fork captures it waits for it and reads it, and one
-    the fork reaches after this process is read from the cache. The fork (returned) ends when
-    done, or is killed when this process exits."""
-    if not SYMBOLIC_BATCH or forked.spare_cores() < 1:
+    """Where a core is spare, make in a fork beside this process the plans (`plan_for`: the
+    graphs of every batch, or of a batch of 1 alone) of the compiled steps in `steps` (each on
+    its GPU) that are not cached, the last first, while this process goes on from the first:
+    a folder of configs of several model shapes keeps both cores at Inductor's work. Each
+    capture holds its key's lock (`_exclusive`), so a step this process reaches while the fork
+    plans it waits for it and reads it, and one the fork reaches after this process is read
+    from the cache. A step the fork cannot plan is left to its own check. The fork (returned)
+    ends when done, or is killed when this process exits."""
+    if forked.spare_cores() < 1:
         return None
-    wanted: dict[str, tuple[dict[str, Any], int, Callable[[int], compiled.Target]]] = {}
+    wanted: dict[str, tuple[dict[str, Any], StepSpec, AttentionKernel]] = {}
     for spec, profile in reversed(steps):
         if not spec.compile or spec.eval_only:
             continue
@@ -298,19 +299,19 @@ def capture_ahead(steps: list[tuple[StepSpec, GpuProfile]]) -> forked.Forked | N
         key = plan_key(spec, kernel)
         if key is None or unsupported_reason(spec, kernel) is not None:
             continue
-        graphs_key = _graphs_key(key)
-        name = json.dumps(graphs_key, sort_keys=True)
-        if name not in wanted and read_cached(graphs_key) is None:
-            wanted[name] = (graphs_key, spec.block_size, _target(spec, kernel))
+        name = json.dumps(key, sort_keys=True)
+        if name not in wanted and read_cached(key) is None:
+            wanted[name] = (key, spec, kernel)
     if not wanted:
         return None
 
-    def capture_all() -> None:
-        for graphs_key, row_tokens, target in wanted.values():
-            _graphs(graphs_key, row_tokens, target)
+    def plan_all() -> None:
+        for key, spec, kernel in wanted.values():
+            with contextlib.suppress(Exception):
+                plan_for(key, spec.batch_size, spec.block_size, _target(spec, kernel))
 
     try:
-        fork = forked.Forked(capture_all)
+        fork = forked.Forked(plan_all)
     except OSError:  # no process to be had: each step captures its own
         return None
     atexit.register(fork.cancel)

@@ -4,8 +4,10 @@ Planning a compiled step lowers two graphs with Inductor, the forward's and the 
 each a few seconds and neither needing the other's result; on a machine with a core to spare
 the backward's is lowered in a fork (which has the graph, the fake tensors and the shape
 environment as they are, with nothing to serialise) while this process lowers the forward's.
-What the fork hands back is plain data (pickled); a fork that fails, dies or takes too long
-hands back nothing, and the caller does the work itself.
+Likewise a session's later configs' graphs are captured in a fork while this process checks
+the first (`compiledstep.capture_ahead`). What a fork hands back is plain data (pickled); a
+fork that fails, dies or takes too long hands back nothing, and the caller does the work
+itself. Each fork takes a core (`spare_cores`), so that forks are never more than the cores.
 """
 
 from __future__ import annotations
@@ -57,9 +59,6 @@ class Forked:
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
         if pid == 0:  # the child: never returns
-            global _busy_beside
-            _busy_beside += 1 + len(_running)
-            _running.clear()  # the parent's: not this process's children
             os.close(read)
             _serve(work, write)
         os.close(write)
@@ -126,7 +125,10 @@ def _serve(work: Callable[[], Any], fd: int) -> None:
     the process without running anything of the parent's (no atexit, no buffered output).
     Python's warnings are not shown there: under pytest they would reach the terminal raw,
     not the warnings summary; the parent shows those of its own work."""
+    global _busy_beside
     try:
+        _busy_beside += 1 + len(_running)  # the parent, and its other forks
+        _running.clear()  # the parent's: not this process's children
         warnings.simplefilter("ignore")
         try:
             data = pickle.dumps((True, work()))
