@@ -6,11 +6,11 @@ imported inside `MemoryItem.runtest` only, when a memory check runs.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -143,6 +143,11 @@ class ConfigItem(pytest.Item):
         """Failure headers read `config/x.py: memory[rtx4070]`."""
         return self.path, None, f"{self.parent.shown_path}: {self.name}"
 
+    def ahead(self) -> Callable[[], object] | None:
+        """Work a fork beside the run may do for this item before it runs (`plan_beside`):
+        none, unless the item's check plans a compiled step."""
+        return None
+
 
 class LintItem(ConfigItem):
     """Fails on error-level gptlint diagnostics; warnings and infos go to the session summary."""
@@ -196,7 +201,7 @@ class MemoryItem(ConfigItem):
             self._record(report.memory_record(path, profile, budget, error=str(exc)))
             raise
         if mode == "simulate":
-            self._capture_ahead(engine)
+            plan_beside(self)
         try:
             result, max_batch = self._check(engine, step, options, profile, budget, mode, device)
         except engine.UserModelError as exc:  # the project's model stopped the run (sys.exit)
@@ -344,30 +349,42 @@ class MemoryItem(ConfigItem):
     def _record(self, record: dict[str, Any]) -> None:
         self.user_properties.append((report.MEMORY_KEY, record))
 
-    def _capture_ahead(self, engine: ModuleType) -> None:
-        """Once per session (not in a pytest-xdist worker, whose neighbours are busy with the
-        other items): hand the steps of the memory items after this one to the engine, which
-        captures their compiled graphs in a fork beside this process where a core is spare
-        (`capture_ahead`). An item whose step cannot be had is left to its own test."""
-        if self.config.stash.get(_AHEAD_KEY, False) or os.environ.get("PYTEST_XDIST_WORKER"):
-            return
-        self.config.stash[_AHEAD_KEY] = True
-        items = self.session.items
-        later = items[items.index(self) + 1 :] if self in items else []
-        steps = []
-        for item in later:
-            if not isinstance(item, MemoryItem):
-                continue
+    def ahead(self) -> Callable[[], object] | None:
+        """The compiled plan this item's check will need, as work for a fork beside the run
+        (`plan_ahead`); None where it needs none (an eager or evaluation step)."""
+        from pytest_gptcfg.engine import check as engine
+
+        settings = self.parent.settings()
+        profile = settings.profile()
+        run, model_py = self._step(self.parent.options, settings, profile)
+        spec = self._with_model(run, model_py, engine).spec
+        if not spec.compile or spec.eval_only:
+            return None
+        return functools.partial(engine.plan_ahead, spec, profile)
+
+
+def plan_beside(item: ConfigItem) -> None:
+    """Once per session, from the first memory item that simulates, and not in a pytest-xdist
+    worker (whose neighbours are busy with the other items): the compiled plans the memory
+    items after `item` will need (`ConfigItem.ahead`), made in a fork beside this process where
+    a core is spare (`forked.beside`), the last first, while the run goes on from `item`. An
+    item whose plan cannot be had so is left to its own check: a head start, never a verdict."""
+    from pytest_gptcfg.engine import forked
+
+    if item.config.stash.get(_AHEAD_KEY, False) or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    item.config.stash[_AHEAD_KEY] = True
+    items = item.session.items
+    works = []
+    for later in reversed(items[items.index(item) + 1 :] if item in items else []):
+        if isinstance(later, ConfigItem):
             try:
-                settings = item.parent.settings()
-                profile = settings.profile()
-                run, model_py = item._step(item.parent.options, settings, profile)
-                steps.append((item._with_model(run, model_py, engine).spec, profile))
-            except (Exception, pytest.skip.Exception):
+                work = later.ahead()
+            except (Exception, pytest.skip.Exception):  # its own check will say why
                 continue
-        # a head start, not a check: whatever it meets, each item checks its own config
-        with contextlib.suppress(Exception):
-            engine.capture_ahead(steps)
+            if work is not None:
+                works.append(work)
+    forked.beside(works)
 
 
 _AHEAD_KEY = pytest.StashKey[bool]()

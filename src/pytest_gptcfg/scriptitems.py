@@ -8,7 +8,8 @@ Pytest glue, no torch: the engine (`pytest_gptcfg.engine.chatcheck`) is imported
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +41,7 @@ from pytest_gptcfg.items import (
     ConfigItem,
     GptConfigFile,
     judge_lint,
+    plan_beside,
     resolve_device,
     snapshot_path,
 )
@@ -169,6 +171,7 @@ class ScriptMemoryItem(ConfigItem):
         except CheckFailed as exc:
             self._record(profile, budget, error=str(exc))
             raise
+        plan_beside(self)  # nanochat runs are simulated whatever the mode
         try:
             result, max_batch = self._check(
                 chatcheck, step, checkout, profile, budget, mode, device
@@ -189,6 +192,18 @@ class ScriptMemoryItem(ConfigItem):
         if not result.fits:
             failure = chat_failure_text(shown, self.line, profile, step, result, max_batch or 0)
             raise CheckFailed(failure)
+
+    def ahead(self) -> Callable[[], object] | None:
+        """The compiled plan this invocation's check will need, as work for a fork beside the
+        run (`chatcheck.plan_ahead`); None for an eager step or base_eval's evaluation."""
+        from pytest_gptcfg.engine import chatcheck
+
+        settings = self.parent.settings()
+        profile = settings.profile()
+        step, checkout = self._step(settings, profile)
+        if not step.compiled:
+            return None
+        return functools.partial(chatcheck.plan_ahead, step, checkout.root, profile)
 
     def _check(
         self,

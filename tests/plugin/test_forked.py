@@ -164,3 +164,54 @@ def test_a_finished_fork_takes_no_core(monkeypatch):
         time.sleep(0.05)
     assert forked.spare_cores() == 1
     assert done.result(60) == 1  # still read after the child ended
+
+
+def wait_for(fork: forked.Forked) -> None:
+    deadline = time.monotonic() + 60
+    while fork.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@linux
+def test_work_beside_runs_in_order_past_a_failure(tmp_path, monkeypatch):
+    monkeypatch.setattr(forked, "spare_cores", lambda: 1)
+    done = tmp_path / "done"
+
+    def write(text):
+        def work():
+            with done.open("a") as out:
+                out.write(text)
+
+        return work
+
+    def fails():
+        raise RuntimeError("a step the fork cannot plan")
+
+    fork = forked.beside([write("a"), fails, write("b")])
+    assert fork is not None
+    wait_for(fork)
+    assert done.read_text() == "ab"
+
+
+@linux
+def test_nothing_is_forked_without_work_or_a_spare_core(monkeypatch):
+    monkeypatch.setattr(forked, "spare_cores", lambda: 1)
+    assert forked.beside([]) is None
+    monkeypatch.setattr(forked, "spare_cores", lambda: 0)
+    assert forked.beside([lambda: None]) is None
+
+
+@pytest.mark.slow  # a capture
+def test_a_plan_made_ahead_is_the_one_the_check_reads(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from gptlint.facts.gpus import get_profile
+    from gptlint.runmodel.trainingrun import ModelShape, StepSpec
+    from pytest_gptcfg.engine.check import check_memory, plan_ahead
+
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", str(tmp_path))
+    profile = get_profile("rtx4070")
+    spec = StepSpec(ModelShape(1, 2, 64, 64, 512, False, 0.0), 4, 64, 1, "bfloat16", True)
+    plan_ahead(spec, profile)
+    result = check_memory(spec, profile, profile.usable_bytes, mode="simulate")
+    assert result.compiled
+    assert any("plan from the cache" in note for note in result.notes)

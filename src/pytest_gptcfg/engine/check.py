@@ -23,7 +23,7 @@ from pytest_gptcfg.engine import cuda
 from pytest_gptcfg.engine.compiled import untested_release
 from pytest_gptcfg.engine.compiledstep import (
     CompiledUnavailable,
-    capture_ahead,
+    plan_ahead,
     simulate_compiled,
 )
 from pytest_gptcfg.engine.simulate import simulate
@@ -39,12 +39,12 @@ from pytest_gptcfg.results import MemoryResult, fits_budget
 __all__ = [
     "UserModelError",
     "analytical_estimate",
-    "capture_ahead",
     "check_memory",
     "find_max_batch_size",
     "import_torch",
     "keep_artifacts",
     "model_factory",
+    "plan_ahead",
 ]
 
 MODES = ("auto", "cuda", "simulate")

@@ -20,7 +20,6 @@ context before calling it); the forward's inputs it saves (the batch) at theirs.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import json
@@ -35,7 +34,7 @@ import torch
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.trainingrun import StepSpec
-from pytest_gptcfg.engine import compiled, forked, kernels
+from pytest_gptcfg.engine import compiled, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
     _Labeller,
@@ -280,42 +279,17 @@ def _kernel(spec: StepSpec, profile: GpuProfile) -> AttentionKernel:
     )
 
 
-def capture_ahead(steps: list[tuple[StepSpec, GpuProfile]]) -> forked.Forked | None:
-    """Where a core is spare, make in a fork beside this process the plans (`plan_for`: the
-    graphs of every batch, or of a batch of 1 alone) of the compiled steps in `steps` (each on
-    its GPU) that are not cached, the last first, while this process goes on from the first:
-    a folder of configs of several model shapes keeps both cores at Inductor's work. Each
-    capture holds its key's lock (`_exclusive`), so a step this process reaches while the fork
-    plans it waits for it and reads it, and one the fork reaches after this process is read
-    from the cache. A step the fork cannot plan is left to its own check. The fork (returned)
-    ends when done, or is killed when this process exits."""
-    if forked.spare_cores() < 1:
-        return None
-    wanted: dict[str, tuple[dict[str, Any], StepSpec, AttentionKernel]] = {}
-    for spec, profile in reversed(steps):
-        if not spec.compile or spec.eval_only:
-            continue
-        kernel = _kernel(spec, profile)
-        key = plan_key(spec, kernel)
-        if key is None or unsupported_reason(spec, kernel) is not None:
-            continue
-        name = json.dumps(key, sort_keys=True)
-        if name not in wanted and read_cached(key) is None:
-            wanted[name] = (key, spec, kernel)
-    if not wanted:
-        return None
-
-    def plan_all() -> None:
-        for key, spec, kernel in wanted.values():
-            with contextlib.suppress(Exception):
-                plan_for(key, spec.batch_size, spec.block_size, _target(spec, kernel))
-
-    try:
-        fork = forked.Forked(plan_all)
-    except OSError:  # no process to be had: each step captures its own
-        return None
-    atexit.register(fork.cancel)
-    return fork
+def plan_ahead(spec: StepSpec, profile: GpuProfile) -> None:
+    """Make and cache the plan `simulate_compiled` will need for `spec` on `profile`'s GPU
+    (`plan_for`), if it has one and it is not cached: work for a fork beside the test run
+    (`forked.beside`) while the run checks other configs. The key's lock (`_exclusive`) makes
+    the run wait for a plan the fork is making, and the fork for one the run is making."""
+    kernel = _kernel(spec, profile)
+    key = plan_key(spec, kernel)
+    if key is None or unsupported_reason(spec, kernel) is not None:
+        return
+    if read_cached(key) is None:
+        plan_for(key, spec.batch_size, spec.block_size, _target(spec, kernel))
 
 
 def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:

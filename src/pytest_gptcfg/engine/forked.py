@@ -12,6 +12,7 @@ itself. Each fork takes a core (`spare_cores`), so that forks are never more tha
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
@@ -118,6 +119,26 @@ class Forked:
             os.kill(self._pid, signal.SIGKILL)
         os.waitpid(self._pid, 0)
         self._reaped = True
+
+
+def beside(works: list[Callable[[], object]]) -> Forked | None:
+    """Where a core is spare, run `works` one after another in a fork beside this process (one
+    that raises is passed over), while this process goes on; the fork (returned) ends when
+    done, or is killed when this process exits. None where nothing was forked."""
+    if not works or spare_cores() < 1:
+        return None
+
+    def run_all() -> None:
+        for work in works:
+            with contextlib.suppress(Exception):
+                work()
+
+    try:
+        fork = Forked(run_all)
+    except OSError:  # no process to be had: the work is done where it is needed
+        return None
+    atexit.register(fork.cancel)
+    return fork
 
 
 def _serve(work: Callable[[], Any], fd: int) -> None:
