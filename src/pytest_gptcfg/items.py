@@ -351,9 +351,12 @@ class MemoryItem(ConfigItem):
 
     def ahead(self) -> Callable[[], object] | None:
         """The compiled plan this item's check will need, as work for a fork beside the run
-        (`plan_ahead`); None where it needs none (an eager or evaluation step)."""
+        (`plan_ahead`); None where it needs none (an eager or evaluation step, or one
+        measured on CUDA)."""
         from pytest_gptcfg.engine import check as engine
 
+        if resolve_device(self.parent.options.mode, engine.import_torch())[0] != "simulate":
+            return None
         settings = self.parent.settings()
         profile = settings.profile()
         run, model_py = self._step(self.parent.options, settings, profile)
@@ -388,7 +391,7 @@ def plan_beside(item: ConfigItem) -> None:
 
 
 _AHEAD_KEY = pytest.StashKey[bool]()
-"""Whether this session's memory items were handed to `capture_ahead`."""
+"""Whether this session's memory items were handed to a fork beside the run (`plan_beside`)."""
 
 
 def snapshot_path(options: Options, shown: Path, *tags: str) -> Path | None:
