@@ -61,7 +61,15 @@ def test_the_fork_writes_nothing_of_this_process_and_runs_no_exit_handler(capfd)
     assert capfd.readouterr().out == "before the fork"
 
 
+@pytest.fixture
+def no_forks(monkeypatch):
+    """No fork of this process at work (an earlier in-process pytest run may have left one)."""
+    monkeypatch.setattr(forked, "_running", [])
+    monkeypatch.setattr(forked, "_busy_beside", 0)
+
+
 @linux
+@pytest.mark.usefixtures("no_forks")
 @pytest.mark.parametrize(
     ("cpus", "workers", "spare"),
     [(2, None, 1), (1, None, 0), (2, "2", 0), (4, "2", 1), (16, "4", 3), (8, "junk", 7)],
@@ -142,6 +150,7 @@ def test_a_fork_that_fails_leaves_the_backward_to_this_process(monkeypatch, lowe
 
 
 @linux
+@pytest.mark.usefixtures("no_forks")
 def test_a_working_fork_takes_a_core_in_this_process_and_in_itself(monkeypatch):
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(3)))
@@ -155,6 +164,7 @@ def test_a_working_fork_takes_a_core_in_this_process_and_in_itself(monkeypatch):
 
 
 @linux
+@pytest.mark.usefixtures("no_forks")
 def test_a_finished_fork_takes_no_core(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(2)))
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
