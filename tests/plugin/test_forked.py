@@ -61,6 +61,13 @@ def test_the_fork_writes_nothing_of_this_process_and_runs_no_exit_handler(capfd)
     assert capfd.readouterr().out == "before the fork"
 
 
+def wait_for(fork: forked.Forked) -> None:
+    """Until `fork` has ended (a minute at most)."""
+    deadline = time.monotonic() + 60
+    while fork.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def no_forks(monkeypatch):
     """No fork of this process at work (an earlier in-process pytest run may have left one)."""
@@ -169,17 +176,9 @@ def test_a_finished_fork_takes_no_core(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(2)))
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     done = forked.Forked(lambda: 1)
-    deadline = time.monotonic() + 60
-    while done.running() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(done)
     assert forked.spare_cores() == 1
     assert done.result(60) == 1  # still read after the child ended
-
-
-def wait_for(fork: forked.Forked) -> None:
-    deadline = time.monotonic() + 60
-    while fork.running() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 @linux
