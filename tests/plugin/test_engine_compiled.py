@@ -56,6 +56,31 @@ def test_a_cached_plan_gives_exactly_the_same_result():
     assert second.largest_tensors == first.largest_tensors
 
 
+def test_planning_pauses_the_collector_and_leaves_the_process_as_it_found_it(monkeypatch, tmp_path):
+    import gc
+    import importlib.util
+    import sys
+
+    from pytest_gptcfg.engine import torchapi
+
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", str(tmp_path))  # cold: Inductor plans the step
+    seen = []
+    generate = torchapi.generate_wrapper
+
+    def spied(*args, **kwargs):
+        seen.append((gc.isenabled(), sys.modules.get("numpy", "unmarked")))
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(torchapi, "generate_wrapper", spied)
+    numpy_installed = importlib.util.find_spec("numpy") is not None
+    assert simulate().compiled and seen
+    # while planning: no collection; an absent NumPy known absent (torch asks for it often)
+    assert not any(enabled for enabled, _ in seen)
+    assert all((numpy is None) != numpy_installed for _, numpy in seen)
+    assert gc.isenabled()
+    assert sys.modules.get("numpy") is not None or "numpy" not in sys.modules
+
+
 def _fallback_note(result):
     """The note of a compiled run whose verdict is gptlint's estimate of the compiled step."""
     assert result.mode == "estimated" and result.compiled

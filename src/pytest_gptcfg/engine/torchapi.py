@@ -15,9 +15,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import gc
 import importlib
+import importlib.util
 import inspect
 import logging
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -236,6 +239,9 @@ _FUNCTORCH_SETTINGS = {"force_non_lazy_backward_lowering": True, "enable_autogra
 (the setting exists from torch 2.10; before, `trace_joint` lowers the backward graph itself),
 and no cache of compiled graphs."""
 
+_DYNAMO_SETTINGS = {"run_gc_after_compile": False}
+"""Dynamo's settings for planning: no collection after each compile (`_collector_paused`)."""
+
 _NOISY_LOGGERS = ("torch.utils.cpp_extension",)
 """torch's loggers that speak while Inductor plans on a CUDA build without a GPU ("No CUDA
 runtime is found, using CUDA_HOME=..."): nothing about the user's config."""
@@ -253,7 +259,10 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
     (those this release has), torch's noisy loggers quiet, the CUDA attention ops' inputs laid
     out as on CUDA (`_cuda_attention_layouts`), the C++ kernels scalar without probing the
     CPU's vector instructions (`_no_isa_probe`) and, with `cuda_realization`, Inductor's choice
-    of the values it keeps in buffers made as on CUDA (`_cuda_realization`)."""
+    of the values it keeps in buffers made as on CUDA (`_cuda_realization`); Python's garbage
+    collector paused (`_collector_paused`) and an absent NumPy not sought
+    (`_absent_numpy_unsought`)."""
+    import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
 
@@ -262,6 +271,9 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
         with (
             inductor_config.patch({**_INDUCTOR_SETTINGS, **_scalar_cpp(inductor_config)}),
             functorch_config.patch(_existing(functorch_config, _FUNCTORCH_SETTINGS)),
+            dynamo_config.patch(_existing(dynamo_config, _DYNAMO_SETTINGS)),
+            _collector_paused(),
+            _absent_numpy_unsought(),
             _quiet_torch(),
             _cuda_attention_layouts(),
             _cuda_realization() if cuda_realization else contextlib.nullcontext(),
@@ -271,6 +283,38 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
             yield
     finally:
         reset_dynamo()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: tracing and lowering make millions of objects,
+    and each full collection walks every object of the process, torch's own included (about
+    2 s of GPT-2's plan, in nine collections). What the plan leaves is collected when the
+    collector next runs; a fork made while planning inherits the pause."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def _absent_numpy_unsought() -> Iterator[None]:
+    """Where NumPy is not installed, torch's `sym_max` and `sym_min` try to import it at each
+    call on plain numbers: about 10,000 searches of `sys.path` in GPT-2's plan (half a
+    second). While planning, such an import fails at once (`sys.modules["numpy"]` is None,
+    Python's mark of a module known absent); an installed NumPy is left as it is."""
+    if "numpy" in sys.modules or importlib.util.find_spec("numpy") is not None:
+        yield
+        return
+    sys.modules["numpy"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if "numpy" in sys.modules and sys.modules["numpy"] is None:
+            del sys.modules["numpy"]
 
 
 @contextlib.contextmanager
