@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import gc
 import importlib
 import importlib.util
 import inspect
@@ -32,7 +31,7 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, in_kernel_
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from pytest_gptcfg.engine import forked
+from pytest_gptcfg.engine import collector, forked
 
 __all__ = [
     "META_HANDLERS",
@@ -240,7 +239,7 @@ _FUNCTORCH_SETTINGS = {"force_non_lazy_backward_lowering": True, "enable_autogra
 and no cache of compiled graphs."""
 
 _DYNAMO_SETTINGS = {"run_gc_after_compile": False}
-"""Dynamo's settings for planning: no collection after each compile (`_collector_paused`)."""
+"""Dynamo's settings for planning: no collection after each compile (`collector.paused`)."""
 
 _NOISY_LOGGERS = ("torch.utils.cpp_extension",)
 """torch's loggers that speak while Inductor plans on a CUDA build without a GPU ("No CUDA
@@ -260,7 +259,7 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
     out as on CUDA (`_cuda_attention_layouts`), the C++ kernels scalar without probing the
     CPU's vector instructions (`_no_isa_probe`) and, with `cuda_realization`, Inductor's choice
     of the values it keeps in buffers made as on CUDA (`_cuda_realization`); Python's garbage
-    collector paused (`_collector_paused`) and an absent NumPy not sought
+    collector paused (`collector.paused`) and an absent NumPy not sought
     (`_absent_numpy_unsought`)."""
     import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
@@ -272,7 +271,7 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
             inductor_config.patch({**_INDUCTOR_SETTINGS, **_scalar_cpp(inductor_config)}),
             functorch_config.patch(_existing(functorch_config, _FUNCTORCH_SETTINGS)),
             dynamo_config.patch(_existing(dynamo_config, _DYNAMO_SETTINGS)),
-            _collector_paused(),
+            collector.paused(),
             _absent_numpy_unsought(),
             _quiet_torch(),
             _cuda_attention_layouts(),
@@ -283,21 +282,6 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
             yield
     finally:
         reset_dynamo()
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused: tracing and lowering make millions of objects,
-    and each full collection walks every object of the process, torch's own included (about
-    2 s of GPT-2's plan, in nine collections). What the plan leaves is collected when the
-    collector next runs; a fork made while planning inherits the pause."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from typing import Any, TypeGuard
 
 import torch
 
+from pytest_gptcfg.engine import collector
 from pytest_gptcfg.engine.allocator import Block, CachingAllocator
 from pytest_gptcfg.engine.torchapi import (
     META_HANDLERS,
@@ -83,10 +84,13 @@ class StorageTracker(TorchDispatchMode):
         self.see_outputs(out, func)
         return out
 
-    def fake_mode(self) -> TrackingFakeMode:
-        """A `FakeTensorMode` that does this tracking itself: `with tracker.fake_mode():` sees
-        what `with FakeTensorMode(), tracker:` sees, faster."""
-        return TrackingFakeMode(self)
+    @contextlib.contextmanager
+    def fake_mode(self) -> Iterator[TrackingFakeMode]:
+        """A `FakeTensorMode` that does this tracking itself, entered: `with tracker.fake_mode():`
+        sees what `with FakeTensorMode(), tracker:` sees, faster, with Python's garbage
+        collector paused meanwhile (`collector.paused`)."""
+        with collector.paused(), TrackingFakeMode(self) as mode:
+            yield mode
 
     def see_outputs(self, out: Any, func: Any) -> None:
         """Record the storages of the tensors among `out`, the outputs of op `func`."""
