@@ -226,6 +226,33 @@ def test_the_affine_search_gives_the_bisections_answer(budget, jitter, start):
     assert largest_fitting_affine(probe, budget, start) == expected
 
 
+@pytest.mark.parametrize("budget", [5000, 20_000, 50_000])
+@pytest.mark.parametrize("start", [1, 12, 64])
+def test_where_capped_runs_fit_beyond_the_peaks_line_the_tensors_line_finds_the_answer(
+    budget, start
+):
+    # uncapped, the allocator keeps cached segments (reserved grows 40 a batch); capped, it
+    # releases them and a run fits while its tensors do (37 a batch)
+    probes: list[int] = []
+
+    def probe(batch: int, capped: bool) -> MemoryResult:
+        probes.append(batch)
+        reserved, allocated = 1000 + 40 * batch + (batch * 7919) % 7, 1000 + 37 * batch
+        fits = allocated <= budget or not capped
+        return dataclasses.replace(
+            _line_result(batch, reserved, budget if capped else 1 << 62),
+            fits=fits,
+            oom=not fits,
+            peak_allocated_bytes=allocated,
+            peak_reserved_bytes=min(reserved, budget) if capped and fits else reserved,
+        )
+
+    expected = largest_fitting(lambda batch: 1000 + 37 * batch <= budget, 4096)
+    assert largest_fitting_affine(probe, budget, start) == expected
+    # the peaks' line and its answer's neighbour, then the tensors' line and its neighbour
+    assert len(probes) <= 6
+
+
 def test_the_affine_search_bisects_when_the_kernel_changes_with_the_batch():
     budget = 20_000
 

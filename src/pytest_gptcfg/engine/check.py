@@ -262,7 +262,10 @@ def largest_fitting_affine(
     3. the answer is verified fitting, and its neighbour above verified not fitting, with one
        capped probe each, unless already known: an uncapped probe whose peak fits the budget
        is the capped run itself (the cap never acted), and a capped `known` is what it is;
-    4. if a verification disagrees, or the points ran different kernels or steps, bisection
+    4. if the neighbour above fits too (a capped run releases the allocator's cached segments
+       before it fails: it fits while its tensors do), steps 2 and 3 again with the line
+       through the tensors' peaks (allocated + context);
+    5. if a verification disagrees, or the points ran different kernels or steps, bisection
        between the largest batch known to fit and the smallest known not to (doubling when
        none is known not to) finds the answer as `largest_fitting` would.
     """
@@ -324,32 +327,32 @@ def largest_fitting_affine(
 
     # The bracket: `good` fits (0: nothing known to), `bad` does not (limit + 1: nothing known).
     guided = 2  # line-guided probes (the answer, its neighbour) before bisection takes over
+    measure = peak  # what the line is drawn through
     first_prediction = None
-    bounded = False  # whether the allocated bound was tried
     while True:
         good, bad = bracket(fits, limit)
         if good >= bad:  # not monotone: bisect as largest_fitting does
             return largest_fitting(check, limit)
         if bad - good <= 1:
             return good
-        predicted = predict(good) if guided > 0 else None
+        predicted = predict(good, measure) if guided > 0 else None
         first_prediction = predicted if first_prediction is None else first_prediction
         if predicted is not None and predicted >= bad:  # the line passed a failing check
             guided, predicted = 0, None
         if (
             first_prediction is not None
-            and good > first_prediction + 1
+            and good > first_prediction
             and bad == limit + 1
-            and not bounded
+            and measure is peak
         ):
-            # more fits than the peaks say (the cap releases cached segments): no run fits
-            # whose tensors alone pass the budget, which bounds the search (once)
-            guided, bounded = 0, True
-            bound = predict(good, allocated)
-            predicted = None if bound is None else bound + 1
+            # more fits than the peaks say (the cap releases cached segments before it fails a
+            # run): a capped run fits while its tensors do, so the line through the tensors'
+            # peaks guides the search from here (its answer, its neighbour)
+            measure, guided = allocated, 2
+            predicted = predict(good, measure)
         if predicted is not None:
             guided -= 1
-            # the predicted answer, or the neighbour of a bound it does not pass
+            # the predicted answer, or the batch above the largest known to fit
             candidate = min(max(predicted, good + 1), bad - 1)
         elif bad == limit + 1 and good > 0:
             candidate = min(2 * good, limit)
