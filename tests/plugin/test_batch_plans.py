@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,17 @@ def test_concurrent_workers_capture_the_graphs_once(tmp_path):
     assert sources == ["captured", "graphs"]
     keys = [json.loads(p.read_text())["key"] for p in (tmp_path / "shared").glob("plan-*.json")]
     assert sorted(str(k["batch_size"]) for k in keys) == ["20", "32", "symbolic"]
+
+
+def test_a_temporary_file_a_killed_writer_left_is_removed_by_a_later_write():
+    folder = compiledstep.plan_cache_dir()
+    folder.mkdir(parents=True)
+    killed, writing = folder / ".plan-killed.tmp", folder / ".plan-writing.tmp"
+    for left in (killed, writing):
+        left.write_text('{"key": {"model"', encoding="utf-8")
+    long_ago = time.time() - compiledstep.STALE_TEMPORARY_SECONDS - 1
+    os.utime(killed, (long_ago, long_ago))
+    compiledstep.write_cached({"model": "any"}, {"events": []})
+    assert not killed.exists()
+    assert writing.exists()  # another writer's, still being written
+    assert compiledstep.read_cached({"model": "any"}) == {"events": []}

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,7 @@ def write_cached(key: dict[str, Any], plan: dict[str, Any]) -> None:
     path = _cache_path(key)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".plan-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -132,6 +134,21 @@ def write_cached(key: dict[str, Any], plan: dict[str, Any]) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+STALE_TEMPORARY_SECONDS = 600
+"""How old a plan's temporary file is when no writer can still be writing it (a plan is
+written in well under a second): one whose writer was killed midway (a fork made to plan
+ahead, stopped when pytest exits)."""
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove the temporary files in `folder` that writers killed midway left."""
+    stale = time.time() - STALE_TEMPORARY_SECONDS
+    for leftover in folder.glob(".plan-*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < stale:
+                leftover.unlink()
 
 
 @contextlib.contextmanager
