@@ -34,7 +34,7 @@ from gptlint.runmodel.trainingrun import Problem, TrainingRun
 from gptlint.settings.pyproject import load_settings
 from gptlint.settings.table import Settings, SettingsError
 from gptlint.text.deep import run_deep
-from pytest_gptcfg import report
+from pytest_gptcfg import modelfailure, report
 from pytest_gptcfg.options import OPTIONS_KEY, SUFFIXES, Options
 from pytest_gptcfg.results import MemoryResult
 
@@ -461,17 +461,11 @@ def _too_large(run: TrainingRun, profile: GpuProfile) -> str | None:
 
 
 def _engine_failure(path: str, model_py: Path | None, exc: Exception) -> str:
-    """Why the check could not run the step, in one paragraph: a project's own model that fake
-    tensors cannot run (its forward reads tensor values, e.g. a mixture-of-experts router's
-    `.item()` or `nonzero`), or an internal error."""
-    what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    """Why the check could not run the step, in one paragraph: what stopped a project's own
+    model, at its line (`modelfailure.explain`), or an internal error."""
     if model_py is not None:
-        return (
-            f"{path}: memory check not run: the project's model ({model_py}) could not be run"
-            f" on fake tensors ({what}); a forward that depends on tensor values (`.item()`,"
-            " `nonzero`, data-dependent shapes) can only be measured: run with --gpt-mode cuda"
-            " on a GPU"
-        )
+        return modelfailure.explain(path, model_py, exc)
+    what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return (
         f"{path}: memory check failed inside pytest-gptcfg ({what}); please report it with"
         " the config"

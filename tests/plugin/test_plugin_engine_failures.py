@@ -54,18 +54,79 @@ ROUTED_MODEL = (
 )
 
 
+def line_of(text: str, part: str) -> int:
+    """The number of the first line of `text` (a file's) that holds `part`."""
+    return next(n for n, line in enumerate(text.splitlines(), 1) if part in line)
+
+
 def test_a_model_that_reads_tensor_values_is_explained_not_a_traceback(project):
     project.config("tiny.py")
     (project.path / "model.py").write_text(ROUTED_MODEL)
+    line = line_of(ROUTED_MODEL, ".item()")
     result = project.run("-q", "--gpt-configs", "config", "--gpt-model", "model.py", "-k", "memory")
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(
         [
             "config/tiny.py: memory check not run: the project's model (*model.py) could not be"
-            " run on fake tensors (DataDependentOutputException: *); a forward that depends on"
-            " tensor values*--gpt-mode cuda on a GPU",
+            f" run on fake tensors (DataDependentOutputException: *) at *model.py:{line}"
+            " (`if x.abs().sum().item() > 0:*`); a forward that depends on tensor values*"
+            "--gpt-mode cuda on a GPU",
         ]
     )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+BROKEN_CONFIG_MODEL = (
+    MODEL_START.replace(
+        "    bias: bool = False\n",
+        "    bias: bool = False\n    impl: dict = field(default_factory={})\n",
+    ).replace("from dataclasses import dataclass", "from dataclasses import dataclass, field")
+    + """
+
+    def forward(self, idx, targets=None):
+        logits = self.head(self.wte(idx))
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss
+"""
+)
+
+OTHER_OPTIMIZER_MODEL = (
+    BROKEN_CONFIG_MODEL.replace("    impl: dict = field(default_factory={})\n", "")
+    + """
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, use_muon):
+        return [torch.optim.AdamW(self.parameters(), lr=learning_rate, betas=betas)]
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "where"),
+    [
+        # a dataclass field whose default_factory is a dict: GPTConfig() raises on any device
+        # (the dataclass's __init__ has no file: the check's call of GPTConfig is named)
+        (BROKEN_CONFIG_MODEL, "*usermodel.py:* (`return self.gpt(self.gpt_config(*`)"),
+        # a fork's optimizer takes another argument (and returns a list of optimizers)
+        (OTHER_OPTIMIZER_MODEL, "*trainstep.py:* (`return configure(*)`)"),
+    ],
+    ids=["error-in-model-py", "other-optimizer-call"],
+)
+def test_an_error_that_is_not_a_fake_tensor_limit_names_its_line_without_sending_to_cuda(
+    project, model, where
+):
+    project.config("tiny.py")
+    (project.path / "model.py").write_text(model)
+    # in a process of its own, where torch's modules are loaded once (see above)
+    args = ("-q", "--gpt-configs", "config", "--gpt-model", "model.py", "-k", "memory")
+    result = project.run_subprocess(*args)
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"config/tiny.py: memory check not run: TypeError: * at {where}, while the check ran"
+            " the project's model (*model.py) as nanoGPT's train.py does (*); not a limit of"
+            " fake tensors (--gpt-mode cuda makes the same calls)*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*can only be measured*")
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
