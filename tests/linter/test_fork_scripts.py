@@ -3,11 +3,15 @@ runs a config assigns or reads is a key, and a config is checked against the scr
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 from pathlib import Path
 
 from gptlint.command.cli import main
 from gptlint.lint.context import LintContext
+from gptlint.nanogpt.forkmodel import NANOGPT_OPTIMIZER_CALL, optimizer_call
 from gptlint.nanogpt.resolve import load_config
+from gptlint.runmodel.trainingrun import DEVICE_TYPE, OptimizerArgs
 from gptlint.settings.table import Settings
 
 # Written for these tests after the shape of forks that keep several training scripts: defaults
@@ -383,4 +387,35 @@ def test_gpt301_says_when_what_is_passed_cannot_be_read(project, capsys):
     main(["--select", "GPT301", "ft.py"])
     assert "n_layer set here is ignored (what train.py passes to from_pretrained could not be" in (
         capsys.readouterr().out
+    )
+
+
+def test_the_optimizer_is_called_with_what_train_py_passes_it(tmp_path, monkeypatch):
+    call = "optimizer = model.configure_optimizers(weight_decay, {lr}, (0.9, beta2), device_type"
+    train = TRAIN_PY + call + ", muon=use_muon)\n"
+    train = train.replace("compile = False\n", "compile = False\nuse_muon = False\nbeta2 = 0.99\n")
+    config = _fork_with(tmp_path, train_py=train.format(lr="learning_rate"))
+    config.write_text("batch_size = 8\nuse_muon = True\n")
+    monkeypatch.chdir(tmp_path)
+    spec = LintContext(load_config(config), Settings()).training_run.value.spec
+    # the config's values over train.py's defaults; the check's own device for device_type
+    assert spec.optimizer_args == OptimizerArgs(
+        (0.1, 1e-3, (0.9, 0.99), DEVICE_TYPE), (("muon", True),)
+    )
+    (tmp_path / "train.py").write_text(train.format(lr="args.lr"))
+    spec = LintContext(load_config(config), Settings()).training_run.value.spec
+    line = len(train.splitlines())
+    assert spec.optimizer_args == OptimizerArgs(
+        unreadable=f"{tmp_path / 'train.py'}:{line} passes `args.lr` to the model's"
+        " configure_optimizers, whose value for this config cannot be read statically: the"
+        " check cannot call it as train.py does"
+    )
+
+
+def test_nanogpts_optimizer_call_is_read_as_nanogpts(tmp_path, monkeypatch):
+    train = TRAIN_PY + "optimizer = model.configure_optimizers(weight_decay, learning_rate,"
+    train += " (beta1, beta2), device_type)\n"
+    tree = ast.parse(train)
+    assert optimizer_call(tree) == dataclasses.replace(
+        NANOGPT_OPTIMIZER_CALL, line=len(train.splitlines())
     )

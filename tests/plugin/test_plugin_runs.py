@@ -165,6 +165,43 @@ def test_a_fork_with_its_own_architecture_is_checked_with_its_own_model(project)
     assert wide["peak_allocated_bytes"] - plain["peak_allocated_bytes"] > 3 * extra_weights
 
 
+OPTIMIZER_MODEL_PY = (
+    FORK_MODEL_PY
+    + """
+    def configure_optimizers(self, weight_decay, learning_rate, betas, eps, device_type, muon):
+        assert (device_type, eps, muon) == ("cuda", 1e-12, False), (device_type, eps, muon)
+        return [torch.optim.AdamW(self.parameters(), learning_rate, betas, eps, weight_decay)]
+"""
+)
+
+OPTIMIZER_CALL = (
+    "optimizers = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), {eps},"
+    " device_type, use_muon)\n"
+)
+
+
+@pytest.mark.parametrize("eps", ["eps", "args.eps"])
+def test_a_forks_optimizer_is_made_with_what_its_train_py_passes(project, eps):
+    fork(project)
+    train = FORK_TRAIN_PY.replace("compile = False\n", "compile = False\neps = 1e-12\n")
+    train = train.replace("mlp_mult = 4\n", "mlp_mult = 4\nuse_muon = False\n")
+    (project.path / "train.py").write_text(train + OPTIMIZER_CALL.format(eps=eps))
+    (project.path / "model.py").write_text(OPTIMIZER_MODEL_PY)
+    result = project.run_subprocess("--gpt-configs", "config/train_plain.py", "-k", "memory")
+    if eps == "eps":  # train.py's own arguments, values for this config; a list of one
+        result.assert_outcomes(passed=1, deselected=1)
+        return
+    line = len(train.splitlines()) + 1
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"config/train_plain.py: memory check not run: *train.py:{line} passes `args.eps` to"
+            " the model's configure_optimizers, whose value for this config cannot be read"
+            " statically: the check cannot call it as train.py does"
+        ]
+    )
+
+
 def test_a_fork_without_a_model_py_is_not_checked_with_nanogpts(project):
     fork(project, model=False)
     result = project.run("--gpt-configs", "config/train_wide.py", "-k", "memory")

@@ -25,7 +25,7 @@ from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import ValueKind
 from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.checkpoint import CheckpointError, read_checkpoint_model_args
-from gptlint.nanogpt.forkmodel import takes_branch
+from gptlint.nanogpt.forkmodel import Term, takes_branch
 from gptlint.nanogpt.metadata import MetaError, dataset_vocab
 from gptlint.nanogpt.rejects import (
     ADAMW_RANGES,
@@ -39,9 +39,11 @@ from gptlint.nanogpt.resolve import EffectiveConfig
 from gptlint.nanogpt.rewrites import apply as apply_rewrites
 from gptlint.nanogpt.rewrites import other_optimizer
 from gptlint.runmodel.trainingrun import (
+    DEVICE_TYPE,
     Derived,
     ModelShape,
     ModelSource,
+    OptimizerArgs,
     Problem,
     StepSpec,
     TrainingRun,
@@ -376,6 +378,8 @@ def derive_run(
         keeps_logits=loop.keeps_logits,
         **_optimizer(config),
     )
+    settled: dict[str, Any] = {key: getattr(spec, key) for key in OPTIMIZER_KEYS}
+    spec = dataclasses.replace(spec, optimizer_args=optimizer_args(config, settled))
     notes += tuple(f"{key}={show(config.get(key))} ({config.origin(key)})" for key in rewritten)
     run = TrainingRun(spec, source, accumulation, world_size, notes, splits, rewritten)
     return Derived(run)
@@ -413,6 +417,47 @@ class _Optimizer(TypedDict, total=False):
     beta1: float
     beta2: float
     grad_clip: float
+
+
+class _Unread(Exception):
+    """An argument of train.py's `configure_optimizers` call that is not known statically."""
+
+
+def optimizer_args(config: EffectiveConfig, settled: dict[str, Any]) -> OptimizerArgs | None:
+    """What train.py passes to the model's `configure_optimizers` for `config` (None where it
+    calls none): its globals' values for this run, `DEVICE_TYPE` for `device_type`, and for
+    the optimizer keys the run's `settled` values (an unknown learning rate is nanoGPT's, as
+    the step's); an argument that is neither a key's known value nor a constant is said,
+    with the line."""
+    call = config.schema.optimizer_call
+    if call is None:
+        return None
+
+    def value(term: Term) -> Any:
+        kind, held = term
+        if kind == "value":
+            return held
+        if kind == "tuple":
+            return tuple(value(t) for t in held)
+        if kind == "name" and held == "device_type":
+            return DEVICE_TYPE
+        if kind == "name" and held in settled:
+            return settled[held]
+        if kind == "name" and held in config.schema and config.get(held) is not UNKNOWN:
+            return config.get(held)
+        raise _Unread(held)
+
+    try:
+        return OptimizerArgs(
+            tuple(value(t) for t in call.positional),
+            tuple((name, value(t)) for name, t in call.keywords),
+        )
+    except _Unread as unread:
+        return OptimizerArgs(
+            unreadable=f"{config.schema.origin}:{call.line} passes `{unread}` to the model's"
+            " configure_optimizers, whose value for this config cannot be read statically:"
+            " the check cannot call it as train.py does"
+        )
 
 
 def _optimizer(config: EffectiveConfig) -> _Optimizer:

@@ -5,8 +5,9 @@ estimate (which models nanoGPT's GPT) says it cannot tell instead of answering f
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 _WRAPPERS = frozenset({"GPT", "compile", "DDP", "DistributedDataParallel", "from_pretrained"})
 """Calls that build nanoGPT's GPT, or wrap the model train.py already built."""
@@ -206,3 +207,69 @@ def _dict_keys(node: ast.expr | None) -> list[str] | None:
     ):
         return [str(k.value) for k in node.keys if isinstance(k, ast.Constant)]
     return None
+
+
+Term = tuple[str, Any]
+"""An argument as train.py writes it: `("name", "weight_decay")` (a global), `("value", 0.1)`
+(a constant), `("tuple", (terms ...))`, or `("unread", "source text")` (anything else)."""
+
+
+@dataclass(frozen=True)
+class OptimizerCall:
+    """The arguments of train.py's `model.configure_optimizers(...)`, at `line`."""
+
+    positional: tuple[Term, ...]
+    keywords: tuple[tuple[str, Term], ...]
+    line: int
+
+
+NANOGPT_OPTIMIZER_CALL = OptimizerCall(
+    (
+        ("name", "weight_decay"),
+        ("name", "learning_rate"),
+        ("tuple", (("name", "beta1"), ("name", "beta2"))),
+        ("name", "device_type"),
+    ),
+    (),
+    0,
+)
+"""nanoGPT's `model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2),
+device_type)`."""
+
+
+def optimizer_call(tree: ast.Module) -> OptimizerCall | None:
+    """The first `configure_optimizers(...)` call of the training script (by line), its
+    arguments read as `Term`s; None where it has none (it builds its optimizer otherwise)."""
+    calls = sorted(
+        (
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "configure_optimizers"
+        ),
+        key=lambda node: (node.lineno, node.col_offset),
+    )
+    if not calls:
+        return None
+    call = calls[0]
+    keywords = tuple(
+        (k.arg, _term(k.value)) if k.arg else ("**", _unread(k.value)) for k in call.keywords
+    )
+    return OptimizerCall(tuple(_term(a) for a in call.args), keywords, call.lineno)
+
+
+def _term(node: ast.expr) -> Term:
+    if isinstance(node, ast.Name):
+        return ("name", node.id)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool):
+        return ("value", node.value)
+    if isinstance(node, ast.Constant) and node.value is None:
+        return ("value", None)
+    if isinstance(node, ast.Tuple):
+        return ("tuple", tuple(_term(e) for e in node.elts))
+    return _unread(node)
+
+
+def _unread(node: ast.expr) -> Term:
+    return ("unread", ast.unparse(node))

@@ -20,9 +20,12 @@ from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.configfile import parse_config
 from gptlint.nanogpt.evaluate import evaluate
 from gptlint.nanogpt.forkmodel import (
+    NANOGPT_OPTIMIZER_CALL,
     PRETRAINED_OVERRIDES,
+    OptimizerCall,
     init_from_branches,
     model_differences,
+    optimizer_call,
     other_model,
     pretrained_overrides,
     sequence_key,
@@ -177,6 +180,9 @@ class Schema:
     them (`scriptnames`). Not config keys with a default, but never unknown."""
     loop: Loop = NANOGPT_LOOP
     """train.py's micro-step: whether it keeps the logits through the backward (`read_loop`)."""
+    optimizer_call: OptimizerCall | None = NANOGPT_OPTIMIZER_CALL
+    """What train.py passes to the model's `configure_optimizers` (None: it calls none, or
+    cannot be read; `forkmodel.optimizer_call`)."""
 
     @property
     def architecture_keys(self) -> tuple[str, ...]:
@@ -279,6 +285,7 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         ddp_flags=ddp_flags,
         reads=frozenset(assigned) | _read_after_configurator(text, tree),
         loop=read_loop(tree),
+        optimizer_call=None if tree is None else optimizer_call(tree),
     )
 
 

@@ -94,13 +94,29 @@ def count_params(
     return total
 
 
+DEVICE_TYPE = "<device_type>"
+"""Where `OptimizerArgs` holds train.py's `device_type`: the check passes its device's kind."""
+
+
+@dataclass(frozen=True)
+class OptimizerArgs:
+    """What train.py passes to the model's `configure_optimizers`, evaluated for one run
+    (`DEVICE_TYPE` for its `device_type`); or, in `unreadable`, why that cannot be told
+    statically (naming train.py's line)."""
+
+    positional: tuple[Any, ...] = ()
+    keywords: tuple[tuple[str, Any], ...] = ()
+    unreadable: str | None = None
+
+
 @dataclass(frozen=True)
 class StepSpec:
     """One training micro-step of one process: model shape, batch, precision, optimizer.
 
     `gradient_accumulation_steps` is per process (train.py divides the config's by the world
     size). `model_factory` builds a project's own model instead of nanoGPT's (the plugin's
-    `--gpt-model`); it is not part of the record.
+    `--gpt-model`), `optimizer_args` call its `configure_optimizers` as train.py does; neither
+    is part of the record.
     """
 
     shape: ModelShape
@@ -124,6 +140,9 @@ class StepSpec:
     """train.py's micro-step holds the logits through the backward (`logits, loss = model(X,
     Y)`, nanoGPT's); False where it frees them once the loss is computed (`program.Loop`)."""
     model_factory: Callable[[ModelShape], Any] | None = field(default=None, compare=False)
+    optimizer_args: OptimizerArgs | None = field(default=None, compare=False)
+    """What train.py passes to the model's `configure_optimizers` (None: nanoGPT's arguments);
+    not part of the record."""
 
     @property
     def tokens(self) -> int:
@@ -136,8 +155,10 @@ class StepSpec:
         return self.dtype in ("bfloat16", "float16")
 
     def to_record(self) -> dict[str, Any]:
-        """Plain data for a JSON record (a custom `model_factory` is not recorded)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "model_factory"}
+        """Plain data for a JSON record (a custom `model_factory` and the arguments of a
+        project's `configure_optimizers` are not recorded)."""
+        unrecorded = ("model_factory", "optimizer_args")
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in unrecorded}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> StepSpec:

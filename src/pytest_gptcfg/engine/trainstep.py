@@ -19,8 +19,9 @@ from typing import cast
 
 import torch
 
-from gptlint.runmodel.trainingrun import StepSpec
+from gptlint.runmodel.trainingrun import DEVICE_TYPE, StepSpec
 from pytest_gptcfg.engine.nanogpt import GPT, adamw
+from pytest_gptcfg.engine.usermodel import UserModelError
 
 PTDTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OPTIMIZER_STEPS = 2
@@ -74,12 +75,40 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
 def make_optimizer(
     model: torch.nn.Module, spec: StepSpec, device_type: str
 ) -> torch.optim.Optimizer:
-    """The model's own `configure_optimizers`, else nanoGPT's AdamW groups (`nanogpt.adamw`)."""
+    """The model's own `configure_optimizers`, called with what train.py passes it
+    (`spec.optimizer_args`; nanoGPT's arguments where not given), else nanoGPT's AdamW groups
+    (`nanogpt.adamw`). A list of one optimizer is that optimizer; a call train.py's text
+    does not tell, or a list of several, is a `UserModelError`."""
     betas = (spec.beta1, spec.beta2)
     configure = getattr(model, "configure_optimizers", None)
-    if callable(configure):
-        return configure(spec.weight_decay, spec.learning_rate, betas, device_type)
-    return adamw(model, spec.weight_decay, spec.learning_rate, betas, device_type)
+    if not callable(configure):
+        return adamw(model, spec.weight_decay, spec.learning_rate, betas, device_type)
+    call = spec.optimizer_args if spec.model_factory is not None else None  # the project's
+    if call is None:
+        made = configure(spec.weight_decay, spec.learning_rate, betas, device_type)
+    elif call.unreadable is not None:
+        raise UserModelError(call.unreadable)
+    else:
+        positional = [_on_device(value, device_type) for value in call.positional]
+        keywords = {name: _on_device(value, device_type) for name, value in call.keywords}
+        made = configure(*positional, **keywords)
+    if isinstance(made, list | tuple):
+        if len(made) != 1:
+            raise UserModelError(
+                f"the model's configure_optimizers returns {len(made)} optimizers: the check"
+                " runs a step of one"
+            )
+        made = made[0]
+    return cast(torch.optim.Optimizer, made)
+
+
+def _on_device(value: object, device_type: str) -> object:
+    """`value` with `DEVICE_TYPE` (train.py's `device_type`) replaced by `device_type`."""
+    if value == DEVICE_TYPE:
+        return device_type
+    if isinstance(value, tuple):
+        return tuple(_on_device(each, device_type) for each in value)
+    return value
 
 
 class StepObserver:
