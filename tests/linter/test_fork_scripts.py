@@ -7,6 +7,8 @@ import ast
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from gptlint.command.cli import main
 from gptlint.lint.context import LintContext
 from gptlint.nanogpt.forkmodel import NANOGPT_OPTIMIZER_CALL, optimizer_call
@@ -419,3 +421,53 @@ def test_nanogpts_optimizer_call_is_read_as_nanogpts(tmp_path, monkeypatch):
     assert optimizer_call(tree) == dataclasses.replace(
         NANOGPT_OPTIMIZER_CALL, line=len(train.splitlines())
     )
+
+
+MODEL_CHOICES = """\
+if model_name == 'gpt2':
+    model = GPT(gptconf)
+elif model_name == 'hf':
+    model = AutoModelForCausalLM.from_pretrained(init_from)
+else:
+    model = model = TransformerWrapper(num_tokens=50304)
+if use_deepspeed:
+    model, optimizer, _, _ = deepspeed.initialize(model=model)
+model = model.to('cuda')
+if compile:
+    model = torch.compile(model)
+"""
+
+
+@pytest.mark.parametrize(
+    ("settings", "built"),
+    [
+        ("model_name = 'gpt2'\n", None),
+        ("model_name = 'hf'\n", "AutoModelForCausalLM.from_pretrained"),
+        ("", "TransformerWrapper"),
+        ("model_name = 'gpt2'\nuse_deepspeed = True\n", "deepspeed.initialize"),
+    ],
+)
+def test_the_model_a_config_builds_is_read_through_train_pys_ifs(
+    tmp_path, monkeypatch, capsys, settings, built
+):
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\nmodel_name = 'x'\n")
+    train = train.replace("compile = False\n", "compile = False\nuse_deepspeed = False\n")
+    config = _fork_with(tmp_path, train_py=train + MODEL_CHOICES)
+    config.write_text("batch_size = 8\n" + settings)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT5", "config/c.py")
+    if built is None:  # nanoGPT's GPT (compiled, moved): estimated as nanoGPT's
+        assert "GPT503" not in out
+        return
+    call = next(line for line in MODEL_CHOICES.splitlines() if built in line)
+    line = len(train.splitlines()) + MODEL_CHOICES.splitlines().index(call) + 1
+    assert f"GPT503 GPT501 not checked: {tmp_path / 'train.py'}:{line} builds its model" in out
+    assert f"with `{built}(...)`, not nanoGPT's GPT" in out
+
+
+def test_a_model_built_in_a_function_counts_for_every_config(tmp_path, monkeypatch, capsys):
+    train = TRAIN_PY + "def build():\n    model = Mamba(config)\n    return model\n"
+    _fork_with(tmp_path, train_py=train)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT5", "config/c.py")
+    assert "builds its model with `Mamba(...)`, not nanoGPT's GPT" in out

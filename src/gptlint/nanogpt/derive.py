@@ -36,8 +36,8 @@ from gptlint.nanogpt.rejects import (
     show,
 )
 from gptlint.nanogpt.resolve import EffectiveConfig
+from gptlint.nanogpt.rewrites import MODEL, other_model, other_optimizer
 from gptlint.nanogpt.rewrites import apply as apply_rewrites
-from gptlint.nanogpt.rewrites import other_optimizer
 from gptlint.runmodel.trainingrun import (
     DEVICE_TYPE,
     Derived,
@@ -154,8 +154,9 @@ def derive_model(
     are passed on (`ModelShape.extra`) rather than being a problem.
     """
     reader = _Reader(config)
-    if config.schema.other_model is not None:  # said first: no key of it is nanoGPT's to read
-        reader.fail("model", config.schema.other_model, missing=True)
+    other = _other_model(config)
+    if other is not None:  # said first: no key of it is nanoGPT's to read
+        reader.fail("model", other, missing=True)
         return Derived(None, tuple(reader.problems))
     root = root if root is not None else project_root(Path(config.path), Path.cwd())
     # A fork whose train.py has no init_from always builds from scratch.
@@ -390,6 +391,20 @@ _STEP_KEYS = frozenset(
 )
 """The keys derive_run reads: train.py's rewrites of them are followed
 (`gptlint.nanogpt.rewrites`)."""
+
+
+def _other_model(config: EffectiveConfig) -> str | None:
+    """Where train.py builds, for `config`, a model other than nanoGPT's GPT (None: GPT). Where
+    each such place is a `model = ...` of its top-level code or `if` branches, the branches
+    this config takes decide (`rewrites.other_model`); one elsewhere (in a function) counts
+    whatever the config."""
+    found = config.schema.other_models
+    if not found:
+        return None
+    read = {r.line for r in config.schema.rewrites if r.key == MODEL}
+    if all(line in read for line, _ in found):
+        return other_model(config)
+    return found[0][1]
 
 
 def _micro_steps(accumulation: int, world_size: int) -> int:

@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-_WRAPPERS = frozenset({"GPT", "compile", "DDP", "DistributedDataParallel", "from_pretrained"})
+_WRAPPERS = frozenset({"GPT", "compile", "DDP", "DistributedDataParallel"})
 """Calls that build nanoGPT's GPT, or wrap the model train.py already built."""
 
 
-def other_model(train_py: Path, tree: ast.Module) -> str | None:
-    """Where the training script builds its `model` from a class other than nanoGPT's GPT
-    (`model = Mamba(config)`), said with the line; None when every `model = ...` builds `GPT`
-    or wraps the model (`torch.compile(model)`, `DDP(model)`, `model.to(device)`)."""
+def other_models(train_py: Path, tree: ast.Module) -> tuple[tuple[int, str], ...]:
+    """Each place the training script builds its `model` from something other than nanoGPT's
+    GPT (`model = Mamba(config)`), with its line and said with the line; none where every
+    `model = ...` builds `GPT` (or `GPT.from_pretrained`) or wraps the model
+    (`torch.compile(model)`, `DDP(model)`, `model.to(device)`). Read anywhere in the script,
+    whatever `if` it is under (`rewrites.other_model` reads which one a config takes)."""
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Call):
             continue
@@ -24,10 +27,22 @@ def other_model(train_py: Path, tree: ast.Module) -> str | None:
             continue
         func = node.value.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-        if name is None or name in _WRAPPERS or _on_model(func):
+        if name is None or name in _WRAPPERS or _on_model(func) or _from_pretrained(func):
             continue
-        return f"{train_py}:{node.lineno} builds its model with `{name}(...)`, not nanoGPT's GPT"
-    return None
+        shown = ast.unparse(func)
+        said = f"{train_py}:{node.lineno} builds its model with `{shown}(...)`, not nanoGPT's GPT"
+        found.append((node.lineno, said))
+    return tuple(sorted(found))
+
+
+def _from_pretrained(func: ast.expr) -> bool:
+    """`GPT.from_pretrained`: nanoGPT's GPT with a checkpoint's weights."""
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "from_pretrained"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "GPT"
+    )
 
 
 def _names_model(target: ast.expr) -> bool:

@@ -33,6 +33,11 @@ class Rewrite:
     line: int
 
 
+MODEL = "model"
+"""The global train.py builds its model into: its rewrites say which model runs."""
+_WRAPPERS = frozenset({"compile", "DDP", "DistributedDataParallel"})
+"""Calls that wrap the model train.py already built, keeping it."""
+
 OPTIMIZER = "optimizer"
 """The global train.py builds its optimizer into: its rewrites say which optimizer runs."""
 _ADAMW = frozenset({"configure_optimizers", "AdamW"})
@@ -53,6 +58,10 @@ def collect(
     ddp: set[str] = set()
     for statement in module.body[start:]:
         for small, conditions in _smalls(statement, ()):
+            built = _model_assignment(small)
+            if built is not None:
+                rewrites.append(Rewrite(MODEL, built, None, conditions, line_of(small)))
+                continue
             target, value, operator = _assignment(small)
             if target is None or value is None:
                 continue
@@ -124,6 +133,20 @@ def _assignment(
     return None, None, None
 
 
+def _model_assignment(small: cst.BaseSmallStatement) -> cst.Call | None:
+    """The call of `model = X(...)` (`model = model = X(...)`, `model, optimizer, ... =
+    X(...)`), else None."""
+    if not isinstance(small, cst.Assign) or not isinstance(small.value, cst.Call):
+        return None
+    for assigned in small.targets:
+        target: cst.BaseExpression = assigned.target
+        if isinstance(target, cst.Tuple) and target.elements:
+            target = target.elements[0].value
+        if isinstance(target, cst.Name) and target.value == MODEL:
+            return small.value
+    return None
+
+
 def apply(
     config: EffectiveConfig, world_size: int, only: frozenset[str]
 ) -> tuple[EffectiveConfig, tuple[str, ...]]:
@@ -171,6 +194,47 @@ def other_optimizer(config: EffectiveConfig, world_size: int) -> str | None:
                 f" `{name}(...)`, not nanoGPT's AdamW, whose state the estimate counts"
             )
     return current
+
+
+def other_model(config: EffectiveConfig) -> str | None:
+    """Where train.py builds, for this config, its model from something other than nanoGPT's
+    GPT (`GPT(...)`, `GPT.from_pretrained(...)`), or may (behind an `if` static reading
+    cannot evaluate): said with the line; None for nanoGPT's GPT. A wrapper (`torch.compile`,
+    `DDP`, a method of the model) keeps the model it wraps."""
+    schema = config.schema
+    env = config.env()
+    current: str | None = None
+    for rewrite in schema.rewrites:
+        if rewrite.key != MODEL or not isinstance(rewrite.value, cst.Call):
+            continue
+        holds = _holds(rewrite.conditions, env)
+        func = rewrite.value.func
+        name = _called(rewrite.value)
+        if holds is False or name in _WRAPPERS or _on_model(func):
+            continue
+        if name == "GPT" or (name == "from_pretrained" and _on_name(func, "GPT")):
+            current = None if holds else current
+            continue
+        may = "may build (behind an `if` static reading cannot evaluate) " if not holds else ""
+        shown = cst.Module([]).code_for_node(func)
+        current = (
+            f"{schema.origin}:{rewrite.line} {may or 'builds '}its model with `{shown}(...)`,"
+            " not nanoGPT's GPT"
+        )
+    return current
+
+
+def _on_model(func: cst.BaseExpression) -> bool:
+    """`model.to(device)`: a method of the model already built."""
+    return _on_name(func, MODEL)
+
+
+def _on_name(func: cst.BaseExpression, name: str) -> bool:
+    return (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value == name
+    )
 
 
 def _called(call: cst.BaseExpression) -> str:

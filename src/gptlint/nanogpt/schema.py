@@ -26,7 +26,7 @@ from gptlint.nanogpt.forkmodel import (
     init_from_branches,
     model_differences,
     optimizer_call,
-    other_model,
+    other_models,
     pretrained_overrides,
     sequence_key,
 )
@@ -158,8 +158,9 @@ class Schema:
     """For a train.py without a `compile` key: whether it calls `torch.compile` anyway."""
     model_args: tuple[str, ...] = NANOGPT_MODEL_ARGS
     """The keywords of train.py's `model_args = dict(...)`: what it passes to `GPTConfig`."""
-    other_model: str | None = None
-    """Where train.py builds its model from a class other than nanoGPT's GPT (`forkmodel`)."""
+    other_models: tuple[tuple[int, str], ...] = ()
+    """Where train.py builds its model from a class other than nanoGPT's GPT, by line
+    (`forkmodel.other_models`); which of them a config takes: `rewrites.other_model`."""
     model_differences: tuple[str, ...] = ()
     """What the model.py beside train.py does that changes memory from nanoGPT's GPT."""
     init_from_branches: tuple[str, ...] = ()
@@ -276,7 +277,7 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         splits_accumulation=_splits_accumulation(text),
         calls_compile="torch.compile(" in text,
         model_args=_model_args(config.module),
-        other_model=other,
+        other_models=other,
         model_differences=differences,
         init_from_branches=branches,
         pretrained_passes=None if tree is None else pretrained_overrides(tree),
@@ -291,13 +292,13 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
 
 def _fork_model(
     path: Path, tree: ast.Module | None
-) -> tuple[str | None, tuple[str, ...], tuple[str, ...], str | None]:
-    """`Schema.other_model`, `model_differences`, `init_from_branches` and `sequence_key` for
+) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...], tuple[str, ...], str | None]:
+    """`Schema.other_models`, `model_differences`, `init_from_branches` and `sequence_key` for
     the train.py at `path`, of CPython tree `tree` (None: it does not parse)."""
     if tree is None:
-        return None, (), (), None
+        return (), (), (), None
     differences = model_differences(path.parent / "model.py")
-    return other_model(path, tree), differences, init_from_branches(tree), sequence_key(tree)
+    return other_models(path, tree), differences, init_from_branches(tree), sequence_key(tree)
 
 
 def _uncertain(specs: dict[str, KeySpec], key: str, line: int) -> None:
