@@ -471,3 +471,22 @@ def test_a_model_built_in_a_function_counts_for_every_config(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     _, out = _lint(capsys, "--select", "GPT5", "config/c.py")
     assert "builds its model with `Mamba(...)`, not nanoGPT's GPT" in out
+
+
+def test_keys_train_py_never_reads_change_nothing(tmp_path, monkeypatch, capsys):
+    # this fork keeps nanoGPT's eval_only and init_from but no line reads them (its `if
+    # eval_only: break` commented out): a config that sets them trains a model from scratch
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\neval_only = False\n")
+    train += "# if iter_num == 0 and eval_only: break\n"
+    config = _fork_with(tmp_path, train_py=train)
+    config.write_text("eval_only = True\ninit_from = 'gpt2-xl'\nn_layer = 2\n")
+    monkeypatch.chdir(tmp_path)
+    run = LintContext(load_config(config), Settings()).training_run.value
+    assert not run.spec.eval_only
+    assert (run.model.init_from, run.spec.shape.n_layer) == ("scratch", 2)
+    never = f"is never read by {tmp_path / 'train.py'}"
+    assert f"eval_only=True ({config}:1) {never}: the run trains" in run.notes
+    assert f"init_from='gpt2-xl' ({config}:2) {never}: the model is built from scratch" in run.notes
+    (tmp_path / "train.py").write_text(train + "if eval_only and init_from:\n    pass\n")
+    run = LintContext(load_config(config), Settings()).training_run.value
+    assert run.spec.eval_only and run.spec.shape.n_layer == 48  # read: gpt2-xl, evaluated

@@ -242,8 +242,10 @@ def shape_scopes(
     `GPTConfig(...)` calls take omitted fields from `call_defaults` (a fork's model.py), else
     nanoGPT's dataclass defaults."""
     scopes: list[ConfigScope | CallScope] = []
-    init_from = config.get("init_from")
-    if init_from == "scratch" or (init_from is UNKNOWN and "init_from" not in config.schema):
+    init_from = config.acted_on("init_from")  # None: train.py never reads it (scratch)
+    if init_from in ("scratch", None) or (
+        init_from is UNKNOWN and "init_from" not in config.schema
+    ):
         scopes.append(ConfigScope(config, vocab_size))
     envs: dict[int, dict[str, Any]] = {}
     for call in config.file.shape_calls:

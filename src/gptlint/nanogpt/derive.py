@@ -160,7 +160,9 @@ def derive_model(
         return Derived(None, tuple(reader.problems))
     root = root if root is not None else project_root(Path(config.path), Path.cwd())
     # A fork whose train.py has no init_from always builds from scratch.
-    init_from = reader.value("init_from", (str,)) if "init_from" in config else "scratch"
+    # A fork whose train.py never reads init_from builds from scratch too.
+    read = "init_from" in config and "init_from" not in config.schema.unread
+    init_from = reader.value("init_from", (str,)) if read else "scratch"
     block_size = reader.positive("block_size")
     dropout = reader.dropout()
     source: ModelSource | None = None
@@ -368,6 +370,7 @@ def derive_run(
         )
     loop = config.schema.loop
     notes += (loop.note,) if loop.note else ()
+    notes += _unread_notes(config)
     spec = StepSpec(
         shape=source.shape,
         batch_size=batch_size,
@@ -375,7 +378,7 @@ def derive_run(
         gradient_accumulation_steps=per_process,
         dtype=dtype,
         compile=compiled,
-        eval_only=config.get("eval_only") is True,
+        eval_only=config.acted_on("eval_only") is True,
         keeps_logits=loop.keeps_logits,
         **_optimizer(config),
     )
@@ -391,6 +394,20 @@ _STEP_KEYS = frozenset(
 )
 """The keys derive_run reads: train.py's rewrites of them are followed
 (`gptlint.nanogpt.rewrites`)."""
+
+
+_UNREAD_MEANS = {"eval_only": "the run trains", "init_from": "the model is built from scratch"}
+"""What train.py does when it never reads these keys (`Schema.unread`), whatever a config says."""
+
+
+def _unread_notes(config: EffectiveConfig) -> tuple[str, ...]:
+    """A note for each of `_UNREAD_MEANS`'s keys the config sets but train.py never reads."""
+    return tuple(
+        f"{key}={show(config.get(key))} ({config.origin(key)}) is never read by"
+        f" {config.schema.origin}: {means}"
+        for key, means in _UNREAD_MEANS.items()
+        if key in config.schema.unread and config.get(key) != config.schema.default(key)
+    )
 
 
 def _other_model(config: EffectiveConfig) -> str | None:

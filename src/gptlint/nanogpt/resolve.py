@@ -71,6 +71,12 @@ class EffectiveConfig:
         resolved = self._values.get(key)
         return UNKNOWN if resolved is None else resolved.value
 
+    def acted_on(self, key: str) -> Any:
+        """The value of `key` train.py acts on: `get(key)`, or None where train.py never reads
+        the key (a fork that keeps nanoGPT's `eval_only = False` but not the `if` that reads
+        it: setting it changes nothing)."""
+        return None if key in self.schema.unread else self.get(key)
+
     def env(self) -> dict[str, Any]:
         """Every key and name bound so far with its value (as expressions see them)."""
         return {key: resolved.value for key, resolved in self._values.items()}

@@ -181,6 +181,9 @@ class Schema:
     them (`scriptnames`). Not config keys with a default, but never unknown."""
     loop: Loop = NANOGPT_LOOP
     """train.py's micro-step: whether it keeps the logits through the backward (`read_loop`)."""
+    unread: frozenset[str] = frozenset()
+    """The keys train.py assigns but never reads by name (`unread_keys`): a config that sets one
+    changes nothing (`EffectiveConfig.acted_on`)."""
     optimizer_call: OptimizerCall | None = NANOGPT_OPTIMIZER_CALL
     """What train.py passes to the model's `configure_optimizers` (None: it calls none, or
     cannot be read; `forkmodel.optimizer_call`)."""
@@ -287,7 +290,26 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         reads=frozenset(assigned) | _read_after_configurator(text, tree),
         loop=read_loop(tree),
         optimizer_call=None if tree is None else optimizer_call(tree),
+        unread=unread_keys(tree, set(specs)),
     )
+
+
+def unread_keys(tree: ast.Module | None, keys: set[str]) -> frozenset[str]:
+    """The `keys` no expression of train.py (CPython tree `tree`) reads by name, anywhere
+    (before or after the configurator, in a function): none where it does not parse."""
+    if tree is None:
+        return frozenset()
+    read = {
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store)
+    }
+    read |= {  # `key *= 8` reads it too
+        node.target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name)
+    }
+    return frozenset(keys - read)
 
 
 def _fork_model(

@@ -101,7 +101,7 @@ class PeakMemoryAboveBudget(Rule):
         if not any(ctx.file.assignments_of(key) for key in _MEMORY_KEYS):
             return  # nothing here sizes a run: nanoGPT's defaults are not this file's doing
         run = ctx.training_run.value
-        if run is None or ctx.config.get("eval_only") is True:
+        if run is None or run.spec.eval_only:
             return
         spec = run.spec
         estimate = estimate_memory(spec, ctx.gpu)
@@ -217,7 +217,7 @@ class MemoryNotChecked(Rule):
         if not any(ctx.file.assignments_of(key) for key in _MEMORY_KEYS):
             return
         problems = ctx.training_run.problems
-        if not problems or ctx.config.get("eval_only") is True:
+        if not problems or ctx.config.acted_on("eval_only") is True:
             return
         unknown = next((p for p in problems if p.unknown or p.architecture or p.missing), None)
         if unknown is None:
@@ -556,7 +556,7 @@ class MemoryClaimMismatch(Rule):
         if next(memory_claims(text), None) is None:
             return  # no claim anywhere: skip walking the tree for comments
         run = ctx.training_run.value
-        if run is None or ctx.config.get("eval_only") is True:
+        if run is None or run.spec.eval_only:
             return
         peak = estimate_memory(run.spec, ctx.gpu).total
         values = {"batch_size": run.spec.batch_size, "block_size": run.spec.block_size}

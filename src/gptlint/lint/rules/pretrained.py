@@ -90,7 +90,7 @@ class ShapeIgnoredWhenPretrained(Rule):
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
-        init_from = ctx.config.get("init_from")
+        init_from = ctx.config.acted_on("init_from")
         if not isinstance(init_from, str) or (init_from != "resume" and init_from not in PRESETS):
             return
         passes = ctx.config.schema.pretrained_passes
@@ -170,7 +170,7 @@ class BlockSizeAbovePretrained(Rule):
     )
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
-        init_from, block = ctx.config.get("init_from"), ctx.config.get("block_size")
+        init_from, block = ctx.config.acted_on("init_from"), ctx.config.get("block_size")
         preset = PRESETS.get(init_from) if isinstance(init_from, str) else None
         if preset is None or not positive_int(block) or block <= preset.block_size:
             return

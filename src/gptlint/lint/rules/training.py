@@ -190,7 +190,7 @@ class ScheduleContradiction(Rule):
 
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         get = ctx.config.get
-        if get("decay_lr") is not True or get("eval_only") is True:
+        if get("decay_lr") is not True or ctx.config.acted_on("eval_only") is True:
             return
         lr, min_lr, warmup, decay, max_iters = (get(k) for k in _SCHEDULE_KEYS)
         if not all(plausible(v) for v in (lr, min_lr, warmup, decay, max_iters)) or lr <= 0:
@@ -283,7 +283,8 @@ class EvalIntervalAboveMaxIters(Rule):
     def check(self, ctx: LintContext) -> Iterator[Violation]:
         get = ctx.config.get
         interval, max_iters = get("eval_interval"), get("max_iters")
-        if get("eval_only") is not False or get("init_from") == "resume":
+        evaluates, init_from = ctx.config.acted_on("eval_only"), ctx.config.acted_on("init_from")
+        if evaluates not in (False, None) or init_from == "resume":
             return
         if not (positive_int(interval) and is_number(max_iters)) or interval <= max_iters:
             return
