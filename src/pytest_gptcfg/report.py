@@ -157,14 +157,16 @@ def how_found(result: MemoryResult, eval_only: bool | None = False) -> str:
 
 def peak_line(result: MemoryResult, what: str = "step", per_gpu: bool = False) -> str:
     """`  peak 16.49 GiB > budget 11.99 GiB: ... reserved (... allocated) + ... CUDA context`,
-    with whether `what` (the step, the evaluation) ran out of memory."""
+    with whether `what` (the step, the evaluation) ran out of memory (an upper bound's eager
+    run: met the cap)."""
     total = result.peak_reserved_bytes + result.context_bytes
     return (
         f"  peak {format_gib(total)} > budget {format_gib(result.budget_bytes)}"
         f"{' per GPU' if per_gpu else ''}: {format_gib(result.peak_reserved_bytes)} reserved "
         f"({format_gib(result.peak_allocated_bytes)} allocated) + "
         f"{format_gib(result.context_bytes)} CUDA context"
-        + (f" (the {what} ran out of memory)" if result.oom else "")
+        + (f" (the {what} ran out of memory)" if result.oom and not result.upper_bound else "")
+        + (f" (the eager {what} met the cap)" if result.oom and result.upper_bound else "")
     )
 
 

@@ -122,6 +122,27 @@ def test_an_eval_only_config_runs_the_evaluation_not_a_training_step(project):
     )
 
 
+def test_a_compiled_evaluation_simulated_eager_is_an_upper_bound_not_an_out_of_memory(project):
+    compiled = project.tiny.replace("compile = False\n", "compile = True\n")
+    project.config("eval_tiny.py", compiled + EVAL_ONLY)
+    result = project.run_subprocess(
+        "--gpt-configs", "config", "-k", "memory", "--gpt-memory-budget", "510MiB"
+    )
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "config/eval_tiny.py does not fit *(evaluation simulated *, an upper bound of the"
+            " compiled run's peak; *)",
+            "  peak * > budget 0.50 GiB: * (the eager evaluation met the cap)",
+            "*note: the evaluation exceeds the memory cap eager (the compiled run holds less)",
+            "*note: torch.compile not simulated for the evaluation: its forward passes were"
+            " simulated eager, an upper bound of the compiled evaluation's peak",
+            "config/eval_tiny.py *simulated (eval, upper bound) * NO *",
+        ]
+    )
+    assert "a real run raises CUDA out of memory" not in result.stdout.str()
+
+
 def test_an_eval_only_config_that_does_not_fit_says_evaluation(project):
     project.config("eval_tiny.py", project.tiny + EVAL_ONLY)
     result = project.run_subprocess(

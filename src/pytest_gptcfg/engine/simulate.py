@@ -402,7 +402,7 @@ def allocator_result(
     breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
     breakdown["cuda_context"] = context
     if allocator.oom:
-        notes.append(f"the {what} exceeds the memory cap: a real run raises CUDA out of memory")
+        notes.append(f"the {what} {OOM_NOTE}")
     return MemoryResult(
         mode=MemoryMode.SIMULATED,
         fits=fits_budget(allocator.peak_reserved, context, budget_bytes) and not allocator.oom,
@@ -419,6 +419,23 @@ def allocator_result(
         notes=notes,
         params=params,
     )
+
+
+OOM_NOTE = "exceeds the memory cap: a real run raises CUDA out of memory"
+"""How a simulated step that met the cap is said (`allocator_result`)."""
+
+
+def as_upper_bound(result: MemoryResult, why: str) -> MemoryResult:
+    """`result`, an eager run's, labelled as the upper bound it is of a run that compiles
+    (torch.compile frees what eager keeps): `why` noted, and a cap it met not said to be the
+    compiled run's out-of-memory."""
+    result.upper_bound = True
+    result.notes = [
+        note.replace(OOM_NOTE, "exceeds the memory cap eager (the compiled run holds less)")
+        for note in result.notes
+    ]
+    result.notes.append(why)
+    return result
 
 
 def _kernel_name(used: set[AttentionKernel]) -> AttentionKernel:
