@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import pickle
 from pathlib import Path
 
 import pytest
@@ -490,3 +491,26 @@ def test_keys_train_py_never_reads_change_nothing(tmp_path, monkeypatch, capsys)
     (tmp_path / "train.py").write_text(train + "if eval_only and init_from:\n    pass\n")
     run = LintContext(load_config(config), Settings()).training_run.value
     assert run.spec.eval_only and run.spec.shape.n_layer == 48  # read: gpt2-xl, evaluated
+
+
+@pytest.mark.parametrize(
+    ("given", "vocab"),
+    [
+        ("model_args['vocab_size'] = 32000\n", 32000),  # whatever the data
+        ("model_args['vocab_size'] = meta_vocab_size if meta_vocab_size else 50304\n", 65),
+    ],
+)
+def test_a_vocab_train_py_gives_whatever_the_data_is_the_models(
+    tmp_path, monkeypatch, given, vocab
+):
+    train = TRAIN_PY + "model_args = dict(n_layer=n_layer, vocab_size=None)\n" + given
+    config = _fork_with(tmp_path, train_py=train)
+    (tmp_path / "data" / "addition").mkdir(parents=True)
+    with open(tmp_path / "data" / "addition" / "meta.pkl", "wb") as f:
+        pickle.dump({"vocab_size": 65, "itos": {}, "stoi": {}}, f)
+    monkeypatch.chdir(tmp_path)
+    run = LintContext(load_config(config), Settings()).training_run.value
+    assert run.spec.shape.vocab_size == vocab
+    if vocab == 32000:
+        line = len(train.splitlines())
+        assert run.model.vocab_from == f"{tmp_path / 'train.py'}:{line}, whatever the dataset"

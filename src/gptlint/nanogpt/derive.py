@@ -204,7 +204,10 @@ def _scratch(reader: _Reader, root: Path, strict: bool, own_model: bool) -> Mode
     config = reader.config
     n_layer, n_head, n_embd = (reader.positive(k) for k in ("n_layer", "n_head", "n_embd"))
     bias = reader.value("bias", (bool,))
-    if "vocab_size" in config.schema:  # a fork whose train.py has a vocab_size key
+    fixed = config.schema.fixed_vocab
+    if fixed is not None:  # a fork whose train.py gives one whatever the data
+        vocab, vocab_from = fixed[0], f"{config.schema.origin}:{fixed[1]}, whatever the dataset"
+    elif "vocab_size" in config.schema:  # a fork whose train.py has a vocab_size key
         vocab, vocab_from = reader.positive("vocab_size"), config.origin("vocab_size")
     else:
         dataset = reader.value("dataset", (str,))

@@ -288,3 +288,43 @@ def _term(node: ast.expr) -> Term:
 
 def _unread(node: ast.expr) -> Term:
     return ("unread", ast.unparse(node))
+
+
+def fixed_vocab(tree: ast.Module) -> tuple[int, int] | None:
+    """The vocab size the training script gives its model whatever the dataset, with the line:
+    a whole number it assigns to `model_args['vocab_size']` or passes as `vocab_size=` in
+    `model_args = dict(...)` (every one it gives, None aside, that number). None where it
+    takes the size from the data (nanoGPT's `meta_vocab_size if ... else 50304`), from a
+    key, or gives none."""
+    given: list[tuple[ast.expr, int]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if (
+                isinstance(target, ast.Subscript)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "model_args"
+                and isinstance(target.slice, ast.Constant)
+                and target.slice.value == "vocab_size"
+            ):
+                given.append((node.value, node.lineno))
+            elif (
+                isinstance(target, ast.Name)
+                and target.id == "model_args"
+                and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Name)
+                and node.value.func.id == "dict"
+            ):
+                given += [
+                    (k.value, node.lineno) for k in node.value.keywords if k.arg == "vocab_size"
+                ]
+    values = [
+        (v, line) for v, line in given if not (isinstance(v, ast.Constant) and v.value is None)
+    ]
+    numbers = {v.value for v, _ in values if isinstance(v, ast.Constant) and type(v.value) is int}
+    if not values or len(numbers) != 1:
+        return None
+    if not all(isinstance(v, ast.Constant) and type(v.value) is int for v, _ in values):
+        return None
+    return numbers.pop(), max(line for _, line in values)

@@ -23,6 +23,7 @@ from gptlint.nanogpt.forkmodel import (
     NANOGPT_OPTIMIZER_CALL,
     PRETRAINED_OVERRIDES,
     OptimizerCall,
+    fixed_vocab,
     init_from_branches,
     model_differences,
     optimizer_call,
@@ -181,6 +182,9 @@ class Schema:
     them (`scriptnames`). Not config keys with a default, but never unknown."""
     loop: Loop = NANOGPT_LOOP
     """train.py's micro-step: whether it keeps the logits through the backward (`read_loop`)."""
+    fixed_vocab: tuple[int, int] | None = None
+    """The vocab size train.py gives its model whatever the dataset, and the line where
+    (`forkmodel.fixed_vocab`); None: from the data's meta.pkl, as nanoGPT."""
     unread: frozenset[str] = frozenset()
     """The keys train.py assigns but never reads by name (`unread_keys`): a config that sets one
     changes nothing (`EffectiveConfig.acted_on`)."""
@@ -291,6 +295,7 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         loop=read_loop(tree),
         optimizer_call=None if tree is None else optimizer_call(tree),
         unread=unread_keys(tree, set(specs)),
+        fixed_vocab=None if tree is None else fixed_vocab(tree),
     )
 
 
