@@ -514,3 +514,39 @@ def test_a_vocab_train_py_gives_whatever_the_data_is_the_models(
     if vocab == 32000:
         line = len(train.splitlines())
         assert run.model.vocab_from == f"{tmp_path / 'train.py'}:{line}, whatever the dataset"
+
+
+GQA_MODEL = """\
+from dataclasses import dataclass
+
+
+@dataclass
+class GPTConfig:
+    n_layer: int = 12
+    n_head: int = 12
+    n_kv_head: int = 4
+    n_embd: int = 768
+"""
+
+
+def test_a_kv_head_count_train_py_does_not_pass_is_the_models_default(
+    tmp_path, monkeypatch, capsys
+):
+    config = _fork_with(tmp_path, model_py=GQA_MODEL)  # TRAIN_PY passes no n_kv_head
+    config.write_text("n_head = 6\nn_kv_head = 3\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT104,GPT205", "config/c.py")
+    assert (
+        "c.py:1:1: GPT104 n_head=6 is not divisible by n_kv_head=4, the model's GPTConfig default"
+        " (train.py does not pass n_kv_head): each key/value head must serve the same number of"
+        " query heads, so building the model fails; use an n_head divisible by 4 (4 or 8)"
+    ) in out
+    assert "n_kv_head=3" not in out  # the config's value has no effect: not checked, not fixed
+    assert (
+        "c.py:2:1: GPT205 n_kv_head is a model setting that"
+        f" {tmp_path / 'train.py'} never reads from a config: its model is built with its"
+        " GPTConfig's default, n_kv_head=4"
+    ) in out
+    config.write_text("n_head = 8\n")
+    _, out = _lint(capsys, "--select", "GPT104", "config/c.py")
+    assert "GPT104" not in out

@@ -595,6 +595,9 @@ class ModelKeyNotRead(Rule):
                 effect = f"the run uses {ctx.model.shape.vocab_size} ({ctx.model.vocab_from})"
             elif a.key == "vocab_size":
                 effect = "the run takes it from the checkpoint"
+            elif a.key in (ctx.gptconfig_defaults or {}):  # the fork's model has the field
+                default = (ctx.gptconfig_defaults or {})[a.key]
+                effect = f"its model is built with its GPTConfig's default, {a.key}={default!r}"
             else:
                 effect = "nanoGPT's attention has no grouped-query attention"
             yield Violation(

@@ -19,7 +19,7 @@ from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import plausible_int, positive_int
 from gptlint.lint.rules.impossible import problem
 from gptlint.lint.scopes import CallScope, ConfigScope
-from gptlint.nanogpt.schema import KV_HEAD_KEYS
+from gptlint.nanogpt.schema import KV_HEAD_KEYS, NANOGPT_SCHEMA
 from gptlint.runmodel.estimate import math_attention_bytes
 from gptlint.runmodel.trainingrun import ModelShape, StepSpec, count_params
 
@@ -481,6 +481,9 @@ class HeadsNotDivisibleByKvHeads(Rule):
             if not positive_int(n_head) or n_head > MAX_WIDTH:
                 continue
             for key in KV_HEAD_KEYS:
+                if isinstance(scope, ConfigScope) and _not_passed(ctx, key):
+                    yield from _model_default_kv(ctx, scope, n_head, key)
+                    continue
                 kv = scope.value(key)
                 if not positive_int(kv) or n_head % kv == 0:
                     continue
@@ -492,6 +495,32 @@ class HeadsNotDivisibleByKvHeads(Rule):
                 )
                 fix = ProposedFix(f"set {key} = {best}", scope.set_value(key, best))
                 yield Violation(scope.node_for(key), message, fix)
+
+
+def _not_passed(ctx: LintContext, key: str) -> bool:
+    """Whether the fork's train.py (read: not nanoGPT's stand-in) gives its model no `key`: not
+    a key of its own, not in its `model_args` (a config that sets it changes nothing: GPT205)."""
+    schema = ctx.config.schema
+    return schema is not NANOGPT_SCHEMA and key not in schema and key not in schema.model_args
+
+
+def _model_default_kv(
+    ctx: LintContext, scope: ConfigScope, n_head: int, key: str
+) -> Iterator[Violation]:
+    """The model's own `GPTConfig` default for `key`, which the model builds with where train.py
+    does not pass the key: an n_head it does not divide fails the model's assert. Said at
+    n_head (the key has no effect), without a fix (n_head changes the model's shape)."""
+    kv = (ctx.gptconfig_defaults or {}).get(key)
+    if not positive_int(kv) or n_head % kv == 0:
+        return
+    fitting = [h for h in (n_head - n_head % kv, n_head - n_head % kv + kv) if h > 0]
+    message = (
+        f"n_head={n_head} is not divisible by {key}={kv}, the model's GPTConfig default (train.py"
+        f" does not pass {key}): each key/value head must serve the same number of query heads,"
+        f" so building the model fails; use an n_head divisible by {kv}"
+        + (f" ({' or '.join(map(str, fitting))})" if fitting else "")
+    )
+    yield Violation(scope.node_for("n_head"), message)
 
 
 class VocabNotMultipleOf64(Rule):
