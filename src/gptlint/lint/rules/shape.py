@@ -508,11 +508,13 @@ def _model_default_kv(
     ctx: LintContext, scope: ConfigScope, n_head: int, key: str
 ) -> Iterator[Violation]:
     """The model's own `GPTConfig` default for `key`, which the model builds with where train.py
-    does not pass the key: an n_head it does not divide fails the model's assert. Said at
-    n_head (the key has no effect), without a fix (n_head changes the model's shape)."""
+    does not pass the key: an n_head the config sets that it does not divide fails the model's
+    assert. Said at n_head (the key has no effect), without a fix (n_head changes the model's
+    shape)."""
     kv = (ctx.gptconfig_defaults or {}).get(key)
-    if not positive_int(kv) or n_head % kv == 0:
-        return
+    node = scope.node_for("n_head")
+    if node is None or not positive_int(kv) or n_head % kv == 0:
+        return  # (an n_head of train.py's default is not this config's doing)
     fitting = [h for h in (n_head - n_head % kv, n_head - n_head % kv + kv) if h > 0]
     message = (
         f"n_head={n_head} is not divisible by {key}={kv}, the model's GPTConfig default (train.py"
@@ -520,7 +522,7 @@ def _model_default_kv(
         f" so building the model fails; use an n_head divisible by {kv}"
         + (f" ({' or '.join(map(str, fitting))})" if fitting else "")
     )
-    yield Violation(scope.node_for("n_head"), message)
+    yield Violation(node, message)
 
 
 class VocabNotMultipleOf64(Rule):
