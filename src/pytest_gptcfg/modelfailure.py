@@ -1,9 +1,9 @@
 """Why a project's own model stopped the memory check, in one paragraph naming the line.
 
 The check builds the project's model (`GPT(GPTConfig(**model_args))` of its model.py) and runs
-nanoGPT's training step with it: `model.configure_optimizers(weight_decay, learning_rate,
-betas, device_type)`, `logits, loss = model(X, Y)`, `backward`, `optimizer.step()`. What stops
-it is one of two things, and the advice differs:
+nanoGPT's training step with it: `model.configure_optimizers(...)` with what the project's
+train.py passes, `logits, loss = model(X, Y)`, `backward`, `optimizer.step()`. What stops it is
+one of two things, and the advice differs:
 
 - a limit of fake tensors: the model reads tensor values (`.item()`, `nonzero`, a shape that
   depends on data), which only a GPU run has (torch's own fake-tensor exceptions say so);
@@ -32,10 +32,11 @@ FAKE_TENSOR_LIMITS = frozenset(
 `torch.fx.experimental.symbolic_shapes`), by class name."""
 
 NANOGPT_CALLS = (
-    "`GPT(GPTConfig(**model_args))`, `model.configure_optimizers(weight_decay, learning_rate,"
-    " betas, device_type)`, `logits, loss = model(X, Y)`"
+    "`GPT(GPTConfig(**model_args))`, `model.configure_optimizers(...)` with what train.py"
+    " passes, `logits, loss = model(X, Y)`"
 )
-"""The calls the check makes to a project's model, as nanoGPT's train.py makes them."""
+"""The calls the check makes to a project's model, as nanoGPT's train.py makes them (the
+optimizer's arguments: the project's train.py's, `trainstep.make_optimizer`)."""
 
 
 def explain(path: str, model_py: Path, exc: BaseException) -> str:

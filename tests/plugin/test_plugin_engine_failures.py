@@ -106,7 +106,7 @@ OTHER_OPTIMIZER_MODEL = (
         # (the dataclass's __init__ has no file: the check's call of GPTConfig is named)
         (BROKEN_CONFIG_MODEL, "*usermodel.py:* (`return self.gpt(self.gpt_config(*`)"),
         # a fork's optimizer takes another argument (and returns a list of optimizers)
-        (OTHER_OPTIMIZER_MODEL, "*trainstep.py:* (`return configure(*)`)"),
+        (OTHER_OPTIMIZER_MODEL, "*trainstep.py:* (`made = configure(*)`)"),
     ],
     ids=["error-in-model-py", "other-optimizer-call"],
 )
