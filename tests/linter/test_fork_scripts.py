@@ -550,3 +550,22 @@ def test_a_kv_head_count_train_py_does_not_pass_is_the_models_default(
     config.write_text("n_head = 8\n")
     _, out = _lint(capsys, "--select", "GPT104", "config/c.py")
     assert "GPT104" not in out
+
+
+def test_a_preset_gets_only_the_model_arguments_train_py_hands_from_pretrained(
+    tmp_path, monkeypatch
+):
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\nmup = False\n") + (
+        "model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, mup=mup)\n"
+        "if init_from.startswith('gpt2'):\n"
+        "    override_args = dict(dropout=dropout)\n"
+        "    model = GPT.from_pretrained(init_from, override_args)\n"
+    )
+    config = _fork_with(tmp_path, train_py=train)
+    monkeypatch.chdir(tmp_path)
+    config.write_text("init_from = 'gpt2'\nmup = True\n")
+    run = LintContext(load_config(config), Settings()).training_run
+    assert run.problems == () and run.value.spec.shape.extra == ()  # from_pretrained: no mup
+    config.write_text("init_from = 'scratch'\nmup = True\n")
+    run = LintContext(load_config(config), Settings()).training_run
+    assert [p.key for p in run.problems if p.architecture] == ["mup"]  # GPTConfig gets it

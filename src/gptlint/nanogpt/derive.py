@@ -170,8 +170,11 @@ def derive_model(
         source = _scratch(reader, root, strict, own_model)
     elif init_from == "resume":
         source = _resume(reader, root)
-    elif init_from in PRESETS:  # a fork's further model arguments are passed on too
-        preset = dataclasses.replace(PRESETS[init_from], extra=_architecture(reader, own_model))
+    elif init_from in PRESETS:  # the fork's model arguments it hands from_pretrained too
+        passes = config.schema.pretrained_passes
+        handed = None if passes is None else frozenset(passes[0])
+        extra = _architecture(reader, own_model, handed)
+        preset = dataclasses.replace(PRESETS[init_from], extra=extra)
         source = ModelSource(preset, init_from, f"{init_from}'s checkpoint")
     elif isinstance(init_from, str) and takes_branch(init_from, config.schema.init_from_branches):
         reader.fail(
@@ -225,12 +228,17 @@ def _scratch(reader: _Reader, root: Path, strict: bool, own_model: bool) -> Mode
     return ModelSource(shape, "scratch", vocab_from)
 
 
-def _architecture(reader: _Reader, own_model: bool) -> tuple[tuple[str, Any], ...]:
-    """The fork's further model arguments with their values; a problem for each one the config
-    changes from train.py's default (that model is not nanoGPT's)."""
+def _architecture(
+    reader: _Reader, own_model: bool, only: frozenset[str] | None = None
+) -> tuple[tuple[str, Any], ...]:
+    """The fork's further model arguments with their values (of those in `only`, where given:
+    what train.py hands `from_pretrained`); a problem for each one the config changes from
+    train.py's default (that model is not nanoGPT's)."""
     config = reader.config
     extra = []
     for key in config.schema.architecture_keys:
+        if only is not None and key not in only:
+            continue  # train.py does not pass it to this model
         resolved = config.resolved(key)
         if resolved is None:
             continue  # computed in train.py, not a config key
