@@ -99,16 +99,30 @@ OTHER_OPTIMIZER_MODEL = (
 )
 
 
+def test_a_gptconfig_that_raises_is_named_at_its_class(project):
+    # a dataclass field whose default_factory is a dict: GPTConfig() raises on any device
+    project.config("tiny.py")
+    (project.path / "model.py").write_text(BROKEN_CONFIG_MODEL)
+    args = ("-q", "--gpt-configs", "config", "--gpt-model", "model.py", "-k", "memory")
+    result = project.run_subprocess(*args)
+    result.assert_outcomes(failed=1, deselected=1)
+    line = line_of(BROKEN_CONFIG_MODEL, "class GPTConfig")
+    result.stdout.fnmatch_lines(
+        [
+            f"config/tiny.py: memory check not run: *model.py:{line}: its GPTConfig(**model_args)"
+            " raised TypeError: 'dict' object is not callable, as train.py's would",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*can only be measured*")
+
+
 @pytest.mark.parametrize(
     ("model", "where"),
     [
-        # a dataclass field whose default_factory is a dict: GPTConfig() raises on any device
-        # (the dataclass's __init__ has no file: the check's call of GPTConfig is named)
-        (BROKEN_CONFIG_MODEL, "*usermodel.py:* (`return self.gpt(self.gpt_config(*`)"),
         # a fork's optimizer takes another argument (and returns a list of optimizers)
         (OTHER_OPTIMIZER_MODEL, "*trainstep.py:* (`made = configure(*)`)"),
     ],
-    ids=["error-in-model-py", "other-optimizer-call"],
+    ids=["other-optimizer-call"],
 )
 def test_an_error_that_is_not_a_fake_tensor_limit_names_its_line_without_sending_to_cuda(
     project, model, where

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -35,11 +36,33 @@ class ModelFactory:
 
     def __call__(self, shape: ModelShape) -> Any:
         try:
-            return self.gpt(self.gpt_config(**shape.gptconfig_kwargs()))
+            return self.gpt(self._config(shape))
         except SystemExit as exc:  # pytest would end the test with its traceback
             raise UserModelError(
                 f"{self.path}: building its GPT called sys.exit({exc.code!r})"
             ) from None
+
+    def _config(self, shape: ModelShape) -> Any:
+        """`GPTConfig(**model_args)`; what it raises (plain Python, no tensor: train.py's call
+        raises it too) named at the class, whose generated `__init__` has no line of its own."""
+        try:
+            return self.gpt_config(**shape.gptconfig_kwargs())
+        except Exception as exc:
+            where = _class_line(self.gpt_config)
+            raise UserModelError(
+                f"{self.path}{where}: its GPTConfig(**model_args) raised"
+                f" {type(exc).__name__}: {exc}, as train.py's would"
+            ) from None
+
+
+def _class_line(cls: Any) -> str:
+    """`:LINE` of `class ...` (past its decorators) in its file, or "" where not found."""
+    try:
+        lines, start = inspect.getsourcelines(cls)
+    except (OSError, TypeError):
+        return ""
+    offset = next((i for i, line in enumerate(lines) if line.lstrip().startswith("class ")), 0)
+    return f":{start + offset}"
 
 
 def model_factory(path: Path) -> ModelFactory:
