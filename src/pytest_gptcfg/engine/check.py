@@ -26,7 +26,7 @@ from pytest_gptcfg.engine.compiledstep import (
     plan_ahead,
     simulate_compiled,
 )
-from pytest_gptcfg.engine.simulate import as_upper_bound, simulate
+from pytest_gptcfg.engine.simulate import simulate
 from pytest_gptcfg.engine.snapshot import (
     SnapshotRecorder,
     dump_cuda_snapshot,
@@ -113,12 +113,12 @@ def compiled_fallback(
         why += f" ({untested})"
     if spec.model_factory is None:
         return estimated_result(spec, profile, budget_bytes, [why])
-    result = simulate(spec, profile, budget_bytes, recorder=recorder)
-    return as_upper_bound(
-        result,
+    result = simulate(spec, profile, budget_bytes, recorder=recorder, upper_bound=True)
+    result.notes.append(
         f"{why}; this run compiles, and the eager step simulated here is an upper bound of its "
-        "peak, not its figure",
+        "peak, not its figure"
     )
+    return result
 
 
 def estimated_result(

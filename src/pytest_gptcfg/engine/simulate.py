@@ -289,9 +289,11 @@ def simulate(
     profile: GpuProfile,
     budget_bytes: int,
     recorder: SnapshotRecorder | None = None,
+    upper_bound: bool = False,
 ) -> MemoryResult:
     """Simulate the step of `spec` on `profile` and judge it against `budget_bytes`; a
-    `recorder` receives the allocator model's events for a memory_viz snapshot."""
+    `recorder` receives the allocator model's events for a memory_viz snapshot. With
+    `upper_bound`, the eager step stands for a run that compiles (`allocator_result`)."""
     context = profile.context_bytes
     notes = [simulated_note(profile)]
     dtype = resolve_dtype(spec.dtype)
@@ -329,6 +331,7 @@ def simulate(
         behaviour.attention_kernels,
         notes,
         params=params,
+        upper_bound=upper_bound,
     )
 
 
@@ -351,10 +354,11 @@ def simulated_result(
     notes: list[str],
     what: str = "step",
     params: tuple[int, int] | None = None,
+    upper_bound: bool = False,
 ) -> MemoryResult:
     """The verdict of a simulated run (the eager or compiled step, or the evaluation: `what`)
     from the allocator model and the allocations live at its peak; `params`, the model's
-    `parameter_counts`."""
+    `parameter_counts`; `upper_bound` as `allocator_result`'s."""
     kernel = _kernel_name(used_kernels)
     if kernel == MANUAL:
         notes.append(
@@ -378,6 +382,7 @@ def simulated_result(
         notes,
         what,
         params,
+        upper_bound,
     )
 
 
@@ -392,17 +397,23 @@ def allocator_result(
     notes: list[str],
     what: str = "step",
     params: tuple[int, int] | None = None,
+    upper_bound: bool = False,
 ) -> MemoryResult:
     """A simulated verdict (nanoGPT's or nanochat's) from the allocator model and the
     allocations live at its peak, broken down by `labels`' keys (each allocation's category)
-    with the allocator's overhead and the CUDA context `context`; `fits` as when measuring."""
+    with the allocator's overhead and the CUDA context `context`; `fits` as when measuring.
+    With `upper_bound`, the run simulated was an eager stand-in for one that compiles
+    (torch.compile frees what eager keeps): labelled so, and a cap it met is not said to be
+    the compiled run's out-of-memory."""
     breakdown = dict.fromkeys(labels, 0)
     for allocation in peak:
         breakdown[allocation.category] += allocation.size
     breakdown["allocator_overhead"] = allocator.peak_reserved - allocator.peak_allocated
     breakdown["cuda_context"] = context
-    if allocator.oom:
-        notes.append(f"the {what} {OOM_NOTE}")
+    if allocator.oom and upper_bound:
+        notes.append(f"the {what} exceeds the memory cap eager (the compiled run holds less)")
+    elif allocator.oom:
+        notes.append(f"the {what} exceeds the memory cap: a real run raises CUDA out of memory")
     return MemoryResult(
         mode=MemoryMode.SIMULATED,
         fits=fits_budget(allocator.peak_reserved, context, budget_bytes) and not allocator.oom,
@@ -418,24 +429,8 @@ def allocator_result(
         attention_kernel=kernel,
         notes=notes,
         params=params,
+        upper_bound=upper_bound,
     )
-
-
-OOM_NOTE = "exceeds the memory cap: a real run raises CUDA out of memory"
-"""How a simulated step that met the cap is said (`allocator_result`)."""
-
-
-def as_upper_bound(result: MemoryResult, why: str) -> MemoryResult:
-    """`result`, an eager run's, labelled as the upper bound it is of a run that compiles
-    (torch.compile frees what eager keeps): `why` noted, and a cap it met not said to be the
-    compiled run's out-of-memory."""
-    result.upper_bound = True
-    result.notes = [
-        note.replace(OOM_NOTE, "exceeds the memory cap eager (the compiled run holds less)")
-        for note in result.notes
-    ]
-    result.notes.append(why)
-    return result
 
 
 def _kernel_name(used: set[AttentionKernel]) -> AttentionKernel:
