@@ -9,16 +9,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-_WRAPPERS = frozenset({"GPT", "compile", "DDP", "DistributedDataParallel"})
-"""Calls that build nanoGPT's GPT, or wrap the model train.py already built."""
+_WRAPPERS = frozenset({"compile", "DDP", "DistributedDataParallel"})
+"""Calls that wrap the model train.py already built, keeping it."""
+
+
+def model_call(name: str, receiver: str | None) -> str:
+    """What `model = receiver.name(...)` (or `name(...)`) makes of train.py's model: "gpt",
+    nanoGPT's GPT (`GPT(...)`, `GPT.from_pretrained(...)`); "wraps", the model already built
+    (`torch.compile(model)`, `DDP(model)`, `model.to(device)`); else "other"."""
+    if name == "GPT" or (name == "from_pretrained" and receiver == "GPT"):
+        return "gpt"
+    if name in _WRAPPERS or receiver == "model":
+        return "wraps"
+    return "other"
+
+
+def other_model_said(train_py: str | Path, line: int, call: str, may: bool = False) -> str:
+    """`train.py:LINE builds its model with `call(...)`, not nanoGPT's GPT` (or "may build",
+    behind an `if` static reading cannot evaluate)."""
+    builds = "may build (behind an `if` static reading cannot evaluate)" if may else "builds"
+    return f"{train_py}:{line} {builds} its model with `{call}(...)`, not nanoGPT's GPT"
 
 
 def other_models(train_py: Path, tree: ast.Module) -> tuple[tuple[int, str], ...]:
     """Each place the training script builds its `model` from something other than nanoGPT's
-    GPT (`model = Mamba(config)`), with its line and said with the line; none where every
-    `model = ...` builds `GPT` (or `GPT.from_pretrained`) or wraps the model
-    (`torch.compile(model)`, `DDP(model)`, `model.to(device)`). Read anywhere in the script,
-    whatever `if` it is under (`rewrites.other_model` reads which one a config takes)."""
+    GPT (`model = Mamba(config)`; `model_call`), with its line and said with the line. Read
+    anywhere in the script, whatever `if` it is under (`rewrites.other_model` reads which one
+    a config takes)."""
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Call):
@@ -27,22 +44,13 @@ def other_models(train_py: Path, tree: ast.Module) -> tuple[tuple[int, str], ...
             continue
         func = node.value.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-        if name is None or name in _WRAPPERS or _on_model(func) or _from_pretrained(func):
+        receiver = None
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            receiver = func.value.id
+        if name is None or model_call(name, receiver) != "other":
             continue
-        shown = ast.unparse(func)
-        said = f"{train_py}:{node.lineno} builds its model with `{shown}(...)`, not nanoGPT's GPT"
-        found.append((node.lineno, said))
+        found.append((node.lineno, other_model_said(train_py, node.lineno, ast.unparse(func))))
     return tuple(sorted(found))
-
-
-def _from_pretrained(func: ast.expr) -> bool:
-    """`GPT.from_pretrained`: nanoGPT's GPT with a checkpoint's weights."""
-    return (
-        isinstance(func, ast.Attribute)
-        and func.attr == "from_pretrained"
-        and isinstance(func.value, ast.Name)
-        and func.value.id == "GPT"
-    )
 
 
 def _names_model(target: ast.expr) -> bool:
@@ -50,15 +58,6 @@ def _names_model(target: ast.expr) -> bool:
     if isinstance(target, ast.Tuple | ast.List) and target.elts:
         target = target.elts[0]
     return isinstance(target, ast.Name) and target.id == "model"
-
-
-def _on_model(func: ast.expr) -> bool:
-    """`model.to(device)`, `model.half()`: a method of the model already built."""
-    return (
-        isinstance(func, ast.Attribute)
-        and isinstance(func.value, ast.Name)
-        and func.value.id == "model"
-    )
 
 
 def model_differences(model_py: Path) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import libcst as cst
 
 from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.evaluate import apply_augmented, evaluate
+from gptlint.nanogpt.forkmodel import model_call, other_model_said
 
 if TYPE_CHECKING:
     from gptlint.nanogpt.resolve import EffectiveConfig
@@ -35,8 +36,6 @@ class Rewrite:
 
 MODEL = "model"
 """The global train.py builds its model into: its rewrites say which model runs."""
-_WRAPPERS = frozenset({"compile", "DDP", "DistributedDataParallel"})
-"""Calls that wrap the model train.py already built, keeping it."""
 
 OPTIMIZER = "optimizer"
 """The global train.py builds its optimizer into: its rewrites say which optimizer runs."""
@@ -198,9 +197,8 @@ def other_optimizer(config: EffectiveConfig, world_size: int) -> str | None:
 
 def other_model(config: EffectiveConfig) -> str | None:
     """Where train.py builds, for this config, its model from something other than nanoGPT's
-    GPT (`GPT(...)`, `GPT.from_pretrained(...)`), or may (behind an `if` static reading
-    cannot evaluate): said with the line; None for nanoGPT's GPT. A wrapper (`torch.compile`,
-    `DDP`, a method of the model) keeps the model it wraps."""
+    GPT (`forkmodel.model_call`), or may (behind an `if` static reading cannot evaluate):
+    said with the line; None for nanoGPT's GPT. A wrapper keeps the model it wraps."""
     schema = config.schema
     env = config.env()
     current: str | None = None
@@ -209,32 +207,18 @@ def other_model(config: EffectiveConfig) -> str | None:
             continue
         holds = _holds(rewrite.conditions, env)
         func = rewrite.value.func
-        name = _called(rewrite.value)
-        if holds is False or name in _WRAPPERS or _on_model(func):
+        receiver = None
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            receiver = func.value.value
+        kind = model_call(_called(rewrite.value), receiver)
+        if holds is False or kind == "wraps":
             continue
-        if name == "GPT" or (name == "from_pretrained" and _on_name(func, "GPT")):
+        if kind == "gpt":
             current = None if holds else current
             continue
-        may = "may build (behind an `if` static reading cannot evaluate) " if not holds else ""
         shown = cst.Module([]).code_for_node(func)
-        current = (
-            f"{schema.origin}:{rewrite.line} {may or 'builds '}its model with `{shown}(...)`,"
-            " not nanoGPT's GPT"
-        )
+        current = other_model_said(schema.origin, rewrite.line, shown, may=not holds)
     return current
-
-
-def _on_model(func: cst.BaseExpression) -> bool:
-    """`model.to(device)`: a method of the model already built."""
-    return _on_name(func, MODEL)
-
-
-def _on_name(func: cst.BaseExpression, name: str) -> bool:
-    return (
-        isinstance(func, cst.Attribute)
-        and isinstance(func.value, cst.Name)
-        and func.value.value == name
-    )
 
 
 def _called(call: cst.BaseExpression) -> str:
