@@ -304,16 +304,12 @@ def unread_keys(tree: ast.Module | None, keys: set[str]) -> frozenset[str]:
     (before or after the configurator, in a function): none where it does not parse."""
     if tree is None:
         return frozenset()
-    read = {
-        node.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store)
-    }
-    read |= {  # `key *= 8` reads it too
-        node.target.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name)
-    }
+    read: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
+            read.add(node.id)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            read.add(node.target.id)  # `key *= 8` reads it too
     return frozenset(keys - read)
 
 
