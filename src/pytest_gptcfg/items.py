@@ -465,7 +465,7 @@ def _engine_failure(path: str, model_py: Path | None, exc: Exception) -> str:
     model, at its line (`modelfailure.explain`), or an internal error."""
     if model_py is not None:
         return modelfailure.explain(path, model_py, exc)
-    what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    what = modelfailure.what_raised(exc)
     return (
         f"{path}: memory check failed inside pytest-gptcfg ({what}); please report it with"
         " the config"

@@ -41,7 +41,7 @@ optimizer's arguments: the project's train.py's, `trainstep.make_optimizer`)."""
 
 def explain(path: str, model_py: Path, exc: BaseException) -> str:
     """`path`'s memory check, stopped by `exc` while running the model of `model_py`."""
-    what = _what(exc)
+    what = what_raised(exc)
     frame = _innermost_frame(exc, model_py.parent)
     at = f" at {_shown(frame)}" if frame is not None else ""
     if is_fake_tensor_limit(exc):
@@ -109,6 +109,7 @@ def _shown(frame: traceback.FrameSummary) -> str:
     return f"{frame.filename}:{frame.lineno}" + (f" (`{line}`)" if line else "")
 
 
-def _what(exc: BaseException) -> str:
+def what_raised(exc: BaseException) -> str:
+    """`TypeError: its message's first line` (the type alone where it has none)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -32,7 +32,7 @@ from gptlint.settings.pyproject import load_settings
 from gptlint.settings.table import Settings, SettingsError
 from gptlint.text.decode import unread_reason
 from gptlint.text.files import read_regular
-from pytest_gptcfg import report
+from pytest_gptcfg import modelfailure, report
 from pytest_gptcfg.chatreport import chat_failure_text, chat_record
 from pytest_gptcfg.items import (
     MAX_SIMULATED_BYTES,
@@ -181,7 +181,7 @@ class ScriptMemoryItem(ConfigItem):
             self._record(profile, budget, error=message)
             raise CheckFailed(message) from None
         except Exception as exc:  # never a traceback in the user's test run
-            what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            what = modelfailure.what_raised(exc)
             message = (
                 f"{shown}:{self.line}: memory check failed inside pytest-gptcfg ({what}); "
                 "please report it with the run script"
