@@ -61,9 +61,10 @@ def test_planning_pauses_the_collector_and_leaves_the_process_as_it_found_it(mon
     import importlib.util
     import sys
 
-    from pytest_gptcfg.engine import torchapi
+    from pytest_gptcfg.engine import forked, torchapi
 
     monkeypatch.setenv("GPTCFG_CACHE_DIR", str(tmp_path))  # cold: Inductor plans the step
+    monkeypatch.setattr(forked, "ENABLED", False)  # planned here, where the spy sees it
     seen = []
     generate = torchapi.generate_wrapper
 

@@ -61,6 +61,79 @@ def test_the_fork_writes_nothing_of_this_process_and_runs_no_exit_handler(capfd)
     assert capfd.readouterr().out == "before the fork"
 
 
+@linux
+def test_work_run_apart_runs_in_a_child_and_hands_back_what_it_returned():
+    here = os.getpid()
+    assert forked.run_apart(lambda: {"pid": os.getpid(), "n": [1, 2]})["pid"] != here
+
+
+class Refused(Exception):
+    pass
+
+
+@linux
+def test_an_exception_of_a_passed_kind_is_raised_here():
+    def refuses():
+        raise Refused("Dynamo cannot capture the model whole")
+
+    with pytest.raises(Refused, match="cannot capture"):
+        forked.run_apart(refuses, passed=(Refused,))
+
+
+@linux
+def test_work_that_raises_another_exception_or_dies_is_run_here_for_its_traceback(tmp_path):
+    runs = tmp_path / "runs"
+
+    def fails():
+        with runs.open("a") as out:
+            out.write(f"{os.getpid()} ")
+        raise KeyError("the user's model")
+
+    with pytest.raises(KeyError) as raised:
+        forked.run_apart(fails, passed=(Refused,))
+    pids = runs.read_text().split()
+    assert len(pids) == 2 and pids[0] != str(os.getpid()) and pids[1] == str(os.getpid())
+    assert any(entry.name == "fails" for entry in raised.traceback)
+    here = os.getpid()
+    assert forked.run_apart(lambda: os.getpid() if os.getpid() == here else os._exit(1)) == here
+
+
+def test_work_is_run_here_when_forking_is_off(monkeypatch):
+    monkeypatch.setattr(forked, "ENABLED", False)
+    assert forked.run_apart(os.getpid) == os.getpid()
+
+
+@linux
+@pytest.mark.usefixtures("no_forks")
+def test_a_child_this_process_waits_for_has_its_core(monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(2)))
+    assert forked.run_apart(forked.spare_cores) == 1  # for the backward's lowering
+    assert forked.Forked(forked.spare_cores).result(60) == 0  # beside a working process
+
+
+@linux
+@pytest.mark.slow  # two captures
+def test_a_capture_made_apart_is_the_one_made_here(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from pytest_gptcfg.engine import torchapi
+
+    lowered_in = tmp_path / "pids"
+    generate = torchapi.generate_wrapper
+
+    def spied(*args, **kwargs):
+        with lowered_in.open("a") as out:
+            out.write(f"{os.getpid()} ")
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(torchapi, "generate_wrapper", spied)
+    apart = capture(True)
+    assert str(os.getpid()) not in lowered_in.read_text().split()
+    monkeypatch.setattr(forked, "ENABLED", False)
+    assert capture(True) == apart
+    assert str(os.getpid()) in lowered_in.read_text().split()
+
+
 def wait_for(fork: forked.Forked) -> None:
     """Until `fork` has ended (a minute at most)."""
     deadline = time.monotonic() + 60
@@ -97,9 +170,12 @@ def test_no_spare_core_when_turned_off(monkeypatch):
 
 @pytest.fixture
 def lowerings(monkeypatch):
-    """Each graph lowered in this process, as 'fw' or 'bw'."""
+    """Each graph lowered in this process, as 'fw' or 'bw'; captures run here, not apart
+    (`forked.run_apart`), and the backward's fork is as `spare_cores` says."""
     pytest.importorskip("torch")
     from pytest_gptcfg.engine import torchapi
+
+    monkeypatch.setattr(forked, "run_apart", lambda work, passed=(): work())
 
     made: list[str] = []
     lower = torchapi._lowered_wrapper

@@ -50,7 +50,7 @@ import torch
 from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.estimate import FLASH, MATH
 from gptlint.runmodel.trainingrun import StepSpec
-from pytest_gptcfg.engine import kernels, torchapi
+from pytest_gptcfg.engine import forked, kernels, torchapi
 from pytest_gptcfg.engine.simulate import _SDPA_PARAMS, CudaBehaviour
 from pytest_gptcfg.engine.wrappercall import (
     Buffer,
@@ -332,7 +332,6 @@ def _capture(
     """Run Dynamo, AOTAutograd and Inductor up to the wrapper code of both graphs; with
     `symbolic`, the batch tensors' first dimension traced as a symbol, and what the graphs
     assume of it (`torchapi.shape_guards`)."""
-    torchapi.load_compiler()  # here, not at the top: seconds an eager simulation never needs
 
     graphs: dict[str, _Graph] = {}
     inputs: list[dict[str, Any]] = []
@@ -673,7 +672,18 @@ def capture_graphs(target: Target, symbolic: bool = False) -> dict[str, Any]:
     (a batch where one is false raises `OutsideGuards` in `plan_at`); `n_user`: the forward's
     user outputs (the target's, then any a forward hands out by a side effect); `saved`: with
     `target.label_saved`, what each of the forward's other outputs is (`saved_kinds`).
+
+    Dynamo, AOTAutograd and Inductor run in a forked child where one can be made
+    (`forked.run_apart`), with Inductor's modules loaded here first so that every child has
+    them: what they leave (millions of objects in reference cycles: a second of this process's
+    garbage collections after GPT-2's capture) ends with the child.
     """
+    torchapi.load_compiler()  # here, not at the top: seconds an eager simulation never needs
+    return forked.run_apart(lambda: _graphs_of(target, symbolic), passed=(CompiledUnavailable,))
+
+
+def _graphs_of(target: Target, symbolic: bool) -> dict[str, Any]:
+    """`capture_graphs`' work, where it runs."""
     start = time.perf_counter()
     graphs, inputs, guards = _capture(target, symbolic)
     fw, bw = graphs["fw"], graphs["bw"]

@@ -8,13 +8,14 @@ Likewise the plans a session's later configs and nanochat invocations need are m
 fork while this process checks the first ones (`beside`). What a fork hands back is plain
 data (pickled); a fork that fails, dies or takes too long hands back nothing, and the caller
 does the work itself. Each fork takes a core (`spare_cores`), so that forks are never more
-than the cores.
+than the cores, except one this process waits for (`run_apart`): it takes this process's.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import pickle
 import select
@@ -23,10 +24,13 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 ENABLED = True
-"""Whether `spare_cores` may offer a core (benchmarks and tests turn it off to compare)."""
+"""Whether work may be forked at all: `spare_cores` offers no core and `run_apart` runs its
+work here when off (benchmarks and tests turn it off to compare)."""
+
+T = TypeVar("T")
 
 _running: list[Forked] = []
 """This process's forks that may still be working."""
@@ -53,7 +57,9 @@ def spare_cores() -> int:
 class Forked:
     """`work()` running in a forked child of this process; `result` reads what it returned."""
 
-    def __init__(self, work: Callable[[], Any]) -> None:
+    def __init__(self, work: Callable[[], Any], waited: bool = False) -> None:
+        """Fork and start `work()` in the child; `waited`: this process does nothing but wait
+        for it (`run_apart`), so the child may use this process's core as its own."""
         sys.stdout.flush()  # what is buffered is written once, by this process
         sys.stderr.flush()
         read, write = os.pipe()
@@ -62,7 +68,7 @@ class Forked:
             pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read)
-            _serve(work, write)
+            _serve(work, write, parent_busy=not waited)
         os.close(write)
         self._pid = pid
         self._fd = read
@@ -71,18 +77,21 @@ class Forked:
         self.started = time.monotonic()
         """When the fork began (`time.monotonic`)."""
 
-    def result(self, timeout: float) -> Any | None:
-        """What `work()` returned, waiting at most `timeout` seconds more; None if it raised,
-        the child died, the time ran out (the child is then killed) or it was read before."""
+    def result(self, timeout: float | None) -> Any | None:
+        """What `work()` returned, waiting at most `timeout` seconds more (None: until the
+        child ends); None if it raised, the child died, the time ran out (the child is then
+        killed) or it was read before."""
         if self._fd < 0:
             return None
         chunks: list[bytes] = []
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         finished = False
         try:
             while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                if not select.select([self._fd], [], [], left)[0]:
                     break
                 chunk = os.read(self._fd, 1 << 20)
                 if not chunk:
@@ -142,14 +151,45 @@ def beside(works: list[Callable[[], object]]) -> Forked | None:
     return fork
 
 
-def _serve(work: Callable[[], Any], fd: int) -> None:
+def run_apart(work: Callable[[], T], passed: tuple[type[Exception], ...] = ()) -> T:
+    """`work()` run in a forked child while this process waits for it, and what it returned
+    (plain data, pickled); an exception of a `passed` kind it raised is raised here. The
+    objects the work makes (Inductor's, millions of them) never enter this process's heap,
+    and the child ends without collecting them. Where no fork is made (`ENABLED` off, not
+    Linux, no process to be had), or the child dies or raises another exception, `work()` is
+    run here, so that what it raises is this process's own, with its traceback."""
+    if not ENABLED or not sys.platform.startswith("linux"):
+        return work()
+
+    def outcome() -> tuple[bool, Any]:
+        gc.disable()  # the child's garbage goes with it: no collection needs to run there
+        try:
+            return True, work()
+        except passed as error:
+            return False, error
+
+    try:
+        fork = Forked(outcome, waited=True)
+    except OSError:
+        return work()
+    came = fork.result(timeout=None)
+    if came is None:
+        return work()
+    returned, value = came
+    if not returned:
+        raise value
+    return value
+
+
+def _serve(work: Callable[[], Any], fd: int, parent_busy: bool) -> None:
     """In the child: run `work`, write (True, its result) or (False, None) to `fd`, and end
     the process without running anything of the parent's (no atexit, no buffered output).
     Python's warnings are not shown there: under pytest they would reach the terminal raw,
-    not the warnings summary; the parent shows those of its own work."""
+    not the warnings summary; the parent shows those of its own work. `parent_busy`: the
+    parent works on meanwhile, taking a core."""
     global _busy_beside
     try:
-        _busy_beside += 1 + len(_running)  # the parent, and its other forks
+        _busy_beside += parent_busy + len(_running)  # the parent, and its other forks
         _running.clear()  # the parent's: not this process's children
         warnings.simplefilter("ignore")
         try:

@@ -132,14 +132,35 @@ _COMPILER_MODULES = (
 )
 """The modules of Dynamo, AOTAutograd and Inductor that planning uses, in loading order."""
 
+_LOWERING_MODULES = (
+    "torch._functorch.partitioners",
+    "torch._inductor.fx_passes.joint_graph",
+    "torch._inductor.fx_passes.post_grad",
+    "torch._inductor.graph",
+    "torch._inductor.lowering",
+    "torch._inductor.select_algorithm",
+    "torch._inductor.scheduler",
+    "torch._inductor.codecache",
+    "torch._inductor.codegen.cpp",
+    "torch._inductor.codegen.wrapper",
+    "torch._inductor.debug",
+)
+"""The modules Inductor imports when it first partitions and lowers a graph (those a release
+lacks are passed over): about a second, paid once by a process that loads them before it
+forks its captures (`compiled.capture_graphs`), and by each capture that loads them itself."""
+
 
 def load_compiler() -> None:
-    """Import `_COMPILER_MODULES`. They use the deprecated torch.jit.script_method while
-    loading, which says nothing about the user's config: keep it out of their test run."""
+    """Import `_COMPILER_MODULES` and `_LOWERING_MODULES`. They use the deprecated
+    torch.jit.script_method while loading, which says nothing about the user's config: keep it
+    out of their test run."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
         for name in _COMPILER_MODULES:
             importlib.import_module(name)
+        for name in _LOWERING_MODULES:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
 
 
 def compiled_original(function: Any) -> Any:
