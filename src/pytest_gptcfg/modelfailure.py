@@ -36,7 +36,7 @@ NANOGPT_CALLS = (
     " passes, `logits, loss = model(X, Y)`"
 )
 """The calls the check makes to a project's model, as nanoGPT's train.py makes them (the
-optimizer's arguments: the project's train.py's, `trainstep.make_optimizer`)."""
+optimizer's arguments: the project's train.py's, `trainstep.make_optimizers`)."""
 
 
 def explain(path: str, model_py: Path, exc: BaseException) -> str:

@@ -569,3 +569,102 @@ def test_a_preset_gets_only_the_model_arguments_train_py_hands_from_pretrained(
     config.write_text("init_from = 'scratch'\nmup = True\n")
     run = LintContext(load_config(config), Settings()).training_run
     assert [p.key for p in run.problems if p.architecture] == ["mup"]  # GPTConfig gets it
+
+
+# After the shape of forks that compute the loss outside the model, in a closure their
+# optimizer calls; their evaluation runs the model under `@torch.no_grad()`.
+OUTSIDE_LOSS = """
+@torch.no_grad()
+def estimate_loss():
+    logits = model(X)
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), Y.view(-1))
+
+def closure():
+    with ctx:
+        logits = model(X)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), Y.view(-1), ignore_index=-1)
+    loss.backward()
+    return loss
+"""
+
+
+def test_a_training_step_that_computes_the_loss_outside_the_model_is_said(
+    tmp_path, monkeypatch, capsys
+):
+    train = TRAIN_PY + OUTSIDE_LOSS
+    config = _fork_with(tmp_path, train_py=train)
+    config.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    line = train.splitlines().index("        logits = model(X)") + 1
+    assert "GPT501 estimated" not in out
+    assert (
+        f"GPT503 GPT501 not checked: {tmp_path / 'train.py'}:{line} runs its model as"
+        " `model(X)`, without the targets, and computes the loss outside it, not as nanoGPT's"
+        " `logits, loss = model(X, Y)`"
+    ) in out
+
+
+def test_an_evaluation_without_targets_beside_a_step_with_them_is_nanogpts(
+    tmp_path, monkeypatch, capsys
+):
+    train = TRAIN_PY + (
+        "with torch.no_grad():\n    sample = model(X)\n"
+        "for micro_step in range(gradient_accumulation_steps):\n"
+        "    with ctx:\n        logits, loss = model(X, Y)\n    loss.backward()\n"
+    )
+    config = _fork_with(tmp_path, train_py=train)
+    config.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    assert "GPT503" not in out and "GPT501 estimated" in out
+
+
+# After the shape of forks whose model's configure_optimizers builds Muon for the matrices
+# behind a flag train.py passes it.
+MUON_MODEL_PY = """\
+class GPT:
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, use_muon,
+                             fused=True):
+        if use_muon:
+            if not self.matrices:
+                raise ValueError("no matrices")
+            return [Muon(self.matrices, lr=0.02), torch.optim.AdamW(self.rest, learning_rate)]
+        elif fused and device_type == 'cuda':
+            return torch.optim.AdamW(self.parameters(), learning_rate, betas, fused=True)
+        return torch.optim.Adam(self.parameters(), learning_rate, betas)
+"""
+
+MUON_CALL = (
+    "optimizers = model.configure_optimizers(weight_decay, learning_rate, (0.9, 0.95),"
+    " device_type, {flag})\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("flag", "config", "said"),
+    [
+        ("use_muon", "", None),
+        ("use_muon", "use_muon = True\n", "builds"),
+        ("use_muon and device_type == 'cuda'", "use_muon = True\n", "may build"),
+        ("True", "", "builds"),
+    ],
+)
+def test_an_optimizer_the_models_configure_optimizers_builds_for_the_config_is_said(
+    tmp_path, monkeypatch, capsys, flag, config, said
+):
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\nuse_muon = False\n")
+    train += "weight_decay = 0.1\n" + MUON_CALL.format(flag=flag)
+    path = _fork_with(tmp_path, train_py=train, model_py=MUON_MODEL_PY)
+    path.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\n" + config)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    if said is None:
+        assert "GPT501 estimated" in out and "AdamW state" in out
+        return
+    assert "GPT501 estimated" not in out
+    assert f"GPT503 GPT501 not checked: {tmp_path / 'model.py'}:7 {said}" in out
+    assert (
+        "`Muon(...)` in the model's configure_optimizers, not nanoGPT's AdamW, whose state the"
+        " estimate counts; pytest --gpt-configs measures it with the fork's own model.py"
+    ) in out

@@ -79,12 +79,12 @@ def test_an_out_of_memory_error_wrapped_by_compile_still_counts_as_out_of_memory
 def test_inventory_counts_parameters_once_and_names_optimizer_state():
     model = GPT(ModelShape(1, 2, 64, 16, 1000, False, 0.0))
     optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
-    parameters, state, largest = inventory(model, optimizer)
+    parameters, state, largest = inventory(model, [optimizer])
     assert parameters == sum(round_size(4 * p.numel()) for p in model.parameters())
     assert state == 0, "no state before the first step"
     model(torch.zeros(1, 16, dtype=torch.long), torch.zeros(1, 16, dtype=torch.long))[1].backward()
     optimizer.step()
-    parameters, state, largest = inventory(model, optimizer)
+    parameters, state, largest = inventory(model, [optimizer])
     assert state >= 2 * parameters
     assert largest[0] == ("parameter transformer.wte.weight", 4 * 1000 * 64)
     assert ("exp_avg of transformer.wte.weight", 4 * 1000 * 64) in largest

@@ -27,7 +27,7 @@ from pytest_gptcfg.engine.tracker import StorageTracker  # noqa: E402
 from pytest_gptcfg.engine.trainstep import (  # noqa: E402
     StepObserver,
     build_model,
-    make_optimizer,
+    make_optimizers,
     random_batches,
     run_training,
 )
@@ -143,11 +143,11 @@ def test_live_memory_returns_to_the_same_level_after_each_optimizer_step():
     behaviour = CudaBehaviour(torch.bfloat16, (8, 9))
     with FakeTensorMode(), tracker, torch.device("cpu"):
         model = build_model(SMALL)
-        optimizer = make_optimizer(model, SMALL, "cuda")
+        optimizers = make_optimizers(model, SMALL, "cuda")
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         batches = random_batches(SMALL, "cpu")
-        run_training(model, optimizer, scaler, batches, lambda: behaviour, SMALL, Levels())
-        run_training(model, optimizer, scaler, batches, lambda: behaviour, SMALL, Levels())
+        run_training(model, optimizers, scaler, batches, lambda: behaviour, SMALL, Levels())
+        run_training(model, optimizers, scaler, batches, lambda: behaviour, SMALL, Levels())
     assert len(levels) == 4
     assert levels[1] == levels[2] == levels[3]
     assert levels[0] <= levels[1]

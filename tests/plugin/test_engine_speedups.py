@@ -27,7 +27,7 @@ from pytest_gptcfg.engine.simulate import (  # noqa: E402
 from pytest_gptcfg.engine.tracker import VIEW_OPS, StorageTracker  # noqa: E402
 from pytest_gptcfg.engine.trainstep import (  # noqa: E402
     build_model,
-    make_optimizer,
+    make_optimizers,
     random_batches,
     resolve_dtype,
     run_training,
@@ -145,11 +145,11 @@ def step_events(spec: StepSpec, compute_capability, stacked: bool, evaluate=Fals
         if evaluate:
             run_evaluation(model, batches, lambda: behaviour)
         else:
-            optimizer = make_optimizer(model, spec, "cuda")
+            optimizers = make_optimizers(model, spec, "cuda")
             scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
             observer = _Labeller(tracker, names)
-            run_training(model, optimizer, scaler, batches, lambda: behaviour, spec, observer)
-            del optimizer, scaler
+            run_training(model, optimizers, scaler, batches, lambda: behaviour, spec, observer)
+            del optimizers, scaler
         del model
     events = [
         (created, a.nbytes, a.size, a.category, a.description, a.block.segment, a.block.offset)

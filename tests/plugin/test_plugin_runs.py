@@ -223,6 +223,77 @@ def test_a_forks_optimizer_is_made_with_what_its_train_py_passes(project, eps):
     )
 
 
+def test_a_fork_whose_step_computes_the_loss_outside_the_model_is_not_run_as_nanogpts(project):
+    fork(project)
+    step = (
+        "def closure():\n    with ctx:\n        logits = model(X)\n"
+        "        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), Y.view(-1))\n"
+        "    loss.backward()\n"
+    )
+    (project.path / "train.py").write_text(FORK_TRAIN_PY + step)
+    result = project.run("--gpt-configs", "config/train_plain.py", "-k", "memory")
+    line = len(FORK_TRAIN_PY.splitlines()) + 3
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"config/train_plain.py: memory check not run: *train.py:{line} runs its model as"
+            " `model(X)`, without the targets, and computes the loss outside it, not as"
+            " nanoGPT's `logits, loss = model(X, Y)`"
+        ]
+    )
+
+
+MOMENTUM_MODEL_PY = (
+    FORK_MODEL_PY
+    + """
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, use_muon):
+        adamw = [p for n, p in self.named_parameters() if p.dim() < 2 or "mlps" not in n]
+        if not use_muon:
+            return torch.optim.AdamW(self.parameters(), learning_rate, betas)
+        matrices = [p for n, p in self.named_parameters() if p.dim() >= 2 and "mlps" in n]
+        return [Momentum(matrices), torch.optim.AdamW(adamw, learning_rate, betas)]
+
+
+class Momentum(torch.optim.Optimizer):
+    # after Muon's state: one float32 buffer a matrix
+    def __init__(self, params):
+        super().__init__(params, dict(lr=0.02))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                state["momentum_buffer"].mul_(0.95).add_(p.grad)
+                p.add_(state["momentum_buffer"], alpha=-group["lr"])
+"""
+)
+
+
+def test_a_forks_optimizers_are_each_stepped_as_its_train_py_steps_them(project):
+    fork(project)
+    train = FORK_TRAIN_PY.replace("mlp_mult = 4\n", "mlp_mult = 4\nuse_muon = False\n")
+    call = (
+        "optimizers = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2),"
+        " device_type, use_muon)\n"
+    )
+    (project.path / "train.py").write_text(train + call)
+    (project.path / "model.py").write_text(MOMENTUM_MODEL_PY)
+    project.config("train_muon.py", FORK_CONFIG + "use_muon = True\n")
+    result = project.run_subprocess(
+        "--gpt-configs", "config", "-k", "memory", "--gpt-report", "report.json"
+    )
+    result.assert_outcomes(passed=3, deselected=3)
+    by_path = records(project, result)
+    plain, muon = by_path["config/train_plain.py"], by_path["config/train_muon.py"]
+    # the four MLP matrices (2 layers x 2, 512 x 128) keep one float32 buffer, not AdamW's two
+    # moments and its step count (a float32 scalar, in a block of 512 bytes)
+    matrices = 2 * 2 * (512 * 128 * 4 + 512)
+    assert plain["peak_allocated_bytes"] - muon["peak_allocated_bytes"] == matrices
+
+
 def test_a_fork_without_a_model_py_is_not_checked_with_nanogpts(project):
     fork(project, model=False)
     result = project.run("--gpt-configs", "config/train_wide.py", "-k", "memory")

@@ -25,7 +25,7 @@ from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import ValueKind
 from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.checkpoint import CheckpointError, read_checkpoint_model_args
-from gptlint.nanogpt.forkmodel import Term, takes_branch
+from gptlint.nanogpt.forkmodel import Term, condition_holds, takes_branch
 from gptlint.nanogpt.metadata import MetaError, dataset_vocab
 from gptlint.nanogpt.rejects import (
     ADAMW_RANGES,
@@ -334,9 +334,21 @@ def derive_run(
     optimizer = other_optimizer(config, world_size)
     if optimizer is not None:
         reader.fail("optimizer", optimizer, missing=True)
+    forward = config.schema.forward_call
+    if forward is not None:
+        reader.fail(
+            "forward",
+            f"{config.schema.origin}:{forward[0]} runs its model as `{forward[1]}`, without the"
+            " targets, and computes the loss outside it, not as nanoGPT's"
+            " `logits, loss = model(X, Y)`",
+            missing=True,
+        )
     if not own_model:
         for difference in config.schema.model_differences:
             reader.fail("model", difference, architecture=True)
+        builds = _fork_optimizer(config)
+        if builds is not None:
+            reader.fail("optimizer", builds, architecture=True)
     source = model.value
     problems = [*model.problems, *reader.problems]
     if source is None or problems:
@@ -501,6 +513,44 @@ def optimizer_args(config: EffectiveConfig, settled: dict[str, Any]) -> Optimize
             " configure_optimizers, whose value for this config cannot be read statically:"
             " the check cannot call it as train.py does"
         )
+
+
+def _fork_optimizer(config: EffectiveConfig) -> str | None:
+    """Where the model's own `configure_optimizers` (the fork's model.py), called as train.py
+    calls it, builds for `config` an optimizer whose state is not AdamW's, or may (behind an
+    `if` static reading cannot evaluate): said with the line; None for AdamW."""
+    fork, call = config.schema.fork_optimizers, config.schema.optimizer_call
+    if fork is None or call is None:
+        return None
+
+    def value(term: Term) -> Any:
+        kind, held = term
+        if kind == "value":
+            return held
+        if kind == "name" and held in config.schema:
+            return config.get(held)
+        return UNKNOWN
+
+    env: dict[str, Any] = dict(fork.defaults)
+    env.update(zip(fork.parameters, (value(t) for t in call.positional), strict=False))
+    env.update((name, value(t)) for name, t in call.keywords)
+    for build in fork.builds:
+        states = [condition_holds(test, env) for test, _ in build.conditions]
+        if any(
+            s is not None and s != taken
+            for s, (_, taken) in zip(states, build.conditions, strict=True)
+        ):
+            continue
+        builds = (
+            "may build (behind an `if` static reading cannot evaluate)"
+            if None in states
+            else "builds"
+        )
+        return (
+            f"{fork.path}:{build.line} {builds} `{build.name}(...)` in the model's"
+            " configure_optimizers, not nanoGPT's AdamW, whose state the estimate counts"
+        )
+    return None
 
 
 def _optimizer(config: EffectiveConfig) -> _Optimizer:

@@ -5,6 +5,7 @@ estimate (which models nanoGPT's GPT) says it cannot tell instead of answering f
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -327,3 +328,144 @@ def fixed_vocab(tree: ast.Module) -> tuple[int, int] | None:
     if not all(isinstance(v, ast.Constant) and type(v.value) is int for v, _ in values):
         return None
     return numbers.pop(), max(line for _, line in values)
+
+
+_ADAM_STATE = frozenset({"AdamW", "Adam"})
+"""Optimizers whose state is AdamW's (two float32 moments a parameter): what the estimate
+counts."""
+
+
+@dataclass(frozen=True)
+class OptimizerBuild:
+    """An optimizer whose state is not AdamW's that the model's `configure_optimizers` builds:
+    `name(...)` at `line`, under `conditions` (each enclosing `if` test's source, and whether
+    the call is in its body (True) or its `else`)."""
+
+    name: str
+    line: int
+    conditions: tuple[tuple[str, bool], ...]
+
+
+@dataclass(frozen=True)
+class ForkOptimizers:
+    """The `configure_optimizers` of a fork's model.py (`path`) that builds optimizers other
+    than AdamW: its parameters after `self`, their constant defaults, and those builds."""
+
+    path: str
+    parameters: tuple[str, ...]
+    defaults: tuple[tuple[str, Any], ...]
+    builds: tuple[OptimizerBuild, ...]
+
+
+def fork_optimizers(model_py: Path) -> ForkOptimizers | None:
+    """The optimizers other than AdamW (or Adam, whose state is the same) the model's
+    `configure_optimizers` in `model_py` builds: `Muon(...)`, `torch.optim.SGD(...)`,
+    `bnb.optim.AdamW8bit(...)` (a call of a capitalised name, not an exception's), each with
+    the `if` tests it is under; None where it builds none or model.py cannot be read."""
+    try:
+        tree = ast.parse(model_py.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    methods = [
+        node
+        for cls in ast.walk(tree)
+        if isinstance(cls, ast.ClassDef)
+        for node in cls.body
+        if isinstance(node, ast.FunctionDef) and node.name == "configure_optimizers"
+    ]
+    if not methods:
+        return None
+    method = methods[0]
+    builds = tuple(_builds(method.body, ()))
+    if not builds:
+        return None
+    args = method.args
+    positional = args.posonlyargs + args.args
+    given = positional[len(positional) - len(args.defaults) :]
+    pairs = [
+        *zip(given, args.defaults, strict=True),
+        *zip(args.kwonlyargs, args.kw_defaults, strict=True),
+    ]
+    defaults = tuple((a.arg, d.value) for a, d in pairs if isinstance(d, ast.Constant))
+    names = tuple(a.arg for a in [*positional[1:], *args.kwonlyargs])  # after self
+    return ForkOptimizers(str(model_py), names, defaults, builds)
+
+
+def _builds(
+    body: list[ast.stmt], conditions: tuple[tuple[str, bool], ...]
+) -> Iterator[OptimizerBuild]:
+    """The optimizer builds of `body` (`fork_optimizers`), under `conditions`."""
+    for statement in body:
+        if isinstance(statement, ast.If):
+            test = ast.unparse(statement.test)
+            yield from _builds(statement.body, (*conditions, (test, True)))
+            yield from _builds(statement.orelse, (*conditions, (test, False)))
+            continue
+        if isinstance(statement, ast.Raise):
+            continue
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if _optimizer_class(name):
+                    yield OptimizerBuild(name, node.lineno, conditions)
+
+
+def _optimizer_class(name: str) -> bool:
+    """A capitalised name other than AdamW's, an exception's or a warning's."""
+    return (
+        name[:1].isupper()
+        and name not in _ADAM_STATE
+        and not name.endswith(("Error", "Exception", "Warning"))
+    )
+
+
+def condition_holds(test: str, env: dict[str, Any]) -> bool | None:
+    """Whether `if test:` (source) takes its body with the names of `env` (a value, or
+    `UNKNOWN` from `gptlint.facts.values`): True, False, or None where it cannot be told (a
+    name not in `env`, or an expression beyond names, constants, comparisons, `not`, `and`
+    and `or`)."""
+    try:
+        expression = ast.parse(test, mode="eval").body
+        value = _value(expression, env)
+    except (SyntaxError, ValueError, RecursionError, _Untold, TypeError):
+        return None
+    return bool(value)
+
+
+class _Untold(Exception):
+    pass
+
+
+def _value(node: ast.expr, env: dict[str, Any]) -> Any:
+    from gptlint.facts.values import UNKNOWN
+
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id not in env or env[node.id] is UNKNOWN:
+            raise _Untold()
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return not _value(node.operand, env)
+    if isinstance(node, ast.BoolOp):
+        values = [_value(v, env) for v in node.values]
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return tuple(_value(e, env) for e in node.elts)
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        left, right = _value(node.left, env), _value(node.comparators[0], env)
+        compare = _COMPARISONS.get(type(node.ops[0]))
+        if compare is not None:
+            return compare(left, right)
+    raise _Untold()
+
+
+_COMPARISONS: dict[type, Any] = {
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+    ast.Is: lambda a, b: a is b,
+    ast.IsNot: lambda a, b: a is not b,
+}

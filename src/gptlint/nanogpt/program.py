@@ -5,6 +5,11 @@
   returns). A loop that does not keep them (`loss = model(X, Y)[1]`, a `del logits` before the
   backward, or a loss computed in a helper function whose locals die when it returns) frees
   them when the loss is computed: one B x T x vocab tensor less at the peak.
+- The forward call: nanoGPT's model computes the loss itself when given the targets
+  (`model(X, Y)`). A train.py whose training step calls `model(X)` alone computes the loss
+  outside the model, eagerly (a float32 copy of the B x T x vocab logits under autocast, the
+  compiled graph ending at the logits): a step nanoGPT's estimate and the plugin's
+  simulation do not run, said with its line (`training_forward`).
 - Attention: nanoGPT's model.py calls `F.scaled_dot_product_attention` when `self.flash` is
   true (`hasattr(torch.nn.functional, 'scaled_dot_product_attention')`, true on torch >= 2.0);
   a fork that sets `self.flash = False`, or whose model.py calls `softmax` but never SDPA,
@@ -138,6 +143,44 @@ def read_loop(tree: ast.Module | None) -> Loop:
             return Loop(True, how + " that returns more than the loss: logits assumed kept")
         return Loop(False, how + ": its logits are freed when it returns")
     return _assumed("no `model(X, Y)` call found in train.py's loop")
+
+
+def training_forward(tree: ast.Module | None) -> tuple[int, str] | None:
+    """Where train.py's training step runs its model without the targets (`logits =
+    model(X)`, the loss computed outside the model): the line and source of the first such
+    call. None where some call of `model` outside evaluation passes inputs and targets
+    (nanoGPT's `model(X, Y)`), or where train.py calls `model` nowhere outside evaluation
+    (a function under `@torch.no_grad()`, a `with torch.no_grad():` block)."""
+    if tree is None:
+        return None
+    calls = sorted(_training_calls(tree, evaluating=False), key=lambda c: (c.lineno, c.col_offset))
+    if not calls or any(_is_model_call(call) for call in calls):
+        return None
+    return calls[0].lineno, ast.unparse(calls[0])
+
+
+def _training_calls(node: ast.AST, evaluating: bool) -> Iterator[ast.Call]:
+    """The `model(...)` calls under `node` outside evaluation (`_without_grad`)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        evaluating = evaluating or any(_without_grad(d) for d in node.decorator_list)
+    elif isinstance(node, ast.With | ast.AsyncWith):
+        evaluating = evaluating or any(_without_grad(item.context_expr) for item in node.items)
+    elif (
+        not evaluating
+        and isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "model"
+    ):
+        yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _training_calls(child, evaluating)
+
+
+def _without_grad(node: ast.expr) -> bool:
+    """`torch.no_grad()`, `no_grad`, `torch.inference_mode()` and the like."""
+    func = node.func if isinstance(node, ast.Call) else node
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return name in ("no_grad", "inference_mode")
 
 
 def _assumed(why: str) -> Loop:

@@ -22,8 +22,10 @@ from gptlint.nanogpt.evaluate import evaluate
 from gptlint.nanogpt.forkmodel import (
     NANOGPT_OPTIMIZER_CALL,
     PRETRAINED_OVERRIDES,
+    ForkOptimizers,
     OptimizerCall,
     fixed_vocab,
+    fork_optimizers,
     init_from_branches,
     model_differences,
     optimizer_call,
@@ -32,7 +34,13 @@ from gptlint.nanogpt.forkmodel import (
     sequence_key,
 )
 from gptlint.nanogpt.machine import target_calls
-from gptlint.nanogpt.program import NANOGPT_LOOP, Loop, parse_python, read_loop
+from gptlint.nanogpt.program import (
+    NANOGPT_LOOP,
+    Loop,
+    parse_python,
+    read_loop,
+    training_forward,
+)
 from gptlint.nanogpt.rewrites import Rewrite
 from gptlint.nanogpt.rewrites import collect as collect_rewrites
 from gptlint.nanogpt.scriptnames import names_read_after
@@ -191,6 +199,13 @@ class Schema:
     optimizer_call: OptimizerCall | None = NANOGPT_OPTIMIZER_CALL
     """What train.py passes to the model's `configure_optimizers` (None: it calls none, or
     cannot be read; `forkmodel.optimizer_call`)."""
+    fork_optimizers: ForkOptimizers | None = None
+    """The optimizers other than AdamW the `configure_optimizers` of the model.py beside
+    train.py builds, with the `if` tests they are under (`forkmodel.fork_optimizers`)."""
+    forward_call: tuple[int, str] | None = None
+    """Where train.py's training step calls its model without the targets, the loss computed
+    outside it: the line and the call (`program.training_forward`); None: nanoGPT's
+    `model(X, Y)`."""
 
     @property
     def architecture_keys(self) -> tuple[str, ...]:
@@ -294,6 +309,8 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         reads=frozenset(assigned) | _read_after_configurator(text, tree),
         loop=read_loop(tree),
         optimizer_call=None if tree is None else optimizer_call(tree),
+        forward_call=training_forward(tree),
+        fork_optimizers=None if tree is None else fork_optimizers(path.parent / "model.py"),
         unread=unread_keys(tree, set(specs)),
         fixed_vocab=None if tree is None else fixed_vocab(tree),
     )

@@ -47,7 +47,7 @@ from pytest_gptcfg.engine.simulate import (
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.engine.tracker import Allocation, StorageTracker
 from pytest_gptcfg.engine.trainstep import (
-    make_optimizer,
+    make_optimizers,
     random_batches,
     resolve_dtype,
     run_training,
@@ -488,18 +488,18 @@ def simulate_compiled(
         runtime.weight_numels = {p.numel() for p in model.parameters() if p.dim() >= 2}
         track_model(tracker, model, profile.compute_capability, names)
         model.forward = _compiled_forward(model, runtime)
-        optimizer = make_optimizer(model, spec, "cuda")
+        optimizers = make_optimizers(model, spec, "cuda")
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
         run_training(
             model,
-            optimizer,
+            optimizers,
             scaler,
             random_batches(spec, "cpu"),
             contextlib.nullcontext,
             spec,
             _Labeller(tracker, names),
         )
-        del model, optimizer, scaler
+        del model, optimizers, scaler
     if dtype == torch.float16:
         notes.append("float16: GradScaler enabled, as train.py does")
     peak = tracker.at_peak()

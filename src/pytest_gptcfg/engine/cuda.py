@@ -20,7 +20,7 @@ import contextlib
 import gc
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from gptlint.runmodel.trainingrun import StepSpec
 from pytest_gptcfg.engine import kernels, torchapi
 from pytest_gptcfg.engine.trainstep import (
     build_model,
-    make_optimizer,
+    make_optimizers,
     parameter_counts,
     random_batches,
     resolve_dtype,
@@ -108,14 +108,16 @@ def _is_oom(error: BaseException) -> bool:
 
 
 def inventory(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
+    model: torch.nn.Module, optimizers: Sequence[torch.optim.Optimizer]
 ) -> tuple[int, int, list[tuple[str, int]]]:
-    """Allocator bytes of the parameters and of the optimizer state, and the ten largest of them."""
+    """Allocator bytes of the parameters and of the optimizers' state, and the ten largest of
+    them."""
     names = {id(p): n for n, p in model.named_parameters()}
     tensors = [(f"parameter {n}", round_size(p.nbytes)) for n, p in model.named_parameters()]
     parameters = sum(size for _, size in tensors)
     state_bytes = 0
-    for p, state in optimizer.state.items() if optimizer is not None else ():
+    states = [item for optimizer in optimizers for item in optimizer.state.items()]
+    for p, state in states:
         for key, value in state.items():
             if isinstance(value, torch.Tensor):
                 size = round_size(value.nbytes)
@@ -143,7 +145,7 @@ class Measured:
 
 Runner = Callable[[torch.device, torch.dtype, Callable[[], Any], dict[str, Any]], None]
 """Builds the model on the device and runs it under the autocast context it is given (for the
-dtype it is given); puts the model (and the optimizer, if any) in the dict it is given, so
+dtype it is given); puts the model (and its optimizers, if any) in the dict it is given, so
 that they can be counted even when the run runs out of memory."""
 
 
@@ -193,7 +195,8 @@ def measure_capped(
         notes.append("CUDA out of memory under the cap of budget - context")
     finally:
         if held.get("model") is not None:
-            parameters, optimizer_state, largest = inventory(held["model"], held.get("optimizer"))
+            optimizers = held.get("optimizers", [])
+            parameters, optimizer_state, largest = inventory(held["model"], optimizers)
             params = parameter_counts(held["model"])
         peak_allocated = torch.cuda.max_memory_allocated(device) - base_allocated
         peak_reserved = torch.cuda.max_memory_reserved(device) - base_reserved
@@ -261,12 +264,12 @@ def measure(
     ) -> None:
         with torch.device(device):
             held["model"] = model = build_model(spec)
-        held["optimizer"] = optimizer = make_optimizer(model, spec, "cuda")
+        held["optimizers"] = optimizers = make_optimizers(model, spec, "cuda")
         step_model = step_module(model, spec)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         run_training(
             step_model,
-            optimizer,
+            optimizers,
             scaler,
             random_batches(spec, device),
             autocast,

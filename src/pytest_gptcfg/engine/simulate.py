@@ -69,7 +69,7 @@ from pytest_gptcfg.engine.tracker import Allocation, StorageTracker, TrackingFak
 from pytest_gptcfg.engine.trainstep import (
     StepObserver,
     build_model,
-    make_optimizer,
+    make_optimizers,
     parameter_counts,
     random_batches,
     resolve_dtype,
@@ -306,18 +306,18 @@ def simulate(
     with tracker.fake_mode() as fake, torch.device("cpu"):
         model, params = build_fake_model(fake, spec)
         track_model(tracker, model, profile.compute_capability, names)
-        optimizer = make_optimizer(model, spec, "cuda")
+        optimizers = make_optimizers(model, spec, "cuda")
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
         run_training(
             model,
-            optimizer,
+            optimizers,
             scaler,
             random_batches(spec, "cpu"),
             lambda: behaviour,
             spec,
             _Labeller(tracker, names),
         )
-        del model, optimizer, scaler
+        del model, optimizers, scaler
     if dtype == torch.float16:
         notes.append("float16: GradScaler enabled, as train.py does")
     peak = tracker.at_peak()

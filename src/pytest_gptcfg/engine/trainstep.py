@@ -13,7 +13,7 @@ and activations coexist as they do in a long run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import cast
 
@@ -72,17 +72,18 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
     return (int(reported) if isinstance(reported, int) else total), total
 
 
-def make_optimizer(
+def make_optimizers(
     model: torch.nn.Module, spec: StepSpec, device_type: str
-) -> torch.optim.Optimizer:
-    """The model's own `configure_optimizers`, called with what train.py passes it
-    (`spec.optimizer_args`; nanoGPT's arguments where not given), else nanoGPT's AdamW groups
-    (`nanogpt.adamw`). A list of one optimizer is that optimizer; a call train.py's text
-    does not tell, or a list of several, is a `UserModelError`."""
+) -> list[torch.optim.Optimizer]:
+    """The optimizers train.py steps: the model's own `configure_optimizers`, called with what
+    train.py passes it (`spec.optimizer_args`; nanoGPT's arguments where not given), else
+    nanoGPT's AdamW groups (`nanogpt.adamw`). One optimizer, or the list it returns (a fork's
+    Muon for the matrices and AdamW for the rest, which its train.py steps one after the
+    other); a call train.py's text does not tell is a `UserModelError`."""
     betas = (spec.beta1, spec.beta2)
     configure = getattr(model, "configure_optimizers", None)
     if not callable(configure):
-        return adamw(model, spec.weight_decay, spec.learning_rate, betas, device_type)
+        return [adamw(model, spec.weight_decay, spec.learning_rate, betas, device_type)]
     call = spec.optimizer_args if spec.model_factory is not None else None  # the project's
     if call is None:
         made = configure(spec.weight_decay, spec.learning_rate, betas, device_type)
@@ -92,14 +93,10 @@ def make_optimizer(
         positional = [_on_device(value, device_type) for value in call.positional]
         keywords = {name: _on_device(value, device_type) for name, value in call.keywords}
         made = configure(*positional, **keywords)
-    if isinstance(made, list | tuple):
-        if len(made) != 1:
-            raise UserModelError(
-                f"the model's configure_optimizers returns {len(made)} optimizers: the check"
-                " runs a step of one"
-            )
-        made = made[0]
-    return cast(torch.optim.Optimizer, made)
+    made = list(made) if isinstance(made, list | tuple) else [made]
+    if not made:
+        raise UserModelError("the model's configure_optimizers returns no optimizer")
+    return cast(list[torch.optim.Optimizer], made)
 
 
 def _on_device(value: object, device_type: str) -> object:
@@ -126,14 +123,15 @@ class StepObserver:
 
 def run_training(
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizers: Sequence[torch.optim.Optimizer],
     scaler: torch.amp.GradScaler,
     get_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
     autocast: Callable[[], AbstractContextManager[object]],
     spec: StepSpec,
     observer: StepObserver | None = None,
 ) -> None:
-    """Run `OPTIMIZER_STEPS` optimizer steps of `micro_steps(spec)` micro-steps each."""
+    """Run `OPTIMIZER_STEPS` optimizer steps of `micro_steps(spec)` micro-steps each; each of
+    `optimizers` (`make_optimizers`) is unscaled, stepped and zeroed in turn."""
     observer = observer or StepObserver()
     accumulation = spec.gradient_accumulation_steps
     X, Y = get_batch()
@@ -152,12 +150,15 @@ def run_training(
             observer.after_backward(model)
         observer.phase("optimizer")
         if spec.grad_clip != 0.0:
-            scaler.unscale_(optimizer)
+            for optimizer in optimizers:
+                scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
-        scaler.step(optimizer)
+        for optimizer in optimizers:
+            scaler.step(optimizer)
         scaler.update()
-        observer.after_optimizer_step(optimizer)
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in optimizers:
+            observer.after_optimizer_step(optimizer)
+            optimizer.zero_grad(set_to_none=True)
         observer.phase("idle")
     del logits, loss, X, Y
 
