@@ -41,6 +41,9 @@ def pytest_configure(config: pytest.Config) -> None:
 FOUND_KEY = pytest.StashKey[set[Path]]()
 """The `--gpt-configs` paths that named or held a config collected."""
 
+ONLY_CONFIGS_KEY = pytest.StashKey[bool]()
+"""Whether the run collects the configs alone (no path given on the command line)."""
+
 
 def _named_configs(config: pytest.Config) -> tuple[Path, ...]:
     """Positional `.py` files that are not test modules, and `.sh` files (`pytest --gpt-configs
@@ -64,7 +67,8 @@ def _collection_args(config: pytest.Config, configs: tuple[Path, ...]) -> None:
     """What pytest collects: only the configs where no path was given on the command line
     (not the `testpaths` or the folder it runs in: a project's own tests, which may not even
     import, are not what `--gpt-configs` asks for); the configs too where paths were given."""
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
+    config.stash[ONLY_CONFIGS_KEY] = config.args_source != pytest.Config.ArgsSource.ARGS
+    if config.stash[ONLY_CONFIGS_KEY]:
         config.args[:] = [str(path) for path in configs]
         return
     base = config.invocation_params.dir
@@ -80,8 +84,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[
     nanochat run script a RunScriptFile (it is not run).
 
     The files under a `--gpt-configs` folder are those gptlint would lint: code such as a
-    `validator.py` of functions is left to pytest's own collection, a `.sh` file that runs no
-    nanochat step in a checkout is not collected.
+    `validator.py` of functions is left to pytest's own collection where paths were given on
+    the command line, and not collected where none was (`pytest --gpt-configs .` checks the
+    configs, not the project's own tests); a `.sh` file that runs no nanochat step in a
+    checkout is not collected.
     """
     outcome = yield
     options = parent.config.stash.get(OPTIONS_KEY, None)
@@ -92,6 +98,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[
     if collector is not None:
         parent.config.stash[FOUND_KEY].add(given)
         outcome.force_result([collector])
+    elif parent.config.stash[ONLY_CONFIGS_KEY]:
+        outcome.force_result([])
 
 
 def _collector(parent: pytest.Collector, path: Path, given: Path | None) -> pytest.File | None:

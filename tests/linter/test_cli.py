@@ -103,6 +103,36 @@ def test_folder_skips_code_that_is_not_a_config(project, capsys):
     assert "train.py:3:1: GPT101" in out
 
 
+# After nanoGPT's data/shakespeare/prepare.py and a batch-size calculator script: code that
+# sets no key train.py knows.
+PREPARE_PY = """\
+import os
+input_file_path = os.path.join(os.path.dirname(__file__), 'input.txt')
+with open(input_file_path, 'r') as f:
+    data = f.read()
+n = len(data)
+"""
+
+CALCULATOR_PY = """\
+device_batch_size = 2
+sequence_length = 4736
+if device_batch_size > 1:
+    print(device_batch_size * sequence_length)
+"""
+
+
+def test_a_folder_leaves_out_scripts_that_set_no_known_key(project, capsys):
+    write(project / "data" / "shakespeare" / "prepare.py", PREPARE_PY)
+    write(project / "tools" / "calculator.py", CALCULATOR_PY)
+    write(project / "config" / "typos.py", "batchsize = 8\n")  # a config of typos only
+    code, out, _ = gptlint(capsys, "--select", "GPT201", ".")
+    assert code == 1
+    assert "prepare.py" not in out and "calculator.py" not in out
+    assert "typos.py:1:1: GPT201" in out
+    assert gptlint(capsys, "tools") == (2, "", "gptlint: error: tools: no config files found\n")
+    assert gptlint(capsys, "tools/calculator.py") == (0, "All checks passed!\n", "")  # named
+
+
 def test_named_file_is_linted_even_if_it_does_not_look_like_a_config(project, capsys):
     write(project / "model.py", "n_embd = 500\nclass GPT:\n    pass\n")
     code, out, _ = gptlint(capsys, "--select", "GPT101", "model.py")

@@ -42,6 +42,18 @@ def test_named_files_only_and_no_testpaths_without_positional_paths(project):
     ]
 
 
+def test_a_folder_of_configs_and_tests_gives_the_configs_alone_without_positional_paths(project):
+    (project.path / "tests").mkdir()
+    (project.path / "tests" / "test_ordinary.py").write_text("def test_ok():\n    pass\n")
+    (project.path / "data").mkdir()
+    (project.path / "data" / "prepare.py").write_text("with open('x') as f:\n    data = 1\n")
+    project.config("train_a.py")
+    result = project.run("--collect-only", "-q", "--gpt-configs", ".")
+    assert collected(result) == ["config/train_a.py::lint", "config/train_a.py::memory[rtx4070]"]
+    result = project.run("--collect-only", "-q", "--gpt-configs", ".", "tests")
+    assert "tests/test_ordinary.py::test_ok" in collected(result)
+
+
 def test_a_config_named_twice_is_collected_once(project):
     project.config("train_a.py")
     result = project.run("--collect-only", "-q", "config", "--gpt-configs", "config/train_a.py")

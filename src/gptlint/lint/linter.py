@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import libcst as cst
+
 from gptlint.facts.kinds import Severity
 from gptlint.lint.context import LintContext
 from gptlint.lint.diagnostics import Diagnostic
@@ -119,7 +121,8 @@ def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
     """Whether a .py file found in a folder is a config rather than code. A module that defines
     functions or classes (model.py) or calls exec (train.py, sample.py, configurator.py run
     the configs that way) is not; otherwise it is one if it sets a known key or a model
-    shape, or assigns a lowercase name."""
+    shape, or, running no code (`_runs_code`: a dataset's prepare.py, a setup.py), assigns a
+    lowercase name (a config of typos only)."""
     if any(b.reason in ("definition", "exec()") for b in file.bindings):
         return False
     try:
@@ -130,7 +133,28 @@ def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
         schema = NANOGPT_SCHEMA
     if file.shape_calls or any(a.key in schema for a in file.assignments):
         return True
+    if _runs_code(file.module):
+        return False
     return any(_LOWERCASE_NAME.match(a.key) for a in file.assignments)
+
+
+def _runs_code(module: cst.Module) -> bool:
+    """Whether a module does more than assign: a loop, a `with` or `try` block, or a call made
+    for its effect (`print(...)`, `setup(...)`), at its top level or in an `if` there."""
+    stack: list[cst.CSTNode] = list(module.body)
+    while stack:
+        statement = stack.pop()
+        if isinstance(statement, cst.For | cst.While | cst.With | cst.Try | cst.TryStar):
+            return True
+        if isinstance(statement, cst.If | cst.Else):
+            stack.extend(statement.body.body)
+            if isinstance(statement, cst.If) and statement.orelse is not None:
+                stack.append(statement.orelse)
+        elif isinstance(statement, cst.SimpleStatementLine | cst.SimpleStatementSuite):
+            stack.extend(statement.body)
+        elif isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Call):
+            return True
+    return False
 
 
 def _unreadable(path: str, exc: SourceError) -> Diagnostic:
