@@ -3,10 +3,11 @@
 The check builds the project's model (`GPT(GPTConfig(**model_args))` of its model.py) and runs
 nanoGPT's training step with it: `model.configure_optimizers(...)` with what the project's
 train.py passes, `logits, loss = model(X, Y)`, `backward`, `optimizer.step()`. What stops it is
-one of two things, and the advice differs:
+one of three things, and the advice differs:
 
 - a limit of fake tensors: the model reads tensor values (`.item()`, `nonzero`, a shape that
   depends on data), which only a GPU run has (torch's own fake-tensor exceptions say so);
+- a module the project imports that is not installed where pytest runs;
 - anything else: an error in the project's code, or a fork whose model or optimizer is called
   otherwise than nanoGPT's. `--gpt-mode cuda` makes the same calls, so it is no way out.
 
@@ -50,6 +51,13 @@ def explain(path: str, model_py: Path, exc: BaseException) -> str:
             f" on fake tensors ({what}){at}; a forward that depends on tensor values"
             " (`.item()`, `nonzero`, data-dependent shapes) can only be measured: run with"
             " --gpt-mode cuda on a GPU"
+        )
+    missing = next((e for e in _chain(exc) if isinstance(e, ModuleNotFoundError)), None)
+    if missing is not None and missing.name:
+        return (
+            f"{path}: memory check not run: the project's model ({model_py}) imports"
+            f" {missing.name!r}{at}, which is not installed where pytest runs: install the"
+            " project's requirements in this environment"
         )
     if frame is None:  # raised where the check calls into the project's code
         frame = _innermost_frame(exc, None)

@@ -294,6 +294,63 @@ def test_a_forks_optimizers_are_each_stepped_as_its_train_py_steps_them(project)
     assert plain["peak_allocated_bytes"] - muon["peak_allocated_bytes"] == matrices
 
 
+SCHEDULE_FREE_MODEL_PY = (
+    FORK_MODEL_PY
+    + """
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, kind):
+        if kind == "missing":
+            import schedulefree_not_installed  # noqa: F401
+        return ScheduleFree(self.parameters())
+
+
+class ScheduleFree(torch.optim.SGD):
+    # after schedulefree's optimizers: a step outside train mode raises
+    def __init__(self, params):
+        super().__init__(params, lr=0.01)
+        self.in_train_mode = False
+
+    def train(self):
+        self.in_train_mode = True
+
+    def step(self, closure=None):
+        if not self.in_train_mode:
+            raise Exception("Optimizer was not in train mode when step is called")
+        return super().step(closure)
+"""
+)
+
+
+@pytest.mark.parametrize("kind", ["train", "forgotten", "missing"])
+def test_a_schedule_free_optimizer_is_run_as_train_py_runs_it(project, kind):
+    fork(project)
+    train = FORK_TRAIN_PY.replace("mlp_mult = 4\n", f"mlp_mult = 4\nkind = {kind!r}\n")
+    train += (
+        "optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2),"
+        " device_type, kind)\n"
+    )
+    if kind != "forgotten":
+        train += "optimizer.train()\n"
+    (project.path / "train.py").write_text(train)
+    (project.path / "model.py").write_text(SCHEDULE_FREE_MODEL_PY)
+    # a subprocess: SGD's step loads Dynamo, whose ops an in-process run could not register
+    # again after pytester unloads them
+    result = project.run_subprocess("--gpt-configs", "config/train_plain.py", "-k", "memory")
+    if kind == "train":
+        result.assert_outcomes(passed=1, deselected=1)
+        return
+    result.assert_outcomes(failed=1, deselected=1)
+    if kind == "forgotten":  # as the run would: the optimizer refuses its first step
+        result.stdout.fnmatch_lines(["*Exception: Optimizer was not in train mode*"])
+        return
+    result.stdout.fnmatch_lines(
+        [
+            "config/train_plain.py: memory check not run: the project's model (*model.py)"
+            " imports 'schedulefree_not_installed' at *model.py:*, which is not installed where"
+            " pytest runs: install the project's requirements in this environment"
+        ]
+    )
+
+
 def test_a_fork_without_a_model_py_is_not_checked_with_nanogpts(project):
     fork(project, model=False)
     result = project.run("--gpt-configs", "config/train_wide.py", "-k", "memory")

@@ -506,6 +506,7 @@ def optimizer_args(config: EffectiveConfig, settled: dict[str, Any]) -> Optimize
         return OptimizerArgs(
             tuple(value(t) for t in call.positional),
             tuple((name, value(t)) for name, t in call.keywords),
+            train_mode=call.train_mode,
         )
     except _Unread as unread:
         return OptimizerArgs(

@@ -236,6 +236,9 @@ class OptimizerCall:
     positional: tuple[Term, ...]
     keywords: tuple[tuple[str, Term], ...]
     line: int
+    train_mode: bool = False
+    """train.py calls `train()` on an optimizer (`optimizer.train()`, `opt.train()`: a name
+    with `opt` in it), as a schedule-free optimizer needs before its first step."""
 
 
 NANOGPT_OPTIMIZER_CALL = OptimizerCall(
@@ -271,7 +274,15 @@ def optimizer_call(tree: ast.Module) -> OptimizerCall | None:
     keywords = tuple(
         (k.arg, _term(k.value)) if k.arg else ("**", _unread(k.value)) for k in call.keywords
     )
-    return OptimizerCall(tuple(_term(a) for a in call.args), keywords, call.lineno)
+    train_mode = any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "train"
+        and isinstance(node.func.value, ast.Name)
+        and "opt" in node.func.value.id.lower()
+        for node in ast.walk(tree)
+    )
+    return OptimizerCall(tuple(_term(a) for a in call.args), keywords, call.lineno, train_mode)
 
 
 def _term(node: ast.expr) -> Term:

@@ -107,6 +107,9 @@ class OptimizerArgs:
     positional: tuple[Any, ...] = ()
     keywords: tuple[tuple[str, Any], ...] = ()
     unreadable: str | None = None
+    train_mode: bool = False
+    """train.py calls its optimizer's `train()` before stepping it (a schedule-free optimizer
+    refuses a step otherwise)."""
 
 
 @dataclass(frozen=True)

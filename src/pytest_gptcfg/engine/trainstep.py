@@ -79,7 +79,8 @@ def make_optimizers(
     train.py passes it (`spec.optimizer_args`; nanoGPT's arguments where not given), else
     nanoGPT's AdamW groups (`nanogpt.adamw`). One optimizer, or the list it returns (a fork's
     Muon for the matrices and AdamW for the rest, which its train.py steps one after the
-    other); a call train.py's text does not tell is a `UserModelError`."""
+    other), each put in train mode where train.py does so (`OptimizerArgs.train_mode`); a
+    call train.py's text does not tell is a `UserModelError`."""
     betas = (spec.beta1, spec.beta2)
     configure = getattr(model, "configure_optimizers", None)
     if not callable(configure):
@@ -96,6 +97,10 @@ def make_optimizers(
     made = list(made) if isinstance(made, list | tuple) else [made]
     if not made:
         raise UserModelError("the model's configure_optimizers returns no optimizer")
+    if call is not None and call.train_mode:  # train.py's `optimizer.train()` (schedule-free)
+        for optimizer in made:
+            if callable(getattr(optimizer, "train", None)):
+                optimizer.train()
     return cast(list[torch.optim.Optimizer], made)
 
 
