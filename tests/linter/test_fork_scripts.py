@@ -668,3 +668,53 @@ def test_an_optimizer_the_models_configure_optimizers_builds_for_the_config_is_s
         "`Muon(...)` in the model's configure_optimizers, not nanoGPT's AdamW, whose state the"
         " estimate counts; pytest --gpt-configs measures it with the fork's own model.py"
     ) in out
+
+
+# After the shape of forks whose model.py unties the output head, or builds grouped-query
+# attention from a GPTConfig default train.py does not pass.
+HEAD_MODEL_PY = """\
+from dataclasses import dataclass
+
+@dataclass
+class GPTConfig:
+    n_head: int = 12
+    n_kv_head: int = 4
+
+class GPT:
+    def __init__(self, config):
+        self.transformer = dict(wte=Embedding(config.vocab_size, config.n_embd))
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+{tie}
+"""
+
+
+@pytest.mark.parametrize(
+    ("tie", "n_head", "said"),
+    [
+        ("        self.transformer.wte.weight = self.lm_head.weight", 4, None),
+        ("        self.lm_head.weight = self.transformer.wte.weight", 4, None),
+        ("        # self.transformer.wte.weight = self.lm_head.weight", 4, "untied"),
+        ("        self.transformer.wte.weight = self.lm_head.weight", 12, "grouped"),
+    ],
+)
+def test_a_model_py_that_unties_the_head_or_groups_the_kv_heads_is_not_estimated(
+    tmp_path, monkeypatch, capsys, tie, n_head, said
+):
+    config = _fork_with(tmp_path, model_py=HEAD_MODEL_PY.format(tie=tie))
+    config.write_text(f"batch_size = 8\nn_head = {n_head}\nn_embd = 768\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    model_py = tmp_path / "model.py"
+    if said is None:
+        assert "GPT501 estimated" in out or "All checks passed!" in out
+        assert "GPT503" not in out
+    elif said == "untied":
+        assert (
+            f"GPT503 GPT501 not checked: {model_py}:11 does not tie lm_head's weight to the token"
+            " embedding's as nanoGPT does"
+        ) in out
+    else:
+        assert (
+            f"GPT503 GPT501 not checked: {model_py}:6 builds the model with n_kv_head=4, its"
+            " GPTConfig default (train.py does not pass n_kv_head): grouped-query attention"
+        ) in out

@@ -349,6 +349,15 @@ def derive_run(
         builds = _fork_optimizer(config)
         if builds is not None:
             reader.fail("optimizer", builds, architecture=True)
+        kv = config.schema.model_kv_default
+        if kv is not None and model.value is not None and model.value.shape.n_head != kv[1]:
+            reader.fail(
+                "model",
+                f"{kv[2]} builds the model with {kv[0]}={kv[1]}, its GPTConfig default (train.py"
+                f" does not pass {kv[0]}): grouped-query attention, with key and value"
+                f" projections of {kv[1]} heads, not nanoGPT's {model.value.shape.n_head}",
+                architecture=True,
+            )
     source = model.value
     problems = [*model.problems, *reader.problems]
     if source is None or problems:

@@ -79,7 +79,59 @@ def model_differences(model_py: Path) -> tuple[str, ...]:
     for node in ast.walk(tree):
         if _tanh_gelu(node, called):
             found.append(f"{model_py}:{node.lineno} uses a tanh GELU")
+    head = _untied_head(tree)
+    if head is not None:
+        found.append(
+            f"{model_py}:{head} does not tie lm_head's weight to the token embedding's as"
+            " nanoGPT does (`wte.weight = lm_head.weight`): vocab_size x n_embd more parameters,"
+            " gradients and optimizer state"
+        )
     return tuple(dict.fromkeys(found))
+
+
+def _untied_head(tree: ast.Module) -> int | None:
+    """The line of `self.lm_head = ...` where no assignment of model.py ties a `.weight` of
+    lm_head to another module's (nanoGPT's `self.transformer.wte.weight =
+    self.lm_head.weight`, either way round); None where it ties one or has no lm_head."""
+    heads: list[int] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        targets = [ast.unparse(t) for t in node.targets]
+        value = ast.unparse(node.value)
+        weights = any(t.endswith(".weight") for t in targets) and value.endswith(".weight")
+        if weights and ("lm_head" in value or any("lm_head" in t for t in targets)):
+            return None
+        if "self.lm_head" in targets:
+            heads.append(node.lineno)
+    return min(heads) if heads else None
+
+
+def model_kv_default(
+    model_py: Path, passed: frozenset[str], keys: tuple[str, ...]
+) -> tuple[str, int, int] | None:
+    """The key/value-head count the model's own `GPTConfig` (model.py) builds with where
+    train.py does not pass it: one of `keys` (`n_kv_head` ...) not in `passed`, a whole
+    number by default; the key, that number and its line. None where there is none."""
+    try:
+        tree = ast.parse(model_py.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    for cls in ast.walk(tree):
+        if not isinstance(cls, ast.ClassDef) or cls.name != "GPTConfig":
+            continue
+        for field in cls.body:
+            if (
+                isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and field.target.id in keys
+                and field.target.id not in passed
+                and isinstance(field.value, ast.Constant)
+                and type(field.value.value) is int
+                and field.value.value > 0
+            ):
+                return field.target.id, field.value.value, field.lineno
+    return None
 
 
 def _tanh_gelu(node: ast.AST, called: set[str]) -> TypeGuard[ast.FunctionDef | ast.keyword]:

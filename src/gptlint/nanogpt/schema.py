@@ -28,6 +28,7 @@ from gptlint.nanogpt.forkmodel import (
     fork_optimizers,
     init_from_branches,
     model_differences,
+    model_kv_default,
     optimizer_call,
     other_models,
     pretrained_overrides,
@@ -199,6 +200,10 @@ class Schema:
     optimizer_call: OptimizerCall | None = NANOGPT_OPTIMIZER_CALL
     """What train.py passes to the model's `configure_optimizers` (None: it calls none, or
     cannot be read; `forkmodel.optimizer_call`)."""
+    model_kv_default: tuple[str, int, str] | None = None
+    """The key/value-head count the model.py beside train.py builds with, its `GPTConfig`
+    default, where train.py does not pass it: the key, the count and `model.py:LINE`
+    (`forkmodel.model_kv_default`)."""
     fork_optimizers: ForkOptimizers | None = None
     """The optimizers other than AdamW the `configure_optimizers` of the model.py beside
     train.py builds, with the `if` tests they are under (`forkmodel.fork_optimizers`)."""
@@ -311,6 +316,7 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         optimizer_call=None if tree is None else optimizer_call(tree),
         forward_call=training_forward(tree),
         fork_optimizers=None if tree is None else fork_optimizers(path.parent / "model.py"),
+        model_kv_default=None if tree is None else _kv_default(path, config.module, specs),
         unread=unread_keys(tree, set(specs)),
         fixed_vocab=None if tree is None else fixed_vocab(tree),
     )
@@ -339,6 +345,16 @@ def _fork_model(
         return (), (), (), None
     differences = model_differences(path.parent / "model.py")
     return other_models(path, tree), differences, init_from_branches(tree), sequence_key(tree)
+
+
+def _kv_default(
+    path: Path, module: cst.Module, specs: dict[str, KeySpec]
+) -> tuple[str, int, str] | None:
+    """`Schema.model_kv_default` for the train.py at `path`."""
+    model_py = path.parent / "model.py"
+    passed = frozenset(_model_args(module)) | frozenset(specs)
+    found = model_kv_default(model_py, passed, KV_HEAD_KEYS)
+    return None if found is None else (found[0], found[1], f"{model_py}:{found[2]}")
 
 
 def _uncertain(specs: dict[str, KeySpec], key: str, line: int) -> None:
