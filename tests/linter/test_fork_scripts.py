@@ -718,3 +718,35 @@ def test_a_model_py_that_unties_the_head_or_groups_the_kv_heads_is_not_estimated
             f"GPT503 GPT501 not checked: {model_py}:6 builds the model with n_kv_head=4, its"
             " GPTConfig default (train.py does not pass n_kv_head): grouped-query attention"
         ) in out
+
+
+@pytest.mark.parametrize("where", ["absolute", "key", "bare", "environment"])
+def test_the_vocab_is_read_from_the_folder_train_py_reads_its_data_under(
+    tmp_path, monkeypatch, capsys, where
+):
+    data = tmp_path / "datasets"
+    (data / "poems").mkdir(parents=True)
+    (data / "poems" / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": 321}))
+    folder = {
+        "absolute": f"os.path.join({str(data)!r}, dataset)",
+        "key": "os.path.join(data_root, dataset)",
+        "bare": "dataset",
+        "environment": "os.path.join(os.environ['DATA'], dataset)",
+    }[where]
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\ndata_root = 'nowhere'\n")
+    train += f"data_dir = {folder}\n"
+    config = _fork_with(tmp_path, train_py=train)
+    dataset = "datasets/poems" if where == "bare" else "poems"
+    config.write_text(f"dataset = {dataset!r}\ndata_root = 'datasets'\nbatch_size = 64\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--memory-budget", "100MB", "config/c.py")
+    line = len(train.splitlines())
+    if where == "environment":
+        assert (
+            f"vocab_size 50304 ({tmp_path / 'train.py'}:{line} reads meta.pkl under `data_dir ="
+            " os.path.join(os.environ['DATA'], dataset)`, which static reading cannot resolve:"
+            " nanoGPT's default)"
+        ) in out
+    else:  # `data_dir = dataset`: the dataset is the data's folder
+        shown = str(data) if where == "absolute" else "datasets"
+        assert f"vocab_size 321 (from {shown}/poems/meta.pkl)" in out

@@ -14,7 +14,7 @@ from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import ValueKind
 from gptlint.lint.scopes import CallScope, ConfigScope, shape_scopes
 from gptlint.nanogpt.configfile import ConfigFile
-from gptlint.nanogpt.derive import derive_model, derive_run
+from gptlint.nanogpt.derive import derive_model, derive_run, meta_folder
 from gptlint.nanogpt.metadata import dataset_vocab
 from gptlint.nanogpt.program import manual_attention
 from gptlint.nanogpt.resolve import EffectiveConfig
@@ -55,7 +55,9 @@ class LintContext:
             return self.config.get("vocab_size"), self.config.origin("vocab_size")
         if "dataset" not in self.config.schema:
             return DEFAULT_VOCAB_SIZE, "nanoGPT's default"
-        return dataset_vocab(Path(self.file.path), self.config.get("dataset"))
+        folder, unread = meta_folder(self.config)
+        dataset = self.config.get("dataset")
+        return dataset_vocab(Path(self.file.path), dataset, folder=folder, unread=unread)
 
     @cached_property
     def shape_scopes(self) -> list[ConfigScope | CallScope]:

@@ -216,8 +216,11 @@ def _scratch(reader: _Reader, root: Path, strict: bool, own_model: bool) -> Mode
         dataset = reader.value("dataset", (str,))
         if dataset is UNKNOWN:
             return None
+        folder, unread = meta_folder(config)
         try:
-            vocab, vocab_from = dataset_vocab(Path(config.path), dataset, cwd=root, strict=strict)
+            vocab, vocab_from = dataset_vocab(
+                Path(config.path), dataset, root, strict, folder, unread
+            )
         except MetaError as exc:
             reader.fail("dataset", str(exc))
             return None
@@ -226,6 +229,30 @@ def _scratch(reader: _Reader, root: Path, strict: bool, own_model: bool) -> Mode
         return None
     shape = ModelShape(n_layer, n_head, n_embd, 0, vocab, bias, extra=extra)
     return ModelSource(shape, "scratch", vocab_from)
+
+
+def meta_folder(config: EffectiveConfig) -> tuple[str | None, str | None]:
+    """The folder train.py reads `<dataset>/meta.pkl` under for `config` (its `data_dir`,
+    `forkmodel.data_folder`; nanoGPT's `data` where it assigns none), for `dataset_vocab`; or
+    None and where train.py names one that static reading cannot resolve."""
+    found = config.schema.data_folder
+    if found is None:
+        return "data", None
+    line, (kind, held) = found
+    where = f"{config.schema.origin}:{line}"
+    if kind == "value":
+        return str(held), None
+    if kind == "name" and held in config.schema and isinstance(config.get(held), str):
+        return str(config.get(held)), None
+    if kind == "name":
+        return (
+            None,
+            f"{where} reads meta.pkl under `{held}`, whose value static reading cannot tell",
+        )
+    return (
+        None,
+        f"{where} reads meta.pkl under `data_dir = {held}`, which static reading cannot resolve",
+    )
 
 
 def _architecture(

@@ -532,3 +532,39 @@ _COMPARISONS: dict[type, Any] = {
     ast.Is: lambda a, b: a is b,
     ast.IsNot: lambda a, b: a is not b,
 }
+
+
+NANOGPT_DATA_FOLDER: Term = ("value", "data")
+"""nanoGPT's `data_dir = os.path.join('data', dataset)`: the folder of each dataset's folder."""
+
+
+def data_folder(tree: ast.Module) -> tuple[int, Term] | None:
+    """The folder train.py reads `<dataset>/meta.pkl` under, from its top-level `data_dir =
+    os.path.join(FOLDER, dataset)` (`data_dir = dataset`: the empty folder), with the line:
+    FOLDER as a `Term` (`("value", "data")`: nanoGPT's; `("name", "data_root")`: a global;
+    `("unread", source)`: anything else, the whole expression). None where train.py assigns
+    no `data_dir` at its top level."""
+    for node in tree.body:
+        if not (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "data_dir"
+        ):
+            continue
+        value = node.value
+        if isinstance(value, ast.Name) and value.id == "dataset":
+            return node.lineno, ("value", "")
+        if (
+            isinstance(value, ast.Call)
+            and ast.unparse(value.func) == "os.path.join"
+            and len(value.args) == 2
+            and not value.keywords
+            and isinstance(value.args[1], ast.Name)
+            and value.args[1].id == "dataset"
+        ):
+            kind, held = term = _term(value.args[0])
+            if kind == "name" or (kind == "value" and isinstance(held, str)):
+                return node.lineno, term
+        return node.lineno, _unread(value)
+    return None

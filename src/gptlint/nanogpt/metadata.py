@@ -334,10 +334,16 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def find_meta(config_path: Path, dataset: str, cwd: Path | None = None) -> Path | None:
-    """`data/<dataset>/meta.pkl` where train.py would open it (relative to the folder it runs
-    in): the config's folder or one of the three above it (the project holding `config/`),
-    else the working directory."""
+def find_meta(
+    config_path: Path, dataset: str, cwd: Path | None = None, folder: str = "data"
+) -> Path | None:
+    """`<folder>/<dataset>/meta.pkl` where train.py would open it (`folder`: nanoGPT's `data`,
+    or the folder a fork's train.py reads under): an absolute folder as it is; a relative one
+    from the folder train.py runs in: the config's folder or one of the three above it (the
+    project holding `config/`), else the working directory."""
+    if os.path.isabs(folder):
+        meta = os.path.join(folder, dataset, "meta.pkl")
+        return Path(meta) if os.path.isfile(meta) else None
     folders = [os.fspath(real_folder(config_path))]
     for _ in range(3):
         above = os.path.dirname(folders[-1])
@@ -346,23 +352,37 @@ def find_meta(config_path: Path, dataset: str, cwd: Path | None = None) -> Path 
         folders.append(above)
     if cwd is not None:
         folders.append(os.fspath(cwd))
-    for folder in folders:
-        meta = os.path.join(folder, "data", dataset, "meta.pkl")
+    for base in folders:
+        meta = os.path.join(base, folder, dataset, "meta.pkl")
         if os.path.isfile(meta):  # False for a name the file system cannot hold (too long ...)
             return Path(meta)
     return None
 
 
 def dataset_vocab(
-    config_path: Path, dataset: object, cwd: Path | None = None, strict: bool = False
+    config_path: Path,
+    dataset: object,
+    cwd: Path | None = None,
+    strict: bool = False,
+    folder: str | None = "data",
+    unread: str | None = None,
 ) -> tuple[int, str]:
     """The vocab_size a scratch run of `dataset` gets and where it comes from: meta.pkl, the
     value nanoGPT's own prepare.py writes for its char datasets, else 50304. A meta.pkl that
-    cannot be read raises MetaError when `strict`, else falls back and says so."""
-    if not isinstance(dataset, str) or not dataset or "/" in dataset or "\\" in dataset:
+    cannot be read raises MetaError when `strict`, else falls back and says so. `folder`: the
+    folder train.py reads `<dataset>/meta.pkl` under (`find_meta`); None where static reading
+    cannot tell it, and `unread` says where train.py names it."""
+    # a dataset with a slash is a path only to a train.py whose `data_dir = dataset`
+    nested = isinstance(dataset, str) and ("/" in dataset or "\\" in dataset)
+    if not isinstance(dataset, str) or not dataset or (nested and folder != ""):
         return DEFAULT_VOCAB_SIZE, "nanoGPT's default"
-    name = f"data/{dataset}/meta.pkl"
-    meta = find_meta(config_path, dataset, cwd)
+    if folder is None:
+        said = unread or "the folder train.py reads meta.pkl under cannot be told"
+        if dataset in KNOWN_META_VOCAB:
+            return KNOWN_META_VOCAB[dataset], f"{said}: what nanoGPT's prepare.py writes for it"
+        return DEFAULT_VOCAB_SIZE, f"{said}: nanoGPT's default"
+    name = os.path.join(folder, dataset, "meta.pkl")
+    meta = find_meta(config_path, dataset, cwd, folder)
     refused = ""
     if meta is not None:
         try:

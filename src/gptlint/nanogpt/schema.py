@@ -24,6 +24,8 @@ from gptlint.nanogpt.forkmodel import (
     PRETRAINED_OVERRIDES,
     ForkOptimizers,
     OptimizerCall,
+    Term,
+    data_folder,
     fixed_vocab,
     fork_optimizers,
     init_from_branches,
@@ -200,6 +202,9 @@ class Schema:
     optimizer_call: OptimizerCall | None = NANOGPT_OPTIMIZER_CALL
     """What train.py passes to the model's `configure_optimizers` (None: it calls none, or
     cannot be read; `forkmodel.optimizer_call`)."""
+    data_folder: tuple[int, Term] | None = None
+    """The folder train.py reads `<dataset>/meta.pkl` under, with the line of its `data_dir`
+    (`forkmodel.data_folder`); None where it assigns none (nanoGPT's `data` assumed)."""
     model_kv_default: tuple[str, int, str] | None = None
     """The key/value-head count the model.py beside train.py builds with, its `GPTConfig`
     default, where train.py does not pass it: the key, the count and `model.py:LINE`
@@ -316,6 +321,7 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         optimizer_call=None if tree is None else optimizer_call(tree),
         forward_call=training_forward(tree),
         fork_optimizers=None if tree is None else fork_optimizers(path.parent / "model.py"),
+        data_folder=None if tree is None else data_folder(tree),
         model_kv_default=None if tree is None else _kv_default(path, config.module, specs),
         unread=unread_keys(tree, set(specs)),
         fixed_vocab=None if tree is None else fixed_vocab(tree),
