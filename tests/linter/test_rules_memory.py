@@ -62,7 +62,10 @@ def test_unsafe_fix_rewrites_batch_and_accumulation_only(tmp_path):
 
 def test_accumulation_keeps_divisibility_by_the_world_size(tmp_path):
     (found,) = _gpt501(_write(tmp_path, SEED.replace("= 32", "= 8")), world_size=8)
-    assert "batch_size=8 with gradient_accumulation_steps=16 keeps 131,072 tokens" in found.message
+    assert (
+        "batch_size=8 with gradient_accumulation_steps=16 (a multiple of the 8 processes of the"
+        " world-size setting) keeps 131,072 tokens"
+    ) in found.message
 
 
 def test_char_dataset_vocab_comes_from_nanogpts_prepare_script(tmp_path):

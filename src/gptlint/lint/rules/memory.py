@@ -151,8 +151,12 @@ class PeakMemoryAboveBudget(Rule):
         if choice is None:
             return None, advice
         batch, new_accum = choice
+        divisor = run.accumulation_divisor
+        split = ""
+        if divisor > 1:  # why it may be below the largest: the processes split the steps
+            split = f" (a multiple of the {divisor} processes of {ctx.world_size.origin})"
         advice += (
-            f"; batch_size={batch} with gradient_accumulation_steps={new_accum} keeps"
+            f"; batch_size={batch} with gradient_accumulation_steps={new_accum}{split} keeps"
             f" {run.tokens_per_iter:,} tokens per iteration"
         )
         edits = ConfigScope(ctx.config).set_values(
