@@ -68,6 +68,17 @@ def test_accumulation_keeps_divisibility_by_the_world_size(tmp_path):
     ) in found.message
 
 
+def test_the_memory_of_one_ddp_process_says_what_it_leaves_out(tmp_path):
+    path = _write(tmp_path, SEED.replace("= 32", "= 8"))
+    (found,) = _gpt501(path, world_size=8)
+    assert (
+        "; this is the memory of one of 8 processes, without DDP's gradient buckets (another"
+        " copy of the gradients: "
+    ) in found.message
+    (alone,) = _gpt501(path)
+    assert "DDP" not in alone.message
+
+
 def test_char_dataset_vocab_comes_from_nanogpts_prepare_script(tmp_path):
     assert _gpt501(_write(tmp_path, CHAR)) == []
     found = _gpt501(_write(tmp_path, CHAR.replace("shakespeare_char", "openwebtext")))

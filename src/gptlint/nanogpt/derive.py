@@ -23,6 +23,7 @@ from typing import Any, Literal, TypedDict
 
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import ValueKind
+from gptlint.facts.units import format_gib
 from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.checkpoint import CheckpointError, read_checkpoint_model_args
 from gptlint.nanogpt.forkmodel import Term, condition_holds, takes_branch
@@ -38,6 +39,7 @@ from gptlint.nanogpt.rejects import (
 from gptlint.nanogpt.resolve import EffectiveConfig
 from gptlint.nanogpt.rewrites import MODEL, other_model, other_optimizer
 from gptlint.nanogpt.rewrites import apply as apply_rewrites
+from gptlint.runmodel.estimate import parameter_copy_bytes
 from gptlint.runmodel.trainingrun import (
     DEVICE_TYPE,
     Derived,
@@ -444,8 +446,19 @@ def derive_run(
     settled: dict[str, Any] = {key: getattr(spec, key) for key in OPTIMIZER_KEYS}
     spec = dataclasses.replace(spec, optimizer_args=optimizer_args(config, settled))
     notes += tuple(f"{key}={show(config.get(key))} ({config.origin(key)})" for key in rewritten)
+    if world_size > 1 and not spec.eval_only:
+        notes += (ddp_uncounted(spec, world_size),)
     run = TrainingRun(spec, source, accumulation, world_size, notes, splits, rewritten)
     return Derived(run)
+
+
+def ddp_uncounted(spec: StepSpec, world_size: int) -> str:
+    """What the memory of one of `world_size` DDP processes leaves out."""
+    buckets = format_gib(parameter_copy_bytes(spec))
+    return (
+        f"this is the memory of one of {world_size} processes, without DDP's gradient buckets"
+        f" (another copy of the gradients: {buckets}) and NCCL's buffers"
+    )
 
 
 _STEP_KEYS = frozenset(

@@ -43,7 +43,8 @@ Known gaps
 - The caching allocator model assumes default settings (no expandable segments, one stream);
   reserved memory depends on allocation order and is the least certain figure.
 - One process, one GPU: DDP's gradient buckets (another fp32 copy of the gradients) and NCCL
-  buffers are not included; nor is the evaluation pass, which peaks lower than training.
+  buffers are not included (a run of several processes says so in its notes:
+  `derive.ddp_uncounted`); nor is the evaluation pass, which peaks lower than training.
 """
 
 from __future__ import annotations

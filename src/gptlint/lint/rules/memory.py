@@ -17,7 +17,7 @@ from gptlint.lint.diagnostics import Edit, Rewrite
 from gptlint.lint.rules.base import Invalid, ProposedFix, Rule, Valid, Violation
 from gptlint.lint.rules.common import target
 from gptlint.lint.scopes import ConfigScope
-from gptlint.nanogpt.derive import PRESETS
+from gptlint.nanogpt.derive import PRESETS, ddp_uncounted
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA
 from gptlint.runmodel.estimate import estimate_memory, largest_batch, rebatch
 from gptlint.runmodel.trainingrun import ModelSource, TrainingRun
@@ -125,6 +125,8 @@ class PeakMemoryAboveBudget(Rule):
         origin = ctx.config.schema.origin
         if origin != NANOGPT_SCHEMA.origin and not origin.endswith(f"{os.sep}train.py"):
             message += f" (the run {origin} starts)"  # one of several training scripts
+        if run.world_size > 1:
+            message += f"; {ddp_uncounted(spec, run.world_size)}"
         fits = largest_batch(spec, gpu, budget)
         fix = None
         if fits == 0:
