@@ -387,7 +387,7 @@ def plan_beside(item: ConfigItem) -> None:
                 continue
             if work is not None:
                 works.append(work)
-    forked.beside(works)
+    forked.beside(works, autograd=True)
 
 
 _AHEAD_KEY = pytest.StashKey[bool]()

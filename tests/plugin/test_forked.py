@@ -113,6 +113,48 @@ def test_a_child_this_process_waits_for_has_its_core(monkeypatch):
 
 
 @linux
+def test_a_fork_is_asked_once_whether_it_can_run_a_backward(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(forked, "_AUTOGRAD_FORK_REFUSED", False)
+    assert forked.autograd_forks()  # a CPU build, or no backward run here yet
+
+    def refused(self, *args, **kwargs):  # what PyTorch says in a fork once its threads run
+        raise RuntimeError("Unable to handle autograd's threading in combination with fork")
+
+    monkeypatch.setattr(torch.Tensor, "backward", refused)
+    monkeypatch.setattr(forked, "spare_cores", lambda: 1)
+    assert not forked.autograd_forks()
+    monkeypatch.undo()  # a no is kept: the threads stay for the life of the process
+    monkeypatch.setattr(forked, "_AUTOGRAD_FORK_REFUSED", True)
+    monkeypatch.setattr(forked, "spare_cores", lambda: 1)
+    assert not forked.autograd_forks()
+    assert forked.beside([lambda: None], autograd=True) is None
+    fork = forked.beside([lambda: None])
+    assert fork is not None
+    fork.cancel()
+
+
+@linux
+@pytest.mark.slow  # a capture
+def test_a_capture_is_made_here_where_a_fork_cannot_run_a_backward(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from pytest_gptcfg.engine import torchapi
+
+    lowered_in = tmp_path / "pids"
+    generate = torchapi.generate_wrapper
+
+    def spied(*args, **kwargs):
+        with lowered_in.open("a") as out:
+            out.write(f"{os.getpid()} ")
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(torchapi, "generate_wrapper", spied)
+    monkeypatch.setattr(forked, "autograd_forks", lambda: False)
+    assert capture(True)["bw"]["wrapper"]
+    assert str(os.getpid()) in lowered_in.read_text().split()
+
+
+@linux
 @pytest.mark.slow  # two captures
 def test_a_capture_made_apart_is_the_one_made_here(tmp_path, monkeypatch):
     pytest.importorskip("torch")
@@ -128,7 +170,8 @@ def test_a_capture_made_apart_is_the_one_made_here(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torchapi, "generate_wrapper", spied)
     apart = capture(True)
-    assert str(os.getpid()) not in lowered_in.read_text().split()
+    # made apart unless a backward already ran here on a build with an accelerator
+    assert (str(os.getpid()) not in lowered_in.read_text().split()) == forked.autograd_forks()
     monkeypatch.setattr(forked, "ENABLED", False)
     assert capture(True) == apart
     assert str(os.getpid()) in lowered_in.read_text().split()

@@ -673,12 +673,15 @@ def capture_graphs(target: Target, symbolic: bool = False) -> dict[str, Any]:
     user outputs (the target's, then any a forward hands out by a side effect); `saved`: with
     `target.label_saved`, what each of the forward's other outputs is (`saved_kinds`).
 
-    Dynamo, AOTAutograd and Inductor run in a forked child where one can be made
-    (`forked.run_apart`), with Inductor's modules loaded here first so that every child has
-    them: what they leave (millions of objects in reference cycles: a second of this process's
-    garbage collections after GPT-2's capture) ends with the child.
+    Dynamo, AOTAutograd and Inductor run in a forked child where one can be made and can run
+    a backward (`forked.run_apart`, `forked.autograd_forks`), with Inductor's modules loaded
+    here first so that every child has them: what they leave (millions of objects in reference
+    cycles: a second of this process's garbage collections after GPT-2's capture) ends with
+    the child.
     """
     torchapi.load_compiler()  # here, not at the top: seconds an eager simulation never needs
+    if not forked.autograd_forks():
+        return _graphs_of(target, symbolic)
     return forked.run_apart(lambda: _graphs_of(target, symbolic), passed=(CompiledUnavailable,))
 
 

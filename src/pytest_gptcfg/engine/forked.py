@@ -131,11 +131,12 @@ class Forked:
         self._reaped = True
 
 
-def beside(works: list[Callable[[], object]]) -> Forked | None:
+def beside(works: list[Callable[[], object]], autograd: bool = False) -> Forked | None:
     """Where a core is spare, run `works` one after another in a fork beside this process (one
     that raises is passed over), while this process goes on; the fork (returned) ends when
-    done, or is killed when this process exits. None where nothing was forked."""
-    if not works or spare_cores() < 1:
+    done, or is killed when this process exits. None where nothing was forked; with
+    `autograd` (the works run a backward), nor where a fork cannot (`autograd_forks`)."""
+    if not works or spare_cores() < 1 or (autograd and not autograd_forks()):
         return None
 
     def run_all() -> None:
@@ -149,6 +150,35 @@ def beside(works: list[Callable[[], object]]) -> Forked | None:
         return None
     atexit.register(fork.cancel)
     return fork
+
+
+_AUTOGRAD_FORK_REFUSED = False
+"""A fork of this process was found unable to run a backward (`autograd_forks`)."""
+
+
+def autograd_forks() -> bool:
+    """Whether a fork of this process can run autograd's backward (an AOTAutograd trace runs
+    one): not once this process has started autograd's device threads, which a backward does
+    on a build of torch with an accelerator's device type (a CUDA build, GPU or not); PyTorch
+    then refuses a backward in a fork ("Unable to handle autograd's threading in combination
+    with fork-based multiprocessing"). Asked of a fork that runs a one-element backward; a no
+    is kept (the threads stay for the life of the process). False where nothing is forked."""
+    global _AUTOGRAD_FORK_REFUSED
+    if _AUTOGRAD_FORK_REFUSED or not ENABLED or not sys.platform.startswith("linux"):
+        return False
+
+    def backward() -> bool:
+        import torch
+
+        torch.ones(1, requires_grad=True).sum().backward()
+        return True
+
+    try:
+        ran = Forked(backward, waited=True).result(timeout=60) is True
+    except OSError:
+        return False
+    _AUTOGRAD_FORK_REFUSED = not ran
+    return ran
 
 
 def run_apart(work: Callable[[], T], passed: tuple[type[Exception], ...] = ()) -> T:
