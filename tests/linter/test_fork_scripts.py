@@ -196,6 +196,15 @@ def _fork_with(tmp_path: Path, train_py: str = TRAIN_PY, model_py: str | None = 
     return folder / "c.py"
 
 
+def _lint_fork(
+    tmp_path: Path, monkeypatch, capsys, config: str, train_py: str = TRAIN_PY, **model: str
+) -> str:
+    """gptlint's output for a fork's `config/c.py` holding `config`, run from the fork."""
+    _fork_with(tmp_path, train_py, model.get("model_py")).write_text(config)
+    monkeypatch.chdir(tmp_path)
+    return _lint(capsys, "config/c.py")[1]
+
+
 FLASH_OFF_MODEL = """\
 class CausalSelfAttention:
     def __init__(self, config):
@@ -571,6 +580,9 @@ def test_a_preset_gets_only_the_model_arguments_train_py_hands_from_pretrained(
     assert [p.key for p in run.problems if p.architecture] == ["mup"]  # GPTConfig gets it
 
 
+WIDE = "batch_size = 64\nn_embd = 768\nblock_size = 1024\n"
+
+
 # After the shape of forks that compute the loss outside the model, in a closure their
 # optimizer calls; their evaluation runs the model under `@torch.no_grad()`.
 OUTSIDE_LOSS = """
@@ -592,10 +604,7 @@ def test_a_training_step_that_computes_the_loss_outside_the_model_is_said(
     tmp_path, monkeypatch, capsys
 ):
     train = TRAIN_PY + OUTSIDE_LOSS
-    config = _fork_with(tmp_path, train_py=train)
-    config.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\n")
-    monkeypatch.chdir(tmp_path)
-    _, out = _lint(capsys, "config/c.py")
+    out = _lint_fork(tmp_path, monkeypatch, capsys, WIDE, train)
     line = train.splitlines().index("        logits = model(X)") + 1
     assert "GPT501 estimated" not in out
     assert (
@@ -613,10 +622,7 @@ def test_an_evaluation_without_targets_beside_a_step_with_them_is_nanogpts(
         "for micro_step in range(gradient_accumulation_steps):\n"
         "    with ctx:\n        logits, loss = model(X, Y)\n    loss.backward()\n"
     )
-    config = _fork_with(tmp_path, train_py=train)
-    config.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\n")
-    monkeypatch.chdir(tmp_path)
-    _, out = _lint(capsys, "config/c.py")
+    out = _lint_fork(tmp_path, monkeypatch, capsys, WIDE, train)
     assert "GPT503" not in out and "GPT501 estimated" in out
 
 
@@ -655,10 +661,7 @@ def test_an_optimizer_the_models_configure_optimizers_builds_for_the_config_is_s
 ):
     train = TRAIN_PY.replace("compile = False\n", "compile = False\nuse_muon = False\n")
     train += "weight_decay = 0.1\n" + MUON_CALL.format(flag=flag)
-    path = _fork_with(tmp_path, train_py=train, model_py=MUON_MODEL_PY)
-    path.write_text("batch_size = 64\nn_embd = 768\nblock_size = 1024\n" + config)
-    monkeypatch.chdir(tmp_path)
-    _, out = _lint(capsys, "config/c.py")
+    out = _lint_fork(tmp_path, monkeypatch, capsys, WIDE + config, train, model_py=MUON_MODEL_PY)
     if said is None:
         assert "GPT501 estimated" in out and "AdamW state" in out
         return
@@ -700,10 +703,8 @@ class GPT:
 def test_a_model_py_that_unties_the_head_or_groups_the_kv_heads_is_not_estimated(
     tmp_path, monkeypatch, capsys, tie, n_head, said
 ):
-    config = _fork_with(tmp_path, model_py=HEAD_MODEL_PY.format(tie=tie))
-    config.write_text(f"batch_size = 8\nn_head = {n_head}\nn_embd = 768\n")
-    monkeypatch.chdir(tmp_path)
-    _, out = _lint(capsys, "config/c.py")
+    config = f"batch_size = 8\nn_head = {n_head}\nn_embd = 768\n"
+    out = _lint_fork(tmp_path, monkeypatch, capsys, config, model_py=HEAD_MODEL_PY.format(tie=tie))
     model_py = tmp_path / "model.py"
     if said is None:
         assert "GPT501 estimated" in out or "All checks passed!" in out

@@ -134,47 +134,47 @@ def test_a_fork_is_asked_once_whether_it_can_run_a_backward(monkeypatch):
     fork.cancel()
 
 
-@linux
-@pytest.mark.slow  # a capture
-def test_a_capture_is_made_here_where_a_fork_cannot_run_a_backward(tmp_path, monkeypatch):
+@pytest.fixture
+def lowered_here(tmp_path, monkeypatch):
+    """Whether this process lowered a graph since last asked (a child's lowering is not)."""
     pytest.importorskip("torch")
     from pytest_gptcfg.engine import torchapi
 
-    lowered_in = tmp_path / "pids"
+    pids = tmp_path / "pids"
     generate = torchapi.generate_wrapper
 
     def spied(*args, **kwargs):
-        with lowered_in.open("a") as out:
+        with pids.open("a") as out:
             out.write(f"{os.getpid()} ")
         return generate(*args, **kwargs)
 
     monkeypatch.setattr(torchapi, "generate_wrapper", spied)
+
+    def asked() -> bool:
+        lowered = pids.read_text().split() if pids.exists() else []
+        pids.unlink(missing_ok=True)
+        return str(os.getpid()) in lowered
+
+    return asked
+
+
+@linux
+@pytest.mark.slow  # a capture
+def test_a_capture_is_made_here_where_a_fork_cannot_run_a_backward(monkeypatch, lowered_here):
     monkeypatch.setattr(forked, "autograd_forks", lambda: False)
     assert capture(True)["bw"]["wrapper"]
-    assert str(os.getpid()) in lowered_in.read_text().split()
+    assert lowered_here()
 
 
 @linux
 @pytest.mark.slow  # two captures
-def test_a_capture_made_apart_is_the_one_made_here(tmp_path, monkeypatch):
-    pytest.importorskip("torch")
-    from pytest_gptcfg.engine import torchapi
-
-    lowered_in = tmp_path / "pids"
-    generate = torchapi.generate_wrapper
-
-    def spied(*args, **kwargs):
-        with lowered_in.open("a") as out:
-            out.write(f"{os.getpid()} ")
-        return generate(*args, **kwargs)
-
-    monkeypatch.setattr(torchapi, "generate_wrapper", spied)
+def test_a_capture_made_apart_is_the_one_made_here(monkeypatch, lowered_here):
     apart = capture(True)
     # made apart unless a backward already ran here on a build with an accelerator
-    assert (str(os.getpid()) not in lowered_in.read_text().split()) == forked.autograd_forks()
+    assert lowered_here() != forked.autograd_forks()
     monkeypatch.setattr(forked, "ENABLED", False)
     assert capture(True) == apart
-    assert str(os.getpid()) in lowered_in.read_text().split()
+    assert lowered_here()
 
 
 def wait_for(fork: forked.Forked) -> None:
