@@ -98,6 +98,15 @@ def test_work_that_raises_another_exception_or_dies_is_run_here_for_its_tracebac
     assert forked.run_apart(lambda: os.getpid() if os.getpid() == here else os._exit(1)) == here
 
 
+@linux
+def test_a_child_that_never_ends_is_killed_and_the_work_done_here(monkeypatch):
+    monkeypatch.setattr(forked, "APART_TIMEOUT", 0.5)
+    here = os.getpid()
+    start = time.monotonic()
+    assert forked.run_apart(lambda: here if os.getpid() == here else time.sleep(600)) == here
+    assert time.monotonic() - start < 10
+
+
 def test_work_is_run_here_when_forking_is_off(monkeypatch):
     monkeypatch.setattr(forked, "ENABLED", False)
     assert forked.run_apart(os.getpid) == os.getpid()

@@ -152,6 +152,11 @@ def beside(works: list[Callable[[], object]], autograd: bool = False) -> Forked 
     return fork
 
 
+APART_TIMEOUT = 3600.0
+"""Seconds `run_apart` waits for its child, far beyond any capture (GPT-2 medium's takes 40 s
+here): a child that never ends (a lock another thread held when it was forked) is killed and
+the work done here, not waited for for ever."""
+
 _AUTOGRAD_FORK_REFUSED = False
 """A fork of this process was found unable to run a backward (`autograd_forks`)."""
 
@@ -186,8 +191,9 @@ def run_apart(work: Callable[[], T], passed: tuple[type[Exception], ...] = ()) -
     (plain data, pickled); an exception of a `passed` kind it raised is raised here. The
     objects the work makes (Inductor's, millions of them) never enter this process's heap,
     and the child ends without collecting them. Where no fork is made (`ENABLED` off, not
-    Linux, no process to be had), or the child dies or raises another exception, `work()` is
-    run here, so that what it raises is this process's own, with its traceback."""
+    Linux, no process to be had), or the child dies, raises another exception or runs past
+    `APART_TIMEOUT`, `work()` is run here, so that what it raises is this process's own, with
+    its traceback."""
     if not ENABLED or not sys.platform.startswith("linux"):
         return work()
 
@@ -202,7 +208,7 @@ def run_apart(work: Callable[[], T], passed: tuple[type[Exception], ...] = ()) -
         fork = Forked(outcome, waited=True)
     except OSError:
         return work()
-    came = fork.result(timeout=None)
+    came = fork.result(timeout=APART_TIMEOUT)
     if came is None:
         return work()
     returned, value = came
