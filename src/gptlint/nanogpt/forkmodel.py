@@ -61,15 +61,21 @@ def _names_model(target: ast.expr) -> bool:
     return isinstance(target, ast.Name) and target.id == "model"
 
 
-def model_differences(model_py: Path) -> tuple[str, ...]:
-    """What the fork's model.py does that changes a training step's memory from nanoGPT's GPT
-    in a way the estimate does not model: a tanh GELU (written out in Python, each op keeps its
-    own activation; or `approximate='tanh'`). Attention the model computes itself
-    (`self.flash = False`) is modelled: `program.manual_attention` reads it."""
+def parse_model_py(model_py: Path) -> ast.Module | None:
+    """CPython's tree of the fork's model.py, read once for the readings below; None where it
+    is missing, unreadable or does not parse."""
     try:
-        tree = ast.parse(model_py.read_text(encoding="utf-8"))
+        return ast.parse(model_py.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError, MemoryError, RecursionError):
-        return ()
+        return None
+
+
+def model_differences(model_py: Path, tree: ast.Module) -> tuple[str, ...]:
+    """What the fork's model.py (`model_py`, of tree `tree`) does that changes a training
+    step's memory from nanoGPT's GPT in a way the estimate does not model: a tanh GELU
+    (written out in Python, each op keeps its own activation; or `approximate='tanh'`), an
+    lm_head not tied to the token embedding. Attention the model computes itself
+    (`self.flash = False`) is modelled: `program.manual_attention` reads it."""
     found: list[str] = []
     called = {
         n.func.id
@@ -108,15 +114,11 @@ def _untied_head(tree: ast.Module) -> int | None:
 
 
 def model_kv_default(
-    model_py: Path, passed: frozenset[str], keys: tuple[str, ...]
+    tree: ast.Module, passed: frozenset[str], keys: tuple[str, ...]
 ) -> tuple[str, int, int] | None:
-    """The key/value-head count the model's own `GPTConfig` (model.py) builds with where
-    train.py does not pass it: one of `keys` (`n_kv_head` ...) not in `passed`, a whole
-    number by default; the key, that number and its line. None where there is none."""
-    try:
-        tree = ast.parse(model_py.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, MemoryError, RecursionError):
-        return None
+    """The key/value-head count the model's own `GPTConfig` (model.py, of tree `tree`) builds
+    with where train.py does not pass it: one of `keys` (`n_kv_head` ...) not in `passed`, a
+    whole number by default; the key, that number and its line. None where there is none."""
     for cls in ast.walk(tree):
         if not isinstance(cls, ast.ClassDef) or cls.name != "GPTConfig":
             continue
@@ -420,15 +422,11 @@ class ForkOptimizers:
     builds: tuple[OptimizerBuild, ...]
 
 
-def fork_optimizers(model_py: Path) -> ForkOptimizers | None:
+def fork_optimizers(model_py: Path, tree: ast.Module) -> ForkOptimizers | None:
     """The optimizers other than AdamW (or Adam, whose state is the same) the model's
-    `configure_optimizers` in `model_py` builds: `Muon(...)`, `torch.optim.SGD(...)`,
-    `bnb.optim.AdamW8bit(...)` (a call of a capitalised name, not an exception's), each with
-    the `if` tests it is under; None where it builds none or model.py cannot be read."""
-    try:
-        tree = ast.parse(model_py.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, MemoryError, RecursionError):
-        return None
+    `configure_optimizers` in `model_py` (of tree `tree`) builds: `Muon(...)`,
+    `torch.optim.SGD(...)`, `bnb.optim.AdamW8bit(...)` (a call of a capitalised name, not an
+    exception's), each with the `if` tests it is under; None where it builds none."""
     methods = [
         node
         for cls in ast.walk(tree)

@@ -33,6 +33,7 @@ from gptlint.nanogpt.forkmodel import (
     model_kv_default,
     optimizer_call,
     other_models,
+    parse_model_py,
     pretrained_overrides,
     sequence_key,
 )
@@ -299,7 +300,10 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
     for spec in _read_through_globals(text):
         specs.setdefault(spec.name, spec)
     tree = parse_python(text)  # CPython's tree, for the readings below (None: does not parse)
-    other, differences, branches, sequence = _fork_model(path, tree)
+    model_py = path.parent / "model.py"
+    model_tree = None if tree is None else parse_model_py(model_py)
+    other, branches, sequence = _fork_model(path, tree)
+    differences = () if model_tree is None else model_differences(model_py, model_tree)
     rewrites, ddp_flags = collect_rewrites(
         config.module, stop + 1, set(specs), lambda node: config.position(node).start.line
     )
@@ -320,9 +324,9 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         loop=read_loop(tree),
         optimizer_call=None if tree is None else optimizer_call(tree),
         forward_call=training_forward(tree),
-        fork_optimizers=None if tree is None else fork_optimizers(path.parent / "model.py"),
+        fork_optimizers=None if model_tree is None else fork_optimizers(model_py, model_tree),
         data_folder=None if tree is None else data_folder(tree),
-        model_kv_default=None if tree is None else _kv_default(path, config.module, specs),
+        model_kv_default=_kv_default(model_py, model_tree, config.module, specs),
         unread=unread_keys(tree, set(specs)),
         fixed_vocab=None if tree is None else fixed_vocab(tree),
     )
@@ -344,22 +348,23 @@ def unread_keys(tree: ast.Module | None, keys: set[str]) -> frozenset[str]:
 
 def _fork_model(
     path: Path, tree: ast.Module | None
-) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...], tuple[str, ...], str | None]:
-    """`Schema.other_models`, `model_differences`, `init_from_branches` and `sequence_key` for
-    the train.py at `path`, of CPython tree `tree` (None: it does not parse)."""
+) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...], str | None]:
+    """`Schema.other_models`, `init_from_branches` and `sequence_key` for the train.py at
+    `path`, of CPython tree `tree` (None: it does not parse)."""
     if tree is None:
-        return (), (), (), None
-    differences = model_differences(path.parent / "model.py")
-    return other_models(path, tree), differences, init_from_branches(tree), sequence_key(tree)
+        return (), (), None
+    return other_models(path, tree), init_from_branches(tree), sequence_key(tree)
 
 
 def _kv_default(
-    path: Path, module: cst.Module, specs: dict[str, KeySpec]
+    model_py: Path, model_tree: ast.Module | None, module: cst.Module, specs: dict[str, KeySpec]
 ) -> tuple[str, int, str] | None:
-    """`Schema.model_kv_default` for the train.py at `path`."""
-    model_py = path.parent / "model.py"
+    """`Schema.model_kv_default`: of the model.py at `model_py` (tree `model_tree`), beside
+    the train.py of libcst module `module` and keys `specs`."""
+    if model_tree is None:
+        return None
     passed = frozenset(_model_args(module)) | frozenset(specs)
-    found = model_kv_default(model_py, passed, KV_HEAD_KEYS)
+    found = model_kv_default(model_tree, passed, KV_HEAD_KEYS)
     return None if found is None else (found[0], found[1], f"{model_py}:{found[2]}")
 
 
