@@ -26,7 +26,7 @@ from gptlint.facts.kinds import ValueKind
 from gptlint.facts.units import format_gib
 from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.checkpoint import CheckpointError, read_checkpoint_model_args
-from gptlint.nanogpt.forkmodel import Term, condition_holds, takes_branch
+from gptlint.nanogpt.forkmodel import MAY_BUILD, Term, condition_holds, takes_branch
 from gptlint.nanogpt.metadata import MetaError, dataset_vocab
 from gptlint.nanogpt.rejects import (
     ADAMW_RANGES,
@@ -240,12 +240,12 @@ def meta_folder(config: EffectiveConfig) -> tuple[str | None, str | None]:
     found = config.schema.data_folder
     if found is None:
         return "data", None
-    line, (kind, held) = found
+    line, term = found
+    kind, held = term
     where = f"{config.schema.origin}:{line}"
-    if kind == "value":
-        return str(held), None
-    if kind == "name" and held in config.schema and isinstance(config.get(held), str):
-        return str(config.get(held)), None
+    folder = _known(config, term)
+    if isinstance(folder, str):
+        return folder, None
     if kind == "name":
         return (
             None,
@@ -524,7 +524,31 @@ class _Optimizer(TypedDict, total=False):
 
 
 class _Unread(Exception):
-    """An argument of train.py's `configure_optimizers` call that is not known statically."""
+    """A term of train.py (`forkmodel.Term`) whose value is not known statically."""
+
+
+def _term_value(config: EffectiveConfig, term: Term, given: dict[str, Any]) -> Any:
+    """What `term`, as train.py writes it, is worth for `config`: a constant as written, a
+    global in `given` as given there, a key's value, a tuple of those; `_Unread` (naming the
+    global or the source text) for anything else."""
+    kind, held = term
+    if kind == "value":
+        return held
+    if kind == "tuple":
+        return tuple(_term_value(config, t, given) for t in held)
+    if kind == "name" and held in given:
+        return given[held]
+    if kind == "name" and held in config.schema and config.get(held) is not UNKNOWN:
+        return config.get(held)
+    raise _Unread(held)
+
+
+def _known(config: EffectiveConfig, term: Term) -> Any:
+    """`_term_value` of `term` with nothing given, `UNKNOWN` where it is not known."""
+    try:
+        return _term_value(config, term, {})
+    except _Unread:
+        return UNKNOWN
 
 
 def optimizer_args(config: EffectiveConfig, settled: dict[str, Any]) -> OptimizerArgs | None:
@@ -536,25 +560,11 @@ def optimizer_args(config: EffectiveConfig, settled: dict[str, Any]) -> Optimize
     call = config.schema.optimizer_call
     if call is None:
         return None
-
-    def value(term: Term) -> Any:
-        kind, held = term
-        if kind == "value":
-            return held
-        if kind == "tuple":
-            return tuple(value(t) for t in held)
-        if kind == "name" and held == "device_type":
-            return DEVICE_TYPE
-        if kind == "name" and held in settled:
-            return settled[held]
-        if kind == "name" and held in config.schema and config.get(held) is not UNKNOWN:
-            return config.get(held)
-        raise _Unread(held)
-
+    given = {"device_type": DEVICE_TYPE, **settled}
     try:
         return OptimizerArgs(
-            tuple(value(t) for t in call.positional),
-            tuple((name, value(t)) for name, t in call.keywords),
+            tuple(_term_value(config, t, given) for t in call.positional),
+            tuple((name, _term_value(config, t, given)) for name, t in call.keywords),
             train_mode=call.train_mode,
         )
     except _Unread as unread:
@@ -572,18 +582,10 @@ def _fork_optimizer(config: EffectiveConfig) -> str | None:
     fork, call = config.schema.fork_optimizers, config.schema.optimizer_call
     if fork is None or call is None:
         return None
-
-    def value(term: Term) -> Any:
-        kind, held = term
-        if kind == "value":
-            return held
-        if kind == "name" and held in config.schema:
-            return config.get(held)
-        return UNKNOWN
-
     env: dict[str, Any] = dict(fork.defaults)
-    env.update(zip(fork.parameters, (value(t) for t in call.positional), strict=False))
-    env.update((name, value(t)) for name, t in call.keywords)
+    positional = (_known(config, t) for t in call.positional)
+    env.update(zip(fork.parameters, positional, strict=False))
+    env.update((name, _known(config, t)) for name, t in call.keywords)
     for build in fork.builds:
         states = [condition_holds(test, env) for test, _ in build.conditions]
         if any(
@@ -591,11 +593,7 @@ def _fork_optimizer(config: EffectiveConfig) -> str | None:
             for s, (_, taken) in zip(states, build.conditions, strict=True)
         ):
             continue
-        builds = (
-            "may build (behind an `if` static reading cannot evaluate)"
-            if None in states
-            else "builds"
-        )
+        builds = MAY_BUILD if None in states else "builds"
         return (
             f"{fork.path}:{build.line} {builds} `{build.name}(...)` in the model's"
             " configure_optimizers, not nanoGPT's AdamW, whose state the estimate counts"

@@ -25,10 +25,13 @@ def model_call(name: str, receiver: str | None) -> str:
     return "other"
 
 
+MAY_BUILD = "may build (behind an `if` static reading cannot evaluate)"
+"""What a finding says of a model or optimizer train.py builds behind a test it cannot read."""
+
+
 def other_model_said(train_py: str | Path, line: int, call: str, may: bool = False) -> str:
-    """`train.py:LINE builds its model with `call(...)`, not nanoGPT's GPT` (or "may build",
-    behind an `if` static reading cannot evaluate)."""
-    builds = "may build (behind an `if` static reading cannot evaluate)" if may else "builds"
+    """`train.py:LINE builds its model with `call(...)`, not nanoGPT's GPT` (or `MAY_BUILD`)."""
+    builds = MAY_BUILD if may else "builds"
     return f"{train_py}:{line} {builds} its model with `{call}(...)`, not nanoGPT's GPT"
 
 

@@ -14,7 +14,7 @@ import libcst as cst
 
 from gptlint.facts.values import UNKNOWN
 from gptlint.nanogpt.evaluate import apply_augmented, evaluate
-from gptlint.nanogpt.forkmodel import model_call, other_model_said
+from gptlint.nanogpt.forkmodel import MAY_BUILD, model_call, other_model_said
 
 if TYPE_CHECKING:
     from gptlint.nanogpt.resolve import EffectiveConfig
@@ -187,9 +187,9 @@ def other_optimizer(config: EffectiveConfig, world_size: int) -> str | None:
         if name in _ADAMW:
             current = None if holds else current
         elif holds is not False:
-            may = "" if holds else "may build (behind an `if` static reading cannot evaluate) "
+            builds = "builds" if holds else MAY_BUILD
             current = (
-                f"{schema.origin}:{rewrite.line} {may or 'builds '}its optimizer with"
+                f"{schema.origin}:{rewrite.line} {builds} its optimizer with"
                 f" `{name}(...)`, not nanoGPT's AdamW, whose state the estimate counts"
             )
     return current
