@@ -50,7 +50,7 @@ import torch
 from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.estimate import FLASH, MATH
 from gptlint.runmodel.trainingrun import StepSpec
-from pytest_gptcfg.engine import forked, kernels, torchapi
+from pytest_gptcfg.engine import forked, framestack, kernels, torchapi
 from pytest_gptcfg.engine.simulate import _SDPA_PARAMS, CudaBehaviour
 from pytest_gptcfg.engine.wrappercall import (
     Buffer,
@@ -677,12 +677,16 @@ def capture_graphs(target: Target, symbolic: bool = False) -> dict[str, Any]:
     a backward (`forked.run_apart`, `forked.autograd_forks`), with Inductor's modules loaded
     here first so that every child has them: what they leave (millions of objects in reference
     cycles: a second of this process's garbage collections after GPT-2's capture) ends with
-    the child.
+    the child. Either way they run with room on CPython's frame stack (`framestack`).
     """
     torchapi.load_compiler()  # here, not at the top: seconds an eager simulation never needs
     if not forked.autograd_forks():
-        return _graphs_of(target, symbolic)
-    return forked.run_apart(lambda: _graphs_of(target, symbolic), passed=(CompiledUnavailable,))
+        return framestack.with_room(lambda: _graphs_of(target, symbolic))
+    return framestack.with_room(
+        lambda: forked.run_apart(
+            lambda: _graphs_of(target, symbolic), passed=(CompiledUnavailable,)
+        )
+    )
 
 
 def _graphs_of(target: Target, symbolic: bool) -> dict[str, Any]:
