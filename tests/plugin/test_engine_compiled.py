@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from unittest.mock import ANY
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from gptlint.facts.gpus import get_profile  # noqa: E402
-from gptlint.runmodel.estimate import estimate_memory  # noqa: E402
+from gptlint.runmodel.estimate import FLASH, estimate_memory  # noqa: E402
 from gptlint.runmodel.trainingrun import ModelShape, StepSpec  # noqa: E402
 from pytest_gptcfg.engine import compiled, compiledstep  # noqa: E402
 from pytest_gptcfg.engine.check import check_memory  # noqa: E402
@@ -80,6 +81,34 @@ def test_planning_pauses_the_collector_and_leaves_the_process_as_it_found_it(mon
     assert all((numpy is None) != numpy_installed for _, numpy in seen)
     assert gc.isenabled()
     assert sys.modules.get("numpy") is not None or "numpy" not in sys.modules
+
+
+def test_inductors_second_fake_tensor_pass_left_out_changes_no_wrapper(monkeypatch):
+    import contextlib
+
+    import torch._inductor.compile_fx as compile_fx
+
+    from pytest_gptcfg.engine import forked, torchapi
+
+    monkeypatch.setattr(forked, "ENABLED", False)  # lowered here, where the spies see it
+    spec = dataclasses.replace(WIDE, shape=dataclasses.replace(WIDE.shape, dropout=0.1))
+    target = compiled.nanogpt_target(spec, 8, torch.bfloat16, FLASH)
+    passes = []
+    propagate = compile_fx.fake_tensor_prop
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return propagate(*args, **kwargs)
+
+    monkeypatch.setattr(compile_fx, "fake_tensor_prop", counted)
+    left_out = compiled.capture_graphs(target, symbolic=True)
+    assert not passes
+    monkeypatch.setattr(torchapi, "_traced_values_kept", contextlib.nullcontext)
+    run = compiled.capture_graphs(target, symbolic=True)
+    assert len(passes) == 2  # the forward's and the backward's
+    assert left_out["fw"]["wrapper"] == run["fw"]["wrapper"]
+    assert left_out["bw"]["wrapper"] == run["bw"]["wrapper"]
+    assert compiled.plan_at(left_out, 8) == compiled.plan_at(run, 8) | {"seconds": ANY}
 
 
 def _fallback_note(result):

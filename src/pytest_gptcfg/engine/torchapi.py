@@ -278,10 +278,10 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
     Inductor's FX graph cache off and one compile thread, AOTAutograd as `_FUNCTORCH_SETTINGS`
     (those this release has), torch's noisy loggers quiet, the CUDA attention ops' inputs laid
     out as on CUDA (`_cuda_attention_layouts`), the C++ kernels scalar without probing the
-    CPU's vector instructions (`_no_isa_probe`) and, with `cuda_realization`, Inductor's choice
-    of the values it keeps in buffers made as on CUDA (`_cuda_realization`); Python's garbage
-    collector paused (`collector.paused`) and an absent NumPy not sought
-    (`_absent_numpy_unsought`)."""
+    CPU's vector instructions (`_no_isa_probe`), the graphs' traced values kept
+    (`_traced_values_kept`) and, with `cuda_realization`, Inductor's choice of the values it
+    keeps in buffers made as on CUDA (`_cuda_realization`); Python's garbage collector paused
+    (`collector.paused`) and an absent NumPy not sought (`_absent_numpy_unsought`)."""
     import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
@@ -299,6 +299,7 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
             _cuda_realization() if cuda_realization else contextlib.nullcontext(),
             _no_isa_probe(inductor_config),
             _kernel_bodies_unguarded(),
+            _traced_values_kept(),
         ):
             yield
     finally:
@@ -349,6 +350,35 @@ def _kernel_bodies_unguarded() -> Iterator[None]:
             original(self, index_vars)
 
     with mock.patch.object(node, "codegen", codegen):
+        yield
+
+
+@contextlib.contextmanager
+def _traced_values_kept() -> Iterator[None]:
+    """Inductor runs each graph it is handed once more on fake tensors before lowering it
+    (`compile_fx.fake_tensor_prop`, its "additional fake tensor prop"), to give every node its
+    value again after turning views into reshapes. The graphs planned here come from
+    AOTAutograd's trace on fake tensors a moment before, whose values that pass computes
+    again: the wrappers of nanoGPT's graphs (bf16, fp16, fp32, dropout, biases), of a
+    project's model with its own attention and of nanochat's were the same to the byte
+    without it, and it is half a second of GPT-2's lowering of each graph. While planning, the
+    fake mode of a graph's inputs is taken as it is; inputs without one are propagated as
+    written."""
+    from unittest import mock
+
+    from torch._guards import detect_fake_mode
+    from torch._inductor import compile_fx
+
+    propagate = getattr(compile_fx, "fake_tensor_prop", None)
+    if not callable(propagate):
+        yield
+        return
+
+    def kept(gm: Any, example_inputs: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        found = detect_fake_mode(example_inputs)
+        return found if found is not None else propagate(gm, example_inputs, *args, **kwargs)
+
+    with mock.patch.object(compile_fx, "fake_tensor_prop", kept):
         yield
 
 
