@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import itertools
 import sys
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ from typing import Any
 
 import torch
 
-from pytest_gptcfg.engine import torchapi
+from pytest_gptcfg.engine import collector, torchapi
 
 
 class WrapperUnreadable(Exception):
@@ -367,26 +368,53 @@ def _dotted(source: str) -> Any:
     return value
 
 
-def _allocation_targets(call: ast.FunctionDef) -> dict[int, str]:
+@dataclass(frozen=True)
+class _Reading:
+    """What running a wrapper's call() needs of its text, read once per wrapper (`_read`)."""
+
+    code: Any
+    """The module holding call() alone, compiled."""
+    takes_self: bool
+    """call() is a method (`Runner.call(self, args)`, torch 2.8 and later)."""
+    targets: dict[int, str]
     """Line number -> the single name an assignment in call() binds (for storage ids)."""
-    targets = {}
-    for node in ast.walk(call):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Name):
-                targets[node.lineno] = target.id
-    return targets
+    bindings: tuple[tuple[str, str], ...]
+    """The module-level names call() uses, with what binds them (`_module_bindings`)."""
+    bound_calls: tuple[str, ...]
+    """The functions (as source text) whose results call() binds to a name."""
 
 
-def _bound_unknown_calls(call: ast.FunctionDef, unknown: set[str]) -> list[str]:
-    """Names of unrecognised functions whose result the call binds to a name."""
-    bad = []
-    for node in ast.walk(call):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            func = ast.unparse(node.value.func)
-            if func in unknown:
-                bad.append(func)
-    return bad
+@functools.lru_cache(maxsize=16)
+def _read(wrapper: str) -> _Reading:
+    """`wrapper` parsed, call() found, compiled and walked once (a batch search runs the same
+    wrappers at each batch it probes), with the collector paused: the tree is a few hundred
+    thousand objects, which would set off its full collections."""
+    with collector.paused():
+        try:
+            tree = ast.parse(wrapper)
+        except SyntaxError as error:
+            raise WrapperUnreadable(f"the wrapper code does not parse: {error}") from None
+        call = _find_call(tree)
+        targets: dict[int, str] = {}
+        bound_calls: list[str] = []
+        used: set[str] = set()
+        for node in ast.walk(call):
+            if isinstance(node, ast.Name):
+                used.add(node.id)
+            elif isinstance(node, ast.Assign):
+                if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    targets[node.lineno] = node.targets[0].id
+                if isinstance(node.value, ast.Call):
+                    bound_calls.append(ast.unparse(node.value.func))
+        bindings = _module_bindings(tree)
+        module = ast.Module(body=[call], type_ignores=[])
+        return _Reading(
+            code=compile(module, _FILENAME, "exec"),
+            takes_self=len(call.args.args) == 2,
+            targets=targets,
+            bindings=tuple((n, bindings[n]) for n in sorted(used & bindings.keys())),
+            bound_calls=tuple(bound_calls),
+        )
 
 
 def run_call(wrapper: str, run: WrapperRun, prefix: str, args: list[Buffer | int]) -> WrapperRun:
@@ -399,23 +427,16 @@ def run_call(wrapper: str, run: WrapperRun, prefix: str, args: list[Buffer | int
     call() has returned (the frees of its local names at the return included); the returned
     values' storages are listed in order, and dropping them here records nothing.
     """
-    try:
-        tree = ast.parse(wrapper)
-    except SyntaxError as error:
-        raise WrapperUnreadable(f"the wrapper code does not parse: {error}") from None
-    call = _find_call(tree)
-    names = _Names(run, prefix, _allocation_targets(call))
+    reading = _read(wrapper)
+    names = _Names(run, prefix, reading.targets)
     namespace: dict[str, Any] = {"__builtins__": builtins, "torch": _TorchProxy(names, run)}
-    bindings = _module_bindings(tree)
-    used = {n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
-    for name in sorted(used & bindings.keys()):
+    for name, source in reading.bindings:
         if name != "torch":
-            namespace[name] = _classify(name, bindings[name], names, run)
-    module = ast.Module(body=[call], type_ignores=[])
-    exec(compile(module, _FILENAME, "exec"), namespace)
+            namespace[name] = _classify(name, source, names, run)
+    exec(reading.code, namespace)
     function = namespace["call"]
     try:
-        result = function(None, args) if len(call.args.args) == 2 else function(args)
+        result = function(None, args) if reading.takes_self else function(args)
     except WrapperUnreadable:
         raise
     except Exception as error:
@@ -424,7 +445,7 @@ def run_call(wrapper: str, run: WrapperRun, prefix: str, args: list[Buffer | int
         ) from None
     finally:
         run.recording = False
-    bad = _bound_unknown_calls(call, run.unknown)
+    bad = [function for function in reading.bound_calls if function in run.unknown]
     if bad:
         raise WrapperUnreadable(f"the wrapper binds the result of an unrecognised call: {bad[0]}")
     items = result if isinstance(result, (tuple, list)) else (result,)
