@@ -83,29 +83,40 @@ def test_planning_pauses_the_collector_and_leaves_the_process_as_it_found_it(mon
     assert sys.modules.get("numpy") is not None or "numpy" not in sys.modules
 
 
-def test_inductors_second_fake_tensor_pass_left_out_changes_no_wrapper(monkeypatch):
+def test_what_planning_leaves_out_of_torchs_work_changes_no_wrapper(monkeypatch):
+    """Inductor's second fake-tensor pass over each graph, and the graphs printed as text for
+    torch's logs: neither runs while planning, and the wrappers and plans are those made with
+    both."""
     import contextlib
 
-    import torch._inductor.compile_fx as compile_fx
-
     from pytest_gptcfg.engine import forked, torchapi
+
+    torchapi.load_compiler()  # Inductor's modules, loaded as the plugin loads them
+    import torch._inductor.compile_fx as compile_fx
 
     monkeypatch.setattr(forked, "ENABLED", False)  # lowered here, where the spies see it
     spec = dataclasses.replace(WIDE, shape=dataclasses.replace(WIDE.shape, dropout=0.1))
     target = compiled.nanogpt_target(spec, 8, torch.bfloat16, FLASH)
-    passes = []
-    propagate = compile_fx.fake_tensor_prop
+    passes, printed = [], []
+    propagate, print_readable = compile_fx.fake_tensor_prop, torch.fx.GraphModule.print_readable
 
-    def counted(*args, **kwargs):
+    def propagated(*args, **kwargs):
         passes.append(1)
         return propagate(*args, **kwargs)
 
-    monkeypatch.setattr(compile_fx, "fake_tensor_prop", counted)
+    def printed_readable(*args, **kwargs):
+        printed.append(1)
+        return print_readable(*args, **kwargs)
+
+    monkeypatch.setattr(compile_fx, "fake_tensor_prop", propagated)
+    monkeypatch.setattr(torch.fx.GraphModule, "print_readable", printed_readable)
     left_out = compiled.capture_graphs(target, symbolic=True)
-    assert not passes
+    assert not passes and not printed
     monkeypatch.setattr(torchapi, "_traced_values_kept", contextlib.nullcontext)
+    monkeypatch.setattr(torchapi, "_graphs_unprinted", contextlib.nullcontext)
     run = compiled.capture_graphs(target, symbolic=True)
     assert len(passes) == 2  # the forward's and the backward's
+    assert printed
     assert left_out["fw"]["wrapper"] == run["fw"]["wrapper"]
     assert left_out["bw"]["wrapper"] == run["bw"]["wrapper"]
     assert compiled.plan_at(left_out, 8) == compiled.plan_at(run, 8) | {"seconds": ANY}

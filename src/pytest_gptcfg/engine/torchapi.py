@@ -279,9 +279,10 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
     (those this release has), torch's noisy loggers quiet, the CUDA attention ops' inputs laid
     out as on CUDA (`_cuda_attention_layouts`), the C++ kernels scalar without probing the
     CPU's vector instructions (`_no_isa_probe`), the graphs' traced values kept
-    (`_traced_values_kept`) and, with `cuda_realization`, Inductor's choice of the values it
-    keeps in buffers made as on CUDA (`_cuda_realization`); Python's garbage collector paused
-    (`collector.paused`) and an absent NumPy not sought (`_absent_numpy_unsought`)."""
+    (`_traced_values_kept`), no graph printed for logs (`_graphs_unprinted`) and, with
+    `cuda_realization`, Inductor's choice of the values it keeps in buffers made as on CUDA
+    (`_cuda_realization`); Python's garbage collector paused (`collector.paused`) and an
+    absent NumPy not sought (`_absent_numpy_unsought`)."""
     import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
@@ -300,6 +301,7 @@ def planning(cuda_realization: bool = False) -> Iterator[None]:
             _no_isa_probe(inductor_config),
             _kernel_bodies_unguarded(),
             _traced_values_kept(),
+            _graphs_unprinted(),
         ):
             yield
     finally:
@@ -379,6 +381,22 @@ def _traced_values_kept() -> Iterator[None]:
         return found if found is not None else propagate(gm, example_inputs, *args, **kwargs)
 
     with mock.patch.object(compile_fx, "fake_tensor_prop", kept):
+        yield
+
+
+@contextlib.contextmanager
+def _graphs_unprinted() -> Iterator[None]:
+    """AOTAutograd and Inductor print each graph they make as text for their logs and traces
+    (`GraphModule.print_readable`: the joint graph, the forward's and backward's, Inductor's
+    post-grad graph), whether or not a log or trace is on: a third of a second of GPT-2's
+    capture. While planning, a graph prints as nothing: the plan reads the graphs themselves,
+    and no log of the user's shows the planner's graphs."""
+    from unittest import mock
+
+    if not callable(getattr(torch.fx.GraphModule, "print_readable", None)):
+        yield
+        return
+    with mock.patch.object(torch.fx.GraphModule, "print_readable", lambda self, *a, **k: ""):
         yield
 
 
