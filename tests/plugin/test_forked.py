@@ -121,6 +121,57 @@ def test_a_child_this_process_waits_for_has_its_core(monkeypatch):
     assert forked.Forked(forked.spare_cores).result(60) == 0  # beside a working process
 
 
+def _until(path):
+    """Wait for `path` to exist (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@linux
+@pytest.mark.usefixtures("no_forks")
+def test_a_fork_beside_the_run_works_at_the_lowest_priority_and_takes_no_core(
+    monkeypatch, tmp_path
+):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(2)))
+    go = tmp_path / "go"
+
+    def niceness():
+        _until(go)
+        return os.nice(0)
+
+    beside = forked.Forked(niceness, yielding=True)
+    assert forked.spare_cores() == 1  # for this process's own work
+    assert forked.run_apart(forked.spare_cores) == 1  # and its capture's backward
+    go.touch()
+    assert beside.result(60) == min(19, os.nice(0) + 19)
+    fork = forked.beside([lambda: None])
+    assert fork is not None and fork.yielding
+    fork.cancel()
+
+
+@linux
+@pytest.mark.usefixtures("no_forks")
+def test_a_process_waiting_for_anothers_work_lends_its_core(monkeypatch, tmp_path):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(2)))
+    asked, go = tmp_path / "asked", tmp_path / "go"
+
+    def ask_twice():
+        working = forked.spare_cores()  # beside this process at work
+        asked.touch()
+        _until(go)
+        return working, forked.spare_cores()  # beside it waiting
+
+    fork = forked.Forked(ask_twice)
+    _until(asked)
+    with forked.waiting():
+        go.touch()
+        assert fork.result(60) == (0, 1)
+    assert forked.Forked(forked.spare_cores).result(60) == 0  # at work again
+
+
 @linux
 def test_a_fork_is_asked_once_whether_it_can_run_a_backward(monkeypatch):
     torch = pytest.importorskip("torch")
@@ -199,7 +250,7 @@ def wait_for(fork: forked.Forked) -> None:
 def no_forks(monkeypatch):
     """No fork of this process at work (an earlier in-process pytest run may have left one)."""
     monkeypatch.setattr(forked, "_running", [])
-    monkeypatch.setattr(forked, "_busy_beside", 0)
+    monkeypatch.setattr(forked, "_busy_beside", ())
 
 
 @linux

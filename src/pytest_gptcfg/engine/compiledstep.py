@@ -35,7 +35,7 @@ import torch
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import AttentionKernel
 from gptlint.runmodel.trainingrun import StepSpec
-from pytest_gptcfg.engine import compiled, kernels
+from pytest_gptcfg.engine import compiled, forked, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
     _Labeller,
@@ -154,9 +154,10 @@ def _remove_stale_temporaries(folder: Path) -> None:
 @contextlib.contextmanager
 def _exclusive(key: dict[str, Any]) -> Iterator[None]:
     """Hold the cache's lock for `key` (where the platform has `fcntl`): a second process
-    (a pytest-xdist worker) that needs the same graphs or plan waits for the first's, then
-    reads it from the cache, rather than making it again. A lock that cannot be had is
-    skipped."""
+    (a pytest-xdist worker, or the session's process while a fork beside it makes that plan
+    ahead) that needs the same graphs or plan waits for the first's, then reads it from the
+    cache, rather than making it again; while it waits, its core is lent to the process it
+    waits for (`forked.waiting`). A lock that cannot be had is skipped."""
     try:
         import fcntl
     except ImportError:  # Windows: each worker plans its own
@@ -171,8 +172,13 @@ def _exclusive(key: dict[str, Any]) -> Iterator[None]:
         yield
         return
     with handle:
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process makes it: wait, lending this core
+            with forked.waiting(), contextlib.suppress(OSError):
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass
         yield
 
 

@@ -8,7 +8,10 @@ Likewise the plans a session's later configs and nanochat invocations need are m
 fork while this process checks the first ones (`beside`). What a fork hands back is plain
 data (pickled); a fork that fails, dies or takes too long hands back nothing, and the caller
 does the work itself. Each fork takes a core (`spare_cores`), so that forks are never more
-than the cores, except one this process waits for (`run_apart`): it takes this process's.
+than the cores, except one this process waits for (`run_apart`): it takes this process's;
+and a process that waits for another's work (`waiting`) lends its core meanwhile. A fork
+beside the run (`beside`) takes none: it works at the lowest priority, a head start that
+yields its core to the run's own work whenever that work needs it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import mmap
 import os
 import pickle
 import select
@@ -23,7 +27,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 ENABLED = True
@@ -35,31 +39,61 @@ T = TypeVar("T")
 _running: list[Forked] = []
 """This process's forks that may still be working."""
 
-_busy_beside = 0
+_busy_beside: tuple[int, ...] = ()
 """In a fork: the processes that were working when it was made (its parent and the parent's
-other forks), each taking a core."""
+other forks), by pid, each taking a core while it is not `waiting`."""
+
+_WAITING_SLOTS = 1 << 16
+_waiting_flags = mmap.mmap(-1, _WAITING_SLOTS)
+"""Which processes of this process's family (it and every fork made after this module was
+loaded: the mapping is shared with them) wait for another's work (`waiting`), a byte per pid
+(modulo its size; two pids on one byte can only hide a wait, never invent one)."""
+
+
+@contextlib.contextmanager
+def waiting() -> Iterator[None]:
+    """This process waits for another's work (blocked on a lock another process holds) and
+    uses no core meanwhile: the forks that counted it as working may use its core
+    (`spare_cores`)."""
+    slot = os.getpid() % _WAITING_SLOTS
+    _waiting_flags[slot] = 1
+    try:
+        yield
+    finally:
+        _waiting_flags[slot] = 0
+
+
+def _working(pid: int) -> bool:
+    """Whether process `pid` of this family is not `waiting`."""
+    return _waiting_flags[pid % _WAITING_SLOTS] == 0
 
 
 def spare_cores() -> int:
     """The cores this process may use beside its own: those it may run on, shared with the
     pytest-xdist workers beside it (each as busy as this one), less its own and those its
-    working forks (and, in a fork, the processes it was forked beside) take. 0 where `fork` is
-    not Linux's (macOS's is unsafe once system frameworks are loaded; Windows has none)."""
+    working forks (and, in a fork, the processes it was forked beside, while they are not
+    `waiting`) take. 0 where `fork` is not Linux's (macOS's is unsafe once system frameworks
+    are loaded; Windows has none)."""
     if not ENABLED or not sys.platform.startswith("linux"):
         return 0
     cpus = len(os.sched_getaffinity(0))
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
     share = cpus // int(workers) if workers.isdigit() and int(workers) > 0 else cpus
-    working = sum(fork.running() for fork in list(_running))
-    return max(0, share - 1 - _busy_beside - working)
+    working = sum(fork.running() for fork in list(_running) if not fork.yielding)
+    beside = sum(_working(pid) for pid in _busy_beside)
+    return max(0, share - 1 - beside - working)
 
 
 class Forked:
     """`work()` running in a forked child of this process; `result` reads what it returned."""
 
-    def __init__(self, work: Callable[[], Any], waited: bool = False) -> None:
+    def __init__(
+        self, work: Callable[[], Any], waited: bool = False, yielding: bool = False
+    ) -> None:
         """Fork and start `work()` in the child; `waited`: this process does nothing but wait
-        for it (`run_apart`), so the child may use this process's core as its own."""
+        for it (`run_apart`), so the child may use this process's core as its own;
+        `yielding`: the child works at the lowest priority (`os.nice`), it and its own forks
+        running only on what other work leaves, and takes no core (`spare_cores`)."""
         sys.stdout.flush()  # what is buffered is written once, by this process
         sys.stderr.flush()
         read, write = os.pipe()
@@ -68,8 +102,13 @@ class Forked:
             pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read)
+            if yielding:
+                with contextlib.suppress(OSError):
+                    os.nice(_LOWEST_PRIORITY)
             _serve(work, write, parent_busy=not waited)
         os.close(write)
+        self.yielding = yielding
+        """Whether the child works at the lowest priority (it takes no core)."""
         self._pid = pid
         self._fd = read
         self._reaped = False
@@ -133,9 +172,11 @@ class Forked:
 
 def beside(works: list[Callable[[], object]], autograd: bool = False) -> Forked | None:
     """Where a core is spare, run `works` one after another in a fork beside this process (one
-    that raises is passed over), while this process goes on; the fork (returned) ends when
-    done, or is killed when this process exits. None where nothing was forked; with
-    `autograd` (the works run a backward), nor where a fork cannot (`autograd_forks`)."""
+    that raises is passed over), at the lowest priority (`Forked`'s `yielding`: this process's
+    own work, and the forks it makes for it, come first), while this process goes on; the
+    fork (returned) ends when done, or is killed when this process exits. None where nothing
+    was forked; with `autograd` (the works run a backward), nor where a fork cannot
+    (`autograd_forks`)."""
     if not works or spare_cores() < 1 or (autograd and not autograd_forks()):
         return None
 
@@ -145,12 +186,15 @@ def beside(works: list[Callable[[], object]], autograd: bool = False) -> Forked 
                 work()
 
     try:
-        fork = Forked(run_all)
+        fork = Forked(run_all, yielding=True)
     except OSError:  # no process to be had: the work is done where it is needed
         return None
     atexit.register(fork.cancel)
     return fork
 
+
+_LOWEST_PRIORITY = 19
+"""`os.nice`'s increment for a fork beside the run: the lowest priority Linux gives."""
 
 APART_TIMEOUT = 3600.0
 """Seconds `run_apart` waits for its child, far beyond any capture (GPT-2 medium's takes 40 s
@@ -225,7 +269,9 @@ def _serve(work: Callable[[], Any], fd: int, parent_busy: bool) -> None:
     parent works on meanwhile, taking a core."""
     global _busy_beside
     try:
-        _busy_beside += parent_busy + len(_running)  # the parent, and its other forks
+        parent = (os.getppid(),) if parent_busy else ()
+        others = tuple(fork._pid for fork in _running if not fork.yielding)
+        _busy_beside += parent + others  # the parent, and its other forks at work
         _running.clear()  # the parent's: not this process's children
         warnings.simplefilter("ignore")
         try:
