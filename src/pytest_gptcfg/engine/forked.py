@@ -47,7 +47,8 @@ _WAITING_SLOTS = 1 << 16
 _waiting_flags = mmap.mmap(-1, _WAITING_SLOTS)
 """Which processes of this process's family (it and every fork made after this module was
 loaded: the mapping is shared with them) wait for another's work (`waiting`), a byte per pid
-(modulo its size; two pids on one byte can only hide a wait, never invent one)."""
+modulo its size (two processes of one family whose pids are 65,536 apart read as one: the
+worst that does is lend a fork a core that is still busy, or keep one idle)."""
 
 
 @contextlib.contextmanager

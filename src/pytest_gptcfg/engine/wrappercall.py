@@ -387,8 +387,9 @@ class _Reading:
 @functools.lru_cache(maxsize=16)
 def _read(wrapper: str) -> _Reading:
     """`wrapper` parsed, call() found, compiled and walked once (a batch search runs the same
-    wrappers at each batch it probes), with the collector paused: the tree is a few hundred
-    thousand objects, which would set off its full collections."""
+    wrappers at each batch it probes), with the collector paused: the tree's nodes (15,000
+    and 24,000 for GPT-2's forward and backward) can set off a collection of the whole
+    process."""
     with collector.paused():
         try:
             tree = ast.parse(wrapper)
@@ -445,7 +446,7 @@ def run_call(wrapper: str, run: WrapperRun, prefix: str, args: list[Buffer | int
         ) from None
     finally:
         run.recording = False
-    bad = [function for function in reading.bound_calls if function in run.unknown]
+    bad = [called for called in reading.bound_calls if called in run.unknown]
     if bad:
         raise WrapperUnreadable(f"the wrapper binds the result of an unrecognised call: {bad[0]}")
     items = result if isinstance(result, (tuple, list)) else (result,)
