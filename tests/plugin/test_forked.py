@@ -280,7 +280,7 @@ def lowerings(monkeypatch):
     pytest.importorskip("torch")
     from pytest_gptcfg.engine import torchapi
 
-    monkeypatch.setattr(forked, "run_apart", lambda work, passed=(): work())
+    monkeypatch.setattr(forked, "run_apart", lambda work, passed=(), autograd=False: work())
 
     made: list[str] = []
     lower = torchapi._lowered_wrapper

@@ -677,15 +677,13 @@ def capture_graphs(target: Target, symbolic: bool = False) -> dict[str, Any]:
     a backward (`forked.run_apart`, `forked.autograd_forks`), with Inductor's modules loaded
     here first so that every child has them: what they leave (millions of objects in reference
     cycles: a second of this process's garbage collections after GPT-2's capture) ends with
-    the child. Either way they run with room on CPython's frame stack (`framestack`).
+    the child. Where they run, they run with room on CPython's frame stack (`framestack`).
     """
     torchapi.load_compiler()  # here, not at the top: seconds an eager simulation never needs
-    if not forked.autograd_forks():
-        return framestack.with_room(lambda: _graphs_of(target, symbolic))
-    return framestack.with_room(
-        lambda: forked.run_apart(
-            lambda: _graphs_of(target, symbolic), passed=(CompiledUnavailable,)
-        )
+    return forked.run_apart(
+        lambda: framestack.with_room(lambda: _graphs_of(target, symbolic)),
+        passed=(CompiledUnavailable,),
+        autograd=True,
     )
 
 

@@ -231,15 +231,18 @@ def autograd_forks() -> bool:
     return ran
 
 
-def run_apart(work: Callable[[], T], passed: tuple[type[Exception], ...] = ()) -> T:
+def run_apart(
+    work: Callable[[], T], passed: tuple[type[Exception], ...] = (), autograd: bool = False
+) -> T:
     """`work()` run in a forked child while this process waits for it, and what it returned
     (plain data, pickled); an exception of a `passed` kind it raised is raised here. The
     objects the work makes (Inductor's, millions of them) never enter this process's heap,
     and the child ends without collecting them. Where no fork is made (`ENABLED` off, not
-    Linux, no process to be had), or the child dies, raises another exception or runs past
+    Linux, no process to be had; with `autograd`, the work runs a backward, where a fork
+    cannot: `autograd_forks`), or the child dies, raises another exception or runs past
     `APART_TIMEOUT`, `work()` is run here, so that what it raises is this process's own, with
     its traceback."""
-    if not ENABLED or not sys.platform.startswith("linux"):
+    if not ENABLED or not sys.platform.startswith("linux") or (autograd and not autograd_forks()):
         return work()
 
     def outcome() -> tuple[bool, Any]:
