@@ -43,12 +43,12 @@ _busy_beside: tuple[int, ...] = ()
 """In a fork: the processes that were working when it was made (its parent and the parent's
 other forks), by pid, each taking a core while it is not `waiting`."""
 
-_WAITING_SLOTS = 1 << 16
+_WAITING_SLOTS = 1 << 22
 _waiting_flags = mmap.mmap(-1, _WAITING_SLOTS)
 """Which processes of this process's family (it and every fork made after this module was
-loaded: the mapping is shared with them) wait for another's work (`waiting`), a byte per pid
-modulo its size (two processes of one family whose pids are 65,536 apart read as one: the
-worst that does is lend a fork a core that is still busy, or keep one idle)."""
+loaded: the mapping is shared with them) wait for another's work (`waiting`), a byte per pid:
+4 MiB of addresses, one for each pid 64-bit Linux can give (its `PID_MAX_LIMIT`), of which
+only the pages touched take memory."""
 
 
 @contextlib.contextmanager
@@ -208,11 +208,12 @@ _AUTOGRAD_FORK_REFUSED = False
 
 def autograd_forks() -> bool:
     """Whether a fork of this process can run autograd's backward (an AOTAutograd trace runs
-    one): not once this process has started autograd's device threads, which a backward does
-    on a build of torch with an accelerator's device type (a CUDA build, GPU or not); PyTorch
-    then refuses a backward in a fork ("Unable to handle autograd's threading in combination
-    with fork-based multiprocessing"). Asked of a fork that runs a one-element backward; a no
-    is kept (the threads stay for the life of the process). False where nothing is forked."""
+    one): not once this process has started autograd's device threads (with a GPU, its first
+    backward does; without one, the engine's start is made before a fake mode can give it a
+    device: `torchapi.start_autograd`); PyTorch then refuses a backward in a fork ("Unable to
+    handle autograd's threading in combination with fork-based multiprocessing"). Asked of a
+    fork that runs a one-element backward; a no is kept (the threads stay for the life of the
+    process). False where nothing is forked."""
     global _AUTOGRAD_FORK_REFUSED
     if _AUTOGRAD_FORK_REFUSED or not ENABLED or not sys.platform.startswith("linux"):
         return False

@@ -70,13 +70,33 @@ META_HANDLERS: dict[Any, Any] = getattr(fake_tensor, "_DISPATCH_META_HANDLERS", 
 
 
 class PlainDispatchFakeMode(FakeTensorMode):
-    """A `FakeTensorMode` whose subclasses' `__torch_dispatch__` torch leaves as written."""
+    """A `FakeTensorMode` whose subclasses' `__torch_dispatch__` torch leaves as written; the
+    first one this process enters starts autograd's engine first (`start_autograd`)."""
+
+    def __enter__(self) -> Any:
+        start_autograd()
+        return super().__enter__()
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
         # Dynamo never runs under the simulation: keep __torch_dispatch__ unwrapped (torch wraps
         # a mode's __torch_dispatch__ in `torch._disable_dynamo` by default, a cost on every op)
         return False
+
+
+@functools.cache
+def start_autograd() -> None:
+    """Start autograd's engine in this process, before a fake mode is entered, so that a fork
+    of it can still run a backward (`forked.autograd_forks`).
+
+    The engine starts at the first backward, with a thread for each device of each device
+    type that has a guard, and a process with such threads refuses a backward in its forks.
+    On a build of torch with CUDA and no GPU, CUDA has none: no threads. But entering a
+    `FakeTensorMode` there gives CUDA a no-op guard (`torch._C._ensureCUDADeviceGuardSet`),
+    and an engine started after that makes a thread (seen on torch 2.14.1+cu130): every
+    capture after the first simulated step then ran in the process. Started here first, it
+    makes none. With a GPU it makes the GPUs' threads either way."""
+    torch.ones(1, requires_grad=True).sum().backward()
 
 
 default_device: Callable[[], Any] = getattr(torch._C, "_get_default_device", lambda: None)
@@ -274,19 +294,21 @@ they are for its own handler only."""
 
 @contextlib.contextmanager
 def planning(cuda_realization: bool = False) -> Iterator[None]:
-    """While a compiled step is planned (after `load_compiler`): Dynamo reset before and after,
-    Inductor's FX graph cache off and one compile thread, AOTAutograd as `_FUNCTORCH_SETTINGS`
-    (those this release has), torch's noisy loggers quiet, the CUDA attention ops' inputs laid
-    out as on CUDA (`_cuda_attention_layouts`), the C++ kernels scalar without probing the
-    CPU's vector instructions (`_no_isa_probe`), the graphs' traced values kept
-    (`_traced_values_kept`), no graph printed for logs (`_graphs_unprinted`) and, with
-    `cuda_realization`, Inductor's choice of the values it keeps in buffers made as on CUDA
-    (`_cuda_realization`); Python's garbage collector paused (`collector.paused`) and an
-    absent NumPy not sought (`_absent_numpy_unsought`)."""
+    """While a compiled step is planned (after `load_compiler`): autograd's engine started
+    (`start_autograd`), Dynamo reset before and after, Inductor's FX graph cache off and one
+    compile thread, AOTAutograd as `_FUNCTORCH_SETTINGS` (those this release has), torch's
+    noisy loggers quiet, the CUDA attention ops' inputs laid out as on CUDA
+    (`_cuda_attention_layouts`), the C++ kernels scalar without probing the CPU's vector
+    instructions (`_no_isa_probe`), the graphs' traced values kept (`_traced_values_kept`), no
+    graph printed for logs (`_graphs_unprinted`) and, with `cuda_realization`, Inductor's
+    choice of the values it keeps in buffers made as on CUDA (`_cuda_realization`); Python's
+    garbage collector paused (`collector.paused`) and an absent NumPy not sought
+    (`_absent_numpy_unsought`)."""
     import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
 
+    start_autograd()  # before Dynamo's fake mode
     reset_dynamo()
     try:
         with (
