@@ -673,6 +673,28 @@ def test_an_optimizer_the_models_configure_optimizers_builds_for_the_config_is_s
     ) in out
 
 
+@pytest.mark.parametrize(("test", "said"), [("== 'cuda'", "builds"), ("== 'cpu'", None)])
+def test_an_optimizer_the_model_builds_on_its_device_type_is_read_for_a_gpu(
+    tmp_path, monkeypatch, capsys, test, said
+):
+    # train.py passes its device_type; the run a memory check is about is on a GPU: 'cuda'
+    model_py = (
+        "class GPT:\n"
+        "    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):\n"
+        f"        if device_type {test}:\n"
+        "            return Lion(self.parameters(), lr=learning_rate)\n"
+        "        return torch.optim.AdamW(self.parameters(), learning_rate, betas)\n"
+    )
+    call = "model.configure_optimizers(weight_decay, learning_rate, (0.9, 0.95), device_type)"
+    train = TRAIN_PY + f"weight_decay = 0.1\noptimizer = {call}\n"
+    out = _lint_fork(tmp_path, monkeypatch, capsys, WIDE, train, model_py=model_py)
+    if said is None:
+        assert "GPT501 estimated" in out and "AdamW state" in out
+        return
+    assert "GPT501 estimated" not in out
+    assert f"GPT503 GPT501 not checked: {tmp_path / 'model.py'}:4 {said} `Lion(...)`" in out
+
+
 # After the shape of forks whose model.py unties the output head, or builds grouped-query
 # attention from a GPTConfig default train.py does not pass.
 HEAD_MODEL_PY = """\

@@ -42,6 +42,7 @@ from gptlint.nanogpt.rewrites import apply as apply_rewrites
 from gptlint.runmodel.estimate import parameter_copy_bytes
 from gptlint.runmodel.trainingrun import (
     DEVICE_TYPE,
+    GPU_DEVICE_TYPE,
     Derived,
     ModelShape,
     ModelSource,
@@ -543,10 +544,10 @@ def _term_value(config: EffectiveConfig, term: Term, given: dict[str, Any]) -> A
     raise _Unread(held)
 
 
-def _known(config: EffectiveConfig, term: Term) -> Any:
-    """`_term_value` of `term` with nothing given, `UNKNOWN` where it is not known."""
+def _known(config: EffectiveConfig, term: Term, given: dict[str, Any] | None = None) -> Any:
+    """`_term_value` of `term` (with nothing `given`), `UNKNOWN` where it is not known."""
     try:
-        return _term_value(config, term, {})
+        return _term_value(config, term, given or {})
     except _Unread:
         return UNKNOWN
 
@@ -577,15 +578,17 @@ def optimizer_args(config: EffectiveConfig, settled: dict[str, Any]) -> Optimize
 
 def _fork_optimizer(config: EffectiveConfig) -> str | None:
     """Where the model's own `configure_optimizers` (the fork's model.py), called as train.py
-    calls it, builds for `config` an optimizer whose state is not AdamW's, or may (behind an
-    `if` static reading cannot evaluate): said with the line; None for AdamW."""
+    calls it (its `device_type` a GPU's), builds for `config` an optimizer whose state is not
+    AdamW's, or may (behind an `if` static reading cannot evaluate): said with the line; None
+    for AdamW."""
     fork, call = config.schema.fork_optimizers, config.schema.optimizer_call
     if fork is None or call is None:
         return None
+    given = {"device_type": GPU_DEVICE_TYPE}
     env: dict[str, Any] = dict(fork.defaults)
-    positional = (_known(config, t) for t in call.positional)
+    positional = (_known(config, t, given) for t in call.positional)
     env.update(zip(fork.parameters, positional, strict=False))
-    env.update((name, _known(config, t)) for name, t in call.keywords)
+    env.update((name, _known(config, t, given)) for name, t in call.keywords)
     for build in fork.builds:
         states = [condition_holds(test, env) for test, _ in build.conditions]
         if any(

@@ -97,6 +97,10 @@ def count_params(
 DEVICE_TYPE = "<device_type>"
 """Where `OptimizerArgs` holds train.py's `device_type`: the check passes its device's kind."""
 
+GPU_DEVICE_TYPE = "cuda"
+"""train.py's `device_type` in the run a memory check is about, on an NVIDIA GPU: what the
+plugin's step passes for it, and what the linter reads a fork's configure_optimizers with."""
+
 
 @dataclass(frozen=True)
 class OptimizerArgs:

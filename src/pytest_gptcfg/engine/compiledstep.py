@@ -34,7 +34,7 @@ import torch
 
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import AttentionKernel
-from gptlint.runmodel.trainingrun import StepSpec
+from gptlint.runmodel.trainingrun import GPU_DEVICE_TYPE, StepSpec
 from pytest_gptcfg.engine import compiled, forked, kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
@@ -494,7 +494,7 @@ def simulate_compiled(
         runtime.weight_numels = {p.numel() for p in model.parameters() if p.dim() >= 2}
         track_model(tracker, model, profile.compute_capability, names)
         model.forward = _compiled_forward(model, runtime)
-        optimizers = make_optimizers(model, spec, "cuda")
+        optimizers = make_optimizers(model, spec, GPU_DEVICE_TYPE)
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
         run_training(
             model,

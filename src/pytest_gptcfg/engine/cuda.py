@@ -30,7 +30,7 @@ from gptlint.facts.cudablocks import round_size
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import MemoryMode
 from gptlint.facts.units import MIB
-from gptlint.runmodel.trainingrun import StepSpec
+from gptlint.runmodel.trainingrun import GPU_DEVICE_TYPE, StepSpec
 from pytest_gptcfg.engine import kernels, torchapi
 from pytest_gptcfg.engine.trainstep import (
     build_model,
@@ -264,7 +264,7 @@ def measure(
     ) -> None:
         with torch.device(device):
             held["model"] = model = build_model(spec)
-        held["optimizers"] = optimizers = make_optimizers(model, spec, "cuda")
+        held["optimizers"] = optimizers = make_optimizers(model, spec, GPU_DEVICE_TYPE)
         step_model = step_module(model, spec)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         run_training(

@@ -61,7 +61,7 @@ from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import AttentionKernel, MemoryMode
 from gptlint.facts.units import MIB
 from gptlint.runmodel.estimate import BREAKDOWN_LABELS, EFFICIENT, FLASH, MANUAL, MATH
-from gptlint.runmodel.trainingrun import StepSpec
+from gptlint.runmodel.trainingrun import GPU_DEVICE_TYPE, StepSpec
 from pytest_gptcfg.engine import kernels
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.policy import CastCache, apply_policy, op_name
@@ -307,7 +307,7 @@ def simulate(
     with tracker.fake_mode() as fake, torch.device("cpu"):
         model, params = build_fake_model(fake, spec)
         track_model(tracker, model, profile.compute_capability, names)
-        optimizers = make_optimizers(model, spec, "cuda")
+        optimizers = make_optimizers(model, spec, GPU_DEVICE_TYPE)
         scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
         run_training(
             model,
