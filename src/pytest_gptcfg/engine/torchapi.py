@@ -94,9 +94,10 @@ def start_autograd() -> None:
     On a build of torch with CUDA and no GPU, CUDA has none: no threads. But entering a
     `FakeTensorMode` there gives CUDA a no-op guard (`torch._C._ensureCUDADeviceGuardSet`),
     and an engine started after that makes a thread (seen on torch 2.14.1+cu130): every
-    capture after the first simulated step then ran in the process. Started here first, it
-    makes none. With a GPU it makes the GPUs' threads either way."""
-    torch.ones(1, requires_grad=True).sum().backward()
+    capture after the first simulated step then ran in the process. Started here first (a
+    one-element backward on the CPU, whatever the default device), it makes none. With a GPU
+    it makes the GPUs' threads either way."""
+    torch.ones(1, device="cpu", requires_grad=True).sum().backward()
 
 
 default_device: Callable[[], Any] = getattr(torch._C, "_get_default_device", lambda: None)
