@@ -2,6 +2,8 @@
 
 Run: `python benchmarks/plugin_speed.py [--quick]`. Prints one table with a `goal` column:
 
+- a gauge of the machine's speed (10^7 Python additions), first and again last: the
+  machines these goals are set on drift by half within a day;
 - one eager simulation of GPT-2 124M at batch 12 (best of 3);
 - the compiled simulation of it, cold (an empty plan cache: Inductor captures the graphs, with
   the batch as a symbol; the backward's lowered in a fork where a core is spare, and, in a
@@ -113,6 +115,20 @@ def best_of(runs: int, call) -> tuple[float, object]:
         value = call()
         times.append(time.perf_counter() - start)
     return min(times), value
+
+
+def gauge_row() -> tuple[str, str, str, str]:
+    """The machine's speed while this ran: 10^7 Python additions (best of 3). These machines'
+    speed drifts by half within a day; compare two runs of this table by it."""
+
+    def additions() -> int:
+        total = 0
+        for number in range(10**7):
+            total += number
+        return total
+
+    seconds, _ = best_of(3, additions)
+    return ("gauge: 10^7 Python additions", f"{seconds:.2f} s", "", "the machine's speed now")
 
 
 def eager_row() -> tuple[str, str, str, str]:
@@ -262,11 +278,12 @@ def folder_rows(quick: bool) -> list[tuple[str, str, str, str]]:
 def main() -> None:
     quick = "--quick" in sys.argv
     print(f"torch {torch.__version__}; target {PROFILE.label}; budget {BUDGET / GIB:.2f} GiB")
-    rows = [eager_row()]
+    rows = [gauge_row(), eager_row()]
     if not quick:
         rows += compiled_rows()
     rows += search_rows(quick)
     rows += folder_rows(quick)
+    rows.append(gauge_row())
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     header = ("what", "now", "goal", "note")
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=False)]
