@@ -15,7 +15,10 @@ Run: `python benchmarks/plugin_speed.py [--quick]`. Prints one table with a `goa
   bisecting search it replaced (gptlint's `largest_fitting`), which must give the same answer;
 - a nanoGPT-like folder of 7 configs written here (not nanoGPT's files) run through
   `pytest --gpt-configs ... --gpt-report` in a fresh process: eager and cold; then compiled
-  (nanoGPT's default), cold and again with its plans cached.
+  (nanoGPT's default), cold and again with its plans cached. Hypothesis's pytest plugin is
+  left out of those runs (`-p no:hypothesispytest`): hypothesis is in this environment for
+  our own tests, not a user's, and its plugin imports it at the terminal summary (a second
+  here, where PYTHONDONTWRITEBYTECODE makes pytest rewrite its modules at every run).
 
 `--quick` skips the compiled rows, the compiled folder and the replaced search.
 """
@@ -249,6 +252,7 @@ def run_folder(root: Path, compiled: bool) -> tuple[float, str]:
     env = dict(os.environ, PYTHONPATH=str(SRC), GPTCFG_CACHE_DIR=str(root / "cache"))
     env.pop("PYTEST_ADDOPTS", None)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += ["-p", "no:hypothesispytest"]  # our tests' plugin, not a user's
     installed = any(ep.name == "gptcfg" for ep in entry_points(group="pytest11"))
     command += [] if installed else ["-p", "pytest_gptcfg.plugin"]
     command += ["--gpt-configs", "config", "--gpt-report", "report.json"]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -35,6 +35,7 @@ from gptlint.settings.pyproject import load_settings
 from gptlint.settings.table import Settings, SettingsError
 from gptlint.text.deep import run_deep
 from pytest_gptcfg import modelfailure, report
+from pytest_gptcfg.ahead import AheadChecks
 from pytest_gptcfg.options import OPTIONS_KEY, SUFFIXES, Options
 from pytest_gptcfg.results import MemoryResult
 
@@ -63,6 +64,8 @@ def uncollected_configs(folder: Path) -> list[Path]:
     found = walk(folder, settings.exclude, settings.root, suffixes=SUFFIXES)
     return [p for p in found if not os.path.isfile(p)]
 
+
+T = TypeVar("T")
 
 MAX_SIMULATED_LAYERS = 2048
 """More layers than any trained GPT (GPT-3 has 96): the step is not simulated (its cost grows
@@ -144,8 +147,9 @@ class ConfigItem(pytest.Item):
         return self.path, None, f"{self.parent.shown_path}: {self.name}"
 
     def ahead(self) -> Callable[[], object] | None:
-        """Work a fork beside the run may do for this item before it runs (`plan_beside`):
-        none, unless the item's check plans a compiled step."""
+        """This item's check, as work for the fork beside the run (`check_beside`), which makes
+        it before the run reaches the item and hands it over (`checked`); None unless the
+        item's check is simulated."""
         return None
 
 
@@ -201,9 +205,11 @@ class MemoryItem(ConfigItem):
             self._record(report.memory_record(path, profile, budget, error=str(exc)))
             raise
         if mode == "simulate":
-            plan_beside(self)
+            check_beside(self)
         try:
-            result, max_batch = self._check(engine, step, options, profile, budget, mode, device)
+            result, max_batch = checked(
+                self, lambda: self._check(engine, step, options, profile, budget, mode, device)
+            )
         except engine.UserModelError as exc:  # the project's model stopped the run (sys.exit)
             message = f"{path}: memory check not run: {exc}"
             self._record(report.memory_record(path, profile, budget, error=message))
@@ -350,35 +356,38 @@ class MemoryItem(ConfigItem):
         self.user_properties.append((report.MEMORY_KEY, record))
 
     def ahead(self) -> Callable[[], object] | None:
-        """The compiled plan this item's check will need, as work for a fork beside the run
-        (`plan_ahead`); None where it needs none (an eager or evaluation step, or one
-        measured on CUDA)."""
+        """This item's check (the compiled plan it needs included), as work for the fork
+        beside the run (`check_beside`); None where it is measured on CUDA or writes a memory
+        snapshot."""
         from pytest_gptcfg.engine import check as engine
 
-        if resolve_device(self.parent.options.mode, engine.import_torch())[0] != "simulate":
+        options = self.parent.options
+        if options.snapshot is not None:
+            return None
+        if resolve_device(options.mode, engine.import_torch())[0] != "simulate":
             return None
         settings = self.parent.settings()
-        profile = settings.profile()
-        run, model_py = self._step(self.parent.options, settings, profile)
-        spec = self._with_model(run, model_py, engine).spec
-        if not spec.compile or spec.eval_only:
-            return None
-        return functools.partial(engine.plan_ahead, spec, profile)
+        profile, budget = settings.profile(), settings.budget()
+        run, model_py = self._step(options, settings, profile)
+        run = self._with_model(run, model_py, engine)
+        return lambda: self._check(engine, run, options, profile, budget, "simulate", 0)
 
 
-def plan_beside(item: ConfigItem) -> None:
+def check_beside(item: ConfigItem) -> None:
     """Once per session, from the first memory item that simulates, and not in a pytest-xdist
-    worker (whose neighbours are busy with the other items): the compiled plans the memory
-    items after `item` will need (`ConfigItem.ahead`), made in a fork beside this process where
-    a core is spare (`forked.beside`), the last first, while the run goes on from `item`. An
-    item whose plan cannot be had so is left to its own check: a head start, never a verdict."""
+    worker (whose neighbours are busy with the other items): the checks of the memory items
+    after `item` (`ConfigItem.ahead`, the compiled plans they need included), made in a fork
+    beside this process where a core is spare (`forked.beside`), the last first, while the run
+    goes on from `item`, and handed to their items when the run reaches them (`checked`). A
+    check the fork does not make is the item's own to make: a head start, never a verdict."""
     from pytest_gptcfg.engine import forked
 
-    if item.config.stash.get(_AHEAD_KEY, False) or os.environ.get("PYTEST_XDIST_WORKER"):
+    if _AHEAD_KEY in item.config.stash or os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    item.config.stash[_AHEAD_KEY] = True
+    item.config.stash[_AHEAD_KEY] = None
     items = item.session.items
-    works = []
+    ahead = AheadChecks()
+    works: list[Callable[[], object]] = []
     for later in reversed(items[items.index(item) + 1 :] if item in items else []):
         if isinstance(later, ConfigItem):
             try:
@@ -386,12 +395,23 @@ def plan_beside(item: ConfigItem) -> None:
             except (Exception, pytest.skip.Exception):  # its own check will say why
                 continue
             if work is not None:
-                works.append(work)
-    forked.beside(works, autograd=True)
+                works.append(functools.partial(ahead.make, later.nodeid, work))
+    ahead.fork = forked.beside(works, autograd=True)
+    item.config.add_cleanup(ahead.close)
+    if ahead.fork is not None:
+        item.config.stash[_AHEAD_KEY] = ahead
 
 
-_AHEAD_KEY = pytest.StashKey[bool]()
-"""Whether this session's memory items were handed to a fork beside the run (`plan_beside`)."""
+def checked(item: ConfigItem, check: Callable[[], T]) -> T:
+    """The check of `item`: `check()`, or what the fork beside the run made of it
+    (`check_beside`, `AheadChecks.take`)."""
+    ahead = item.config.stash.get(_AHEAD_KEY, None)
+    return check() if ahead is None else ahead.take(item.nodeid, check)
+
+
+_AHEAD_KEY = pytest.StashKey[AheadChecks | None]()
+"""This session's checks made ahead (`check_beside`): None where no fork makes any; absent
+before the first memory item that simulates."""
 
 
 def snapshot_path(options: Options, shown: Path, *tags: str) -> Path | None:

@@ -8,7 +8,6 @@ Pytest glue, no torch: the engine (`pytest_gptcfg.engine.chatcheck`) is imported
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -40,8 +39,9 @@ from pytest_gptcfg.items import (
     CheckFailed,
     ConfigItem,
     GptConfigFile,
+    check_beside,
+    checked,
     judge_lint,
-    plan_beside,
     resolve_device,
     snapshot_path,
 )
@@ -171,10 +171,11 @@ class ScriptMemoryItem(ConfigItem):
         except CheckFailed as exc:
             self._record(profile, budget, error=str(exc))
             raise
-        plan_beside(self)  # nanochat runs are simulated whatever the mode
+        check_beside(self)  # nanochat runs are simulated whatever the mode
         try:
-            result, max_batch = self._check(
-                chatcheck, step, checkout, profile, budget, mode, device
+            result, max_batch = checked(
+                self,
+                lambda: self._check(chatcheck, step, checkout, profile, budget, mode, device),
             )
         except chatcheck.ChatModelError as exc:
             message = f"{shown}:{self.line}: memory check not run: {exc}"
@@ -194,16 +195,18 @@ class ScriptMemoryItem(ConfigItem):
             raise CheckFailed(failure)
 
     def ahead(self) -> Callable[[], object] | None:
-        """The compiled plan this invocation's check will need, as work for a fork beside the
-        run (`chatcheck.plan_ahead`); None for an eager step or base_eval's evaluation."""
+        """This invocation's check (the compiled plan it needs included), as work for the fork
+        beside the run (`check_beside`); None where it writes a memory snapshot."""
         from pytest_gptcfg.engine import chatcheck
+        from pytest_gptcfg.engine import check as engine
 
-        settings = self.parent.settings()
-        profile = settings.profile()
-        step, checkout = self._step(settings, profile)
-        if not step.compiled:
+        if self.parent.options.snapshot is not None:
             return None
-        return functools.partial(chatcheck.plan_ahead, step, checkout.root, profile)
+        settings = self.parent.settings()
+        profile, budget = settings.profile(), settings.budget()
+        step, checkout = self._step(settings, profile)
+        mode, device = resolve_device(self.parent.options.mode, engine.import_torch())
+        return lambda: self._check(chatcheck, step, checkout, profile, budget, mode, device)
 
     def _check(
         self,

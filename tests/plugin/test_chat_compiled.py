@@ -124,11 +124,3 @@ def test_a_step_too_deep_to_plan_quickly_is_refused(monkeypatch):
     monkeypatch.setattr(chatcompiled.compiledstep, "MAX_LAYERS", 2)
     with pytest.raises(chatcompiled.CompiledUnavailable, match="depth 4 > 2"):
         chatcompiled.simulate_chat_compiled(STEP, CHECKOUT, H100, 80 * GIB)
-
-
-def test_a_plan_made_ahead_is_the_one_the_check_reads():
-    step = dataclasses.replace(STEP, device_batch_size=6)  # a plan no other test makes
-    chatcompiled.plan_ahead(step, CHECKOUT, H100)
-    result = check(step)
-    assert result.compiled
-    assert any("plan from the cache" in note for note in result.notes)

@@ -406,19 +406,3 @@ def test_nothing_is_forked_without_work_or_a_spare_core(monkeypatch):
     assert forked.beside([]) is None
     monkeypatch.setattr(forked, "spare_cores", lambda: 0)
     assert forked.beside([lambda: None]) is None
-
-
-@pytest.mark.slow  # a capture
-def test_a_plan_made_ahead_is_the_one_the_check_reads(tmp_path, monkeypatch):
-    pytest.importorskip("torch")
-    from gptlint.facts.gpus import get_profile
-    from gptlint.runmodel.trainingrun import ModelShape, StepSpec
-    from pytest_gptcfg.engine.check import check_memory, plan_ahead
-
-    monkeypatch.setenv("GPTCFG_CACHE_DIR", str(tmp_path))
-    profile = get_profile("rtx4070")
-    spec = StepSpec(ModelShape(1, 2, 64, 64, 512, False, 0.0), 4, 64, 1, "bfloat16", True)
-    plan_ahead(spec, profile)
-    result = check_memory(spec, profile, profile.usable_bytes, mode="simulate")
-    assert result.compiled
-    assert any("plan from the cache" in note for note in result.notes)

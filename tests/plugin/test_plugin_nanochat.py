@@ -82,10 +82,6 @@ def check_chat_memory(step, checkout, profile, budget_bytes, mode="auto", device
     )
 
 
-def plan_ahead(step, checkout, profile):
-    pass  # no plan: the verdict is the estimate
-
-
 def find_max_device_batch(step, checkout, profile, budget_bytes, known=None):
     assert known is not None and not known.fits or known.fits
     return largest_device_batch(step, profile, budget_bytes) or 0
@@ -93,7 +89,7 @@ def find_max_device_batch(step, checkout, profile, budget_bytes, known=None):
 
 fake = types.ModuleType(NAME)
 fake.__dict__.update(ChatModelError=ChatModelError, check_chat_memory=check_chat_memory,
-                     find_max_device_batch=find_max_device_batch, plan_ahead=plan_ahead)
+                     find_max_device_batch=find_max_device_batch)
 saved = (sys.modules.get(NAME), package.__dict__.get("chatcheck"))
 
 

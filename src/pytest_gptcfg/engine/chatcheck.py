@@ -34,14 +34,14 @@ from gptlint.runmodel.chatestimate import (
 from gptlint.runmodel.chatkernels import ChatAttention, fp8_use
 from gptlint.runmodel.chatparams import parameter_counts
 from gptlint.runmodel.chatrun import ChatStep
-from pytest_gptcfg.engine.chatcompiled import plan_ahead, simulate_chat_compiled
+from pytest_gptcfg.engine.chatcompiled import simulate_chat_compiled
 from pytest_gptcfg.engine.chatimport import ChatModelError
 from pytest_gptcfg.engine.chatstep import simulate_chat_eager
 from pytest_gptcfg.engine.check import compiled_or_reason, keep_artifacts
 from pytest_gptcfg.engine.snapshot import SnapshotRecorder
 from pytest_gptcfg.results import MemoryResult, fits_budget
 
-__all__ = ["ChatModelError", "check_chat_memory", "find_max_device_batch", "plan_ahead"]
+__all__ = ["ChatModelError", "check_chat_memory", "find_max_device_batch"]
 
 MODES = ("auto", "cuda", "simulate")
 

@@ -262,21 +262,6 @@ def _kernels(attention: ChatAttention) -> set[AttentionKernel]:
     return {attention.full} if attention.window is None else {attention.full, attention.window}
 
 
-def plan_ahead(step: ChatStep, checkout: Path, profile: GpuProfile) -> None:
-    """Make and cache the plan `simulate_chat_compiled` will need for `step` on `profile`'s
-    GPU, with the checkout's code at `checkout` (`get_plan`): work for a fork beside the test
-    run (`forked.beside`), as `compiledstep.plan_ahead` is for configs."""
-    if unsupported_reason(step) is not None:
-        return
-    attention = chat_attention(step, profile)
-    fp8 = fp8_use(step, profile).applies
-    with (
-        checkout_modules(checkout, step.dtype) as modules,
-        contextlib.redirect_stdout(io.StringIO()),  # the checkout's print0 lines
-    ):
-        get_plan(step, modules, attention, fp8, [])
-
-
 def simulate_chat_compiled(
     step: ChatStep,
     checkout: Path,

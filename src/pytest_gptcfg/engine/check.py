@@ -23,7 +23,6 @@ from pytest_gptcfg.engine import cuda
 from pytest_gptcfg.engine.compiled import untested_release
 from pytest_gptcfg.engine.compiledstep import (
     CompiledUnavailable,
-    plan_ahead,
     simulate_compiled,
 )
 from pytest_gptcfg.engine.simulate import simulate
@@ -44,7 +43,6 @@ __all__ = [
     "import_torch",
     "keep_artifacts",
     "model_factory",
-    "plan_ahead",
 ]
 
 MODES = ("auto", "cuda", "simulate")

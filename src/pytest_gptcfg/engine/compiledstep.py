@@ -302,19 +302,6 @@ def _kernel(spec: StepSpec, profile: GpuProfile) -> AttentionKernel:
     )
 
 
-def plan_ahead(spec: StepSpec, profile: GpuProfile) -> None:
-    """Make and cache the plan `simulate_compiled` will need for `spec` on `profile`'s GPU
-    (`plan_for`, which reads a cached one and does nothing more), if it has one: work for a
-    fork beside the test run (`forked.beside`) while the run checks other configs. The key's
-    lock (`_exclusive`) makes the run wait for a plan the fork is making, and the fork for one
-    the run is making."""
-    kernel = _kernel(spec, profile)
-    key = plan_key(spec, kernel)
-    if key is None or unsupported_reason(spec, kernel) is not None:
-        return
-    plan_for(key, spec.batch_size, spec.block_size, _target(spec, kernel))
-
-
 def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:
     """Why `spec`'s compiled step is not simulated (None when it is)."""
     if spec.shape.n_layer > MAX_LAYERS:

@@ -4,8 +4,8 @@ Planning a compiled step lowers two graphs with Inductor, the forward's and the 
 each a few seconds and neither needing the other's result; on a machine with a core to spare
 the backward's is lowered in a fork (which has the graph, the fake tensors and the shape
 environment as they are, with nothing to serialise) while this process lowers the forward's.
-Likewise the plans a session's later configs and nanochat invocations need are made in a
-fork while this process checks the first ones (`beside`). What a fork hands back is plain
+Likewise a session's later configs and nanochat invocations are checked (their plans made)
+in a fork while this process checks the first ones (`beside`). What a fork hands back is plain
 data (pickled); a fork that fails, dies or takes too long hands back nothing, and the caller
 does the work itself. Each fork takes a core (`spare_cores`), so that forks are never more
 than the cores, except one this process waits for (`run_apart`): it takes this process's;
