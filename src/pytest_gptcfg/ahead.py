@@ -62,9 +62,9 @@ class AheadChecks:
 
     def take(self, name: str, check: Callable[[], T]) -> T:
         """In the run: what the fork made of the check `name` (what it printed written to this
-        process's streams), or, where the fork has not claimed it or did not make it,
-        `check()` made here."""
-        if self._claim(name):
+        process's streams), or, where the fork has not claimed it (or the run itself has, as
+        for a test run again) or did not make it, `check()` made here."""
+        if self._claim(name) or self._claimer(name) == os.getpid():
             return check()
         kept = self._wait(name)
         if kept is None:
@@ -97,12 +97,22 @@ class AheadChecks:
         return kept
 
     def _claim(self, name: str) -> bool:
-        """Claim the check `name` for this process; False where the other claimed it first."""
+        """Claim the check `name` for this process (the claim holds its pid); False where it
+        was claimed before."""
         try:
-            os.close(os.open(self._path(name, ".claim"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            claim = os.open(self._path(name, ".claim"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             return False
+        try:
+            os.write(claim, str(os.getpid()).encode())
+        finally:
+            os.close(claim)
         return True
+
+    def _claimer(self, name: str) -> int | None:
+        """The pid of the process that claimed `name` (None while its claim is being made)."""
+        text = self._path(name, ".claim").read_text()
+        return int(text) if text else None
 
     def _path(self, name: str, suffix: str) -> Path:
         return self.folder / (hashlib.sha256(name.encode()).hexdigest()[:32] + suffix)

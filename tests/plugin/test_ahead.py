@@ -4,7 +4,9 @@ raised or was not finished in the fork is made by the run, as without a fork."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
 import warnings
@@ -27,6 +29,22 @@ def in_fork(ahead: AheadChecks, *works) -> None:
 
 def pid_of_maker() -> int:
     return os.getpid()
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """TimeoutError in this (main) thread after `seconds`: a wait that should not be, failed."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still waiting after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
@@ -108,8 +126,16 @@ def test_the_run_waits_for_a_check_the_fork_is_making(ahead, tmp_path):
     assert ahead.take("config/a.py::memory", pid_of_maker) != os.getpid()
 
 
+def test_a_check_the_run_takes_again_is_made_again_without_waiting_for_the_fork(ahead):
+    ahead.fork = forked.Forked(lambda: ahead.make("config/z.py::memory", lambda: time.sleep(600)))
+    assert ahead.take("config/a.py::memory", pid_of_maker) == os.getpid()
+    with deadline(30):
+        assert ahead.take("config/a.py::memory", lambda: "again") == "again"  # a rerun
+    assert ahead.fork.running()  # not waited for
+
+
 def test_closing_ends_the_fork_and_removes_the_folder(ahead):
-    ahead.fork = forked.Forked(lambda: ahead.make("config/a.py::memory", lambda: os.pause()))
+    ahead.fork = forked.Forked(lambda: ahead.make("config/a.py::memory", lambda: time.sleep(600)))
     ahead.close()
     assert not ahead.fork.running()
     assert not ahead.folder.exists()
