@@ -81,13 +81,19 @@ class AheadChecks:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _wait(self, name: str) -> tuple[object, str, str] | None:
-        """What the fork made of `name` once it is there; None where it was not made or the
-        fork ended before making it."""
+        """What the fork made of `name` once it is there; None where it was not made, or the
+        fork ended before making it, or is still at it after `forked.APART_TIMEOUT` (far
+        beyond any check: one that never ends, as a fork can that was made while another
+        thread held a lock), when it is ended."""
         from pytest_gptcfg.engine import forked
 
         made = self._path(name, ".made")
+        deadline = time.monotonic() + forked.APART_TIMEOUT
         with forked.waiting():
             while not made.exists() and self.fork is not None and self.fork.running():
+                if time.monotonic() > deadline:
+                    self.fork.cancel()
+                    return None
                 time.sleep(_POLL_SECONDS)
         try:
             data = made.read_bytes()

@@ -385,8 +385,11 @@ def check_beside(item: ConfigItem) -> None:
     if _AHEAD_KEY in item.config.stash or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     item.config.stash[_AHEAD_KEY] = None
+    try:
+        ahead = AheadChecks()
+    except OSError:  # no folder to be had for the claims: each item makes its own check
+        return
     items = item.session.items
-    ahead = AheadChecks()
     works: list[Callable[[], object]] = []
     for later in reversed(items[items.index(item) + 1 :] if item in items else []):
         if isinstance(later, ConfigItem):

@@ -134,6 +134,22 @@ def test_a_check_the_run_takes_again_is_made_again_without_waiting_for_the_fork(
     assert ahead.fork.running()  # not waited for
 
 
+def test_a_fork_that_never_finishes_a_check_is_ended_and_the_run_makes_it(ahead, monkeypatch):
+    monkeypatch.setattr(forked, "APART_TIMEOUT", 0.5)
+    started = ahead.folder / "started"
+
+    def stuck() -> None:
+        started.write_text("")
+        time.sleep(600)
+
+    ahead.fork = forked.Forked(lambda: ahead.make("config/a.py::memory", stuck))
+    while not started.exists():
+        time.sleep(0.01)
+    with deadline(30):
+        assert ahead.take("config/a.py::memory", pid_of_maker) == os.getpid()
+    assert not ahead.fork.running()
+
+
 def test_closing_ends_the_fork_and_removes_the_folder(ahead):
     ahead.fork = forked.Forked(lambda: ahead.make("config/a.py::memory", lambda: time.sleep(600)))
     ahead.close()

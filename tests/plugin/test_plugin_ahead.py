@@ -126,3 +126,29 @@ def test_a_check_that_warned_in_the_fork_is_the_runs_and_its_warning_its_configs
     for name, layers in (("a", 1), ("b", 2), ("c", 3)):
         test = summary.index(f"config/{name}.py::memory")
         assert f"UserWarning: a model of {layers} layers" in summary[test:].split("\n\n")[0]
+
+
+NO_FOLDER = """
+import tempfile
+
+_mkdtemp = tempfile.mkdtemp
+
+
+def mkdtemp(*args, prefix=None, **kwargs):
+    if prefix == "gptcfg-ahead-":
+        raise PermissionError("no temporary folder here")
+    return _mkdtemp(*args, prefix=prefix, **kwargs)
+
+
+tempfile.mkdtemp = mkdtemp
+"""
+"""A conftest.py under which the plugin gets no folder for its claims."""
+
+
+def test_without_a_folder_for_the_claims_the_run_checks_every_config(three_configs):
+    (three_configs.path / "conftest.py").write_text(RUN_PID + NO_FOLDER)
+    output, run_pid = run(three_configs)
+    printed = printed_under_each_test(output)
+    assert all(printed[name] for name in "abc")  # every config checked
+    assert {pid for name in "abc" for _, pid in printed[name]} == {run_pid}
+    assert "PermissionError" not in output
