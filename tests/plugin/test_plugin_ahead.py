@@ -5,6 +5,8 @@ process made the check; a warning it raises is reported for that config's test."
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -15,42 +17,7 @@ from pytest_gptcfg.engine import forked
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow  # a test run in a fresh process
 
-MODEL = """\
-import os
-import warnings
-from dataclasses import dataclass
-
-import torch.nn.functional as F
-from torch import nn
-
-
-@dataclass
-class GPTConfig:
-    block_size: int = 1024
-    vocab_size: int = 50304
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    dropout: float = 0.0
-    bias: bool = True
-
-
-class GPT(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        print(f"built {config.n_layer} layers in {os.getpid()}")
-        if os.environ.get("MODEL_WARNS"):
-            warnings.warn(f"a model of {config.n_layer} layers", UserWarning, stacklevel=1)
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.mlp = nn.Sequential(
-            *[nn.Linear(config.n_embd, config.n_embd) for _ in range(config.n_layer)]
-        )
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-
-    def forward(self, idx, targets):
-        logits = self.lm_head(self.mlp(self.wte(idx)))
-        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
-"""
+DATA = Path(__file__).parent / "data"
 
 CONFIG = """\
 n_layer = {n_layer}
@@ -74,10 +41,11 @@ def pytest_configure(config):
 
 
 @pytest.fixture
-def three_configs(project):
+def three_configs(project, monkeypatch):
     if forked.spare_cores() < 1:
         pytest.skip("one core: nothing is checked beside the run")
-    (project.path / "model.py").write_text(MODEL)
+    shutil.copy(DATA / "model.py", project.path / "model.py")
+    monkeypatch.setenv("MODEL_PRINTS", "1")
     (project.path / "conftest.py").write_text(RUN_PID)
     for n_layer, name in ((1, "a.py"), (2, "b.py"), (3, "c.py")):
         project.config(name, CONFIG.format(n_layer=n_layer))

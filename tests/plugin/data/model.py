@@ -1,10 +1,12 @@
 """A project's own model.py for `--gpt-model`: nanoGPT's interface, a different (tiny) model.
 
 Building it appends `<n_layer>x<n_embd>` to the file named by $MODEL_BUILT_LOG, if set, so that
-tests can tell it ran.
+tests can tell it ran; with $MODEL_PRINTS set it prints `built <n_layer> layers in <pid>`, and with
+$MODEL_WARNS set it warns `a model of <n_layer> layers` (a UserWarning).
 """
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +31,10 @@ class GPT(nn.Module):
         if log := os.environ.get("MODEL_BUILT_LOG"):
             with open(log, "a") as file:
                 file.write(f"{config.n_layer}x{config.n_embd}\n")
+        if os.environ.get("MODEL_PRINTS"):
+            print(f"built {config.n_layer} layers in {os.getpid()}")
+        if os.environ.get("MODEL_WARNS"):
+            warnings.warn(f"a model of {config.n_layer} layers", UserWarning, stacklevel=1)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.mlp = nn.Sequential(
             *[nn.Linear(config.n_embd, config.n_embd) for _ in range(config.n_layer)]
