@@ -27,7 +27,10 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
+
+if TYPE_CHECKING:
+    from pytest_gptcfg.engine.forked import Forked
 
 T = TypeVar("T")
 
@@ -41,7 +44,7 @@ class AheadChecks:
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="gptcfg-ahead-"))
-        self.fork: Any = None
+        self.fork: Forked | None = None
 
     def make(self, name: str, check: Callable[[], object]) -> None:
         """In the fork: make the check `name` unless the run has claimed it, and leave its
