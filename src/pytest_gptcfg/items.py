@@ -385,12 +385,8 @@ def check_beside(item: ConfigItem) -> None:
     if _AHEAD_KEY in item.config.stash or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     item.config.stash[_AHEAD_KEY] = None
-    try:
-        ahead = AheadChecks()
-    except OSError:  # no folder to be had for the claims: each item makes its own check
-        return
     items = item.session.items
-    works: list[Callable[[], object]] = []
+    checks: list[tuple[str, Callable[[], object]]] = []
     for later in reversed(items[items.index(item) + 1 :] if item in items else []):
         if isinstance(later, ConfigItem):
             try:
@@ -398,7 +394,14 @@ def check_beside(item: ConfigItem) -> None:
             except (Exception, pytest.skip.Exception):  # its own check will say why
                 continue
             if work is not None:
-                works.append(functools.partial(ahead.make, later.nodeid, work))
+                checks.append((later.nodeid, work))
+    if not checks:
+        return
+    try:
+        ahead = AheadChecks()
+    except OSError:  # no folder to be had for the claims: each item makes its own check
+        return
+    works = [functools.partial(ahead.make, name, work) for name, work in checks]
     ahead.fork = forked.beside(works, autograd=True)
     item.config.add_cleanup(ahead.close)
     if ahead.fork is not None:

@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 ENABLED = True
@@ -171,7 +171,7 @@ class Forked:
         self._reaped = True
 
 
-def beside(works: list[Callable[[], object]], autograd: bool = False) -> Forked | None:
+def beside(works: Sequence[Callable[[], object]], autograd: bool = False) -> Forked | None:
     """Where a core is spare, run `works` one after another in a fork beside this process (one
     that raises is passed over), at the lowest priority (`Forked`'s `yielding`: this process's
     own work, and the forks it makes for it, come first), while this process goes on; the
