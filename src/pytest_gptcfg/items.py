@@ -20,7 +20,7 @@ import pytest
 from gptlint.facts.gpus import DEFAULT_GPU, PROFILES, GpuProfile
 from gptlint.facts.kinds import MemoryMode
 from gptlint.facts.units import GIB, format_gib, format_params
-from gptlint.lint.context import LintContext, project_model_py
+from gptlint.lint.context import LintContext
 from gptlint.lint.diagnostics import Diagnostic
 from gptlint.lint.discover import selects, walk
 from gptlint.lint.linter import lint_file
@@ -315,21 +315,20 @@ class MemoryItem(ConfigItem):
         """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for
         a fork whose train.py passes its own model arguments (`Schema.architecture_keys`) or
         whose model.py changes memory (`Schema.model_differences`: a tanh GELU) or
-        computes attention itself (`program.manual_attention`), the model.py beside that
-        train.py; else None (nanoGPT's model, built in)."""
+        computes attention itself (`program.manual_attention`), the file that train.py
+        imports its GPT from (`Schema.model_py`); else None (nanoGPT's model, built in, or
+        none where train.py's cannot be read: `derive_run` says so)."""
         if settings.model:
             return settings.model
-        if cfg.schema.model_differences:
-            return Path(cfg.schema.origin).parent / "model.py"  # read: it exists
-        beside = project_model_py(cfg.schema, settings)
-        if beside is not None and manual_attention(beside):
-            return beside
+        own = cfg.schema.model_py  # the file train.py imports its GPT from
+        if own is not None and (cfg.schema.model_differences or manual_attention(own)):
+            return own
         keys = cfg.schema.architecture_keys
         if not keys:
             return None
+        if own is not None or cfg.schema.model_unread is not None:
+            return own
         train_py = Path(cfg.schema.origin)  # the training script the schema was read from
-        if (train_py.parent / "model.py").is_file():
-            return train_py.parent / "model.py"
         raise CheckFailed(
             f"{self.parent.shown_path}: memory check not run: cannot check this architecture"
             f" ({train_py.name} passes {', '.join(keys)} to its own GPTConfig): give the fork's"

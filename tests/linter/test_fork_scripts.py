@@ -12,7 +12,12 @@ import pytest
 
 from gptlint.command.cli import main
 from gptlint.lint.context import LintContext
-from gptlint.nanogpt.forkmodel import NANOGPT_OPTIMIZER_CALL, optimizer_call
+from gptlint.nanogpt.forkmodel import (
+    NANOGPT_OPTIMIZER_CALL,
+    gpt_imports,
+    model_module,
+    optimizer_call,
+)
 from gptlint.nanogpt.resolve import load_config
 from gptlint.runmodel.trainingrun import DEVICE_TYPE, OptimizerArgs
 from gptlint.settings.table import Settings
@@ -258,6 +263,66 @@ def test_a_train_py_that_builds_another_class_says_so(tmp_path, monkeypatch, cap
     assert "GPT501 estimated" not in out
     line = len(TRAIN_PY.splitlines()) + 1
     assert f"{tmp_path / 'train.py'}:{line} builds its model with `Mamba(...)`" in out
+
+
+def test_the_model_is_read_from_the_module_train_py_imports_its_gpt_from(
+    tmp_path, monkeypatch, capsys
+):
+    train = "from models.gpt import GPTConfig, GPT\n" + TRAIN_PY
+    _fork_with(tmp_path, train_py=train, model_py="# not the model train.py builds\n")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "gpt.py").write_text(TANH_GELU_MODEL)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "config/c.py")
+    assert f"{tmp_path / 'models' / 'gpt.py'}:5 uses a tanh GELU" in out
+
+
+def test_a_train_py_whose_model_module_is_not_in_the_project_is_not_estimated(
+    tmp_path, monkeypatch, capsys
+):
+    train = TRAIN_PY.replace("import os\n", "import os\nfrom model import GPTConfig, GPT\n")
+    _fork_with(tmp_path, train_py=train)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--memory-budget", "100MB", "config/c.py")
+    assert "GPT501 estimated" not in out
+    assert (
+        f"GPT503 GPT501 not checked: {tmp_path / 'train.py'}:2 imports GPT from `model`, but"
+        " there is no model.py beside it: the model it builds cannot be read"
+    ) in out
+    (tmp_path / "model.py").write_text("class GPT:\n    pass\n")
+    _, out = _lint(capsys, "--memory-budget", "100MB", "config/c.py")
+    assert "GPT503" not in out and "GPT501 estimated" in out
+
+
+@pytest.mark.parametrize(
+    ("imports", "files", "found"),
+    [
+        ("from model import GPTConfig, GPT", ["model.py"], "model.py"),
+        ("from models.gpt import GPT", ["models/gpt.py"], "models/gpt.py"),
+        ("from gpt import GPT", ["gpt/__init__.py", "gpt.py"], "gpt/__init__.py"),
+        ("from gpt import GPT", ["gpt/other.py", "gpt.py"], "gpt.py"),
+        ("from gpt.model import GPT", ["gpt.py", "gpt/model.py"], None),
+        ("from model import GPT as Net", ["model.py"], "no import"),
+        ("from model import GPTConfig", ["model.py"], "no import"),
+        (
+            "try:\n    from model import GPT\nexcept ImportError:\n    from lib.model import GPT",
+            ["lib/model.py"],
+            "lib/model.py",
+        ),
+        ("from model import GPT", [], None),
+        (f"from {'m' * 300} import GPT", [], None),  # a name too long for the file system
+    ],
+)
+def test_the_module_of_train_pys_gpt_is_found_as_python_imports_it(tmp_path, imports, files, found):
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    module = model_module(tmp_path / "train.py", gpt_imports(ast.parse(imports)))
+    if found == "no import":
+        assert module is None
+    else:
+        assert module is not None
+        assert module.path == (None if found is None else tmp_path / found)
 
 
 def test_an_init_from_branch_of_the_fork_is_not_called_undefined(tmp_path, monkeypatch, capsys):

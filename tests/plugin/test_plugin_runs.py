@@ -372,3 +372,38 @@ def test_gpt_model_names_the_forks_model_py_anywhere(project):
         "--gpt-configs", "config/train_wide.py", "-k", "memory", "--gpt-model", "models/moe.py"
     )
     result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_the_model_train_py_imports_from_a_package_is_the_one_checked(project):
+    fork(project, model=False)
+    train = project.path / "train.py"
+    train.write_text("from models.moe import GPTConfig, GPT\n" + FORK_TRAIN_PY)
+    (project.path / "models").mkdir()
+    (project.path / "models" / "moe.py").write_text(textwrap.dedent(FORK_MODEL_PY))
+    result = project.run_subprocess(
+        "--gpt-configs", "config", "-k", "memory", "--gpt-report", "report.json"
+    )
+    result.assert_outcomes(passed=2, deselected=2)
+    by_path = records(project, result)
+    plain, wide = by_path["config/train_plain.py"], by_path["config/train_wide.py"]
+    extra_weights = 2 * 2 * (32 - 4) * 128 * 128 * 4  # as with the fork's model.py beside
+    assert wide["peak_allocated_bytes"] - plain["peak_allocated_bytes"] > 3 * extra_weights
+
+
+def test_a_fork_whose_model_module_is_not_in_the_project_is_not_checked_with_nanogpts(project):
+    plain_train = FORK_TRAIN_PY.replace("mlp_mult = 4\n", "").replace(", mlp_mult=mlp_mult", "")
+    (project.path / "train.py").write_text("from model import GPTConfig, GPT\n" + plain_train)
+    (project.path / "configurator.py").write_text("# nanoGPT's configurator\n")
+    project.config("train_plain.py", FORK_CONFIG)
+    result = project.run("--gpt-configs", "config", "-k", "memory")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        [
+            "config/train_plain.py: memory check not run: *train.py:1 imports GPT from `model`,"
+            " but there is no model.py beside it: the model it builds cannot be read*"
+        ]
+    )
+    (project.path / "models").mkdir()
+    (project.path / "models" / "gpt.py").write_text(textwrap.dedent(FORK_MODEL_PY))
+    given = project.run("--gpt-configs", "config", "-k", "memory", "--gpt-model", "models/gpt.py")
+    given.assert_outcomes(passed=1, deselected=1)

@@ -153,8 +153,9 @@ def _read_schema(config: Path, settings: Settings) -> set[str]:
         schema = schema_for(config, settings.defaults, settings.profile())
         model_defaults(schema, settings)
         if schema is not NANOGPT_SCHEMA:
-            origin = Path(schema.origin)
-            read |= {os.path.realpath(origin), os.path.realpath(origin.parent / "model.py")}
+            read.add(os.path.realpath(schema.origin))
+        if schema.model_py is not None:
+            read.add(os.path.realpath(schema.model_py))
     return read
 
 

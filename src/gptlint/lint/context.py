@@ -18,7 +18,7 @@ from gptlint.nanogpt.derive import derive_model, derive_run, meta_folder
 from gptlint.nanogpt.metadata import dataset_vocab
 from gptlint.nanogpt.program import manual_attention
 from gptlint.nanogpt.resolve import EffectiveConfig
-from gptlint.nanogpt.schema import DEFAULT_VOCAB_SIZE, NANOGPT_SCHEMA, Schema, gptconfig_defaults
+from gptlint.nanogpt.schema import DEFAULT_VOCAB_SIZE, Schema, gptconfig_defaults
 from gptlint.runmodel.launch import WorldSize, launch_flags, launched_processes, mentions_launch
 from gptlint.runmodel.trainingrun import Derived, ModelSource, TrainingRun
 from gptlint.settings.table import Settings
@@ -136,21 +136,17 @@ class LintContext:
 
 
 def model_defaults(schema: Schema, settings: Settings) -> dict[str, Any] | None:
-    """`GPTConfig`'s field defaults from the `model` setting, else from a model.py beside the
+    """`GPTConfig`'s field defaults from the `model` setting, else from the model file of the
     fork's train.py that `schema` was read from; None (nanoGPT's) without either."""
     model_py = project_model_py(schema, settings)
     return gptconfig_defaults(model_py) if model_py is not None else None
 
 
 def project_model_py(schema: Schema, settings: Settings) -> Path | None:
-    """The project's model.py: the `model` setting, else a model.py beside the fork's train.py
-    that `schema` was read from; None (nanoGPT's) without either."""
-    if settings.model is not None:
-        return settings.model
-    if schema is NANOGPT_SCHEMA:
-        return None
-    model_py = Path(schema.origin).parent / "model.py"
-    return model_py if model_py.is_file() else None
+    """The project's model.py: the `model` setting, else the file the fork's train.py that
+    `schema` was read from imports its GPT from (`Schema.model_py`); None (nanoGPT's) without
+    either."""
+    return settings.model if settings.model is not None else schema.model_py
 
 
 def _docstring_node(module: cst.Module) -> cst.SimpleString | None:

@@ -161,6 +161,10 @@ def derive_model(
     if other is not None:  # said first: no key of it is nanoGPT's to read
         reader.fail("model", other, missing=True)
         return Derived(None, tuple(reader.problems))
+    unread = config.schema.model_unread
+    if unread is not None and not own_model:  # no model of train.py's to count or build
+        reader.fail("model", unread, missing=True)
+        return Derived(None, tuple(reader.problems))
     root = root if root is not None else project_root(Path(config.path), Path.cwd())
     # A fork whose train.py has no init_from always builds from scratch.
     # A fork whose train.py never reads init_from builds from scratch too.

@@ -64,6 +64,77 @@ def _names_model(target: ast.expr) -> bool:
     return isinstance(target, ast.Name) and target.id == "model"
 
 
+@dataclass(frozen=True)
+class ModelModule:
+    """Where a training script takes its `GPT` from: `from MODULE import GPT` at `line`, and
+    the file of the project that module is, found from the script's folder as the run's
+    first import path finds it (`path`; None: no file beside the script is that module)."""
+
+    line: int
+    module: str
+    path: Path | None
+
+    def unread(self, train_py: str | Path) -> str:
+        """What a finding says where `path` is None."""
+        wanted = "/".join(self.module.split(".")) + ".py"
+        return (
+            f"{train_py}:{self.line} imports GPT from `{self.module}`, but there is no"
+            f" {wanted} beside it: the model it builds cannot be read"
+        )
+
+
+def gpt_imports(tree: ast.Module) -> tuple[tuple[int, str], ...]:
+    """Each `from MODULE import GPT` of a training script (of tree `tree`), as its line and
+    MODULE, in line order: `from model import GPTConfig, GPT` in nanoGPT, `from models.gpt
+    import GPT` in a fork that moved it; `try:` one, `except ImportError:` another."""
+    found = {
+        (node.lineno, node.module)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module
+        if any((alias.asname or alias.name) == "GPT" for alias in node.names)
+    }
+    return tuple(sorted(found))
+
+
+def model_module(train_py: Path, imports: tuple[tuple[int, str], ...]) -> ModelModule | None:
+    """Of the training script at `train_py`'s `imports` (`gpt_imports`), the first whose
+    module is a file of the project, else the first; None where there is none."""
+    found = [
+        ModelModule(line, module, _module_file(train_py.parent, module)) for line, module in imports
+    ]
+    return next((m for m in found if m.path is not None), found[0] if found else None)
+
+
+def _module_file(folder: Path, dotted: str) -> Path | None:
+    """The file `import dotted` loads with `folder` first on the import path: at each step a
+    package (a folder with `__init__.py`) before a module (`name.py`) before a plain folder
+    (a namespace package, which holds no code of its own); None where there is none, or
+    where a name cannot be looked at (too long for the file system, a folder not readable)."""
+    try:
+        return _found_file(folder, dotted.split("."))
+    except OSError:
+        return None
+
+
+def _found_file(folder: Path, parts: list[str]) -> Path | None:
+    """`_module_file` of the module whose dotted name is `parts`."""
+    here = folder
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        package, module = here / part, here / f"{part}.py"
+        if (package / "__init__.py").is_file():
+            if last:
+                return package / "__init__.py"
+            here = package
+        elif module.is_file():
+            return module if last else None
+        elif package.is_dir() and not last:
+            here = package
+        else:
+            return None
+    return None
+
+
 def parse_model_py(model_py: Path) -> ast.Module | None:
     """CPython's tree of the fork's model.py, read once for the readings below; None where it
     is missing, unreadable or does not parse."""

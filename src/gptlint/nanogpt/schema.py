@@ -28,9 +28,11 @@ from gptlint.nanogpt.forkmodel import (
     data_folder,
     fixed_vocab,
     fork_optimizers,
+    gpt_imports,
     init_from_branches,
     model_differences,
     model_kv_default,
+    model_module,
     optimizer_call,
     other_models,
     parse_model_py,
@@ -175,7 +177,8 @@ class Schema:
     """Where train.py builds its model from a class other than nanoGPT's GPT, by line
     (`forkmodel.other_models`); which of them a config takes: `rewrites.other_model`."""
     model_differences: tuple[str, ...] = ()
-    """What the model.py beside train.py does that changes memory from nanoGPT's GPT."""
+    """What the model file of train.py (`model_py`) does that changes memory from nanoGPT's
+    GPT."""
     init_from_branches: tuple[str, ...] = ()
     """The `init_from` values train.py tests for (`forkmodel.init_from_branches`)."""
     pretrained_passes: tuple[tuple[str, ...], int] | None = (PRETRAINED_OVERRIDES, 0)
@@ -207,12 +210,20 @@ class Schema:
     """The folder train.py reads `<dataset>/meta.pkl` under, with the line of its `data_dir`
     (`forkmodel.data_folder`); None where it assigns none (nanoGPT's `data` assumed)."""
     model_kv_default: tuple[str, int, str] | None = None
-    """The key/value-head count the model.py beside train.py builds with, its `GPTConfig`
-    default, where train.py does not pass it: the key, the count and `model.py:LINE`
+    """The key/value-head count the model file of train.py (`model_py`) builds with, its
+    `GPTConfig` default, where train.py does not pass it: the key, the count and `FILE:LINE`
     (`forkmodel.model_kv_default`)."""
     fork_optimizers: ForkOptimizers | None = None
-    """The optimizers other than AdamW the `configure_optimizers` of the model.py beside
-    train.py builds, with the `if` tests they are under (`forkmodel.fork_optimizers`)."""
+    """The optimizers other than AdamW the `configure_optimizers` of the model file of
+    train.py (`model_py`) builds, with the `if` tests they are under
+    (`forkmodel.fork_optimizers`)."""
+    model_py: Path | None = None
+    """The file train.py's GPT is read from: the module it imports GPT from, found from its
+    folder (`forkmodel.model_module`); where it imports none, a model.py beside it; None where
+    there is neither."""
+    model_unread: str | None = None
+    """Where train.py imports GPT from a module that no file beside it is (an installed
+    package, or a model.py left out): the import, said with its line; no model can be read."""
     forward_call: tuple[int, str] | None = None
     """Where train.py's training step calls its model without the targets, the loss computed
     outside it: the line and the call (`program.training_forward`); None: nanoGPT's
@@ -300,10 +311,11 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
     for spec in _read_through_globals(text):
         specs.setdefault(spec.name, spec)
     tree = parse_python(text)  # CPython's tree, for the readings below (None: does not parse)
-    model_py = path.parent / "model.py"
-    model_tree = None if tree is None else parse_model_py(model_py)
+    model_py, model_unread = _model_file(path, () if tree is None else gpt_imports(tree))
+    model_tree = None if model_py is None else parse_model_py(model_py)
     other, branches, sequence = _fork_model(path, tree)
-    differences = () if model_tree is None else model_differences(model_py, model_tree)
+    read = None if model_py is None or model_tree is None else (model_py, model_tree)
+    differences = () if read is None else model_differences(*read)
     rewrites, ddp_flags = collect_rewrites(
         config.module, stop + 1, set(specs), lambda node: config.position(node).start.line
     )
@@ -324,12 +336,26 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
         loop=read_loop(tree),
         optimizer_call=None if tree is None else optimizer_call(tree),
         forward_call=training_forward(tree),
-        fork_optimizers=None if model_tree is None else fork_optimizers(model_py, model_tree),
+        fork_optimizers=None if read is None else fork_optimizers(*read),
         data_folder=None if tree is None else data_folder(tree),
-        model_kv_default=_kv_default(model_py, model_tree, config.module, specs),
+        model_kv_default=None if read is None else _kv_default(*read, config.module, specs),
+        model_py=model_py,
+        model_unread=model_unread,
         unread=unread_keys(tree, set(specs)),
         fixed_vocab=None if tree is None else fixed_vocab(tree),
     )
+
+
+def _model_file(
+    train_py: Path, imports: tuple[tuple[int, str], ...]
+) -> tuple[Path | None, str | None]:
+    """`Schema.model_py` and `Schema.model_unread` of the training script at `train_py`, whose
+    imports of GPT are `imports` (`forkmodel.gpt_imports`)."""
+    module = model_module(train_py, imports)
+    if module is not None:
+        return module.path, None if module.path is not None else module.unread(train_py)
+    beside = train_py.parent / "model.py"
+    return (beside if beside.is_file() else None), None
 
 
 def unread_keys(tree: ast.Module | None, keys: set[str]) -> frozenset[str]:
@@ -357,12 +383,10 @@ def _fork_model(
 
 
 def _kv_default(
-    model_py: Path, model_tree: ast.Module | None, module: cst.Module, specs: dict[str, KeySpec]
+    model_py: Path, model_tree: ast.Module, module: cst.Module, specs: dict[str, KeySpec]
 ) -> tuple[str, int, str] | None:
-    """`Schema.model_kv_default`: of the model.py at `model_py` (tree `model_tree`), beside
-    the train.py of libcst module `module` and keys `specs`."""
-    if model_tree is None:
-        return None
+    """`Schema.model_kv_default`: of the model file at `model_py` (tree `model_tree`) that
+    the train.py of libcst module `module` and keys `specs` imports its GPT from."""
     passed = frozenset(_model_args(module)) | frozenset(specs)
     found = model_kv_default(model_tree, passed, KV_HEAD_KEYS)
     return None if found is None else (found[0], found[1], f"{model_py}:{found[2]}")
@@ -470,7 +494,21 @@ def schema_for(
 
 
 def _schema_of(train_py: Path, gpu: GpuProfile) -> Schema:
-    return _schema_from(train_py, _version(train_py), _version(train_py.parent / "model.py"), gpu)
+    version = _version(train_py)
+    model_py = _model_file(train_py, _gpt_imports_of(train_py, version))[0]
+    model_version = None if model_py is None else _version(model_py)
+    return _schema_from(train_py, version, model_version, gpu)
+
+
+@lru_cache(maxsize=32)
+def _gpt_imports_of(train_py: Path, version: tuple[int, int] | None) -> tuple[tuple[int, str], ...]:
+    """`forkmodel.gpt_imports` of the train.py at `train_py`, read once per state of it
+    (`version`); where its files are found is looked at each time (`_model_file`)."""
+    try:
+        tree = parse_python(train_py.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return ()
+    return () if tree is None else gpt_imports(tree)
 
 
 def _version(path: Path) -> tuple[int, int] | None:
@@ -488,8 +526,8 @@ def _schema_from(
     model_version: tuple[int, int] | None,
     gpu: GpuProfile,
 ) -> Schema:
-    """A train.py's schema, read once per state of it and of the model.py beside it
-    (`version`, `model_version`) and target GPU."""
+    """A train.py's schema, read once per state of it and of the model file it imports its GPT
+    from (`version`, `model_version`) and target GPU."""
     return schema_from_train_py(train_py, gpu)
 
 
