@@ -28,7 +28,7 @@ from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.derive import derive_run, project_root
 from gptlint.nanogpt.program import manual_attention
 from gptlint.nanogpt.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
-from gptlint.nanogpt.schema import NotNanoGPTError, SchemaError
+from gptlint.nanogpt.schema import NANOGPT_SCHEMA, NotNanoGPTError, SchemaError
 from gptlint.runmodel.estimate import estimate_memory
 from gptlint.runmodel.trainingrun import Problem, TrainingRun
 from gptlint.settings.pyproject import load_settings
@@ -185,6 +185,15 @@ def judge_lint(item: pytest.Item, shown: Path, diagnostics: Sequence[Diagnostic]
         raise CheckFailed("\n".join(lines))
 
 
+@dataclasses.dataclass(frozen=True)
+class ProjectModel:
+    """A project's model file to build, and the folder its training script runs from (the
+    first entry of the run's import path: the model's own imports are found from there)."""
+
+    path: Path
+    run_from: Path
+
+
 class MemoryItem(ConfigItem):
     """Runs the config's training step (measured on CUDA or simulated) against the budget."""
 
@@ -194,12 +203,12 @@ class MemoryItem(ConfigItem):
         profile = settings.profile()
         budget = settings.budget()
         try:
-            step, model_py = self._step(options, settings, profile)
+            step, model = self._step(options, settings, profile)
             # The torch boundary: the engine imports torch, so it is imported here, once a
             # config's run is known, never when the plugin loads or collects configs.
             from pytest_gptcfg.engine import check as engine
 
-            step = self._with_model(step, model_py, engine)
+            step = self._with_model(step, model, engine)
             mode, device = resolve_device(options.mode, engine.import_torch())
         except CheckFailed as exc:
             self._record(report.memory_record(path, profile, budget, error=str(exc)))
@@ -215,7 +224,7 @@ class MemoryItem(ConfigItem):
             self._record(report.memory_record(path, profile, budget, error=message))
             raise CheckFailed(message) from None
         except Exception as exc:  # never a traceback in the user's test run
-            message = _engine_failure(path, model_py, exc)
+            message = _engine_failure(path, None if model is None else model.path, exc)
             self._record(report.memory_record(path, profile, budget, error=message))
             raise CheckFailed(message) from None
         self._record(report.memory_record(path, profile, budget, step, result, max_batch))
@@ -263,14 +272,14 @@ class MemoryItem(ConfigItem):
 
     def _step(
         self, options: Options, settings: Settings, profile: GpuProfile
-    ) -> tuple[TrainingRun, Path | None]:
+    ) -> tuple[TrainingRun, ProjectModel | None]:
         """The run train.py would start for this config (gptlint's `derive_run`), with
         `[tool.gptlint] set`, then the `--gpt-set` overrides (which win) and `--gpt-compile`
-        applied; and the project's model.py to build, if any (`_model_py`). Refuses a run too
+        applied; and the project's model.py to build, if any (`_model`). Refuses a run too
         large to simulate."""
         shown = self.parent.shown_path
         cfg = self._config(options, settings)
-        model_py = self._model_py(cfg, settings)
+        model = self._model(cfg, settings)
         try:
             world_size = run_deep(LintContext, cfg, settings).world_size.size
         except (SettingsError, SchemaError) as exc:
@@ -282,7 +291,7 @@ class MemoryItem(ConfigItem):
             root=project_root(self.path, self.config.invocation_params.dir),
             compile={"auto": None, "on": True, "off": False}[options.compile],
             strict=True,
-            own_model=model_py is not None,
+            own_model=model is not None,
         )
         run = derived.value
         if run is None:
@@ -290,7 +299,7 @@ class MemoryItem(ConfigItem):
         too_large = _too_large(run, profile)
         if too_large:
             raise CheckFailed(f"{shown}: memory check not run: too large to simulate: {too_large}")
-        return run, model_py
+        return run, model
 
     def _config(self, options: Options, settings: Settings) -> EffectiveConfig:
         """The config, resolved (nested as deep as it may be), with both kinds of overrides."""
@@ -310,6 +319,14 @@ class MemoryItem(ConfigItem):
             except OverrideError as exc:
                 raise CheckFailed(f"{where}: {exc}") from None
         return cfg
+
+    def _model(self, cfg: EffectiveConfig, settings: Settings) -> ProjectModel | None:
+        """`_model_py`, with the folder train.py runs from (its model imports from there)."""
+        model_py = self._model_py(cfg, settings)
+        if model_py is None:
+            return None
+        train_py = None if cfg.schema is NANOGPT_SCHEMA else Path(cfg.schema.origin)
+        return ProjectModel(model_py, model_py.parent if train_py is None else train_py.parent)
 
     def _model_py(self, cfg: EffectiveConfig, settings: Settings) -> Path | None:
         """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for
@@ -336,14 +353,15 @@ class MemoryItem(ConfigItem):
         )
 
     def _with_model(
-        self, run: TrainingRun, model_py: Path | None, engine: ModuleType
+        self, run: TrainingRun, model: ProjectModel | None, engine: ModuleType
     ) -> TrainingRun:
-        """`run` building the project's model.py (`_model_py`), if there is one, and computing
+        """`run` building the project's model.py (`_model`), if there is one, and computing
         attention as that model.py does (`program.manual_attention`)."""
-        if model_py is None:
+        if model is None:
             return run
+        model_py = model.path
         try:
-            factory = engine.model_factory(model_py)
+            factory = engine.model_factory(model_py, model.run_from)
         except engine.UserModelError as exc:
             raise CheckFailed(f"{self.parent.shown_path}: memory check not run: {exc}") from None
         spec = dataclasses.replace(
@@ -367,8 +385,8 @@ class MemoryItem(ConfigItem):
             return None
         settings = self.parent.settings()
         profile, budget = settings.profile(), settings.budget()
-        run, model_py = self._step(options, settings, profile)
-        run = self._with_model(run, model_py, engine)
+        run, model = self._step(options, settings, profile)
+        run = self._with_model(run, model, engine)
         return lambda: self._check(engine, run, options, profile, budget, "simulate", 0)
 
 

@@ -375,17 +375,23 @@ def test_gpt_model_names_the_forks_model_py_anywhere(project):
 
 
 def test_the_model_train_py_imports_from_a_package_is_the_one_checked(project):
-    fork(project, model=False)
-    train = project.path / "train.py"
-    train.write_text("from models.moe import GPTConfig, GPT\n" + FORK_TRAIN_PY)
-    (project.path / "models").mkdir()
-    (project.path / "models" / "moe.py").write_text(textwrap.dedent(FORK_MODEL_PY))
+    root = project.path / "fork"  # not pytest's folder: nothing of it is on sys.path
+    (root / "models").mkdir(parents=True)
+    (root / "train.py").write_text("from models.moe import GPTConfig, GPT\n" + FORK_TRAIN_PY)
+    (root / "configurator.py").write_text("# nanoGPT's configurator\n")
+    # the model's own imports are found from train.py's folder, as in the run
+    (root / "layers.py").write_text("WIDTH = 4\n")
+    (root / "models" / "shapes.py").write_text("BIAS = False\n")
+    model = "from layers import WIDTH\nfrom models.shapes import BIAS\n" + FORK_MODEL_PY
+    (root / "models" / "moe.py").write_text(textwrap.dedent(model))
+    project.config("train_plain.py", FORK_CONFIG, folder="fork/config")
+    project.config("train_wide.py", FORK_CONFIG + "mlp_mult = 32\n", folder="fork/config")
     result = project.run_subprocess(
-        "--gpt-configs", "config", "-k", "memory", "--gpt-report", "report.json"
+        "--gpt-configs", "fork/config", "-k", "memory", "--gpt-report", "report.json"
     )
     result.assert_outcomes(passed=2, deselected=2)
     by_path = records(project, result)
-    plain, wide = by_path["config/train_plain.py"], by_path["config/train_wide.py"]
+    plain, wide = by_path["fork/config/train_plain.py"], by_path["fork/config/train_wide.py"]
     extra_weights = 2 * 2 * (32 - 4) * 128 * 128 * 4  # as with the fork's model.py beside
     assert wide["peak_allocated_bytes"] - plain["peak_allocated_bytes"] > 3 * extra_weights
 
@@ -405,5 +411,7 @@ def test_a_fork_whose_model_module_is_not_in_the_project_is_not_checked_with_nan
     )
     (project.path / "models").mkdir()
     (project.path / "models" / "gpt.py").write_text(textwrap.dedent(FORK_MODEL_PY))
-    given = project.run("--gpt-configs", "config", "-k", "memory", "--gpt-model", "models/gpt.py")
+    given = project.run_subprocess(
+        "--gpt-configs", "config", "-k", "memory", "--gpt-model", "models/gpt.py"
+    )
     given.assert_outcomes(passed=1, deselected=1)

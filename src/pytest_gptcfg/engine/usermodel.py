@@ -65,29 +65,31 @@ def _class_line(cls: Any) -> str:
     return f":{start + offset}"
 
 
-def model_factory(path: Path) -> ModelFactory:
-    """The `ModelFactory` of the model.py at `path`.
+def model_factory(path: Path, run_from: Path | None = None) -> ModelFactory:
+    """The `ModelFactory` of the model.py at `path`, imported by a training script that runs
+    from the folder `run_from` (default: the model's own).
 
-    The module is imported once (it is the project's own code, run on purpose), with its folder
-    on sys.path so that sibling imports work.
+    The module is imported once (it is the project's own code, run on purpose), with
+    `run_from` and its own folder on sys.path, so that its imports work as in the run
+    (`from models.layers import Block` from the project's root) and sibling imports too.
     """
-    module = _load(path.resolve())
+    folders = tuple(dict.fromkeys(f.resolve() for f in (run_from or path.parent, path.parent)))
+    module = _load(path.resolve(), folders)
     for name in ("GPT", "GPTConfig"):
         if not callable(getattr(module, name, None)):
             raise UserModelError(f"{path}: defines no {name} (nanoGPT's model.py has both)")
-    return ModelFactory(path, module.GPT, module.GPTConfig, _digest(path.resolve()))
+    return ModelFactory(path, module.GPT, module.GPTConfig, _digest(path.resolve(), folders))
 
 
-def _digest(path: Path) -> str:
+def _digest(path: Path, folders: tuple[Path, ...]) -> str:
     """What the compiled plan of this model depends on: the bytes of model.py and of every
-    module loaded from its folder (its sibling imports)."""
-    folder = path.parent
+    module loaded from `folders` (its imports of the project's modules)."""
     files = {path}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
         if not (isinstance(file, str) and os.path.isabs(file) and file.endswith(".py")):
             continue
-        if Path(file).parent == folder:
+        if Path(file).parent in folders:
             files.add(Path(file))
     digest = hashlib.sha256()
     for file in sorted(files):
@@ -98,14 +100,14 @@ def _digest(path: Path) -> str:
 
 
 @lru_cache(maxsize=8)
-def _load(path: Path) -> ModuleType:
+def _load(path: Path, folders: tuple[Path, ...]) -> ModuleType:
     name = "_gptcfg_model_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise UserModelError(f"{path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    sys.path.insert(0, str(path.parent))
+    sys.path[:0] = [str(folder) for folder in folders]
     try:
         spec.loader.exec_module(module)
     except SystemExit as exc:  # sys.exit() at import: the test run goes on, the check is off
@@ -115,5 +117,6 @@ def _load(path: Path) -> ModuleType:
         del sys.modules[name]
         raise UserModelError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from exc
     finally:
-        sys.path.remove(str(path.parent))
+        for folder in folders:
+            sys.path.remove(str(folder))
     return module
