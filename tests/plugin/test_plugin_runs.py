@@ -382,7 +382,9 @@ def test_the_model_train_py_imports_from_a_package_is_the_one_checked(project):
     # the model's own imports are found from train.py's folder, as in the run
     (root / "layers.py").write_text("WIDTH = 4\n")
     (root / "models" / "shapes.py").write_text("BIAS = False\n")
-    model = "from layers import WIDTH\nfrom models.shapes import BIAS\n" + FORK_MODEL_PY
+    (root / "models" / "init.py").write_text("STD = 0.02\n")
+    model = "from layers import WIDTH\nfrom models.shapes import BIAS\nfrom .init import STD\n"
+    model += FORK_MODEL_PY
     (root / "models" / "moe.py").write_text(textwrap.dedent(model))
     project.config("train_plain.py", FORK_CONFIG, folder="fork/config")
     project.config("train_wide.py", FORK_CONFIG + "mlp_mult = 32\n", folder="fork/config")

@@ -71,7 +71,9 @@ def model_factory(path: Path, run_from: Path | None = None) -> ModelFactory:
 
     The module is imported once (it is the project's own code, run on purpose), with
     `run_from` and its own folder on sys.path, so that its imports work as in the run
-    (`from models.layers import Block` from the project's root) and sibling imports too.
+    (`from models.layers import Block` from the project's root) and sibling imports too; a
+    model in a package under `run_from` (`models/gpt.py`) is a module of that package, so that
+    its relative imports (`from .layers import Block`) work as well.
     """
     folders = tuple(dict.fromkeys(f.resolve() for f in (run_from or path.parent, path.parent)))
     module = _load(path.resolve(), folders)
@@ -99,9 +101,23 @@ def _digest(path: Path, folders: tuple[Path, ...]) -> str:
     return digest.hexdigest()
 
 
+def _package(path: Path, run_from: Path) -> str | None:
+    """The package the module at `path` is in, as a run from `run_from` imports it
+    (`models/gpt.py` is in `models`); None for a module of `run_from` itself or outside it."""
+    try:
+        parts = path.parent.relative_to(run_from).parts
+    except ValueError:
+        return None
+    return ".".join(parts) if parts and all(p.isidentifier() for p in parts) else None
+
+
 @lru_cache(maxsize=8)
 def _load(path: Path, folders: tuple[Path, ...]) -> ModuleType:
+    """The module at `path`, imported with `folders` first on sys.path (the first: the folder
+    the run starts from), under a name of its own in its package (`_package`)."""
     name = "_gptcfg_model_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    package = _package(path, folders[0])
+    name = name if package is None else f"{package}.{name}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise UserModelError(f"{path}: cannot be imported as a Python module")
