@@ -325,6 +325,35 @@ def test_the_module_of_train_pys_gpt_is_found_as_python_imports_it(tmp_path, imp
         assert module.path == (None if found is None else tmp_path / found)
 
 
+# A training program kept among a fork's configs (a fork that grew its own trainer): it imports
+# the project's code and runs it; never exec'd by train.py's configurator.
+PROGRAM_PY = """\
+from loop import train
+batchsize = 8
+batch_size = 8
+if batch_size:
+    train(batch_size)
+"""
+
+
+def test_a_program_that_runs_its_projects_code_is_not_taken_for_a_config(
+    tmp_path, monkeypatch, capsys
+):
+    folder = _project(tmp_path)
+    (tmp_path / "loop.py").write_text("def train(batch_size):\n    pass\n")
+    (tmp_path / "model.py").write_text("class GPTConfig:\n    pass\n")
+    (folder / "prog.py").write_text(PROGRAM_PY)
+    # configs still: one importing the project's code without running it, one printing
+    (folder / "imports.py").write_text("from model import GPTConfig\nbatchsize = 8\n")
+    (folder / "prints.py").write_text("import os\nbatchsize = 8\nbatch_size = 8\nprint(os.sep)\n")
+    monkeypatch.chdir(tmp_path)
+    code, out = _lint(capsys, "--select", "GPT201", "config")
+    assert code == 1
+    assert "prog.py" not in out
+    assert "config/imports.py:2:1: GPT201" in out and "config/prints.py:2:1: GPT201" in out
+    assert "config/prog.py:2:1: GPT201" in _lint(capsys, "--select", "GPT201", "config/prog.py")[1]
+
+
 def test_an_init_from_branch_of_the_fork_is_not_called_undefined(tmp_path, monkeypatch, capsys):
     train = TRAIN_PY + (
         "if init_from == 'finetune':\n    model = GPT(GPTConfig())\n"

@@ -84,3 +84,15 @@ def test_every_unknown_value_is_asked_for_at_once(project):
     result.stdout.fnmatch_lines(
         ["*give their values with --gpt-set n_layer=VALUE --gpt-set batch_size=VALUE*"]
     )
+
+
+def test_a_program_kept_among_the_configs_is_not_collected(project):
+    train = "batch_size = 12\nexec(open('configurator.py').read())\n"
+    (project.path / "train.py").write_text(train)
+    (project.path / "configurator.py").write_text("# nanoGPT's configurator\n")
+    (project.path / "loop.py").write_text("def train(batch_size):\n    pass\n")
+    project.config("a.py", "batch_size = 4\n")
+    project.config("prog.py", "from loop import train\nbatch_size = 4\ntrain(batch_size)\n")
+    result = project.run("--collect-only", "-q", "--gpt-configs", "config")
+    assert _collected(result) == ["config/a.py::lint", "config/a.py::memory[rtx4070]"]
+    assert result.ret == 0

@@ -17,6 +17,7 @@ from gptlint.lint.diagnostics import Diagnostic
 from gptlint.lint.noqa import NOQA, suppresses
 from gptlint.lint.rules import RULES_BY_CODE, enabled_codes
 from gptlint.nanogpt.configfile import ConfigFile, parse_config
+from gptlint.nanogpt.forkmodel import module_file
 from gptlint.nanogpt.resolve import EffectiveConfig, OverrideError, resolve
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, NotNanoGPTError, schema_for
 from gptlint.settings.table import Settings, SettingsError
@@ -120,8 +121,10 @@ def lint_file(path: str | Path, settings: Settings) -> list[Diagnostic]:
 def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
     """Whether a .py file found in a folder is a config rather than code. A module that defines
     functions or classes (model.py) or calls exec (train.py, sample.py, configurator.py run
-    the configs that way) is not; otherwise it is one if it sets a known key or a model
-    shape, or, running no code (`_runs_code`: a dataset's prepare.py, a setup.py), assigns a
+    the configs that way) is not, nor one that runs code (`_runs_code`) of its project's own
+    that it imports (`_imports_project_code`: a training program kept among the configs,
+    `from train import train` ... `train(cfg)`); otherwise it is one if it sets a known key or
+    a model shape, or, running no code (a dataset's prepare.py, a setup.py), assigns a
     lowercase name (a config of typos only)."""
     if any(b.reason in ("definition", "exec()") for b in file.bindings):
         return False
@@ -131,11 +134,44 @@ def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
         )
     except NotNanoGPTError:  # a config of such a project still looks like one; linting says why
         schema = NANOGPT_SCHEMA
+    runs_code = _runs_code(file.module)
+    project = None if schema is NANOGPT_SCHEMA else Path(schema.origin).parent
+    if runs_code and project is not None and _imports_project_code(file, project):
+        return False
     if file.shape_calls or any(a.key in schema for a in file.assignments):
         return True
-    if _runs_code(file.module):
+    if runs_code:
         return False
     return any(_LOWERCASE_NAME.match(a.key) for a in file.assignments)
+
+
+def _imports_project_code(file: ConfigFile, folder: Path) -> bool:
+    """Whether `file` imports, at its top level, a module that is a file of the project whose
+    training script runs from `folder` (`from train import train`, `from models.gpt import
+    GPT`; not `import os` or `import torch`)."""
+    for binding in file.bindings:
+        if binding.reason not in ("import", "star import"):
+            continue
+        for small in getattr(binding.statement, "body", ()):
+            for dotted in _imported_modules(small):
+                if module_file(folder, dotted) is not None:
+                    return True
+    return False
+
+
+def _imported_modules(small: cst.CSTNode) -> list[str]:
+    """The dotted names of the modules an import statement imports (relative ones left out)."""
+    if isinstance(small, cst.ImportFrom):
+        if small.relative or small.module is None:
+            return []
+        return [_dotted(small.module)]
+    if isinstance(small, cst.Import):
+        return [_dotted(alias.name) for alias in small.names]
+    return []
+
+
+def _dotted(node: cst.Attribute | cst.Name) -> str:
+    return cst.Module([]).code_for_node(node)
 
 
 def _runs_code(module: cst.Module) -> bool:

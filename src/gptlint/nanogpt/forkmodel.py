@@ -100,12 +100,12 @@ def model_module(train_py: Path, imports: tuple[tuple[int, str], ...]) -> ModelM
     """Of the training script at `train_py`'s `imports` (`gpt_imports`), the first whose
     module is a file of the project, else the first; None where there is none."""
     found = [
-        ModelModule(line, module, _module_file(train_py.parent, module)) for line, module in imports
+        ModelModule(line, module, module_file(train_py.parent, module)) for line, module in imports
     ]
     return next((m for m in found if m.path is not None), found[0] if found else None)
 
 
-def _module_file(folder: Path, dotted: str) -> Path | None:
+def module_file(folder: Path, dotted: str) -> Path | None:
     """The file `import dotted` loads with `folder` first on the import path: at each step a
     package (a folder with `__init__.py`) before a module (`name.py`) before a plain folder
     (a namespace package, which holds no code of its own); None where there is none, or
@@ -117,7 +117,7 @@ def _module_file(folder: Path, dotted: str) -> Path | None:
 
 
 def _found_file(folder: Path, parts: list[str]) -> Path | None:
-    """`_module_file` of the module whose dotted name is `parts`."""
+    """`module_file` of the module whose dotted name is `parts`."""
     here = folder
     for index, part in enumerate(parts):
         last = index == len(parts) - 1
