@@ -188,10 +188,11 @@ def judge_lint(item: pytest.Item, shown: Path, diagnostics: Sequence[Diagnostic]
 @dataclasses.dataclass(frozen=True)
 class ProjectModel:
     """A project's model file to build, and the folder its training script runs from (the
-    first entry of the run's import path: the model's own imports are found from there)."""
+    first entry of the run's import path: the model's own imports are found from there; None
+    where no training script of the project was found)."""
 
     path: Path
-    run_from: Path
+    run_from: Path | None
 
 
 class MemoryItem(ConfigItem):
@@ -325,8 +326,8 @@ class MemoryItem(ConfigItem):
         model_py = self._model_py(cfg, settings)
         if model_py is None:
             return None
-        train_py = None if cfg.schema is NANOGPT_SCHEMA else Path(cfg.schema.origin)
-        return ProjectModel(model_py, model_py.parent if train_py is None else train_py.parent)
+        run_from = None if cfg.schema is NANOGPT_SCHEMA else Path(cfg.schema.origin).parent
+        return ProjectModel(model_py, run_from)
 
     def _model_py(self, cfg: EffectiveConfig, settings: Settings) -> Path | None:
         """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for

@@ -149,29 +149,8 @@ def _imports_project_code(file: ConfigFile, folder: Path) -> bool:
     """Whether `file` imports, at its top level, a module that is a file of the project whose
     training script runs from `folder` (`from train import train`, `from models.gpt import
     GPT`; not `import os` or `import torch`)."""
-    for binding in file.bindings:
-        if binding.reason not in ("import", "star import"):
-            continue
-        for small in getattr(binding.statement, "body", ()):
-            for dotted in _imported_modules(small):
-                if module_file(folder, dotted) is not None:
-                    return True
-    return False
-
-
-def _imported_modules(small: cst.CSTNode) -> list[str]:
-    """The dotted names of the modules an import statement imports (relative ones left out)."""
-    if isinstance(small, cst.ImportFrom):
-        if small.relative or small.module is None:
-            return []
-        return [_dotted(small.module)]
-    if isinstance(small, cst.Import):
-        return [_dotted(alias.name) for alias in small.names]
-    return []
-
-
-def _dotted(node: cst.Attribute | cst.Name) -> str:
-    return cst.Module([]).code_for_node(node)
+    modules = (module for binding in file.bindings for module in binding.modules)
+    return any(module_file(folder, module) is not None for module in modules)
 
 
 def _runs_code(module: cst.Module) -> bool:

@@ -61,13 +61,15 @@ class Assignment:
 class Binding:
     """A top-level statement that binds names to values static reading cannot know.
 
-    `names` is None for `from x import *` and `exec(...)`, which may bind anything.
+    `names` is None for `from x import *` and `exec(...)`, which may bind anything. `modules`:
+    the modules an import imports, as dotted names (none for a relative import).
     """
 
     names: frozenset[str] | None
     statement: cst.BaseStatement
     index: int
     reason: str
+    modules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,15 +289,19 @@ def _collect_small(
     elif isinstance(small, cst.AugAssign):
         _add_targets(small.target, small.value, small.operator, *where)
     elif isinstance(small, cst.ImportFrom):
+        module = None if small.relative else small.module
+        modules: tuple[str, ...] = () if module is None else (_dotted(module),)
         if isinstance(small.names, cst.ImportStar):
-            bindings.append(Binding(None, statement, index, "star import"))
+            bindings.append(Binding(None, statement, index, "star import", modules))
         else:
-            bindings.append(Binding(_import_names(small.names), statement, index, "import"))
+            names = _import_names(small.names)
+            bindings.append(Binding(names, statement, index, "import", modules))
     elif isinstance(small, cst.Del):
         names = _target_names(small.target)
         bindings.append(Binding(names, statement, index, "del"))
     elif isinstance(small, cst.Import):
-        bindings.append(Binding(_import_names(small.names), statement, index, "import"))
+        modules = tuple(_dotted(alias.name) for alias in small.names)
+        bindings.append(Binding(_import_names(small.names), statement, index, "import", modules))
     elif isinstance(small, cst.Expr) and _is_exec_call(small.value):
         bindings.append(Binding(None, statement, index, "exec()"))
     elif isinstance(small, cst.Expr) and _is_namespace_update(small.value):
@@ -342,6 +348,11 @@ def _add_targets(
             _add_targets(
                 element, element_value, None, small, statement, index, conditional, assignments
             )
+
+
+def _dotted(name: cst.Attribute | cst.Name) -> str:
+    """`a.b.c` of an import's module name."""
+    return cst.Module([]).code_for_node(name)
 
 
 def _import_names(aliases: Sequence[cst.ImportAlias]) -> frozenset[str]:
