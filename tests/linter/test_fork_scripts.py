@@ -294,6 +294,22 @@ def test_a_train_py_whose_model_module_is_not_in_the_project_is_not_estimated(
     assert "GPT503" not in out and "GPT501 estimated" in out
 
 
+def test_the_model_setting_reads_its_file_where_train_pys_import_is_not_in_the_project(
+    tmp_path, monkeypatch, capsys
+):
+    """The `model` setting names the model to read: a GPT import train.py cannot resolve no
+    longer stops the estimate, and the named file's differences are said."""
+    train = TRAIN_PY.replace("import os\n", "import os\nfrom model import GPTConfig, GPT\n")
+    _fork_with(tmp_path, train_py=train)
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "nets" / "gpt.py").write_text(TANH_GELU_MODEL)
+    (tmp_path / "pyproject.toml").write_text("[tool.gptlint]\nmodel = 'nets/gpt.py'\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--memory-budget", "100MB", "config/c.py")
+    assert "imports GPT from `model`" not in out
+    assert f"{tmp_path / 'nets' / 'gpt.py'}:5 uses a tanh GELU" in out
+
+
 @pytest.mark.parametrize(
     ("imports", "files", "found"),
     [

@@ -150,7 +150,7 @@ def _read_schema(config: Path, settings: Settings) -> set[str]:
     real paths."""
     read = {os.path.realpath(p) for p in (settings.defaults, settings.model) if p is not None}
     with contextlib.suppress(Exception):  # the file's own lint reports it, in its place
-        schema = schema_for(config, settings.defaults, settings.profile())
+        schema = schema_for(config, settings.defaults, settings.profile(), model=settings.model)
         model_defaults(schema, settings)
         if schema is not NANOGPT_SCHEMA:
             read.add(os.path.realpath(schema.origin))

@@ -63,7 +63,11 @@ def lint_source(
     if configs_only and not looks_like_config(file, settings):
         return LintResult(source.path, [], file, skipped=True)
     schema = schema_for(
-        schema_path or Path(source.path), settings.defaults, settings.profile(), source.text
+        schema_path or Path(source.path),
+        settings.defaults,
+        settings.profile(),
+        source.text,
+        settings.model,
     )
     ctx = LintContext(_with_overrides(resolve(file, schema), settings), settings)
     diagnostics = []
@@ -130,7 +134,7 @@ def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
         return False
     try:
         schema = schema_for(
-            Path(file.path), settings.defaults, settings.profile(), file.source.text
+            Path(file.path), settings.defaults, settings.profile(), file.source.text, settings.model
         )
     except NotNanoGPTError:  # a config of such a project still looks like one; linting says why
         schema = NANOGPT_SCHEMA

@@ -253,7 +253,9 @@ NANOGPT_SCHEMA = Schema(
 )
 
 
-def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
+def schema_from_train_py(
+    path: Path, gpu: GpuProfile | None = None, model: Path | None = None
+) -> Schema:
     """Read a fork's train.py without running it: the keys are the globals it assigns before it
     runs `configurator.py` (at the top level, or in an `if` whose test is known, such as
     `if True:`), with their defaults where they are of simple type (int, float, bool, str) or
@@ -261,7 +263,8 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
     static reading cannot choose give a key with an unknown default. With `gpu`, values that
     depend only on the machine (`torch.cuda.is_available()`, `torch.cuda.is_bf16_supported()`
     ...) are those of a machine with that GPU (`gptlint.nanogpt.machine`), and their KeySpec
-    says so.
+    says so. The model is read from `model` (the `model` setting) where given, else from the
+    file train.py imports its GPT from (`Schema.model_py`).
     """
     try:
         config = parse_config(read_source(str(path)))
@@ -311,7 +314,11 @@ def schema_from_train_py(path: Path, gpu: GpuProfile | None = None) -> Schema:
     for spec in _read_through_globals(text):
         specs.setdefault(spec.name, spec)
     tree = parse_python(text)  # CPython's tree, for the readings below (None: does not parse)
-    model_py, model_unread = _model_file(path, () if tree is None else gpt_imports(tree))
+    model_py, model_unread = (
+        (model, None)
+        if model is not None
+        else _model_file(path, () if tree is None else gpt_imports(tree))
+    )
     model_tree = None if model_py is None else parse_model_py(model_py)
     other, branches, sequence = _fork_model(path, tree)
     read = None if model_py is None or model_tree is None else (model_py, model_tree)
@@ -474,13 +481,18 @@ def _splits_accumulation(text: str) -> bool:
 
 
 def schema_for(
-    config_path: Path, defaults: Path | None, gpu: GpuProfile, text: str | None = None
+    config_path: Path,
+    defaults: Path | None,
+    gpu: GpuProfile,
+    text: str | None = None,
+    model: Path | None = None,
 ) -> Schema:
     """The schema for a config on the target `gpu`: the `defaults` train.py (the setting of
     that name), else the training script found beside the config folder (`find_train_py`;
-    `text` is the config's, when the caller has read it), else nanoGPT's defaults."""
+    `text` is the config's, when the caller has read it), else nanoGPT's defaults; its model
+    read from `model` (the setting of that name) where given."""
     if defaults is not None:
-        return _schema_of(defaults, gpu)
+        return _schema_of(defaults, gpu, model)
     scripts, other = _find_scripts(_folder_of(config_path))
     if other is not None:
         raise NotNanoGPTError(
@@ -489,15 +501,15 @@ def schema_for(
             " nanoGPT-style train.py with --defaults / [tool.gptlint] defaults)"
         )
     if len(scripts) > 1:
-        return _choose(scripts, config_path, text, gpu)
-    return _schema_of(scripts[0], gpu) if scripts else NANOGPT_SCHEMA
+        return _choose(scripts, config_path, text, gpu, model)
+    return _schema_of(scripts[0], gpu, model) if scripts else NANOGPT_SCHEMA
 
 
-def _schema_of(train_py: Path, gpu: GpuProfile) -> Schema:
+def _schema_of(train_py: Path, gpu: GpuProfile, model: Path | None = None) -> Schema:
     version = _version(train_py)
-    model_py = _model_file(train_py, _gpt_imports_of(train_py, version))[0]
+    model_py = model or _model_file(train_py, _gpt_imports_of(train_py, version))[0]
     model_version = None if model_py is None else _version(model_py)
-    return _schema_from(train_py, version, model_version, gpu)
+    return _schema_from(train_py, version, model, model_version, gpu)
 
 
 @lru_cache(maxsize=32)
@@ -523,19 +535,24 @@ def _version(path: Path) -> tuple[int, int] | None:
 def _schema_from(
     train_py: Path,
     version: tuple[int, int] | None,
+    model: Path | None,
     model_version: tuple[int, int] | None,
     gpu: GpuProfile,
 ) -> Schema:
-    """A train.py's schema, read once per state of it and of the model file it imports its GPT
-    from (`version`, `model_version`) and target GPU."""
-    return schema_from_train_py(train_py, gpu)
+    """A train.py's schema with the model file `model` (None: the one it imports its GPT
+    from), read once per state of them (`version`, `model_version`) and target GPU."""
+    return schema_from_train_py(train_py, gpu, model)
 
 
 _TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_]\w*)\s*(?::[^=\n]*)?[-+*/%@&|^]?=(?!=)", re.M)
 
 
 def _choose(
-    scripts: tuple[Path, ...], config_path: Path, text: str | None, gpu: GpuProfile
+    scripts: tuple[Path, ...],
+    config_path: Path,
+    text: str | None,
+    gpu: GpuProfile,
+    model: Path | None,
 ) -> Schema:
     """Of several training scripts, the one a config is for: the one script its text names (a
     `python train_x.py config/...` comment), else the one that knows the most of the keys it
@@ -548,9 +565,9 @@ def _choose(
             text = ""
     named = [s for s in scripts if re.search(rf"(?<![\w.]){re.escape(s.name)}\b", text)]
     if len(named) == 1:
-        return _schema_of(named[0], gpu)
+        return _schema_of(named[0], gpu, model)
     keys = set(_TOP_LEVEL_KEY.findall(text))
-    schemas = [_schema_of(script, gpu) for script in scripts]
+    schemas = [_schema_of(script, gpu, model) for script in scripts]
     scores = [
         (sum(1 for key in keys if schema.reads_name(key)), _named_after(script, Path(config_path)))
         for script, schema in zip(scripts, schemas, strict=True)
