@@ -265,10 +265,17 @@ def test_a_train_py_that_builds_another_class_says_so(tmp_path, monkeypatch, cap
     assert f"{tmp_path / 'train.py'}:{line} builds its model with `Mamba(...)`" in out
 
 
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "from models.gpt import GPTConfig, GPT\n",
+        "import models.gpt as net\nbuilt = net.GPT(net.GPTConfig())\n",
+    ],
+)
 def test_the_model_is_read_from_the_module_train_py_imports_its_gpt_from(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, imports
 ):
-    train = "from models.gpt import GPTConfig, GPT\n" + TRAIN_PY
+    train = imports + TRAIN_PY
     _fork_with(tmp_path, train_py=train, model_py="# not the model train.py builds\n")
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "gpt.py").write_text(TANH_GELU_MODEL)
@@ -327,6 +334,13 @@ def test_the_model_setting_reads_its_file_where_train_pys_import_is_not_in_the_p
         ),
         ("from model import GPT", [], None),
         (f"from {'m' * 300} import GPT", [], None),  # a name too long for the file system
+        ("import model\nmodel = model.GPT(conf)", ["model.py"], "model.py"),
+        ("import models.gpt\nm = models.gpt.GPT(conf)", ["models/gpt.py"], "models/gpt.py"),
+        ("import models.gpt as g\nm = g.GPT(conf)", ["model.py", "models/gpt.py"], "models/gpt.py"),
+        ("from models import gpt\nm = gpt.GPT(conf)", ["models/gpt.py"], "models/gpt.py"),
+        ("import nets as n\nm = n.GPT(conf)", [], None),
+        ("import model\nm = model.Mamba(conf)", ["model.py"], "no import"),
+        ("import model as m, other\nx = other.GPT(conf)", ["other.py"], "other.py"),
     ],
 )
 def test_the_module_of_train_pys_gpt_is_found_as_python_imports_it(tmp_path, imports, files, found):

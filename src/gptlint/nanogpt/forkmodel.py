@@ -84,16 +84,43 @@ class ModelModule:
 
 
 def gpt_imports(tree: ast.Module) -> tuple[tuple[int, str], ...]:
-    """Each `from MODULE import GPT` of a training script (of tree `tree`), as its line and
-    MODULE, in line order: `from model import GPTConfig, GPT` in nanoGPT, `from models.gpt
-    import GPT` in a fork that moved it; `try:` one, `except ImportError:` another."""
-    found = {
-        (node.lineno, node.module)
+    """Each import a training script (of tree `tree`) takes its `GPT` from, as its line and the
+    module's dotted name, in line order: `from model import GPTConfig, GPT` in nanoGPT, `from
+    models.gpt import GPT` in a fork that moved it; a module imported whole whose `GPT` the
+    script names (`import model` ... `model.GPT(...)`, `import models.gpt as gpt` ...
+    `gpt.GPT`, `from models import gpt` ... `gpt.GPT`); `try:` one, `except ImportError:`
+    another."""
+    named = {
+        _dotted(node.value)
         for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and not node.level and node.module
-        if any((alias.asname or alias.name) == "GPT" for alias in node.names)
+        if isinstance(node, ast.Attribute) and node.attr == "GPT"
     }
+    found: set[tuple[int, str]] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            for alias in node.names:
+                bound = alias.asname or alias.name
+                if bound == "GPT":
+                    found.add((node.lineno, node.module))
+                elif bound in named:
+                    found.add((node.lineno, f"{node.module}.{alias.name}"))
+        elif isinstance(node, ast.Import):
+            found |= {
+                (node.lineno, alias.name)
+                for alias in node.names
+                if (alias.asname or alias.name) in named
+            }
     return tuple(sorted(found))
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """`a.b.c` of a chain of names and attributes; None for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
 
 
 def model_module(train_py: Path, imports: tuple[tuple[int, str], ...]) -> ModelModule | None:
