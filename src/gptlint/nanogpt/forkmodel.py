@@ -90,8 +90,8 @@ def gpt_imports(tree: ast.Module) -> tuple[tuple[int, str], ...]:
     script names (`import model` ... `model.GPT(...)`, `import models.gpt as gpt` ...
     `gpt.GPT`, `from models import gpt` ... `gpt.GPT`); `try:` one, `except ImportError:`
     another."""
-    named = {
-        _dotted(node.value)
+    named = {  # `net` of `net.GPT`; an import binds no name of a call's or subscript's text
+        ast.unparse(node.value)
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and node.attr == "GPT"
     }
@@ -111,16 +111,6 @@ def gpt_imports(tree: ast.Module) -> tuple[tuple[int, str], ...]:
                 if (alias.asname or alias.name) in named
             }
     return tuple(sorted(found))
-
-
-def _dotted(node: ast.expr) -> str | None:
-    """`a.b.c` of a chain of names and attributes; None for anything else."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return None if base is None else f"{base}.{node.attr}"
-    return None
 
 
 def model_module(train_py: Path, imports: tuple[tuple[int, str], ...]) -> ModelModule | None:
