@@ -14,23 +14,40 @@ _WRAPPERS = frozenset({"compile", "DDP", "DistributedDataParallel"})
 """Calls that wrap the model train.py already built, keeping it."""
 
 
-def model_call(name: str, receiver: str | None) -> str:
-    """What `model = receiver.name(...)` (or `name(...)`) makes of train.py's model: "gpt",
-    nanoGPT's GPT (`GPT(...)`, `GPT.from_pretrained(...)`); "wraps", the model already built
-    (`torch.compile(model)`, `DDP(model)`, `model.to(device)`); else "other"."""
+def model_call(name: str, receiver: str | None, takes_model: bool = False) -> str:
+    """What `model = receiver.name(...)` (or `name(...)`; `takes_model`: `model` is one of its
+    arguments) makes of train.py's model: "gpt", nanoGPT's GPT (`GPT(...)`,
+    `GPT.from_pretrained(...)`); "wraps", the model already built, as it is
+    (`torch.compile(model)`, `DDP(model)`, `model.to(device)`); "engine", the model already
+    built inside another library's engine (`deepspeed.initialize(model=model)`, `FSDP(model)`),
+    which keeps its parameters, gradients and optimizer state its own way; else "other"."""
     if name == "GPT" or (name == "from_pretrained" and receiver == "GPT"):
         return "gpt"
     if name in _WRAPPERS or receiver == "model":
         return "wraps"
-    return "other"
+    return "engine" if takes_model else "other"
 
 
 MAY_BUILD = "may build (behind an `if` static reading cannot evaluate)"
 """What a finding says of a model or optimizer train.py builds behind a test it cannot read."""
 
 
-def other_model_said(train_py: str | Path, line: int, call: str, may: bool = False) -> str:
-    """`train.py:LINE builds its model with `call(...)`, not nanoGPT's GPT` (or `MAY_BUILD`)."""
+MAY_WRAP = "may wrap (behind an `if` static reading cannot evaluate)"
+"""What a finding says of an engine train.py wraps its model in behind a test it cannot read."""
+
+
+def other_model_said(
+    train_py: str | Path, line: int, call: str, may: bool = False, engine: bool = False
+) -> str:
+    """`train.py:LINE builds its model with `call(...)`, not nanoGPT's GPT` (or `MAY_BUILD`);
+    with `engine` (`model_call`), `train.py:LINE wraps its model in `call(...)`, whose memory
+    gptlint does not model` (or `MAY_WRAP`)."""
+    if engine:
+        wraps = MAY_WRAP if may else "wraps"
+        return (
+            f"{train_py}:{line} {wraps} its model in `{call}(...)`, whose memory gptlint does"
+            " not model (nanoGPT's train.py trains the model itself, or in DDP)"
+        )
     builds = MAY_BUILD if may else "builds"
     return f"{train_py}:{line} {builds} its model with `{call}(...)`, not nanoGPT's GPT"
 
@@ -51,10 +68,19 @@ def other_models(train_py: Path, tree: ast.Module) -> tuple[tuple[int, str], ...
         receiver = None
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
             receiver = func.value.id
-        if name is None or model_call(name, receiver) != "other":
+        call = node.value
+        takes = any(_is_model(a) for a in (*call.args, *(k.value for k in call.keywords)))
+        kind = None if name is None else model_call(name, receiver, takes)
+        if kind not in ("other", "engine"):
             continue
-        found.append((node.lineno, other_model_said(train_py, node.lineno, ast.unparse(func))))
+        said = other_model_said(train_py, node.lineno, ast.unparse(func), engine=kind == "engine")
+        found.append((node.lineno, said))
     return tuple(sorted(found))
+
+
+def _is_model(node: ast.expr) -> bool:
+    """`model`, the name train.py keeps its model under."""
+    return isinstance(node, ast.Name) and node.id == "model"
 
 
 def _names_model(target: ast.expr) -> bool:

@@ -210,14 +210,20 @@ def other_model(config: EffectiveConfig) -> str | None:
         receiver = None
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             receiver = func.value.value
-        kind = model_call(_called(rewrite.value), receiver)
+        takes = any(
+            isinstance(arg.value, cst.Name) and arg.value.value == "model"
+            for arg in rewrite.value.args
+        )
+        kind = model_call(_called(rewrite.value), receiver, takes)
         if holds is False or kind == "wraps":
             continue
         if kind == "gpt":
             current = None if holds else current
             continue
         shown = cst.Module([]).code_for_node(func)
-        current = other_model_said(schema.origin, rewrite.line, shown, may=not holds)
+        current = other_model_said(
+            schema.origin, rewrite.line, shown, may=not holds, engine=kind == "engine"
+        )
     return current
 
 
