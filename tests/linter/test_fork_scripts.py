@@ -602,6 +602,21 @@ def test_the_model_a_config_builds_is_read_through_train_pys_ifs(
         assert f"{said} builds its model with `{built}(...)`, not nanoGPT's GPT" in out
 
 
+def test_an_engine_behind_an_if_static_reading_cannot_evaluate_is_said_as_maybe(
+    tmp_path, monkeypatch, capsys
+):
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\nmodel_name = 'gpt2'\n")
+    train = train.replace("compile = False\n", "compile = False\nuse_deepspeed = False\n")
+    config = _fork_with(tmp_path, train_py=train + MODEL_CHOICES)
+    config.write_text("import os\nbatch_size = 8\nuse_deepspeed = os.environ.get('DS') == '1'\n")
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT5", "config/c.py")
+    assert (
+        "may wrap (behind an `if` static reading cannot evaluate) its model in"
+        " `deepspeed.initialize(...)`, whose memory gptlint does not model"
+    ) in out
+
+
 def test_a_model_built_in_a_function_counts_for_every_config(tmp_path, monkeypatch, capsys):
     train = TRAIN_PY + "def build():\n    model = Mamba(config)\n    return model\n"
     _fork_with(tmp_path, train_py=train)
