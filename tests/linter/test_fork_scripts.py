@@ -573,16 +573,26 @@ if compile:
 
 
 @pytest.mark.parametrize(
-    ("settings", "built"),
+    ("settings", "built", "said"),
     [
-        ("model_name = 'gpt2'\n", None),
-        ("model_name = 'hf'\n", "AutoModelForCausalLM.from_pretrained"),
-        ("", "TransformerWrapper"),
-        ("model_name = 'gpt2'\nuse_deepspeed = True\n", "deepspeed.initialize"),
+        ("model_name = 'gpt2'\n", None, None),
+        ("model_name = 'hf'\n", "AutoModelForCausalLM.from_pretrained", "builds its model with"),
+        ("", "TransformerWrapper", "builds its model with"),
+        # GPT(...) built first, then handed to DeepSpeed: wrapped, not another model
+        (
+            "model_name = 'gpt2'\nuse_deepspeed = True\n",
+            "deepspeed.initialize",
+            "wraps its model in",
+        ),
+        (
+            "import os\nmodel_name = 'gpt2'\nuse_deepspeed = os.environ.get('DS') == '1'\n",
+            "deepspeed.initialize",
+            "may wrap (behind an `if` static reading cannot evaluate) its model in",
+        ),
     ],
 )
 def test_the_model_a_config_builds_is_read_through_train_pys_ifs(
-    tmp_path, monkeypatch, capsys, settings, built
+    tmp_path, monkeypatch, capsys, settings, built, said
 ):
     train = TRAIN_PY.replace("compile = False\n", "compile = False\nmodel_name = 'x'\n")
     train = train.replace("compile = False\n", "compile = False\nuse_deepspeed = False\n")
@@ -595,26 +605,9 @@ def test_the_model_a_config_builds_is_read_through_train_pys_ifs(
         return
     call = next(line for line in MODEL_CHOICES.splitlines() if built in line)
     line = len(train.splitlines()) + MODEL_CHOICES.splitlines().index(call) + 1
-    said = f"GPT503 GPT501 not checked: {tmp_path / 'train.py'}:{line}"
-    if built == "deepspeed.initialize":  # GPT(...) built first, then handed to DeepSpeed
-        assert f"{said} wraps its model in `{built}(...)`, whose memory gptlint" in out
-    else:
-        assert f"{said} builds its model with `{built}(...)`, not nanoGPT's GPT" in out
-
-
-def test_an_engine_behind_an_if_static_reading_cannot_evaluate_is_said_as_maybe(
-    tmp_path, monkeypatch, capsys
-):
-    train = TRAIN_PY.replace("compile = False\n", "compile = False\nmodel_name = 'gpt2'\n")
-    train = train.replace("compile = False\n", "compile = False\nuse_deepspeed = False\n")
-    config = _fork_with(tmp_path, train_py=train + MODEL_CHOICES)
-    config.write_text("import os\nbatch_size = 8\nuse_deepspeed = os.environ.get('DS') == '1'\n")
-    monkeypatch.chdir(tmp_path)
-    _, out = _lint(capsys, "--select", "GPT5", "config/c.py")
-    assert (
-        "may wrap (behind an `if` static reading cannot evaluate) its model in"
-        " `deepspeed.initialize(...)`, whose memory gptlint does not model"
-    ) in out
+    where = f"GPT503 GPT501 not checked: {tmp_path / 'train.py'}:{line}"
+    what = "not nanoGPT's GPT" if said.startswith("builds") else "whose memory gptlint does not"
+    assert f"{where} {said} `{built}(...)`, {what}" in out
 
 
 def test_a_model_built_in_a_function_counts_for_every_config(tmp_path, monkeypatch, capsys):
