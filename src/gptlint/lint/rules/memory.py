@@ -177,9 +177,13 @@ class MemoryNotChecked(Rule):
     `--KEY=VALUE` does. It also speaks when the config changes a model argument that the
     fork's train.py passes to its own `GPTConfig` and nanoGPT's has not (`n_exp = 8` in a
     mixture-of-experts fork): gptlint's count and estimate model nanoGPT's GPT, so only
-    `pytest --gpt-configs`, which builds the fork's model.py, can answer. And when the fork's
-    train.py has no key the run is derived from (`dataset`, `batch_size` ...), it says that
-    the run cannot be derived.
+    `pytest --gpt-configs`, which builds the fork's model.py, can answer. It speaks, with the
+    training script's line, when the run is not nanoGPT's GPT trained as nanoGPT trains it:
+    the script builds another model (`model = Mamba(config)`), hands its model to another
+    engine (`deepspeed.initialize(model=model)`, `FSDP(model)`), or imports its GPT from a
+    module that is not in the project (name the file with the `model` setting). And when the
+    fork's train.py has no key the run is derived from (`dataset`, `batch_size` ...), it says
+    that the run cannot be derived.
 
     Values that are known but wrong (n_embd not divisible by n_head, an unknown dtype) are not
     reported here: their own rules report them.
