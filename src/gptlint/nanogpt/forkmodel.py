@@ -28,12 +28,10 @@ def model_call(name: str, receiver: str | None, takes_model: bool = False) -> st
     return "engine" if takes_model else "other"
 
 
-MAY_BUILD = "may build (behind an `if` static reading cannot evaluate)"
+_BEHIND_AN_IF = "(behind an `if` static reading cannot evaluate)"
+
+MAY_BUILD = f"may build {_BEHIND_AN_IF}"
 """What a finding says of a model or optimizer train.py builds behind a test it cannot read."""
-
-
-MAY_WRAP = "may wrap (behind an `if` static reading cannot evaluate)"
-"""What a finding says of an engine train.py wraps its model in behind a test it cannot read."""
 
 
 def other_model_said(
@@ -41,9 +39,9 @@ def other_model_said(
 ) -> str:
     """`train.py:LINE builds its model with `call(...)`, not nanoGPT's GPT` (or `MAY_BUILD`);
     with `engine` (`model_call`), `train.py:LINE wraps its model in `call(...)`, whose memory
-    gptlint does not model` (or `MAY_WRAP`)."""
+    gptlint does not model` (or `may wrap`, behind such a test)."""
     if engine:
-        wraps = MAY_WRAP if may else "wraps"
+        wraps = f"may wrap {_BEHIND_AN_IF}" if may else "wraps"
         return (
             f"{train_py}:{line} {wraps} its model in `{call}(...)`, whose memory gptlint does"
             " not model (nanoGPT's train.py trains the model itself, or in DDP)"
