@@ -5,12 +5,14 @@ Run: `python benchmarks/plugin_speed.py [--quick]`. Prints one table with a `goa
 - a gauge of the machine's speed (10^7 Python additions), first and again last: the
   machines these goals are set on drift by half within a day;
 - one eager simulation of GPT-2 124M at batch 12 (best of 3);
-- the compiled simulation of it, cold (an empty plan cache: Inductor captures the graphs, with
-  the batch as a symbol; the backward's lowered in a fork where a core is spare, and, in a
-  fresh process, with both lowered in this one) and cached
-  (`pytest_gptcfg.engine.compiledstep.plan_cache_dir`); then
-  its largest-batch search, which plans each batch it probes from those graphs (the captures
-  it made are counted);
+- the compiled simulation of it, cold (an empty plan cache: Inductor captures its batch alone,
+  the graphs of every batch, with the batch as a symbol, captured in a fork beside it; the
+  backward's lowered in a fork where a core is spare), and, each in a fresh process, as a
+  check that a search follows (the graphs of every batch captured first, as for a config
+  that does not fit or a `--gpt-report` run) and with no fork at all; then cached
+  (`pytest_gptcfg.engine.compiledstep.plan_cache_dir`); then its largest-batch search, which
+  plans each batch it probes from the graphs of every batch, once the fork has cached them
+  (the captures it made here are counted);
 - the largest-batch search of that config (simulations and seconds), beside the doubling and
   bisecting search it replaced (gptlint's `largest_fitting`), which must give the same answer;
 - a nanoGPT-like folder of 7 configs written here (not nanoGPT's files) run through
@@ -164,41 +166,53 @@ def compiled_rows() -> list[tuple[str, str, str, str]]:
         finally:
             del os.environ["GPTCFG_CACHE_DIR"]
             compiled.capture_graphs = capture  # type: ignore[assignment]
-    script = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-    script += "import plugin_speed; print(plugin_speed.cold_without_fork())"
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
-    here = float(done.stdout.split()[-1]) if done.returncode == 0 else float("nan")
+    searching, here = cold_in_fresh_process("searching"), cold_in_fresh_process("no fork")
     note = "" if result.compiled else "fell back to eager"
     made = len(captures) - before
+    alone = any("for this batch size alone" in n for n in result.notes)
+    how = "its batch alone; the graphs of every batch beside it" if alone else "symbolic batch"
     spare = "" if forked.spare_cores() else " (no spare core: no fork)"
+    waited = "waited for the graphs captured beside; " if alone else ""
     return [
-        ("compiled simulation, cold", f"{cold:.2f} s", "<= 10 s", note + spare),
+        ("compiled simulation, cold", f"{cold:.2f} s", "<= 10 s", note + how + spare),
+        ("  same, a search to follow", f"{searching:.2f} s", "", "symbolic batch"),
         ("  same, both graphs lowered here", f"{here:.2f} s", "", "no fork"),
         ("compiled simulation, cached", f"{cached:.2f} s", "< 2 s", note),
         (
             "compiled batch search (answer)",
             f"{len(probed)} sims, {search:.1f} s (b={best})",
             "no capture",
-            f"{made} more captures of graphs",
+            f"{waited}{made} more captures of graphs here",
         ),
     ]
 
 
-def cold_without_fork() -> float:
-    """Seconds of the cold compiled simulation with both graphs lowered in this process, in a
-    process as the `compiled simulation, cold` row's (torch loaded and an eager simulation run,
-    Inductor not yet loaded): run in a fresh one, so that neither row follows the other."""
+def cold_in_fresh_process(how: str) -> float:
+    """Seconds of the cold compiled simulation of GPT-2 b12 in a fresh process as the
+    `compiled simulation, cold` row's (torch loaded and an eager simulation run, Inductor not
+    yet loaded), so that no row follows another: 'searching' (a search of the largest batch
+    to follow: the graphs of every batch captured first) or 'no fork' (no fork at all, both
+    graphs lowered in the process)."""
+    script = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+    script += f"import plugin_speed; print(plugin_speed.cold_check({how!r}))"
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    return float(done.stdout.split()[-1]) if done.returncode == 0 else float("nan")
+
+
+def cold_check(how: str) -> float:
+    """`cold_in_fresh_process`'s work, in that process."""
     from pytest_gptcfg.engine import forked
 
     check_memory(GPT2, PROFILE, BUDGET, mode="simulate")
-    forked.ENABLED = False
+    forked.ENABLED = how != "no fork"
+    spec = dataclasses.replace(GPT2, compile=True)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["GPTCFG_CACHE_DIR"] = cache
         seconds, _ = best_of(
             1,
             lambda: check_memory(
-                dataclasses.replace(GPT2, compile=True), PROFILE, BUDGET, mode="simulate"
+                spec, PROFILE, BUDGET, mode="simulate", searching=how == "searching"
             ),
         )
     return seconds

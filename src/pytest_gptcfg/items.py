@@ -258,7 +258,13 @@ class MemoryItem(ConfigItem):
         else:
             snapshot = self._snapshot_path(options, profile)
             result = engine.check_memory(
-                step.spec, profile, budget, mode=mode, device_index=device, snapshot=snapshot
+                step.spec,
+                profile,
+                budget,
+                mode=mode,
+                device_index=device,
+                snapshot=snapshot,
+                searching=search,
             )
             if not result.fits or search:
                 # a simulated check is the search's first probe: it is not run again; an

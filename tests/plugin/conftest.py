@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib.metadata
+import importlib.util
 import json
 import os
 import subprocess
@@ -73,6 +74,18 @@ class Project(ProjectFolder):
 
     def run_subprocess(self, *args: str, timeout: float = 240) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess(*PLUGIN_ARGS, *args, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _no_capture_beside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lone compiled check on a cold cache captures its batch alone, with the graphs of every
+    batch captured beside it, only where a core is idle: the machine's, not the test's. Off in
+    this process for every test (the tests of it turn it on, with a core made idle)."""
+    if importlib.util.find_spec("torch") is None:
+        return
+    from pytest_gptcfg.engine import compiledstep
+
+    monkeypatch.setattr(compiledstep, "CAPTURE_BESIDE", False)
 
 
 @pytest.fixture

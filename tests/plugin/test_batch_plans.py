@@ -16,8 +16,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gptlint.facts.gpus import get_profile  # noqa: E402
+from gptlint.runmodel.estimate import estimate_memory  # noqa: E402
 from gptlint.runmodel.trainingrun import ModelShape, StepSpec  # noqa: E402
-from pytest_gptcfg.engine import compiled, compiledstep  # noqa: E402
+from pytest_gptcfg.engine import compiled, compiledstep, forked  # noqa: E402
 from pytest_gptcfg.engine.check import check_memory, find_max_batch_size  # noqa: E402
 from pytest_gptcfg.engine.usermodel import model_factory  # noqa: E402
 
@@ -146,6 +147,55 @@ def test_the_graphs_guards_leave_out_kernel_bodies(monkeypatch):
     own = simulate(spec)
     assert shared.peak_allocated_bytes == pytest.approx(own.peak_allocated_bytes, rel=0.01)
     assert shared.peak_reserved_bytes == pytest.approx(own.peak_reserved_bytes, rel=0.01)
+
+
+@pytest.fixture
+def idle_core(monkeypatch):
+    """A lone check on a cold cache captures its batch alone, the graphs of every batch
+    captured beside it, as where a core is idle."""
+    monkeypatch.setattr(compiledstep, "CAPTURE_BESIDE", True)
+    monkeypatch.setattr(forked, "spare_cores", lambda: 1)
+    if not forked.autograd_forks():
+        pytest.skip("no fork here that can run a backward: nothing is captured beside")
+
+
+def test_a_lone_check_captures_its_batch_while_the_graphs_of_every_batch_are_captured_beside(
+    idle_core, captures, monkeypatch
+):
+    first = simulate(WIDE)
+    assert "planned in" in plan_note(first) and "for this batch size alone" in plan_note(first)
+    assert captures == [(32, False)]  # the graphs of every batch: in the fork
+    other = simulate(dataclasses.replace(WIDE, batch_size=20))  # waits for the fork's graphs
+    assert "planned from the cached graphs" in plan_note(other)
+    best = find_max_batch_size(WIDE, A100, 2 * GiB, known=simulate(WIDE, 2 * GiB))
+    assert best > WIDE.batch_size and captures == [(32, False)]
+    assert "plan from the cache" in plan_note(simulate(WIDE))  # its own plan, kept
+
+    monkeypatch.setattr(compiledstep, "CAPTURE_BESIDE", False)
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", os.environ["GPTCFG_CACHE_DIR"] + "-shared")
+    shared = simulate(WIDE)  # from the graphs of every batch: the plan its own capture made
+    assert "serve every batch size" in plan_note(shared)
+    assert (shared.peak_allocated_bytes, shared.peak_reserved_bytes) == (
+        first.peak_allocated_bytes,
+        first.peak_reserved_bytes,
+    )
+    assert shared.breakdown == first.breakdown
+
+
+@pytest.mark.parametrize("why", ["a search follows", "no room", "a fork beside is at work"])
+def test_a_check_plans_from_the_graphs_of_every_batch_where_a_capture_alone_would_not_help(
+    idle_core, captures, monkeypatch, why
+):
+    """A search of other batches follows a check that asks for it and, likely, one that
+    gptlint's estimate says does not fit with room; a fork beside already takes the idle core."""
+    budget = 80 * GiB
+    if why == "no room":
+        budget = estimate_memory(WIDE, A100).total
+    if why == "a fork beside is at work":
+        monkeypatch.setattr(forked, "working_beside", lambda: 1)
+    result = check_memory(WIDE, A100, budget, mode="simulate", searching=why == "a search follows")
+    assert "serve every batch size" in plan_note(result)
+    assert captures == [(HINT, True)]
 
 
 def test_the_guards_of_the_graphs_are_read_as_they_say():

@@ -108,3 +108,46 @@ def test_torchs_trace_records_stay_out_of_every_failing_configs_output(project, 
     result.assert_outcomes(failed=2, deselected=2)
     assert "does not fit" in result.stdout.str()
     assert "torch.__trace" not in result.stdout.str()
+
+
+SOURCES_NOTED = """\
+from pytest_gptcfg.engine import compiledstep, forked
+
+forked.spare_cores = lambda: 1  # a core idle, whatever the machine
+_plan_for = compiledstep.plan_for
+
+
+def plan_for(*args, **kwargs):
+    plan, source = _plan_for(*args, **kwargs)
+    with open("sources.txt", "a") as noted:
+        noted.write(source + "\\n")
+    return plan, source
+
+
+compiledstep.plan_for = plan_for
+"""
+"""A conftest.py that leaves a core idle and notes where each compiled plan came from."""
+
+
+@pytest.mark.parametrize("report", [False, True])
+def test_a_lone_config_captures_its_batch_alone_unless_the_report_searches_its_batches(
+    project, monkeypatch, tmp_path, report
+):
+    """One config that fits, on a cold cache: its batch is captured alone (the graphs of
+    every batch beside it: only later batches need those); the report asks for the largest
+    batch that fits, which the graphs of every batch serve: they are captured first."""
+    if not forked.autograd_forks():
+        pytest.skip("no fork here that can run a backward: nothing is captured beside")
+    project.config("a.py", CONFIG.format(n_layer=1))
+    (project.path / "conftest.py").write_text(SOURCES_NOTED)
+    monkeypatch.setenv("GPTCFG_CACHE_DIR", str(tmp_path / "plans"))
+    args = ["--gpt-report", "report.json"] if report else []
+    result = project.run_subprocess(
+        "-q", "--gpt-configs", "config", "-k", "memory", *args, timeout=600
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+    sources = (project.path / "sources.txt").read_text().split()
+    if report:
+        assert sources[0] == "captured" and set(sources[1:]) == {"graphs"}
+    else:
+        assert sources == ["alone"]

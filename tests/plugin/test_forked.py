@@ -144,8 +144,10 @@ def test_a_fork_beside_the_run_works_at_the_lowest_priority_and_takes_no_core(
     beside = forked.Forked(niceness, yielding=True)
     assert forked.spare_cores() == 1  # for this process's own work
     assert forked.run_apart(forked.spare_cores) == 1  # and its capture's backward
+    assert forked.working_beside() == 1
     go.touch()
     assert beside.result(60) == min(19, os.nice(0) + 19)
+    assert forked.working_beside() == 0
     fork = forked.beside([lambda: None])
     assert fork is not None and fork.yielding
     fork.cancel()

@@ -60,6 +60,7 @@ def check_memory(
     mode: str = "auto",
     device_index: int = 0,
     snapshot: Path | None = None,
+    searching: bool = False,
 ) -> MemoryResult:
     """Run the step of `spec` and judge its peak against `budget_bytes`.
 
@@ -67,6 +68,8 @@ def check_memory(
     'auto' measures when CUDA is available and simulates otherwise. With `snapshot` (a
     `.pickle` path) the allocator's history is recorded and, if the step does not fit, written
     there for PyTorch's memory visualizer, with a breakdown chart beside it (`.svg`).
+    `searching`: a search of the largest batch that fits follows, whatever the verdict (a
+    compiled step is then planned from the graphs of every batch, even on a cold cache).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be 'auto', 'cuda' or 'simulate', got {mode!r}")
@@ -79,7 +82,7 @@ def check_memory(
         result = simulate(spec, profile, budget_bytes, recorder=recorder)
     else:
         planned = compiled_or_reason(
-            lambda: simulate_compiled(spec, profile, budget_bytes, recorder=recorder)
+            lambda: simulate_compiled(spec, profile, budget_bytes, recorder, searching)
         )
         if isinstance(planned, str):
             # a fresh recorder for the eager upper bound (the failed plan's events are not the
@@ -226,7 +229,8 @@ def find_max_batch_size(
         if probed is not None:
             probed.append(batch)
         batch_spec = dataclasses.replace(spec, batch_size=batch)
-        return check_memory(batch_spec, profile, budget_bytes if capped else UNCAPPED, mode=mode)
+        budget = budget_bytes if capped else UNCAPPED
+        return check_memory(batch_spec, profile, budget, mode=mode, searching=True)
 
     if known is not None and known.mode == MemoryMode.ESTIMATED:
         return largest_batch(spec, profile, budget_bytes, limit)  # as the estimate was made

@@ -2,7 +2,8 @@
 
 `compiled.plan_at` gives the forward and backward graphs' allocations and frees at a batch size
 as plain data, from graphs `compiled.capture_graphs` captured once per model shape with the
-batch as a symbol (both cached on disk here: `plan_for`, `plan_cache_dir`). This module runs
+batch as a symbol (both cached on disk here: `plan_for`, `plan_cache_dir`; a lone check on a
+cold cache captures its batch alone while those are captured beside it). This module runs
 nanoGPT's training step (`trainstep.run_training`: micro-steps, GradScaler, clipping, fused
 AdamW, `zero_grad`) on fake tensors as the eager simulation does, with the model's forward
 replaced by one autograd Function that replays the planned forward graph and whose backward
@@ -21,21 +22,24 @@ context before calling it); the forward's inputs it saves (the batch) at theirs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from gptlint.facts.gpus import GpuProfile
 from gptlint.facts.kinds import AttentionKernel
+from gptlint.runmodel.estimate import estimate_memory
 from gptlint.runmodel.trainingrun import GPU_DEVICE_TYPE, StepSpec
-from pytest_gptcfg.engine import compiled, forked, kernels
+from pytest_gptcfg.engine import compiled, forked, kernels, torchapi
 from pytest_gptcfg.engine.allocator import CachingAllocator
 from pytest_gptcfg.engine.simulate import (
     _Labeller,
@@ -54,6 +58,9 @@ from pytest_gptcfg.engine.trainstep import (
 )
 from pytest_gptcfg.engine.usermodel import ModelFactory
 from pytest_gptcfg.results import MemoryResult
+
+if sys.platform != "win32":
+    import fcntl
 
 CompiledUnavailable = compiled.CompiledUnavailable
 
@@ -151,6 +158,20 @@ def _remove_stale_temporaries(folder: Path) -> None:
                 leftover.unlink()
 
 
+def _lock_file(key: dict[str, Any]) -> BinaryIO | None:
+    """The open lock file of `key`'s cache entry (beside it, hidden), None where the platform
+    has no `fcntl` (Windows: each worker plans its own) or the file cannot be opened."""
+    if sys.platform == "win32":
+        return None
+    plan = _cache_path(key)
+    path = plan.with_name(f".{plan.stem}.lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a+b")  # the caller closes it
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def _exclusive(key: dict[str, Any]) -> Iterator[None]:
     """Hold the cache's lock for `key` (where the platform has `fcntl`): a second process
@@ -158,17 +179,8 @@ def _exclusive(key: dict[str, Any]) -> Iterator[None]:
     ahead) that needs the same graphs or plan waits for the first's, then reads it from the
     cache, rather than making it again; while it waits, its core is lent to the process it
     waits for (`forked.waiting`). A lock that cannot be had is skipped."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: each worker plans its own
-        yield
-        return
-    plan = _cache_path(key)
-    path = plan.with_name(f".{plan.stem}.lock")  # beside the plan, hidden
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+b")  # noqa: SIM115  # closed below, after the lock
-    except OSError:
+    handle = _lock_file(key)
+    if handle is None:
         yield
         return
     with handle:
@@ -202,6 +214,11 @@ SYMBOLIC_BATCH = True
 captured alone, as before one capture served every batch (`benchmarks/batch_plans.py` turns
 it off to compare the two)."""
 
+CAPTURE_BESIDE = True
+"""Whether a check of one batch on a cold cache, with a core idle, captures its batch alone
+while the graphs of every batch are captured beside it (`plan_for`'s `alone`); tests that
+count captures turn it off (whether a core is idle is the machine's, not the test's)."""
+
 
 def _graphs_key(key: dict[str, Any]) -> dict[str, Any]:
     """The key of the graphs that serve every batch size of `key`'s plans."""
@@ -213,10 +230,12 @@ def plan_for(
     batch: int,
     row_tokens: int,
     target: Callable[[int], compiled.Target],
+    alone: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """The compiled step's plan at `batch` (`key`, which names it, includes the batch; None:
     not cached), and where it came from: 'cache' (the plan itself), 'graphs' (the cached
-    graphs of every batch, planned at this one) or 'captured' (Inductor ran now).
+    graphs of every batch, planned at this one), 'captured' (Inductor ran now) or 'alone'
+    (Inductor ran now for this batch, and for every batch in a fork beside).
 
     One capture serves every batch of 2 or more: the graphs are captured with the batch as a
     symbol (`compiled.capture_graphs` of `target(symbolic_hint(row_tokens))`, rows of
@@ -226,22 +245,42 @@ def plan_for(
     graphs cannot be captured or planned with a symbolic batch (the reason is cached, so the
     capture is tried once) are captured for their batch alone (`target(batch)`). A process
     that needs what another is making (pytest-xdist workers) waits for it (`_exclusive`) and
-    reads it from the cache."""
+    reads it from the cache.
+
+    `alone`: the caller wants this batch only (no search of other batches follows). Where the
+    graphs of every batch are neither cached nor being made and a core is idle, this batch is
+    captured alone, as a static batch, while those graphs are captured in a fork beside this
+    process (`_graphs_beside`): a capture with the batch as a symbol costs more than one with
+    a number (GPT-2's, 40% more: Dynamo and AOTAutograd trace each size expression), and the
+    check waits only for its own. Its plan is the one Inductor makes for a run at that batch
+    (nanoGPT's train.py compiles with a batch that never changes); a plan from the graphs of
+    every batch peaks the same or within 1% (`benchmarks/batch_plans.py`: where sizes that
+    are numbers coincide, Inductor may reuse a buffer more), so the first batch checked on a
+    cold cache may differ that much from the one it would have had from those graphs. Later
+    batches wait for the fork's graphs."""
     if key is None:
-        return compiled.plan_at(compiled.capture_graphs(target(batch)), batch), "captured"
+        return _plan_alone(target, batch), "captured"
     plan = read_cached(key)
     if plan is not None:
         return plan, "cache"
+    beside = alone and _graphs_beside(_graphs_key(key), batch, row_tokens, target)
     with _exclusive(key):
         plan = read_cached(key)  # made by another process meanwhile
         if plan is not None:
             return plan, "cache"
-        plan, source = _from_graphs(_graphs_key(key), batch, row_tokens, target)
-        if plan is None:
-            plan = compiled.plan_at(compiled.capture_graphs(target(batch)), batch)
-            source = "captured"
+        if beside:
+            plan, source = _plan_alone(target, batch), "alone"
+        else:
+            plan, source = _from_graphs(_graphs_key(key), batch, row_tokens, target)
+            if plan is None:
+                plan, source = _plan_alone(target, batch), "captured"
         write_cached(key, plan)
     return plan, source
+
+
+def _plan_alone(target: Callable[[int], compiled.Target], batch: int) -> dict[str, Any]:
+    """The plan at `batch` from graphs captured for that batch alone."""
+    return compiled.plan_at(compiled.capture_graphs(target(batch)), batch)
 
 
 def _from_graphs(
@@ -274,17 +313,62 @@ def _graphs(
         graphs = read_cached(graphs_key)
         if graphs is not None:
             return graphs, "graphs"
-        try:
-            graphs = compiled.capture_graphs(target(symbolic_hint(row_tokens)), True)
-        except compiled.CompiledUnavailable as why:
-            graphs = {"refused": str(why)}
-        write_cached(graphs_key, graphs)
+        graphs = _capture_graphs(graphs_key, row_tokens, target)
     return graphs, "captured"
 
 
-def get_plan(spec: StepSpec, kernel: AttentionKernel) -> tuple[dict[str, Any], str]:
-    """The plan for `spec` and where it came from (`plan_for`)."""
-    return plan_for(plan_key(spec, kernel), spec.batch_size, spec.block_size, _target(spec, kernel))
+def _capture_graphs(
+    graphs_key: dict[str, Any], row_tokens: int, target: Callable[[int], compiled.Target]
+) -> dict[str, Any]:
+    """The graphs of every batch captured now and cached (`{"refused": why}` where they
+    cannot be captured so), by the holder of their lock."""
+    try:
+        graphs = compiled.capture_graphs(target(symbolic_hint(row_tokens)), True)
+    except compiled.CompiledUnavailable as why:
+        graphs = {"refused": str(why)}
+    write_cached(graphs_key, graphs)
+    return graphs
+
+
+def _graphs_beside(
+    graphs_key: dict[str, Any],
+    batch: int,
+    row_tokens: int,
+    target: Callable[[int], compiled.Target],
+) -> bool:
+    """Whether the graphs of every batch are now captured in a fork beside this process
+    (`forked.beside`, at the lowest priority): where they would serve `batch`, are neither
+    cached nor locked by another process that makes them, and a core is idle (spare, and no
+    other fork of this process works beside it). The fork is made holding their lock, which
+    this process then lets go of: the fork holds it until it has cached them, so that a
+    process that needs them (this one, for another batch) waits for them and reads them."""
+    if not (SYMBOLIC_BATCH and CAPTURE_BESIDE) or batch < 2:
+        return False
+    if forked.spare_cores() < 1 or forked.working_beside():
+        return False
+    handle = _lock_file(graphs_key)
+    if handle is None:
+        return False
+    with handle:  # closed here; the fork's copy of it keeps the lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another process makes them
+            return False
+        if read_cached(graphs_key) is not None:
+            return False
+        torchapi.load_compiler()  # before the fork: it and this process's capture need it
+        work = functools.partial(_capture_graphs, graphs_key, row_tokens, target)
+        return forked.beside([work], autograd=True) is not None
+
+
+def get_plan(
+    spec: StepSpec, kernel: AttentionKernel, alone: bool = False
+) -> tuple[dict[str, Any], str]:
+    """The plan for `spec` and where it came from (`plan_for`; `alone`: no other batch is
+    wanted next)."""
+    return plan_for(
+        plan_key(spec, kernel), spec.batch_size, spec.block_size, _target(spec, kernel), alone
+    )
 
 
 def _target(spec: StepSpec, kernel: AttentionKernel) -> Callable[[int], compiled.Target]:
@@ -317,10 +401,15 @@ def unsupported_reason(spec: StepSpec, kernel: AttentionKernel) -> str | None:
 def plan_note(plan: dict[str, Any], source: str) -> str:
     """The note of a step simulated compiled: how the plan was made, and where it came from
     (`plan_for`'s `source`)."""
+    seconds = f"{plan.get('seconds', 0):.0f} s"
     made = {
         "cache": "plan from the cache",
         "graphs": "planned from the cached graphs",
-        "captured": f"planned in {plan.get('seconds', 0):.0f} s and cached in {plan_cache_dir()}",
+        "captured": f"planned in {seconds} and cached in {plan_cache_dir()}",
+        "alone": (
+            f"planned in {seconds} for this batch size alone (the graphs of every batch size "
+            f"are captured beside it) and cached in {plan_cache_dir()}"
+        ),
     }[source]
     batches = "; the graphs serve every batch size of 2 or more" if plan.get("symbolic") else ""
     return (
@@ -453,19 +542,29 @@ def _compiled_forward(model: torch.nn.Module, runtime: PlanRuntime) -> Any:
     return forward
 
 
+ROOM_FOR_ALONE = 0.95
+"""The share of the budget below which gptlint's estimate of a step says it fits with room,
+so no search of the largest batch is likely to follow its check (`simulate_compiled`)."""
+
+
 def simulate_compiled(
     spec: StepSpec,
     profile: GpuProfile,
     budget_bytes: int,
     recorder: SnapshotRecorder | None = None,
+    searching: bool = False,
 ) -> MemoryResult:
-    """Simulate `spec`'s step as torch.compile runs it; `CompiledUnavailable` says why not."""
+    """Simulate `spec`'s step as torch.compile runs it; `CompiledUnavailable` says why not.
+    `searching`: a search of other batch sizes follows whatever the verdict. Without it, and
+    where gptlint's estimate says the step fits with room (a search follows a step that does
+    not fit), the plan is made for this batch alone on a cold cache (`plan_for`'s `alone`)."""
     dtype = resolve_dtype(spec.dtype)
     kernel = _kernel(spec, profile)
     reason = unsupported_reason(spec, kernel)
     if reason is not None:
         raise CompiledUnavailable(reason)
-    plan, source = get_plan(spec, kernel)
+    alone = not searching and estimate_memory(spec, profile).total <= ROOM_FOR_ALONE * budget_bytes
+    plan, source = get_plan(spec, kernel, alone)
     context = profile.context_bytes
     notes = [simulated_note(profile), plan_note(plan, source)]
     untested = compiled.untested_release()

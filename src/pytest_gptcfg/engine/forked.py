@@ -85,6 +85,11 @@ def spare_cores() -> int:
     return max(0, share - 1 - beside - working)
 
 
+def working_beside() -> int:
+    """This process's forks beside it (`beside`) still working."""
+    return sum(fork.running() for fork in list(_running) if fork.yielding)
+
+
 class Forked:
     """`work()` running in a forked child of this process; `result` reads what it returned."""
 
