@@ -5,7 +5,8 @@ each a few seconds and neither needing the other's result; on a machine with a c
 the backward's is lowered in a fork (which has the graph, the fake tensors and the shape
 environment as they are, with nothing to serialise) while this process lowers the forward's.
 Likewise a session's later configs and nanochat invocations are checked (their plans made)
-in a fork while this process checks the first ones (`beside`). What a fork hands back is plain
+in a fork while this process checks the first ones, and the graphs of every batch size are
+captured in a fork while a lone check captures its own batch (`beside`). What a fork hands back is plain
 data (pickled); a fork that fails, dies or takes too long hands back nothing, and the caller
 does the work itself. Each fork takes a core (`spare_cores`), so that forks are never more
 than the cores, except one this process waits for (`run_apart`): it takes this process's;
