@@ -4,15 +4,15 @@ Planning a compiled step lowers two graphs with Inductor, the forward's and the 
 each a few seconds and neither needing the other's result; on a machine with a core to spare
 the backward's is lowered in a fork (which has the graph, the fake tensors and the shape
 environment as they are, with nothing to serialise) while this process lowers the forward's.
-Likewise a session's later configs and nanochat invocations are checked (their plans made)
-in a fork while this process checks the first ones, and the graphs of every batch size are
-captured in a fork while a lone check captures its own batch (`beside`). What a fork hands back is plain
+Likewise a session's later configs and nanochat invocations are checked (their plans made) in a
+fork while this process checks the first ones, and the graphs of every batch size are captured
+in a fork while a lone check captures its own batch (`beside`). What a fork hands back is plain
 data (pickled); a fork that fails, dies or takes too long hands back nothing, and the caller
-does the work itself. Each fork takes a core (`spare_cores`), so that forks are never more
-than the cores, except one this process waits for (`run_apart`): it takes this process's;
-and a process that waits for another's work (`waiting`) lends its core meanwhile. A fork
-beside the run (`beside`) takes none: it works at the lowest priority, a head start that
-yields its core to the run's own work whenever that work needs it.
+does the work itself. Each fork takes a core (`spare_cores`), so that forks are never more than
+the cores, except one this process waits for (`run_apart`): it takes this process's; and a
+process that waits for another's work (`waiting`) lends its core meanwhile. A fork beside the
+run (`beside`) takes none: it works at the lowest priority, a head start that yields its core
+to the run's own work whenever that work needs it.
 """
 
 from __future__ import annotations
