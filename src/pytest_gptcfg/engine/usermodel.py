@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from gptlint.runmodel.trainingrun import ModelShape
+from pytest_gptcfg.engine.modelsources import imported_files
 
 
 class UserModelError(Exception):
@@ -84,9 +85,11 @@ def model_factory(path: Path, run_from: Path | None = None) -> ModelFactory:
 
 
 def _digest(path: Path, folders: tuple[Path, ...]) -> str:
-    """What the compiled plan of this model depends on: the bytes of model.py and of every
-    module loaded from `folders` (its imports of the project's modules)."""
-    files = {path}
+    """What the compiled plan of this model depends on: the bytes of model.py, of the
+    project's files its import statements reach, in packages however deep
+    (`modelsources.imported_files`), and of every module loaded from `folders` (an import
+    those statements do not name: `importlib.import_module`)."""
+    files = imported_files(path, folders)
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
         if not (isinstance(file, str) and os.path.isabs(file) and file.endswith(".py")):
