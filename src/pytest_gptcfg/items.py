@@ -26,6 +26,7 @@ from gptlint.lint.discover import selects, walk
 from gptlint.lint.linter import lint_file
 from gptlint.lint.rules import RULE_CODES
 from gptlint.nanogpt.derive import derive_run, project_root
+from gptlint.nanogpt.forkmodel import run_folder
 from gptlint.nanogpt.program import manual_attention
 from gptlint.nanogpt.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, NotNanoGPTError, SchemaError
@@ -332,20 +333,26 @@ class MemoryItem(ConfigItem):
         model_py = self._model_py(cfg, settings)
         if model_py is None:
             return None
-        run_from = None if cfg.schema is NANOGPT_SCHEMA else Path(cfg.schema.origin).parent
+        run_from = None if cfg.schema is NANOGPT_SCHEMA else run_folder(Path(cfg.schema.origin))
         return ProjectModel(model_py, run_from)
 
     def _model_py(self, cfg: EffectiveConfig, settings: Settings) -> Path | None:
         """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for
         a fork whose train.py passes its own model arguments (`Schema.architecture_keys`) or
-        whose model.py changes memory (`Schema.model_differences`: a tanh GELU) or
-        computes attention itself (`program.manual_attention`), the file that train.py
-        imports its GPT from (`Schema.model_py`); else None (nanoGPT's model, built in, or
+        whose model.py changes memory (`Schema.model_differences`: a tanh GELU), may build an
+        optimizer other than AdamW (`Schema.fork_optimizers`: its configure_optimizers is
+        called as train.py calls it) or computes attention itself
+        (`program.manual_attention`), the file that train.py imports its GPT from
+        (`Schema.model_py`); else None (nanoGPT's model, built in, or
         none where train.py's cannot be read: `derive_run` says so)."""
         if settings.model:
             return settings.model
         own = cfg.schema.model_py  # the file train.py imports its GPT from
-        if own is not None and (cfg.schema.model_differences or manual_attention(own)):
+        if own is not None and (
+            cfg.schema.model_differences
+            or cfg.schema.fork_optimizers is not None
+            or manual_attention(own)
+        ):
             return own
         keys = cfg.schema.architecture_keys
         if not keys:

@@ -355,6 +355,60 @@ def test_the_module_of_train_pys_gpt_is_found_as_python_imports_it(tmp_path, imp
         assert module.path == (None if found is None else tmp_path / found)
 
 
+@pytest.mark.parametrize(
+    ("script", "opens", "configurator", "read"),
+    [
+        ("src/train.py", "src/configurator.py", "src/configurator.py", True),  # named from above
+        ("scripts/train.py", "configurator.py", "configurator.py", True),  # the root's
+        ("experiments/train.py", "configurator.py", "experiments/configurator.py", False),
+    ],
+)
+def test_a_training_script_in_a_folder_that_runs_from_the_projects_root_is_read(
+    tmp_path, monkeypatch, capsys, script, opens, configurator, read
+):
+    """A fork that keeps its trainer in a folder and runs it from the root
+    (`python src/train.py config/c.py`: the configurator it opens is named from there) is
+    read for the root's configs; a script run from its own folder is not theirs."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'fork'\n")
+    for name, text in {
+        script: TRAIN_PY.replace("'configurator.py'", repr(opens)),
+        configurator: "# nanoGPT's configurator\n",
+        "config/c.py": "resume_dirs = 'x'\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    _, out = _lint(capsys, "--select", "GPT2", "config/c.py")
+    if read:
+        assert f"resume_dirs is not a {tmp_path / script} config key" in out
+        assert "did you mean resume_dir?" in out
+    else:
+        assert str(tmp_path / script) not in out
+
+
+@pytest.mark.parametrize(
+    ("files", "found"),
+    [
+        (["models/gpt.py"], "models/gpt.py"),  # `python -m src.train` imports from the root
+        (["models/gpt.py", "src/models/gpt.py"], "src/models/gpt.py"),  # the script's own first
+        ([], None),
+    ],
+)
+def test_the_model_of_a_script_run_from_the_root_is_found_from_its_folder_then_the_root(
+    tmp_path, files, found
+):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text("exec(open('src/configurator.py').read())\n")
+    (tmp_path / "src" / "configurator.py").write_text("")
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    imports = gpt_imports(ast.parse("from models.gpt import GPT"))
+    module = model_module(tmp_path / "src" / "train.py", imports)
+    assert module is not None
+    assert module.path == (None if found is None else tmp_path / found)
+
+
 # A training program kept among a fork's configs (a fork that grew its own trainer): it imports
 # the project's code and runs it; never exec'd by train.py's configurator.
 PROGRAM_PY = """\
@@ -832,6 +886,41 @@ def test_an_optimizer_the_models_configure_optimizers_builds_for_the_config_is_s
         "`Muon(...)` in the model's configure_optimizers, not nanoGPT's AdamW, whose state the"
         " estimate counts; pytest --gpt-configs measures it with the fork's own model.py"
     ) in out
+
+
+MATCH_MODEL_PY = """\
+class GPT:
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, kind):
+        match kind:
+            case "adam":
+                return torch.optim.AdamW(self.parameters(), learning_rate, betas)
+            case "sgd" | "sgd-nesterov":
+                return torch.optim.SGD(self.parameters(), learning_rate)
+            case _:
+                return Lion(self.parameters())
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "config", "said"),
+    [
+        ("kind", "", None),
+        ("kind", "kind = 'sgd-nesterov'\n", "7 builds `SGD(...)`"),
+        ("kind", "kind = 'lion'\n", "9 builds `Lion(...)`"),
+        ("self_config.kind", "", "7 may build (behind an `if` static reading cannot evaluate)"),
+    ],
+)
+def test_an_optimizer_a_match_statement_chooses_is_read_case_by_case(
+    tmp_path, monkeypatch, capsys, given, config, said
+):
+    """`match kind:` picks the first case that matches: the others are not built."""
+    train = TRAIN_PY.replace("compile = False\n", "compile = False\nkind = 'adam'\n")
+    train += "weight_decay = 0.1\n" + MUON_CALL.format(flag=given)
+    out = _lint_fork(tmp_path, monkeypatch, capsys, WIDE + config, train, model_py=MATCH_MODEL_PY)
+    if said is None:
+        assert "GPT501 estimated" in out and "AdamW state" in out
+        return
+    assert f"GPT503 GPT501 not checked: {tmp_path / 'model.py'}:{said}" in out
 
 
 @pytest.mark.parametrize(("test", "said"), [("== 'cuda'", "builds"), ("== 'cpu'", None)])

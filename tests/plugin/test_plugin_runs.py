@@ -272,9 +272,14 @@ class Momentum(torch.optim.Optimizer):
 )
 
 
-def test_a_forks_optimizers_are_each_stepped_as_its_train_py_steps_them(project):
+@pytest.mark.parametrize("model_args", ["its own", "nanoGPT's"])
+def test_a_forks_optimizers_are_each_stepped_as_its_train_py_steps_them(project, model_args):
+    """Also where the optimizer is all that differs: the fork's model is built to call its
+    configure_optimizers."""
     fork(project)
     train = FORK_TRAIN_PY.replace("mlp_mult = 4\n", "mlp_mult = 4\nuse_muon = False\n")
+    if model_args == "nanoGPT's":
+        train = train.replace(", mlp_mult=mlp_mult)", ")")
     call = (
         "optimizers = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2),"
         " device_type, use_muon)\n"

@@ -17,7 +17,7 @@ from gptlint.lint.diagnostics import Diagnostic
 from gptlint.lint.noqa import NOQA, suppresses
 from gptlint.lint.rules import RULES_BY_CODE, enabled_codes
 from gptlint.nanogpt.configfile import ConfigFile, parse_config
-from gptlint.nanogpt.forkmodel import module_file
+from gptlint.nanogpt.forkmodel import module_file, run_folder
 from gptlint.nanogpt.resolve import EffectiveConfig, OverrideError, resolve
 from gptlint.nanogpt.schema import NANOGPT_SCHEMA, NotNanoGPTError, schema_for
 from gptlint.settings.table import Settings, SettingsError
@@ -139,7 +139,7 @@ def looks_like_config(file: ConfigFile, settings: Settings) -> bool:
     except NotNanoGPTError:  # a config of such a project still looks like one; linting says why
         schema = NANOGPT_SCHEMA
     runs_code = _runs_code(file.module)
-    project = None if schema is NANOGPT_SCHEMA else Path(schema.origin).parent
+    project = None if schema is NANOGPT_SCHEMA else run_folder(Path(schema.origin))
     if runs_code and project is not None and _imports_project_code(file, project):
         return False
     if file.shape_calls or any(a.key in schema for a in file.assignments):

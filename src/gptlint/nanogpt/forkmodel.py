@@ -5,8 +5,11 @@ estimate (which models nanoGPT's GPT) says it cannot tell instead of answering f
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+import os
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -139,11 +142,45 @@ def gpt_imports(tree: ast.Module) -> tuple[tuple[int, str], ...]:
 
 def model_module(train_py: Path, imports: tuple[tuple[int, str], ...]) -> ModelModule | None:
     """Of the training script at `train_py`'s `imports` (`gpt_imports`), the first whose
-    module is a file of the project, else the first; None where there is none."""
+    module is a file of the project, else the first; None where there is none. A module is
+    looked for from the script's folder, then from the folder it runs from (`run_folder`:
+    `python -m src.train` imports from there)."""
+    folders = dict.fromkeys((train_py.parent, run_folder(train_py)))
     found = [
-        ModelModule(line, module, module_file(train_py.parent, module)) for line, module in imports
+        ModelModule(line, module, next(_files_of(folders, module), None))
+        for line, module in imports
     ]
     return next((m for m in found if m.path is not None), found[0] if found else None)
+
+
+def _files_of(folders: Iterable[Path], dotted: str) -> Iterator[Path]:
+    """`module_file` of `dotted` from each of `folders` that has it."""
+    return (f for f in (module_file(folder, dotted) for folder in folders) if f is not None)
+
+
+_CONFIGURATOR_PATH = re.compile(rb"""['"]([^'"\n]*configurator\.py)['"]""")
+"""A string naming a configurator.py file (`exec(open('src/configurator.py').read())`)."""
+
+
+@lru_cache(maxsize=64)
+def run_folder(train_py: Path) -> Path:
+    """The folder a training script runs from: its own; or, where the configurator it opens
+    by a relative path is no file from its own folder but one from a folder above it
+    (`src/train.py` opening 'src/configurator.py', or 'configurator.py' of the folder above),
+    that folder: the script is run from there (`python src/train.py config/x.py`)."""
+    own = train_py.parent
+    try:
+        text = train_py.read_bytes()
+    except OSError:
+        return own
+    for match in _CONFIGURATOR_PATH.finditer(text):
+        named = match.group(1).decode("utf-8", "replace")
+        if os.path.isabs(named) or (own / named).is_file():
+            return own
+        above = next((f for f in own.parents if (f / named).is_file()), None)
+        if above is not None:
+            return above
+    return own
 
 
 def module_file(folder: Path, dotted: str) -> Path | None:
@@ -570,12 +607,21 @@ def fork_optimizers(model_py: Path, tree: ast.Module) -> ForkOptimizers | None:
 def _builds(
     body: list[ast.stmt], conditions: tuple[tuple[str, bool], ...]
 ) -> Iterator[OptimizerBuild]:
-    """The optimizer builds of `body` (`fork_optimizers`), under `conditions`."""
+    """The optimizer builds of `body` (`fork_optimizers`), under `conditions`: an `if`'s
+    test, and a `match` case's (`_case_test`) with the earlier cases' failed."""
     for statement in body:
         if isinstance(statement, ast.If):
             test = ast.unparse(statement.test)
             yield from _builds(statement.body, (*conditions, (test, True)))
             yield from _builds(statement.orelse, (*conditions, (test, False)))
+            continue
+        if isinstance(statement, ast.Match):
+            subject = ast.unparse(statement.subject)
+            earlier: tuple[tuple[str, bool], ...] = ()
+            for case in statement.cases:
+                test = _case_test(subject, case)
+                yield from _builds(case.body, (*conditions, *earlier, (test, True)))
+                earlier += ((test, False),)
             continue
         if isinstance(statement, ast.Raise):
             continue
@@ -585,6 +631,26 @@ def _builds(
                 name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
                 if _optimizer_class(name):
                     yield OptimizerBuild(name, node.lineno, conditions)
+
+
+def _case_test(subject: str, case: ast.match_case) -> str:
+    """A `match` case as an `if` test on `subject` (source): a value or an `|` of values is a
+    comparison, a name or `_` matches anything, its guard is `and`-ed; any other pattern is a
+    test `condition_holds` cannot tell."""
+
+    def test(pattern: ast.pattern) -> str:
+        if isinstance(pattern, ast.MatchValue):
+            return f"{subject} == {ast.unparse(pattern.value)}"
+        if isinstance(pattern, ast.MatchSingleton):
+            return f"{subject} is {pattern.value!r}"
+        if isinstance(pattern, ast.MatchOr):
+            return " or ".join(f"({test(p)})" for p in pattern.patterns)
+        if isinstance(pattern, ast.MatchAs) and pattern.pattern is None:
+            return "True"
+        return f"{subject} matches {ast.unparse(pattern)}"  # not Python: never told
+
+    tested = test(case.pattern)
+    return tested if case.guard is None else f"({tested}) and ({ast.unparse(case.guard)})"
 
 
 def _optimizer_class(name: str) -> bool:

@@ -37,6 +37,7 @@ from gptlint.nanogpt.forkmodel import (
     other_models,
     parse_model_py,
     pretrained_overrides,
+    run_folder,
     sequence_key,
 )
 from gptlint.nanogpt.machine import target_calls
@@ -602,8 +603,9 @@ def _folder_of(config_path: Path) -> str:
 @lru_cache(maxsize=256)
 def _find_scripts(folder: str) -> tuple[tuple[Path, ...], Path | None]:
     """The training scripts that run configurator.py in the nearest folder that has any, from
-    `folder` up to the project root; or, where the nearest training script is a train.py that
-    does not run it (a Lightning or dataclass-settings project), no script and that train.py."""
+    `folder` up to the project root, else those in the root's folders that run from the root
+    (`_run_from_root`); or, where the nearest training script is a train.py that does not run
+    it (a Lightning or dataclass-settings project), no script and that train.py."""
     directory = Path(folder).resolve()
     for candidate_dir in (directory, *directory.parents):
         found = _training_scripts(candidate_dir)
@@ -612,8 +614,21 @@ def _find_scripts(folder: str) -> tuple[tuple[Path, ...], Path | None]:
         if _is_code(candidate_dir / "train.py"):
             return (), candidate_dir / "train.py"
         if (candidate_dir / "pyproject.toml").exists() or (candidate_dir / ".git").exists():
-            return (), None
+            return _run_from_root(candidate_dir), None
     return (), None
+
+
+def _run_from_root(root: Path) -> tuple[Path, ...]:
+    """The training scripts in the folders of the project's `root` (one level down) that run
+    from the root (`forkmodel.run_folder`: `src/train.py` opening 'src/configurator.py'),
+    train.py first."""
+    try:
+        with os.scandir(root) as entries:
+            folders = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return ()
+    found = [s for name in folders for s in _training_scripts(root / name) if run_folder(s) == root]
+    return tuple(sorted(found, key=lambda script: script.name != "train.py"))
 
 
 _CODE = re.compile(rb"^(?:async\s+def|def|class)\s|__name__\s*==", re.M)
