@@ -386,6 +386,21 @@ def test_a_training_script_in_a_folder_that_runs_from_the_projects_root_is_read(
         assert str(tmp_path / script) not in out
 
 
+@pytest.mark.parametrize("named", ["y" * 5000 + "/configurator.py", "a\\x00b/configurator.py"])
+def test_a_configurator_path_the_file_system_cannot_look_at_is_passed_over(
+    tmp_path, monkeypatch, capsys, named
+):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'fork'\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text(TRAIN_PY.replace("'configurator.py'", repr(named)))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "c.py").write_text("resume_dirs = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    code, out = _lint(capsys, "--select", "GPT2", "config/c.py")
+    assert code == 1 and "GPT204 resume_dirs is not a nanoGPT config key" in out
+    assert "src/train.py" not in out
+
+
 @pytest.mark.parametrize(
     ("files", "found"),
     [

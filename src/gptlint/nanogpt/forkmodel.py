@@ -175,12 +175,21 @@ def run_folder(train_py: Path) -> Path:
         return own
     for match in _CONFIGURATOR_PATH.finditer(text):
         named = match.group(1).decode("utf-8", "replace")
-        if os.path.isabs(named) or (own / named).is_file():
+        if os.path.isabs(named) or _is_file(own / named):
             return own
-        above = next((f for f in own.parents if (f / named).is_file()), None)
+        above = next((f for f in own.parents if _is_file(f / named)), None)
         if above is not None:
             return above
     return own
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; False where it cannot be looked at (a name too long for the
+    file system, a NUL byte, a folder not readable)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def module_file(folder: Path, dotted: str) -> Path | None:
