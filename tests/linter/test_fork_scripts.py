@@ -877,32 +877,6 @@ MUON_CALL = (
 )
 
 
-@pytest.mark.parametrize(
-    ("flag", "config", "said"),
-    [
-        ("use_muon", "", None),
-        ("use_muon", "use_muon = True\n", "builds"),
-        ("use_muon and device_type == 'cuda'", "use_muon = True\n", "may build"),
-        ("True", "", "builds"),
-    ],
-)
-def test_an_optimizer_the_models_configure_optimizers_builds_for_the_config_is_said(
-    tmp_path, monkeypatch, capsys, flag, config, said
-):
-    train = TRAIN_PY.replace("compile = False\n", "compile = False\nuse_muon = False\n")
-    train += "weight_decay = 0.1\n" + MUON_CALL.format(flag=flag)
-    out = _lint_fork(tmp_path, monkeypatch, capsys, WIDE + config, train, model_py=MUON_MODEL_PY)
-    if said is None:
-        assert "GPT501 estimated" in out and "AdamW state" in out
-        return
-    assert "GPT501 estimated" not in out
-    assert f"GPT503 GPT501 not checked: {tmp_path / 'model.py'}:7 {said}" in out
-    assert (
-        "`Muon(...)` in the model's configure_optimizers, not nanoGPT's AdamW, whose state the"
-        " estimate counts; pytest --gpt-configs measures it with the fork's own model.py"
-    ) in out
-
-
 MATCH_MODEL_PY = """\
 class GPT:
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, kind):
@@ -915,27 +889,40 @@ class GPT:
                 return Lion(self.parameters())
 """
 
+MAY = "may build (behind an `if` static reading cannot evaluate)"
+
 
 @pytest.mark.parametrize(
-    ("given", "config", "said"),
+    ("model_py", "flag", "config", "said"),
     [
-        ("kind", "", None),
-        ("kind", "kind = 'sgd-nesterov'\n", "7 builds `SGD(...)`"),
-        ("kind", "kind = 'lion'\n", "9 builds `Lion(...)`"),
-        ("self_config.kind", "", "7 may build (behind an `if` static reading cannot evaluate)"),
+        (MUON_MODEL_PY, "use_muon", "", None),
+        (MUON_MODEL_PY, "use_muon", "use_muon = True\n", "7 builds `Muon(...)`"),
+        (MUON_MODEL_PY, "use_muon and device_type == 'cuda'", "use_muon = True\n",
+         f"7 {MAY} `Muon(...)`"),
+        (MUON_MODEL_PY, "True", "", "7 builds `Muon(...)`"),
+        # `match kind:` takes the first case that matches: the others are not built
+        (MATCH_MODEL_PY, "kind", "", None),
+        (MATCH_MODEL_PY, "kind", "kind = 'sgd-nesterov'\n", "7 builds `SGD(...)`"),
+        (MATCH_MODEL_PY, "kind", "kind = 'lion'\n", "9 builds `Lion(...)`"),
+        (MATCH_MODEL_PY, "self_config.kind", "", f"7 {MAY} `SGD(...)`"),
     ],
-)
-def test_an_optimizer_a_match_statement_chooses_is_read_case_by_case(
-    tmp_path, monkeypatch, capsys, given, config, said
+)  # fmt: skip
+def test_an_optimizer_the_models_configure_optimizers_builds_for_the_config_is_said(
+    tmp_path, monkeypatch, capsys, model_py, flag, config, said
 ):
-    """`match kind:` picks the first case that matches: the others are not built."""
-    train = TRAIN_PY.replace("compile = False\n", "compile = False\nkind = 'adam'\n")
-    train += "weight_decay = 0.1\n" + MUON_CALL.format(flag=given)
-    out = _lint_fork(tmp_path, monkeypatch, capsys, WIDE + config, train, model_py=MATCH_MODEL_PY)
+    keys = "compile = False\nuse_muon = False\nkind = 'adam'\n"
+    train = TRAIN_PY.replace("compile = False\n", keys)
+    train += "weight_decay = 0.1\n" + MUON_CALL.format(flag=flag)
+    out = _lint_fork(tmp_path, monkeypatch, capsys, WIDE + config, train, model_py=model_py)
     if said is None:
         assert "GPT501 estimated" in out and "AdamW state" in out
         return
-    assert f"GPT503 GPT501 not checked: {tmp_path / 'model.py'}:{said}" in out
+    assert "GPT501 estimated" not in out
+    assert (
+        f"GPT503 GPT501 not checked: {tmp_path / 'model.py'}:{said} in the model's"
+        " configure_optimizers, not nanoGPT's AdamW, whose state the estimate counts; pytest"
+        " --gpt-configs measures it with the fork's own model.py"
+    ) in out
 
 
 @pytest.mark.parametrize(("test", "said"), [("== 'cuda'", "builds"), ("== 'cpu'", None)])
