@@ -25,7 +25,7 @@ from gptlint.lint.diagnostics import Diagnostic
 from gptlint.lint.discover import selects, walk
 from gptlint.lint.linter import lint_file
 from gptlint.lint.rules import RULE_CODES
-from gptlint.nanogpt.derive import derive_run, project_root
+from gptlint.nanogpt.derive import derive_run, fork_optimizer, project_root
 from gptlint.nanogpt.forkmodel import run_folder
 from gptlint.nanogpt.program import manual_attention
 from gptlint.nanogpt.resolve import ConfigError, EffectiveConfig, OverrideError, load_config
@@ -340,8 +340,8 @@ class MemoryItem(ConfigItem):
         """The project's model.py to build: `--gpt-model` / `[tool.gptlint] model`; else, for
         a fork whose train.py passes its own model arguments (`Schema.architecture_keys`) or
         whose model.py changes memory (`Schema.model_differences`: a tanh GELU), may build an
-        optimizer other than AdamW (`Schema.fork_optimizers`: its configure_optimizers is
-        called as train.py calls it) or computes attention itself
+        optimizer other than AdamW for this config (`derive.fork_optimizer`: its
+        configure_optimizers is called as train.py calls it) or computes attention itself
         (`program.manual_attention`), the file that train.py imports its GPT from
         (`Schema.model_py`); else None (nanoGPT's model, built in, or
         none where train.py's cannot be read: `derive_run` says so)."""
@@ -349,9 +349,7 @@ class MemoryItem(ConfigItem):
             return settings.model
         own = cfg.schema.model_py  # the file train.py imports its GPT from
         if own is not None and (
-            cfg.schema.model_differences
-            or cfg.schema.fork_optimizers is not None
-            or manual_attention(own)
+            cfg.schema.model_differences or fork_optimizer(cfg) is not None or manual_attention(own)
         ):
             return own
         keys = cfg.schema.architecture_keys

@@ -380,7 +380,7 @@ def derive_run(
     if not own_model:
         for difference in config.schema.model_differences:
             reader.fail("model", difference, architecture=True)
-        builds = _fork_optimizer(config)
+        builds = fork_optimizer(config)
         if builds is not None:
             reader.fail("optimizer", builds, architecture=True)
         kv = config.schema.model_kv_default
@@ -580,7 +580,7 @@ def optimizer_args(config: EffectiveConfig, settled: dict[str, Any]) -> Optimize
         )
 
 
-def _fork_optimizer(config: EffectiveConfig) -> str | None:
+def fork_optimizer(config: EffectiveConfig) -> str | None:
     """Where the model's own `configure_optimizers` (the fork's model.py), called as train.py
     calls it (its `device_type` a GPU's), builds for `config` an optimizer whose state is not
     AdamW's, or may (behind an `if` static reading cannot evaluate): said with the line; None
