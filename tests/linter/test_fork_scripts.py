@@ -889,6 +889,14 @@ class GPT:
                 return Lion(self.parameters())
 """
 
+EARLY_RETURN_MODEL_PY = """\
+class GPT:
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, use_muon):
+        if not use_muon:
+            return torch.optim.AdamW(self.parameters(), learning_rate, betas)
+        return [Muon(self.matrices, lr=0.02), torch.optim.AdamW(self.rest, learning_rate)]
+"""
+
 MAY = "may build (behind an `if` static reading cannot evaluate)"
 
 
@@ -905,6 +913,9 @@ MAY = "may build (behind an `if` static reading cannot evaluate)"
         (MATCH_MODEL_PY, "kind", "kind = 'sgd-nesterov'\n", "7 builds `SGD(...)`"),
         (MATCH_MODEL_PY, "kind", "kind = 'lion'\n", "9 builds `Lion(...)`"),
         (MATCH_MODEL_PY, "self_config.kind", "", f"7 {MAY} `SGD(...)`"),
+        # what follows an `if` that returns runs only where its test is false
+        (EARLY_RETURN_MODEL_PY, "use_muon", "", None),
+        (EARLY_RETURN_MODEL_PY, "use_muon", "use_muon = True\n", "5 builds `Muon(...)`"),
     ],
 )  # fmt: skip
 def test_an_optimizer_the_models_configure_optimizers_builds_for_the_config_is_said(

@@ -617,12 +617,17 @@ def _builds(
     body: list[ast.stmt], conditions: tuple[tuple[str, bool], ...]
 ) -> Iterator[OptimizerBuild]:
     """The optimizer builds of `body` (`fork_optimizers`), under `conditions`: an `if`'s
-    test, and a `match` case's (`_case_test`) with the earlier cases' failed."""
+    test, and a `match` case's (`_case_test`) with the earlier cases' failed. What follows an
+    `if` one of whose branches returns (`if not use_muon: return AdamW(...)`) is under the
+    other branch's truth."""
     for statement in body:
         if isinstance(statement, ast.If):
             test = ast.unparse(statement.test)
             yield from _builds(statement.body, (*conditions, (test, True)))
             yield from _builds(statement.orelse, (*conditions, (test, False)))
+            leaves, otherwise = _leaves(statement.body), _leaves(statement.orelse)
+            if leaves != otherwise:  # one branch returns: the rest runs under the other
+                conditions = (*conditions, (test, otherwise))
             continue
         if isinstance(statement, ast.Match):
             subject = ast.unparse(statement.subject)
@@ -640,6 +645,12 @@ def _builds(
                 name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
                 if _optimizer_class(name):
                     yield OptimizerBuild(name, node.lineno, conditions)
+
+
+def _leaves(body: list[ast.stmt]) -> bool:
+    """Whether `body` ends by returning (what follows it never runs after it). One that
+    raises is not counted: the run stops there, and a run that goes on builds what follows."""
+    return bool(body) and isinstance(body[-1], ast.Return)
 
 
 def _case_test(subject: str, case: ast.match_case) -> str:
