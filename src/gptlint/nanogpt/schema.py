@@ -618,10 +618,11 @@ def _find_scripts(folder: str) -> tuple[tuple[Path, ...], Path | None]:
     return (), None
 
 
+@lru_cache(maxsize=16)
 def _run_from_root(root: Path) -> tuple[Path, ...]:
     """The training scripts in the folders of the project's `root` (one level down) that run
     from the root (`forkmodel.run_folder`: `src/train.py` opening 'src/configurator.py'),
-    train.py first."""
+    train.py first; read once per root, however many of its folders' configs ask."""
     try:
         with os.scandir(root) as entries:
             folders = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
